@@ -1,0 +1,457 @@
+"""DMARC policy records at `_dmarc[.sub]` (RFC 7489, and its successor RFC 9989).
+
+Receivers built on either RFC are in the field, so a record is checked against both: RFC 9989 drops
+`pct`, `rf` and `ri` and adds `t` and `np`; what one generation ignores the other may apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pipeline.diff.context import RRsetKey, ZoneContext
+from pipeline.diff.errors import RecordSyntaxError
+from pipeline.diff.kinds import kind_of
+from pipeline.diff.rrset import diff_single_record, single
+from pipeline.diff.taglist import Tag, parse_tag_list, require_version, tag_value, uri_list
+from pipeline.model import Fact, Finding, RecordKind, Severity, fact
+
+POLICIES = ("none", "quarantine", "reject")  # in order of strictness
+ALIGNMENT_MODES = ("r", "s")  # relaxed, then strict
+FAILURE_OPTIONS = frozenset({"0", "1", "d", "s"})
+KNOWN_TAGS = frozenset(
+    {"v", "p", "sp", "np", "pct", "rua", "ruf", "adkim", "aspf", "fo", "rf", "ri", "t", "psd"}
+)
+# Tags with their own facts; every other tag change is a `dmarc.tag` fact.
+_DIFFED_TAGS = frozenset({"v", "p", "sp", "np", "pct", "rua", "ruf", "adkim", "aspf"})
+
+
+@dataclass(frozen=True)
+class DmarcRecord:
+    """A parsed DMARC record; tag fields are None when the tag is absent (see effective_*)."""
+
+    tags: tuple[Tag, ...]
+    p: str | None
+    sp: str | None
+    np: str | None
+    pct: int | None
+    rua: tuple[str, ...]
+    ruf: tuple[str, ...]
+    adkim: str | None
+    aspf: str | None
+    fo: str | None
+    testing: bool  # RFC 9989 t=y
+
+    @property
+    def effective_p(self) -> str:
+        # RFC 9989 4.7: a missing p is treated as p=none.
+        return self.p or "none"
+
+    @property
+    def effective_sp(self) -> str:
+        return self.sp or self.effective_p
+
+    @property
+    def effective_np(self) -> str:
+        # RFC 9989 4.7 (and RFC 9091): np falls back to sp, which falls back to p.
+        return self.np or self.effective_sp
+
+    @property
+    def effective_pct(self) -> int:
+        return 100 if self.pct is None else self.pct
+
+    @property
+    def effective_adkim(self) -> str:
+        return self.adkim or "r"
+
+    @property
+    def effective_aspf(self) -> str:
+        return self.aspf or "r"
+
+    def bimi_problem(self) -> str | None:
+        """Why this policy does not qualify the domain for BIMI (rule B2), or None when it does."""
+        if self.effective_sp == "none":
+            return "sp=none disqualifies BIMI"
+        if self.testing:
+            return "t=y (testing) is not an enforced policy"
+        if self.effective_p == "reject":
+            return None
+        if self.effective_p == "quarantine":
+            if self.effective_pct == 100:
+                return None
+            return f"p=quarantine with pct={self.effective_pct} is not full enforcement"
+        return "p=none is not an enforced policy"
+
+
+def parse(text: str) -> DmarcRecord:
+    tags = _tags(text)
+    errors = [f for f in _tag_findings(tags, "") if f.severity is Severity.ERROR]
+    if errors:
+        raise RecordSyntaxError(errors[0].message, errors[0].code)
+    pct = tag_value(tags, "pct")
+    t = tag_value(tags, "t")
+    return DmarcRecord(
+        tags=tags,
+        p=_lower(tag_value(tags, "p")),
+        sp=_lower(tag_value(tags, "sp")),
+        np=_lower(tag_value(tags, "np")),
+        pct=None if pct is None else int(pct),
+        rua=uri_list(tag_value(tags, "rua") or ""),
+        ruf=uri_list(tag_value(tags, "ruf") or ""),
+        adkim=_lower(tag_value(tags, "adkim")),
+        aspf=_lower(tag_value(tags, "aspf")),
+        fo=tag_value(tags, "fo"),
+        testing=(t or "").lower() == "y",
+    )
+
+
+def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -> list[Finding]:
+    findings: list[Finding] = []
+    records = [v for v in values if _looks_like_dmarc(v)]
+    for other in values:
+        if not _looks_like_dmarc(other):
+            findings.append(
+                Finding(
+                    "D1",
+                    Severity.ERROR,
+                    f"'{_short(other)}' does not start with v=DMARC1, so receivers discard it "
+                    "(RFC 7489 6.6.3); remove it or fix its version tag",
+                    name,
+                )
+            )
+    if len(records) > 1:
+        findings.append(
+            Finding(
+                "D6",
+                Severity.ERROR,
+                f"{len(records)} DMARC records at {ctx.fqdn(name)}: receivers then apply no policy "
+                "at all (RFC 7489 6.6.3); keep exactly one",
+                name,
+            )
+        )
+    for text in records:
+        try:
+            tags = _tags(text)
+        except RecordSyntaxError as err:
+            findings.append(Finding(err.code, Severity.ERROR, err.message, name))
+            continue
+        findings.extend(_tag_findings(tags, name))
+        for uri in uri_list(tag_value(tags, "rua") or "") + uri_list(tag_value(tags, "ruf") or ""):
+            findings.extend(_authorisation_findings(uri, name, ctx))
+    return findings
+
+
+def facts(
+    name: str, rtype: str, before: tuple[str, ...], after: tuple[str, ...], ctx: ZoneContext
+) -> list[Fact]:
+    def diff(old: DmarcRecord | None, new: DmarcRecord | None) -> list[Fact]:
+        return _diff(old, new, ctx)
+
+    found = diff_single_record("dmarc", before, after, parse, diff)
+    if found:
+        found.extend(_bimi_facts(name, before, after, ctx))
+    return found
+
+
+def destination_domain(uri: str) -> str | None:
+    """The domain a report URI delivers to: `mailto:x@d.example!10m` -> `d.example`."""
+    scheme, _, rest = uri.partition(":")
+    rest = rest.split("!", 1)[0]
+    if scheme.lower() == "mailto":
+        _, at, domain = rest.rpartition("@")
+        return domain.lower().rstrip(".") or None if at else None
+    host = urlsplit(uri.split("!", 1)[0]).hostname
+    return host.lower() if host else None
+
+
+def is_external(domain: str, zone: str) -> bool:
+    zone = zone.lower()
+    return domain != zone and not domain.endswith("." + zone)
+
+
+def dmarc_name_for(domain_name: str, desired: Mapping[RRsetKey, tuple[str, ...]]) -> str:
+    """The DMARC record name governing `domain_name` ("" = apex): its own, else the apex one."""
+    own = f"_dmarc.{domain_name}" if domain_name else "_dmarc"
+    return own if (own, "TXT") in desired else "_dmarc"
+
+
+# --- parsing and checks ---------------------------------------------------------------------------
+
+
+def _looks_like_dmarc(value: str) -> bool:
+    return value.strip().lower().replace(" ", "").startswith("v=dmarc")
+
+
+def _tags(text: str) -> tuple[Tag, ...]:
+    # RFC 7489 6.4: tag names are ABNF literals (case-insensitive), but "DMARC1" is spelled %x44...
+    # so the version value is case-sensitive.
+    tags = parse_tag_list(text, "D4", lower_names=True)
+    require_version(tags, "DMARC1", "D1")
+    return tags
+
+
+def _lower(value: str | None) -> str | None:
+    return None if value is None else value.lower()
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _tag_findings(tags: tuple[Tag, ...], name: str) -> list[Finding]:
+    findings: list[Finding] = []
+
+    def add(code: str, severity: Severity, message: str) -> None:
+        findings.append(Finding(code, severity, message, name))
+
+    names = [t.name for t in tags]
+    if "p" not in names:
+        add(
+            "D2",
+            Severity.WARNING,
+            "no p= tag: RFC 7489 receivers treat the record as invalid unless rua is usable, RFC "
+            "9989 ones as p=none; add p=none (or stricter) right after v=DMARC1",
+        )
+    elif names.index("p") != 1:
+        add(
+            "D2",
+            Severity.WARNING,
+            "p= is not the tag right after v=DMARC1, which RFC 7489 requires; move it there",
+        )
+    for tag in tags:
+        value = tag.value.lower()
+        if tag.name in ("p", "sp", "np") and value not in POLICIES:
+            add(
+                "D3",
+                Severity.ERROR,
+                f"{tag}: {tag.name} must be none, quarantine or reject; receivers may ignore the "
+                "whole record",
+            )
+        elif tag.name in ("adkim", "aspf") and value not in ALIGNMENT_MODES:
+            add("D4", Severity.ERROR, f"{tag}: {tag.name} must be r (relaxed) or s (strict)")
+        elif tag.name == "fo" and not set(value.split(":")) <= FAILURE_OPTIONS:
+            add("D4", Severity.ERROR, f"{tag}: fo must be a colon-separated list of 0, 1, d, s")
+        elif tag.name == "pct":
+            findings.extend(_pct_findings(tag, name))
+        elif tag.name == "ri" and not tag.value.isdigit():
+            add("D4", Severity.ERROR, f"{tag}: ri must be a whole number of seconds")
+        elif tag.name == "t" and value not in ("y", "n"):
+            add("D4", Severity.ERROR, f"{tag}: t must be y or n (RFC 9989)")
+        elif tag.name == "t" and value == "y":
+            add(
+                "D5",
+                Severity.WARNING,
+                "t=y (RFC 9989 testing mode) is unknown to RFC 7489 receivers, which apply the "
+                "policy in full",
+            )
+        elif tag.name == "psd" and value not in ("y", "n", "u"):
+            add("D4", Severity.ERROR, f"{tag}: psd must be y, n or u (RFC 9989)")
+        elif tag.name in ("rua", "ruf"):
+            for uri in uri_list(tag.value):
+                if not _valid_report_uri(uri):
+                    add(
+                        "D4",
+                        Severity.ERROR,
+                        f"{tag.name} entry '{uri}' is not a report URI such as "
+                        "mailto:dmarc@example.com",
+                    )
+        elif tag.name not in KNOWN_TAGS:
+            add(
+                "D5",
+                Severity.WARNING,
+                f"unknown tag {tag}: receivers ignore it; check the spelling or remove it",
+            )
+    return findings
+
+
+def _pct_findings(tag: Tag, name: str) -> list[Finding]:
+    if not tag.value.isdigit() or not 0 <= int(tag.value) <= 100:
+        return [Finding("D4", Severity.ERROR, f"{tag}: pct must be a whole number 0-100", name)]
+    if int(tag.value) != 100:
+        # RFC 9989 removed pct: its receivers apply the policy to all mail.
+        return [
+            Finding(
+                "D5",
+                Severity.WARNING,
+                f"{tag}: RFC 9989 receivers ignore pct and apply the policy to 100% of mail; "
+                "use t=y for a testing phase where that matters",
+                name,
+            )
+        ]
+    return []
+
+
+def _valid_report_uri(uri: str) -> bool:
+    scheme, colon, rest = uri.partition(":")
+    if not colon or not scheme.isalpha() or not rest:
+        return False
+    return destination_domain(uri) is not None
+
+
+def _authorisation_findings(uri: str, name: str, ctx: ZoneContext) -> list[Finding]:
+    dest = destination_domain(uri)
+    if dest is None or not is_external(dest, ctx.zone):
+        return []
+    authorised = ctx.report_authorised(ctx.zone, dest)
+    record = f"{ctx.zone}._report._dmarc.{dest}"
+    if authorised is False:
+        return [
+            Finding(
+                "D7",
+                Severity.WARNING,
+                f"reports to {uri} go to another domain that does not authorise them (no TXT "
+                f"v=DMARC1 at {record}), so receivers silently drop them (RFC 7489 7.1); ask "
+                f"{dest} to publish it",
+                name,
+            )
+        ]
+    if authorised is None:
+        return [
+            Finding(
+                "D7",
+                Severity.INFO,
+                f"could not check that {dest} authorises reports for {ctx.zone} (TXT at {record})",
+                name,
+            )
+        ]
+    return []
+
+
+# --- facts -------------------------------------------------------------------------------------
+
+
+def _rank(order: tuple[str, ...], value: str | None) -> int:
+    return order.index(value or order[0])
+
+
+def _direction(order: tuple[str, ...], old: str | None, new: str | None) -> str:
+    return "stricter" if _rank(order, new) > _rank(order, old) else "looser"
+
+
+def _diff(old: DmarcRecord | None, new: DmarcRecord | None, ctx: ZoneContext) -> list[Fact]:
+    facts = _policy_facts(old, new)
+    if old is not None and new is not None and old.effective_pct != new.effective_pct:
+        facts.append(
+            fact(
+                "dmarc.pct",
+                str(old.effective_pct),
+                str(new.effective_pct),
+                direction="increase" if new.effective_pct > old.effective_pct else "decrease",
+                policy=new.effective_p,
+            )
+        )
+    facts.extend(_destination_facts("dmarc.rua", _uris(old, "rua"), _uris(new, "rua"), ctx))
+    facts.extend(_destination_facts("dmarc.ruf", _uris(old, "ruf"), _uris(new, "ruf"), ctx))
+    for tag in ("adkim", "aspf"):
+        before = None if old is None else getattr(old, f"effective_{tag}")
+        after = None if new is None else getattr(new, f"effective_{tag}")
+        if _rank(ALIGNMENT_MODES, before) != _rank(ALIGNMENT_MODES, after):
+            facts.append(
+                fact(
+                    f"dmarc.{tag}",
+                    before,
+                    after,
+                    direction=_direction(ALIGNMENT_MODES, before, after),
+                )
+            )
+    facts.extend(_other_tag_facts(old, new))
+    return facts
+
+
+def _policy_facts(old: DmarcRecord | None, new: DmarcRecord | None) -> list[Fact]:
+    """p, sp, np: compared as effective values; no record at all counts as none."""
+    facts: list[Fact] = []
+    for tag in ("p", "sp", "np"):
+        explicit = any(r is not None and getattr(r, tag) is not None for r in (old, new))
+        if tag != "p" and not explicit:
+            continue
+        before = None if old is None else getattr(old, f"effective_{tag}")
+        after = None if new is None else getattr(new, f"effective_{tag}")
+        if _rank(POLICIES, before) == _rank(POLICIES, after):
+            continue
+        attrs: dict[str, str | int | bool] = {"direction": _direction(POLICIES, before, after)}
+        if new is not None:
+            attrs["pct"] = new.effective_pct
+        facts.append(fact(f"dmarc.{tag}", before, after, **attrs))
+    return facts
+
+
+def _uris(record: DmarcRecord | None, tag: str) -> tuple[str, ...]:
+    if record is None:
+        return ()
+    uris: tuple[str, ...] = getattr(record, tag)
+    return uris
+
+
+def _destination_facts(
+    code: str, old: tuple[str, ...], new: tuple[str, ...], ctx: ZoneContext
+) -> list[Fact]:
+    def external(uri: str) -> bool:
+        dest = destination_domain(uri)
+        return dest is not None and is_external(dest, ctx.zone)
+
+    removed = [fact(code, old=u, external=external(u)) for u in old if u not in new]
+    added = [fact(code, new=u, external=external(u)) for u in new if u not in old]
+    return removed + added
+
+
+def _other_tag_facts(old: DmarcRecord | None, new: DmarcRecord | None) -> list[Fact]:
+    before = {t.name: t for t in (old.tags if old else ()) if t.name not in _DIFFED_TAGS}
+    after = {t.name: t for t in (new.tags if new else ()) if t.name not in _DIFFED_TAGS}
+    facts: list[Fact] = []
+    for tag in [*before, *(n for n in after if n not in before)]:
+        b, a = before.get(tag), after.get(tag)
+        if b != a:
+            facts.append(fact("dmarc.tag", _text(b), _text(a), tag=tag))
+    return facts
+
+
+def _text(tag: Tag | None) -> str | None:
+    return None if tag is None else str(tag)
+
+
+def _bimi_facts(
+    name: str, before: tuple[str, ...], after: tuple[str, ...], ctx: ZoneContext
+) -> list[Fact]:
+    """`dmarc.breaks_bimi`: this change makes a published BIMI record fail B2."""
+    governed = _governed_bimi(name, ctx)
+    if not governed:
+        return []
+    old_problem = _bimi_problem(before)
+    new_problem = _bimi_problem(after)
+    if old_problem is not None or new_problem is None:
+        return []
+    return [fact("dmarc.breaks_bimi", new=new_problem, bimi=", ".join(governed))]
+
+
+def _bimi_problem(values: tuple[str, ...]) -> str | None:
+    try:
+        record = single(values, parse)
+    except RecordSyntaxError as err:
+        return f"the DMARC record cannot be parsed: {err.message}"
+    if record is None:
+        return "no DMARC record"
+    return record.bimi_problem()
+
+
+def _governed_bimi(dmarc_name: str, ctx: ZoneContext) -> list[str]:
+    names = []
+    for (name, rtype), values in ctx.desired.items():
+        if values and kind_of(name, rtype) is RecordKind.BIMI:
+            domain = name.split("._bimi", 1)[1].lstrip(".") if "._bimi" in name else ""
+            if dmarc_name_for(domain, ctx.desired) == dmarc_name and _enforces_logo(values):
+                names.append(ctx.fqdn(name))
+    return sorted(names)
+
+
+def _enforces_logo(values: tuple[str, ...]) -> bool:
+    # A BIMI declination record (empty l= and a=) asks for no logo, so no DMARC change can break it.
+    for value in values:
+        try:
+            tags = parse_tag_list(value, "B1", lower_names=True)
+        except RecordSyntaxError:
+            return True
+        if tag_value(tags, "l") or tag_value(tags, "a"):
+            return True
+    return False

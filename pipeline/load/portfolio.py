@@ -1,0 +1,362 @@
+"""The repository as typed values: client profiles, zone files, providers, sender catalog, risk rules.
+
+Layout (product.md): zones/<client>/<domain>.yaml, policy/clients/<client>.yaml, policy/providers.yaml,
+policy/senders.yaml, policy/risk-rules.yaml, policy/settings.yaml, JSON Schemas in policy/schemas/.
+Every problem is an InputError naming the file and line; `collect_problems` gathers them all for
+`dmarcops validate`, `load_portfolio` stops at the first.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pipeline.classify.rules import RiskRules, rules_from_data
+from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector
+from pipeline.errors import InputError
+from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
+
+
+@dataclass(frozen=True)
+class Freeze:
+    start: date
+    end: date  # inclusive
+    reason: str
+
+    def covers(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    id: str
+    name: str
+    provider: str
+    domains: tuple[str, ...]
+    regulated: bool = False
+    industry: str = ""
+    timezone: str = "UTC"
+    freezes: tuple[Freeze, ...] = ()
+    dkim: Mapping[str, DkimLifecycle] = field(default_factory=dict)
+    file: Path = Path()
+
+    def freeze_on(self, day: date) -> Freeze | None:
+        return next((f for f in self.freezes if f.covers(day)), None)
+
+
+@dataclass(frozen=True)
+class Sender:
+    name: str
+    spf: tuple[str, ...]
+    lookups: int
+    pre_approved: bool
+
+
+@dataclass(frozen=True)
+class SenderCatalog:
+    senders: tuple[Sender, ...] = ()
+
+    def sender_for(self, term: str) -> Sender | None:
+        term = term.lower()
+        return next((s for s in self.senders if term in (t.lower() for t in s.spf)), None)
+
+    def pre_approved_sender(self, term: str) -> str | None:
+        sender = self.sender_for(term)
+        return sender.name if sender and sender.pre_approved else None
+
+    def lookup_costs(self) -> dict[str, int]:
+        """Term -> lookups it costs, for estimating budgets where DNS cannot be asked."""
+        costs: dict[str, int] = {}
+        for sender in self.senders:
+            querying = [t for t in sender.spf if not t.startswith(("ip4:", "ip6:"))]
+            for term in querying:
+                # A sender's total is charged once, on its first querying term.
+                costs[term.lower()] = sender.lookups if term == querying[0] else 1
+        return costs
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    options: Mapping[str, Any]
+    file: Path
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    nameservers: tuple[str, ...] = ()
+    port: int = 53
+    timeout: float = 3.0
+    concurrency: int = 8
+
+
+@dataclass(frozen=True)
+class ZoneFile:
+    client: str
+    domain: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    root: Path
+    clients: Mapping[str, ClientProfile]
+    zone_files: tuple[ZoneFile, ...]
+    providers: Mapping[str, ProviderConfig]
+    senders: SenderCatalog
+    rules: RiskRules
+    settings: Settings
+
+    def client_of(self, domain: str) -> ClientProfile:
+        for client in self.clients.values():
+            if domain in client.domains:
+                return client
+        raise KeyError(domain)
+
+    def schema_path(self, name: str) -> Path:
+        return self.root / "policy" / "schemas" / f"{name}.schema.json"
+
+
+def _schema(root: Path, name: str) -> Path:
+    return root / "policy" / "schemas" / f"{name}.schema.json"
+
+
+def _day(doc: YamlDocument, where: tuple[str | int, ...], text: Any) -> date:
+    try:
+        return date.fromisoformat(str(text))
+    except ValueError:
+        raise doc.error(where, f"{text!r} is not a date", hint="Write dates as YYYY-MM-DD.") from None
+
+
+def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
+    data = doc.data
+    tz = data.get("timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise doc.error(
+            ("timezone",),
+            f"unknown time zone {tz!r}",
+            hint="Use an IANA name such as Europe/Berlin or America/Chicago.",
+        ) from None
+    freezes = []
+    for i, f in enumerate(data.get("freezes", [])):
+        start = _day(doc, ("freezes", i, "start"), f["start"])
+        end = _day(doc, ("freezes", i, "end"), f["end"])
+        if end < start:
+            raise doc.error(("freezes", i, "end"), f"freeze ends ({end}) before it starts ({start})")
+        freezes.append(Freeze(start, end, f["reason"]))
+    dkim: dict[str, DkimLifecycle] = {}
+    for domain, d in data.get("dkim", {}).items():
+        if domain not in data["domains"]:
+            raise doc.error(
+                ("dkim", domain),
+                f"DKIM lifecycle for {domain!r}, which is not one of this client's domains",
+                hint="List the domain under `domains:` or fix the name.",
+            )
+        dkim[domain] = DkimLifecycle(
+            active=frozenset(d.get("active", [])),
+            scheduled=tuple(
+                ScheduledSelector(
+                    s["selector"], _day(doc, ("dkim", domain, "scheduled", i), s["planned"])
+                )
+                for i, s in enumerate(d.get("scheduled", []))
+            ),
+            retired=tuple(
+                RetiredSelector(s["selector"], _day(doc, ("dkim", domain, "retired", i), s["since"]))
+                for i, s in enumerate(d.get("retired", []))
+            ),
+        )
+    return ClientProfile(
+        id=client_id,
+        name=data["name"],
+        provider=data["provider"],
+        domains=tuple(data["domains"]),
+        regulated=bool(data.get("regulated", False)),
+        industry=data.get("industry", ""),
+        timezone=tz,
+        freezes=tuple(freezes),
+        dkim=dkim,
+        file=doc.path,
+    )
+
+
+def _checked(root: Path, path: Path, schema: str, problems: list[InputError]) -> YamlDocument | None:
+    try:
+        doc = load_yaml(path)
+    except InputError as exc:
+        problems.append(exc)
+        return None
+    errors = list(iter_schema_errors(doc, _schema(root, schema)))
+    problems.extend(errors)
+    return None if errors else doc
+
+
+def _guard(problems: list[InputError], build: Callable[[], Any]) -> Any:
+    try:
+        return build()
+    except InputError as exc:
+        problems.append(exc)
+        return None
+
+
+def _zone_paths(root: Path) -> Iterator[tuple[str, Path]]:
+    zones = root / "zones"
+    if not zones.is_dir():
+        return
+    for client_dir in sorted(p for p in zones.iterdir() if p.is_dir()):
+        for path in sorted(client_dir.iterdir()):
+            if path.suffix in (".yaml", ".yml"):
+                yield client_dir.name, path
+
+
+def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
+    """Load everything, gathering every problem instead of stopping at the first."""
+    problems: list[InputError] = []
+    policy = root / "policy"
+    if not policy.is_dir():
+        return None, [
+            InputError(
+                "no policy/ directory here",
+                file=root,
+                hint="Run dmarcops from the repository root, or pass --repo PATH.",
+            )
+        ]
+
+    clients: dict[str, ClientProfile] = {}
+    owner_of: dict[str, ClientProfile] = {}
+    for path in sorted((policy / "clients").glob("*.yaml")):
+        doc = _checked(root, path, "client", problems)
+        if doc is None:
+            continue
+        client = _guard(problems, lambda doc=doc, path=path: _client(doc, path.stem))
+        if client is None:
+            continue
+        clients[client.id] = client
+        for i, domain in enumerate(client.domains):
+            if domain in owner_of:
+                problems.append(
+                    doc.error(
+                        ("domains", i),
+                        f"domain {domain} is also listed by client {owner_of[domain].id!r} "
+                        f"({owner_of[domain].file.name})",
+                        hint="A domain belongs to exactly one client: remove one of the entries.",
+                    )
+                )
+            else:
+                owner_of[domain] = client
+
+    providers: dict[str, ProviderConfig] = {}
+    doc = _checked(root, policy / "providers.yaml", "providers", problems)
+    if doc is not None:
+        for name, options in doc.data["providers"].items():
+            providers[name] = ProviderConfig(
+                name, options, doc.path, doc.line_of(("providers", name))
+            )
+    for client in clients.values():
+        if doc is not None and client.provider not in providers:
+            problems.append(
+                InputError(
+                    f"client {client.id!r} names provider {client.provider!r}, "
+                    "which policy/providers.yaml does not define",
+                    file=client.file,
+                    line=load_yaml(client.file).line_of(("provider",)),
+                    hint=f"Defined providers: {', '.join(sorted(providers)) or 'none'}.",
+                )
+            )
+
+    senders = SenderCatalog()
+    doc = _checked(root, policy / "senders.yaml", "senders", problems)
+    if doc is not None:
+        senders = SenderCatalog(
+            tuple(
+                Sender(s["name"], tuple(s["spf"]), int(s["lookups"]), bool(s["pre_approved"]))
+                for s in doc.data["senders"]
+            )
+        )
+
+    rules: RiskRules | None = None
+    doc = _checked(root, policy / "risk-rules.yaml", "risk-rules", problems)
+    if doc is not None:
+        rules = rules_from_data(doc.data)
+
+    settings = Settings()
+    settings_path = policy / "settings.yaml"
+    if settings_path.exists():
+        doc = _checked(root, settings_path, "settings", problems)
+        if doc is not None and doc.data:
+            lookups = doc.data.get("lookups", {})
+            settings = Settings(
+                nameservers=tuple(lookups.get("nameservers", ())),
+                port=int(lookups.get("port", 53)),
+                timeout=float(lookups.get("timeout", 3.0)),
+                concurrency=int(doc.data.get("concurrency", 8)),
+            )
+
+    zone_files: list[ZoneFile] = []
+    seen: dict[str, ZoneFile] = {}
+    for client_id, path in _zone_paths(root):
+        domain = path.name.removesuffix(".yaml").removesuffix(".yml")
+        if client_id not in clients:
+            problems.append(
+                InputError(
+                    f"zones/{client_id}/ has no client profile",
+                    file=path,
+                    hint=f"Create policy/clients/{client_id}.yaml, or move the file.",
+                )
+            )
+            continue
+        owner = owner_of.get(domain)
+        if owner is None or owner.id != client_id:
+            whose = f"client {owner.id!r}" if owner else "no client"
+            problems.append(
+                InputError(
+                    f"zone file for {domain}, which {whose} owns"
+                    + ("" if owner else " (no client profile lists it)"),
+                    file=path,
+                    hint=(
+                        f"Add {domain} to `domains:` in policy/clients/{client_id}.yaml."
+                        if owner is None
+                        else f"Move the file to zones/{owner.id}/."
+                    ),
+                )
+            )
+            continue
+        if domain in seen:
+            problems.append(
+                InputError(
+                    f"duplicate zone file for {domain} (also {seen[domain].path.name})",
+                    file=path,
+                    hint="Keep one file per domain.",
+                )
+            )
+            continue
+        zone_file = ZoneFile(client_id, domain, path)
+        seen[domain] = zone_file
+        zone_files.append(zone_file)
+
+    if rules is None:
+        return None, problems
+    portfolio = Portfolio(
+        root=root,
+        clients=clients,
+        zone_files=tuple(zone_files),
+        providers=providers,
+        senders=senders,
+        rules=rules,
+        settings=settings,
+    )
+    return portfolio, problems
+
+
+def load_portfolio(root: Path) -> Portfolio:
+    portfolio, problems = collect_problems(root)
+    if problems:
+        raise problems[0]
+    assert portfolio is not None
+    return portfolio

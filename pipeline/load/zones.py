@@ -1,0 +1,130 @@
+"""Zone files (zones/<client>/<domain>.yaml) into octoDNS zones, checked for scope first.
+
+A zone file is octoDNS YAML read by octoDNS's own YamlProvider (so octodns-validate agrees with us),
+with `escaped_semicolons` set explicitly: octoDNS 1.x defaults it to True with a deprecation warning
+and 2.0 flips it. Before octoDNS sees the file we check it against zone.schema.json and against the
+pipeline's scope, so that a record we would never own is refused with its line instead of silently
+ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+from octodns.provider.yaml import YamlProvider
+from octodns.record.exception import ValidationError
+from octodns.zone import Zone
+
+from pipeline.diff.kinds import is_spf_value, kind_of
+from pipeline.errors import InputError
+from pipeline.load.portfolio import ZoneFile
+from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
+from pipeline.model import RecordKind
+
+ESCAPED_SEMICOLONS = True
+DEFAULT_TTL = 3600
+
+_CONTEXT_LINE = re.compile(r"line (\d+)")
+
+
+def desired_source(directory: Path, source_id: str) -> YamlProvider:
+    return YamlProvider(
+        source_id,
+        str(directory),
+        default_ttl=DEFAULT_TTL,
+        enforce_order=True,
+        escaped_semicolons=ESCAPED_SEMICOLONS,
+        supports_root_ns=False,
+    )
+
+
+def _records(doc: YamlDocument) -> list[tuple[str, int | None, dict[str, object]]]:
+    out: list[tuple[str, int | None, dict[str, object]]] = []
+    for name, data in (doc.data or {}).items():
+        items = data if isinstance(data, list) else [data]
+        for i, record in enumerate(items):
+            where = (name, i) if isinstance(data, list) else (name,)
+            out.append((str(name), doc.line_of(where), record))
+    return out
+
+
+def scope_problems(doc: YamlDocument) -> list[InputError]:
+    """Records in a zone file that the pipeline does not own (product.md "Scope")."""
+    problems = []
+    for name, line, record in _records(doc):
+        rtype = str(record.get("type", ""))
+        kind = kind_of(name, rtype)
+        shown = name or "(apex)"
+        if kind is None:
+            problems.append(
+                InputError(
+                    f"record {shown} {rtype} is outside the pipeline's scope",
+                    file=doc.path,
+                    line=line,
+                    hint="Zone files hold only _dmarc, SPF, DKIM, BIMI, MTA-STS, TLS-RPT and "
+                    "report-authorisation records; other records belong to the client's DNS team.",
+                )
+            )
+        elif kind is RecordKind.SPF:
+            values = record.get("values", [record.get("value")])
+            assert isinstance(values, list)
+            others = [v for v in values if isinstance(v, str) and not is_spf_value(v)]
+            if others:
+                problems.append(
+                    InputError(
+                        f"TXT {shown} holds {others[0][:40]!r}; only the v=spf1 value of this set "
+                        "is owned by the pipeline",
+                        file=doc.path,
+                        line=line,
+                        hint="Leave verification tokens and other TXT values out: the plan keeps "
+                        "the live ones as they are.",
+                    )
+                )
+    return problems
+
+
+def check_zone_file(zone_file: ZoneFile, schema_path: Path) -> list[InputError]:
+    try:
+        doc = load_yaml(zone_file.path)
+    except InputError as exc:
+        return [exc]
+    problems = list(iter_schema_errors(doc, schema_path))
+    if problems:
+        return problems
+    problems = scope_problems(doc)
+    if problems:
+        return problems
+    try:
+        load_desired(zone_file)
+    except InputError as exc:
+        return [exc]
+    return []
+
+
+def load_desired(zone_file: ZoneFile) -> Zone:
+    """The desired zone as octoDNS reads it; octoDNS's validation errors become InputErrors."""
+    zone = Zone(f"{zone_file.domain}.", [])
+    source = desired_source(zone_file.path.parent, f"zones/{zone_file.client}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            source.populate(zone)
+    except ValidationError as exc:
+        raise _from_octodns(zone_file.path, exc.context, "; ".join(map(str, exc.reasons))) from None
+    except Exception as exc:
+        # octoDNS raises plain exceptions for ordering and YAML problems; its message carries
+        # "file, line N, column M" context we can point at.
+        raise _from_octodns(zone_file.path, str(exc), str(exc).split("\n")[0]) from None
+    return zone
+
+
+def _from_octodns(path: Path, context: str | None, message: str) -> InputError:
+    match = _CONTEXT_LINE.search(context or "")
+    hint = "octoDNS rejected this record; see its message above."
+    if "unescaped ;" in message or "unescaped" in message:
+        hint = r"Escape semicolons in TXT values as \; (the zone files set escaped_semicolons)."
+    elif "order" in message.lower():
+        hint = "octoDNS requires record names and keys in sorted order (ttl before type before value)."
+    return InputError(message, file=path, line=int(match.group(1)) if match else None, hint=hint)
