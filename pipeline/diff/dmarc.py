@@ -160,7 +160,7 @@ def destination_domain(uri: str) -> str | None:
     rest = rest.split("!", 1)[0]
     if scheme.lower() == "mailto":
         _, at, domain = rest.rpartition("@")
-        return domain.lower().rstrip(".") or None if at else None
+        return (domain.lower().rstrip(".") or None) if at else None
     host = urlsplit(uri.split("!", 1)[0]).hostname
     return host.lower() if host else None
 
@@ -418,14 +418,15 @@ def _bimi_facts(
     governed = _governed_bimi(name, ctx)
     if not governed:
         return []
-    old_problem = _bimi_problem(before)
-    new_problem = _bimi_problem(after)
+    old_problem = bimi_problem_of(before)
+    new_problem = bimi_problem_of(after)
     if old_problem is not None or new_problem is None:
         return []
     return [fact("dmarc.breaks_bimi", new=new_problem, bimi=", ".join(governed))]
 
 
-def _bimi_problem(values: tuple[str, ...]) -> str | None:
+def bimi_problem_of(values: tuple[str, ...]) -> str | None:
+    """Why the DMARC RRset `values` does not qualify for BIMI (rule B2), or None when it does."""
     try:
         record = single(values, parse)
     except RecordSyntaxError as err:
@@ -438,11 +439,19 @@ def _bimi_problem(values: tuple[str, ...]) -> str | None:
 def _governed_bimi(dmarc_name: str, ctx: ZoneContext) -> list[str]:
     names = []
     for (name, rtype), values in ctx.desired.items():
-        if values and kind_of(name, rtype) is RecordKind.BIMI:
-            domain = name.split("._bimi", 1)[1].lstrip(".") if "._bimi" in name else ""
-            if dmarc_name_for(domain, ctx.desired) == dmarc_name and _enforces_logo(values):
-                names.append(ctx.fqdn(name))
+        if (
+            values
+            and kind_of(name, rtype) is RecordKind.BIMI
+            and dmarc_name_for(bimi_domain(name), ctx.desired) == dmarc_name
+            and _enforces_logo(values)
+        ):
+            names.append(ctx.fqdn(name))
     return sorted(names)
+
+
+def bimi_domain(bimi_name: str) -> str:
+    """`sel._bimi.sub` -> `sub` ("" for the apex): the domain whose mail shows the logo."""
+    return bimi_name.partition("._bimi")[2].lstrip(".")
 
 
 def _enforces_logo(values: tuple[str, ...]) -> bool:

@@ -39,6 +39,16 @@ class YamlDocument:
         return InputError(message, file=self.path, line=self.line_of(where), hint=hint)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps dates as text: the JSON Schemas check them as strings (YYYY-MM-DD)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _walk(node: yaml.Node, here: JsonPath, lines: dict[JsonPath, int], path: Path) -> None:
     lines[here] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
@@ -69,8 +79,8 @@ def load_yaml(path: Path) -> YamlDocument:
     except UnicodeDecodeError:
         raise InputError("the file is not UTF-8 text", file=path) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise InputError(
@@ -106,6 +116,9 @@ def iter_schema_errors(doc: YamlDocument, schema_path: Path) -> Iterator[InputEr
     validator = jsonschema.Draft202012Validator(load_schema(schema_path))
     errors = sorted(validator.iter_errors(doc.data), key=lambda e: doc.line_of(tuple(e.path)) or 0)
     for error in errors:
+        if error.validator in ("oneOf", "anyOf") and error.context:
+            # "not valid under any of the given schemas" helps nobody: show the closest branch.
+            error = jsonschema.exceptions.best_match(error.context)
         where: JsonPath = tuple(error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             # Point at the unknown key itself, not the mapping that holds it.

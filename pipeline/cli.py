@@ -1,0 +1,229 @@
+"""The `dmarcops` command: thin click functions over the library calls tests and other code use.
+
+Exit codes (product.md): 0 success, 1 error in input or environment, 2 a gate refused.
+A user never sees a traceback for bad input; tracebacks mean bugs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, InputError
+from pipeline.live.dns import Nameservers
+from pipeline.load.portfolio import Portfolio, collect_problems
+from pipeline.load.zones import check_zone_file
+from pipeline.plan.build import PlanOptions, make_plan, select_zones
+from pipeline.render.json_plan import render_json
+from pipeline.render.markdown import render_markdown
+from pipeline.render.text import render_text
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DmarcopsError as exc:
+            click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_nameserver(text: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT or [IPv6]:PORT."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if not host or (port and not port.isdigit()):
+        raise InputError(
+            f"cannot read nameserver {text!r}", hint="Write HOST, HOST:PORT or [IPv6]:PORT."
+        )
+    return host, int(port) if port else None
+
+
+def nameservers_from(values: tuple[str, ...], timeout: float) -> Nameservers | None:
+    if not values:
+        return None
+    parsed = [parse_nameserver(v) for part in values for v in part.split(",") if v.strip()]
+    ports = {p for _, p in parsed if p is not None}
+    if len(ports) > 1:
+        raise InputError("all --nameserver values must use the same port")
+    return Nameservers(tuple(h for h, _ in parsed), ports.pop() if ports else 53, timeout)
+
+
+def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
+    """Everything the plan reads, validated; all problems reported together, exit 1."""
+    portfolio, problems = collect_problems(repo)
+    if portfolio is not None:
+        for zone_file in portfolio.zone_files:
+            if zones_only is None or zone_file.domain in zones_only:
+                problems.extend(check_zone_file(zone_file, portfolio.schema_path("zone")))
+    if problems:
+        for problem in problems[1:]:
+            click.echo(click.style("error: ", fg="red", bold=True) + str(problem), err=True)
+        raise problems[0]
+    assert portfolio is not None
+    return portfolio
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The dmarcops repository (the directory holding zones/ and policy/).",
+)
+@click.pass_context
+@click.option("-v", "--verbose", is_flag=True, help="Show octoDNS's own log messages.")
+def main(ctx: click.Context, repo: Path, verbose: bool) -> None:
+    """Plan and govern changes to email-authentication DNS records (DMARC, SPF, DKIM, BIMI,
+    MTA-STS, TLS-RPT) for a portfolio of clients.
+
+    \b
+    Examples:
+      dmarcops validate
+      dmarcops plan
+      dmarcops plan --client fabrikam-labs --format markdown
+      dmarcops plan --format json --out plan.json
+    """
+    # octoDNS logs through the root logger; its warnings are for octoDNS operators, not analysts.
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.ERROR, format="%(name)s: %(message)s"
+    )
+    ctx.obj = repo.resolve()
+
+
+@main.command()
+@click.pass_obj
+@reports_errors
+def validate(repo: Path) -> None:
+    """Check every zone file and policy file against its JSON Schema, the pipeline's scope and
+    octoDNS's own record validation. Prints each problem with its file and line; exit 1 if any.
+    """
+    portfolio = load_checked(repo)
+    click.echo(
+        f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
+        f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules"
+    )
+
+
+def _progress(done: int, total: int) -> None:
+    click.echo(f"\rplanning zones: {done}/{total}", nl=done == total, err=True)
+
+
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines (the contract in product.md), markdown for pull "
+    "requests (the change-record draft).",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also save the JSON plan to FILE.")
+@click.option("--client", "clients", multiple=True, help="Plan only this client (repeatable).")
+@click.option("--zone", "zones", multiple=True, help="Plan only this domain (repeatable).")
+@click.option(
+    "--nameserver",
+    "nameservers",
+    multiple=True,
+    envvar="DMARCOPS_NAMESERVERS",
+    help="Resolver for SPF lookup budgets and report authorisations, HOST[:PORT] (repeatable; "
+    "env DMARCOPS_NAMESERVERS, comma-separated). Default: policy/settings.yaml.",
+)
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    help="Plan as if it were this UTC time (freezes and schedules are judged then).",
+)
+@click.option("--concurrency", type=click.IntRange(1, 64), help="Zones planned at once.")
+@click.pass_obj
+@reports_errors
+def plan(
+    repo: Path,
+    fmt: str,
+    out: Path | None,
+    clients: tuple[str, ...],
+    zones: tuple[str, ...],
+    nameservers: tuple[str, ...],
+    at: datetime | None,
+    concurrency: int | None,
+) -> None:
+    """Diff the zone files against live DNS (through each client's octoDNS provider) and show every
+    change to an owned record: what it means, its risk level with the rules that set it, and the
+    validation findings. Exit 0 when planned, 1 on bad input or a zone that could not be read,
+    2 when the desired state has validation errors.
+
+    \b
+    Examples:
+      dmarcops plan
+      dmarcops plan --zone fabrikam.example --format markdown
+      dmarcops plan --nameserver 127.0.0.1:5353 --format json --out plan.json
+    """
+    portfolio = load_checked(repo)
+    for client in clients:
+        if client not in portfolio.clients:
+            raise InputError(
+                f"no client {client!r}",
+                hint=f"Clients: {', '.join(sorted(portfolio.clients))}.",
+            )
+    for zone in zones:
+        if zone.rstrip(".").lower() not in {z.domain for z in portfolio.zone_files}:
+            raise InputError(f"no zone file for {zone!r}", hint="See zones/<client>/<domain>.yaml.")
+    options = PlanOptions(
+        now=at.replace(tzinfo=UTC) if at else None,
+        clients=clients,
+        zones=zones,
+        nameservers=nameservers_from(nameservers, portfolio.settings.timeout),
+        concurrency=concurrency,
+    )
+    many = len(select_zones(portfolio, options)) >= 20
+    show_progress = many and sys.stderr.isatty()
+    result = make_plan(portfolio, options, progress=_progress if show_progress else None)
+    if fmt == "json":
+        click.echo(render_json(result), nl=False)
+    elif fmt == "markdown":
+        names = {c.id: c.name for c in portfolio.clients.values()}
+        click.echo(render_markdown(result, names), nl=False)
+    else:
+        click.echo(render_text(result), nl=False)
+    if out is not None:
+        out.write_text(render_json(result), encoding="utf-8")
+    for zone in result.failed_zones:
+        click.echo(
+            click.style("error: ", fg="red", bold=True)
+            + f"{zone.zone}: could not read live DNS through {zone.provider}: {zone.error}",
+            err=True,
+        )
+    if result.failed_zones:
+        sys.exit(EXIT_INPUT)
+    if result.has_errors:
+        click.echo(
+            click.style("refused: ", fg="red", bold=True)
+            + "the desired state has validation errors (see ERROR findings above)",
+            err=True,
+        )
+        sys.exit(EXIT_GATE)
+
+
+if __name__ == "__main__":
+    main()

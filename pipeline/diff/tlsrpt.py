@@ -1,0 +1,70 @@
+"""SMTP TLS reporting policies at `_smtp._tls[.sub]` (RFC 8460)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.diff.context import ZoneContext
+from pipeline.diff.errors import RecordSyntaxError
+from pipeline.diff.rrset import diff_single_record
+from pipeline.diff.taglist import Tag, parse_tag_list, require_version, tag_value, uri_list
+from pipeline.model import Fact, Finding, Severity, fact
+
+REPORT_SCHEMES = ("mailto", "https")  # RFC 8460 3
+
+
+@dataclass(frozen=True)
+class TlsRptRecord:
+    tags: tuple[Tag, ...]
+    rua: tuple[str, ...]
+
+
+def parse(text: str) -> TlsRptRecord:
+    tags = parse_tag_list(text, "T1", lower_names=True)
+    require_version(tags, "TLSRPTv1", "T1")
+    rua = uri_list(tag_value(tags, "rua") or "")
+    if not rua:
+        raise RecordSyntaxError(
+            "rua= is required: the list of mailto: or https: addresses that receive the reports "
+            "(RFC 8460 3)",
+            "T1",
+        )
+    for uri in rua:
+        scheme, colon, rest = uri.partition(":")
+        if not colon or scheme.lower() not in REPORT_SCHEMES or not rest:
+            raise RecordSyntaxError(f"rua entry '{uri}' must be a mailto: or https: URI", "T1")
+    return TlsRptRecord(tags, rua)
+
+
+def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -> list[Finding]:
+    findings: list[Finding] = []
+    if len(values) > 1:
+        findings.append(
+            Finding(
+                "T1",
+                Severity.ERROR,
+                f"{len(values)} TLS-RPT records at {ctx.fqdn(name)}: senders then use none of "
+                "them (RFC 8460 3); keep exactly one",
+                name,
+            )
+        )
+    for text in values:
+        try:
+            parse(text)
+        except RecordSyntaxError as err:
+            findings.append(Finding(err.code, Severity.ERROR, err.message, name))
+    return findings
+
+
+def facts(
+    name: str, rtype: str, before: tuple[str, ...], after: tuple[str, ...], ctx: ZoneContext
+) -> list[Fact]:
+    return diff_single_record("tls_rpt", before, after, parse, _diff)
+
+
+def _diff(old: TlsRptRecord | None, new: TlsRptRecord | None) -> list[Fact]:
+    before = old.rua if old else ()
+    after = new.rua if new else ()
+    removed = [fact("tls_rpt.rua", uri, None) for uri in before if uri not in after]
+    added = [fact("tls_rpt.rua", None, uri) for uri in after if uri not in before]
+    return removed + added

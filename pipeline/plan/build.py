@@ -1,0 +1,228 @@
+"""`make_plan`: desired zone files -> live DNS through octoDNS -> semantic diff -> risk -> Plan.
+
+`dmarcops plan` is a thin wrapper over this function. Zones are planned concurrently (bounded); a zone
+whose provider fails is reported on the plan and the others are still planned.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from octodns.record import Create, Delete, Update
+from octodns.zone import Zone
+
+from pipeline import diff
+from pipeline.classify.rules import ClientContext, classify
+from pipeline.diff.context import DkimLifecycle, RRsetKey, ZoneContext
+from pipeline.diff.kinds import is_owned_value, kind_of
+from pipeline.errors import GateRefused
+from pipeline.live.dns import Nameservers, make_resolver, report_authorised
+from pipeline.live.providers import build_provider
+from pipeline.live.scope import OwnedRecordsOnly, raw_values
+from pipeline.live.spf_budget import SpfBudgetCounter, estimate_from_catalog
+from pipeline.load.portfolio import ClientProfile, Portfolio, ZoneFile
+from pipeline.load.zones import load_desired
+from pipeline.model import Fact, Finding, RecordKind, SpfBudget, fact
+from pipeline.plan.items import Plan, PlanItem, ZoneResult
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    now: datetime | None = None  # injected for tests; UTC
+    clients: Sequence[str] = ()
+    zones: Sequence[str] = ()
+    nameservers: Nameservers | None = None  # overrides policy/settings.yaml
+    concurrency: int | None = None
+
+
+class _Lookups:
+    """Shared per plan: DNS look-ups (SPF budget, report authorisation) or the catalog fallback."""
+
+    def __init__(self, portfolio: Portfolio, nameservers: Nameservers | None) -> None:
+        self.costs = portfolio.senders.lookup_costs()
+        self.counter: SpfBudgetCounter | None = None
+        self.resolver: Any = None
+        if nameservers and nameservers.addresses:
+            self.resolver = make_resolver(nameservers)
+            self.counter = SpfBudgetCounter(self.resolver)
+
+    def budget(self, record: str, fqdn: str) -> SpfBudget:
+        if self.counter is not None:
+            return self.counter.count(record, fqdn)
+        return estimate_from_catalog(record, self.costs)
+
+    def report_authorised(self, zone: str, dest: str) -> bool | None:
+        if self.resolver is None:
+            return None
+        return report_authorised(self.resolver, zone, dest)
+
+
+def _rrsets(zone: Zone) -> dict[RRsetKey, tuple[str, ...]]:
+    return {(r.name, r._type): raw_values(r) for r in zone.records}
+
+
+def _client_context(client: ClientProfile, now: datetime) -> ClientContext:
+    today = now.astimezone(ZoneInfo(client.timezone)).date()
+    freeze = client.freeze_on(today)
+    return ClientContext(
+        regulated=client.regulated,
+        in_freeze=freeze is not None,
+        freeze_reason=(f"freeze {freeze.start}..{freeze.end}: {freeze.reason}" if freeze else ""),
+    )
+
+
+def _refuse_foreign_removal(item_kind: RecordKind, before: tuple[str, ...], after: tuple[str, ...],
+                            where: str) -> None:
+    # Defence in depth behind OwnedRecordsOnly: never drop a value the pipeline does not own.
+    lost = [v for v in before if not is_owned_value(item_kind, v) and v not in after]
+    if lost:
+        raise GateRefused(
+            f"{where}: the plan would remove {lost[0]!r}, which the pipeline does not own",
+            hint="This is a bug in scope handling; nothing was changed. Report it with the zone.",
+        )
+
+
+def plan_zone(portfolio: Portfolio, zone_file: ZoneFile, now: datetime, lookups: _Lookups) -> tuple[
+    ZoneResult, list[PlanItem]
+]:
+    client = portfolio.clients[zone_file.client]
+    provider_config = portfolio.providers[client.provider]
+    desired = load_desired(zone_file)
+    try:
+        target = build_provider(provider_config, portfolio.root, instance=f"[{zone_file.domain}]")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            # Without this processor octoDNS would plan deletes of everything we do not own.
+            scope = OwnedRecordsOnly()
+            octodns_plan = target.plan(desired, processors=[scope])
+    except Exception as exc:  # any provider failure: report this zone, plan the others
+        message = str(exc).split("\n")[0] or type(exc).__name__
+        return ZoneResult(client.id, zone_file.domain, client.provider, error=message), []
+
+    today = now.astimezone(ZoneInfo(client.timezone)).date()
+    ctx = ZoneContext(
+        zone=zone_file.domain,
+        desired=_rrsets(scope.desired),
+        live=_rrsets(scope.existing),
+        today=today,
+        spf_budget=lookups.budget,
+        report_authorised=lookups.report_authorised,
+        pre_approved_sender=portfolio.senders.pre_approved_sender,
+        dkim=client.dkim.get(zone_file.domain, DkimLifecycle()),
+        regulated=client.regulated,
+    )
+
+    findings: list[Finding] = []
+    budget_source = ""
+    for (name, rtype), values in sorted(ctx.desired.items()):
+        kind = kind_of(name, rtype)
+        if kind is None:
+            continue
+        findings.extend(diff.validate(kind, name, rtype, values, ctx))
+        if kind is RecordKind.SPF:
+            spf = [v for v in values if is_owned_value(kind, v)]
+            if spf:
+                budget_source = lookups.budget(spf[0], ctx.fqdn(name)).source
+
+    client_ctx = _client_context(client, now)
+    items: list[PlanItem] = []
+    for change in octodns_plan.changes if octodns_plan else []:
+        items.append(_item(portfolio, client, zone_file, change, ctx, client_ctx, findings))
+    items.sort(key=lambda i: (i.name, i.type))
+    return (
+        ZoneResult(
+            client.id,
+            zone_file.domain,
+            client.provider,
+            findings=tuple(findings),
+            budget_source=budget_source,
+            octodns_plan=octodns_plan,
+        ),
+        items,
+    )
+
+
+def _item(
+    portfolio: Portfolio,
+    client: ClientProfile,
+    zone_file: ZoneFile,
+    change: Any,
+    ctx: ZoneContext,
+    client_ctx: ClientContext,
+    findings: list[Finding],
+) -> PlanItem:
+    record = change.record
+    name, rtype = record.name, record._type
+    kind = kind_of(name, rtype)
+    assert kind is not None, "OwnedRecordsOnly lets only owned records through"
+    existing = change.existing if isinstance(change, Update | Delete) else None
+    new = change.new if isinstance(change, Update | Create) else None
+    before = raw_values(existing) if existing is not None else ()
+    after = raw_values(new) if new is not None else ()
+    action = {Create: "create", Update: "update", Delete: "delete"}[type(change)]
+    _refuse_foreign_removal(kind, before, after, f"{ctx.fqdn(name)} {rtype}")
+    facts: list[Fact] = list(diff.facts(kind, name, rtype, before, after, ctx))
+    ttl_before = existing.ttl if existing is not None else None
+    ttl_after = new.ttl if new is not None else None
+    if ttl_before is not None and ttl_after is not None and ttl_before != ttl_after:
+        facts.append(fact("ttl", str(ttl_before), str(ttl_after)))
+    classification = classify(facts, client_ctx, portfolio.rules)
+    return PlanItem(
+        client=client.id,
+        zone=zone_file.domain,
+        name=name,
+        type=rtype,
+        action=action,
+        kind=kind,
+        before=before,
+        after=after,
+        ttl_before=ttl_before,
+        ttl_after=ttl_after,
+        facts=tuple(facts),
+        findings=tuple(f for f in findings if f.name == name),
+        risk=classification.risk,
+        reasons=classification.reasons,
+        rollback_hours=classification.rollback_hours,
+    )
+
+
+def select_zones(portfolio: Portfolio, options: PlanOptions) -> list[ZoneFile]:
+    selected = list(portfolio.zone_files)
+    if options.clients:
+        selected = [z for z in selected if z.client in options.clients]
+    if options.zones:
+        wanted = {z.rstrip(".").lower() for z in options.zones}
+        selected = [z for z in selected if z.domain in wanted]
+    return selected
+
+
+def make_plan(
+    portfolio: Portfolio, options: PlanOptions | None = None, progress: Progress | None = None
+) -> Plan:
+    options = options or PlanOptions()
+    now = (options.now or datetime.now(UTC)).astimezone(UTC)
+    settings = portfolio.settings
+    nameservers = options.nameservers or Nameservers(
+        settings.nameservers, settings.port, settings.timeout
+    )
+    lookups = _Lookups(portfolio, nameservers)
+    zone_files = select_zones(portfolio, options)
+    workers = max(1, min(options.concurrency or settings.concurrency, len(zone_files) or 1))
+    results: list[tuple[ZoneResult, list[PlanItem]]] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan") as pool:
+        futures = [pool.submit(plan_zone, portfolio, z, now, lookups) for z in zone_files]
+        for done, future in enumerate(futures, start=1):
+            results.append(future.result())
+            if progress:
+                progress(done, len(futures))
+    items = tuple(item for _, zone_items in results for item in zone_items)
+    zones = tuple(zone for zone, _ in results)
+    return Plan(generated_at=now, items=items, zones=zones)

@@ -1,0 +1,69 @@
+"""The plan as JSON: the contract of product.md ("Contracts others build on")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pipeline.classify.change_type import change_type
+from pipeline.model import RiskLevel
+from pipeline.plan.items import Plan, PlanItem
+
+FORMAT_VERSION = 1
+
+
+def item_to_json(item: PlanItem) -> dict[str, Any]:
+    return {
+        "client": item.client,
+        "zone": item.zone,
+        "name": item.name,
+        "fqdn": item.fqdn,
+        "type": item.type,
+        "kind": item.kind.value,
+        "action": item.action,
+        "change_type": change_type(item.kind, item.facts),
+        "before": list(item.before),
+        "after": list(item.after),
+        "ttl": {"before": item.ttl_before, "after": item.ttl_after},
+        "risk": item.risk.label,
+        "reasons": list(item.reasons),
+        "rollback_hours": item.rollback_hours,
+        "facts": [f.to_json() for f in item.facts],
+        "findings": [f.to_json() for f in item.findings],
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    counts = plan.action_counts()
+    risks = plan.risk_counts()
+    return {
+        "format_version": FORMAT_VERSION,
+        "plan_hash": plan.hash,
+        "risk": plan.risk.label if plan.risk else None,
+        "generated_at": plan.generated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "summary": {
+            "create": counts["create"],
+            "update": counts["update"],
+            "delete": counts["delete"],
+            "risk": {level.label: risks[level] for level in RiskLevel},
+            "zones": len(plan.zones),
+            "failed_zones": len(plan.failed_zones),
+        },
+        "changes": [item_to_json(i) for i in plan.items],
+        "zones": [
+            {
+                "client": z.client,
+                "zone": z.zone,
+                "provider": z.provider,
+                "status": "failed" if z.failed else "planned",
+                "error": z.error,
+                "spf_budget_source": z.budget_source,
+                "findings": [f.to_json() for f in z.findings],
+            }
+            for z in plan.zones
+        ],
+    }
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,21 @@
+"""Escaping for markdown: every string that came from a user or from DNS goes through here."""
+
+from __future__ import annotations
+
+import re
+
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~])")
+
+
+def escape(text: str) -> str:
+    """Plain text shown as-is in markdown (and in a GitHub comment): no links, no HTML, no tables."""
+    return _SPECIAL.sub(r"\\\1", text.replace("\r", " ").replace("\n", " "))
+
+
+def code(text: str) -> str:
+    """An inline code span that survives backticks and pipes inside the value."""
+    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

@@ -1,0 +1,88 @@
+"""The plan for a terminal: one block per change, a summary line at the end.
+
+Colour is added with click.style; click.echo drops it when the output is not a terminal.
+"""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.model import RiskLevel, Severity
+from pipeline.plan.items import Plan, PlanItem
+
+RISK_COLOUR = {RiskLevel.LOW: "green", RiskLevel.MEDIUM: "yellow", RiskLevel.HIGH: "red"}
+SEVERITY_COLOUR = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "red"}
+ACTION_MARK = {"create": "+", "update": "~", "delete": "-"}
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.action_counts()
+    risks = plan.risk_counts()
+    line = (
+        f"{counts['create']} to create, {counts['update']} to update, "
+        f"{counts['delete']} to delete; risk: "
+        + ", ".join(f"{risks[level]} {level.label}" for level in RiskLevel)
+    )
+    if plan.failed_zones:
+        line += f"; {len(plan.failed_zones)} zone(s) failed"
+    return line
+
+
+def _item(item: PlanItem) -> list[str]:
+    risk = click.style(item.risk.label.upper(), fg=RISK_COLOUR[item.risk], bold=True)
+    lines = [
+        f"  {ACTION_MARK[item.action]} {item.fqdn} {item.type} ({item.kind.value}) "
+        f"{item.action}  risk: {risk}"
+    ]
+    for value in item.before:
+        if value not in item.after:
+            lines.append(click.style(f"      - {value}", fg="red"))
+    for value in item.after:
+        if value not in item.before:
+            lines.append(click.style(f"      + {value}", fg="green"))
+    kept = [v for v in item.after if v in item.before]
+    for value in kept:
+        lines.append(f"        {value}")
+    if item.ttl_before != item.ttl_after and item.ttl_before and item.ttl_after:
+        lines.append(f"      ttl {item.ttl_before} -> {item.ttl_after}")
+    if item.facts:
+        lines.append("      changes: " + "; ".join(str(f) for f in item.facts))
+    for reason in item.reasons:
+        lines.append(f"      why {reason}")
+    lines.append(f"      rollback window: {item.rollback_hours} h")
+    return lines
+
+
+def render_text(plan: Plan) -> str:
+    out: list[str] = []
+    by_zone: dict[tuple[str, str], list[PlanItem]] = {}
+    for item in plan.items:
+        by_zone.setdefault((item.client, item.zone), []).append(item)
+    for zone in plan.zones:
+        header = click.style(f"{zone.client} / {zone.zone}", bold=True) + f"  (via {zone.provider})"
+        if zone.failed:
+            out.append(header)
+            out.append(click.style(f"  FAILED: {zone.error}", fg="red", bold=True))
+            out.append("")
+            continue
+        items = by_zone.get((zone.client, zone.zone), [])
+        if not items and not zone.findings:
+            continue
+        out.append(header)
+        out.extend(line for item in items for line in _item(item))
+        if not items:
+            out.append("  no changes")
+        for finding in zone.findings:
+            sev = click.style(finding.severity.label, fg=SEVERITY_COLOUR[finding.severity])
+            where = finding.name or "@"
+            out.append(f"  {sev} {finding.code} {where}: {finding.message}")
+        if zone.budget_source == "catalog":
+            out.append("  note: SPF lookup counts estimated from the sender catalog (no DNS)")
+        out.append("")
+    overall = plan.risk
+    risk = (
+        click.style(overall.label.upper(), fg=RISK_COLOUR[overall], bold=True) if overall else "none"
+    )
+    out.append(f"Plan {plan.hash[:16]}  overall risk: {risk}")
+    out.append(summary_line(plan))
+    return "\n".join(out) + "\n"

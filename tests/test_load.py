@@ -1,0 +1,162 @@
+"""Bad input gives one clear error naming the file and line, exit 1, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from portfolio import copy_example, write
+
+from pipeline.cli import main
+from pipeline.errors import InputError
+from pipeline.load.portfolio import load_portfolio
+from pipeline.load.zones import check_zone_file
+
+FABRIKAM = "zones/fabrikam-labs/fabrikam.example.yaml"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return copy_example(tmp_path)
+
+
+def run_validate(repo: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--repo", str(repo), "validate"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_example_portfolio_is_valid(repo: Path) -> None:
+    code, out = run_validate(repo)
+    assert code == 0, out
+    assert "3 clients, 4 zone files" in out
+
+
+def test_yaml_syntax_error_names_file_and_line(repo: Path) -> None:
+    write(repo / FABRIKAM, "---\n_dmarc:\n  type: TXT\n  value: [unclosed\n")
+    code, out = run_validate(repo)
+    assert code == 1
+    assert f"{FABRIKAM}:" in out and "YAML syntax error" in out
+    assert "Traceback" not in out
+
+
+def test_unknown_key_in_zone_file_points_at_the_key(repo: Path) -> None:
+    write(repo / FABRIKAM, "---\n_dmarc:\n  type: TXT\n  valeu: v=DMARC1\\; p=none\n")
+    code, out = run_validate(repo)
+    assert code == 1
+    assert f"{FABRIKAM}:4:" in out
+    assert "valeu" in out
+
+
+def test_unknown_key_in_client_profile(repo: Path) -> None:
+    path = repo / "policy/clients/fabrikam-labs.yaml"
+    path.write_text(path.read_text() + "regulatd: true\n")
+    code, out = run_validate(repo)
+    assert code == 1
+    line = path.read_text().splitlines().index("regulatd: true") + 1
+    assert f"policy/clients/fabrikam-labs.yaml:{line}:" in out
+    assert "regulatd" in out
+
+
+def test_unescaped_semicolon_is_refused_with_line(repo: Path) -> None:
+    write(
+        repo / FABRIKAM,
+        "---\n'':\n  type: TXT\n  value: v=spf1 -all\n_dmarc:\n  type: TXT\n"
+        "  value: v=DMARC1; p=none\n",
+    )
+    code, out = run_validate(repo)
+    assert code == 1
+    assert FABRIKAM in out
+    assert "unescaped" in out.lower()
+    assert f"{FABRIKAM}:6:" in out  # the record whose value holds the bare ;
+
+
+def test_zone_file_for_a_domain_no_client_owns(repo: Path) -> None:
+    write(repo / "zones/fabrikam-labs/stranger.example.yaml", "---\n_dmarc:\n  type: TXT\n"
+          "  value: v=DMARC1\\; p=none\n")
+    code, out = run_validate(repo)
+    assert code == 1
+    assert "zones/fabrikam-labs/stranger.example.yaml" in out
+    assert "stranger.example, which no client owns" in out
+
+
+def test_zone_file_in_another_clients_directory(repo: Path) -> None:
+    src = repo / FABRIKAM
+    (repo / "zones/contoso-retail/fabrikam.example.yaml").write_text(src.read_text())
+    src.unlink()
+    code, out = run_validate(repo)
+    assert code == 1
+    assert "which client 'fabrikam-labs' owns" in out
+    assert "Move the file to zones/fabrikam-labs/" in out
+
+
+def test_duplicate_domain_across_clients(repo: Path) -> None:
+    path = repo / "policy/clients/contoso-retail.yaml"
+    path.write_text(path.read_text().replace(
+        "  - contoso-retail.example\n", "  - contoso-retail.example\n  - fabrikam.example\n"))
+    code, out = run_validate(repo)
+    assert code == 1
+    assert "policy/clients/fabrikam-labs.yaml" in out or "policy/clients/contoso-retail.yaml" in out
+    assert "fabrikam.example is also listed by client" in out
+
+
+def test_duplicate_key_in_yaml(repo: Path) -> None:
+    write(repo / FABRIKAM, "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\n"
+          "_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=reject\n")
+    code, out = run_validate(repo)
+    assert code == 1
+    assert f"{FABRIKAM}:5: duplicate key '_dmarc' (first at line 2)" in out
+
+
+def test_record_outside_scope_is_refused(repo: Path) -> None:
+    write(repo / FABRIKAM, "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\nwww:\n"
+          "  type: A\n  value: 192.0.2.1\n")
+    code, out = run_validate(repo)
+    assert code == 1
+    assert f"{FABRIKAM}:5: record www A is outside the pipeline's scope" in out
+
+
+def test_non_spf_value_in_spf_set_is_refused(repo: Path) -> None:
+    write(repo / FABRIKAM, "---\n'':\n  type: TXT\n  values:\n  - google-site-verification=x\n"
+          "  - v=spf1 -all\n")
+    code, out = run_validate(repo)
+    assert code == 1
+    assert "only the v=spf1 value of this set is owned" in out
+
+
+def test_records_out_of_order_are_refused_by_octodns(repo: Path) -> None:
+    write(repo / FABRIKAM, "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\n'':\n"
+          "  type: TXT\n  value: v=spf1 -all\n")
+    code, out = run_validate(repo)
+    assert code == 1
+    assert FABRIKAM in out
+    assert "Traceback" not in out
+
+
+def test_missing_provider_reference(repo: Path) -> None:
+    path = repo / "policy/clients/fabrikam-labs.yaml"
+    path.write_text(path.read_text().replace("provider: sandbox", "provider: nowhere"))
+    code, out = run_validate(repo)
+    assert code == 1
+    line = path.read_text().splitlines().index("provider: nowhere") + 1
+    assert f"policy/clients/fabrikam-labs.yaml:{line}: client 'fabrikam-labs' names provider " \
+        "'nowhere'" in out
+
+
+def test_bad_timezone_and_reversed_freeze(repo: Path) -> None:
+    path = repo / "policy/clients/contoso-retail.yaml"
+    path.write_text(path.read_text().replace("America/New_York", "Mars/Olympus"))
+    with pytest.raises(InputError, match="unknown time zone 'Mars/Olympus'") as info:
+        load_portfolio(repo)
+    assert info.value.line == 4
+
+
+def test_check_zone_file_reports_octodns_validation(repo: Path) -> None:
+    write(repo / FABRIKAM, "---\ns1._domainkey:\n  type: CNAME\n  value: not-a-fqdn\n")
+    portfolio = load_portfolio(repo)
+    zone_file = next(z for z in portfolio.zone_files if z.domain == "fabrikam.example")
+    problems = check_zone_file(zone_file, portfolio.schema_path("zone"))
+    assert len(problems) == 1
+    assert problems[0].file == repo / FABRIKAM
+    assert problems[0].line == 3  # octoDNS points at the record body
