@@ -138,7 +138,11 @@ def _progress(done: int, total: int) -> None:
     help="text for people, json for machines (the contract in product.md), markdown for pull "
     "requests (the change-record draft).",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also save the JSON plan to FILE.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also save the JSON plan to FILE.",
+)
 @click.option("--client", "clients", multiple=True, help="Plan only this client (repeatable).")
 @click.option("--zone", "zones", multiple=True, help="Plan only this domain (repeatable).")
 @click.option(

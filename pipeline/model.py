@@ -134,7 +134,9 @@ class SpfBudget:
     mx_over_limit: tuple[str, ...] = ()  # mx terms whose host has more than 10 MX names (S3)
     ptr_over_limit: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()  # permerror conditions met while following includes/redirects
-    notes: tuple[str, ...] = ()  # e.g. "include:foo.example not in the sender catalog: counted as 1"
+    notes: tuple[
+        str, ...
+    ] = ()  # e.g. "include:foo.example not in the sender catalog: counted as 1"
 
     LIMIT = 10
     VOID_LIMIT = 2

@@ -109,13 +109,19 @@ def free_port() -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind((HOST, 0))
             port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
+        if port_free(port):
+            return port
     raise NamedServerError("no loopback port free for both UDP and TCP after 50 tries")
+
+
+def port_free(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                return False
+    return True
 
 
 class NamedServer:
@@ -284,7 +290,7 @@ class NamedServer:
         parts = []
         for file_name in ("named.stderr", "named.log"):
             path = self.directory / file_name
-            if path.exists():
+            if path.exists() and path.stat().st_size:
                 text = path.read_text(errors="replace").splitlines()[-lines:]
                 parts.append(f"--- {file_name} ---\n" + "\n".join(text))
         return "\n".join(parts) or "(named wrote no log)"
@@ -369,6 +375,11 @@ logging {{
         deadline = began + self.start_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                # named exits before its logging is set up when it cannot listen ("unable to
+                # listen on any configured interfaces"), so ask the port rather than the log.
+                if not port_free(self.port):
+                    self._proc = None
+                    raise _PortInUseError(f"port {self.port} in use")
                 self._fail_start(f"named exited with status {self._proc.returncode}")
             try:
                 response = self.query(probe, "SOA", timeout=0.1)

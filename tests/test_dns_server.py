@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -10,6 +11,7 @@ from pathlib import Path
 import dns.exception
 import dns.rcode
 import dns.resolver
+import dns_server
 import pytest
 from conftest import REPORT_DEST, REPORT_WILDCARD_DEST
 from dns_server import (
@@ -117,6 +119,21 @@ def test_provider_config_works_with_octodns_bind(named_factory: Factory) -> None
     assert dmarc.values == ["v=DMARC1\\; p=none"]  # octoDNS keeps TXT escaped
 
 
+def test_start_retries_on_a_port_taken_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Someone else binds the port between our check and named's start: named exits, we retry.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        taken = squatter.getsockname()[1]
+        offered = iter([taken])
+        real_free_port = dns_server.free_port
+        monkeypatch.setattr(
+            dns_server, "free_port", lambda: next(offered, None) or real_free_port()
+        )
+        with NamedServer({"retry.test": [("@", "TXT", "v=spf1 -all")]}) as server:
+            assert server.port != taken
+            assert txt(server, "retry.test.") == ["v=spf1 -all"]
+
+
 def test_missing_named_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(NamedNotFoundError, match="apt-get install bind9"):
         find_named(path_env=str(tmp_path), fallbacks=(str(tmp_path / "named"),))
@@ -129,7 +146,7 @@ def test_start_failure_shows_the_named_log() -> None:
     server = NamedServer({"broken.test": [("@", "CNAME", "elsewhere.test.")]})
     with pytest.raises(NamedServerError, match=r"named\.log") as failure:
         server.start()
-    assert "broken.test" in str(failure.value)
+    assert "broken.test: CNAME and other data" in str(failure.value)  # from named.log
     server.stop()
 
 

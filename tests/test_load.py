@@ -73,8 +73,10 @@ def test_unescaped_semicolon_is_refused_with_line(repo: Path) -> None:
 
 
 def test_zone_file_for_a_domain_no_client_owns(repo: Path) -> None:
-    write(repo / "zones/fabrikam-labs/stranger.example.yaml", "---\n_dmarc:\n  type: TXT\n"
-          "  value: v=DMARC1\\; p=none\n")
+    write(
+        repo / "zones/fabrikam-labs/stranger.example.yaml",
+        "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\n",
+    )
     code, out = run_validate(repo)
     assert code == 1
     assert "zones/fabrikam-labs/stranger.example.yaml" in out
@@ -93,8 +95,11 @@ def test_zone_file_in_another_clients_directory(repo: Path) -> None:
 
 def test_duplicate_domain_across_clients(repo: Path) -> None:
     path = repo / "policy/clients/contoso-retail.yaml"
-    path.write_text(path.read_text().replace(
-        "  - contoso-retail.example\n", "  - contoso-retail.example\n  - fabrikam.example\n"))
+    path.write_text(
+        path.read_text().replace(
+            "  - contoso-retail.example\n", "  - contoso-retail.example\n  - fabrikam.example\n"
+        )
+    )
     code, out = run_validate(repo)
     assert code == 1
     assert "policy/clients/fabrikam-labs.yaml" in out or "policy/clients/contoso-retail.yaml" in out
@@ -102,32 +107,43 @@ def test_duplicate_domain_across_clients(repo: Path) -> None:
 
 
 def test_duplicate_key_in_yaml(repo: Path) -> None:
-    write(repo / FABRIKAM, "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\n"
-          "_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=reject\n")
+    write(
+        repo / FABRIKAM,
+        "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\n"
+        "_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=reject\n",
+    )
     code, out = run_validate(repo)
     assert code == 1
     assert f"{FABRIKAM}:5: duplicate key '_dmarc' (first at line 2)" in out
 
 
 def test_record_outside_scope_is_refused(repo: Path) -> None:
-    write(repo / FABRIKAM, "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\nwww:\n"
-          "  type: A\n  value: 192.0.2.1\n")
+    write(
+        repo / FABRIKAM,
+        "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\nwww:\n"
+        "  type: A\n  value: 192.0.2.1\n",
+    )
     code, out = run_validate(repo)
     assert code == 1
     assert f"{FABRIKAM}:5: record www A is outside the pipeline's scope" in out
 
 
 def test_non_spf_value_in_spf_set_is_refused(repo: Path) -> None:
-    write(repo / FABRIKAM, "---\n'':\n  type: TXT\n  values:\n  - google-site-verification=x\n"
-          "  - v=spf1 -all\n")
+    write(
+        repo / FABRIKAM,
+        "---\n'':\n  type: TXT\n  values:\n  - google-site-verification=x\n  - v=spf1 -all\n",
+    )
     code, out = run_validate(repo)
     assert code == 1
     assert "only the v=spf1 value of this set is owned" in out
 
 
 def test_records_out_of_order_are_refused_by_octodns(repo: Path) -> None:
-    write(repo / FABRIKAM, "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\n'':\n"
-          "  type: TXT\n  value: v=spf1 -all\n")
+    write(
+        repo / FABRIKAM,
+        "---\n_dmarc:\n  type: TXT\n  value: v=DMARC1\\; p=none\n'':\n"
+        "  type: TXT\n  value: v=spf1 -all\n",
+    )
     code, out = run_validate(repo)
     assert code == 1
     assert FABRIKAM in out
@@ -140,8 +156,10 @@ def test_missing_provider_reference(repo: Path) -> None:
     code, out = run_validate(repo)
     assert code == 1
     line = path.read_text().splitlines().index("provider: nowhere") + 1
-    assert f"policy/clients/fabrikam-labs.yaml:{line}: client 'fabrikam-labs' names provider " \
+    assert (
+        f"policy/clients/fabrikam-labs.yaml:{line}: client 'fabrikam-labs' names provider "
         "'nowhere'" in out
+    )
 
 
 def test_bad_timezone_and_reversed_freeze(repo: Path) -> None:

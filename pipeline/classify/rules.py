@@ -139,46 +139,45 @@ class Classification:
 def classify(facts: Sequence[Fact], client: ClientContext, rules: RiskRules) -> Classification:
     """The risk of one change (one RRset transition) from its facts and the client's context."""
     level = RiskLevel.LOW
-    reasons: list[str] = []
-    rule_ids: list[str] = []
-    rollback: int | None = None
-    raises: list[RiskRule] = []
-
-    def take(rule: RiskRule, about: str) -> None:
-        nonlocal level, rollback
-        if rule.risk is None:
-            if rule not in raises:
-                raises.append(rule)
-            return
-        level = max(level, rule.risk)
-        reasons.append(f"{rule.risk.label}: {rule.reason} [{rule.id}: {about}]")
-        if rule.id not in rule_ids:
-            rule_ids.append(rule.id)
-        if rule.rollback_hours is not None:
-            rollback = max(rollback or 0, rule.rollback_hours)
+    matched: dict[str, list[str]] = {}  # rule id -> what it matched, in rule order of first match
+    unknown: list[Fact] = []
+    by_id = {rule.id: rule for rule in rules.rules}
 
     for f in facts:
-        understood = False
-        for rule in rules.rules:
-            if not rule.facts_pattern or not rule.when.matches_client(client):
-                continue
-            if rule.when.matches_fact(f):
-                take(rule, str(f))
-                understood = True
-        if not understood:
-            level = max(level, rules.unknown_fact_risk)
-            reasons.append(
-                f"{rules.unknown_fact_risk.label}: no rule understands {f} "
-                "(anything not understood is at least medium)"
-            )
+        hits = [
+            rule
+            for rule in rules.rules
+            if rule.facts_pattern and rule.when.matches_client(client) and rule.when.matches_fact(f)
+        ]
+        for rule in hits:
+            matched.setdefault(rule.id, []).append(str(f))
+        if not hits:
+            unknown.append(f)
     if facts:
         for rule in rules.rules:
             if not rule.facts_pattern and rule.when.matches_client(client):
                 about = client.freeze_reason if client.in_freeze else "client context"
-                take(rule, about)
-    for rule in raises:
+                matched.setdefault(rule.id, []).append(about)
+
+    reasons: list[str] = []
+    rollback = 0
+    floors = [by_id[i] for i in matched if by_id[i].risk is not None]
+    for rule in floors:
+        assert rule.risk is not None
+        level = max(level, rule.risk)
+        rollback = max(rollback, rule.rollback_hours or 0)
+        reasons.append(
+            f"{rule.risk.label}: {rule.reason} [{rule.id}: {'; '.join(matched[rule.id])}]"
+        )
+    for f in unknown:
+        level = max(level, rules.unknown_fact_risk)
+        reasons.append(
+            f"{rules.unknown_fact_risk.label}: no rule understands {f} "
+            "(anything not understood is at least medium)"
+        )
+    for rule in (by_id[i] for i in matched if by_id[i].risk is None):
         level = level.raised(rule.raise_by)
         reasons.append(f"{level.label}: raised {rule.raise_by} level: {rule.reason} [{rule.id}]")
-        rule_ids.append(rule.id)
-    hours = max(rollback or 0, rules.rollback_hours[level])
-    return Classification(level, tuple(reasons), hours, tuple(rule_ids))
+    hours = max(rollback, rules.rollback_hours[level])
+    rule_ids = tuple(matched)
+    return Classification(level, tuple(reasons), hours, rule_ids)

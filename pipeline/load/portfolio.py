@@ -130,7 +130,9 @@ def _day(doc: YamlDocument, where: tuple[str | int, ...], text: Any) -> date:
     try:
         return date.fromisoformat(str(text))
     except ValueError:
-        raise doc.error(where, f"{text!r} is not a date", hint="Write dates as YYYY-MM-DD.") from None
+        raise doc.error(
+            where, f"{text!r} is not a date", hint="Write dates as YYYY-MM-DD."
+        ) from None
 
 
 def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
@@ -149,7 +151,9 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
         start = _day(doc, ("freezes", i, "start"), f["start"])
         end = _day(doc, ("freezes", i, "end"), f["end"])
         if end < start:
-            raise doc.error(("freezes", i, "end"), f"freeze ends ({end}) before it starts ({start})")
+            raise doc.error(
+                ("freezes", i, "end"), f"freeze ends ({end}) before it starts ({start})"
+            )
         freezes.append(Freeze(start, end, f["reason"]))
     dkim: dict[str, DkimLifecycle] = {}
     for domain, d in data.get("dkim", {}).items():
@@ -168,7 +172,9 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
                 for i, s in enumerate(d.get("scheduled", []))
             ),
             retired=tuple(
-                RetiredSelector(s["selector"], _day(doc, ("dkim", domain, "retired", i), s["since"]))
+                RetiredSelector(
+                    s["selector"], _day(doc, ("dkim", domain, "retired", i), s["since"])
+                )
                 for i, s in enumerate(d.get("retired", []))
             ),
         )
@@ -186,7 +192,9 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
     )
 
 
-def _checked(root: Path, path: Path, schema: str, problems: list[InputError]) -> YamlDocument | None:
+def _checked(
+    root: Path, path: Path, schema: str, problems: list[InputError]
+) -> YamlDocument | None:
     try:
         doc = load_yaml(path)
     except InputError as exc:

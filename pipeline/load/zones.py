@@ -126,5 +126,7 @@ def _from_octodns(path: Path, context: str | None, message: str) -> InputError:
     if "unescaped ;" in message or "unescaped" in message:
         hint = r"Escape semicolons in TXT values as \; (the zone files set escaped_semicolons)."
     elif "order" in message.lower():
-        hint = "octoDNS requires record names and keys in sorted order (ttl before type before value)."
+        hint = (
+            "octoDNS requires record names and keys in sorted order (ttl before type before value)."
+        )
     return InputError(message, file=path, line=int(match.group(1)) if match else None, hint=hint)

@@ -79,8 +79,9 @@ def _client_context(client: ClientProfile, now: datetime) -> ClientContext:
     )
 
 
-def _refuse_foreign_removal(item_kind: RecordKind, before: tuple[str, ...], after: tuple[str, ...],
-                            where: str) -> None:
+def _refuse_foreign_removal(
+    item_kind: RecordKind, before: tuple[str, ...], after: tuple[str, ...], where: str
+) -> None:
     # Defence in depth behind OwnedRecordsOnly: never drop a value the pipeline does not own.
     lost = [v for v in before if not is_owned_value(item_kind, v) and v not in after]
     if lost:
@@ -90,9 +91,9 @@ def _refuse_foreign_removal(item_kind: RecordKind, before: tuple[str, ...], afte
         )
 
 
-def plan_zone(portfolio: Portfolio, zone_file: ZoneFile, now: datetime, lookups: _Lookups) -> tuple[
-    ZoneResult, list[PlanItem]
-]:
+def plan_zone(
+    portfolio: Portfolio, zone_file: ZoneFile, now: datetime, lookups: _Lookups
+) -> tuple[ZoneResult, list[PlanItem]]:
     client = portfolio.clients[zone_file.client]
     provider_config = portfolio.providers[client.provider]
     desired = load_desired(zone_file)

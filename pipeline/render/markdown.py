@@ -22,7 +22,11 @@ APPROVALS = {
     RiskLevel.HIGH: "peer review **and** written client approval from an authorised approver, "
     "referenced by message-id or ticket (seed: high risk)",
 }
-SEVERITY_ICON = {Severity.INFO: "info", Severity.WARNING: "**warning**", Severity.ERROR: "**ERROR**"}
+SEVERITY_ICON = {
+    Severity.INFO: "info",
+    Severity.WARNING: "**warning**",
+    Severity.ERROR: "**ERROR**",
+}
 
 
 def _values(values: tuple[str, ...]) -> str:

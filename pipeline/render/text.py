@@ -81,7 +81,9 @@ def render_text(plan: Plan) -> str:
         out.append("")
     overall = plan.risk
     risk = (
-        click.style(overall.label.upper(), fg=RISK_COLOUR[overall], bold=True) if overall else "none"
+        click.style(overall.label.upper(), fg=RISK_COLOUR[overall], bold=True)
+        if overall
+        else "none"
     )
     out.append(f"Plan {plan.hash[:16]}  overall risk: {risk}")
     out.append(summary_line(plan))
