@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import yaml
 
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, InputError
 from pipeline.live.dns import Nameservers
-from pipeline.load.portfolio import Portfolio, collect_problems
+from pipeline.load.octodns_config import octodns_config
+from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
 from pipeline.load.zones import check_zone_file
 from pipeline.plan.build import PlanOptions, make_plan, select_zones
 from pipeline.render.json_plan import render_json
@@ -122,6 +124,17 @@ def validate(repo: Path) -> None:
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
         f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules"
     )
+
+
+@main.command("octodns-config")
+@click.pass_obj
+@reports_errors
+def octodns_config_command(repo: Path) -> None:
+    """Print an octoDNS config for the portfolio (zone files as sources, each client's provider
+    as target), for octoDNS's own tools: `octodns-validate --config-file FILE`.
+    """
+    portfolio = load_portfolio(repo)  # zone files are octoDNS's to judge here
+    click.echo(yaml.safe_dump(octodns_config(portfolio), sort_keys=True), nl=False)
 
 
 def _progress(done: int, total: int) -> None:

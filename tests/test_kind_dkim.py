@@ -63,11 +63,15 @@ def ctx(
     scheduled: tuple[ScheduledSelector, ...] = (),
     retired: tuple[RetiredSelector, ...] = (),
 ) -> ZoneContext:
-    lifecycle = DkimLifecycle(active=active, scheduled=scheduled, retired=retired, retire_wait_days=7)
+    lifecycle = DkimLifecycle(
+        active=active, scheduled=scheduled, retired=retired, retire_wait_days=7
+    )
     return ZoneContext("example.com", today=TODAY, dkim=lifecycle)
 
 
-def check(value: str, name: str = "s1._domainkey", context: ZoneContext | None = None) -> list[Finding]:
+def check(
+    value: str, name: str = "s1._domainkey", context: ZoneContext | None = None
+) -> list[Finding]:
     return dkim.validate(name, "TXT", (value,), context or ctx())
 
 
@@ -222,7 +226,9 @@ def test_key_type_change(rsa2048: bytes) -> None:
 
 
 def test_active_selector_revoked(rsa2048: bytes) -> None:
-    facts = txt_diff((f"v=DKIM1; p={b64(rsa2048)}",), ("v=DKIM1; p=",), ctx(active=frozenset({"s2"})))
+    facts = txt_diff(
+        (f"v=DKIM1; p={b64(rsa2048)}",), ("v=DKIM1; p=",), ctx(active=frozenset({"s2"}))
+    )
     revoked = one(facts, "dkim.revoked")
     assert revoked.old == fingerprint(rsa2048)
     assert dict(revoked.attrs) == {"active": True, "retired": False, "wait_over": False}
@@ -274,5 +280,7 @@ def test_cname_selector_facts() -> None:
 
 
 def test_selector_under_a_subdomain(rsa2048: bytes) -> None:
-    fact = one(dkim.facts("s9._domainkey.mail", "TXT", (), (f"p={b64(rsa2048)}",), ctx()), "dkim.selector")
+    fact = one(
+        dkim.facts("s9._domainkey.mail", "TXT", (), (f"p={b64(rsa2048)}",), ctx()), "dkim.selector"
+    )
     assert fact.new == "s9"

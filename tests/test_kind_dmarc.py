@@ -127,7 +127,9 @@ def test_d7_unauthorised_external_destination_warns() -> None:
         asked.append((zone, dest))
         return False
 
-    findings = check("v=DMARC1; p=none; rua=mailto:r@Reports.Example.net!10m", report_authorised=authorised)
+    findings = check(
+        "v=DMARC1; p=none; rua=mailto:r@Reports.Example.net!10m", report_authorised=authorised
+    )
     assert found(findings, "D7") == [Severity.WARNING]
     assert asked == [(ZONE, "reports.example.net")]
     assert "example.com._report._dmarc.reports.example.net" in findings[0].message
@@ -239,7 +241,8 @@ def test_np_added() -> None:
 def test_new_rua_destination_external_and_internal() -> None:
     facts = diff(
         "v=DMARC1; p=none; rua=mailto:d@example.com",
-        "v=DMARC1; p=none; rua=mailto:d@example.com,mailto:x@vendor.example,mailto:y@sub.example.com",
+        "v=DMARC1; p=none; rua=mailto:d@example.com,mailto:x@vendor.example,"
+        "mailto:y@sub.example.com",
     )
     rua = by_code(facts, "dmarc.rua")
     assert [(f.new, f.attrs["external"]) for f in rua] == [
@@ -250,7 +253,9 @@ def test_new_rua_destination_external_and_internal() -> None:
 
 
 def test_ruf_added() -> None:
-    fact = one(diff("v=DMARC1; p=none", "v=DMARC1; p=none; ruf=mailto:f@vendor.example"), "dmarc.ruf")
+    fact = one(
+        diff("v=DMARC1; p=none", "v=DMARC1; p=none; ruf=mailto:f@vendor.example"), "dmarc.ruf"
+    )
     assert (fact.old, fact.new, fact.attrs["external"]) == (None, "mailto:f@vendor.example", True)
 
 

@@ -54,7 +54,9 @@ def found(findings: list[Finding], code: str) -> list[Severity]:
     return [f.severity for f in findings if f.code == code]
 
 
-def diff(before: tuple[str, ...], after: tuple[str, ...], name: str = "", **kw: object) -> list[Fact]:
+def diff(
+    before: tuple[str, ...], after: tuple[str, ...], name: str = "", **kw: object
+) -> list[Fact]:
     return spf.facts(name, "TXT", before, after, ctx(**kw))
 
 
@@ -184,7 +186,9 @@ def test_s9_redirect_with_all_and_terms_after_all_warn() -> None:
 
 
 def test_parse_terms() -> None:
-    record = spf.parse("v=spf1 a/24 mx:mail.example.com//64 ~include:x.example ip6:2001:db8::/32 -all")
+    record = spf.parse(
+        "v=spf1 a/24 mx:mail.example.com//64 ~include:x.example ip6:2001:db8::/32 -all"
+    )
     assert [(m.qualifier, m.name, m.argument, m.cidr) for m in record.mechanisms] == [
         ("+", "a", "", "/24"),
         ("+", "mx", "mail.example.com", "//64"),
@@ -200,7 +204,9 @@ BEFORE = "v=spf1 include:_spf.google.com ~all"
 
 
 def test_identical_and_other_values_only_give_no_facts() -> None:
-    assert diff((BEFORE, "google-site-verification=a"), ("google-site-verification=b", BEFORE)) == []
+    assert (
+        diff((BEFORE, "google-site-verification=a"), ("google-site-verification=b", BEFORE)) == []
+    )
 
 
 def test_sender_added_pre_approved_with_headroom() -> None:
@@ -240,7 +246,11 @@ def test_sender_added_without_headroom() -> None:
 def test_sender_ip_added() -> None:
     facts = diff((BEFORE,), ("v=spf1 include:_spf.google.com ip4:198.51.100.7 ~all",))
     fact = one(facts, "spf.ip4")
-    assert (fact.new, fact.attrs["sender"], fact.attrs["pre_approved"]) == ("198.51.100.7", True, False)
+    assert (fact.new, fact.attrs["sender"], fact.attrs["pre_approved"]) == (
+        "198.51.100.7",
+        True,
+        False,
+    )
     assert by_code(facts, "spf.lookups") == []  # the count did not change
 
 
@@ -293,7 +303,10 @@ def test_all_qualifier_change(old: str, new: str | None, direction: str, to: str
 
 
 def test_qualifier_change_on_kept_mechanism() -> None:
-    fact = one(diff(("v=spf1 include:sendgrid.net -all",), ("v=spf1 ~include:sendgrid.net -all",)), "spf.include")
+    fact = one(
+        diff(("v=spf1 include:sendgrid.net -all",), ("v=spf1 ~include:sendgrid.net -all",)),
+        "spf.include",
+    )
     assert (fact.old, fact.new) == ("+include:sendgrid.net", "~include:sendgrid.net")
     assert (fact.attrs["qualifier"], fact.attrs["direction"]) == ("~", "stricter")
 

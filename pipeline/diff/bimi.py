@@ -90,24 +90,14 @@ def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -
         )
     for text in values:
         try:
-            record = parse(text)
+            tags = _tags(text)
         except RecordSyntaxError as err:
             findings.append(Finding(err.code, Severity.ERROR, err.message, name))
-            findings.extend(_tag_findings_if_parsable(text, name))
             continue
-        findings.extend(_tag_findings(record.tags, name))
-        if not record.declination:
+        findings.extend(_tag_findings(tags, name))
+        if tag_value(tags, "l") or tag_value(tags, "a"):
             findings.extend(_dmarc_findings(name, ctx))
     return findings
-
-
-def _tag_findings_if_parsable(text: str, name: str) -> list[Finding]:
-    # parse() stops at the first error; report the others too so one plan run shows them all.
-    try:
-        tags = _tags(text)
-    except RecordSyntaxError:
-        return []
-    return _tag_findings(tags, name)[1:]
 
 
 def _dmarc_findings(name: str, ctx: ZoneContext) -> list[Finding]:

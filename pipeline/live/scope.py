@@ -35,7 +35,9 @@ class OwnedRecordsOnly(BaseProcessor):  # type: ignore[misc]
         self.desired: Any = None
         self.existing: Any = None
 
-    def process_source_and_target_zones(self, desired: Any, existing: Any, target: Any) -> Any:
+    def process_source_and_target_zones(
+        self, desired: Any, existing: Any, target: Any, lenient: bool = False
+    ) -> Any:
         desired_keys = {(r.name, r._type) for r in desired.records}
         shared_sets = []
         for record in list(existing.records):
