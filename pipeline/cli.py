@@ -225,10 +225,10 @@ def plan(
         click.echo(render_text(result), nl=False)
     if out is not None:
         out.write_text(render_json(result), encoding="utf-8")
-    for zone in result.failed_zones:
+    for failed in result.failed_zones:
         click.echo(
             click.style("error: ", fg="red", bold=True)
-            + f"{zone.zone}: could not read live DNS through {zone.provider}: {zone.error}",
+            + f"{failed.zone}: could not read live DNS through {failed.provider}: {failed.error}",
             err=True,
         )
     if result.failed_zones:

@@ -288,7 +288,7 @@ def test_missing_secret_names_the_variable(
 ) -> None:
     repo = make_repo(tmp_path)
     monkeypatch.delenv("TEST_BIND_KEY_SECRET")
-    code, plan, err = plan_json(repo, sender_dns, "--client", "gamma")
+    code, _, err = plan_json(repo, sender_dns, "--client", "gamma")
     assert code == 1
     assert "TEST_BIND_KEY_SECRET" in err
     assert "Traceback" not in err

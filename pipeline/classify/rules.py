@@ -1,8 +1,7 @@
 """Risk rules as data (policy/risk-rules.yaml), and the evaluation of a change's facts against them.
 
 The seed's rules, in order of strength: a change's risk is the highest level any matching rule
-gives;
-"raise" rules (a DMARC change that breaks BIMI) lift it afterwards; a fact no rule understands is at
+gives; "raise" rules (a DMARC change that breaks BIMI) lift it afterwards; a fact no rule understands is at
 least `unknown_fact_risk` ("when in doubt, classify higher").
 """
 

@@ -1,4 +1,4 @@
-"""What a diff or a validation rule may know besides the record values themselves.
+"""What a diff or a validation rule may know besides the record values.
 
 Everything here is a plain value or a callable supplied by the plan stage, so the record-kind modules
 stay pure: no DNS, no files. Tests build a context by hand.
@@ -31,8 +31,8 @@ class RetiredSelector:
 class DkimLifecycle:
     """A domain's DKIM selectors as the client profile documents them.
 
-    Practice (email-auth-rules.md): publish a new selector, switch signing, keep the old one 7-14 days,
-    then revoke or delete; never reuse a selector name.
+    Practice (email-auth-rules.md): publish a new selector, switch signing, keep the old one
+    7-14 days, then revoke or delete; never reuse a selector name.
     """
 
     active: frozenset[str] = frozenset()

@@ -336,11 +336,14 @@ def _budget_findings(budget: SpfBudget, name: str) -> list[Finding]:
             )
         )
     for error in budget.errors:
+        # A temperror is our lookup failing, not the record: the count is then a lower bound.
+        temporary = error.startswith("temperror")
         findings.append(
             Finding(
                 "S2",
-                Severity.ERROR,
-                f"following includes and redirects: {error}; receivers return permerror",
+                Severity.WARNING if temporary else Severity.ERROR,
+                f"following includes and redirects: {error}"
+                + ("; the lookup count is a lower bound" if temporary else ""),
                 name,
             )
         )

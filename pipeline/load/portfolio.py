@@ -9,7 +9,7 @@ Every problem is an InputError naming the file and line; `collect_problems` gath
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -205,14 +205,6 @@ def _checked(
     return None if errors else doc
 
 
-def _guard(problems: list[InputError], build: Callable[[], Any]) -> Any:
-    try:
-        return build()
-    except InputError as exc:
-        problems.append(exc)
-        return None
-
-
 def _zone_paths(root: Path) -> Iterator[tuple[str, Path]]:
     zones = root / "zones"
     if not zones.is_dir():
@@ -242,8 +234,10 @@ def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
         doc = _checked(root, path, "client", problems)
         if doc is None:
             continue
-        client = _guard(problems, lambda doc=doc, path=path: _client(doc, path.stem))
-        if client is None:
+        try:
+            client = _client(doc, path.stem)
+        except InputError as exc:
+            problems.append(exc)
             continue
         clients[client.id] = client
         for i, domain in enumerate(client.domains):

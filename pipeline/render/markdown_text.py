@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 
-_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~])")
+# Characters that start emphasis, code, links, images, HTML, tables, headings or strike-through.
+_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#!|~])")
 
 
 def escape(text: str) -> str:
     """Plain text shown as-is in markdown (and in a GitHub comment): no links, no HTML, no tables."""
-    return _SPECIAL.sub(r"\\\1", text.replace("\r", " ").replace("\n", " "))
+    escaped = _SPECIAL.sub(r"\\\1", text.replace("\r", " ").replace("\n", " "))
+    # An entity, so "@team" in a user's string never pings anyone in a GitHub comment.
+    return escaped.replace("@", "&#64;")
 
 
 def code(text: str) -> str:

@@ -28,6 +28,15 @@ def summary_line(plan: Plan) -> str:
     return line
 
 
+LONG = 100
+
+
+def _short(value: str) -> str:
+    # A 2048-bit DKIM key is ~400 characters: a terminal shows its start and its length; the
+    # JSON and markdown outputs keep the whole value.
+    return value if len(value) <= LONG else f"{value[: LONG - 20]}... ({len(value)} chars)"
+
+
 def _item(item: PlanItem) -> list[str]:
     risk = click.style(item.risk.label.upper(), fg=RISK_COLOUR[item.risk], bold=True)
     lines = [
@@ -36,13 +45,13 @@ def _item(item: PlanItem) -> list[str]:
     ]
     for value in item.before:
         if value not in item.after:
-            lines.append(click.style(f"      - {value}", fg="red"))
+            lines.append(click.style(f"      - {_short(value)}", fg="red"))
     for value in item.after:
         if value not in item.before:
-            lines.append(click.style(f"      + {value}", fg="green"))
+            lines.append(click.style(f"      + {_short(value)}", fg="green"))
     kept = [v for v in item.after if v in item.before]
     for value in kept:
-        lines.append(f"        {value}")
+        lines.append(f"        {_short(value)}")
     if item.ttl_before != item.ttl_after and item.ttl_before and item.ttl_after:
         lines.append(f"      ttl {item.ttl_before} -> {item.ttl_after}")
     if item.facts:

@@ -1,0 +1,560 @@
+"""Benchmark: `dmarcops plan` against a plain `octodns-sync` dry run, same zones, same BIND 9.
+
+    python benchmarks/plan_vs_octodns.py --domains 1000 --repeat 5 [--keep DIR]
+
+1. Generates N fictional client domains (client0001.example ..., RFC 2606 names), ten to a
+   client. Each gets a realistic live zone (SOA/NS, A, MX, www, apex TXT with a verification
+   token and SPF, _dmarc, one or two RSA-2048 DKIM selectors, sometimes _smtp._tls), all loaded
+   into ONE `named` on loopback, and a dmarcops zone file that matches live DNS except on ~20% of
+   the domains (DMARC policy progression, an SPF sender added, a new DKIM selector).
+2. Serves the test suite's third-party sender zones (tests/conftest.py SENDER_ZONES) in a second
+   `named`, so dmarcops counts SPF lookups through DNS as in production.
+3. Times, alternating within one run, K repeats each: `dmarcops plan --format json` and
+   `octodns-sync` (a dry run) with octoDNS's default max_workers (1) and with max_workers set to
+   dmarcops's concurrency. Wall time per run, and peak RSS per child from os.wait4's rusage.
+4. Checks dmarcops's JSON: exactly the generated changes, nothing more, nothing less.
+
+This is a benchmark, not a test: it prints figures and exits 1 only when a command fails or the
+plan does not contain the generated changes. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import string
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from natsort import natsort_keygen
+
+ROOT = Path(__file__).resolve().parent.parent
+# The test helpers are the reference for how BIND is run and what the sender zones hold.
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import SENDER_ZONES  # noqa: E402
+from dns_server import NamedServer  # noqa: E402
+
+LIVE_TTL = 3600  # owned records: the zone files leave ttl out, and YamlProvider defaults to 3600
+OTHER_TTL = 300  # A/MX/www: not owned, their TTL never matters to the plan
+DIFFER_SHARE = 0.2
+ENV_PREFIX = "BENCH_BIND_"
+# One ordering for every record-name list we write: octoDNS's enforce_order uses natsort.
+NATSORT = natsort_keygen()
+
+# Apex SPF as clients have it: few enough lookups that one more sender stays within 10.
+BASE_SPF = (
+    ("include:_spf.google.com",),
+    ("include:spf.protection.outlook.com",),
+    ("include:_spf.google.com", "include:sendgrid.net"),
+    ("include:spf.protection.outlook.com", "include:spf.mandrillapp.com"),
+    ("ip4:192.0.2.0/24", "include:_spf.google.com"),
+)
+EXTRA_SENDERS = (
+    "include:sendgrid.net",
+    "include:spf.mandrillapp.com",
+    "include:mail.zendesk.com",
+    "include:mailgun.org",
+)
+# The usual progression; a changed domain moves one step up.
+DMARC_STEPS = ("p=none", "p=quarantine; pct=25", "p=quarantine", "p=reject")
+LIVE_SELECTORS = ("google", "s2024", "k1", "selector1")
+NEW_SELECTOR = "s2026"
+# all-reports.test authorises reports for any domain (conftest), so external rua is looked up.
+EXTERNAL_RUA = "mailto:agg@all-reports.test"
+# Kinds of difference between desired and live; "dmarc+spf" changes two records.
+CHANGE_KINDS = ("dmarc", "spf", "dkim", "dmarc+spf")
+
+
+# --- generated portfolio -------------------------------------------------------------------
+
+
+@dataclass
+class Domain:
+    client: str
+    name: str
+    live: list[tuple[str, str, str, int]] = field(default_factory=list)  # for NamedServer
+    desired: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (type, text)
+    dkim_active: list[str] = field(default_factory=list)
+    dkim_scheduled: list[str] = field(default_factory=list)
+    expected: dict[tuple[str, str], str] = field(default_factory=dict)  # (name, type) -> action
+
+
+def dkim_keys(count: int) -> list[str]:
+    """Real RSA-2048 public keys (base64 SubjectPublicKeyInfo); a few, reused across domains,
+    because generating one per domain would only time key generation."""
+    keys = []
+    for _ in range(count):
+        public = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+        der = public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        keys.append(base64.b64encode(der).decode())
+    return keys
+
+
+def token(rng: random.Random, length: int) -> str:
+    return "".join(rng.choice(string.ascii_letters + string.digits + "-_") for _ in range(length))
+
+
+def make_domain(
+    index: int, client: str, rng: random.Random, keys: list[str], change: str | None
+) -> Domain:
+    name = f"client{index:04d}.example"
+    d = Domain(client, name)
+    changes = set(change.split("+")) if change else set()
+
+    # Records the pipeline does not own: in live DNS only, never in the zone files.
+    d.live += [
+        ("@", "A", f"192.0.2.{index % 250 + 1}", OTHER_TTL),
+        ("www", "A", f"198.51.100.{index % 250 + 1}", OTHER_TTL),
+        ("@", "MX", f"10 mx{index % 3 + 1}.mailhost.example.net.", OTHER_TTL),
+        ("@", "TXT", f"google-site-verification={token(rng, 43)}", LIVE_TTL),
+    ]
+
+    spf_terms = list(rng.choice(BASE_SPF))
+    spf_all = rng.choice(("~all", "-all"))
+    live_spf = " ".join(["v=spf1", *spf_terms, spf_all])
+    if "spf" in changes:
+        spf_terms.append(rng.choice([s for s in EXTRA_SENDERS if s not in spf_terms]))
+        d.expected[("", "TXT")] = "update"
+    d.live.append(("@", "TXT", live_spf, LIVE_TTL))
+    d.desired[""] = ("TXT", " ".join(["v=spf1", *spf_terms, spf_all]))
+
+    rua = EXTERNAL_RUA if rng.random() < 0.3 else f"mailto:dmarc@{name}"
+    step = rng.randrange(len(DMARC_STEPS) - 1 if "dmarc" in changes else len(DMARC_STEPS))
+    d.live.append(("_dmarc", "TXT", f"v=DMARC1; {DMARC_STEPS[step]}; rua={rua}", LIVE_TTL))
+    if "dmarc" in changes:
+        step += 1
+        d.expected[("_dmarc", "TXT")] = "update"
+    d.desired["_dmarc"] = ("TXT", f"v=DMARC1; {DMARC_STEPS[step]}; rua={rua}")
+
+    d.dkim_active = rng.sample(LIVE_SELECTORS, rng.choice((1, 1, 2)))
+    for selector in d.dkim_active:
+        key = f"v=DKIM1; k=rsa; p={rng.choice(keys)}"
+        d.live.append((f"{selector}._domainkey", "TXT", key, LIVE_TTL))
+        d.desired[f"{selector}._domainkey"] = ("TXT", key)
+    if "dkim" in changes:
+        # A rotation on the documented schedule: the profile lists it for today.
+        d.dkim_scheduled.append(NEW_SELECTOR)
+        d.desired[f"{NEW_SELECTOR}._domainkey"] = ("TXT", f"v=DKIM1; k=rsa; p={rng.choice(keys)}")
+        d.expected[(f"{NEW_SELECTOR}._domainkey", "TXT")] = "create"
+
+    if rng.random() < 0.4:
+        tlsrpt = f"v=TLSRPTv1; rua=mailto:tls-reports@{name}"
+        d.live.append(("_smtp._tls", "TXT", tlsrpt, LIVE_TTL))
+        d.desired["_smtp._tls"] = ("TXT", tlsrpt)
+
+    # octoDNS treats a plan touching >30% of a zone of 10+ records as unsafe and a dry run then
+    # fails; real email-only changes are not that, so stay under its MIN_EXISTING_RECORDS.
+    rrsets = {(n, t) for n, t, _, _ in d.live} | {("@", "NS")}
+    assert len(rrsets) < 10, rrsets
+    return d
+
+
+def generate(count: int, seed: int) -> list[Domain]:
+    rng = random.Random(seed)
+    keys = dkim_keys(3)
+    differ = set(rng.sample(range(1, count + 1), round(count * DIFFER_SHARE)))
+    domains = []
+    differing = 0
+    for index in range(1, count + 1):
+        change = None
+        if index in differ:
+            # Each kind of difference in turn, so every N gets the same mix.
+            change = CHANGE_KINDS[differing % len(CHANGE_KINDS)]
+            differing += 1
+        client = f"client-{(index - 1) // 10 + 1:03d}"
+        domains.append(make_domain(index, client, rng, keys, change))
+    return domains
+
+
+def zone_yaml(domain: Domain) -> str:
+    """Written by hand in the layout of the example zone files (PyYAML would write the apex as
+    `? ''`); names natsorted and ttl left out, as octoDNS's enforce_order and the examples do."""
+    lines = ["---"]
+    records = {}
+    for name in sorted(domain.desired, key=NATSORT):
+        rtype, text = domain.desired[name]
+        # escaped_semicolons: true, as in the project's zone files.
+        escaped = text.replace(";", "\\;")
+        records[name] = {"type": rtype, "value": escaped}
+        lines += [(name or "''") + ":", f"  type: {rtype}", f"  value: {escaped}"]
+    document = "\n".join(lines) + "\n"
+    # None of our values needs YAML quoting; make sure, rather than trust it.
+    assert yaml.safe_load(document) == records, document
+    return document
+
+
+def write_repo(repo: Path, domains: list[Domain], concurrency: int) -> None:
+    # Policy shared with the example portfolio: schemas, risk rules and the sender catalog.
+    shutil.copytree(ROOT / "policy" / "schemas", repo / "policy" / "schemas")
+    for part in ("risk-rules.yaml", "senders.yaml"):
+        shutil.copy(ROOT / "policy" / part, repo / "policy" / part)
+    settings = {
+        "lookups": {"nameservers": [], "port": 53, "timeout": 3},
+        "concurrency": concurrency,
+    }
+    (repo / "policy" / "settings.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    provider = {"class": "octodns_bind.Rfc2136Provider", **bind_options()}
+    (repo / "policy" / "providers.yaml").write_text(
+        yaml.safe_dump({"providers": {"bind": provider}}, sort_keys=False)
+    )
+
+    today = datetime.now(UTC).date().isoformat()
+    by_client: dict[str, list[Domain]] = {}
+    for d in domains:
+        by_client.setdefault(d.client, []).append(d)
+    (repo / "policy" / "clients").mkdir(parents=True)
+    for number, (client, owned) in enumerate(by_client.items()):
+        profile: dict[str, Any] = {
+            "name": f"Benchmark Client {client[-3:]}",
+            "industry": "healthcare" if number % 5 == 0 else "retail",
+            "regulated": number % 5 == 0,
+            "timezone": "UTC",
+            "provider": "bind",
+            "domains": [d.name for d in owned],
+            "dkim": {
+                d.name: {
+                    "active": d.dkim_active,
+                    **(
+                        {"scheduled": [{"selector": s, "planned": today} for s in d.dkim_scheduled]}
+                        if d.dkim_scheduled
+                        else {}
+                    ),
+                }
+                for d in owned
+            },
+        }
+        (repo / "policy" / "clients" / f"{client}.yaml").write_text(
+            yaml.safe_dump(profile, sort_keys=False)
+        )
+        (repo / "zones" / client).mkdir(parents=True)
+        for d in owned:
+            (repo / "zones" / client / f"{d.name}.yaml").write_text(zone_yaml(d))
+
+
+def bind_options() -> dict[str, str]:
+    # Secrets through env/ in both tools' configs, as policy/providers.yaml requires.
+    return {
+        "host": f"env/{ENV_PREFIX}HOST",
+        "port": f"env/{ENV_PREFIX}PORT",
+        "key_name": f"env/{ENV_PREFIX}KEY_NAME",
+        "key_secret": f"env/{ENV_PREFIX}KEY_SECRET",
+        "key_algorithm": "hmac-sha256",
+    }
+
+
+def write_octodns_config(
+    path: Path, repo: Path, domains: list[Domain], max_workers: int | None
+) -> None:
+    """octoDNS's view of the same portfolio: one YamlProvider per zones/<client>/ directory with
+    the settings dmarcops gives its own (pipeline/load/zones.py), one `zones:` entry per zone."""
+    config: dict[str, Any] = {}
+    if max_workers is not None:
+        config["manager"] = {"max_workers": max_workers}
+    providers: dict[str, Any] = {}
+    for client in sorted({d.client for d in domains}):
+        providers[f"zones-{client}"] = {
+            "class": "octodns.provider.yaml.YamlProvider",
+            "directory": str(repo / "zones" / client),
+            "default_ttl": LIVE_TTL,
+            "enforce_order": True,
+            "escaped_semicolons": True,
+            "supports_root_ns": False,
+        }
+    providers["bind"] = {"class": "octodns_bind.Rfc2136Provider", **bind_options()}
+    config["providers"] = providers
+    config["zones"] = {
+        f"{d.name}.": {"sources": [f"zones-{d.client}"], "targets": ["bind"]} for d in domains
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+# --- timing --------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    seconds: float
+    max_rss_kb: int
+    exit_code: int
+
+
+@dataclass
+class Command:
+    label: str
+    argv: list[str]
+    runs: list[Run] = field(default_factory=list)
+
+
+def timed(argv: list[str], env: dict[str, str], out: Path, err: Path) -> Run:
+    """Wall time and peak RSS of one child. Output goes to files: a pipe could fill and stall the
+    child while we sit in wait4. os.wait4 gives this child's own rusage (ru_maxrss in KiB on
+    Linux), unlike RUSAGE_CHILDREN, which is the maximum over every child reaped so far."""
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        began = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - began
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by us: tell Popen
+    return Run(seconds, usage.ru_maxrss, proc.returncode)
+
+
+# --- proof of work -------------------------------------------------------------------------
+
+
+def check_dmarcops(stdout: Path, domains: list[Domain]) -> tuple[list[str], dict[str, Any]]:
+    """Problems (empty when the plan is exactly the generated changes) and the plan summary."""
+    try:
+        plan = json.loads(stdout.read_text())
+    except json.JSONDecodeError as exc:
+        return [f"dmarcops printed no JSON plan ({exc})"], {}
+    expected = {(d.name, n, t): a for d in domains for (n, t), a in d.expected.items()}
+    got = {(c["zone"], c["name"], c["type"]): c["action"] for c in plan["changes"]}
+    problems = []
+    if len(plan["changes"]) != len(got):
+        problems.append("duplicate (zone, name, type) entries in changes")
+    for key in sorted(expected.keys() - got.keys())[:5]:
+        problems.append(f"missing change {key}")
+    for key in sorted(got.keys() - expected.keys())[:5]:
+        problems.append(f"unexpected change {key} {got[key]}")
+    for key in sorted(k for k in expected.keys() & got.keys() if expected[k] != got[k])[:5]:
+        problems.append(f"{key}: {got[key]}, expected {expected[key]}")
+    planned = sum(z["status"] == "planned" for z in plan["zones"])
+    if planned != len(domains):
+        problems.append(f"{planned} of {len(domains)} zones planned")
+    not_dns = [z["zone"] for z in plan["zones"] if z["spf_budget_source"] not in ("dns", "")]
+    if not_dns:
+        problems.append(f"SPF budgets not counted through DNS for {not_dns[:3]}")
+    return problems, plan["summary"]
+
+
+OCTODNS_SUMMARY = re.compile(r"Summary: Creates=(\d+), Updates=(\d+), Deletes=(\d+)")
+
+
+def octodns_totals(stderr: Path) -> tuple[int, int, int, int]:
+    """(zones with a plan, creates, updates, deletes) from octoDNS's PlanLogger output."""
+    found = [tuple(map(int, m)) for m in OCTODNS_SUMMARY.findall(stderr.read_text())]
+    return (len(found), *(sum(f[i] for f in found) for i in range(3)))  # type: ignore[return-value]
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def tool(name: str) -> str:
+    # The interpreter running us is normally the project's venv; fall back to /work/main/.venv.
+    for directory in (Path(sys.executable).parent, ROOT / ".venv" / "bin"):
+        if (directory / name).exists():
+            return str(directory / name)
+    sys.exit(f"{name} not found next to {sys.executable} nor in {ROOT / '.venv/bin'}")
+
+
+def default_concurrency() -> int:
+    settings = yaml.safe_load((ROOT / "policy" / "settings.yaml").read_text()) or {}
+    return int(settings.get("concurrency", 8))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--domains", type=int, default=1000, help="client domains (default 1000)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each command")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=default_concurrency(),
+        help="dmarcops --concurrency and octoDNS max_workers for the matched config "
+        "(default: policy/settings.yaml)",
+    )
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--keep", type=Path, help="keep the repository, configs and outputs here")
+    return parser.parse_args()
+
+
+def mb(kb: int) -> float:
+    return kb / 1024
+
+
+def main() -> int:
+    args = parse_args()
+    if args.keep:
+        if args.keep.exists() and any(args.keep.iterdir()):
+            sys.exit(f"--keep {args.keep}: directory is not empty")
+        work = args.keep.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="dmarcops-bench-"))
+    repo, outputs = work / "repo", work / "runs"
+    outputs.mkdir()
+
+    began = time.perf_counter()
+    domains = generate(args.domains, args.seed)
+    write_repo(repo, domains, args.concurrency)
+    default_config, matched_config = work / "octodns-default.yaml", work / "octodns-matched.yaml"
+    write_octodns_config(default_config, repo, domains, None)
+    write_octodns_config(matched_config, repo, domains, args.concurrency)
+    expected = sum(len(d.expected) for d in domains)
+    differing = sum(bool(d.expected) for d in domains)
+    print(
+        f"generated {len(domains)} domains for {len({d.client for d in domains})} clients in "
+        f"{time.perf_counter() - began:.1f} s: {differing} differ from live, "
+        f"{expected} record changes expected"
+    )
+
+    client_dns = NamedServer({d.name: d.live for d in domains}, start_timeout=300)
+    sender_dns = NamedServer(SENDER_ZONES)
+    try:
+        client_dns.start()
+        sender_dns.start()
+        print(
+            f"named: {len(domains)} client zones answering in {client_dns.start_seconds:.2f} s "
+            f"(port {client_dns.port}); {len(SENDER_ZONES)} sender zones in "
+            f"{sender_dns.start_seconds:.2f} s (port {sender_dns.port})"
+        )
+        env = {
+            **os.environ,
+            f"{ENV_PREFIX}HOST": client_dns.host,
+            f"{ENV_PREFIX}PORT": str(client_dns.port),
+            f"{ENV_PREFIX}KEY_NAME": client_dns.key_name,
+            f"{ENV_PREFIX}KEY_SECRET": client_dns.key_secret,
+        }
+        commands = [
+            Command(
+                "dmarcops plan",
+                [
+                    tool("dmarcops"),
+                    "--repo",
+                    str(repo),
+                    "plan",
+                    "--format",
+                    "json",
+                    "--nameserver",
+                    f"{sender_dns.host}:{sender_dns.port}",
+                    "--concurrency",
+                    str(args.concurrency),
+                ],
+            ),
+            Command(
+                "octodns-sync (max_workers 1)",
+                [tool("octodns-sync"), "--config-file", str(default_config)],
+            ),
+            Command(
+                f"octodns-sync (max_workers {args.concurrency})",
+                [tool("octodns-sync"), "--config-file", str(matched_config)],
+            ),
+        ]
+        failures = run_all(commands, env, outputs, args.warmup, args.repeat)
+        failures += report(commands, outputs, domains, args.concurrency)
+        named_failed = [s for s in (client_dns, sender_dns) if not s.running]
+        if named_failed:
+            failures.append("a named server died during the benchmark")
+    finally:
+        client_dns.stop()
+        sender_dns.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"kept in {work}")
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run_all(
+    commands: list[Command], env: dict[str, str], outputs: Path, warmup: int, repeat: int
+) -> list[str]:
+    failures = []
+    for round_no in range(-warmup, repeat):
+        # Rotate who goes first each round so no command always runs on a cold (or warm) cache.
+        shift = round_no % len(commands)
+        for index in [*range(shift, len(commands)), *range(shift)]:
+            command = commands[index]
+            stem = f"{index}-{'warmup' if round_no < 0 else round_no}"
+            run = timed(command.argv, env, outputs / f"{stem}.out", outputs / f"{stem}.err")
+            phase = "warm-up" if round_no < 0 else f"run {round_no + 1}/{repeat}"
+            print(
+                f"  {phase:10} {command.label:30} {run.seconds:7.2f} s {mb(run.max_rss_kb):7.1f} MB"
+            )
+            if run.exit_code != 0:
+                failures.append(
+                    f"{command.label} exited {run.exit_code}; see {outputs / (stem + '.err')}"
+                )
+            if round_no >= 0:
+                command.runs.append(run)
+    return failures
+
+
+def report(
+    commands: list[Command], outputs: Path, domains: list[Domain], concurrency: int
+) -> list[str]:
+    failures: list[str] = []
+    print()
+    print(f"{'command':32} {'median s':>9} {'min s':>8} {'peak RSS MB':>12}  runs")
+    for command in commands:
+        seconds = [r.seconds for r in command.runs]
+        rss = max(r.max_rss_kb for r in command.runs)
+        print(
+            f"{command.label:32} {statistics.median(seconds):9.2f} {min(seconds):8.2f} "
+            f"{mb(rss):12.1f}  {len(seconds)}"
+        )
+    dmarcops, octo_default, octo_matched = commands
+    median = {c.label: statistics.median(r.seconds for r in c.runs) for c in commands}
+    print()
+    for octo in (octo_default, octo_matched):
+        ratio = median[dmarcops.label] / median[octo.label]
+        verdict = "ok" if ratio <= 1.2 else "MISSED"
+        print(f"ratio dmarcops / {octo.label}: {ratio:.2f} (target <= 1.2: {verdict})")
+    peak = mb(max(r.max_rss_kb for r in dmarcops.runs))
+    print(
+        f"dmarcops peak RSS: {peak:.1f} MB (target <= 300 MB: {'ok' if peak <= 300 else 'MISSED'})"
+    )
+
+    # The last timed run of each; all runs read the same unchanged DNS, so any one will do.
+    last = len(dmarcops.runs) - 1
+    problems, summary = check_dmarcops(outputs / f"0-{last}.out", domains)
+    expected = sum(len(d.expected) for d in domains)
+    differing = sum(bool(d.expected) for d in domains)
+    changes = summary.get("create", 0) + summary.get("update", 0) + summary.get("delete", 0)
+    print()
+    print(
+        f"dmarcops plan: {changes} changes (create {summary.get('create')}, update "
+        f"{summary.get('update')}, delete {summary.get('delete')}; risk {summary.get('risk')}) "
+        f"in {summary.get('zones')} zones, {summary.get('failed_zones')} failed; expected "
+        f"{expected} changes on {differing} differing domains: "
+        + ("exact match" if not problems else "MISMATCH")
+    )
+    failures += [f"dmarcops plan: {p}" for p in problems]
+    for index, octo in enumerate((octo_default, octo_matched), start=1):
+        zones, creates, updates, deletes = octodns_totals(outputs / f"{index}-{last}.err")
+        print(
+            f"{octo.label}: plans for {zones} zones, {creates} creates, {updates} updates, "
+            f"{deletes} deletes"
+        )
+    print(
+        "  (octoDNS sees only the zone files: it deletes every record they leave out - A, MX,\n"
+        "   www - and drops the verification token from the apex TXT set, on every zone. That is\n"
+        "   its plain dry run; dmarcops scopes the diff to the records the pipeline owns.)"
+    )
+    print(f"concurrency: dmarcops --concurrency {concurrency}, matched octoDNS max_workers")
+    return failures
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""User and DNS strings are shown, never interpreted, in the markdown plan (a PR comment)."""
+
+from __future__ import annotations
+
+from pipeline.render.markdown_text import code, escape
+
+
+def test_links_images_and_html_are_neutralised() -> None:
+    out = escape("[click](https://evil.example) ![img](x) <script>alert(1)</script>")
+    assert "[click]" not in out and "\\[click\\]" in out
+    assert "<script>" not in out and "\\<script\\>" in out
+    assert "\\!\\[img\\]" in out
+
+
+def test_table_breaking_characters_and_newlines() -> None:
+    out = escape("a | b\nc")
+    assert "\n" not in out
+    assert out == "a \\| b c"
+
+
+def test_mentions_do_not_ping() -> None:
+    assert "@" not in escape("ask @msp/dns-team")
+    assert "&#64;msp/dns\\-team" not in escape("ask @msp/dns-team")  # '-' is left alone
+    assert escape("ask @msp/dns-team") == "ask &#64;msp/dns-team"
+
+
+def test_code_span_survives_backticks_and_pipes() -> None:
+    assert code("v=spf1 -all") == "`v=spf1 -all`"
+    assert code("a`b") == "``a`b``"
+    assert code("`x`") == "`` `x` ``"
+    assert code("p=1|2") == "`p=1\\|2`"
