@@ -11,7 +11,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,24 @@ class Freeze:
         return self.start <= day <= self.end
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class ChangeWindow:
+    """The client's standing change window, in its own time zone (seed: Tue-Thu mornings)."""
+
+    days: frozenset[int] = frozenset({1, 2, 3})  # Monday is 0, as in date.weekday()
+    start: time = time(9, 0)
+    end: time = time(12, 0)
+
+
+@dataclass(frozen=True)
+class AuthorisedApprover:
+    name: str
+    email: str
+
+
 @dataclass(frozen=True)
 class ClientProfile:
     id: str
@@ -42,6 +60,10 @@ class ClientProfile:
     timezone: str = "UTC"
     freezes: tuple[Freeze, ...] = ()
     dkim: Mapping[str, DkimLifecycle] = field(default_factory=dict)
+    change_window: ChangeWindow = field(default_factory=ChangeWindow)
+    weekend_coverage: bool = False
+    authorised_approvers: tuple[AuthorisedApprover, ...] = ()
+    team: str = ""
     file: Path = Path()
 
     def freeze_on(self, day: date) -> Freeze | None:
@@ -178,6 +200,16 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
                 for i, s in enumerate(d.get("retired", []))
             ),
         )
+    window = data.get("change_window", {})
+    default = ChangeWindow()
+    start = time.fromisoformat(window["start"]) if "start" in window else default.start
+    end = time.fromisoformat(window["end"]) if "end" in window else default.end
+    if end <= start:
+        raise doc.error(
+            ("change_window", "end"),
+            f"the change window ends ({end:%H:%M}) before it starts ({start:%H:%M})",
+            hint="Windows are within one day, in the client's time zone.",
+        )
     return ClientProfile(
         id=client_id,
         name=data["name"],
@@ -188,6 +220,20 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
         timezone=tz,
         freezes=tuple(freezes),
         dkim=dkim,
+        change_window=ChangeWindow(
+            days=(
+                frozenset(WEEKDAYS.index(d) for d in window["days"])
+                if "days" in window
+                else default.days
+            ),
+            start=start,
+            end=end,
+        ),
+        weekend_coverage=bool(data.get("weekend_coverage", False)),
+        authorised_approvers=tuple(
+            AuthorisedApprover(a["name"], a["email"]) for a in data.get("authorised_approvers", [])
+        ),
+        team=data.get("team", ""),
         file=doc.path,
     )
 
