@@ -202,12 +202,12 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
         )
     window = data.get("change_window", {})
     default = ChangeWindow()
-    start = time.fromisoformat(window["start"]) if "start" in window else default.start
-    end = time.fromisoformat(window["end"]) if "end" in window else default.end
-    if end <= start:
+    opens = time.fromisoformat(window["start"]) if "start" in window else default.start
+    closes = time.fromisoformat(window["end"]) if "end" in window else default.end
+    if closes <= opens:
         raise doc.error(
             ("change_window", "end"),
-            f"the change window ends ({end:%H:%M}) before it starts ({start:%H:%M})",
+            f"the change window ends ({closes:%H:%M}) before it starts ({opens:%H:%M})",
             hint="Windows are within one day, in the client's time zone.",
         )
     return ClientProfile(
@@ -226,8 +226,8 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
                 if "days" in window
                 else default.days
             ),
-            start=start,
-            end=end,
+            start=opens,
+            end=closes,
         ),
         weekend_coverage=bool(data.get("weekend_coverage", False)),
         authorised_approvers=tuple(
