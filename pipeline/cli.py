@@ -13,12 +13,15 @@ from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import click
 import yaml
 
-from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, InputError
+from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, GateRefused, InputError
+from pipeline.gate.windows import next_window
 from pipeline.live.dns import Nameservers
+from pipeline.model import RiskLevel
 from pipeline.load.octodns_config import octodns_config
 from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
 from pipeline.load.zones import check_zone_file
@@ -28,6 +31,7 @@ from pipeline.render.markdown import render_markdown
 from pipeline.render.text import render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
+AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
 
 
 def reports_errors(func: F) -> F:
@@ -126,6 +130,60 @@ def validate(repo: Path) -> None:
     )
 
 
+@main.command()
+@click.argument("client_id", metavar="CLIENT")
+@click.option(
+    "--risk",
+    type=click.Choice(["low", "medium", "high", "reject"]),
+    default="medium",
+    show_default=True,
+    help="Risk of the change, for the length of its rollback window (reject: a p=reject change).",
+)
+@click.option(
+    "--at", "at", type=click.DateTime(formats=AT_FORMATS), help="Search from this UTC time."
+)
+@click.pass_obj
+@reports_errors
+def window(repo: Path, client_id: str, risk: str, at: datetime | None) -> None:
+    """Print CLIENT's next open change window: inside its standing window, outside freezes, with a
+    rollback window that runs into neither a freeze nor an unstaffed weekend.
+
+    \b
+    Examples:
+      dmarcops window fabrikam-labs
+      dmarcops window northwind-health --risk reject
+    """
+    portfolio = load_portfolio(repo)
+    client = portfolio.clients.get(client_id)
+    if client is None:
+        raise InputError(
+            f"no client {client_id!r}", hint=f"Clients: {', '.join(sorted(portfolio.clients))}."
+        )
+    hours = rollback_hours_for(portfolio, risk)
+    now = at.replace(tzinfo=UTC) if at else datetime.now(UTC)
+    decision = next_window(client, now, hours)
+    if decision.window is None:
+        raise GateRefused(decision.reason)
+    tz = ZoneInfo(client.timezone)
+    opens = max(decision.window.start, now)
+    click.echo(
+        f"{client.name}: next change window {opens:%Y-%m-%d %H:%M}-{decision.window.end:%H:%M} UTC "
+        f"({opens.astimezone(tz):%a %Y-%m-%d %H:%M}-"
+        f"{decision.window.end.astimezone(tz):%H:%M} {client.timezone})"
+    )
+    click.echo(
+        f"rollback window for a {risk} change applied then: {hours} h, until "
+        f"{decision.rollback.end:%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def rollback_hours_for(portfolio: Portfolio, risk: str) -> int:
+    if risk == "reject":
+        reject = next(r for r in portfolio.rules.rules if r.id == "dmarc-policy-reject")
+        return reject.rollback_hours or portfolio.rules.rollback_hours[RiskLevel.HIGH]
+    return portfolio.rules.rollback_hours[RiskLevel.parse(risk)]
+
+
 @main.command("octodns-config")
 @click.pass_obj
 @reports_errors
@@ -169,7 +227,7 @@ def _progress(done: int, total: int) -> None:
 @click.option(
     "--at",
     "at",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    type=click.DateTime(formats=AT_FORMATS),
     help="Plan as if it were this UTC time (freezes and schedules are judged then).",
 )
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Zones planned at once.")
