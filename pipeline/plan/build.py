@@ -146,6 +146,7 @@ def plan_zone(
             findings=tuple(findings),
             budget_source=budget_source,
             octodns_plan=octodns_plan,
+            octodns_target=target,
         ),
         items,
     )

@@ -61,8 +61,10 @@ class ZoneResult:
     error: str = ""
     findings: tuple[Finding, ...] = ()
     budget_source: str = ""  # "dns" | "catalog" | "" when the zone has no SPF
-    # The octoDNS plan behind the items, for the apply stage; not part of the plan's identity.
+    # The octoDNS plan behind the items and the provider that made it, for the apply stage;
+    # not part of the plan's identity.
     octodns_plan: Any = field(default=None, compare=False, repr=False)
+    octodns_target: Any = field(default=None, compare=False, repr=False)
 
     @property
     def failed(self) -> bool:

@@ -1,0 +1,161 @@
+"""After an apply: do the authoritative servers answer with the new values?
+
+For a provider with a queryable server (octodns-bind's Rfc2136Provider: host and port) the records
+are asked with dnspython, retrying until a timeout (a server may take a moment to load an update).
+Where DNS cannot reach the provider (the sandbox, an API-only provider in tests), the zone is read
+back through the provider itself, and the result says which way it was checked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+from octodns.zone import Zone
+
+from pipeline.live.scope import raw_values
+from pipeline.plan.items import PlanItem
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class ItemCheck:
+    zone: str
+    name: str
+    type: str
+    status: str  # verified | mismatch | unverifiable
+    checked_at: datetime
+    method: str  # dns | provider
+    detail: str
+
+
+def _served_values(answer: dns.message.Message, fqdn: str, rtype: str) -> tuple[str, ...]:
+    name = dns.name.from_text(fqdn)
+    kind = dns.rdatatype.from_text(rtype)
+    values: list[str] = []
+    for rrset in answer.answer:
+        if rrset.name != name or rrset.rdtype != kind:
+            continue
+        for rdata in rrset:
+            if kind == dns.rdatatype.TXT:
+                values.append(b"".join(rdata.strings).decode("utf-8", "replace"))
+            else:
+                values.append(rdata.to_text())
+    return tuple(values)
+
+
+def _normalise(rtype: str, values: Sequence[str]) -> list[str]:
+    if rtype == "TXT":
+        return sorted(values)
+    return sorted(v.lower().rstrip(".") for v in values)
+
+
+class ServerRefused(Exception):
+    """The authoritative server answered with an error rcode (REFUSED, SERVFAIL, NOTAUTH)."""
+
+
+def _query(host: str, port: int, fqdn: str, rtype: str, timeout: float) -> tuple[str, ...]:
+    query = dns.message.make_query(fqdn, rtype)
+    query.flags &= ~0x0100  # RD off: we ask the authoritative server, not a resolver
+    answer = dns.query.udp(query, host, port=port, timeout=timeout)
+    if answer.flags & 0x0200:  # TC: the answer did not fit (2048-bit DKIM keys): ask over TCP
+        answer = dns.query.tcp(query, host, port=port, timeout=timeout)
+    if answer.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        raise ServerRefused(dns.rcode.to_text(answer.rcode()))
+    return _served_values(answer, fqdn, rtype)
+
+
+def verify_by_dns(
+    host: str,
+    port: int,
+    items: Sequence[PlanItem],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.2,
+    clock: Clock = lambda: datetime.now(UTC),
+) -> list[ItemCheck]:
+    pending = list(items)
+    results: dict[int, ItemCheck] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        still: list[PlanItem] = []
+        for item in pending:
+            try:
+                served = _query(host, port, f"{item.fqdn}.", item.type, min(2.0, timeout))
+            except (dns.exception.DNSException, ServerRefused, OSError) as exc:
+                served = None
+                detail = f"{host}:{port} did not answer: {exc or type(exc).__name__}"
+            if served is not None and _normalise(item.type, served) == _normalise(
+                item.type, item.after
+            ):
+                results[id(item)] = ItemCheck(
+                    item.zone,
+                    item.name,
+                    item.type,
+                    "verified",
+                    clock(),
+                    "dns",
+                    f"{host}:{port} serves the new values",
+                )
+                continue
+            if served is not None:
+                detail = f"{host}:{port} serves {list(served)!r}, expected {list(item.after)!r}"
+            results[id(item)] = ItemCheck(
+                item.zone,
+                item.name,
+                item.type,
+                "mismatch" if served is not None else "unverifiable",
+                clock(),
+                "dns",
+                detail,
+            )
+            still.append(item)
+        if not still or time.monotonic() >= deadline:
+            break
+        pending = still
+        time.sleep(interval)
+    return [results[id(item)] for item in items]
+
+
+def verify_by_provider(
+    target: Any, zone: str, items: Sequence[PlanItem], clock: Clock = lambda: datetime.now(UTC)
+) -> list[ItemCheck]:
+    live = Zone(f"{zone}.", [])
+    target.populate(live, target=True, lenient=True)
+    served = {(r.name, r._type): raw_values(r) for r in live.records}
+    checks = []
+    for item in items:
+        values = served.get((item.name, item.type), ())
+        ok = _normalise(item.type, values) == _normalise(item.type, item.after)
+        checks.append(
+            ItemCheck(
+                item.zone,
+                item.name,
+                item.type,
+                "verified" if ok else "mismatch",
+                clock(),
+                "provider",
+                "read back through the provider"
+                if ok
+                else f"provider holds {list(values)!r}, expected {list(item.after)!r}",
+            )
+        )
+    return checks
+
+
+def authoritative_server(target: Any) -> tuple[str, int] | None:
+    """Where DNS can ask the provider directly (octodns-bind exposes host and port)."""
+    host, port = getattr(target, "host", None), getattr(target, "port", None)
+    if isinstance(host, str) and isinstance(port, int):
+        return host, port
+    return None
