@@ -57,12 +57,15 @@ def apply_plan(
     *,
     verify_timeout: float = 10.0,
     clock: Clock = lambda: datetime.now(UTC),
+    progress: Callable[[str], None] | None = None,
 ) -> list[ZoneApplication]:
     results: list[ZoneApplication] = []
     for zone in plan.zones:
         items = tuple(i for i in plan.items if i.zone == zone.zone)
         if not items:
             continue
+        if progress is not None:
+            progress(zone.zone)
         if zone.failed or zone.octodns_plan is None:
             results.append(ZoneApplication(zone.zone, "not-attempted", zone.error, items, ()))
             continue

@@ -91,6 +91,17 @@ def _refuse_foreign_removal(
         )
 
 
+def explain(exc: Exception) -> str:
+    """One line a user can act on, for an exception from a provider."""
+    message = str(exc).split("\n")[0] or type(exc).__name__
+    lowered = message.lower()
+    if "signature" in lowered or "badkey" in lowered or "peerbad" in type(exc).__name__.lower():
+        message += " (the server rejected the TSIG key: check key_name and key_secret)"
+    elif "timed out" in lowered or isinstance(exc, TimeoutError):
+        message += " (no answer from the server: is it running, and are host and port right?)"
+    return message
+
+
 def plan_zone(
     portfolio: Portfolio, zone_file: ZoneFile, now: datetime, lookups: _Lookups
 ) -> tuple[ZoneResult, list[PlanItem]]:
@@ -105,8 +116,7 @@ def plan_zone(
             scope = OwnedRecordsOnly()
             octodns_plan = target.plan(desired, processors=[scope])
     except Exception as exc:  # any provider failure: report this zone, plan the others
-        message = str(exc).split("\n")[0] or type(exc).__name__
-        return ZoneResult(client.id, zone_file.domain, client.provider, error=message), []
+        return ZoneResult(client.id, zone_file.domain, client.provider, error=explain(exc)), []
 
     today = now.astimezone(ZoneInfo(client.timezone)).date()
     ctx = ZoneContext(

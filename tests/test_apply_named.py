@@ -1,0 +1,152 @@
+"""Applying through octodns-bind to a real named: verified, scoped, per zone, under a client lock."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from dns_server import NamedServer, ZoneSpec
+from test_plan_named import LIVE, TOKEN, client_dns, make_repo  # noqa: F401 - fixture
+
+from pipeline.apply.execute import apply_plan
+from pipeline.apply.lock import client_lock
+from pipeline.apply.stale import differences, refuse_if_changed
+from pipeline.errors import GateRefused
+from pipeline.live.dns import Nameservers
+from pipeline.load.portfolio import load_portfolio
+from pipeline.plan.build import PlanOptions, make_plan
+from pipeline.render.json_plan import plan_to_json
+
+AT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+def served(server: NamedServer, fqdn: str, rtype: str = "TXT") -> list[str]:
+    answer = server.query(fqdn, rtype)
+    out = []
+    for rrset in answer.answer:
+        for rdata in rrset:
+            out.append(b"".join(rdata.strings).decode() if rtype == "TXT" else rdata.to_text())
+    return sorted(out)
+
+
+def plan_for(repo: Path, sender_dns: NamedServer, **kw: object) -> object:
+    portfolio = load_portfolio(repo)
+    ns = Nameservers(("127.0.0.1",), sender_dns.port, 2.0)
+    return make_plan(portfolio, PlanOptions(now=AT, nameservers=ns, **kw))  # type: ignore[arg-type]
+
+
+def test_apply_verifies_and_touches_only_owned_records(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns, clients=("alpha",))
+    results = apply_plan(plan)  # type: ignore[arg-type]
+    assert [(r.zone, r.status) for r in results] == [
+        ("alpha.example", "applied"),
+        ("beta.example", "applied"),
+    ]
+    for r in results:
+        assert all(c.status == "verified" and c.method == "dns" for c in r.checks), r.checks
+    assert served(client_dns, "alpha.example.") == sorted(
+        [TOKEN, "v=spf1 include:_spf.google.com include:sendgrid.net ~all"]
+    )
+    assert served(client_dns, "beta.example.") == [TOKEN]  # SPF removed, token kept
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
+    ]
+    # What the pipeline does not own is exactly as it was.
+    assert served(client_dns, "www.alpha.example.", "A") == ["192.0.2.2"]
+    assert served(client_dns, "mail.alpha.example.") == ["some-other-verification=abc"]
+    assert served(client_dns, "_github-challenge.alpha.example.") == ["deadbeef"]
+    assert served(client_dns, "alpha.example.", "MX") == ["10 mx.alpha.example."]
+    # A second plan finds nothing left to do for alpha.
+    again = plan_for(repo, sender_dns, clients=("alpha",))
+    assert again.items == ()  # type: ignore[attr-defined]
+
+
+def test_named_killed_in_the_middle_of_a_multi_zone_apply(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns, clients=("alpha",))
+
+    def kill_before_beta(zone: str) -> None:
+        if zone == "beta.example":
+            client_dns.kill()
+
+    results = apply_plan(plan, verify_timeout=1.0, progress=kill_before_beta)  # type: ignore[arg-type]
+    by_zone = {r.zone: r for r in results}
+    assert by_zone["alpha.example"].status == "applied"
+    assert by_zone["alpha.example"].verified == 2
+    assert by_zone["beta.example"].status == "failed"
+    assert by_zone["beta.example"].error  # exactly what the provider said
+    assert all(c.status == "unverifiable" for c in by_zone["beta.example"].checks)
+    # named back: alpha's change survived, beta's is still to do, and a new plan says exactly that.
+    client_dns.start()
+    again = plan_for(repo, sender_dns, clients=("alpha",))
+    assert {(i.zone, i.name) for i in again.items} == {("beta.example", "")}  # type: ignore[attr-defined]
+
+
+def test_wrong_tsig_key_is_a_clear_failure(
+    tmp_path: Path,
+    client_dns: NamedServer,
+    sender_dns: NamedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo = make_repo(tmp_path)
+    monkeypatch.setenv("TEST_BIND_KEY_SECRET", "c2VjcmV0LWJ1dC13cm9uZy1rZXktMDEyMzQ1Njc4OWFi")
+    plan = plan_for(repo, sender_dns, clients=("gamma",))
+    failed = plan.failed_zones  # type: ignore[attr-defined]
+    assert [z.zone for z in failed] == ["gamma.example"]
+    assert "the server rejected the TSIG key" in failed[0].error
+
+
+def test_stale_plan_is_refused_item_by_item(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    repo = make_repo(tmp_path)
+    approved = plan_to_json(plan_for(repo, sender_dns, clients=("alpha",)))  # type: ignore[arg-type]
+    client_dns.update("alpha.example", "_dmarc", "TXT", ["v=DMARC1; p=none; pct=10"])
+    current = plan_for(repo, sender_dns, clients=("alpha",))
+    problems = differences(approved, current)  # type: ignore[arg-type]
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "_dmarc.alpha.example TXT: stale: live DNS changed since approval"
+    )
+    with pytest.raises(GateRefused, match="the plan changed after approval; nothing was applied"):
+        refuse_if_changed(approved, current)  # type: ignore[arg-type]
+    same = plan_for(repo, sender_dns, clients=("alpha",))
+    refuse_if_changed(plan_to_json(same), same)  # type: ignore[arg-type]
+    assert json.dumps(plan_to_json(same))  # serialisable as the approved file
+
+
+def _hold_lock(changes: str, ready: object, release: object) -> None:
+    with client_lock(Path(changes), "alpha"):
+        ready.set()  # type: ignore[attr-defined]
+        release.wait(10)  # type: ignore[attr-defined]
+
+
+def test_client_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(GateRefused, match="another apply for client 'alpha' is running \\(pid"):
+            with client_lock(tmp_path, "alpha"):
+                pass
+        with client_lock(tmp_path, "beta"):  # other clients are not blocked
+            pass
+    finally:
+        release.set()
+        holder.join(10)
+    with client_lock(tmp_path, "alpha", wait_seconds=2):  # free again once the holder is gone
+        pass
+
+
+_ = (LIVE, Callable, Mapping, ZoneSpec)
