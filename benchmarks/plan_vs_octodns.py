@@ -366,6 +366,24 @@ def tool(name: str) -> str:
     sys.exit(f"{name} not found next to {sys.executable} nor in {ROOT / '.venv/bin'}")
 
 
+def code_version() -> str:
+    """The commit measured, and whether pipeline/ had uncommitted changes: figures from a tree
+    others are editing are only comparable with that noted."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "pipeline")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + (
+        " + uncommitted changes in pipeline/" if dirty else ""
+    )
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def default_concurrency() -> int:
     settings = yaml.safe_load((ROOT / "policy" / "settings.yaml").read_text()) or {}
     return int(settings.get("concurrency", 8))
@@ -385,6 +403,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--keep", type=Path, help="keep the repository, configs and outputs here")
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="no timing: generate, start both named, print the commands, wait for Ctrl-C "
+        "(to profile one command by hand)",
+    )
     return parser.parse_args()
 
 
@@ -412,12 +436,15 @@ def main() -> int:
     write_octodns_config(matched_config, repo, domains, args.concurrency)
     expected = sum(len(d.expected) for d in domains)
     differing = sum(bool(d.expected) for d in domains)
+    # Other work on the machine skews the figures: say how busy it was, before and after.
+    print(f"code: {code_version()}; {os.cpu_count()} CPUs; load average {loadavg()}")
     print(
         f"generated {len(domains)} domains for {len({d.client for d in domains})} clients in "
         f"{time.perf_counter() - began:.1f} s: {differing} differ from live, "
         f"{expected} record changes expected"
     )
 
+    failures: list[str] = []
     client_dns = NamedServer({d.name: d.live for d in domains}, start_timeout=300)
     sender_dns = NamedServer(SENDER_ZONES)
     try:
@@ -428,8 +455,7 @@ def main() -> int:
             f"(port {client_dns.port}); {len(SENDER_ZONES)} sender zones in "
             f"{sender_dns.start_seconds:.2f} s (port {sender_dns.port})"
         )
-        env = {
-            **os.environ,
+        secrets = {
             f"{ENV_PREFIX}HOST": client_dns.host,
             f"{ENV_PREFIX}PORT": str(client_dns.port),
             f"{ENV_PREFIX}KEY_NAME": client_dns.key_name,
@@ -460,16 +486,21 @@ def main() -> int:
                 [tool("octodns-sync"), "--config-file", str(matched_config)],
             ),
         ]
-        failures = run_all(commands, env, outputs, args.warmup, args.repeat)
-        failures += report(commands, outputs, domains, args.concurrency)
-        named_failed = [s for s in (client_dns, sender_dns) if not s.running]
-        if named_failed:
-            failures.append("a named server died during the benchmark")
+        if args.serve:
+            serve(commands, secrets)
+        else:
+            failures += run_all(commands, {**os.environ, **secrets}, outputs, args)
+            results = report(commands, outputs, domains, args.concurrency, failures)
+            results["named_start_seconds"] = client_dns.start_seconds
+            (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+            if not (client_dns.running and sender_dns.running):
+                failures.append("a named server died during the benchmark")
     finally:
         client_dns.stop()
         sender_dns.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at the end: {loadavg()}")
     if args.keep:
         print(f"kept in {work}")
     for failure in failures:
@@ -477,18 +508,32 @@ def main() -> int:
     return 1 if failures else 0
 
 
+def serve(commands: list[Command], secrets: dict[str, str]) -> None:
+    print("\nIn another shell:")
+    for name, value in secrets.items():
+        print(f"  export {name}={value}")
+    for command in commands:
+        print("  " + " ".join(command.argv))
+    print("Ctrl-C stops both named.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print()
+
+
 def run_all(
-    commands: list[Command], env: dict[str, str], outputs: Path, warmup: int, repeat: int
+    commands: list[Command], env: dict[str, str], outputs: Path, args: argparse.Namespace
 ) -> list[str]:
     failures = []
-    for round_no in range(-warmup, repeat):
+    for round_no in range(-args.warmup, args.repeat):
         # Rotate who goes first each round so no command always runs on a cold (or warm) cache.
         shift = round_no % len(commands)
         for index in [*range(shift, len(commands)), *range(shift)]:
             command = commands[index]
             stem = f"{index}-{'warmup' if round_no < 0 else round_no}"
             run = timed(command.argv, env, outputs / f"{stem}.out", outputs / f"{stem}.err")
-            phase = "warm-up" if round_no < 0 else f"run {round_no + 1}/{repeat}"
+            phase = "warm-up" if round_no < 0 else f"run {round_no + 1}/{args.repeat}"
             print(
                 f"  {phase:10} {command.label:30} {run.seconds:7.2f} s {mb(run.max_rss_kb):7.1f} MB"
             )
@@ -502,18 +547,30 @@ def run_all(
 
 
 def report(
-    commands: list[Command], outputs: Path, domains: list[Domain], concurrency: int
-) -> list[str]:
-    failures: list[str] = []
+    commands: list[Command],
+    outputs: Path,
+    domains: list[Domain],
+    concurrency: int,
+    failures: list[str],
+) -> dict[str, Any]:
+    """Prints the table, the ratios and the proof of work; returns them for results.json."""
+    results: dict[str, Any] = {"domains": len(domains), "concurrency": concurrency, "commands": {}}
     print()
     print(f"{'command':32} {'median s':>9} {'min s':>8} {'peak RSS MB':>12}  runs")
     for command in commands:
         seconds = [r.seconds for r in command.runs]
-        rss = max(r.max_rss_kb for r in command.runs)
+        rss = mb(max(r.max_rss_kb for r in command.runs))
         print(
             f"{command.label:32} {statistics.median(seconds):9.2f} {min(seconds):8.2f} "
-            f"{mb(rss):12.1f}  {len(seconds)}"
+            f"{rss:12.1f}  {len(seconds)}"
         )
+        results["commands"][command.label] = {
+            "argv": command.argv,
+            "seconds": seconds,
+            "median_seconds": statistics.median(seconds),
+            "min_seconds": min(seconds),
+            "peak_rss_mb": rss,
+        }
     dmarcops, octo_default, octo_matched = commands
     median = {c.label: statistics.median(r.seconds for r in c.runs) for c in commands}
     print()
@@ -521,6 +578,7 @@ def report(
         ratio = median[dmarcops.label] / median[octo.label]
         verdict = "ok" if ratio <= 1.2 else "MISSED"
         print(f"ratio dmarcops / {octo.label}: {ratio:.2f} (target <= 1.2: {verdict})")
+        results[f"ratio vs {octo.label}"] = ratio
     peak = mb(max(r.max_rss_kb for r in dmarcops.runs))
     print(
         f"dmarcops peak RSS: {peak:.1f} MB (target <= 300 MB: {'ok' if peak <= 300 else 'MISSED'})"
@@ -531,7 +589,7 @@ def report(
     problems, summary = check_dmarcops(outputs / f"0-{last}.out", domains)
     expected = sum(len(d.expected) for d in domains)
     differing = sum(bool(d.expected) for d in domains)
-    changes = summary.get("create", 0) + summary.get("update", 0) + summary.get("delete", 0)
+    changes = sum(summary.get(action, 0) for action in ("create", "update", "delete"))
     print()
     print(
         f"dmarcops plan: {changes} changes (create {summary.get('create')}, update "
@@ -540,6 +598,7 @@ def report(
         f"{expected} changes on {differing} differing domains: "
         + ("exact match" if not problems else "MISMATCH")
     )
+    results["dmarcops_plan"] = {"summary": summary, "expected": expected, "problems": problems}
     failures += [f"dmarcops plan: {p}" for p in problems]
     for index, octo in enumerate((octo_default, octo_matched), start=1):
         zones, creates, updates, deletes = octodns_totals(outputs / f"{index}-{last}.err")
@@ -547,13 +606,14 @@ def report(
             f"{octo.label}: plans for {zones} zones, {creates} creates, {updates} updates, "
             f"{deletes} deletes"
         )
+        results[f"{octo.label} plan"] = [zones, creates, updates, deletes]
     print(
         "  (octoDNS sees only the zone files: it deletes every record they leave out - A, MX,\n"
         "   www - and drops the verification token from the apex TXT set, on every zone. That is\n"
         "   its plain dry run; dmarcops scopes the diff to the records the pipeline owns.)"
     )
     print(f"concurrency: dmarcops --concurrency {concurrency}, matched octoDNS max_workers")
-    return failures
+    return results
 
 
 if __name__ == "__main__":

@@ -18,13 +18,15 @@ from zoneinfo import ZoneInfo
 import click
 import yaml
 
+from pipeline.commands.approvals import register as register_approval_commands
+from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, GateRefused, InputError
 from pipeline.gate.windows import next_window
 from pipeline.live.dns import Nameservers
-from pipeline.model import RiskLevel
 from pipeline.load.octodns_config import octodns_config
 from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
 from pipeline.load.zones import check_zone_file
+from pipeline.model import RiskLevel
 from pipeline.plan.build import PlanOptions, make_plan, select_zones
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import render_markdown
@@ -298,6 +300,10 @@ def plan(
             err=True,
         )
         sys.exit(EXIT_GATE)
+
+
+register_approval_commands(main)
+register_records_commands(main)
 
 
 if __name__ == "__main__":

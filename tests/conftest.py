@@ -175,3 +175,7 @@ def named_factory() -> Iterator[Callable[[Mapping[str, ZoneSpec]], NamedServer]]
     yield start
     for server in servers:
         server.stop()
+
+
+# The client-zone server of the end-to-end plan tests, shared with the apply tests.
+from test_plan_named import client_dns  # noqa: E402, F401

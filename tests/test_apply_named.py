@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from dns_server import NamedServer, ZoneSpec
-from test_plan_named import LIVE, TOKEN, client_dns, make_repo  # noqa: F401 - fixture
+from test_plan_named import LIVE, TOKEN, make_repo
 
 from pipeline.apply.execute import apply_plan
 from pipeline.apply.lock import client_lock
@@ -137,9 +137,11 @@ def test_client_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     holder.start()
     try:
         assert ready.wait(10)
-        with pytest.raises(GateRefused, match="another apply for client 'alpha' is running \\(pid"):
-            with client_lock(tmp_path, "alpha"):
-                pass
+        with (
+            pytest.raises(GateRefused, match="another apply for client 'alpha' is running \\(pid"),
+            client_lock(tmp_path, "alpha"),
+        ):
+            pass
         with client_lock(tmp_path, "beta"):  # other clients are not blocked
             pass
     finally:

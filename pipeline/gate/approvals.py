@@ -1,0 +1,468 @@
+"""Approvals bound to a plan hash, and the seed's approval chain by risk level.
+
+An approval says: analyst A approved request R as planned in plan H, at time T. It is an Ed25519
+signature over exactly those four values, so it can be checked offline, for as long as the roster
+keeps A's public key, and it stops counting the moment the plan changes (github-notes.md: "approvals
+given before the last plan still counting" is the pitfall to avoid).
+
+The chain (seed, "Approval gates by change type"):
+  low     the author self-approves; the request file is the log
+  medium  one approval of this plan hash by a roster analyst who is not the author
+  high    that, plus the client's written approval from one of its authorised approvers
+Silence is never approval: a missing answer is a missing approval.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from pipeline.errors import InputError
+from pipeline.gate.requests import REQUEST_ID, ChangeRequest
+from pipeline.gate.roster import Analyst, Roster
+from pipeline.load.portfolio import ClientProfile
+from pipeline.model import RiskLevel
+
+APPROVALS_DIR = Path("changes") / "approvals"
+SIGNED = "signed"
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+FORMAT_VERSION = 1
+PLAN_HASH = re.compile(r"^[0-9a-f]{64}$")
+ANALYST_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+def utc_text(at: datetime) -> str:
+    return at.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def signed_payload(plan_hash: str, request_id: str, analyst: str, approved_at: datetime) -> bytes:
+    """Canonical JSON (sorted keys, no spaces) of exactly what an approval vouches for."""
+    fields = {
+        "analyst": analyst,
+        "approved_at": utc_text(approved_at),
+        "plan_hash": plan_hash,
+        "request_id": request_id,
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@dataclass(frozen=True)
+class Approval:
+    plan_hash: str
+    request_id: str
+    analyst: str  # roster id
+    approved_at: datetime  # UTC, whole seconds
+    source: str = SIGNED  # "signed"; the GitHub review source adds "github"
+    reference: str = ""  # where it came from: the approval file, a review URL
+    signature: str = ""  # base64 Ed25519 signature of `payload()`
+
+    def payload(self) -> bytes:
+        return signed_payload(self.plan_hash, self.request_id, self.analyst, self.approved_at)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "plan_hash": self.plan_hash,
+            "request_id": self.request_id,
+            "analyst": self.analyst,
+            "approved_at": utc_text(self.approved_at),
+            "source": self.source,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, reference: str = "") -> Approval:
+        """ValueError naming the field when `data` is not an approval."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        for key in ("plan_hash", "request_id", "analyst", "approved_at", "source", "signature"):
+            if not isinstance(data.get(key), str):
+                raise ValueError(f"{key!r} is missing or not a string")
+        try:
+            at = datetime.strptime(data["approved_at"], TIME_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            raise ValueError(f"approved_at {data['approved_at']!r} is not a UTC time") from None
+        return cls(
+            plan_hash=data["plan_hash"],
+            request_id=data["request_id"],
+            analyst=data["analyst"],
+            approved_at=at,
+            source=data["source"],
+            reference=reference,
+            signature=data["signature"],
+        )
+
+
+def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """Base64 of the raw 32-byte public key: the form policy/roster.yaml holds."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def generate_key(path: Path) -> str:
+    """Write a new Ed25519 private key (PKCS8 PEM, mode 0600) and return its public key (base64)."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(
+            "a key file already exists here",
+            file=path,
+            hint="Choose another path: overwriting would lose the key the roster trusts.",
+        ) from None
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(pem)
+    return public_key_text(key)
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the key file: {exc.strerror}", file=path) from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise InputError(
+            "not an unencrypted PEM private key",
+            file=path,
+            hint="Use the file `dmarcops keygen --out FILE` wrote.",
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InputError(
+            "not an Ed25519 key", file=path, hint="Create one with `dmarcops keygen --out FILE`."
+        )
+    return key
+
+
+def sign(
+    key: Ed25519PrivateKey,
+    plan_hash: str,
+    request_id: str,
+    analyst: str,
+    approved_at: datetime,
+) -> Approval:
+    at = approved_at.astimezone(UTC).replace(microsecond=0)
+    payload = signed_payload(plan_hash, request_id, analyst, at)
+    signature = base64.b64encode(key.sign(payload)).decode()
+    return Approval(plan_hash, request_id, analyst, at, SIGNED, "", signature)
+
+
+def _signature_ok(approval: Approval, analyst: Analyst) -> bool:
+    try:
+        signature = base64.b64decode(approval.signature, validate=True)
+        analyst.key().verify(signature, approval.payload())
+    except (binascii.Error, ValueError, InvalidSignature):
+        return False
+    return True
+
+
+# How each source proves who approved. Signed approvals carry their proof; the GitHub review source
+# (a later issue) adds its own check here, behind the same `verify`.
+VERIFIERS: dict[str, Callable[[Approval, Analyst], bool]] = {SIGNED: _signature_ok}
+
+
+def verify(approval: Approval, roster: Roster) -> bool:
+    """True when the approval is what its analyst signed, checked with the roster's key only."""
+    analyst = roster.get(approval.analyst)
+    verifier = VERIFIERS.get(approval.source)
+    return analyst is not None and verifier is not None and verifier(approval, analyst)
+
+
+def approval_path(root: Path, approval: Approval) -> Path:
+    return (
+        root
+        / APPROVALS_DIR
+        / approval.plan_hash
+        / f"{approval.request_id}--{approval.analyst}.json"
+    )
+
+
+def write_approval(root: Path, approval: Approval) -> Path:
+    """Store a signed approval; never overwrites one (the audit trail only grows)."""
+    # These values become path parts: refuse anything that could leave changes/approvals/.
+    if not PLAN_HASH.match(approval.plan_hash):
+        raise InputError(f"{approval.plan_hash!r} is not a plan hash (64 hex digits)")
+    if not REQUEST_ID.match(approval.request_id):
+        raise InputError(f"{approval.request_id!r} is not a change request id")
+    if not ANALYST_ID.match(approval.analyst):
+        raise InputError(f"{approval.analyst!r} is not an analyst id")
+    path = approval_path(root, approval)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("x", encoding="utf-8") as out:
+            json.dump(approval.to_json(), out, indent=2, sort_keys=True)
+            out.write("\n")
+    except FileExistsError:
+        raise InputError(
+            f"{approval.analyst} has already approved {approval.request_id} for this plan",
+            file=path,
+            hint="An approval is never replaced; if this one is wrong, remove it in a reviewed "
+            "commit and approve again.",
+        ) from None
+    return path
+
+
+class ApprovalSource(Protocol):
+    """Where approvals come from: signed files in the repository; GitHub reviews (later)."""
+
+    def approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]: ...
+
+
+class SignedApprovalFiles:
+    """changes/approvals/<plan_hash>/<request_id>--<analyst>.json"""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _read(self, path: Path) -> Approval:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            reference = str(path.relative_to(self.root))
+            return Approval.from_json(data, reference)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the approval: {exc}", file=path) from None
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            raise InputError(
+                f"not an approval file: {exc}",
+                file=path,
+                hint="Approval files are written by `dmarcops approve`; never edit them.",
+            ) from None
+
+    def approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]:
+        if not PLAN_HASH.match(plan_hash):
+            return []
+        directory = self.root / APPROVALS_DIR / plan_hash
+        return [self._read(p) for p in sorted(directory.glob(f"{request_id}--*.json"))]
+
+    def history(self, request_id: str) -> list[Approval]:
+        """Approvals of the request for every plan, so a stale one can be named as stale."""
+        directory = self.root / APPROVALS_DIR
+        return [self._read(p) for p in sorted(directory.glob(f"*/{request_id}--*.json"))]
+
+
+@dataclass(frozen=True)
+class ApprovalEvidence:
+    """One link of the approval chain, as the change record shows it."""
+
+    role: str  # "author" | "peer review" | "client approval"
+    who: str  # roster id, or the client approver's e-mail
+    at: datetime | None  # UTC; None for the author's self-approval (the request is the log)
+    reference: str  # the request file, the approval file, the message-id or ticket
+
+    def __str__(self) -> str:
+        when = f" at {utc_text(self.at)}" if self.at else ""
+        return f"{self.role}: {self.who}{when} ({self.reference})"
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    ok: bool
+    missing: tuple[str, ...]  # what the chain still needs, with why offered approvals do not count
+    evidence: tuple[ApprovalEvidence, ...]  # the links that count
+    ignored: tuple[str, ...] = ()  # every approval that does not count, with the reason
+
+
+def _not_counting(
+    approval: Approval, request: ChangeRequest, plan_hash: str, roster: Roster
+) -> str | None:
+    if roster.get(approval.analyst) is None:
+        return f"{approval.analyst!r} is not on the analyst roster"
+    if approval.source not in VERIFIERS:
+        return f"unknown approval source {approval.source!r}"
+    if not verify(approval, roster):
+        return (
+            f"it does not verify with {approval.analyst}'s key in the roster "
+            "(altered after signing, or signed with another key)"
+        )
+    if approval.request_id != request.id:
+        return f"it approves request {approval.request_id}, not {request.id}"
+    if approval.plan_hash != plan_hash:
+        return (
+            f"it approves plan {approval.plan_hash[:16]}, not this plan {plan_hash[:16]}: "
+            "the plan changed after the review, so it needs a new one"
+        )
+    return None
+
+
+def evaluate(
+    risk: RiskLevel,
+    request: ChangeRequest,
+    plan_hash: str,
+    approvals: Sequence[Approval],
+    roster: Roster,
+    client: ClientProfile,
+) -> ApprovalDecision:
+    """Does `request`, at `risk`, have the approvals of this plan that the seed's chain requires?"""
+    missing: list[str] = []
+    evidence: list[ApprovalEvidence] = []
+    ignored: list[str] = []
+    if client.id != request.client:
+        missing.append(f"{request.id} is for client {request.client}, not {client.id}")
+
+    if request.author in roster:
+        evidence.append(ApprovalEvidence("author", request.author, None, request.file.name))
+    else:
+        missing.append(
+            f"author: {request.author!r} is not on the analyst roster, so nobody accountable "
+            "proposed this change"
+        )
+
+    peers: list[Approval] = []
+    for approval in sorted(approvals, key=lambda a: a.approved_at):
+        reason = _not_counting(approval, request, plan_hash, roster)
+        if reason is None and approval.analyst == request.author:
+            if risk is RiskLevel.LOW:
+                continue  # a signed self-approval of a low change adds nothing to the log
+            reason = (
+                "the author cannot review their own change (seed: a self-review preserves all "
+                "the same blind spots)"
+            )
+        if reason is None:
+            if approval.analyst not in (a.analyst for a in peers):
+                peers.append(approval)
+        else:
+            ignored.append(f"approval by {approval.analyst} ({approval.reference}): {reason}")
+
+    if peers:
+        evidence += [
+            ApprovalEvidence("peer review", a.analyst, a.approved_at, a.reference or a.source)
+            for a in peers
+        ]
+    elif risk >= RiskLevel.MEDIUM:
+        missing.append(
+            f"peer review: an approval of this plan ({plan_hash[:16]}) for {request.id} by a "
+            f"roster analyst other than the author {request.author} "
+            f"(`dmarcops approve --request {request.id} ...`)"
+        )
+        missing += [f"  does not count: {reason}" for reason in ignored]
+
+    if risk is RiskLevel.HIGH:
+        authorised = {a.email.lower() for a in client.authorised_approvers}
+        listed = ", ".join(sorted(authorised)) or "none listed in the client profile"
+        given = request.client_approval
+        if given is None:
+            missing.append(
+                f"client approval: a high-risk change needs written approval from one of "
+                f"{client.id}'s authorised approvers ({listed}), recorded under `client_approval:` "
+                f"in {request.file.name} with approver, at (UTC) and reference. No answer is not "
+                "an approval."
+            )
+        elif given.approver.lower() not in authorised:
+            missing.append(
+                f"client approval: {given.approver} is not one of {client.id}'s authorised "
+                f"approvers ({listed})"
+            )
+        elif not given.reference.strip():
+            missing.append("client approval: no message-id or ticket reference")
+        else:
+            evidence.append(
+                ApprovalEvidence("client approval", given.approver, given.at, given.reference)
+            )
+
+    return ApprovalDecision(not missing, tuple(missing), tuple(evidence), tuple(ignored))
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One change of a saved plan (`dmarcops plan --out plan.json`), as coverage and approval use it."""
+
+    client: str
+    zone: str
+    name: str
+    type: str
+    action: str
+    risk: RiskLevel
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    ttl_before: int | None
+    ttl_after: int | None
+
+
+@dataclass(frozen=True)
+class PlanFile:
+    path: Path
+    plan_hash: str
+    changes: tuple[PlannedChange, ...]
+
+
+def hash_of_changes(changes: Sequence[PlannedChange]) -> str:
+    """The plan hash of pipeline.plan.items.plan_hash, recomputed from the saved JSON."""
+    normalised = sorted(
+        [c.zone, c.name, c.type, sorted(c.before), sorted(c.after), c.ttl_before, c.ttl_after]
+        for c in changes
+    )
+    canonical = json.dumps(normalised, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_plan_file(path: Path) -> PlanFile:
+    """A saved JSON plan, refused unless its plan_hash is the hash of the changes it lists.
+
+    A reviewer signs the hash; recomputing it means the hash signed is the hash of what was shown.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read the plan: {exc.strerror}", file=path) from None
+    except (UnicodeDecodeError, ValueError):
+        raise InputError(
+            "not a JSON plan",
+            file=path,
+            hint="Save one with `dmarcops plan --out plan.json`.",
+        ) from None
+    try:
+        changes = tuple(
+            PlannedChange(
+                client=str(c["client"]),
+                zone=str(c["zone"]),
+                name=str(c["name"]),
+                type=str(c["type"]),
+                action=str(c["action"]),
+                risk=RiskLevel.parse(str(c["risk"])),
+                before=tuple(str(v) for v in c["before"]),
+                after=tuple(str(v) for v in c["after"]),
+                ttl_before=c["ttl"]["before"],
+                ttl_after=c["ttl"]["after"],
+            )
+            for c in data["changes"]
+        )
+        stated = str(data["plan_hash"])
+    except (KeyError, TypeError) as exc:
+        raise InputError(
+            f"not a JSON plan: missing or invalid {exc}",
+            file=path,
+            hint="Save one with `dmarcops plan --out plan.json`.",
+        ) from None
+    computed = hash_of_changes(changes)
+    if stated != computed:
+        raise InputError(
+            f"the plan's plan_hash {stated[:16]} is not the hash of its changes ({computed[:16]})",
+            file=path,
+            hint="The file was edited after `dmarcops plan` wrote it: plan again.",
+        )
+    return PlanFile(path, stated, changes)

@@ -1,0 +1,635 @@
+"""Change requests (changes/requests/<id>.yaml): why a change is made and which plan items it covers.
+
+The seed's first failure mode is the "I'll just push it" change: a change nobody filed. So every plan
+item must be covered by exactly one request, and a request must say why in words that carry facts
+("Because we agreed in the SOW isn't a rationale"). A request written from a ticket template
+(`new_request`) still holding one of the template's <<...>> prompts is not a request yet.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from pipeline.errors import GateRefused, InputError
+from pipeline.gate.roster import Roster, load_roster
+from pipeline.load.yamlfile import JsonPath, YamlDocument, iter_schema_errors, load_yaml
+from pipeline.model import RiskLevel
+
+REQUESTS_DIR = Path("changes") / "requests"
+SCHEMA = Path("policy") / "schemas" / "change-request.schema.json"
+
+# The id is the file stem; "--" is reserved as the separator in approval file names.
+REQUEST_ID = re.compile(r"^CR-[0-9]{4,}(-[a-z0-9]+)*$")
+PROMPT = re.compile(r"<<.*?>>", re.DOTALL)
+# The `covers:` item pattern of change-request.schema.json, for checking selectors given on the CLI.
+SELECTOR = re.compile(
+    r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?( (@|[A-Za-z0-9_*][A-Za-z0-9_.-]*)( [A-Z][A-Z0-9]*)?)?$"
+)
+TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ")
+
+
+class RequestType(enum.Enum):
+    """The seed's ticket templates ("Ticket templates for routine changes")."""
+
+    NEW_SENDER = "new-sender"
+    POLICY_PROGRESSION = "policy-progression"
+    DKIM_ROTATION = "dkim-rotation"
+    EMERGENCY_ROLLBACK = "emergency-rollback"
+    OTHER = "other"
+
+    @classmethod
+    def parse(cls, text: str) -> RequestType:
+        # product.md spells the template `dmarcops new sender`.
+        return cls("new-sender" if text == "sender" else text)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """`zone`, `zone name` or `zone name TYPE`; name "@" is the apex (plan items use "")."""
+
+    zone: str
+    name: str | None = None
+    type: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Selector | None:
+        if not SELECTOR.match(text):
+            return None
+        parts = text.split()
+        zone = parts[0].lower().rstrip(".")
+        name = parts[1].lower() if len(parts) > 1 else None
+        if name is not None:
+            name = "" if name == "@" else name.removesuffix("." + zone)
+        rtype = parts[2].upper() if len(parts) > 2 else None
+        return cls(zone, name, rtype)
+
+    def matches(self, item: CoverableItem) -> bool:
+        return (
+            item.zone.lower() == self.zone
+            and (self.name is None or item.name.lower() == self.name)
+            and (self.type is None or item.type.upper() == self.type)
+        )
+
+    def __str__(self) -> str:
+        parts = [self.zone]
+        if self.name is not None:
+            parts.append(self.name or "@")
+        if self.type is not None:
+            parts.append(self.type)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class ClientApproval:
+    """The client's written approval (seed: "an emailed acknowledgment is usually enough")."""
+
+    approver: str  # e-mail address
+    at: datetime  # UTC
+    reference: str  # <message-id@host> or a ticket id
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    id: str
+    type: RequestType
+    client: str
+    covers: tuple[Selector, ...]
+    rationale: str
+    author: str
+    evidence: tuple[str, ...] = ()
+    details: tuple[tuple[str, str], ...] = ()
+    client_approval: ClientApproval | None = None
+    requested_risk: RiskLevel | None = None
+    rollback_of: str | None = None
+    emergency_reason: str | None = None
+    file: Path = Path()
+    # Line of each top-level key, so a gate can point at `requested_risk:` or `client_approval:`.
+    lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+
+    def line_of(self, key: str) -> int | None:
+        return dict(self.lines).get(key)
+
+    @property
+    def is_emergency(self) -> bool:
+        return self.type is RequestType.EMERGENCY_ROLLBACK or self.emergency_reason is not None
+
+    def covers_item(self, item: CoverableItem) -> bool:
+        return item.client == self.client and any(s.matches(item) for s in self.covers)
+
+
+class CoverableItem(Protocol):
+    """What coverage needs of a plan item: a `PlanItem`, or a change read back from plan JSON."""
+
+    @property
+    def client(self) -> str: ...
+    @property
+    def zone(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def risk(self) -> RiskLevel: ...
+
+
+ItemT = TypeVar("ItemT", bound=CoverableItem)
+
+
+def describe(item: CoverableItem) -> str:
+    """The item as the selector that covers exactly it, ready to paste into `covers:`."""
+    return f"{item.zone} {item.name or '@'} {item.type}"
+
+
+@dataclass(frozen=True)
+class Coverage(Generic[ItemT]):
+    covered: tuple[tuple[ItemT, ChangeRequest], ...]
+    uncovered: tuple[ItemT, ...]
+    conflicts: tuple[tuple[ItemT, tuple[ChangeRequest, ...]], ...]
+
+    @property
+    def complete(self) -> bool:
+        return not self.uncovered and not self.conflicts
+
+    @property
+    def requests(self) -> tuple[ChangeRequest, ...]:
+        """The requests that cover at least one item, in plan order."""
+        seen: dict[str, ChangeRequest] = {}
+        for _, request in self.covered:
+            seen.setdefault(request.id, request)
+        return tuple(seen.values())
+
+    def items_of(self, request_id: str) -> tuple[ItemT, ...]:
+        return tuple(item for item, request in self.covered if request.id == request_id)
+
+    def risk_of(self, request_id: str) -> RiskLevel | None:
+        return max((item.risk for item in self.items_of(request_id)), default=None)
+
+    def check(self) -> None:
+        """GateRefused (exit 2) unless every item has exactly one request."""
+        if self.complete:
+            return
+        lines: list[str] = []
+        hints: list[str] = []
+        if self.uncovered:
+            lines.append(
+                'every change needs a change request (seed: the "I\'ll just push it" change); '
+                f"{len(self.uncovered)} plan item(s) covered by none:"
+            )
+            lines += [
+                f"  {describe(i)}  (client {i.client}, risk {i.risk.label})" for i in self.uncovered
+            ]
+            example = self.uncovered[0]
+            hints.append(
+                f"File one: dmarcops new TYPE --client {example.client} "
+                f"--cover '{describe(example)}' --author YOUR-ID, replace its <<...>> prompts and "
+                "commit it under changes/requests/ (or add the selector to the `covers:` of an "
+                "existing request for the same change)."
+            )
+        if self.conflicts:
+            lines.append(
+                f"{len(self.conflicts)} plan item(s) claimed by more than one change request:"
+            )
+            for item, requests in self.conflicts:
+                where = ", ".join(f"{r.id} ({_shown(r)})" for r in requests)
+                lines.append(f"  {describe(item)}: {where}")
+            hints.append(
+                "A change has exactly one request: narrow the `covers:` selectors "
+                "(ZONE NAME TYPE) so that only one request matches each item."
+            )
+        raise GateRefused("\n".join(lines), hint="\n  ".join(hints))
+
+
+def _shown(request: ChangeRequest) -> str:
+    line = request.line_of("covers")
+    return f"{request.file.name}:{line}" if line else request.file.name
+
+
+def cover(items: Sequence[ItemT], requests: Sequence[ChangeRequest]) -> Coverage[ItemT]:
+    """Map each plan item to the one request whose `covers:` matches it."""
+    covered: list[tuple[ItemT, ChangeRequest]] = []
+    uncovered: list[ItemT] = []
+    conflicts: list[tuple[ItemT, tuple[ChangeRequest, ...]]] = []
+    for item in items:
+        claims = tuple(r for r in requests if r.covers_item(item))
+        if not claims:
+            uncovered.append(item)
+        elif len(claims) > 1:
+            conflicts.append((item, claims))
+        else:
+            covered.append((item, claims[0]))
+    return Coverage(tuple(covered), tuple(uncovered), tuple(conflicts))
+
+
+def check_requested_risk(request: ChangeRequest, computed: RiskLevel) -> RiskLevel:
+    """The risk the request goes through: the computed level, or the requested one when higher.
+
+    A requested level below the computed one is refused (seed: the "this is routine"
+    misclassification, "Confidence isn't a substitute for peer review").
+    """
+    requested = request.requested_risk
+    if requested is None:
+        return computed
+    if requested < computed:
+        raise GateRefused(
+            f"{request.id} asks for {requested.label} risk, but the risk rules classify its "
+            f"changes {computed.label}",
+            file=request.file,
+            line=request.line_of("requested_risk"),
+            hint='Confidence isn\'t a substitute for peer review (seed: the "this is routine" '
+            f"misclassification). Set requested_risk: {computed.label} or remove it; if a rule is "
+            "wrong, change it in policy/risk-rules.yaml in its own reviewed change.",
+        )
+    return max(requested, computed)
+
+
+# Phrases that say who agreed or where to look, not why the change is right (seed: "Because we
+# agreed in the SOW" isn't a rationale). Longer phrases first: the alternation tries them in order.
+BOILERPLATE = (
+    r"because (we|the client|they) (agreed|asked|requested)( to)?( it| this| so)?"
+    r"( in| with| per| on)?( the)?( sow| contract| msa| statement of work| call| meeting)?",
+    r"(as |we |it was )(agreed|discussed|requested|planned|instructed|promised)"
+    r"( in| with| on| by| per)?"
+    r"( the)?( sow| contract| msa| statement of work| client| customer| call| meeting| email| ticket)?",
+    r"agreed( in| with| on| by| per)( the)?( sow| contract| msa| statement of work| client| call)",
+    r"per (the )?(sow|msa|contract|statement of work|client|customer|request|ticket|email|"
+    r"agreement|plan|policy|runbook|call|meeting)",
+    r"(the )?(client|customer) (asked|requested|wants|wanted|approved|said)( for)?"
+    r"( it| this| that| us| so)?( to)?",
+    r"see (the )?(ticket|email|e-mail|jira|psa|thread|above|below|attached|attachment|description|pr)"
+    r"( #?[\w-]+)?",
+    r"(a )?routine( change| maintenance| update| work| request)?",
+    r"(a )?standard (change|procedure|request)",
+    r"business as usual|bau|as usual|same as (before|last time|always)",
+    r"n/a|na|tbd|tba|todo|none|nothing|no reason|just because|because|self[- ]explanatory",
+)
+_BOILERPLATE = re.compile(r"(?<![\w/])(?:" + "|".join(BOILERPLATE) + r")(?![\w/])", re.IGNORECASE)
+_TOKEN = re.compile(r"[^\W_][\w.=%/:@+-]*")
+MIN_RATIONALE_CHARS = 30
+MIN_RATIONALE_WORDS = 5
+RATIONALE_HINT = (
+    'Say why this change, now, with facts: e.g. "Pass rate at pct=50 has been stable at 99.3% '
+    'for 14 days across all known senders" (seed: "Because we agreed in the SOW" isn\'t a '
+    "rationale)."
+)
+
+
+def rationale_problem(text: str | None, what: str = "rationale") -> str | None:
+    """Why `text` is not a rationale, or None when it is one."""
+    if text is None or not text.strip():
+        return f"{what} is empty"
+    found = [m.group(0).strip() for m in _BOILERPLATE.finditer(text) if m.group(0).strip()]
+    rest = _BOILERPLATE.sub(" ", text)
+    content = " ".join(_TOKEN.findall(rest))
+    if len(content) >= MIN_RATIONALE_CHARS and len(_TOKEN.findall(rest)) >= MIN_RATIONALE_WORDS:
+        return None
+    if found:
+        return (
+            f"{what} is boilerplate: {found[0]!r} says who agreed or where to look, not why this "
+            "change is right"
+        )
+    return (
+        f"{what} is too short to be a reason ({len(content)} characters of content; at least "
+        f"{MIN_RATIONALE_CHARS} and {MIN_RATIONALE_WORDS} words)"
+    )
+
+
+def _strings(data: Any, here: JsonPath = ()) -> Iterator[tuple[JsonPath, str]]:
+    if isinstance(data, str):
+        yield here, data
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _strings(value, (*here, str(key)))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _strings(value, (*here, i))
+
+
+def _timestamp(text: str) -> datetime | None:
+    for fmt in TIMESTAMP_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def client_domains(root: Path, client: str) -> list[str] | None:
+    """The client's domains, or None when its profile is unreadable (`validate` reports that)."""
+    try:
+        data = load_yaml(root / "policy" / "clients" / f"{client}.yaml").data
+    except InputError:
+        return None
+    domains = data.get("domains") if isinstance(data, dict) else None
+    return [str(d).lower() for d in domains] if isinstance(domains, list) else None
+
+
+def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> ChangeRequest:
+    data: Mapping[str, Any] = doc.data
+    problem = rationale_problem(data.get("rationale"))
+    if problem:
+        raise doc.error(("rationale",), problem, hint=RATIONALE_HINT)
+    rtype = RequestType(data["type"])
+    if "emergency_reason" in data:
+        problem = rationale_problem(data["emergency_reason"], "emergency_reason")
+        if problem:
+            raise doc.error(
+                ("emergency_reason",),
+                problem,
+                hint="Say what is breaking now and why it cannot wait for the standard approval "
+                'cycle (seed: "the emergency that wasn\'t actually an emergency" erodes the policy).',
+            )
+    if "rollback_of" in data and rtype is not RequestType.EMERGENCY_ROLLBACK:
+        raise doc.error(
+            ("rollback_of",),
+            f"rollback_of belongs to emergency-rollback requests, not {rtype.value}",
+            hint="Set `type: emergency-rollback` or remove rollback_of.",
+        )
+
+    client = data["client"]
+    clients_dir = root / "policy" / "clients"
+    if not (clients_dir / f"{client}.yaml").exists():
+        known = sorted(p.stem for p in clients_dir.glob("*.yaml"))
+        raise doc.error(
+            ("client",),
+            f"no client {client!r}",
+            hint=f"Clients (policy/clients/): {', '.join(known) or 'none'}.",
+        )
+    domains = client_domains(root, client)
+    covers: list[Selector] = []
+    for i, text in enumerate(data["covers"]):
+        selector = Selector.parse(text)
+        if selector is None:  # the schema's pattern keeps this from happening
+            raise doc.error(("covers", i), f"cannot read selector {text!r}")
+        if domains is not None and selector.zone not in domains:
+            raise doc.error(
+                ("covers", i),
+                f"{selector.zone} is not a domain of client {client!r}",
+                hint=f"{client}'s domains: {', '.join(domains)}. A request covers one client's "
+                "changes; file one request per client.",
+            )
+        covers.append(selector)
+
+    author = data["author"]
+    if author not in roster:
+        raise doc.error(
+            ("author",),
+            f"author {author!r} is not on the analyst roster",
+            hint=f"Roster ids (policy/roster.yaml): {', '.join(roster.ids)}.",
+        )
+
+    approval: ClientApproval | None = None
+    if "client_approval" in data:
+        given = data["client_approval"]
+        at = _timestamp(given["at"])
+        if at is None:
+            raise doc.error(
+                ("client_approval", "at"),
+                f"{given['at']!r} is not a UTC time",
+                hint="Write it as 2026-06-08T09:14:00Z.",
+            )
+        approval = ClientApproval(given["approver"].lower(), at, given["reference"])
+
+    return ChangeRequest(
+        id=request_id,
+        type=rtype,
+        client=client,
+        covers=tuple(covers),
+        rationale=data["rationale"].strip(),
+        author=author,
+        evidence=tuple(data.get("evidence", ())),
+        details=tuple((str(k), str(v)) for k, v in data.get("details", {}).items()),
+        client_approval=approval,
+        requested_risk=RiskLevel.parse(data["requested_risk"])
+        if "requested_risk" in data
+        else None,
+        rollback_of=data.get("rollback_of"),
+        emergency_reason=data.get("emergency_reason"),
+        file=doc.path,
+        lines=tuple((str(key), doc.line_of((str(key),)) or 0) for key in data),
+    )
+
+
+def _check_file(
+    path: Path, root: Path, roster: Roster, problems: list[InputError]
+) -> ChangeRequest | None:
+    request_id = path.stem
+    if path.suffix != ".yaml":
+        problems.append(
+            InputError(
+                "change requests are .yaml files", file=path, hint=f"Rename it {request_id}.yaml."
+            )
+        )
+        return None
+    if not REQUEST_ID.match(request_id):
+        problems.append(
+            InputError(
+                f"{request_id!r} is not a change request id",
+                file=path,
+                hint="Name the file CR-<number>-<words>.yaml, e.g. CR-0007-fabrikam-sendgrid.yaml "
+                "(lower case words, single hyphens); `dmarcops new` picks the next number.",
+            )
+        )
+        return None
+    try:
+        doc = load_yaml(path)
+    except InputError as exc:
+        problems.append(exc)
+        return None
+    prompts = [
+        doc.error(
+            where,
+            f"template prompt left in: {PROMPT.search(text).group(0)}",  # type: ignore[union-attr]
+            hint="Replace each <<...>> prompt of the ticket template with the real value.",
+        )
+        for where, text in _strings(doc.data)
+        if PROMPT.search(text)
+    ]
+    if prompts:
+        problems.extend(prompts)
+        return None
+    errors = list(iter_schema_errors(doc, root / SCHEMA))
+    if errors:
+        problems.extend(errors)
+        return None
+    try:
+        return _request(doc, request_id, root, roster)
+    except InputError as exc:
+        problems.append(exc)
+        return None
+
+
+def collect_requests(
+    root: Path, roster: Roster | None = None
+) -> tuple[list[ChangeRequest], list[InputError]]:
+    """Every request under changes/requests/, with every problem found (for `requests check`)."""
+    directory = root / REQUESTS_DIR
+    if not directory.is_dir():
+        return [], []
+    roster = roster if roster is not None else load_roster(root)
+    requests: list[ChangeRequest] = []
+    problems: list[InputError] = []
+    for path in sorted(directory.iterdir()):
+        if path.is_dir() or path.suffix not in (".yaml", ".yml"):
+            continue  # a README or notes beside the requests
+        request = _check_file(path, root, roster, problems)
+        if request is not None:
+            requests.append(request)
+    return requests, problems
+
+
+def load_requests(root: Path, roster: Roster | None = None) -> list[ChangeRequest]:
+    """Every change request, or InputError (exit 1) naming the file and line of the first problem."""
+    requests, problems = collect_requests(root, roster)
+    if problems:
+        raise problems[0]
+    return requests
+
+
+def request_path(root: Path, request_id: str) -> Path:
+    return root / REQUESTS_DIR / f"{request_id}.yaml"
+
+
+def next_request_id(root: Path, client: str) -> str:
+    """CR-<next number>-<client>: numbers count across all clients, like the seed's record numbers."""
+    numbers = [
+        int(m.group(1))
+        for p in (root / REQUESTS_DIR).glob("CR-*")
+        if (m := re.match(r"CR-([0-9]+)", p.name))
+    ]
+    return f"CR-{max(numbers, default=0) + 1:04d}-{client}"
+
+
+@dataclass(frozen=True)
+class Template:
+    title: str
+    routing: str
+    rationale: str
+    evidence: str
+    details: tuple[tuple[str, str], ...]
+
+
+# The seed's ticket templates: their pre-built fields, as prompts the analyst must replace.
+TEMPLATES: Mapping[RequestType, Template] = {
+    RequestType.NEW_SENDER: Template(
+        "New SaaS sender",
+        "low risk when the sender is pre-approved and the SPF budget has headroom; medium otherwise",
+        "why the client needs this sender now: which team, what mail, since when",
+        "the sender's SPF/DKIM setup page, the client's ticket, a report showing its mail failing",
+        (
+            ("sender_name", "the SaaS sender, e.g. SendGrid"),
+            ("spf_include", "the sender's published SPF include, e.g. include:sendgrid.net"),
+            ("dkim_selector", "the DKIM selector to create, e.g. s1 (s1._domainkey CNAME)"),
+            (
+                "alignment",
+                "alignment requirements: which From and Return-Path domains the sender will use",
+            ),
+        ),
+    ),
+    RequestType.POLICY_PROGRESSION: Template(
+        "Policy progression",
+        "medium risk (peer review); high for p=reject (client approval too)",
+        "why the domain is ready for the next phase: pass rate, period, senders still failing",
+        "aggregate-report pass rate over the last 14 days, senders still failing and why",
+        (
+            ("current_policy", "the live policy, e.g. p=quarantine; pct=50"),
+            ("target_policy", "the policy after this change, e.g. p=quarantine; pct=100"),
+            ("pass_rate_evidence", "pass rate and period, e.g. 99.3% over 14 days, all senders"),
+            ("planned_date", "planned date, YYYY-MM-DD, inside the client's change window"),
+        ),
+    ),
+    RequestType.DKIM_ROTATION: Template(
+        "DKIM rotation",
+        "low risk on the documented rotation schedule; medium when off schedule",
+        "why rotate now: the documented schedule, a key-length upgrade or a suspected leak",
+        "the rotation schedule entry or the finding that prompted it",
+        (
+            ("current_selector", "the selector signing now, e.g. s2025"),
+            ("new_selector", "the new selector's name, e.g. s2026"),
+            ("planned_date", "planned date, YYYY-MM-DD"),
+        ),
+    ),
+    RequestType.EMERGENCY_ROLLBACK: Template(
+        "Emergency rollback",
+        "emergency: post-hoc peer review within 24 hours, logged at once",
+        "what the rollback restores and why that stops the breakage",
+        "bounce messages, report excerpts or the client's incident ticket",
+        (
+            ("current_state", "the live record value that is breaking mail"),
+            ("target_state", "the value to roll back to"),
+            ("notified", "who was notified, and when (UTC): client contact, on-call peer"),
+        ),
+    ),
+    RequestType.OTHER: Template(
+        "Other change",
+        "the risk the rules compute",
+        "why this change, now, with facts",
+        "what supports the rationale",
+        (),
+    ),
+}
+
+
+def _prompt(text: str) -> str:
+    return json.dumps(f"<<{text}>>")
+
+
+def new_request(
+    type: RequestType | str,
+    client: str,
+    covers: Sequence[str],
+    author: str,
+    *,
+    rollback_of: str | None = None,
+) -> str:
+    """The YAML text of a new request from the seed's ticket template for `type`.
+
+    Every field the analyst must supply is a <<...>> prompt; a request still holding one is refused.
+    """
+    rtype = type if isinstance(type, RequestType) else RequestType.parse(type)
+    template = TEMPLATES[rtype]
+    lines = [
+        f'# Change request from the seed\'s "{template.title}" ticket template.',
+        f"# Routes through: {template.routing}.",
+        "# Schema: policy/schemas/change-request.schema.json",
+        "# Replace every <<...>> prompt; a request that still holds one is refused.",
+        f"type: {rtype.value}",
+        f"client: {json.dumps(client)}",
+        "covers:",
+        *(f"  - {json.dumps(c)}" for c in covers),
+        f"author: {json.dumps(author)}",
+        f"rationale: {_prompt(template.rationale)}",
+        "evidence:",
+        f"  - {_prompt(template.evidence)}",
+    ]
+    if rtype is RequestType.EMERGENCY_ROLLBACK:
+        lines.append(
+            "rollback_of: "
+            + (
+                json.dumps(rollback_of)
+                if rollback_of
+                else _prompt("the record number, e.g. 2026-1247")
+            )
+        )
+        lines.append(
+            "emergency_reason: "
+            + _prompt("why this is an emergency: what is breaking now, since when (UTC), for whom")
+        )
+    if template.details:
+        lines.append("details:")
+        lines += [f"  {key}: {_prompt(prompt)}" for key, prompt in template.details]
+    lines += [
+        "# requested_risk: low          # optional; a level below the computed one is refused",
+        "# client_approval:             # required for high-risk changes (p=reject, removing a",
+        "#                              # sender, a regulated client's SPF/RUA, a freeze)",
+        "#   approver: name@client.example            # one of the client's authorised_approvers",
+        "#   at: 2026-06-08T09:14:00Z                 # UTC",
+        '#   reference: "<message-id@mail.client.example>"   # or a ticket id such as CHG-2291',
+    ]
+    return "\n".join(lines) + "\n"

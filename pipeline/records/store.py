@@ -1,0 +1,656 @@
+"""The change records on disk (`changes/records/<id>.json` and `.md`), their ledger, and its audit.
+
+Seed rules this module enforces:
+- "never modify a change record after the outcome is logged": a sealed record is never written
+  again (`SealedRecordError`); a follow-up is a new record that references it.
+- "Emergency changes that aren't followed by post-hoc review create the gap where loose discipline
+  regrows": an emergency record cannot be sealed before its review is recorded, and an overdue
+  review is an audit problem.
+- "Rollback window. The time after a change during which the analyst stays available": a record is
+  not closed before its rollback window ends unless forced, and a forced close is recorded.
+- "Searchable by client, domain, date, analyst": `RecordStore.list`.
+
+Every write happens under `exclusive_lock`, writes the JSON then the markdown atomically (temp file,
+fsync, rename), then appends its ledger event. A crash between the two leaves a record file that
+no longer matches the ledger, which `verify` reports; it never leaves an unrecorded change that
+looks recorded.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+
+from pipeline.errors import GateRefused, InputError
+from pipeline.model import RiskLevel
+from pipeline.records.ledger import (
+    GENESIS,
+    LEDGER_NAME,
+    Ledger,
+    LedgerEntry,
+    LedgerEvent,
+    exclusive_lock,
+    record_id_of,
+)
+from pipeline.records.record import (
+    RECORD_ID,
+    ChangeRecord,
+    Outcome,
+    RecordFormatError,
+    canonical_bytes,
+    show_utc,
+    utc,
+)
+
+RECORDS_DIR = "records"
+
+
+class UnknownRecordError(InputError):
+    """No record with that id. Exit 1."""
+
+
+class SealedRecordError(GateRefused):
+    """Sealed records are never edited (seed). Exit 2."""
+
+
+class RecordMismatchError(GateRefused):
+    """A record file no longer matches the ledger: writing over it would bury the difference."""
+
+
+def record_file_bytes(record: ChangeRecord) -> bytes:
+    """How a record is written: sorted, indented JSON (readable in a git diff), one per file.
+
+    The ledger hashes the canonical bytes, not these, so the file's layout is checked separately:
+    a file must be exactly what dmarcops writes for the JSON it holds.
+    """
+    return _pretty(record.to_json())
+
+
+def _pretty(data: object) -> bytes:
+    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    # A reader (or a crash) sees the old file or the new one, never half of one.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself survives a crash
+    finally:
+        os.close(dir_fd)
+
+
+def _check_id(record_id: str) -> str:
+    # Also keeps a typed id from naming a path outside changes/records/.
+    if not RECORD_ID.match(record_id):
+        raise InputError(
+            f"{record_id!r} is not a change record id",
+            hint="Record ids look like 2026-0001 (`dmarcops records list` shows them).",
+        )
+    return record_id
+
+
+def _sort_key(record_id: str) -> tuple[int, int]:
+    year, number = record_id.split("-")
+    return int(year), int(number)
+
+
+class RecordStore:
+    def __init__(self, changes_dir: Path) -> None:
+        self.changes_dir = changes_dir
+        self.records_dir = changes_dir / RECORDS_DIR
+        self.ledger = Ledger(changes_dir / LEDGER_NAME)
+
+    def json_path(self, record_id: str) -> Path:
+        return self.records_dir / f"{_check_id(record_id)}.json"
+
+    def markdown_path(self, record_id: str) -> Path:
+        return self.records_dir / f"{_check_id(record_id)}.md"
+
+    # -- numbering and writing
+
+    def allocate(self, year: int) -> str:
+        """The id `create` would give the next record of `year` now.
+
+        Reserves nothing: only `create` holds the lock from reading the highest number to writing
+        the new record's `created` event, which is what keeps numbers free of gaps and duplicates.
+        """
+        with exclusive_lock(self.changes_dir):
+            return self._next_id(year, self.ledger.read())
+
+    @staticmethod
+    def _next_id(year: int, entries: builtins.list[LedgerEntry]) -> str:
+        prefix = f"{year:04d}-"
+        highest = max(
+            (
+                int(e.record_id.removeprefix(prefix))
+                for e in entries
+                if e.event is LedgerEvent.CREATED and e.record_id.startswith(prefix)
+            ),
+            default=0,
+        )
+        return f"{prefix}{highest + 1:04d}"
+
+    def create(self, build: Callable[[str], ChangeRecord], at: datetime) -> ChangeRecord:
+        """Number, write and log a new record in one step under the lock.
+
+        `build(id)` returns the record for the allocated id; the year is `at`'s UTC year (seed:
+        "2026-1247"), so the first record of a new year is YYYY-0001. If `build` raises, nothing
+        is written and the number is not used.
+        """
+        at = utc(at)
+        with exclusive_lock(self.changes_dir):
+            entries = self.ledger.read()
+            record_id = self._next_id(at.year, entries)
+            if self.json_path(record_id).exists():
+                raise RecordMismatchError(
+                    f"record file for {record_id} exists but the ledger never created it",
+                    file=self.json_path(record_id),
+                    hint="Run `dmarcops audit verify`; a record file is only written by dmarcops.",
+                )
+            record = build(record_id)
+            if record.id != record_id:
+                raise ValueError(f"build returned record {record.id} for id {record_id}")
+            if record.sealed:
+                raise ValueError("a record is created open and sealed later (RecordStore.seal)")
+            self._write(record, entries, LedgerEvent.CREATED, at)
+            return record
+
+    def update(self, record: ChangeRecord, at: datetime) -> ChangeRecord:
+        """Write a changed record (apply results, verification, a review, references) and log it.
+
+        Refused when the stored record is sealed, and when the stored file no longer matches the
+        ledger (writing over it would make the tampered state look legitimate).
+        """
+        if record.sealed:
+            raise ValueError("sealing goes through RecordStore.seal, which checks its gates")
+        with exclusive_lock(self.changes_dir):
+            entries = self.ledger.read()
+            self._current(record.id, entries)
+            self._write(record, entries, LedgerEvent.UPDATED, utc(at))
+            return record
+
+    def seal(
+        self,
+        record_id: str,
+        outcome: Outcome,
+        at: datetime,
+        by: str,
+        forced: bool = False,
+    ) -> ChangeRecord:
+        """Log the outcome and seal the record: it is never written again.
+
+        Refused before the rollback window has ended unless `forced` (recorded as closed_forced,
+        so the early close shows in the record); refused for an emergency change whose post-hoc
+        review is not recorded, forced or not: that review is the price of skipping approval.
+        """
+        at = utc(at)
+        if not by.strip():
+            raise InputError("say who closes the record (--by ANALYST)")
+        with exclusive_lock(self.changes_dir):
+            entries = self.ledger.read()
+            current = self._current(record_id, entries)
+            if current.emergency is not None and not current.emergency.reviewed:
+                raise GateRefused(
+                    f"record {record_id} is an emergency change whose post-hoc review is not "
+                    "recorded; it cannot be sealed before that",
+                    hint=f"Record it first: dmarcops review {record_id} --by ANALYST --notes TEXT",
+                )
+            early = at < current.rollback_window.end
+            if early and not forced:
+                raise GateRefused(
+                    f"record {record_id}: its rollback window ends "
+                    f"{show_utc(current.rollback_window.end)}; the outcome is logged after it",
+                    hint="Use --force to close it earlier; the record will say it was forced.",
+                )
+            sealed = replace(
+                current,
+                outcome=Outcome(outcome),
+                closed_at=at,
+                closed_by=by,
+                closed_forced=early,
+                sealed=True,
+            )
+            self._write(sealed, entries, LedgerEvent.SEALED, at)
+            return sealed
+
+    def review(self, record_id: str, by: str, notes: str, at: datetime) -> ChangeRecord:
+        """Record the post-hoc review of an emergency change (seed: "within 24 hours").
+
+        The reviewer is not the analyst who executed or proposed it (seed FAQ: "Can the analyst
+        peer-review their own change? No."), and a review is recorded once: it is evidence.
+        """
+        at = utc(at)
+        if not by.strip() or not notes.strip():
+            raise InputError("a review needs a reviewer (--by) and notes (--notes)")
+        with exclusive_lock(self.changes_dir):
+            entries = self.ledger.read()
+            current = self._current(record_id, entries)
+            emergency = current.emergency
+            if emergency is None:
+                raise InputError(
+                    f"record {record_id} is not an emergency change: only emergency changes "
+                    "have a post-hoc review"
+                )
+            if emergency.reviewed:
+                raise GateRefused(
+                    f"record {record_id}: its review was already recorded by "
+                    f"{emergency.reviewed_by} {show_utc(emergency.reviewed_at or at)}"
+                )
+            if by in {current.executed_by, current.author}:
+                raise GateRefused(
+                    f"record {record_id}: {by} executed or proposed this change and cannot "
+                    "review it (seed: no self-review)",
+                    hint="Ask another analyst on the roster to review it.",
+                )
+            reviewed = replace(
+                current,
+                emergency=replace(emergency, reviewed_by=by, reviewed_at=at, review_notes=notes),
+            )
+            self._write(reviewed, entries, LedgerEvent.UPDATED, at)
+            return reviewed
+
+    def _current(self, record_id: str, entries: builtins.list[LedgerEntry]) -> ChangeRecord:
+        """The stored record, checked against its last ledger event and not sealed."""
+        last = next((e for e in reversed(entries) if e.record_id == record_id), None)
+        if last is None:
+            raise UnknownRecordError(
+                f"no change record {record_id}",
+                hint="`dmarcops records list` shows the records.",
+            )
+        path = self.json_path(record_id)
+        raw = self._raw(record_id)
+        if hashlib.sha256(canonical_bytes(_load_json(raw, path))).hexdigest() != last.record_sha256:
+            raise RecordMismatchError(
+                f"record {record_id} differs from what the ledger recorded; it was not written",
+                file=path,
+                hint="Run `dmarcops audit verify`.",
+            )
+        current = _parse(raw, path)
+        if current.sealed or last.event is LedgerEvent.SEALED:
+            raise SealedRecordError(
+                f"record {record_id} is sealed ({current.outcome or 'closed'}); sealed records "
+                "are never edited",
+                hint="File a follow-up change record that references it.",
+            )
+        return current
+
+    def _write(
+        self,
+        record: ChangeRecord,
+        entries: builtins.list[LedgerEntry],
+        event: LedgerEvent,
+        at: datetime,
+    ) -> None:
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.json_path(record.id), record_file_bytes(record))
+        _write_atomic(self.markdown_path(record.id), record.render_markdown().encode("utf-8"))
+        self.ledger.append(
+            entries, record_id=record.id, event=event, record_sha256=record.sha256(), at=at
+        )
+
+    # -- reading
+
+    def _raw(self, record_id: str) -> bytes:
+        path = self.json_path(record_id)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise UnknownRecordError(
+                f"no change record {record_id}",
+                hint="`dmarcops records list` shows the records.",
+            ) from None
+
+    def get(self, record_id: str) -> ChangeRecord:
+        return _parse(self._raw(record_id), self.json_path(record_id))
+
+    def all(self) -> builtins.list[ChangeRecord]:
+        if not self.records_dir.is_dir():
+            return []
+        ids = [
+            p.stem
+            for p in self.records_dir.glob("*.json")
+            if not p.name.startswith(".") and RECORD_ID.match(p.stem)
+        ]
+        return [self.get(i) for i in sorted(ids, key=_sort_key)]
+
+    def overdue_reviews(self, now: datetime) -> builtins.list[ChangeRecord]:
+        return [r for r in self.all() if r.review_overdue(utc(now))]
+
+    def list(
+        self,
+        *,
+        client: str | None = None,
+        domain: str | None = None,
+        analyst: str | None = None,
+        risk: RiskLevel | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> builtins.list[ChangeRecord]:
+        """Records matching every filter given. Dates look at `ChangeRecord.when` (executed, else
+        filed): `since` inclusive, `until` exclusive. `analyst` matches the author, any approver,
+        the executor, the emergency reviewer or the closer, ignoring case."""
+        wanted_domain = domain.rstrip(".").lower() if domain else None
+        wanted_analyst = analyst.casefold() if analyst else None
+        out = []
+        for record in self.all():
+            if client is not None and record.client != client:
+                continue
+            if wanted_domain is not None and wanted_domain not in {
+                z.rstrip(".").lower() for z in record.zones
+            }:
+                continue
+            if wanted_analyst is not None and wanted_analyst not in {
+                a.casefold() for a in record.analysts
+            }:
+                continue
+            if risk is not None and record.risk is not risk:
+                continue
+            if since is not None and record.when < utc(since):
+                continue
+            if until is not None and record.when >= utc(until):
+                continue
+            out.append(record)
+        return out
+
+
+def _load_json(raw: bytes, path: Path) -> object:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not a JSON change record ({exc})", file=path) from None
+
+
+def _parse(raw: bytes, path: Path) -> ChangeRecord:
+    try:
+        return ChangeRecord.from_json(_load_json(raw, path))
+    except RecordFormatError as exc:
+        raise InputError(exc.message, file=path, hint=exc.hint) from None
+
+
+# --- audit verify -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    record_id: str  # "" for a problem of the ledger as a whole
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.record_id}: {self.message}" if self.record_id else f"ledger: {self.message}"
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    problems: tuple[AuditProblem, ...]
+    records: int  # distinct records in the ledger
+    entries: int  # ledger lines
+    head: str  # entry_sha256 of the last line: write it down elsewhere to anchor the chain
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(changes_dir: Path, now: datetime) -> builtins.list[AuditProblem]:
+    return builtins.list(audit(changes_dir, now).problems)
+
+
+def audit(changes_dir: Path, now: datetime) -> AuditReport:
+    """Check the audit trail: the chain, every record against its last event, the numbering, and
+    overdue emergency reviews. Reads damaged files instead of stopping at the first problem."""
+    problems: builtins.list[AuditProblem] = []
+    store = RecordStore(changes_dir)
+    lines = store.ledger.lines()
+    entries = _check_chain(lines, problems)
+    last_events = _check_histories(entries, problems)
+    _check_numbering(entries, problems)
+    _check_files(store, last_events, utc(now), problems)
+    head = entries[-1][1].entry_sha256 if entries else GENESIS
+    return AuditReport(tuple(problems), len(last_events), len(lines), head)
+
+
+def _check_chain(
+    lines: builtins.list[str], problems: builtins.list[AuditProblem]
+) -> builtins.list[tuple[int, LedgerEntry]]:
+    """Line by line: readable, seq contiguous, prev linking to the line before, entry hash."""
+    entries: builtins.list[tuple[int, LedgerEntry]] = []
+    expected_seq, prev_hash, prev_record = 1, GENESIS, ""
+    for number, line in enumerate(lines, 1):
+        try:
+            entry = LedgerEntry.from_line(line)
+        except ValueError as exc:
+            problems.append(AuditProblem(record_id_of(line), f"ledger line {number}: {exc}"))
+            # The next line's prev cannot be checked against a line that cannot be read.
+            prev_hash, prev_record = "", ""
+            expected_seq += 1
+            continue
+        issues = []
+        if entry.seq != expected_seq:
+            issues.append(
+                f"seq {entry.seq} where {expected_seq} was expected (a line was deleted, added "
+                "or moved)"
+            )
+        if prev_hash and entry.prev != prev_hash:
+            before = f" (record {prev_record})" if prev_record else ""
+            issues.append(
+                f"prev does not link to line {number - 1}{before}: the chain is broken there "
+                "(a line was deleted, moved or edited)"
+                if number > 1
+                else "the first line does not start the chain (lines before it were deleted)"
+            )
+        if entry.computed_sha256() != entry.entry_sha256:
+            issues.append("entry_sha256 does not match the entry (the line was edited)")
+        if issues:
+            problems.append(
+                AuditProblem(
+                    entry.record_id,
+                    f"ledger line {number} ({entry.event.value}): " + "; ".join(issues),
+                )
+            )
+        entries.append((number, entry))
+        expected_seq, prev_hash, prev_record = entry.seq + 1, entry.entry_sha256, entry.record_id
+    return entries
+
+
+def _check_histories(
+    entries: builtins.list[tuple[int, LedgerEntry]], problems: builtins.list[AuditProblem]
+) -> dict[str, tuple[int, LedgerEntry]]:
+    """Per record: created first and once, nothing after sealed, each event following the last."""
+    last: dict[str, tuple[int, LedgerEntry]] = {}
+    first_line: dict[str, int] = {}
+    for number, entry in entries:
+        rid = entry.record_id
+        seen = last.get(rid)
+        if seen is None:
+            if entry.event is not LedgerEvent.CREATED:
+                problems.append(
+                    AuditProblem(
+                        rid,
+                        f"ledger line {number}: first event is {entry.event.value}, not created "
+                        "(its earlier lines were deleted or moved)",
+                    )
+                )
+            elif entry.record_prev != GENESIS:
+                problems.append(
+                    AuditProblem(
+                        rid,
+                        f"ledger line {number}: created, yet it links to an earlier event of "
+                        "this record (that event's line was deleted)",
+                    )
+                )
+        else:
+            seen_number, seen_entry = seen
+            if entry.event is LedgerEvent.CREATED:
+                problems.append(
+                    AuditProblem(
+                        rid,
+                        f"ledger line {number}: created again (first at line "
+                        f"{first_line[rid]}): "
+                        "duplicate record id",
+                    )
+                )
+            if seen_entry.event is LedgerEvent.SEALED:
+                problems.append(
+                    AuditProblem(
+                        rid,
+                        f"ledger line {number}: {entry.event.value} after the record was sealed "
+                        f"at line {seen_number} (sealed records are never edited)",
+                    )
+                )
+            if entry.record_prev != seen_entry.record_sha256:
+                problems.append(
+                    AuditProblem(
+                        rid,
+                        f"ledger line {number}: does not follow the record's previous event "
+                        f"(line {seen_number}): an event of this record is missing or out of "
+                        "order",
+                    )
+                )
+        first_line.setdefault(rid, number)
+        last[rid] = (number, entry)
+    return last
+
+
+def _check_numbering(
+    entries: builtins.list[tuple[int, LedgerEntry]], problems: builtins.list[AuditProblem]
+) -> None:
+    """Per year, created ids run 1, 2, 3, ... in ledger order (duplicates are reported above)."""
+    created: dict[int, builtins.list[tuple[int, int]]] = defaultdict(builtins.list)
+    for number, entry in entries:
+        if entry.event is LedgerEvent.CREATED:
+            year, seq = _sort_key(entry.record_id)
+            created[year].append((number, seq))
+    for year, numbers in sorted(created.items()):
+        seqs = [seq for _, seq in numbers]
+        for missing in sorted(set(range(1, max(seqs) + 1)) - set(seqs)):
+            problems.append(
+                AuditProblem(
+                    f"{year:04d}-{missing:04d}",
+                    "no record with this number in the ledger, though later numbers of "
+                    f"{year} exist (numbers must have no gaps)",
+                )
+            )
+        for (line_a, a), (line_b, b) in pairwise(numbers):
+            if b < a:
+                problems.append(
+                    AuditProblem(
+                        f"{year:04d}-{b:04d}",
+                        f"created at ledger line {line_b}, after {year:04d}-{a:04d} (line "
+                        f"{line_a}): numbers were not allocated in order",
+                    )
+                )
+
+
+def _check_files(
+    store: RecordStore,
+    last_events: dict[str, tuple[int, LedgerEntry]],
+    now: datetime,
+    problems: builtins.list[AuditProblem],
+) -> None:
+    files: dict[str, Path] = {}
+    if store.records_dir.is_dir():
+        for path in store.records_dir.glob("*.json"):
+            if path.name.startswith("."):
+                continue  # a temp file of an interrupted write; the real file is checked
+            files[path.stem] = path
+    owner_of_hash = {entry.record_sha256: rid for rid, (_, entry) in last_events.items()}
+    for rid in sorted(set(last_events) - set(files), key=_sort_key):
+        problems.append(
+            AuditProblem(rid, "the ledger records it but its record file is missing (deleted?)")
+        )
+    for stem in sorted(files):
+        path = files[stem]
+        if not RECORD_ID.match(stem) or stem not in last_events:
+            problems.append(
+                AuditProblem(
+                    stem if RECORD_ID.match(stem) else "",
+                    f"{path.name}: a record file the ledger never recorded (added by hand?)",
+                )
+            )
+            continue
+        number, last = last_events[stem]
+        _check_file(path, stem, number, last, owner_of_hash, set(last_events), now, problems)
+
+
+def _check_file(
+    path: Path,
+    rid: str,
+    number: int,
+    last: LedgerEntry,
+    owner_of_hash: dict[str, str],
+    known: set[str],
+    now: datetime,
+    problems: builtins.list[AuditProblem],
+) -> None:
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        problems.append(AuditProblem(rid, f"{path.name}: not JSON ({exc})"))
+        return
+    digest = hashlib.sha256(canonical_bytes(data)).hexdigest()
+    if digest != last.record_sha256:
+        owner = owner_of_hash.get(digest)
+        held = data.get("id") if isinstance(data, dict) else None
+        if owner is not None and owner != rid:
+            why = f"it holds the content of record {owner} (files swapped or copied)"
+        elif isinstance(held, str) and held != rid:
+            why = f"it holds record {held} (files swapped or renamed)"
+        else:
+            why = "the file was edited or replaced after it was recorded"
+        problems.append(
+            AuditProblem(
+                rid,
+                f"{path.name} does not match its last ledger event ({last.event.value}, line "
+                f"{number}): {why}",
+            )
+        )
+        return
+    # From here the content is what dmarcops recorded; what remains is the file's form and what
+    # the record itself says (an overdue review, references to records that do not exist).
+    if raw != _pretty(data):
+        problems.append(
+            AuditProblem(rid, f"{path.name}: same content, but not as dmarcops writes it (edited)")
+        )
+    try:
+        record = ChangeRecord.from_json(data)
+    except RecordFormatError as exc:
+        problems.append(AuditProblem(rid, f"{path.name}: not a change record: {exc.message}"))
+        return
+    if record.id != rid:
+        problems.append(AuditProblem(rid, f"{path.name} holds record {record.id}"))
+    if record.sealed != (last.event is LedgerEvent.SEALED):
+        problems.append(
+            AuditProblem(rid, "the record's sealed flag disagrees with its ledger events")
+        )
+    for ref in record.references:
+        if ref not in known:
+            problems.append(AuditProblem(rid, f"references record {ref}, which does not exist"))
+    emergency = record.emergency
+    if emergency is not None and not emergency.reviewed:
+        if record.sealed:
+            problems.append(
+                AuditProblem(rid, "emergency change sealed without its post-hoc review")
+            )
+        elif emergency.overdue(now):
+            problems.append(
+                AuditProblem(
+                    rid,
+                    f"emergency change: post-hoc review overdue since "
+                    f"{show_utc(emergency.review_due)}",
+                )
+            )

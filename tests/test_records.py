@@ -1,0 +1,590 @@
+"""Change records: numbering, sealing, the close and review gates, rendering, search, the CLI.
+
+The builders here (`make_record`, `cli`, `T0`) are also used by test_audit.py.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from pipeline.commands.records import register
+from pipeline.errors import EXIT_GATE, EXIT_INPUT
+from pipeline.model import RiskLevel
+from pipeline.records import (
+    ApprovalEvidence,
+    ApprovalRole,
+    ApprovalSource,
+    ChangeRecord,
+    ChangeType,
+    Emergency,
+    Outcome,
+    RecordItem,
+    RecordMismatchError,
+    RecordStore,
+    SealedRecordError,
+    TimeWindow,
+    UnknownRecordError,
+    Verification,
+    VerificationStatus,
+    ZoneOutcome,
+    ZoneStatus,
+    verify,
+)
+from pipeline.records.ledger import GENESIS
+
+T0 = datetime(2026, 6, 9, 9, 23, tzinfo=UTC)  # executed; the seed's example
+PLAN_HASH = "57979b489b4c363f60ca016f155186768c397e13e1235c8caf1c03be03e0e0be"
+
+
+def make_record(
+    record_id: str,
+    *,
+    client: str = "northwind-health",
+    zone: str = "nwh-patients.example",
+    risk: RiskLevel = RiskLevel.MEDIUM,
+    author: str = "J. Chen",
+    peer: str = "M. Hara",
+    executed_at: datetime | None = T0,
+    rollback_hours: int = 8,
+    emergency: Emergency | None = None,
+    rationale: str = "Pass rate at pct=50 has been stable at 99.3% for the last 14 days.",
+    internal_notes: str = "",
+    before: tuple[str, ...] = ("v=DMARC1; p=quarantine; pct=50; rua=mailto:dmarc@nwh.example",),
+    after: tuple[str, ...] = ("v=DMARC1; p=quarantine; pct=100; rua=mailto:dmarc@nwh.example",),
+) -> ChangeRecord:
+    start = executed_at or T0
+    approvals = [ApprovalEvidence(ApprovalRole.ANALYST, author, None, "", ApprovalSource.SELF)]
+    if peer:
+        approvals.append(
+            ApprovalEvidence(
+                ApprovalRole.PEER,
+                peer,
+                start - timedelta(days=1),
+                "review-4711",
+                ApprovalSource.GITHUB,
+            )
+        )
+    return ChangeRecord(
+        id=record_id,
+        client=client,
+        client_name=client.replace("-", " ").title(),
+        zones=(zone,),
+        change_type=ChangeType.POLICY_PROGRESSION,
+        risk=risk,
+        plan_hash=PLAN_HASH,
+        request_id="req-2026-06-08-nwh",
+        rationale=rationale,
+        items=(
+            RecordItem(
+                zone=zone,
+                name="_dmarc",
+                type="TXT",
+                action="update",
+                before=before,
+                after=after,
+                risk=risk,
+                facts=("dmarc.pct 50->100",),
+                reasons=("medium: pct increase widens enforcement [dmarc-pct-increase]",),
+            ),
+        ),
+        approvals=tuple(approvals),
+        change_window=None
+        if emergency
+        else TimeWindow(start.replace(hour=9, minute=0), start.replace(hour=12, minute=0)),
+        rollback_window=TimeWindow(start, start + timedelta(hours=rollback_hours)),
+        created_at=start - timedelta(minutes=5),
+        executed_at=executed_at,
+        executed_by=author if executed_at else "",
+        emergency=emergency,
+        zone_results=(ZoneOutcome(zone, ZoneStatus.APPLIED, 1),) if executed_at else (),
+        verification=(
+            Verification(
+                zone,
+                "_dmarc",
+                "TXT",
+                VerificationStatus.VERIFIED,
+                start + timedelta(minutes=2),
+                "ns1 serves the new value",
+            ),
+        )
+        if executed_at
+        else (),
+        internal_notes=internal_notes,
+    )
+
+
+def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    """The commands as `dmarcops` runs them, on a group that sets the repository root like main."""
+
+    @click.group()
+    @click.pass_context
+    def main(ctx: click.Context) -> None:
+        ctx.obj = root
+
+    register(main)
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RecordStore:
+    return RecordStore(tmp_path / "changes")
+
+
+def ledger_lines(store: RecordStore) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in store.ledger.lines()]
+
+
+# --- numbering --------------------------------------------------------------------------------
+
+
+def test_numbers_are_sequential_and_each_creation_is_logged(store: RecordStore) -> None:
+    ids = [store.create(lambda rid: make_record(rid), at=T0).id for _ in range(3)]
+    assert ids == ["2026-0001", "2026-0002", "2026-0003"]
+    for rid in ids:
+        assert (store.records_dir / f"{rid}.json").is_file()
+        assert (store.records_dir / f"{rid}.md").read_text().startswith(f"## CHANGE RECORD #{rid}")
+    lines = ledger_lines(store)
+    assert [(e["seq"], e["record_id"], e["event"]) for e in lines] == [
+        (1, "2026-0001", "created"),
+        (2, "2026-0002", "created"),
+        (3, "2026-0003", "created"),
+    ]
+    assert lines[0]["prev"] == GENESIS
+    assert lines[1]["prev"] == lines[0]["entry_sha256"]
+    assert lines[2]["record_sha256"] == store.get("2026-0003").sha256()
+    assert store.allocate(2026) == "2026-0004"
+    assert verify(store.changes_dir, T0) == []
+
+
+def test_year_rollover_starts_at_0001(store: RecordStore) -> None:
+    new_year_eve = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert store.create(make_record, at=new_year_eve).id == "2026-0001"
+    assert store.create(make_record, at=new_year_eve).id == "2026-0002"
+    # 00:30 on 1 January in UTC+1 is still 2026 in UTC: the year is the UTC year.
+    plus_one = datetime(2027, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+    assert store.create(make_record, at=plus_one).id == "2026-0003"
+    assert store.create(make_record, at=datetime(2027, 1, 1, tzinfo=UTC)).id == "2027-0001"
+    assert store.create(make_record, at=datetime(2027, 1, 2, tzinfo=UTC)).id == "2027-0002"
+    assert store.allocate(2026) == "2026-0004"
+    assert store.allocate(2027) == "2027-0003"
+    assert store.allocate(2028) == "2028-0001"
+    assert verify(store.changes_dir, T0) == []
+
+
+def test_a_failing_build_leaves_no_gap(store: RecordStore) -> None:
+    store.create(make_record, at=T0)
+
+    def broken(rid: str) -> ChangeRecord:
+        raise RuntimeError("planning failed")
+
+    with pytest.raises(RuntimeError):
+        store.create(broken, at=T0)
+    assert store.create(make_record, at=T0).id == "2026-0002"
+    assert len(ledger_lines(store)) == 2
+
+
+def _create_many(changes_dir: str, count: int, start: Any, results: Any) -> None:
+    store = RecordStore(Path(changes_dir))
+
+    def slow_build(rid: str) -> ChangeRecord:
+        # Widens the window between reading the highest number and writing the new one: without
+        # the lock, two processes would read the same number here and write duplicates.
+        time.sleep(0.005)
+        return make_record(rid)
+
+    start.wait()
+    try:
+        results.put([store.create(slow_build, at=T0).id for _ in range(count)])
+    except Exception as exc:  # reported to the test instead of dying silently in the child
+        results.put(f"worker failed: {exc!r}")
+
+
+def test_concurrent_processes_get_unique_contiguous_numbers(store: RecordStore) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Event(), ctx.Queue()
+    workers = [
+        ctx.Process(target=_create_many, args=(str(store.changes_dir), 20, start, results))
+        for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    got = [results.get(timeout=60) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert all(isinstance(ids, list) for ids in got), got
+    ids = got[0] + got[1]
+    assert len(ids) == 40
+    assert sorted(ids) == [f"2026-{n:04d}" for n in range(1, 41)]
+    lines = ledger_lines(store)
+    assert [e["seq"] for e in lines] == list(range(1, 41))
+    assert sorted(e["record_id"] for e in lines) == sorted(ids)
+    assert verify(store.changes_dir, T0) == []
+
+
+# --- the record value ---------------------------------------------------------------------------
+
+
+def test_json_round_trip_and_canonical_hash() -> None:
+    record = make_record(
+        "2026-0042",
+        emergency=Emergency("bounces at Outlook", T0 + timedelta(hours=24)),
+        internal_notes="client was nervous",
+    )
+    again = ChangeRecord.from_json(json.loads(json.dumps(record.to_json())))
+    assert again == record
+    assert again.sha256() == record.sha256()
+    assert record.to_json()["executed_at"] == "2026-06-09T09:23:00Z"
+    assert record.canonical_bytes().startswith(b'{"approvals":[')  # sorted keys, no spaces
+    assert replace(record, rationale="other").sha256() != record.sha256()
+
+
+def test_times_are_utc_and_naive_times_are_refused() -> None:
+    plus_two = datetime(2026, 6, 9, 13, 23, 45, 999, tzinfo=timezone(timedelta(hours=2)))
+    window = TimeWindow(plus_two, plus_two + timedelta(hours=1))
+    assert window.start.tzinfo is UTC
+    assert window.start == datetime(2026, 6, 9, 11, 23, 45, tzinfo=UTC)  # whole seconds
+    with pytest.raises(ValueError, match="naive"):
+        TimeWindow(datetime(2026, 6, 9), datetime(2026, 6, 10))
+
+
+def test_client_export_leaves_internal_notes_out() -> None:
+    record = make_record("2026-0001", internal_notes="peer thinks the client's IT is slow")
+    assert "internal_notes" not in record.client_export()
+    assert record.client_export()["rationale"] == record.rationale
+    assert "client's IT is slow" in record.render_markdown()
+    assert "client's IT is slow" not in record.render_markdown(include_internal=False)
+    assert "client's IT is slow" not in record.render_text(include_internal=False)
+
+
+def test_markdown_follows_the_seed_template() -> None:
+    md = make_record("2026-0001").render_markdown()
+    labels = [
+        "## CHANGE RECORD #2026-0001",
+        "- Client: Northwind Health (`northwind-health`)",
+        "- Domain affected: nwh-patients.example",
+        "- Record affected: `_dmarc.nwh-patients.example` TXT (update, risk medium)",
+        "- Change type: Policy progression",
+        "- Risk level: Medium",
+        "- Before: `v=DMARC1; p=quarantine; pct=50;",
+        "- After: `v=DMARC1; p=quarantine; pct=100;",
+        "- Rationale: Pass rate at pct=50",
+        "- Approval:",
+        "  - Analyst: J. Chen (proposing)",
+        "  - Peer review: M. Hara (approved 2026-06-08 09:23 UTC, github `review-4711`)",
+        "  - Client approval: not required (medium-risk)",
+        "- Change window: 2026-06-09 09:00-12:00 UTC",
+        "- Rollback window: 2026-06-09 09:23-17:23 UTC",
+        "- Executed: 2026-06-09 09:23 UTC by J. Chen",
+        "- Verification: `_dmarc.nwh-patients.example` TXT verified 2026-06-09 09:25 UTC",
+        "- Outcome: open",
+    ]
+    positions = [md.index(label) for label in labels]
+    assert positions == sorted(positions), "fields are in the seed's order"
+
+
+def test_hostile_rationale_is_shown_not_interpreted() -> None:
+    hostile = (
+        "<script>alert(1)</script> [click](https://evil.example) ![x](y) @msp/dns-team "
+        "| table | *bold* `tick`\n## Outcome: Change accepted.\n- Sealed: yes"
+    )
+    md = make_record(
+        "2026-0001",
+        rationale=hostile,
+        author="<b>J. Chen</b>",
+        before=("v=spf1 `rm -rf` | x ~all",),
+    ).render_markdown()
+    assert "<script>" not in md and "\\<script\\>" in md
+    assert "[click](" not in md and "\\[click\\]" in md
+    assert "![x]" not in md
+    assert "@msp" not in md and "&#64;msp/dns-team" in md
+    assert "\\| table \\|" in md and "\\*bold\\*" in md
+    assert "<b>" not in md and "\\<b\\>J. Chen\\</b\\>" in md
+    assert "``v=spf1 `rm -rf` \\| x ~all``" in md
+    # The newline in the rationale cannot start a heading or a fake field of its own.
+    lines = md.splitlines()
+    assert "## Outcome: Change accepted." not in lines
+    assert sum(line.startswith("- Sealed:") for line in lines) == 1
+    assert sum(line.startswith("## ") for line in lines) == 1
+    text = make_record("2026-0001", rationale="a\x1b[31mred\nb").render_text()
+    assert "\x1b" not in text and "Rationale: a [31mred b" in text
+
+
+# --- update and seal ----------------------------------------------------------------------------
+
+
+def test_update_rewrites_and_logs(store: RecordStore) -> None:
+    created = store.create(lambda rid: make_record(rid, executed_at=None), at=T0)
+    executed = replace(created, executed_at=T0, executed_by="J. Chen", references=("2026-0001",))
+    store.update(executed, at=T0 + timedelta(minutes=1))
+    assert store.get(created.id) == executed
+    last = ledger_lines(store)[-1]
+    assert (last["event"], last["at"]) == ("updated", "2026-06-09T09:24:00Z")
+    assert last["record_sha256"] == executed.sha256()
+    assert last["record_prev"] == created.sha256()
+    assert "Executed: 2026-06-09 09:23 UTC by J. Chen" in (
+        store.records_dir / f"{created.id}.md"
+    ).read_text(encoding="utf-8")
+
+
+def test_update_refuses_a_record_file_edited_behind_its_back(store: RecordStore) -> None:
+    record = store.create(make_record, at=T0)
+    path = store.records_dir / f"{record.id}.json"
+    data = json.loads(path.read_text())
+    data["rationale"] = "rewritten later"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(RecordMismatchError, match="differs from what the ledger recorded"):
+        store.update(replace(record, executed_by="J. Chen"), at=T0)
+    # Writing over it would have made the edit look recorded; the ledger is untouched.
+    assert len(ledger_lines(store)) == 1
+
+
+def test_a_sealed_record_is_never_written_again(store: RecordStore) -> None:
+    record = store.create(make_record, at=T0)
+    end = record.rollback_window.end
+    sealed = store.seal(record.id, Outcome.ACCEPTED, end, "J. Chen")
+    assert (sealed.sealed, sealed.outcome, sealed.closed_forced) == (True, Outcome.ACCEPTED, False)
+    before = (store.records_dir / f"{record.id}.json").read_bytes(), store.ledger.lines()
+    with pytest.raises(SealedRecordError) as refused:
+        store.update(replace(record, rationale="edited after closure"), at=end)
+    assert refused.value.exit_code == EXIT_GATE
+    assert "sealed" in str(refused.value)
+    with pytest.raises(SealedRecordError):
+        store.seal(record.id, Outcome.ROLLED_BACK, end, "J. Chen", forced=True)
+    assert ((store.records_dir / f"{record.id}.json").read_bytes(), store.ledger.lines()) == before
+    assert [e["event"] for e in ledger_lines(store)] == ["created", "sealed"]
+
+
+def test_close_before_the_rollback_window_ends_is_refused_unless_forced(
+    store: RecordStore, tmp_path: Path
+) -> None:
+    first = store.create(make_record, at=T0)  # rollback window until 17:23
+    second = store.create(make_record, at=T0)
+    result = cli(
+        tmp_path, "close", first.id, "--outcome", "accepted", "--by", "J. Chen",
+        "--at", "2026-06-09T17:22:59Z",
+    )  # fmt: skip
+    assert result.exit_code == EXIT_GATE, result.output
+    assert "rollback window ends 2026-06-09 17:23 UTC" in result.stderr
+    assert "Traceback" not in result.output
+    assert not store.get(first.id).sealed
+    assert len(ledger_lines(store)) == 2
+
+    result = cli(
+        tmp_path, "close", first.id, "--outcome", "rolled-back", "--by", "J. Chen", "--force",
+        env={"DMARCOPS_NOW": "2026-06-09T10:00:00Z"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "forced" in result.stdout
+    closed = store.get(first.id)
+    assert (closed.sealed, closed.closed_forced, closed.outcome) == (
+        True,
+        True,
+        Outcome.ROLLED_BACK,
+    )
+    assert closed.closed_at == datetime(2026, 6, 9, 10, tzinfo=UTC)
+    assert "before the rollback window ended (forced)" in closed.render_markdown()
+
+    # At the window's end no force is needed, and none is recorded.
+    result = cli(
+        tmp_path, "close", second.id, "--outcome", "accepted", "--by", "M. Hara",
+        "--at", "2026-06-09T17:23:00Z", "--force",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert store.get(second.id).closed_forced is False
+    assert verify(store.changes_dir, T0 + timedelta(days=1)) == []
+
+
+def test_a_sealed_record_cannot_be_changed_through_the_cli(
+    store: RecordStore, tmp_path: Path
+) -> None:
+    emergency = Emergency("mail bouncing at Outlook", T0 + timedelta(hours=24))
+    record = store.create(lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0)
+    assert cli(tmp_path, "review", record.id, "--by", "M. Hara", "--notes", "ok",
+               "--at", "2026-06-09T12:00:00Z").exit_code == 0  # fmt: skip
+    assert cli(tmp_path, "close", record.id, "--outcome", "accepted", "--by", "J. Chen",
+               "--at", "2026-06-10T00:00:00Z").exit_code == 0  # fmt: skip
+    sealed_bytes = (store.records_dir / f"{record.id}.json").read_bytes()
+    for args in (
+        ("close", record.id, "--outcome", "failed", "--by", "J. Chen", "--force"),
+        ("review", record.id, "--by", "A. Lee", "--notes", "rewriting history"),
+    ):
+        result = cli(tmp_path, *args, "--at", "2026-06-11T00:00:00Z")
+        assert result.exit_code == EXIT_GATE, result.output
+        assert f"record {record.id} is sealed" in result.stderr
+        assert "Traceback" not in result.output
+    assert (store.records_dir / f"{record.id}.json").read_bytes() == sealed_bytes
+
+
+# --- emergency reviews --------------------------------------------------------------------------
+
+
+def test_overdue_emergency_review_is_listed_fails_audit_and_clears_after_review(
+    store: RecordStore, tmp_path: Path
+) -> None:
+    due = T0 + timedelta(hours=24)
+    late = store.create(
+        lambda rid: make_record(rid, emergency=Emergency("DKIM broke", due), peer=""), at=T0
+    )
+    not_yet_due = store.create(
+        lambda rid: make_record(rid, emergency=Emergency("SPF broke", due + timedelta(days=2))),
+        at=T0,
+    )
+    planned = store.create(make_record, at=T0)
+    now = "2026-06-10T12:00:00Z"  # 3 h after the first review was due
+
+    result = cli(tmp_path, "reviews", "overdue", "--at", now)
+    assert result.exit_code == 0
+    assert late.id in result.stdout and "3 h overdue" in result.stdout
+    assert not_yet_due.id not in result.stdout and planned.id not in result.stdout
+
+    result = cli(tmp_path, "audit", "verify", "--at", now)
+    assert result.exit_code == EXIT_GATE
+    assert f"{late.id}: emergency change: post-hoc review overdue" in result.stdout
+    assert not_yet_due.id not in result.stdout
+
+    # Cannot be sealed before the review, not even with --force.
+    result = cli(tmp_path, "close", late.id, "--outcome", "accepted", "--by", "M. Hara",
+                 "--force", "--at", now)  # fmt: skip
+    assert result.exit_code == EXIT_GATE and "post-hoc review" in result.stderr
+    # The executor cannot review their own change (seed: no self-review).
+    result = cli(tmp_path, "review", late.id, "--by", "J. Chen", "--notes", "fine", "--at", now)
+    assert result.exit_code == EXIT_GATE and "cannot review it" in result.stderr
+
+    result = cli(tmp_path, "review", late.id, "--by", "M. Hara", "--notes",
+                 "Justified: DKIM failures at Gmail.", "--at", now)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    reviewed = store.get(late.id)
+    assert reviewed.emergency is not None
+    assert reviewed.emergency.reviewed_by == "M. Hara"
+    assert reviewed.emergency.reviewed_at == datetime(2026, 6, 10, 12, tzinfo=UTC)
+    assert not reviewed.sealed  # a review is an update before sealing
+
+    assert cli(tmp_path, "reviews", "overdue", "--at", now).stdout == (
+        "no overdue emergency reviews\n"
+    )
+    result = cli(tmp_path, "audit", "verify", "--at", now)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("ok: 3 records, 4 ledger entries, chain intact\n")
+
+    result = cli(tmp_path, "review", late.id, "--by", "A. Lee", "--notes", "again", "--at", now)
+    assert result.exit_code == EXIT_GATE and "already recorded" in result.stderr
+    assert cli(tmp_path, "review", planned.id, "--by", "A. Lee", "--notes", "x").exit_code == (
+        EXIT_INPUT
+    )
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def portfolio(store: RecordStore) -> RecordStore:
+    """Four records: two clients, three domains, three analysts, three risks, three dates."""
+    specs: list[dict[str, Any]] = [
+        dict(client="contoso-retail", zone="contoso-retail.example", risk=RiskLevel.HIGH,
+             author="J. Chen", peer="M. Hara", executed_at=datetime(2026, 3, 1, 9, tzinfo=UTC)),
+        dict(client="fabrikam-labs", zone="fabrikam.example", risk=RiskLevel.LOW,
+             author="A. Lee", peer="", executed_at=datetime(2026, 6, 9, 23, 59, tzinfo=UTC)),
+        dict(client="fabrikam-labs", zone="fabrikam.example", risk=RiskLevel.MEDIUM,
+             author="A. Lee", peer="M. Hara", executed_at=datetime(2026, 6, 10, 9, tzinfo=UTC)),
+        dict(client="contoso-retail", zone="contoso-shop.example", risk=RiskLevel.MEDIUM,
+             author="J. Chen", peer="A. Lee", executed_at=None),
+    ]  # fmt: skip
+    for spec in specs:
+        store.create(partial(make_record, **spec), at=T0)
+    return store
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, ["2026-0001", "2026-0002", "2026-0003", "2026-0004"]),
+        ({"client": "fabrikam-labs"}, ["2026-0002", "2026-0003"]),
+        ({"domain": "Contoso-Shop.example."}, ["2026-0004"]),
+        ({"analyst": "m. hara"}, ["2026-0001", "2026-0003"]),  # a peer reviewer counts
+        ({"analyst": "A. Lee"}, ["2026-0002", "2026-0003", "2026-0004"]),
+        ({"risk": RiskLevel.MEDIUM}, ["2026-0003", "2026-0004"]),
+        # not executed: filed at T0 - 5 min = 2026-06-09 09:18
+        ({"since": datetime(2026, 6, 9, tzinfo=UTC)}, ["2026-0002", "2026-0003", "2026-0004"]),
+        ({"until": datetime(2026, 6, 10, tzinfo=UTC)}, ["2026-0001", "2026-0002", "2026-0004"]),
+        ({"client": "contoso-retail", "risk": RiskLevel.HIGH}, ["2026-0001"]),
+        ({"client": "nobody"}, []),
+    ],
+)
+def test_list_filters(portfolio: RecordStore, filters: dict[str, Any], expected: list[str]) -> None:
+    assert [r.id for r in portfolio.list(**filters)] == expected
+
+
+def test_records_list_command(portfolio: RecordStore, tmp_path: Path) -> None:
+    result = cli(tmp_path, "records", "list", "--client", "fabrikam-labs", "--until", "2026-06-09")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == [
+        "ID", "CLIENT", "ZONES", "RISK", "TYPE", "EXECUTED", "OUTCOME", "SEALED"
+    ]  # fmt: skip
+    # --until DATE includes that whole day: 23:59 on the 9th is in, the 10th is out.
+    assert [line.split()[0] for line in lines[1:]] == ["2026-0002"]
+    assert lines[1].split() == [
+        "2026-0002", "fabrikam-labs", "fabrikam.example", "low", "Policy", "progression",
+        "2026-06-09", "23:59", "open", "no",
+    ]  # fmt: skip
+    result = cli(tmp_path, "records", "list", "--analyst", "nobody")
+    assert (result.exit_code, result.stdout) == (0, "no change records match\n")
+    result = cli(tmp_path, "records", "list", "--since", "last tuesday")
+    assert result.exit_code == EXIT_INPUT and "cannot read --since" in result.stderr
+
+
+# --- show ---------------------------------------------------------------------------------------
+
+
+def test_records_show_formats_and_client_export(store: RecordStore, tmp_path: Path) -> None:
+    record = store.create(lambda rid: make_record(rid, internal_notes="INTERNAL-ONLY"), at=T0)
+    result = cli(tmp_path, "records", "show", record.id, "--format", "json")
+    assert result.exit_code == 0
+    assert ChangeRecord.from_json(json.loads(result.stdout)) == record
+    result = cli(tmp_path, "records", "show", record.id, "--format", "json", "--client-export")
+    assert "internal_notes" not in json.loads(result.stdout)
+    for fmt in ("text", "markdown"):
+        shown = cli(tmp_path, "records", "show", record.id, "--format", fmt).stdout
+        exported = cli(
+            tmp_path, "records", "show", record.id, "--format", fmt, "--client-export"
+        ).stdout
+        assert "INTERNAL-ONLY" in shown and "INTERNAL-ONLY" not in exported
+        assert "CHANGE RECORD #2026-0001" in exported
+
+
+@pytest.mark.parametrize("record_id", ["2026-0099", "../../etc/passwd", "latest"])
+def test_unknown_or_malformed_id_is_input_error(
+    store: RecordStore, tmp_path: Path, record_id: str
+) -> None:
+    store.create(make_record, at=T0)
+    for args in (
+        ("records", "show", record_id),
+        ("close", record_id, "--outcome", "accepted", "--by", "J. Chen"),
+        ("review", record_id, "--by", "J. Chen", "--notes", "x"),
+    ):
+        result = cli(tmp_path, *args)
+        assert result.exit_code == EXIT_INPUT, (args, result.output)
+        assert repr(record_id) in result.stderr or record_id in result.stderr
+        assert "Traceback" not in result.output
+    with pytest.raises(UnknownRecordError):
+        store.get("2026-0099")
+
+
+def test_bad_time_is_input_error(store: RecordStore, tmp_path: Path) -> None:
+    record = store.create(make_record, at=T0)
+    result = cli(tmp_path, "close", record.id, "--outcome", "accepted", "--by", "J. Chen",
+                 env={"DMARCOPS_NOW": "tomorrow"})  # fmt: skip
+    assert result.exit_code == EXIT_INPUT and "cannot read --at / DMARCOPS_NOW" in result.stderr
+    assert not store.get(record.id).sealed
