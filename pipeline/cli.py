@@ -10,7 +10,6 @@ import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -18,9 +17,11 @@ from zoneinfo import ZoneInfo
 import click
 import yaml
 
+from pipeline.commands.apply import register as register_apply_commands
 from pipeline.commands.approvals import register as register_approval_commands
+from pipeline.commands.common import reports_errors
 from pipeline.commands.records import register as register_records_commands
-from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, GateRefused, InputError
+from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate.windows import next_window
 from pipeline.live.dns import Nameservers
 from pipeline.load.octodns_config import octodns_config
@@ -34,18 +35,6 @@ from pipeline.render.text import render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
 AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
-
-
-def reports_errors(func: F) -> F:
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DmarcopsError as exc:
-            click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def parse_nameserver(text: str) -> tuple[str, int | None]:
@@ -304,6 +293,7 @@ def plan(
 
 register_approval_commands(main)
 register_records_commands(main)
+register_apply_commands(main)
 
 
 if __name__ == "__main__":

@@ -7,16 +7,15 @@ input (file and line named), 2 a gate refused (no request, self-review, missing 
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from pipeline.errors import DmarcopsError, GateRefused, InputError
+from pipeline.commands.common import reports_errors
+from pipeline.errors import GateRefused, InputError
 from pipeline.gate.approvals import (
     ApprovalDecision,
     PlanFile,
@@ -60,21 +59,6 @@ def _error(text: str) -> None:
     click.echo(click.style("error: ", fg="red", bold=True) + text, err=True)
 
 
-def _reports_errors(func: F) -> F:
-    # The same contract as pipeline.cli.reports_errors, kept here so that cli.py can import this
-    # module without an import cycle.
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DmarcopsError as exc:
-            label = "refused: " if isinstance(exc, GateRefused) else "error: "
-            click.echo(click.style(label, fg="red", bold=True) + str(exc), err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _now(at: datetime | None) -> datetime:
     """--at (or DMARCOPS_NOW), read as UTC; else the current time."""
     return at.replace(tzinfo=UTC) if at else datetime.now(UTC)
@@ -114,7 +98,7 @@ def _show_decision(decision: ApprovalDecision) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the private key (PKCS8 PEM, mode 0600). Keep it out of the repository.",
 )
-@_reports_errors
+@reports_errors
 def keygen(out: Path) -> None:
     """Create an Ed25519 key for signing approvals and print its public key, which goes into your
     entry in policy/roster.yaml (`public_key:`). The private key never enters the repository.
@@ -156,7 +140,7 @@ def keygen(out: Path) -> None:
     help="Approval time, UTC (env DMARCOPS_NOW). Default: now.",
 )
 @click.pass_obj
-@_reports_errors
+@reports_errors
 def approve(
     repo: Path,
     plan_file: Path,
@@ -253,7 +237,7 @@ def approve(
 @click.option("--id", "request_id", help="Request id. Default: CR-<next number>-<client>.")
 @click.option("--rollback-of", help="For emergency-rollback: the change record number.")
 @click.pass_obj
-@_reports_errors
+@reports_errors
 def new(
     repo: Path,
     type_name: str,
@@ -343,7 +327,7 @@ def requests_group() -> None:
     "approvals: present and missing.",
 )
 @click.pass_obj
-@_reports_errors
+@reports_errors
 def check(repo: Path, plan_file: Path | None) -> None:
     """Validate every change request (schema, rationale, template prompts, client, author).
     With --plan: every change must be covered by exactly one request, and each request's approval

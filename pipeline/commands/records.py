@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import wraps
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
 
-from pipeline.errors import EXIT_GATE, DmarcopsError
+from pipeline.commands.common import reports_errors
+from pipeline.errors import EXIT_GATE
 from pipeline.model import RiskLevel
 from pipeline.records.record import ChangeRecord, Outcome, parse_time, plain, show_utc
 from pipeline.records.store import RecordStore, audit
@@ -27,20 +26,6 @@ from pipeline.records.store import RecordStore, audit
 P = ParamSpec("P")
 R = TypeVar("R")
 _BARE_DATE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
-
-
-def _reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    # Same contract as pipeline.cli.reports_errors; kept here so this module does not import the
-    # cli module that imports it.
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except DmarcopsError as exc:
-            click.echo(click.style("error: ", fg="red", bold=True) + str(exc), err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 def _store() -> RecordStore:
@@ -86,7 +71,7 @@ def records_group() -> None:
     is_flag=True,
     help="What the client may see: leaves the MSP's internal notes out.",
 )
-@_reports_errors
+@reports_errors
 def show(record_id: str, fmt: str, client_export: bool) -> None:
     """Print one change record.
 
@@ -142,7 +127,7 @@ def _date_bound(text: str | None, *, what: str, end_of_day: bool) -> datetime | 
 @click.option("--risk", type=click.Choice([r.label for r in RiskLevel]), help="Only this risk.")
 @click.option("--since", metavar="DATE", help="Executed (else filed) at or after DATE (UTC).")
 @click.option("--until", metavar="DATE", help="Executed (else filed) before DATE's end (UTC).")
-@_reports_errors
+@reports_errors
 def list_records(
     client: str | None,
     domain: str | None,
@@ -183,7 +168,7 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @_at_option
-@_reports_errors
+@reports_errors
 def verify_command(at: str | None) -> None:
     """Verify the hash chain, every record against its last ledger event, gap-free numbering and
     overdue emergency reviews. Prints each problem with the record it concerns; exit 2 if any.
@@ -218,7 +203,7 @@ def verify_command(at: str | None) -> None:
 @click.option("--by", "by", required=True, metavar="ANALYST", help="Who reviewed the change.")
 @click.option("--notes", required=True, metavar="TEXT", help="What the review found.")
 @_at_option
-@_reports_errors
+@reports_errors
 def review_command(record_id: str, by: str, notes: str, at: str | None) -> None:
     """Record the post-hoc review of an emergency change (due within 24 hours of it). The reviewer
     cannot be the analyst who proposed or executed it.
@@ -239,7 +224,7 @@ def reviews_group() -> None:
 
 @reviews_group.command("overdue")
 @_at_option
-@_reports_errors
+@reports_errors
 def overdue_command(at: str | None) -> None:
     """List emergency changes whose post-hoc review is past due and not recorded.
 
@@ -280,7 +265,7 @@ def overdue_command(at: str | None) -> None:
     help="Close before the rollback window has ended; the record says it was forced.",
 )
 @_at_option
-@_reports_errors
+@reports_errors
 def close_command(record_id: str, outcome: str, by: str, force: bool, at: str | None) -> None:
     """Log the outcome of a change and seal its record: it is never edited again; a follow-up is
     a new record that references it. Refused (exit 2) before the rollback window has ended unless

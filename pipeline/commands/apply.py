@@ -1,0 +1,268 @@
+"""`dmarcops apply` and `dmarcops rollback`: thin click commands over pipeline.apply."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import click
+import yaml
+
+from pipeline.apply.rollback import restore
+from pipeline.apply.run import ApplyOptions, run_apply
+from pipeline.commands.common import reports_errors
+from pipeline.errors import EXIT_INPUT, GateRefused, InputError
+from pipeline.gate.requests import next_request_id, request_path
+from pipeline.live.dns import Nameservers
+from pipeline.load.portfolio import load_portfolio
+from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
+
+P = ParamSpec("P")
+R = TypeVar("R")
+AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+
+
+def _now(at: datetime | None) -> datetime:
+    if at is not None:
+        return at.replace(tzinfo=UTC)
+    env = os.environ.get("DMARCOPS_NOW")
+    if env:
+        return datetime.fromisoformat(env.replace("Z", "+00:00")).astimezone(UTC)
+    return datetime.now(UTC)
+
+
+def _nameservers(values: tuple[str, ...]) -> Nameservers | None:
+    from pipeline.cli import nameservers_from  # the one parser of HOST[:PORT]
+
+    return nameservers_from(values, 3.0)
+
+
+def _report(record: ChangeRecord) -> bool:
+    ok = True
+    click.echo(
+        f"change record {record.id}: {record.client} {record.request_id} "
+        f"({record.risk.label} risk) executed {record.executed_at:%Y-%m-%d %H:%M} UTC"
+        if record.executed_at
+        else f"change record {record.id}: not executed"
+    )
+    for zone in record.zone_results:
+        total = sum(1 for i in record.items if i.zone == zone.zone)
+        line = f"  {zone.zone}: {zone.status.value}, {zone.applied}/{total} verified"
+        if zone.error:
+            line += f" ({zone.error})"
+        ok = ok and zone.status is ZoneStatus.APPLIED and zone.applied == total
+        click.echo(line)
+    click.echo(f"  rollback window until {record.rollback_window.end:%Y-%m-%d %H:%M} UTC")
+    if record.emergency:
+        click.echo(
+            f"  emergency: post-hoc review due {record.emergency.review_due:%Y-%m-%d %H:%M} UTC"
+        )
+    return ok
+
+
+_OPTIONS = [
+    click.option("--as", "by", required=True, help="Your roster id: who executes the change."),
+    click.option(
+        "--at", type=click.DateTime(formats=AT_FORMATS), help="Act as if it were this UTC time."
+    ),
+    click.option(
+        "--nameserver",
+        "nameservers",
+        multiple=True,
+        envvar="DMARCOPS_NAMESERVERS",
+        help="Resolver for SPF budgets when re-planning, HOST[:PORT].",
+    ),
+    click.option(
+        "--wait",
+        "wait_seconds",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Seconds to wait for another apply of the same client to finish.",
+    ),
+    click.option(
+        "--verify-timeout",
+        type=float,
+        default=10.0,
+        show_default=True,
+        help="Seconds to keep asking the authoritative servers for the new values.",
+    ),
+]
+
+
+def _with_options(func: Callable[P, R]) -> Callable[P, R]:
+    for option in reversed(_OPTIONS):
+        func = option(func)
+    return func
+
+
+@click.command()
+@click.option(
+    "--plan",
+    "plan_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The approved JSON plan (dmarcops plan --out).",
+)
+@click.option(
+    "--emergency",
+    is_flag=True,
+    help="Skip the window and the approval wait (logged, reviewed within 24 h).",
+)
+@click.option("--reason", default="", help="Why it is an emergency (required with --emergency).")
+@_with_options
+@reports_errors
+def apply(
+    plan_path: Path,
+    emergency: bool,
+    reason: str,
+    by: str,
+    at: datetime | None,
+    nameservers: tuple[str, ...],
+    wait_seconds: float,
+    verify_timeout: float,
+) -> None:
+    """Apply an approved plan: check requests, approvals and the window; lock the client; plan
+    again and refuse if anything moved since approval; apply zone by zone; verify against the
+    authoritative servers; write a numbered change record per request.
+
+    \b
+    Examples:
+      dmarcops apply --plan plan.json --as jchen
+      dmarcops apply --plan plan.json --as jchen --emergency --reason "p=reject bouncing payroll mail"
+    """
+    if emergency and len(reason.strip()) < 10:
+        raise InputError(
+            "--emergency needs --reason saying what is breaking now",
+            hint="Seed: the emergency that wasn't an emergency erodes the policy; say why.",
+        )
+    repo: Path = click.get_current_context().obj
+    portfolio = load_portfolio(repo)
+    records = run_apply(
+        portfolio,
+        ApplyOptions(
+            plan_file=plan_path,
+            by=by,
+            now=_now(at),
+            emergency_reason=reason.strip() if emergency else "",
+            wait_seconds=wait_seconds,
+            nameservers=_nameservers(nameservers),
+            verify_timeout=verify_timeout,
+        ),
+    )
+    ok = all([_report(r) for r in records])
+    if not ok:
+        click.echo("error: some zones were not applied or not verified; see the records", err=True)
+        sys.exit(EXIT_INPUT)
+
+
+@click.command()
+@click.argument("record_id")
+@click.option(
+    "--reason", required=True, help="What is breaking: the emergency the rollback answers."
+)
+@click.option(
+    "--notified",
+    default="the client's authorised approvers",
+    show_default=True,
+    help="Who was told about the rollback.",
+)
+@_with_options
+@reports_errors
+def rollback(
+    record_id: str,
+    reason: str,
+    notified: str,
+    by: str,
+    at: datetime | None,
+    nameservers: tuple[str, ...],
+    wait_seconds: float,
+    verify_timeout: float,
+) -> None:
+    """Roll back change record RECORD_ID: restore its before-state in the zone files, file an
+    emergency-rollback request that references it, plan and apply it as an emergency, and link the
+    two records both ways.
+
+    \b
+    Example:
+      dmarcops rollback 2026-0007 --as jchen --reason "legitimate payroll mail rejected since 09:40"
+    """
+    repo: Path = click.get_current_context().obj
+    now = _now(at)
+    store = RecordStore(repo / "changes")
+    original = store.get(record_id)
+    if original.executed_at is None:
+        raise GateRefused(f"record {record_id} was never executed: nothing to roll back")
+    portfolio = load_portfolio(repo)
+    restores: dict[str, list[tuple[str, str, tuple[str, ...], int | None]]] = {}
+    for item in original.items:
+        restores.setdefault(item.zone, []).append((item.name, item.type, item.before, None))
+    for zone, entries in restores.items():
+        restore(repo / "zones" / original.client / f"{zone}.yaml", entries)
+    request_id = next_request_id(repo, original.client)
+    covers = sorted(f"{i.zone} {i.name or '@'} {i.type}" for i in original.items)
+    request = {
+        "type": "emergency-rollback",
+        "client": original.client,
+        "covers": covers,
+        "author": by,
+        "rationale": f"Rollback of change record {record_id} ({original.request_id}): {reason}",
+        "rollback_of": record_id,
+        "emergency_reason": reason,
+        "details": {
+            "current_state": "; ".join(
+                f"{i.fqdn} {i.type}: {' | '.join(i.after) or '(none)'}" for i in original.items
+            ),
+            "target_state": "; ".join(
+                f"{i.fqdn} {i.type}: {' | '.join(i.before) or '(none)'}" for i in original.items
+            ),
+            "notified": notified,
+        },
+    }
+    path = request_path(repo, request_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(request, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    click.echo(
+        f"restored the before-state of {record_id} in zones/{original.client}/; wrote {path.relative_to(repo)}"
+    )
+
+    from pipeline.plan.build import PlanOptions, make_plan
+    from pipeline.render.json_plan import render_json
+
+    plan = make_plan(
+        portfolio,
+        PlanOptions(now=now, zones=tuple(restores), nameservers=_nameservers(nameservers)),
+    )
+    plan_path = repo / "changes" / "plans" / f"rollback-{record_id}-{plan.hash[:12]}.json"
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    plan_path.write_text(render_json(plan), encoding="utf-8")
+    records = run_apply(
+        load_portfolio(repo),
+        ApplyOptions(
+            plan_file=plan_path,
+            by=by,
+            now=now,
+            emergency_reason=f"rollback of {record_id}: {reason}",
+            wait_seconds=wait_seconds,
+            nameservers=_nameservers(nameservers),
+            verify_timeout=verify_timeout,
+        ),
+    )
+    current = store.get(record_id)
+    if not current.sealed:
+        from dataclasses import replace
+
+        links = tuple(sorted({*current.references, *(r.id for r in records)}))
+        store.update(replace(current, references=links), now)
+    ok = all([_report(r) for r in records])
+    if not ok:
+        sys.exit(EXIT_INPUT)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(apply)
+    group.add_command(rollback)
