@@ -1,0 +1,372 @@
+"""The whole lifecycle through the CLI against a real named, with injected time:
+request -> plan -> approve -> apply in window -> verify -> close -> sealed; and every refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from dns_server import NamedServer
+from portfolio import REPO, write
+from test_apply_named import served
+from test_plan_named import make_repo
+
+from pipeline.cli import main
+
+KEYS = REPO / "tests" / "keys"
+TUESDAY = "2026-12-01T10:00:00Z"  # alpha's window: Tue-Thu 09:00-12:00 UTC (its time zone)
+RATIONALE = (
+    "DMARC aggregate reports show 99.4% alignment for 21 days across all known senders; "
+    "SendGrid starts sending invoices on 2026-12-02."
+)
+
+
+def cli(repo: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--repo", str(repo), *args])
+
+
+def request(repo: Path, rid: str, covers: list[str], author: str = "jchen", **extra: Any) -> None:
+    data: dict[str, Any] = {
+        "type": "other",
+        "client": "alpha",
+        "covers": covers,
+        "author": author,
+        "rationale": RATIONALE,
+        **extra,
+    }
+    write(repo / "changes" / "requests" / f"{rid}.yaml", json.dumps(data))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, client_dns: NamedServer) -> Path:
+    root = make_repo(tmp_path / "repo")
+    shutil.copy(REPO / "policy" / "roster.yaml", root / "policy" / "roster.yaml")
+    return root
+
+
+def plan(repo: Path, sender_dns: NamedServer, at: str = TUESDAY, *zones: str) -> tuple[Path, str]:
+    out = repo / "plan.json"
+    args = [
+        "plan",
+        "--format",
+        "json",
+        "--out",
+        str(out),
+        "--at",
+        at,
+        "--nameserver",
+        f"127.0.0.1:{sender_dns.port}",
+    ]
+    for zone in zones or ("alpha.example",):
+        args += ["--zone", zone]
+    result = cli(repo, *args)
+    assert result.exit_code == 0, result.stderr
+    return out, json.loads(out.read_text())["plan_hash"]
+
+
+def approve(repo: Path, plan_path: Path, rid: str, who: str, at: str = TUESDAY) -> Result:
+    return cli(
+        repo,
+        "approve",
+        "--plan",
+        str(plan_path),
+        "--request",
+        rid,
+        "--as",
+        who,
+        "--key",
+        str(KEYS / f"{who}.pem"),
+        "--at",
+        at.rstrip("Z"),
+    )
+
+
+def apply(
+    repo: Path, plan_path: Path, sender_dns: NamedServer, at: str = TUESDAY, *extra: str
+) -> Result:
+    return cli(
+        repo,
+        "apply",
+        "--plan",
+        str(plan_path),
+        "--as",
+        "jchen",
+        "--at",
+        at.rstrip("Z"),
+        "--nameserver",
+        f"127.0.0.1:{sender_dns.port}",
+        *extra,
+    )
+
+
+def record(repo: Path, rid: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((repo / "changes" / "records" / f"{rid}.json").read_text())
+    return data
+
+
+def test_whole_lifecycle(repo: Path, client_dns: NamedServer, sender_dns: NamedServer) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, plan_hash = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
+
+    result = apply(repo, plan_path, sender_dns, "2026-12-01T10:05:00Z")
+    assert result.exit_code == 0, result.output
+    assert "change record 2026-0001" in result.stdout
+    assert "alpha.example: applied, 2/2 verified" in result.stdout
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
+    ]
+
+    rec = record(repo, "2026-0001")
+    assert rec["plan_hash"] == plan_hash
+    assert rec["risk"] == "medium"
+    assert rec["rationale"] == RATIONALE
+    assert rec["executed_by"] == "jchen"
+    assert rec["executed_at"] == "2026-12-01T10:05:00Z"
+    assert {a["role"]: a["who"] for a in rec["approvals"]} == {"analyst": "jchen", "peer": "mhara"}
+    assert rec["change_window"] == {"start": "2026-12-01T09:00:00Z", "end": "2026-12-01T12:00:00Z"}
+    assert rec["rollback_window"]["end"] == "2026-12-01T18:05:00Z"  # medium: 8 h
+    assert {v["status"] for v in rec["verification"]} == {"verified"}
+
+    early = cli(
+        repo,
+        "close",
+        "2026-0001",
+        "--outcome",
+        "accepted",
+        "--by",
+        "jchen",
+        "--at",
+        "2026-12-01T12:00:00Z",
+    )
+    assert early.exit_code == 2
+    closed = cli(
+        repo,
+        "close",
+        "2026-0001",
+        "--outcome",
+        "accepted",
+        "--by",
+        "jchen",
+        "--at",
+        "2026-12-01T19:00:00Z",
+    )
+    assert closed.exit_code == 0, closed.output
+    assert record(repo, "2026-0001")["sealed"] is True
+    audit = cli(repo, "audit", "verify", "--at", "2026-12-01T19:00:00Z")
+    assert audit.exit_code == 0, audit.output
+    # Sealed means sealed: an edit is detected and the record named.
+    path = repo / "changes" / "records" / "2026-0001.json"
+    path.write_text(path.read_text().replace("jchen", "sokafor"))
+    tampered = cli(repo, "audit", "verify", "--at", "2026-12-01T19:00:00Z")
+    assert tampered.exit_code == 2
+    assert "2026-0001" in tampered.output
+
+
+def test_uncovered_change_is_refused(repo: Path, sender_dns: NamedServer) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example _dmarc"])  # the SPF change has no request
+    plan_path, _ = plan(repo, sender_dns)
+    result = apply(repo, plan_path, sender_dns)
+    assert result.exit_code == 2
+    assert "alpha.example" in result.stderr and "request" in result.stderr
+
+
+def test_boilerplate_rationale_is_refused(repo: Path, sender_dns: NamedServer) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"], rationale="per SOW")
+    plan_path, _ = plan(repo, sender_dns)
+    result = apply(repo, plan_path, sender_dns)
+    assert result.exit_code == 1
+    assert "CR-0001-alpha.yaml" in result.stderr
+    assert "rationale" in result.stderr
+
+
+def test_author_cannot_approve_own_medium_change(repo: Path, sender_dns: NamedServer) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    own = approve(repo, plan_path, "CR-0001-alpha", "jchen")
+    assert own.exit_code == 2
+    result = apply(repo, plan_path, sender_dns)
+    assert result.exit_code == 2
+    assert "peer" in result.stderr.lower() or "review" in result.stderr.lower()
+
+
+def test_approval_of_an_older_plan_hash_does_not_count(repo: Path, sender_dns: NamedServer) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    old_plan, old_hash = plan(repo, sender_dns)
+    assert approve(repo, old_plan, "CR-0001-alpha", "mhara").exit_code == 0
+    zone = repo / "zones" / "alpha" / "alpha.example.yaml"
+    zone.write_text(zone.read_text().replace("p=quarantine", "p=quarantine\\; pct=50"))
+    new_plan, new_hash = plan(repo, sender_dns)
+    assert new_hash != old_hash
+    result = apply(repo, new_plan, sender_dns)
+    assert result.exit_code == 2
+    assert "nothing was changed" in result.stderr
+    # The old plan cannot be applied either: it is stale against the zone files now.
+    again = apply(repo, old_plan, sender_dns)
+    assert again.exit_code == 2
+
+
+def test_high_risk_needs_the_clients_written_approval(repo: Path, sender_dns: NamedServer) -> None:
+    # beta.example drops its SPF sender: high risk.
+    request(repo, "CR-0001-alpha", ["beta.example"])
+    plan_path, _ = plan(repo, sender_dns, TUESDAY, "beta.example")
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
+    result = apply(repo, plan_path, sender_dns)
+    assert result.exit_code == 2
+    assert "client" in result.stderr.lower()
+    assert not (repo / "changes" / "records").exists() or not list(
+        (repo / "changes" / "records").glob("*.json")
+    )
+
+
+def test_outside_the_window_and_inside_a_freeze(repo: Path, sender_dns: NamedServer) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
+    monday = apply(repo, plan_path, sender_dns, "2026-11-30T10:00:00Z")
+    assert monday.exit_code == 2
+    assert "outside" in monday.stderr and "change window" in monday.stderr
+    profile = repo / "policy" / "clients" / "alpha.yaml"
+    profile.write_text(
+        profile.read_text()
+        + "freezes:\n  - {start: '2026-12-01', end: '2026-12-01', reason: 'Board meeting'}\n"
+    )
+    frozen = apply(repo, plan_path, sender_dns)
+    assert frozen.exit_code == 2
+    assert "Board meeting" in frozen.stderr
+
+
+def test_stale_plan_is_refused(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
+    client_dns.update("alpha.example", "_dmarc", "TXT", ["v=DMARC1; p=none; pct=5"])
+    result = apply(repo, plan_path, sender_dns)
+    assert result.exit_code == 2
+    assert "stale: live DNS changed since approval" in result.stderr
+    assert served(client_dns, "_dmarc.alpha.example.") == ["v=DMARC1; p=none; pct=5"]
+
+
+def test_emergency_skips_window_and_is_reviewed(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    saturday = "2026-12-05T03:00:00Z"
+    plan_path, _ = plan(repo, sender_dns, saturday)
+    vague = apply(repo, plan_path, sender_dns, saturday, "--emergency", "--reason", "x")
+    assert vague.exit_code == 1
+    result = apply(
+        repo,
+        plan_path,
+        sender_dns,
+        saturday,
+        "--emergency",
+        "--reason",
+        "payroll mail rejected since 02:40 UTC",
+    )
+    assert result.exit_code == 0, result.output
+    rec = record(repo, "2026-0001")
+    assert rec["emergency"]["review_due"] == "2026-12-06T03:00:00Z"
+    assert rec["change_window"] is None
+    overdue = cli(repo, "audit", "verify", "--at", "2026-12-06T04:00:00Z")
+    assert overdue.exit_code == 2
+    assert "2026-0001" in overdue.output
+    reviewed = cli(
+        repo,
+        "review",
+        "2026-0001",
+        "--by",
+        "mhara",
+        "--notes",
+        "Genuine emergency: payroll provider rejected.",
+        "--at",
+        "2026-12-05T09:00:00Z",
+    )
+    assert reviewed.exit_code == 0, reviewed.output
+    assert cli(repo, "audit", "verify", "--at", "2026-12-06T04:00:00Z").exit_code == 0
+
+
+def test_rollback_restores_the_before_state_and_links_both_records(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
+    assert apply(repo, plan_path, sender_dns).exit_code == 0
+    before_dmarc = "v=DMARC1; p=none; rua=mailto:dmarc@alpha.example"
+    result = cli(
+        repo,
+        "rollback",
+        "2026-0001",
+        "--as",
+        "jchen",
+        "--reason",
+        "quarantine is catching the CRM's mail",
+        "--at",
+        "2026-12-01T11:00:00",
+        "--nameserver",
+        f"127.0.0.1:{sender_dns.port}",
+    )
+    assert result.exit_code == 0, result.output
+    assert served(client_dns, "_dmarc.alpha.example.") == [before_dmarc]
+    back = record(repo, "2026-0002")
+    assert back["change_type"] == "Emergency rollback"
+    assert "2026-0001" in back["references"]
+    assert "2026-0002" in record(repo, "2026-0001")["references"]
+    # The zone file holds the before-state too, so the next plan does not undo the rollback.
+    again = cli(
+        repo,
+        "plan",
+        "--format",
+        "json",
+        "--zone",
+        "alpha.example",
+        "--nameserver",
+        f"127.0.0.1:{sender_dns.port}",
+    )
+    assert json.loads(again.stdout)["changes"] == []
+
+
+def test_two_applies_for_one_client_at_once(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.cli",
+        "--repo",
+        str(repo),
+        "apply",
+        "--plan",
+        str(plan_path),
+        "--as",
+        "jchen",
+        "--at",
+        "2026-12-01T10:05:00",
+        "--nameserver",
+        f"127.0.0.1:{sender_dns.port}",
+    ]
+    env = dict(os.environ)
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outcomes = sorted(p.wait(60) for p in procs)
+    errors = " ".join(p.stderr.read() for p in procs if p.stderr)
+    assert outcomes == [0, 2], errors
+    records = sorted(p.name for p in (repo / "changes" / "records").glob("*.json"))
+    assert records == ["2026-0001.json"]
+    assert cli(repo, "audit", "verify", "--at", "2026-12-01T10:06:00Z").exit_code == 0
