@@ -27,6 +27,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import string
 import subprocess
@@ -64,12 +65,13 @@ BASE_SPF = (
     ("include:spf.protection.outlook.com", "include:spf.mandrillapp.com"),
     ("ip4:192.0.2.0/24", "include:_spf.google.com"),
 )
-EXTRA_SENDERS = (
-    "include:sendgrid.net",
-    "include:spf.mandrillapp.com",
-    "include:mail.zendesk.com",
-    "include:mailgun.org",
-)
+# Senders a client adds, with their names in policy/senders.yaml.
+EXTRA_SENDERS = {
+    "include:sendgrid.net": "SendGrid",
+    "include:spf.mandrillapp.com": "Mailchimp Transactional",
+    "include:mail.zendesk.com": "Zendesk",
+    "include:mailgun.org": "Mailgun",
+}
 # The usual progression; a changed domain moves one step up.
 DMARC_STEPS = ("p=none", "p=quarantine; pct=25", "p=quarantine", "p=reject")
 LIVE_SELECTORS = ("google", "s2024", "k1", "selector1")
@@ -92,6 +94,8 @@ class Domain:
     dkim_active: list[str] = field(default_factory=list)
     dkim_scheduled: list[str] = field(default_factory=list)
     expected: dict[tuple[str, str], str] = field(default_factory=dict)  # (name, type) -> action
+    # One change request per changed record: (type, `covers:` selector, rationale, details).
+    requests: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
 
 
 def dkim_keys(count: int) -> list[str]:
@@ -112,7 +116,7 @@ def token(rng: random.Random, length: int) -> str:
 
 
 def make_domain(
-    index: int, client: str, rng: random.Random, keys: list[str], change: str | None
+    index: int, client: str, rng: random.Random, keys: list[str], change: str | None, today: str
 ) -> Domain:
     name = f"client{index:04d}.example"
     d = Domain(client, name)
@@ -130,8 +134,23 @@ def make_domain(
     spf_all = rng.choice(("~all", "-all"))
     live_spf = " ".join(["v=spf1", *spf_terms, spf_all])
     if "spf" in changes:
-        spf_terms.append(rng.choice([s for s in EXTRA_SENDERS if s not in spf_terms]))
+        added = rng.choice([s for s in EXTRA_SENDERS if s not in spf_terms])
+        spf_terms.append(added)
         d.expected[("", "TXT")] = "update"
+        d.requests.append(
+            (
+                "new-sender",
+                f"{name} @ TXT",
+                f"{name} moves its invoice mail to {EXTRA_SENDERS[added]} on {today}; without "
+                "the include those messages fail SPF at receivers.",
+                {
+                    "sender_name": EXTRA_SENDERS[added],
+                    "spf_include": added,
+                    "dkim_selector": "none yet (SPF first, DKIM CNAMEs in a later change)",
+                    "alignment": f"Return-Path bounces.{name} (relaxed SPF alignment)",
+                },
+            )
+        )
     d.live.append(("@", "TXT", live_spf, LIVE_TTL))
     d.desired[""] = ("TXT", " ".join(["v=spf1", *spf_terms, spf_all]))
 
@@ -139,6 +158,20 @@ def make_domain(
     step = rng.randrange(len(DMARC_STEPS) - 1 if "dmarc" in changes else len(DMARC_STEPS))
     d.live.append(("_dmarc", "TXT", f"v=DMARC1; {DMARC_STEPS[step]}; rua={rua}", LIVE_TTL))
     if "dmarc" in changes:
+        d.requests.append(
+            (
+                "policy-progression",
+                f"{name} _dmarc TXT",
+                f"Aggregate reports for {name} show 99.4% aligned pass for 30 days across all "
+                "known senders, so the next policy step is safe.",
+                {
+                    "current_policy": DMARC_STEPS[step],
+                    "target_policy": DMARC_STEPS[step + 1],
+                    "pass_rate_evidence": "99.4% aligned pass over 30 days",
+                    "planned_date": today,
+                },
+            )
+        )
         step += 1
         d.expected[("_dmarc", "TXT")] = "update"
     d.desired["_dmarc"] = ("TXT", f"v=DMARC1; {DMARC_STEPS[step]}; rua={rua}")
@@ -153,6 +186,19 @@ def make_domain(
         d.dkim_scheduled.append(NEW_SELECTOR)
         d.desired[f"{NEW_SELECTOR}._domainkey"] = ("TXT", f"v=DKIM1; k=rsa; p={rng.choice(keys)}")
         d.expected[(f"{NEW_SELECTOR}._domainkey", "TXT")] = "create"
+        d.requests.append(
+            (
+                "dkim-rotation",
+                f"{name} {NEW_SELECTOR}._domainkey TXT",
+                f"The {d.dkim_active[0]} key of {name} is two years old; the yearly rotation "
+                f"publishes {NEW_SELECTOR} before signing switches to it.",
+                {
+                    "current_selector": d.dkim_active[0],
+                    "new_selector": NEW_SELECTOR,
+                    "planned_date": today,
+                },
+            )
+        )
 
     if rng.random() < 0.4:
         tlsrpt = f"v=TLSRPTv1; rua=mailto:tls-reports@{name}"
@@ -169,6 +215,7 @@ def make_domain(
 def generate(count: int, seed: int) -> list[Domain]:
     rng = random.Random(seed)
     keys = dkim_keys(3)
+    today = datetime.now(UTC).date().isoformat()
     differ = set(rng.sample(range(1, count + 1), round(count * DIFFER_SHARE)))
     domains = []
     differing = 0
@@ -179,7 +226,7 @@ def generate(count: int, seed: int) -> list[Domain]:
             change = CHANGE_KINDS[differing % len(CHANGE_KINDS)]
             differing += 1
         client = f"client-{(index - 1) // 10 + 1:03d}"
-        domains.append(make_domain(index, client, rng, keys, change))
+        domains.append(make_domain(index, client, rng, keys, change, today))
     return domains
 
 
@@ -201,10 +248,15 @@ def zone_yaml(domain: Domain) -> str:
 
 
 def write_repo(repo: Path, domains: list[Domain], concurrency: int) -> None:
-    # Policy shared with the example portfolio: schemas, risk rules and the sender catalog.
-    shutil.copytree(ROOT / "policy" / "schemas", repo / "policy" / "schemas")
-    for part in ("risk-rules.yaml", "senders.yaml"):
-        shutil.copy(ROOT / "policy" / part, repo / "policy" / part)
+    # Policy shared with the example portfolio (schemas, risk rules, sender catalog, analyst
+    # roster...): all of it but what we generate, so new policy files the plan needs come along.
+    shutil.copytree(
+        ROOT / "policy",
+        repo / "policy",
+        ignore=lambda d, names: (
+            {"clients", "providers.yaml", "settings.yaml"} if Path(d) == ROOT / "policy" else set()
+        ),
+    )
     settings = {
         "lookups": {"nameservers": [], "port": 53, "timeout": 3},
         "concurrency": concurrency,
@@ -246,6 +298,33 @@ def write_repo(repo: Path, domains: list[Domain], concurrency: int) -> None:
         (repo / "zones" / client).mkdir(parents=True)
         for d in owned:
             (repo / "zones" / client / f"{d.name}.yaml").write_text(zone_yaml(d))
+    write_requests(repo, domains)
+
+
+def write_requests(repo: Path, domains: list[Domain]) -> None:
+    """Every plan item needs exactly one change request (changes/requests/<id>.yaml) once the
+    product has them; without them the plan is refused (exit 2) and proves nothing."""
+    if not (repo / "policy" / "schemas" / "change-request.schema.json").exists():
+        return
+    roster = yaml.safe_load((repo / "policy" / "roster.yaml").read_text())
+    authors = [a["id"] for a in roster["analysts"]]
+    directory = repo / "changes" / "requests"
+    directory.mkdir(parents=True)
+    number = 0
+    for d in domains:
+        for rtype, selector, rationale, details in d.requests:
+            number += 1
+            request = {
+                "type": rtype,
+                "client": d.client,
+                "covers": [selector],
+                "author": authors[number % len(authors)],
+                "rationale": rationale,
+                "details": details,
+            }
+            (directory / f"CR-{number:04d}-{d.client}.yaml").write_text(
+                yaml.safe_dump(request, sort_keys=False, width=100)
+            )
 
 
 def bind_options() -> dict[str, str]:
@@ -514,7 +593,11 @@ def serve(commands: list[Command], secrets: dict[str, str]) -> None:
         print(f"  export {name}={value}")
     for command in commands:
         print("  " + " ".join(command.argv))
-    print("Ctrl-C stops both named.")
+    print("Ctrl-C (or SIGTERM) stops both named.", flush=True)
+    # Started in the background, SIGINT may be ignored; either signal must reach main()'s
+    # `finally`, or the two named would outlive us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while True:
             time.sleep(3600)

@@ -17,11 +17,14 @@ from zoneinfo import ZoneInfo
 import click
 import yaml
 
+from pipeline.apply.run import open_requests
 from pipeline.commands.apply import register as register_apply_commands
 from pipeline.commands.approvals import register as register_approval_commands
 from pipeline.commands.common import reports_errors
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
+from pipeline.gate.requests import check_requested_risk, collect_requests, cover
+from pipeline.gate.roster import load_roster
 from pipeline.gate.windows import next_window
 from pipeline.live.dns import Nameservers
 from pipeline.load.octodns_config import octodns_config
@@ -29,6 +32,8 @@ from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
 from pipeline.load.zones import check_zone_file
 from pipeline.model import RiskLevel
 from pipeline.plan.build import PlanOptions, make_plan, select_zones
+from pipeline.plan.items import RequestRef
+from pipeline.records import RecordStore
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import render_markdown
 from pipeline.render.text import render_text
@@ -67,6 +72,12 @@ def nameservers_from(values: tuple[str, ...], timeout: float) -> Nameservers | N
 def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
     """Everything the plan reads, validated; all problems reported together, exit 1."""
     portfolio, problems = collect_problems(repo)
+    roster = None
+    try:
+        roster = load_roster(repo)
+    except InputError as exc:
+        problems.append(exc)
+    problems.extend(collect_requests(repo, roster)[1])
     if portfolio is not None:
         for zone_file in portfolio.zone_files:
             if zones_only is None or zone_file.domain in zones_only:
@@ -117,7 +128,8 @@ def validate(repo: Path) -> None:
     portfolio = load_checked(repo)
     click.echo(
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
-        f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules"
+        f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules, "
+        f"{len(load_roster(repo).analysts)} analysts, {len(collect_requests(repo)[0])} change requests"
     )
 
 
@@ -264,16 +276,24 @@ def plan(
     )
     many = len(select_zones(portfolio, options)) >= 20
     show_progress = many and sys.stderr.isatty()
+    requests = open_requests(repo, RecordStore(repo / "changes"))
     result = make_plan(portfolio, options, progress=_progress if show_progress else None)
+    coverage = cover(result.items, requests)
+    refs = {
+        (item.zone, item.name, item.type): RequestRef(
+            request.id, request.type.value, request.author, request.rationale
+        )
+        for item, request in coverage.covered
+    }
     if fmt == "json":
-        click.echo(render_json(result), nl=False)
+        click.echo(render_json(result, refs), nl=False)
     elif fmt == "markdown":
         names = {c.id: c.name for c in portfolio.clients.values()}
-        click.echo(render_markdown(result, names), nl=False)
+        click.echo(render_markdown(result, names, refs), nl=False)
     else:
-        click.echo(render_text(result), nl=False)
+        click.echo(render_text(result, refs), nl=False)
     if out is not None:
-        out.write_text(render_json(result), encoding="utf-8")
+        out.write_text(render_json(result, refs), encoding="utf-8")
     for failed in result.failed_zones:
         click.echo(
             click.style("error: ", fg="red", bold=True)
@@ -282,12 +302,18 @@ def plan(
         )
     if result.failed_zones:
         sys.exit(EXIT_INPUT)
+    refusals: list[str] = []
     if result.has_errors:
-        click.echo(
-            click.style("refused: ", fg="red", bold=True)
-            + "the desired state has validation errors (see ERROR findings above)",
-            err=True,
-        )
+        refusals.append("the desired state has validation errors (see ERROR findings above)")
+    try:
+        coverage.check()
+        for request in coverage.requests:
+            check_requested_risk(request, coverage.risk_of(request.id) or RiskLevel.LOW)
+    except GateRefused as exc:
+        refusals.append(str(exc))
+    for refusal in refusals:
+        click.echo(click.style("refused: ", fg="red", bold=True) + refusal, err=True)
+    if refusals:
         sys.exit(EXIT_GATE)
 
 

@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def copy_example(dest: Path) -> Path:
     """The shipped example portfolio (zones/, policy/, sandbox/) copied to `dest`."""
-    for part in ("zones", "policy", "sandbox"):
+    for part in ("zones", "policy", "sandbox", "changes"):
         shutil.copytree(REPO / part, dest / part)
     return dest
 

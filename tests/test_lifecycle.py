@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,12 +46,12 @@ def request(repo: Path, rid: str, covers: list[str], author: str = "jchen", **ex
 
 @pytest.fixture
 def repo(tmp_path: Path, client_dns: NamedServer) -> Path:
-    root = make_repo(tmp_path / "repo")
-    shutil.copy(REPO / "policy" / "roster.yaml", root / "policy" / "roster.yaml")
-    return root
+    return make_repo(tmp_path / "repo", with_requests=False)
 
 
-def plan(repo: Path, sender_dns: NamedServer, at: str = TUESDAY, *zones: str) -> tuple[Path, str]:
+def plan(
+    repo: Path, sender_dns: NamedServer, at: str = TUESDAY, *zones: str, expect: int = 0
+) -> tuple[Path, str]:
     out = repo / "plan.json"
     args = [
         "plan",
@@ -68,7 +67,9 @@ def plan(repo: Path, sender_dns: NamedServer, at: str = TUESDAY, *zones: str) ->
     for zone in zones or ("alpha.example",):
         args += ["--zone", zone]
     result = cli(repo, *args)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == expect, result.stderr
+    if expect == 1:
+        return out, ""
     return out, json.loads(out.read_text())["plan_hash"]
 
 
@@ -173,7 +174,7 @@ def test_whole_lifecycle(repo: Path, client_dns: NamedServer, sender_dns: NamedS
 
 def test_uncovered_change_is_refused(repo: Path, sender_dns: NamedServer) -> None:
     request(repo, "CR-0001-alpha", ["alpha.example _dmarc"])  # the SPF change has no request
-    plan_path, _ = plan(repo, sender_dns)
+    plan_path, _ = plan(repo, sender_dns, expect=2)  # the plan itself refuses, and says why
     result = apply(repo, plan_path, sender_dns)
     assert result.exit_code == 2
     assert "alpha.example" in result.stderr and "request" in result.stderr
@@ -181,7 +182,12 @@ def test_uncovered_change_is_refused(repo: Path, sender_dns: NamedServer) -> Non
 
 def test_boilerplate_rationale_is_refused(repo: Path, sender_dns: NamedServer) -> None:
     request(repo, "CR-0001-alpha", ["alpha.example"], rationale="per SOW")
+    refused = cli(repo, "plan", "--zone", "alpha.example")
+    assert refused.exit_code == 1
+    assert "CR-0001-alpha.yaml" in refused.stderr
+    request(repo, "CR-0001-alpha", ["alpha.example"])
     plan_path, _ = plan(repo, sender_dns)
+    request(repo, "CR-0001-alpha", ["alpha.example"], rationale="per SOW")
     result = apply(repo, plan_path, sender_dns)
     assert result.exit_code == 1
     assert "CR-0001-alpha.yaml" in result.stderr

@@ -31,6 +31,7 @@ def test_example_portfolio_is_valid(repo: Path) -> None:
     code, out = run_validate(repo)
     assert code == 0, out
     assert "3 clients, 4 zone files" in out
+    assert "3 analysts, 6 change requests" in out
 
 
 def test_yaml_syntax_error_names_file_and_line(repo: Path) -> None:

@@ -79,7 +79,7 @@ _dmarc:
 }
 
 
-def make_repo(root: Path, gamma_provider: str = "bind") -> Path:
+def make_repo(root: Path, gamma_provider: str = "bind", with_requests: bool = True) -> Path:
     for part in ("schemas", "risk-rules.yaml", "senders.yaml"):
         src = REPO / "policy" / part
         dest = root / "policy" / part
@@ -121,6 +121,18 @@ def make_repo(root: Path, gamma_provider: str = "bind") -> Path:
     )
     for path, text in DESIRED.items():
         write(root / "zones" / f"{path}.yaml", text)
+    write(root / "policy/roster.yaml", (REPO / "policy/roster.yaml").read_text())
+    if with_requests:
+        for n, (client, zone) in enumerate(
+            [("alpha", "alpha.example"), ("alpha", "beta.example"), ("gamma", "gamma.example")],
+            start=1,
+        ):
+            write(
+                root / f"changes/requests/CR-{n:04d}-{client}.yaml",
+                f"type: other\nclient: {client}\ncovers: ['{zone}']\nauthor: jchen\n"
+                "rationale: Aggregate reports show the new senders failing SPF for 14 days; "
+                "this aligns the records with the senders the client uses.\n",
+            )
     return root
 
 

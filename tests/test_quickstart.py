@@ -142,3 +142,33 @@ def test_sandbox_provider_directory_is_resolved_against_the_repo(
     finally:
         os.chdir(cwd)
     assert result.exit_code == 0, result.stderr
+
+
+def test_every_example_change_has_its_request(repo: Path) -> None:
+    plan = json.loads(run(repo, "--format", "json").stdout)
+    assert all(c["request"] is not None for c in plan["changes"])
+    dmarc = next(c for c in plan["changes"] if c["zone"] == "northwind-health.example")
+    assert dmarc["request"] == {
+        "id": "CR-0004-northwind-health",
+        "type": "policy-progression",
+        "author": "mhara",
+    }
+    md = run(repo, "--format", "markdown").stdout
+    assert "p=quarantine at pct=100 has run 45 days" in md  # the rationale fills the draft
+
+
+def test_a_change_without_a_request_is_refused(repo: Path) -> None:
+    (repo / "changes/requests/CR-0003-fabrikam-labs.yaml").unlink()
+    result = run(repo)
+    assert result.exit_code == 2
+    assert "request: NONE" in result.stdout
+    assert "fabrikam.example s2026._domainkey TXT" in result.stderr
+    assert "dmarcops new TYPE --client fabrikam-labs" in result.stderr
+
+
+def test_requested_risk_below_computed_is_refused(repo: Path) -> None:
+    path = repo / "changes/requests/CR-0004-northwind-health.yaml"
+    path.write_text(path.read_text() + 'requested_risk: "low"\n')
+    result = run(repo)
+    assert result.exit_code == 2
+    assert "asks for low risk, but the risk rules classify its changes high" in result.stderr

@@ -7,6 +7,7 @@ the "this is routine" misclassification (a requested risk below the computed one
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,10 @@ REQ = "changes/requests/CR-0007-fabrikam-sendgrid.yaml"
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    return copy_example(tmp_path)
+    root = copy_example(tmp_path)
+    # These tests file their own requests: start without the example's.
+    shutil.rmtree(root / "changes" / "requests")
+    return root
 
 
 def request_text(rationale: str, covers: str = "fabrikam.example", extra: str = "") -> str:

@@ -52,6 +52,19 @@ class PlanItem:
 
 
 @dataclass(frozen=True)
+class RequestRef:
+    """The change request an item belongs to, as the plan shows it (the record draft's Rationale)."""
+
+    id: str
+    type: str
+    author: str
+    rationale: str
+
+
+ItemKey = tuple[str, str, str]  # (zone, name, type)
+
+
+@dataclass(frozen=True)
 class ZoneResult:
     """How planning one zone went, with the validation findings on its whole desired state."""
 

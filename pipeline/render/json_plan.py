@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline.classify.change_type import change_type
 from pipeline.model import RiskLevel
-from pipeline.plan.items import Plan, PlanItem
+from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
 
 FORMAT_VERSION = 1
 
 
-def item_to_json(item: PlanItem) -> dict[str, Any]:
+def item_to_json(item: PlanItem, request: RequestRef | None = None) -> dict[str, Any]:
     return {
         "client": item.client,
         "zone": item.zone,
@@ -30,10 +31,16 @@ def item_to_json(item: PlanItem) -> dict[str, Any]:
         "rollback_hours": item.rollback_hours,
         "facts": [f.to_json() for f in item.facts],
         "findings": [f.to_json() for f in item.findings],
+        "request": (
+            {"id": request.id, "type": request.type, "author": request.author} if request else None
+        ),
     }
 
 
-def plan_to_json(plan: Plan) -> dict[str, Any]:
+def plan_to_json(
+    plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None
+) -> dict[str, Any]:
+    requests = requests or {}
     counts = plan.action_counts()
     risks = plan.risk_counts()
     return {
@@ -49,7 +56,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
             "zones": len(plan.zones),
             "failed_zones": len(plan.failed_zones),
         },
-        "changes": [item_to_json(i) for i in plan.items],
+        "changes": [item_to_json(i, requests.get((i.zone, i.name, i.type))) for i in plan.items],
         "zones": [
             {
                 "client": z.client,
@@ -65,5 +72,5 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     }
 
 
-def render_json(plan: Plan) -> str:
-    return json.dumps(plan_to_json(plan), indent=2, ensure_ascii=False) + "\n"
+def render_json(plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None) -> str:
+    return json.dumps(plan_to_json(plan, requests), indent=2, ensure_ascii=False) + "\n"

@@ -8,9 +8,11 @@ Every string that came from a user or from DNS is escaped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pipeline.classify.change_type import change_type
 from pipeline.model import RiskLevel, Severity
-from pipeline.plan.items import Plan, PlanItem, ZoneResult
+from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef, ZoneResult
 from pipeline.render.markdown_text import code, escape
 from pipeline.render.text import summary_line
 
@@ -33,7 +35,12 @@ def _values(values: tuple[str, ...]) -> str:
     return "<br>".join(code(v) for v in values) if values else "_(none)_"
 
 
-def _item(item: PlanItem) -> list[str]:
+def _item(item: PlanItem, request: RequestRef | None) -> list[str]:
+    rationale = (
+        f"{escape(request.rationale)} (request {code(request.id)} by {escape(request.author)})"
+        if request
+        else "**missing: no change request covers this change**"
+    )
     lines = [
         f"#### {escape(item.action)} {code(item.fqdn)} {escape(item.type)}: "
         f"risk **{item.risk.label}**",
@@ -47,7 +54,7 @@ def _item(item: PlanItem) -> list[str]:
         f"| After | {_values(item.after)} |",
         f"| What changes | {'<br>'.join(code(str(f)) for f in item.facts) or '_(nothing)_'} |",
         f"| Why this risk | {'<br>'.join(escape(r) for r in item.reasons) or '_(no rule)_'} |",
-        "| Rationale | _pending: from the change request_ |",
+        f"| Rationale | {rationale} |",
         f"| Approval needed | {APPROVALS[item.risk]} |",
         "| Change window | _pending: the client's next standing window_ |",
         f"| Rollback window | {item.rollback_hours} h from execution |",
@@ -66,7 +73,12 @@ def _item(item: PlanItem) -> list[str]:
     return lines
 
 
-def _zone(zone: ZoneResult, items: list[PlanItem], client_name: str) -> list[str]:
+def _zone(
+    zone: ZoneResult,
+    items: list[PlanItem],
+    client_name: str,
+    requests: Mapping[ItemKey, RequestRef],
+) -> list[str]:
     lines = [f"### {escape(client_name)}: {escape(zone.zone)}", ""]
     lines.append(
         f"Client: {escape(client_name)} ({code(zone.client)}) · Domain affected: "
@@ -78,7 +90,7 @@ def _zone(zone: ZoneResult, items: list[PlanItem], client_name: str) -> list[str
         lines.append("")
         return lines
     for item in items:
-        lines.extend(_item(item))
+        lines.extend(_item(item, requests.get((item.zone, item.name, item.type))))
     others = [f for f in zone.findings if f.name not in {i.name for i in items}]
     if others:
         lines.append("Findings on unchanged records:")
@@ -94,8 +106,13 @@ def _zone(zone: ZoneResult, items: list[PlanItem], client_name: str) -> list[str
     return lines
 
 
-def render_markdown(plan: Plan, client_names: dict[str, str] | None = None) -> str:
+def render_markdown(
+    plan: Plan,
+    client_names: Mapping[str, str] | None = None,
+    requests: Mapping[ItemKey, RequestRef] | None = None,
+) -> str:
     names = client_names or {}
+    requests = requests or {}
     overall = plan.risk.label if plan.risk else "none"
     out = [
         MARKER,
@@ -113,5 +130,5 @@ def render_markdown(plan: Plan, client_names: dict[str, str] | None = None) -> s
     for zone in plan.zones:
         items = by_zone.get((zone.client, zone.zone), [])
         if items or zone.failed or zone.findings:
-            out.extend(_zone(zone, items, names.get(zone.client, zone.client)))
+            out.extend(_zone(zone, items, names.get(zone.client, zone.client), requests))
     return "\n".join(out) + "\n"

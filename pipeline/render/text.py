@@ -5,10 +5,12 @@ Colour is added with click.style; click.echo drops it when the output is not a t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import click
 
 from pipeline.model import RiskLevel, Severity
-from pipeline.plan.items import Plan, PlanItem
+from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
 
 RISK_COLOUR = {RiskLevel.LOW: "green", RiskLevel.MEDIUM: "yellow", RiskLevel.HIGH: "red"}
 SEVERITY_COLOUR = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "red"}
@@ -37,7 +39,7 @@ def _short(value: str) -> str:
     return value if len(value) <= LONG else f"{value[: LONG - 20]}... ({len(value)} chars)"
 
 
-def _item(item: PlanItem) -> list[str]:
+def _item(item: PlanItem, request: RequestRef | None) -> list[str]:
     risk = click.style(item.risk.label.upper(), fg=RISK_COLOUR[item.risk], bold=True)
     lines = [
         f"  {ACTION_MARK[item.action]} {item.fqdn} {item.type} ({item.kind.value}) "
@@ -59,10 +61,17 @@ def _item(item: PlanItem) -> list[str]:
     for reason in item.reasons:
         lines.append(f"      why {reason}")
     lines.append(f"      rollback window: {item.rollback_hours} h")
+    if request is not None:
+        lines.append(f"      request: {request.id} ({request.type}, by {request.author})")
+    else:
+        lines.append(
+            click.style("      request: NONE (every change needs a change request)", fg="red")
+        )
     return lines
 
 
-def render_text(plan: Plan) -> str:
+def render_text(plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None) -> str:
+    requests = requests or {}
     out: list[str] = []
     by_zone: dict[tuple[str, str], list[PlanItem]] = {}
     for item in plan.items:
@@ -78,7 +87,11 @@ def render_text(plan: Plan) -> str:
         if not items and not zone.findings:
             continue
         out.append(header)
-        out.extend(line for item in items for line in _item(item))
+        out.extend(
+            line
+            for item in items
+            for line in _item(item, requests.get((item.zone, item.name, item.type)))
+        )
         if not items:
             out.append("  no changes")
         for finding in zone.findings:
