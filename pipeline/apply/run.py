@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,9 @@ class ApplyOptions:
     nameservers: Nameservers | None = None
     verify_timeout: float = 10.0
     progress: Callable[[str], None] | None = None
+    # When `now` was injected (--at, DMARCOPS_NOW), verification times follow it too, so records
+    # made in tests and rehearsals read consistently; otherwise each check is stamped when made.
+    clock: Callable[[], datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -309,7 +312,10 @@ def _execute(
         # Logged before anything changes: a crash mid-apply still leaves the record behind.
         opened.append((store.create(build, now), keys))
     applications = apply_plan(
-        current, verify_timeout=options.verify_timeout, progress=options.progress
+        current,
+        verify_timeout=options.verify_timeout,
+        progress=options.progress,
+        clock=options.clock or (lambda: datetime.now(UTC)),
     )
     finished = []
     for record, keys in opened:

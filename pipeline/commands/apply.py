@@ -26,6 +26,13 @@ R = TypeVar("R")
 AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
 
 
+def _clock(at: datetime | None) -> Callable[[], datetime] | None:
+    if at is None and not os.environ.get("DMARCOPS_NOW"):
+        return None
+    fixed = _now(at)
+    return lambda: fixed
+
+
 def _now(at: datetime | None) -> datetime:
     if at is not None:
         return at.replace(tzinfo=UTC)
@@ -152,6 +159,7 @@ def apply(
             wait_seconds=wait_seconds,
             nameservers=_nameservers(nameservers),
             verify_timeout=verify_timeout,
+            clock=_clock(at),
         ),
     )
     ok = all([_report(r) for r in records])
@@ -250,6 +258,7 @@ def rollback(
             wait_seconds=wait_seconds,
             nameservers=_nameservers(nameservers),
             verify_timeout=verify_timeout,
+            clock=_clock(at),
         ),
     )
     current = store.get(record_id)
