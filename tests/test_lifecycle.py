@@ -376,3 +376,81 @@ def test_two_applies_for_one_client_at_once(
     records = sorted(p.name for p in (repo / "changes" / "records").glob("*.json"))
     assert records == ["2026-0001.json"]
     assert cli(repo, "audit", "verify", "--at", "2026-12-01T10:06:00Z").exit_code == 0
+
+
+def test_named_killed_mid_apply_is_recorded_exactly_and_rolled_back_later(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    from datetime import UTC, datetime
+
+    from pipeline.apply.run import ApplyOptions, run_apply
+    from pipeline.live.dns import Nameservers
+    from pipeline.load.portfolio import load_portfolio
+
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    request(
+        repo,
+        "CR-0002-alpha",
+        ["beta.example"],
+        client_approval={
+            "approver": "ops@alpha.example",
+            "at": "2026-11-30T12:00:00Z",
+            "reference": "<a1b2@mail.alpha.example>",
+        },
+    )
+    profile = repo / "policy" / "clients" / "alpha.yaml"
+    profile.write_text(
+        profile.read_text()
+        + "authorised_approvers:\n  - {name: Alpha Ops, email: ops@alpha.example}\n"
+    )
+    plan_path, _ = plan(repo, sender_dns, TUESDAY, "alpha.example", "beta.example")
+    for rid in ("CR-0001-alpha", "CR-0002-alpha"):
+        assert approve(repo, plan_path, rid, "mhara").exit_code == 0
+
+    def kill_before_beta(zone: str) -> None:
+        if zone == "beta.example":
+            client_dns.kill()
+
+    records = run_apply(
+        load_portfolio(repo),
+        ApplyOptions(
+            plan_file=plan_path,
+            by="jchen",
+            now=datetime(2026, 12, 1, 10, 5, tzinfo=UTC),
+            nameservers=Nameservers(("127.0.0.1",), sender_dns.port, 2.0),
+            verify_timeout=1.0,
+            progress=kill_before_beta,
+        ),
+    )
+    by_request = {r.request_id: r for r in records}
+    alpha = by_request["CR-0001-alpha"]
+    beta = by_request["CR-0002-alpha"]
+    assert [(z.zone, z.status.value, z.applied) for z in alpha.zone_results] == [
+        ("alpha.example", "applied", 2)
+    ]
+    assert [(z.zone, z.status.value, z.applied) for z in beta.zone_results] == [
+        ("beta.example", "failed", 0)
+    ]
+    assert beta.zone_results[0].error
+    assert {v.status.value for v in beta.verification} == {"unverifiable"}
+    # Nothing is lost: both records are on disk and in the ledger.
+    assert cli(repo, "audit", "verify", "--at", "2026-12-01T10:06:00Z").exit_code == 0
+
+    client_dns.start()
+    result = cli(
+        repo,
+        "rollback",
+        alpha.id,
+        "--as",
+        "jchen",
+        "--reason",
+        "quarantine catches the CRM after the partial apply",
+        "--at",
+        "2026-12-01T10:30:00",
+        "--nameserver",
+        f"127.0.0.1:{sender_dns.port}",
+    )
+    assert result.exit_code == 0, result.output
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=none; rua=mailto:dmarc@alpha.example"
+    ]
