@@ -454,3 +454,13 @@ def test_named_killed_mid_apply_is_recorded_exactly_and_rolled_back_later(
     assert served(client_dns, "_dmarc.alpha.example.") == [
         "v=DMARC1; p=none; rua=mailto:dmarc@alpha.example"
     ]
+
+
+def test_an_applied_plan_is_not_applied_twice(repo: Path, sender_dns: NamedServer) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
+    assert apply(repo, plan_path, sender_dns).exit_code == 0
+    again = apply(repo, plan_path, sender_dns, "2026-12-01T10:30:00Z")
+    assert again.exit_code == 2
+    assert "was already applied (change records 2026-0001)" in again.stderr

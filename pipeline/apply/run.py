@@ -227,6 +227,14 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
     plan_file = gate.load_plan_file(options.plan_file)
     approved: dict[str, Any] = json.loads(options.plan_file.read_text(encoding="utf-8"))
     store = RecordStore(portfolio.root / "changes")
+    done = sorted(r.id for r in store.all() if r.plan_hash == plan_file.plan_hash and r.executed_at)
+    if done:
+        raise GateRefused(
+            f"plan {plan_file.plan_hash[:16]} was already applied (change records "
+            f"{', '.join(done)}); an approved plan is applied once",
+            file=options.plan_file,
+            hint="Plan again to see what is left to do.",
+        )
     by_client: dict[str, list[Any]] = {}
     for change in plan_file.changes:
         by_client.setdefault(change.client, []).append(change)
