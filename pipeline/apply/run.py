@@ -68,6 +68,8 @@ class ApplyOptions:
     # When `now` was injected (--at, DMARCOPS_NOW), verification times follow it too, so records
     # made in tests and rehearsals read consistently; otherwise each check is stamped when made.
     clock: Callable[[], datetime] | None = None
+    # Approvals besides the signed files in changes/approvals/ (GitHub reviews of the merged PR).
+    approval_sources: tuple[gate.ApprovalSource, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,10 @@ def gate_requests(
         )
     coverage = cover(plan_file.changes, open_requests(portfolio.root, store))
     coverage.check()
-    source = gate.SignedApprovalFiles(portfolio.root)
+    sources: list[gate.ApprovalSource] = [
+        gate.SignedApprovalFiles(portfolio.root),
+        *options.approval_sources,
+    ]
     gated: list[Gated] = []
     refusals: list[str] = []
     for request in coverage.requests:
@@ -136,7 +141,7 @@ def gate_requests(
             risk,
             request,
             plan_file.plan_hash,
-            source.approvals_for(plan_file.plan_hash, request.id),
+            [a for src in sources for a in src.approvals_for(plan_file.plan_hash, request.id)],
             roster,
             client,
         )
