@@ -92,6 +92,10 @@ def _evidence(decision: gate.ApprovalDecision) -> tuple[ApprovalEvidence, ...]:
     out = []
     for e in decision.evidence:
         role, source = _ROLES.get(e.role, (ApprovalRole.PEER, ApprovalSource.SIGNED))
+        if role is ApprovalRole.PEER and e.reference.startswith("GitHub review"):
+            source = (
+                ApprovalSource.GITHUB
+            )  # the review id, login, time and commit are the reference
         out.append(ApprovalEvidence(role, e.who, e.at, e.reference, source))
     return tuple(out)
 

@@ -1,0 +1,121 @@
+"""Approved changes waiting for their window, and records waiting for their rollback window to end.
+
+A merge outside the client's window does not apply; the approved plan and the approval evidence it
+was merged with (GitHub reviews are read at merge time, so a later edit on GitHub cannot change what
+was approved) are queued under changes/pending/. The scheduled run applies a queued plan once its
+window opens, and closes records whose rollback window has ended with nothing wrong in them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.gate.approvals import Approval
+from pipeline.records import ChangeRecord, Outcome, RecordStore, VerificationStatus, ZoneStatus
+
+PENDING_DIR = Path("changes") / "pending"
+SCHEDULER = "dmarcops-scheduler"
+
+
+@dataclass(frozen=True)
+class PendingChange:
+    plan_hash: str
+    plan: dict[str, Any]  # the approved JSON plan
+    approvals: tuple[Approval, ...]  # evidence captured at merge time (GitHub reviews)
+    queued_at: str
+    pull_request: int | None
+    reason: str  # why it waits (the window decision)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan_hash": self.plan_hash,
+            "plan": self.plan,
+            "approvals": [{**a.to_json(), "reference": a.reference} for a in self.approvals],
+            "queued_at": self.queued_at,
+            "pull_request": self.pull_request,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PendingChange:
+        return cls(
+            plan_hash=data["plan_hash"],
+            plan=data["plan"],
+            approvals=tuple(
+                Approval.from_json(a, reference=a.get("reference", "")) for a in data["approvals"]
+            ),
+            queued_at=data["queued_at"],
+            pull_request=data.get("pull_request"),
+            reason=data.get("reason", ""),
+        )
+
+
+def pending_path(root: Path, plan_hash: str) -> Path:
+    return root / PENDING_DIR / f"{plan_hash}.json"
+
+
+def queue(root: Path, change: PendingChange) -> Path:
+    path = pending_path(root, change.plan_hash)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pending-")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(change.to_json(), fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def queued(root: Path) -> list[tuple[Path, PendingChange]]:
+    directory = root / PENDING_DIR
+    return [
+        (p, PendingChange.from_json(json.loads(p.read_text(encoding="utf-8"))))
+        for p in sorted(directory.glob("*.json"))
+    ]
+
+
+class StoredApprovals:
+    """The ApprovalSource of a queued change: the evidence captured when it was merged."""
+
+    def __init__(self, approvals: Sequence[Approval]) -> None:
+        self.approvals = tuple(approvals)
+
+    def approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]:
+        return [
+            a for a in self.approvals if a.plan_hash == plan_hash and a.request_id == request_id
+        ]
+
+
+def ready_to_close(record: ChangeRecord, now: datetime) -> bool:
+    """Closed as accepted by the scheduler only when nothing needs a person: fully applied and
+    verified, rollback window over, not an emergency still waiting for its review."""
+    if record.sealed or record.executed_at is None or now < record.rollback_window.end:
+        return False
+    if record.emergency is not None and not record.emergency.reviewed:
+        return False
+    if not record.zone_results or any(
+        z.status is not ZoneStatus.APPLIED for z in record.zone_results
+    ):
+        return False
+    return all(v.status is VerificationStatus.VERIFIED for v in record.verification)
+
+
+def close_finished(store: RecordStore, now: datetime) -> tuple[list[str], list[str]]:
+    """Seal every record whose rollback window ended cleanly; list the ones a person must close."""
+    closed: list[str] = []
+    attention: list[str] = []
+    for record in store.all():
+        if record.sealed or record.executed_at is None or now < record.rollback_window.end:
+            continue
+        if ready_to_close(record, now):
+            store.seal(record.id, Outcome.ACCEPTED, now, SCHEDULER)
+            closed.append(record.id)
+        else:
+            attention.append(record.id)
+    return closed, attention
