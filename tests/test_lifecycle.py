@@ -464,3 +464,43 @@ def test_an_applied_plan_is_not_applied_twice(repo: Path, sender_dns: NamedServe
     again = apply(repo, plan_path, sender_dns, "2026-12-01T10:30:00Z")
     assert again.exit_code == 2
     assert "was already applied (change records 2026-0001)" in again.stderr
+
+
+def test_scheduler_closes_clean_records_and_leaves_the_rest(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    from datetime import UTC, datetime
+
+    from pipeline.apply.pending import close_finished
+    from pipeline.records import RecordStore
+
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
+    assert apply(repo, plan_path, sender_dns).exit_code == 0
+    store = RecordStore(repo / "changes")
+    # Inside the rollback window (8 h from 10:00): nothing is closed.
+    assert close_finished(store, datetime(2026, 12, 1, 17, 0, tzinfo=UTC)) == ([], [])
+    closed, attention = close_finished(store, datetime(2026, 12, 1, 18, 30, tzinfo=UTC))
+    assert (closed, attention) == (["2026-0001"], [])
+    sealed = record(repo, "2026-0001")
+    assert (sealed["sealed"], sealed["outcome"], sealed["closed_by"]) == (
+        True,
+        "accepted",
+        "dmarcops-scheduler",
+    )
+    # An emergency whose review is missing is left for a person.
+    request(repo, "CR-0002-alpha", ["beta.example"])
+    beta_plan, _ = plan(repo, sender_dns, "2026-12-05T03:00:00Z", "beta.example")
+    emergency = apply(
+        repo,
+        beta_plan,
+        sender_dns,
+        "2026-12-05T03:00:00Z",
+        "--emergency",
+        "--reason",
+        "the old SPF include is being hijacked",
+    )
+    assert emergency.exit_code == 0, emergency.output
+    closed, attention = close_finished(store, datetime(2026, 12, 9, 12, 0, tzinfo=UTC))
+    assert (closed, attention) == ([], ["2026-0002"])
