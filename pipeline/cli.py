@@ -20,7 +20,7 @@ import yaml
 from pipeline.apply.run import open_requests
 from pipeline.commands.apply import register as register_apply_commands
 from pipeline.commands.approvals import register as register_approval_commands
-from pipeline.commands.common import reports_errors
+from pipeline.commands.common import AT_FORMATS, reports_errors
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate.requests import check_requested_risk, collect_requests, cover
@@ -39,7 +39,6 @@ from pipeline.render.markdown import render_markdown
 from pipeline.render.text import render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
-AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
 
 
 def parse_nameserver(text: str) -> tuple[str, int | None]:

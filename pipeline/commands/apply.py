@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -14,7 +13,7 @@ import yaml
 
 from pipeline.apply.rollback import restore
 from pipeline.apply.run import ApplyOptions, run_apply
-from pipeline.commands.common import reports_errors
+from pipeline.commands.common import AT_FORMATS, injected_clock, now_from, reports_errors
 from pipeline.errors import EXIT_INPUT, GateRefused, InputError
 from pipeline.gate.requests import next_request_id, request_path
 from pipeline.live.dns import Nameservers
@@ -23,23 +22,6 @@ from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
-AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
-
-
-def _clock(at: datetime | None) -> Callable[[], datetime] | None:
-    if at is None and not os.environ.get("DMARCOPS_NOW"):
-        return None
-    fixed = _now(at)
-    return lambda: fixed
-
-
-def _now(at: datetime | None) -> datetime:
-    if at is not None:
-        return at.replace(tzinfo=UTC)
-    env = os.environ.get("DMARCOPS_NOW")
-    if env:
-        return datetime.fromisoformat(env.replace("Z", "+00:00")).astimezone(UTC)
-    return datetime.now(UTC)
 
 
 def _nameservers(values: tuple[str, ...]) -> Nameservers | None:
@@ -74,7 +56,10 @@ def _report(record: ChangeRecord) -> bool:
 _OPTIONS = [
     click.option("--as", "by", required=True, help="Your roster id: who executes the change."),
     click.option(
-        "--at", type=click.DateTime(formats=AT_FORMATS), help="Act as if it were this UTC time."
+        "--at",
+        type=click.DateTime(formats=AT_FORMATS),
+        envvar="DMARCOPS_NOW",
+        help="Act as if it were this UTC time (env DMARCOPS_NOW).",
     ),
     click.option(
         "--nameserver",
@@ -154,12 +139,12 @@ def apply(
         ApplyOptions(
             plan_file=plan_path,
             by=by,
-            now=_now(at),
+            now=now_from(at),
             emergency_reason=reason.strip() if emergency else "",
             wait_seconds=wait_seconds,
             nameservers=_nameservers(nameservers),
             verify_timeout=verify_timeout,
-            clock=_clock(at),
+            clock=injected_clock(at),
         ),
     )
     ok = all([_report(r) for r in records])
@@ -200,7 +185,7 @@ def rollback(
       dmarcops rollback 2026-0007 --as jchen --reason "legitimate payroll mail rejected since 09:40"
     """
     repo: Path = click.get_current_context().obj
-    now = _now(at)
+    now = now_from(at)
     store = RecordStore(repo / "changes")
     original = store.get(record_id)
     if original.executed_at is None:
@@ -258,7 +243,7 @@ def rollback(
             wait_seconds=wait_seconds,
             nameservers=_nameservers(nameservers),
             verify_timeout=verify_timeout,
-            clock=_clock(at),
+            clock=injected_clock(at),
         ),
     )
     current = store.get(record_id)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from pipeline.commands.common import reports_errors
+from pipeline.commands.common import AT_FORMATS, now_from, reports_errors
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.approvals import (
     ApprovalDecision,
@@ -51,17 +51,11 @@ from pipeline.load.portfolio import ClientProfile, load_portfolio
 from pipeline.model import RiskLevel
 
 F = TypeVar("F", bound=Callable[..., Any])
-AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]
 TYPE_NAMES = [t.value for t in RequestType] + ["sender"]
 
 
 def _error(text: str) -> None:
     click.echo(click.style("error: ", fg="red", bold=True) + text, err=True)
-
-
-def _now(at: datetime | None) -> datetime:
-    """--at (or DMARCOPS_NOW), read as UTC; else the current time."""
-    return at.replace(tzinfo=UTC) if at else datetime.now(UTC)
 
 
 def _find_request(requests: list[ChangeRequest], request_id: str) -> ChangeRequest:
@@ -207,7 +201,7 @@ def approve(
             hint=f"Use your own key, or update public_key of {analyst.id} in {roster.file.name} "
             "in a reviewed change.",
         )
-    approval = sign(key, plan.plan_hash, request.id, analyst.id, _now(at))
+    approval = sign(key, plan.plan_hash, request.id, analyst.id, now_from(at))
     path = write_approval(repo, approval)
     click.echo(
         f"approved: {request.id} ({len(items)} change(s), risk {risk.label}) in plan "

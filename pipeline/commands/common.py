@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
@@ -29,3 +30,20 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             sys.exit(exc.exit_code)
 
     return wrapper
+
+
+# --at everywhere: time is injectable (tests, rehearsals) and read as UTC.
+AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
+
+
+def now_from(at: datetime | None) -> datetime:
+    """--at (or DMARCOPS_NOW, through the option's envvar) as UTC; else the current time."""
+    return at.replace(tzinfo=UTC) if at is not None else datetime.now(UTC)
+
+
+def injected_clock(at: datetime | None) -> Callable[[], datetime] | None:
+    """A fixed clock when the time was injected, so every timestamp of the run agrees with it."""
+    if at is None:
+        return None
+    fixed = now_from(at)
+    return lambda: fixed
