@@ -15,6 +15,10 @@ from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.load.portfolio import ProviderConfig
 
 ENV_PREFIX = "env/"
+# Keys of ours in a provider entry, taken out before the options reach the octoDNS class.
+MTA_STS_POLICIES = "mta_sts_policies"
+DMARCOPS_KEYS = frozenset({"class", MTA_STS_POLICIES})
+DEFAULT_POLICY_URL = "https://mta-sts.{domain}/.well-known/mta-sts.txt"  # RFC 8461 3.3
 
 
 def _secret(config: ProviderConfig, key: str, value: str) -> Any:
@@ -37,7 +41,7 @@ def _secret(config: ProviderConfig, key: str, value: str) -> Any:
 def provider_options(config: ProviderConfig, root: Path) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for key, value in config.options.items():
-        if key == "class":
+        if key in DMARCOPS_KEYS:
             continue
         if isinstance(value, str) and value.startswith(ENV_PREFIX):
             value = _secret(config, key, value)

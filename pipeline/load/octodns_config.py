@@ -28,7 +28,8 @@ def octodns_config(portfolio: Portfolio) -> dict[str, Any]:
     for name, config in portfolio.providers.items():
         if name not in used:
             continue  # octoDNS resolves every provider's secrets up front
-        options = dict(config.options)
+        # dmarcops's own keys (mta_sts_policies) are not octoDNS provider arguments.
+        options = {k: v for k, v in config.options.items() if k != "mta_sts_policies"}
         directory = options.get("directory")
         if isinstance(directory, str) and not directory.startswith("/"):
             options["directory"] = str(portfolio.root / directory)

@@ -19,16 +19,20 @@ from octodns.zone import Zone
 
 from pipeline import diff
 from pipeline.classify.rules import ClientContext, classify
+from pipeline.diff import mtasts
 from pipeline.diff.context import DkimLifecycle, RRsetKey, ZoneContext
+from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused
 from pipeline.live.dns import Nameservers, make_resolver, report_authorised
+from pipeline.live.mta_sts_policy import desired_policy, live_policy
 from pipeline.live.providers import build_provider
 from pipeline.live.scope import OwnedRecordsOnly, raw_values
 from pipeline.live.spf_budget import SpfBudgetCounter, estimate_from_catalog
-from pipeline.load.portfolio import ClientProfile, Portfolio, ZoneFile
+from pipeline.load.portfolio import ClientProfile, Portfolio, ProviderConfig, ZoneFile
 from pipeline.load.zones import load_desired
-from pipeline.model import Fact, Finding, RecordKind, SpfBudget, fact
+from pipeline.model import Fact, Finding, RecordKind, Severity, SpfBudget, fact
+from pipeline.plan.changes import ChangedZones
 from pipeline.plan.items import Plan, PlanItem, ZoneResult
 
 Progress = Callable[[int, int], None]
@@ -41,6 +45,9 @@ class PlanOptions:
     zones: Sequence[str] = ()
     nameservers: Nameservers | None = None  # overrides policy/settings.yaml
     concurrency: int | None = None
+    # `zones_changed_since(root, ref)`, resolved by the caller (git stays at the edge): only these
+    # zones are planned, and none when nothing changed (unlike `zones`, where empty means all).
+    changed_since: ChangedZones | None = None
 
 
 class _Lookups:
@@ -143,10 +150,12 @@ def plan_zone(
             if spf:
                 budget_source = lookups.budget(spf[0], ctx.fqdn(name)).source
 
+    policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
     client_ctx = _client_context(client, now)
     items: list[PlanItem] = []
     for change in octodns_plan.changes if octodns_plan else []:
-        items.append(_item(portfolio, client, zone_file, change, ctx, client_ctx, findings))
+        extra = policy_facts if (change.record.name, change.record._type) == STS_KEY else []
+        items.append(_item(portfolio, client, zone_file, change, ctx, client_ctx, findings, extra))
     items.sort(key=lambda i: (i.name, i.type))
     return (
         ZoneResult(
@@ -162,6 +171,53 @@ def plan_zone(
     )
 
 
+STS_KEY = ("_mta-sts", "TXT")
+
+
+def _sts_id(values: tuple[str, ...] | None) -> str | None:
+    for value in values or ():
+        try:
+            return mtasts.parse(value).id
+        except RecordSyntaxError:
+            return None
+    return None
+
+
+def _mta_sts_policy(
+    portfolio: Portfolio,
+    provider: ProviderConfig,
+    zone_file: ZoneFile,
+    ctx: ZoneContext,
+    findings: list[Finding],
+) -> list[Fact]:
+    """Facts of the MTA-STS policy file's change, carried by the `_mta-sts` TXT item.
+
+    Only when the repository holds the desired policy (zones/<client>/<domain>.mta-sts.txt): a policy
+    the client hosts without telling us is theirs.
+    """
+    desired = desired_policy(zone_file)
+    if desired is None:
+        return []
+    findings.extend(mtasts.validate_policy(desired))
+    live = live_policy(provider, portfolio.root, zone_file.domain)
+    if live.error:
+        findings.append(
+            Finding(
+                "M2",
+                Severity.WARNING,
+                f"the live MTA-STS policy at {live.source} could not be read ({live.error}); "
+                "its change cannot be classified",
+                "_mta-sts",
+            )
+        )
+        return [fact("mta_sts.policy_unknown", None, live.source)]
+    facts, policy_findings = mtasts.policy_facts(
+        live.text, desired, _sts_id(ctx.live.get(STS_KEY)), _sts_id(ctx.desired.get(STS_KEY))
+    )
+    findings.extend(policy_findings)
+    return facts
+
+
 def _item(
     portfolio: Portfolio,
     client: ClientProfile,
@@ -170,6 +226,7 @@ def _item(
     ctx: ZoneContext,
     client_ctx: ClientContext,
     findings: list[Finding],
+    extra_facts: list[Fact],
 ) -> PlanItem:
     record = change.record
     name, rtype = record.name, record._type
@@ -181,7 +238,7 @@ def _item(
     after = raw_values(new) if new is not None else ()
     action = {Create: "create", Update: "update", Delete: "delete"}[type(change)]
     _refuse_foreign_removal(kind, before, after, f"{ctx.fqdn(name)} {rtype}")
-    facts: list[Fact] = list(diff.facts(kind, name, rtype, before, after, ctx))
+    facts: list[Fact] = [*diff.facts(kind, name, rtype, before, after, ctx), *extra_facts]
     ttl_before = existing.ttl if existing is not None else None
     ttl_after = new.ttl if new is not None else None
     if ttl_before is not None and ttl_after is not None and ttl_before != ttl_after:
@@ -213,6 +270,9 @@ def select_zones(portfolio: Portfolio, options: PlanOptions) -> list[ZoneFile]:
     if options.zones:
         wanted = {z.rstrip(".").lower() for z in options.zones}
         selected = [z for z in selected if z.domain in wanted]
+    if options.changed_since is not None and not options.changed_since.everything:
+        changed = set(options.changed_since.zones)
+        selected = [z for z in selected if z.domain in changed]
     return selected
 
 

@@ -68,11 +68,8 @@ def _git(root: Path, *args: str) -> str:
     except subprocess.TimeoutExpired:
         raise EnvironmentProblem(f"git {args[0]} did not finish in {GIT_TIMEOUT:.0f} s") from None
     if done.returncode != 0:
-        message = done.stderr.strip().splitlines()
-        raise InputError(
-            f"git {args[0]} failed: {message[-1] if message else f'exit {done.returncode}'}",
-            file=root,
-        )
+        said = done.stderr.strip().splitlines()
+        raise InputError(f"git {args[0]}: {said[0] if said else f'exit {done.returncode}'}")
     return done.stdout
 
 
@@ -82,10 +79,11 @@ def _resolve(root: Path, ref: str) -> str:
         raise InputError(f"{ref!r} is not a git revision", hint="Name a branch, tag or commit.")
     try:
         _git(root, "rev-parse", "--show-toplevel")
-    except InputError:
+    except InputError as exc:
+        # Usually "not a git repository"; also "dubious ownership" when the clone belongs to
+        # another user (git's safe.directory), which git's own message names.
         raise InputError(
-            "--changed-since needs a git repository, and this is not one",
-            file=root,
+            f"--changed-since needs a git repository at {root} ({exc.message})",
             hint="Run it in a clone of the dmarcops repository, or plan without --changed-since.",
         ) from None
     try:
@@ -93,7 +91,6 @@ def _resolve(root: Path, ref: str) -> str:
     except InputError:
         raise InputError(
             f"git does not know the revision {ref!r}",
-            file=root,
             hint="Name a branch, tag or commit this clone has (git fetch origin first). In GitHub "
             "Actions, check out with `fetch-depth: 0`: a shallow clone lacks the base branch.",
         ) from None
@@ -125,7 +122,9 @@ def _zone_files(root: Path) -> dict[str, tuple[str, str]]:
     for client_dir in sorted(p for p in zones.iterdir() if p.is_dir()):
         for path in sorted(client_dir.iterdir()):
             if path.suffix in ZONE_SUFFIXES:
-                found.setdefault(path.stem, (client_dir.name, f"zones/{client_dir.name}/{path.name}"))
+                found.setdefault(
+                    path.stem, (client_dir.name, f"zones/{client_dir.name}/{path.name}")
+                )
     return found
 
 

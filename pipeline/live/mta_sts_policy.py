@@ -1,0 +1,55 @@
+"""Reading MTA-STS policy files: the desired one beside the zone file, the live one where it is served.
+
+dmarcops does not host policy files (product.md non-goals) but validates them (M2) and diffs them, so
+a mode change or an MX change is classified, and a policy changed without a new `_mta-sts` id (M3) is
+caught. The live policy is read from `mta_sts_policies` in the client's provider entry: a URL
+template (default https://mta-sts.{domain}/.well-known/mta-sts.txt) or a path relative to the
+repository (the sandbox keeps its "served" policies in sandbox/live/).
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.live.providers import DEFAULT_POLICY_URL, MTA_STS_POLICIES
+from pipeline.load.portfolio import ProviderConfig, ZoneFile
+
+MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 3.3: senders should not accept larger policies
+
+
+@dataclass(frozen=True)
+class LivePolicy:
+    text: str | None  # None: no policy is published
+    source: str
+    error: str = ""  # set when the policy could not be read: its state is unknown
+
+
+def desired_policy_path(zone_file: ZoneFile) -> Path:
+    return zone_file.path.with_name(f"{zone_file.domain}.mta-sts.txt")
+
+
+def desired_policy(zone_file: ZoneFile) -> str | None:
+    path = desired_policy_path(zone_file)
+    return path.read_text(encoding="utf-8") if path.exists() else None
+
+
+def live_policy(
+    provider: ProviderConfig, root: Path, domain: str, timeout: float = 5.0
+) -> LivePolicy:
+    template = str(provider.options.get(MTA_STS_POLICIES, DEFAULT_POLICY_URL))
+    where = template.format(domain=domain)
+    if not where.startswith(("https://", "http://")):
+        path = root / where
+        return LivePolicy(path.read_text(encoding="utf-8") if path.exists() else None, str(path))
+    try:
+        with urllib.request.urlopen(where, timeout=timeout) as response:  # noqa: S310 - http(s) only
+            return LivePolicy(response.read(MAX_POLICY_BYTES).decode("utf-8", "replace"), where)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return LivePolicy(None, where)
+        return LivePolicy(None, where, f"HTTP {exc.code}")
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        return LivePolicy(None, where, str(getattr(exc, "reason", exc)))
