@@ -9,6 +9,7 @@ item must be covered by exactly one request, and a request must say why in words
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -322,12 +323,24 @@ def _timestamp(text: str) -> datetime | None:
 
 def client_domains(root: Path, client: str) -> list[str] | None:
     """The client's domains, or None when its profile is unreadable (`validate` reports that)."""
+    path = root / "policy" / "clients" / f"{client}.yaml"
     try:
-        data = load_yaml(root / "policy" / "clients" / f"{client}.yaml").data
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        return None
+    domains = _client_domains(path, stamp)
+    return list(domains) if domains is not None else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _client_domains(path: Path, stamp: int) -> tuple[str, ...] | None:
+    # Many requests name the same client: read its profile once per version of the file.
+    try:
+        data = load_yaml(path).data
     except InputError:
         return None
     domains = data.get("domains") if isinstance(data, dict) else None
-    return [str(d).lower() for d in domains] if isinstance(domains, list) else None
+    return tuple(str(d).lower() for d in domains) if isinstance(domains, list) else None
 
 
 def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> ChangeRequest:

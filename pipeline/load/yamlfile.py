@@ -39,8 +39,12 @@ class YamlDocument:
         return InputError(message, file=self.path, line=self.line_of(where), hint=hint)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps dates as text: the JSON Schemas check them as strings (YYYY-MM-DD)."""
+# libyaml's parser when present (about ten times faster on a large portfolio); same safe constructors.
+_Base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[valid-type,misc]
+    """A safe loader that keeps dates as text: the JSON Schemas check them as strings."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -79,8 +83,13 @@ def load_yaml(path: Path) -> YamlDocument:
     except UnicodeDecodeError:
         raise InputError("the file is not UTF-8 text", file=path) from None
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        # One parse: the node tree gives the lines, the same tree gives the data.
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise InputError(

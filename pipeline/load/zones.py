@@ -9,6 +9,7 @@ ignored.
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from pathlib import Path
@@ -104,7 +105,20 @@ def check_zone_file(zone_file: ZoneFile, schema_path: Path) -> list[InputError]:
 
 
 def load_desired(zone_file: ZoneFile) -> Zone:
-    """The desired zone as octoDNS reads it; octoDNS's validation errors become InputErrors."""
+    """The desired zone as octoDNS reads it; octoDNS's validation errors become InputErrors.
+
+    `dmarcops plan` validates every zone file and then plans it: the zone is read once per version
+    of the file (octoDNS copies the desired zone before planning, so sharing it is safe).
+    """
+    try:
+        stamp = zone_file.path.stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _load_desired(zone_file, stamp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _load_desired(zone_file: ZoneFile, stamp: int) -> Zone:
     zone = Zone(f"{zone_file.domain}.", [])
     source = desired_source(zone_file.path.parent, f"zones/{zone_file.client}")
     try:

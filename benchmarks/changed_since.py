@@ -1,0 +1,213 @@
+"""Benchmark: `dmarcops plan --changed-since HEAD~1` against a full plan, on a generated repository.
+
+    python benchmarks/changed_since.py --domains 1000 --repeat 3 [--keep DIR]
+
+1. Generates a sandbox portfolio of N fictional domains (client0001.example ..., RFC 2606 names),
+   ten to a client: client profiles, zone files, and the embedded sandbox's live state
+   (sandbox/live/, octoDNS YamlProvider) matching them, with records the pipeline does not own
+   beside them. Policy (risk rules, senders, providers, settings, roster, schemas) is the example
+   portfolio's. It is committed to a new git repository.
+2. A second commit moves one domain's DMARC policy from p=none to p=quarantine, with the change
+   request that covers it: the shape of a typical pull request.
+3. Times, alternating, K runs each: `dmarcops plan --format json --changed-since HEAD~1` and
+   `dmarcops plan --format json` (every zone). Wall time per run.
+4. Checks both plans hold exactly that one change.
+
+No DNS server and no credentials: the sandbox provider reads YAML files. This is a benchmark, not
+a test; it exits 1 only when a command fails or a plan is not what was generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PER_CLIENT = 10
+AT = "2026-12-01T09:00:00Z"  # a Tuesday: no example freeze, inside the default window
+# A real RSA-2048 DKIM public key (the example portfolio's s2025 selector), so validation is
+# judged on a realistic record; reused across domains because it never changes between runs.
+DKIM = (
+    "v=DKIM1\\; k=rsa\\; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAxrc5n4ts9Etkt/ubilju+5XsgksC"
+    "U4LsmiOJ3QTukNGB0XeRVo9ZJdjA9Zacl33k6foXhEWMkPQ5RFVYM2mxNR0Z0b97OU3QjnSHiYtlQu9pVzNcWf51TMNbm"
+    "L3PXgrXQZds5CPjlaMabdB9mXVaPTJYyctMbXK9fAHtOeROGL71lnjIoqtPa2XA/gP0wtwH3A7TwSdQg3AKcn1agn77lZ"
+    "QPLs6HPc8M6+Okhzd7e7OaAtLG/Ht8K/gjeS1sPFpT+cZLOswPlFDbqP6uTYb1fQiCsacNgOIQnf+/Ztu6xo6kr0H0jdV"
+    "EK6X0rLjuj1fThUyrqWr7/JXcr04ZbW9rbQIDAQAB"
+)
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Benchmark",
+    "GIT_AUTHOR_EMAIL": "bench@msp.example",
+    "GIT_COMMITTER_NAME": "Benchmark",
+    "GIT_COMMITTER_EMAIL": "bench@msp.example",
+}
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, env={**os.environ, **GIT_ENV}, text=True
+    )
+
+
+def dmarc(domain: str, policy: str) -> str:
+    return f"v=DMARC1\\; p={policy}\\; rua=mailto:dmarc@{domain}"
+
+
+def zone_text(domain: str, policy: str) -> str:
+    # Written by hand, not yaml.dump: octoDNS wants the escaped semicolons exactly as shown.
+    return (
+        "---\n"
+        "'':\n"
+        "  type: TXT\n"
+        "  value: v=spf1 include:_spf.google.com ~all\n"
+        "_dmarc:\n"
+        "  type: TXT\n"
+        f"  value: {dmarc(domain, policy)}\n"
+        "s2025._domainkey:\n"
+        "  type: TXT\n"
+        f"  value: {DKIM}\n"
+    )
+
+
+def live_text(domain: str, index: int) -> str:
+    # The same owned records as the zone file, plus what the client owns (A, MX, a token).
+    return (
+        "---\n"
+        "'':\n"
+        "  - type: A\n"
+        f"    value: 192.0.2.{index % 250 + 1}\n"
+        "  - type: MX\n"
+        "    value:\n"
+        "      exchange: mx1.mailhost.example.net.\n"
+        "      preference: 10\n"
+        "  - type: TXT\n"
+        "    values:\n"
+        f"      - google-site-verification=bench-{index:06d}\n"
+        "      - v=spf1 include:_spf.google.com ~all\n"
+        "_dmarc:\n"
+        "  type: TXT\n"
+        f"  value: {dmarc(domain, 'none')}\n"
+        "s2025._domainkey:\n"
+        "  type: TXT\n"
+        f"  value: {DKIM}\n"
+    )
+
+
+def generate(dest: Path, domains: int) -> str:
+    """Write and commit the portfolio, then the one-zone change. Returns the changed domain."""
+    shutil.copytree(ROOT / "policy", dest / "policy", ignore=shutil.ignore_patterns("clients"))
+    (dest / "policy" / "clients").mkdir()
+    (dest / "sandbox" / "live").mkdir(parents=True)
+    (dest / "changes" / "requests").mkdir(parents=True)
+    for first in range(1, domains + 1, PER_CLIENT):
+        client = f"bench{(first - 1) // PER_CLIENT + 1:03d}"
+        names = [
+            f"client{i:04d}.example" for i in range(first, min(first + PER_CLIENT, domains + 1))
+        ]
+        profile = {
+            "name": f"Benchmark client {client}",
+            "provider": "sandbox",
+            "timezone": "UTC",
+            "domains": names,
+            "team": f"@msp-example/{client}",
+        }
+        (dest / "policy" / "clients" / f"{client}.yaml").write_text(
+            yaml.safe_dump(profile, sort_keys=False), encoding="utf-8"
+        )
+        (dest / "zones" / client).mkdir(parents=True)
+        for offset, name in enumerate(names):
+            (dest / "zones" / client / f"{name}.yaml").write_text(zone_text(name, "none"))
+            (dest / "sandbox" / "live" / f"{name}.yaml").write_text(live_text(name, first + offset))
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", f"{domains} zones, matching live DNS")
+
+    changed = f"client{domains // 2:04d}.example"
+    client = f"bench{(domains // 2 - 1) // PER_CLIENT + 1:03d}"
+    (dest / "zones" / client / f"{changed}.yaml").write_text(zone_text(changed, "quarantine"))
+    request = {
+        "type": "policy-progression",
+        "client": client,
+        "covers": [f"{changed} _dmarc TXT"],
+        "author": "jchen",
+        "rationale": "Aggregate reports show 99.2% aligned DMARC pass for 30 days at p=none; "
+        "p=quarantine is the next step of the client's documented rollout.",
+        "details": {
+            "current_policy": "p=none",
+            "target_policy": "p=quarantine",
+            "pass_rate_evidence": "99.2% aligned pass over 30 days",
+            "planned_date": "2026-12-01",
+        },
+    }
+    (dest / "changes" / "requests" / f"CR-0001-{client}.yaml").write_text(
+        yaml.safe_dump(request, sort_keys=False), encoding="utf-8"
+    )
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", f"{changed}: p=none -> p=quarantine")
+    return changed
+
+
+def run_plan(repo: Path, *extra: str) -> tuple[float, dict[str, object]]:
+    dmarcops = Path(sys.executable).with_name("dmarcops")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(dmarcops), "--repo", str(repo), "plan", "--format", "json", "--at", AT, *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"dmarcops plan {' '.join(extra)} exited {done.returncode}:\n{done.stderr}")
+    result: dict[str, object] = json.loads(done.stdout)
+    return elapsed, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="Generate here and keep it (must not exist).")
+    args = parser.parse_args()
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="dmarcops-changed-since-"))
+    try:
+        started = time.perf_counter()
+        changed = generate(work, args.domains)
+        print(f"generated {args.domains} zones in {work} ({time.perf_counter() - started:.1f} s)")
+        times: dict[str, list[float]] = {"changed-since HEAD~1": [], "full": []}
+        for _ in range(args.repeat):
+            for label, extra in (
+                ("changed-since HEAD~1", ("--changed-since", "HEAD~1")),
+                ("full", ()),
+            ):
+                elapsed, plan = run_plan(work, *extra)
+                changes = plan["changes"]
+                assert isinstance(changes, list)
+                found = sorted((c["zone"], c["name"], c["action"]) for c in changes)
+                if found != [(changed, "_dmarc", "update")]:
+                    sys.exit(f"{label}: expected one _dmarc update in {changed}, got {found}")
+                times[label].append(elapsed)
+        for label, values in times.items():
+            print(
+                f"{label:>22}: median {statistics.median(values):6.2f} s  "
+                f"(runs: {', '.join(f'{v:.2f}' for v in values)})"
+            )
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
