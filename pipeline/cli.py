@@ -27,11 +27,19 @@ from pipeline.gate.requests import check_requested_risk, collect_requests, cover
 from pipeline.gate.roster import load_roster
 from pipeline.gate.windows import next_window
 from pipeline.live.dns import Nameservers
+from pipeline.load.codeowners import (
+    CODEOWNERS,
+    DEFAULT_OWNER,
+    codeowners_diff,
+    committed_codeowners,
+    generate_codeowners,
+)
 from pipeline.load.octodns_config import octodns_config
 from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
 from pipeline.load.zones import check_zone_file
 from pipeline.model import RiskLevel
 from pipeline.plan.build import PlanOptions, make_plan, select_zones
+from pipeline.plan.changes import ChangedZones, zones_changed_since
 from pipeline.plan.items import RequestRef
 from pipeline.records import RecordStore
 from pipeline.render.json_plan import render_json
@@ -197,8 +205,71 @@ def octodns_config_command(repo: Path) -> None:
     click.echo(yaml.safe_dump(octodns_config(portfolio), sort_keys=True), nl=False)
 
 
+@main.command("codeowners")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff when out of date.")
+@click.option(
+    "--default-owner",
+    default=DEFAULT_OWNER,
+    show_default=True,
+    help="The MSP-wide owner (@org/team or @user) of everything no client team owns.",
+)
+@click.pass_obj
+@reports_errors
+def codeowners_command(repo: Path, check: bool, default_owner: str) -> None:
+    """Write .github/CODEOWNERS from the `team:` of each client profile, so that branch protection's
+    code-owner review asks the client's team to review its zones and profile.
+
+    \b
+    Examples:
+      dmarcops codeowners
+      dmarcops codeowners --check
+    """
+    generated = generate_codeowners(repo, default_owner)
+    committed = committed_codeowners(repo)
+    if check:
+        diff = codeowners_diff(committed, generated)
+        if diff:
+            click.echo("".join(diff), err=True, nl=False)
+            raise InputError(
+                f"{CODEOWNERS.as_posix()} is out of date with the client profiles",
+                hint="Run `dmarcops codeowners` and commit .github/CODEOWNERS.",
+            )
+        click.echo(f"ok: {CODEOWNERS.as_posix()} is up to date")
+        return
+    path = repo / CODEOWNERS
+    if committed == generated:
+        click.echo(f"unchanged: {CODEOWNERS.as_posix()}")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(generated, encoding="utf-8")
+    click.echo(f"wrote {CODEOWNERS.as_posix()}")
+
+
 def _progress(done: int, total: int) -> None:
     click.echo(f"\rplanning zones: {done}/{total}", nl=done == total, err=True)
+
+
+def _report_changed(changed: ChangedZones, ref: str, shown: int = 20) -> None:
+    """On stderr, so that --format json stays one JSON object on stdout."""
+    if changed.everything:
+        why = next(iter(changed.reasons.values()), "")
+        click.echo(f"planning every zone since {ref}: {why}", err=True)
+    elif not changed.zones:
+        click.echo(f"no zone changed since {ref}: nothing to plan", err=True)
+    else:
+        click.echo(f"planning {len(changed.zones)} zone(s) changed since {ref}:", err=True)
+        for zone in changed.zones[:shown]:
+            click.echo(f"  {zone}: {changed.reasons[zone]}", err=True)
+        if len(changed.zones) > shown:
+            click.echo(f"  ... and {len(changed.zones) - shown} more", err=True)
+    for path in changed.removed:
+        click.echo(
+            click.style("warning: ", fg="yellow", bold=True)
+            + f"removed zone file: {path}: the pipeline does not delete records of a removed "
+            "zone automatically (remove them in the client's DNS by hand, under a change "
+            "request, if that is intended)",
+            err=True,
+        )
 
 
 @main.command()
@@ -233,6 +304,14 @@ def _progress(done: int, total: int) -> None:
     help="Plan as if it were this UTC time (freezes and schedules are judged then).",
 )
 @click.option("--concurrency", type=click.IntRange(1, 64), help="Zones planned at once.")
+@click.option(
+    "--changed-since",
+    "changed_since",
+    metavar="REF",
+    help="Plan only the zones whose zone file, client profile or change request changed since "
+    "the git revision REF (git diff REF...HEAD plus uncommitted and untracked files); every zone "
+    "when the risk rules, senders, providers or settings changed.",
+)
 @click.pass_obj
 @reports_errors
 def plan(
@@ -244,6 +323,7 @@ def plan(
     nameservers: tuple[str, ...],
     at: datetime | None,
     concurrency: int | None,
+    changed_since: str | None,
 ) -> None:
     """Diff the zone files against live DNS (through each client's octoDNS provider) and show every
     change to an owned record: what it means, its risk level with the rules that set it, and the
@@ -255,8 +335,13 @@ def plan(
       dmarcops plan
       dmarcops plan --zone fabrikam.example --format markdown
       dmarcops plan --nameserver 127.0.0.1:5353 --format json --out plan.json
+      dmarcops plan --changed-since origin/main
     """
-    portfolio = load_checked(repo)
+    changed = zones_changed_since(repo, changed_since) if changed_since else None
+    only = None if changed is None or changed.everything else list(changed.zones)
+    # Zone files nobody touched were validated when they last changed (and `dmarcops validate`
+    # still checks them all); a portfolio-wide change validates everything.
+    portfolio = load_checked(repo, zones_only=only)
     for client in clients:
         if client not in portfolio.clients:
             raise InputError(
@@ -272,7 +357,10 @@ def plan(
         zones=zones,
         nameservers=nameservers_from(nameservers, portfolio.settings.timeout),
         concurrency=concurrency,
+        changed_since=changed,
     )
+    if changed is not None and changed_since is not None:
+        _report_changed(changed, changed_since)
     many = len(select_zones(portfolio, options)) >= 20
     show_progress = many and sys.stderr.isatty()
     requests = open_requests(repo, RecordStore(repo / "changes"))

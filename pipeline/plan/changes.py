@@ -4,7 +4,8 @@ A pull request usually edits one or two zone files of a portfolio of hundreds; p
 reads every client's live DNS for nothing. The zones to plan are the ones whose desired state, or
 the policy that judges it, differs between REF and the work tree:
 
-- `zones/<client>/<domain>.yaml` changed: that zone;
+- `zones/<client>/<domain>.yaml` or its MTA-STS policy file `<domain>.mta-sts.txt` changed: that
+  zone;
 - `policy/clients/<client>.yaml` changed: every zone of that client (freezes, regulated, DKIM
   schedule and provider all change how its zones are planned and classified);
 - `changes/requests/<id>.yaml` changed: the zones it covers (the plan shows which request covers
@@ -36,6 +37,8 @@ PORTFOLIO_WIDE = (
     "policy/settings.yaml",
 )
 ZONE_SUFFIXES = (".yaml", ".yml")
+# The desired MTA-STS policy file beside the zone file (pipeline/live/mta_sts_policy.py).
+MTA_STS_POLICY_SUFFIX = ".mta-sts.txt"
 GIT_TIMEOUT = 60.0
 
 
@@ -166,6 +169,9 @@ def zones_for_paths(root: Path, paths: Iterable[str]) -> ChangedZones:
         parts = PurePosixPath(path).parts
         if path in PORTFOLIO_WIDE:
             wide.append(path)
+        elif len(parts) == 3 and parts[0] == "zones" and path.endswith(MTA_STS_POLICY_SUFFIX):
+            # Added, edited or removed, the policy file is part of the zone's desired state.
+            add(parts[2].removesuffix(MTA_STS_POLICY_SUFFIX), f"{path} changed (MTA-STS policy)")
         elif len(parts) == 3 and parts[0] == "zones" and path.endswith(ZONE_SUFFIXES):
             domain = PurePosixPath(path).stem
             if (root / path).exists():
