@@ -21,6 +21,7 @@ from pipeline.apply.run import open_requests
 from pipeline.commands.apply import register as register_apply_commands
 from pipeline.commands.approvals import register as register_approval_commands
 from pipeline.commands.common import AT_FORMATS, reports_errors
+from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate.requests import check_requested_risk, collect_requests, cover
@@ -407,6 +408,7 @@ def plan(
 register_approval_commands(main)
 register_records_commands(main)
 register_apply_commands(main)
+register_github_commands(main)
 
 
 if __name__ == "__main__":

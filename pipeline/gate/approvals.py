@@ -41,6 +41,7 @@ from pipeline.model import RiskLevel
 
 APPROVALS_DIR = Path("changes") / "approvals"
 SIGNED = "signed"
+GITHUB = "github"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 FORMAT_VERSION = 1
 PLAN_HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -181,9 +182,31 @@ def _signature_ok(approval: Approval, analyst: Analyst) -> bool:
     return True
 
 
-# How each source proves who approved. Signed approvals carry their proof; the GitHub review source
-# (a later issue) adds its own check here, behind the same `verify`.
-VERIFIERS: dict[str, Callable[[Approval, Analyst], bool]] = {SIGNED: _signature_ok}
+# The reference pipeline.github.reviews gives an approval read from a GitHub review.
+GITHUB_REVIEW_REFERENCE = re.compile(
+    r"^GitHub review [0-9]+ by @(?P<login>[A-Za-z0-9-]+(\[bot\])?) on [0-9a-f]{7,64}$"
+)
+
+
+def _github_login_ok(approval: Approval, analyst: Analyst) -> bool:
+    # The review was read from GitHub's API at gate time, so the API vouches for who submitted it:
+    # it verifies when that login is the analyst's GitHub login in the roster. A file under
+    # changes/approvals/ claiming source "github" never gets here with such a reference: its
+    # reference is its path, so it does not verify.
+    match = GITHUB_REVIEW_REFERENCE.match(approval.reference)
+    return (
+        match is not None
+        and not approval.signature
+        and match.group("login").lower() == analyst.github.lower()
+    )
+
+
+# How each source proves who approved, behind the same `verify`: signed approvals carry their
+# proof; GitHub reviews are proven by the API they were read from.
+VERIFIERS: dict[str, Callable[[Approval, Analyst], bool]] = {
+    SIGNED: _signature_ok,
+    GITHUB: _github_login_ok,
+}
 
 
 def verify(approval: Approval, roster: Roster) -> bool:

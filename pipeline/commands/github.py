@@ -1,0 +1,132 @@
+"""`dmarcops github pr`: the pull-request gate, a thin click command over pipeline.github.pr.
+
+Register the group on the main command with `register(main)`. Exit codes: 0 the gate is green,
+2 it is red (the commit status says why), 1 bad input or a GitHub/environment problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from pipeline.commands.common import AT_FORMATS, now_from, reports_errors
+from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
+from pipeline.github.api import GitHubClient
+from pipeline.github.events import PullRequestEvent, read_event
+from pipeline.github.pr import STATUS_CONTEXT, PullRequestGateOptions, run_pull_request_gate
+
+
+def _run_url() -> str | None:
+    server, repository, run = (
+        os.environ.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
+    )
+    return f"{server}/{repository}/actions/runs/{run}" if server and repository and run else None
+
+
+def _path_from_env(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
+
+
+@click.group("github")
+def github_group() -> None:
+    """Run inside GitHub Actions: the pull-request gate (`pr`). Reads GITHUB_EVENT_NAME,
+    GITHUB_EVENT_PATH, GITHUB_REPOSITORY, GITHUB_TOKEN, GITHUB_API_URL and GITHUB_STEP_SUMMARY as
+    Actions sets them.
+    """
+
+
+@github_group.command("pr")
+@click.option(
+    "--zone",
+    "zones",
+    multiple=True,
+    help="Plan this domain (repeatable) instead of the zones the pull request's diff touches.",
+)
+@click.option(
+    "--base",
+    "base_ref",
+    help="Diff against this revision (`git diff BASE...HEAD`). Default: the event's base commit.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the JSON plan to FILE (upload it as the run's artifact).",
+)
+@click.option(
+    "--at",
+    type=click.DateTime(formats=AT_FORMATS),
+    envvar="DMARCOPS_NOW",
+    metavar="UTC-TIME",
+    help="Plan as if it were this UTC time (env DMARCOPS_NOW). Default: now.",
+)
+@click.pass_obj
+@reports_errors
+def pr_command(
+    repo: Path, zones: tuple[str, ...], base_ref: str | None, out: Path | None, at: datetime | None
+) -> None:
+    """Gate a pull request: plan the zones it touches, evaluate every change request's approval
+    chain from the pull request's reviews of its head commit (and signed approval files), then
+    post the change-record draft with an approval checklist as one pull request comment (edited on
+    later runs), annotate validation findings on their zone file lines, append the draft to the job
+    summary and set the commit status `dmarcops/approvals` on the head commit. Exit 0 when the gate
+    is green, 2 when it is red, 1 on bad input or a GitHub problem.
+
+    A review counts when it approves the current head commit, is not by the pull request's author
+    and its login is on the analyst roster (policy/roster.yaml `github:`); a later "changes
+    requested" by the same reviewer withdraws it.
+
+    \b
+    Example workflow step (on: pull_request and pull_request_review):
+      - uses: actions/checkout@v4
+        with: {fetch-depth: 0, ref: "${{ github.event.pull_request.head.sha }}"}
+      - run: dmarcops github pr --out plan.json
+        env: {GITHUB_TOKEN: "${{ github.token }}"}
+    with permissions: contents: read, pull-requests: write, issues: write, statuses: write.
+    """
+    from pipeline.cli import load_checked  # the one "load and validate everything" of the CLI
+
+    event = read_event()
+    if not isinstance(event, PullRequestEvent):
+        raise InputError(
+            "`dmarcops github pr` gates pull_request and pull_request_review events, not push",
+            hint="On push to the main branch the apply stage runs instead.",
+        )
+    api = GitHubClient.from_environment()
+    try:
+        portfolio = load_checked(repo)
+        gated = run_pull_request_gate(
+            portfolio,
+            event,
+            api,
+            PullRequestGateOptions(
+                zones=zones,
+                base_ref=base_ref,
+                now=now_from(at),
+                out=out,
+                step_summary=_path_from_env("GITHUB_STEP_SUMMARY"),
+                target_url=_run_url(),
+                workspace=_path_from_env("GITHUB_WORKSPACE"),
+            ),
+            click.echo,
+        )
+    except DmarcopsError as exc:
+        # Leave no stale green behind: a run that could not gate says so on the head commit.
+        state = "failure" if isinstance(exc, GateRefused) else "error"
+        first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+        with contextlib.suppress(DmarcopsError):  # the original problem is the one to report
+            api.set_status(event.head_sha, state, STATUS_CONTEXT, f"not gated: {first}", _run_url())
+        raise
+    if not gated.green:
+        for problem in gated.problems():
+            click.echo(click.style("refused: ", fg="red", bold=True) + problem, err=True)
+        sys.exit(EXIT_GATE)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(github_group)

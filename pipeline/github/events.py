@@ -1,0 +1,116 @@
+"""The event that started the workflow run: `GITHUB_EVENT_NAME` and the payload at `GITHUB_EVENT_PATH`.
+
+Only the fields the gate and the apply stage use become typed values. The head SHA of a pull request
+comes from the payload (`pull_request.head.sha`), never from `GITHUB_SHA`: on pull_request events
+that is the test merge commit GitHub made, which no review ever approves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import EnvironmentProblem, InputError
+
+PULL_REQUEST_EVENTS = ("pull_request", "pull_request_review")
+PUSH = "push"
+
+
+@dataclass(frozen=True)
+class PullRequestEvent:
+    """pull_request (opened, synchronize, reopened, ...) or pull_request_review (submitted, ...)."""
+
+    name: str
+    action: str
+    number: int
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
+    author: str  # login of whoever opened the pull request
+    review_id: int | None = None  # the review that triggered a pull_request_review run
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    ref: str  # refs/heads/main
+    before: str
+    after: str  # the commit pushed: for a merged pull request, its merge commit
+
+
+Event = PullRequestEvent | PushEvent
+
+
+class _Payload:
+    def __init__(self, data: Any, source: str) -> None:
+        if not isinstance(data, dict):
+            raise EnvironmentProblem("the event payload is not a JSON object", file=source)
+        self.data = data
+        self.source = source
+
+    def get(self, *path: str, kind: type = str) -> Any:
+        value: Any = self.data
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise EnvironmentProblem(
+                f"the event payload has no {'.'.join(path)} ({kind.__name__})",
+                file=self.source,
+                hint="Is GITHUB_EVENT_NAME the event this payload belongs to?",
+            )
+        return value
+
+
+def parse_event(name: str, data: Any, source: str = "event payload") -> Event:
+    """The typed event from a webhook payload, as GitHub Actions writes it to GITHUB_EVENT_PATH."""
+    payload = _Payload(data, source)
+    if name in PULL_REQUEST_EVENTS:
+        review_id = None
+        if name == "pull_request_review":
+            review_id = payload.get("review", "id", kind=int)
+        return PullRequestEvent(
+            name=name,
+            action=str(payload.data.get("action") or ""),
+            number=payload.get("pull_request", "number", kind=int),
+            head_sha=payload.get("pull_request", "head", "sha"),
+            head_ref=payload.get("pull_request", "head", "ref"),
+            base_sha=payload.get("pull_request", "base", "sha"),
+            base_ref=payload.get("pull_request", "base", "ref"),
+            author=payload.get("pull_request", "user", "login"),
+            review_id=review_id,
+        )
+    if name == PUSH:
+        return PushEvent(
+            ref=payload.get("ref"), before=payload.get("before"), after=payload.get("after")
+        )
+    raise InputError(
+        f"dmarcops reads pull_request, pull_request_review and push events, not {name!r}",
+        hint="Run the gate `on: pull_request` and `on: pull_request_review`, the apply `on: push`. "
+        "(pull_request_target would run it with a write token on a fork's files: not supported.)",
+    )
+
+
+def read_event(environ: Mapping[str, str] | None = None) -> Event:
+    """The event of this workflow run, from GITHUB_EVENT_NAME and GITHUB_EVENT_PATH."""
+    env = os.environ if environ is None else environ
+    name = env.get("GITHUB_EVENT_NAME", "")
+    location = env.get("GITHUB_EVENT_PATH", "")
+    if not name or not location:
+        raise EnvironmentProblem(
+            "GITHUB_EVENT_NAME and GITHUB_EVENT_PATH are not set: this runs inside GitHub Actions",
+            hint="To try it elsewhere, write an event payload to a file and set both variables.",
+        )
+    path = Path(location)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EnvironmentProblem(
+            f"cannot read the event payload: {exc.strerror}", file=path
+        ) from None
+    except (UnicodeDecodeError, ValueError):
+        raise EnvironmentProblem("the event payload is not JSON", file=path) from None
+    return parse_event(name, data, str(path))

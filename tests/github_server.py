@@ -1,0 +1,208 @@
+"""GitHub's REST API for one repository, served on loopback from recorded response shapes.
+
+Responses are built from the objects in tests/fixtures/github/ (shaped as in GitHub's REST
+description), with the fields a test cares about replaced. The server keeps the state a pull request
+has (its reviews, its comments, the statuses posted) and records every request it receives (method,
+path, query, JSON body, headers), so a test can assert what the gate read, POSTed and PATCHed.
+List endpoints paginate like GitHub: `per_page` (at most 100, and at most `page_size` here, so
+tests can force several pages) and a Link header with rel="next".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "github"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def review(
+    review_id: int, login: str, state: str, commit_id: str, submitted_at: str
+) -> dict[str, Any]:
+    """A review object as GET .../pulls/{number}/reviews lists it."""
+    data: dict[str, Any] = fixture("review")
+    data["id"] = review_id
+    data["user"]["login"] = login
+    data["state"] = state
+    data["commit_id"] = commit_id
+    data["submitted_at"] = submitted_at
+    data["html_url"] = data["html_url"].replace("-80", f"-{review_id}")
+    data["_links"]["html"]["href"] = data["html_url"]
+    return data
+
+
+def comment(comment_id: int, body: str, login: str = "github-actions[bot]") -> dict[str, Any]:
+    data: dict[str, Any] = fixture("issue_comment")
+    data["id"] = comment_id
+    data["body"] = body
+    data["user"]["login"] = login
+    data["user"]["type"] = "Bot" if login.endswith("[bot]") else "User"
+    data["url"] = data["url"].replace("/comments/1", f"/comments/{comment_id}")
+    data["html_url"] = data["html_url"].replace("issuecomment-1", f"issuecomment-{comment_id}")
+    return data
+
+
+def pull_request(number: int, author: str, head_sha: str, base_sha: str) -> dict[str, Any]:
+    data: dict[str, Any] = fixture("pull_request")
+    data["number"] = number
+    data["user"]["login"] = author
+    data["head"]["sha"] = head_sha
+    data["base"]["sha"] = base_sha
+    return data
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeGitHub:
+    repository: str
+    token: str
+    page_size: int = 100
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    reviews: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    commit_pulls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # (method, path) -> (HTTP status, JSON body): answer this instead of the normal response.
+    failures: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    received: list[Received] = field(default_factory=list)
+    next_comment_id: int = 9000
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def requests(self, method: str, path_pattern: str = "") -> list[Received]:
+        return [r for r in self.received if r.method == method and re.search(path_pattern, r.path)]
+
+    def __enter__(self) -> FakeGitHub:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # --- routing ----------------------------------------------------------------------------
+
+    def answer(
+        self, method: str, path: str, query: dict[str, str], body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        if (method, path) in self.failures:
+            status, data = self.failures[(method, path)]
+            return status, data, {}
+        prefix = f"/repos/{self.repository}"
+        if not path.startswith(prefix + "/"):
+            return _not_found()
+        rest = path[len(prefix) :]
+        if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)", rest)):
+            number = int(m.group(1))
+            return (200, self.pulls[number], {}) if number in self.pulls else _not_found()
+        if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)/reviews", rest)):
+            return self._page(path, query, self.reviews.get(int(m.group(1)), []))
+        if method == "GET" and (m := re.fullmatch(r"/commits/([0-9a-f]{40})/pulls", rest)):
+            return self._page(path, query, self.commit_pulls.get(m.group(1), []))
+        if method == "GET" and (m := re.fullmatch(r"/issues/(\d+)/comments", rest)):
+            return self._page(path, query, self.comments.get(int(m.group(1)), []))
+        if method == "POST" and (m := re.fullmatch(r"/issues/(\d+)/comments", rest)):
+            self.next_comment_id += 1
+            created = comment(self.next_comment_id, body["body"])
+            self.comments.setdefault(int(m.group(1)), []).append(created)
+            return 201, created, {}
+        if method == "PATCH" and (m := re.fullmatch(r"/issues/comments/(\d+)", rest)):
+            for thread in self.comments.values():
+                for existing in thread:
+                    if existing["id"] == int(m.group(1)):
+                        existing["body"] = body["body"]
+                        return 200, existing, {}
+            return _not_found()
+        if method == "POST" and (m := re.fullmatch(r"/statuses/([0-9a-f]{40})", rest)):
+            if not isinstance(body.get("description", ""), str) or len(body["description"]) > 140:
+                return 422, {"message": "Validation Failed"}, {}
+            status = fixture("status")
+            status.update({k: body.get(k) for k in ("state", "description", "context")})
+            status["target_url"] = body.get("target_url")
+            self.statuses.setdefault(m.group(1), []).append(copy.deepcopy(status))
+            return 201, status, {}
+        return _not_found()
+
+    def _page(
+        self, path: str, query: dict[str, str], items: list[dict[str, Any]]
+    ) -> tuple[int, Any, dict[str, str]]:
+        per_page = min(int(query.get("per_page", "30")), 100, self.page_size)
+        page = int(query.get("page", "1"))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers: dict[str, str] = {}
+        if page * per_page < len(items):
+            nxt = f"{self.url}{path}?per_page={query.get('per_page', '30')}&page={page + 1}"
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        return 200, chunk, headers
+
+
+def _not_found() -> tuple[int, Any, dict[str, str]]:
+    return (
+        404,
+        {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"},
+        {},
+    )
+
+
+def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            parts = urllib.parse.urlsplit(self.path)
+            query = dict(urllib.parse.parse_qsl(parts.query))
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            body = json.loads(raw) if raw else None
+            api.received.append(
+                Received(self.command, parts.path, query, body, dict(self.headers.items()))
+            )
+            headers: dict[str, str] = {}
+            if self.headers.get("Authorization") != f"Bearer {api.token}":
+                status, data = 401, {"message": "Bad credentials"}
+            else:
+                status, data, headers = api.answer(self.command, parts.path, query, body)
+            payload = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = _serve
+        do_POST = _serve
+        do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
