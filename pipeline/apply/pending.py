@@ -32,6 +32,7 @@ class PendingChange:
     queued_at: str
     pull_request: int | None
     reason: str  # why it waits (the window decision)
+    executor: str = ""  # roster id of who merged it: the record's "executed by"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +42,7 @@ class PendingChange:
             "queued_at": self.queued_at,
             "pull_request": self.pull_request,
             "reason": self.reason,
+            "executor": self.executor,
         }
 
     @classmethod
@@ -54,6 +56,7 @@ class PendingChange:
             queued_at=data["queued_at"],
             pull_request=data.get("pull_request"),
             reason=data.get("reason", ""),
+            executor=data.get("executor", ""),
         )
 
 

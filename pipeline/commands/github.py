@@ -17,7 +17,7 @@ import click
 from pipeline.commands.common import AT_FORMATS, now_from, reports_errors
 from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
 from pipeline.github.api import GitHubClient
-from pipeline.github.events import PullRequestEvent, read_event
+from pipeline.github.events import PullRequestEvent, PushEvent, read_event
 from pipeline.github.pr import STATUS_CONTEXT, PullRequestGateOptions, run_pull_request_gate
 
 
@@ -130,3 +130,95 @@ def pr_command(
 
 def register(group: click.Group) -> None:
     group.add_command(github_group)
+
+
+@github_group.command("merge")
+@click.option(
+    "--nameserver",
+    "nameservers",
+    multiple=True,
+    envvar="DMARCOPS_NAMESERVERS",
+    help="Resolver for SPF budgets, HOST[:PORT].",
+)
+@click.option(
+    "--at",
+    type=click.DateTime(formats=AT_FORMATS),
+    envvar="DMARCOPS_NOW",
+    help="Act as if it were this UTC time.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also save the JSON plan to FILE (the run's artifact).",
+)
+@reports_errors
+def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path | None) -> None:
+    """On a push to main: find the merged pull request, read its reviews, and apply the plan they
+    approved when every client's window is open, or queue it (changes/pending/) for the scheduled
+    run. Comments the outcome on the pull request. Exit 0 applied or queued, 2 refused, 1 failed.
+    """
+    from pipeline.cli import nameservers_from
+    from pipeline.github.merge import apply_merge, report
+
+    event = read_event()
+    if not isinstance(event, PushEvent):
+        raise InputError("`dmarcops github merge` runs on push events")
+    repo: Path = click.get_current_context().obj
+    api = GitHubClient.from_environment()
+    result = apply_merge(
+        repo,
+        api,
+        event.before,
+        event.after,
+        now_from(at),
+        nameservers_from(nameservers, 3.0),
+        pusher=os.environ.get("GITHUB_ACTOR"),
+    )
+    report(api, result)
+    saved = repo / "changes" / "plans" / f"{result.plan_hash}.json"
+    if out is not None and saved.exists():
+        out.write_text(saved.read_text(encoding="utf-8"), encoding="utf-8")
+    click.echo(f"plan {result.plan_hash[:16]}: {result.message}")
+    for record in result.records:
+        click.echo(
+            f"  change record {record.id}: "
+            + ", ".join(f"{z.zone} {z.status.value}" for z in record.zone_results)
+        )
+    if any(z.status.value != "applied" for r in result.records for z in r.zone_results):
+        sys.exit(1)
+
+
+@github_group.command("scheduled")
+@click.option(
+    "--nameserver",
+    "nameservers",
+    multiple=True,
+    envvar="DMARCOPS_NAMESERVERS",
+    help="Resolver for SPF budgets, HOST[:PORT].",
+)
+@click.option(
+    "--at",
+    type=click.DateTime(formats=AT_FORMATS),
+    envvar="DMARCOPS_NOW",
+    help="Act as if it were this UTC time.",
+)
+@reports_errors
+def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None:
+    """The scheduled run: apply queued changes whose window has opened (comment on their pull
+    request) and close, as accepted, records whose rollback window ended with everything applied
+    and verified. Lists the records a person must close.
+    """
+    from pipeline.cli import nameservers_from
+    from pipeline.github.merge import run_scheduled
+
+    repo: Path = click.get_current_context().obj
+    api = GitHubClient.from_environment() if os.environ.get("GITHUB_TOKEN") else None
+    results, closed, attention = run_scheduled(
+        repo, now_from(at), api, nameservers_from(nameservers, 3.0)
+    )
+    for result in results:
+        click.echo(f"plan {result.plan_hash[:16]}: {result.message}")
+    for record_id in closed:
+        click.echo(f"closed {record_id}: accepted (rollback window over, applied and verified)")
+    for record_id in attention:
+        click.echo(f"needs a person: {record_id} (rollback window over; not clean enough to close)")

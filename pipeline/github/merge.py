@@ -1,0 +1,243 @@
+"""Apply on merge, and the scheduled window runner.
+
+On a push to main the merged pull request is found from its merge commit, its reviews are read,
+and the plan made from main is applied if it is the plan the reviews approved on the PR's head (the
+gate's comment names that plan's hash) and every client's window is open. Otherwise the approved
+plan is queued with the review evidence read now (changes/pending/), and the scheduled run applies
+it when the window opens. The PR gets a comment with the outcome either way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.apply.pending import (
+    PendingChange,
+    StoredApprovals,
+    close_finished,
+    queue,
+    queued,
+)
+from pipeline.apply.run import ApplyOptions, open_requests, run_apply
+from pipeline.errors import DmarcopsError, GateRefused
+from pipeline.gate.approvals import Approval, load_plan_file
+from pipeline.gate.requests import cover
+from pipeline.gate.roster import Roster, load_roster
+from pipeline.gate.windows import check_apply_time
+from pipeline.github.api import GitHubClient, PullRequest
+from pipeline.github.reviews import GitHubReviewApprovals
+from pipeline.live.dns import Nameservers
+from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.plan.build import PlanOptions, make_plan
+from pipeline.plan.changes import zones_changed_since
+from pipeline.plan.items import Plan
+from pipeline.records import ChangeRecord, RecordStore
+from pipeline.render.json_plan import render_json
+from pipeline.render.markdown import MARKER
+from pipeline.render.markdown_text import code, escape
+
+PLANS_DIR = Path("changes") / "plans"
+OUTCOME_MARKER = "<!-- dmarcops-outcome -->"
+_PLAN_HASH = re.compile(r"Plan hash `([0-9a-f]{64})`")
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    pull_request: int | None
+    plan_hash: str
+    records: tuple[ChangeRecord, ...]
+    queued: Path | None
+    message: str
+
+
+def merged_pull_request(api: GitHubClient, sha: str) -> PullRequest | None:
+    pulls = api.pulls_for_commit(sha)
+    merged = [p for p in pulls if p.merged and p.merge_commit_sha == sha]
+    found = merged or pulls
+    return found[0] if found else None
+
+
+def reviewed_plan_hash(api: GitHubClient, number: int) -> str | None:
+    """The plan hash the gate last showed on the PR (its comment is rewritten on every run)."""
+    for comment in reversed(api.issue_comments(number)):
+        if comment.body.startswith(MARKER) and (comment.login or "").endswith("[bot]"):
+            match = _PLAN_HASH.search(comment.body)
+            return match.group(1) if match else None
+    return None
+
+
+def executor(roster: Roster, *logins: str | None) -> str:
+    """The roster id the change runs as: who merged, else who authored the pull request."""
+    for login in logins:
+        analyst = roster.by_github(login) if login else None
+        if analyst is not None:
+            return analyst.id
+    raise GateRefused(
+        f"none of {', '.join(repr(x) for x in logins if x)} is on the analyst roster",
+        hint="Add the analyst's `github:` login to policy/roster.yaml.",
+    )
+
+
+def save_plan(root: Path, plan: Plan) -> Path:
+    path = root / PLANS_DIR / f"{plan.hash}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_json(plan), encoding="utf-8")
+    return path
+
+
+def _outcome_comment(result: MergeResult) -> str:
+    lines = [OUTCOME_MARKER, f"### dmarcops apply: plan {code(result.plan_hash[:16])}", ""]
+    lines.append(escape(result.message))
+    for record in result.records:
+        lines.append("")
+        lines.append(f"**Change record {code(record.id)}** ({escape(record.risk.label)} risk)")
+        for zone in record.zone_results:
+            total = sum(1 for i in record.items if i.zone == zone.zone)
+            error = f": {escape(zone.error)}" if zone.error else ""
+            lines.append(
+                f"- {escape(zone.zone)}: {zone.status.value}, {zone.applied}/{total} verified{error}"
+            )
+        lines.append(f"- rollback window until {record.rollback_window.end:%Y-%m-%d %H:%M} UTC")
+    return "\n".join(lines) + "\n"
+
+
+def _window_problems(portfolio: Portfolio, plan_path: Path, now: datetime) -> list[str]:
+    plan_file = load_plan_file(plan_path)
+    problems = []
+    for client_id in sorted({c.client for c in plan_file.changes}):
+        client = portfolio.clients[client_id]
+        hours = max(
+            [
+                portfolio.rules.rollback_hours[c.risk]
+                for c in plan_file.changes
+                if c.client == client_id
+            ]
+        )
+        decision = check_apply_time(client, now, hours)
+        if not decision.ok:
+            problems.append(decision.reason)
+    return problems
+
+
+def apply_merge(
+    repo: Path,
+    api: GitHubClient,
+    before: str,
+    after: str,
+    now: datetime,
+    nameservers: Nameservers | None = None,
+    pusher: str | None = None,
+) -> MergeResult:
+    portfolio = load_portfolio(repo)
+    roster = load_roster(repo)
+    pr = merged_pull_request(api, after)
+    changed = zones_changed_since(repo, before)
+    plan = make_plan(
+        portfolio, PlanOptions(now=now, changed_since=changed, nameservers=nameservers)
+    )
+    if not plan.items:
+        return MergeResult(pr.number if pr else None, plan.hash, (), None, "nothing to apply")
+    plan_path = save_plan(repo, plan)
+    sources: tuple[GitHubReviewApprovals, ...] = ()
+    if pr is not None:
+        reviewed = reviewed_plan_hash(api, pr.number)
+        if reviewed != plan.hash:
+            raise GateRefused(
+                f"the plan on main ({plan.hash[:16]}) is not the plan reviewed on pull request "
+                f"#{pr.number} ({(reviewed or 'none')[:16]}): nothing was applied",
+                hint="Live DNS or main moved since the review: open a pull request to re-plan.",
+            )
+        sources = (
+            GitHubReviewApprovals(
+                api.reviews(pr.number), pr.author, pr.head_sha, plan.hash, roster
+            ),
+        )
+    by = executor(roster, pusher, pr.author if pr else None)
+    waiting = _window_problems(portfolio, plan_path, now)
+    if waiting:
+        store = RecordStore(repo / "changes")
+        coverage = cover(plan.items, open_requests(repo, store))
+        approvals: list[Approval] = [
+            a for s in sources for r in coverage.requests for a in s.approvals_for(plan.hash, r.id)
+        ]
+        path = queue(
+            repo,
+            PendingChange(
+                plan_hash=plan.hash,
+                plan=json.loads(plan_path.read_text(encoding="utf-8")),
+                approvals=tuple(approvals),
+                queued_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                pull_request=pr.number if pr else None,
+                reason="; ".join(waiting),
+                executor=by,
+            ),
+        )
+        return MergeResult(
+            pr.number if pr else None,
+            plan.hash,
+            (),
+            path,
+            "queued for the next change window: " + "; ".join(waiting),
+        )
+    records = run_apply(
+        portfolio,
+        ApplyOptions(
+            plan_file=plan_path, by=by, now=now, nameservers=nameservers, approval_sources=sources
+        ),
+    )
+    return MergeResult(pr.number if pr else None, plan.hash, tuple(records), None, "applied")
+
+
+def report(api: GitHubClient | None, result: MergeResult) -> None:
+    if api is not None and result.pull_request is not None:
+        api.create_comment(result.pull_request, _outcome_comment(result))
+
+
+def run_scheduled(
+    repo: Path,
+    now: datetime,
+    api: GitHubClient | None = None,
+    nameservers: Nameservers | None = None,
+) -> tuple[list[MergeResult], list[str], list[str]]:
+    """Apply queued changes whose window is open; close records whose rollback window ended."""
+    portfolio = load_portfolio(repo)
+    results: list[MergeResult] = []
+    for path, pending in queued(repo):
+        plan_path = repo / PLANS_DIR / f"{pending.plan_hash}.json"
+        if not plan_path.exists():
+            plan_path.parent.mkdir(parents=True, exist_ok=True)
+            plan_path.write_text(json.dumps(pending.plan, indent=2), encoding="utf-8")
+        if _window_problems(portfolio, plan_path, now):
+            continue
+        try:
+            records = run_apply(
+                portfolio,
+                ApplyOptions(
+                    plan_file=plan_path,
+                    by=pending.executor,
+                    now=now,
+                    nameservers=nameservers,
+                    approval_sources=(StoredApprovals(pending.approvals),),
+                ),
+            )
+            result = MergeResult(
+                pending.pull_request,
+                pending.plan_hash,
+                tuple(records),
+                None,
+                "applied in its window",
+            )
+        except DmarcopsError as exc:
+            # A queued plan that no longer matches live DNS can never apply: drop it and say why.
+            result = MergeResult(
+                pending.pull_request, pending.plan_hash, (), None, f"not applied: {exc.message}"
+            )
+        path.unlink()
+        results.append(result)
+        report(api, result)
+    closed, attention = close_finished(RecordStore(repo / "changes"), now)
+    return results, closed, attention

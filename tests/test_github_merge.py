@@ -1,0 +1,212 @@
+"""Apply on merge, end to end: gate on the PR head -> merge -> `dmarcops github merge` applies against
+a real named, and the change record carries the GitHub review evidence. Outside the window the
+approved plan is queued and the scheduled run applies it when the window opens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from dns_server import NamedServer
+from github_server import FakeGitHub, fixture, pull_request, review
+from portfolio import write
+from test_apply_named import served
+from test_plan_named import make_repo
+
+from pipeline.cli import main
+from pipeline.github.merge import OUTCOME_MARKER
+
+REPOSITORY = "msp-example/dns"
+TOKEN = "ghs_mergeTestTokenNeverPrinted0123456789"
+NUMBER = 7
+TUESDAY = "2026-12-01T10:00:00Z"
+RATIONALE = (
+    "Aggregate reports show 99.4% alignment for 21 days across all known senders; SendGrid "
+    "starts sending invoices on 2026-12-02."
+)
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    done = subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
+    for name in list(os.environ):
+        if name.startswith("GITHUB_") or name == "DMARCOPS_NOW" or "proxy" in name.lower():
+            monkeypatch.delenv(name)
+    with FakeGitHub(REPOSITORY, TOKEN) as server:
+        monkeypatch.setenv("GITHUB_API_URL", server.url)
+        monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+        monkeypatch.setenv("GITHUB_REPOSITORY", REPOSITORY)
+        yield server
+
+
+class Merged:
+    def __init__(self, root: Path, base: str, head: str, merge: str) -> None:
+        self.root, self.base, self.head, self.merge = root, base, head, merge
+
+
+@pytest.fixture
+def merged(
+    tmp_path: Path,
+    client_dns: NamedServer,
+    github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Merged:
+    root = make_repo(tmp_path / "repo", with_requests=False)
+    zone = root / "zones/alpha/alpha.example.yaml"
+    desired = zone.read_text()
+    zone.unlink()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    base = git(root, "rev-parse", "HEAD")
+    git(root, "checkout", "-q", "-b", "alpha-sendgrid")
+    zone.write_text(desired)
+    write(
+        root / "changes/requests/CR-0001-alpha.yaml",
+        json.dumps(
+            {
+                "type": "other",
+                "client": "alpha",
+                "covers": ["alpha.example"],
+                "author": "jchen",
+                "rationale": RATIONALE,
+            }
+        ),
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "alpha: add SendGrid, DMARC quarantine")
+    head = git(root, "rev-parse", "HEAD")
+
+    # The gate runs on the head, with mhara's approving review of that commit.
+    github.reviews[NUMBER] = [review(11, "mhara-msp", "APPROVED", head, "2026-11-30T15:00:00Z")]
+    github.pulls[NUMBER] = pull_request(NUMBER, "jchen-msp", head, base)
+    payload = fixture("event_pull_request")
+    payload["pull_request"].update(number=NUMBER)
+    payload["pull_request"]["user"]["login"] = "jchen-msp"
+    payload["pull_request"]["head"]["sha"] = head
+    payload["pull_request"]["base"]["sha"] = base
+    event = tmp_path / "pr-event.json"
+    event.write_text(json.dumps(payload))
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    gate = CliRunner().invoke(main, ["--repo", str(root), "github", "pr", "--at", TUESDAY])
+    assert gate.exit_code == 0, gate.output
+
+    git(root, "checkout", "-q", "main")
+    git(root, "merge", "-q", "--no-ff", "-m", "Merge pull request #7", "alpha-sendgrid")
+    merge = git(root, "rev-parse", "HEAD")
+    pr: dict[str, Any] = pull_request(NUMBER, "jchen-msp", head, base)
+    pr.update(merged=True, merge_commit_sha=merge, state="closed")
+    github.commit_pulls[merge] = [pr]
+    push = fixture("event_push")
+    push.update(before=base, after=merge, ref="refs/heads/main")
+    push_file = tmp_path / "push-event.json"
+    push_file.write_text(json.dumps(push))
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(push_file))
+    monkeypatch.setenv("GITHUB_ACTOR", "mhara-msp")
+    return Merged(root, base, head, merge)
+
+
+def run(repo: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--repo", str(repo), "github", *args])
+
+
+def outcome_comments(github: FakeGitHub) -> list[str]:
+    return [
+        c["body"] for c in github.comments.get(NUMBER, []) if c["body"].startswith(OUTCOME_MARKER)
+    ]
+
+
+def test_merge_in_window_applies_with_the_review_as_evidence(
+    merged: Merged, client_dns: NamedServer, github: FakeGitHub
+) -> None:
+    result = run(
+        merged.root,
+        "merge",
+        "--at",
+        "2026-12-01T10:05:00Z",
+        "--out",
+        str(merged.root / "plan.json"),
+    )
+    assert result.exit_code == 0, result.output
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
+    ]
+    record = json.loads((merged.root / "changes/records/2026-0001.json").read_text())
+    peer = [a for a in record["approvals"] if a["role"] == "peer"]
+    assert peer == [
+        {
+            "role": "peer",
+            "who": "mhara",
+            "at": "2026-11-30T15:00:00Z",
+            "reference": f"GitHub review 11 by @mhara-msp on {merged.head}",
+            "source": "github",
+        }
+    ]
+    assert record["executed_by"] == "mhara"
+    (comment,) = outcome_comments(github)
+    assert "Change record `2026-0001`" in comment
+    assert "alpha.example: applied, 2/2 verified" in comment
+    assert json.loads((merged.root / "plan.json").read_text())["plan_hash"] == record["plan_hash"]
+    assert TOKEN not in result.output
+
+
+def test_merge_outside_the_window_is_queued_then_applied_by_the_scheduler(
+    merged: Merged, client_dns: NamedServer, github: FakeGitHub
+) -> None:
+    monday = run(merged.root, "merge", "--at", "2026-11-30T10:00:00Z")
+    assert monday.exit_code == 0, monday.output
+    assert "queued for the next change window" in monday.output
+    pending = list((merged.root / "changes/pending").glob("*.json"))
+    assert len(pending) == 1
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=none; rua=mailto:dmarc@alpha.example"
+    ]
+    # Still Monday: the scheduled run waits.
+    early = run(merged.root, "scheduled", "--at", "2026-11-30T16:00:00Z")
+    assert early.exit_code == 0
+    assert pending[0].exists()
+    tuesday = run(merged.root, "scheduled", "--at", TUESDAY)
+    assert tuesday.exit_code == 0, tuesday.output
+    assert not pending[0].exists()
+    record = json.loads((merged.root / "changes/records/2026-0001.json").read_text())
+    assert any(a["source"] == "github" and a["who"] == "mhara" for a in record["approvals"])
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
+    ]
+    assert len(outcome_comments(github)) == 2  # queued, then applied
+    # After the rollback window the scheduler closes the clean record.
+    later = run(merged.root, "scheduled", "--at", "2026-12-01T19:00:00Z")
+    assert "closed 2026-0001: accepted" in later.output
+
+
+def test_a_merge_whose_plan_is_not_the_reviewed_one_is_refused(
+    merged: Merged, client_dns: NamedServer, github: FakeGitHub
+) -> None:
+    # Live DNS moved after the review: the plan on main differs from the one the reviewers saw.
+    client_dns.update("alpha.example", "_dmarc", "TXT", ["v=DMARC1; p=none; pct=1"])
+    result = run(merged.root, "merge", "--at", "2026-12-01T10:05:00Z")
+    assert result.exit_code == 2
+    assert "is not the plan reviewed on pull request #7" in result.stderr
+    assert not (merged.root / "changes/records").exists()
