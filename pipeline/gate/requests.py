@@ -486,15 +486,29 @@ def collect_requests(
     if not directory.is_dir():
         return [], []
     roster = roster if roster is not None else load_roster(root)
+    # `plan` validates the requests, then covers the plan with them: read them once per version
+    # of the files (names, sizes and modification times) and of the roster.
+    stamp = tuple(
+        (p.name, st.st_mtime_ns, st.st_size)
+        for p in sorted(directory.iterdir())
+        if p.suffix in (".yaml", ".yml") and not p.is_dir()
+        for st in [p.stat()]
+    )
+    requests, problems = _collect(root, roster, stamp)
+    return list(requests), list(problems)
+
+
+@functools.lru_cache(maxsize=8)
+def _collect(
+    root: Path, roster: Roster, stamp: tuple[tuple[str, int, int], ...]
+) -> tuple[tuple[ChangeRequest, ...], tuple[InputError, ...]]:
     requests: list[ChangeRequest] = []
     problems: list[InputError] = []
-    for path in sorted(directory.iterdir()):
-        if path.is_dir() or path.suffix not in (".yaml", ".yml"):
-            continue  # a README or notes beside the requests
-        request = _check_file(path, root, roster, problems)
+    for name, _, _ in stamp:
+        request = _check_file(root / REQUESTS_DIR / name, root, roster, problems)
         if request is not None:
             requests.append(request)
-    return requests, problems
+    return tuple(requests), tuple(problems)
 
 
 def load_requests(root: Path, roster: Roster | None = None) -> list[ChangeRequest]:

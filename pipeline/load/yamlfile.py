@@ -121,8 +121,14 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
+@cache
+def _validator(schema_path: Path) -> Any:
+    # Built once per schema: a portfolio checks a thousand zone files against the same one.
+    return jsonschema.Draft202012Validator(load_schema(schema_path))
+
+
 def iter_schema_errors(doc: YamlDocument, schema_path: Path) -> Iterator[InputError]:
-    validator = jsonschema.Draft202012Validator(load_schema(schema_path))
+    validator = _validator(schema_path)
     errors = sorted(validator.iter_errors(doc.data), key=lambda e: doc.line_of(tuple(e.path)) or 0)
     for error in errors:
         if error.validator in ("oneOf", "anyOf") and error.context:
