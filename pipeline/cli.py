@@ -20,14 +20,13 @@ import yaml
 from pipeline.apply.run import open_requests
 from pipeline.commands.apply import register as register_apply_commands
 from pipeline.commands.approvals import register as register_approval_commands
-from pipeline.commands.common import AT_FORMATS, reports_errors
+from pipeline.commands.common import AT_FORMATS, nameservers_from, reports_errors
 from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate.requests import check_requested_risk, collect_requests, cover
 from pipeline.gate.roster import load_roster
 from pipeline.gate.windows import next_window
-from pipeline.live.dns import Nameservers
 from pipeline.load.codeowners import (
     CODEOWNERS,
     DEFAULT_OWNER,
@@ -48,33 +47,6 @@ from pipeline.render.markdown import render_markdown
 from pipeline.render.text import render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def parse_nameserver(text: str) -> tuple[str, int | None]:
-    """HOST, HOST:PORT or [IPv6]:PORT."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest.removeprefix(":")
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, ""
-    if not host or (port and not port.isdigit()):
-        raise InputError(
-            f"cannot read nameserver {text!r}", hint="Write HOST, HOST:PORT or [IPv6]:PORT."
-        )
-    return host, int(port) if port else None
-
-
-def nameservers_from(values: tuple[str, ...], timeout: float) -> Nameservers | None:
-    if not values:
-        return None
-    parsed = [parse_nameserver(v) for part in values for v in part.split(",") if v.strip()]
-    ports = {p for _, p in parsed if p is not None}
-    if len(ports) > 1:
-        raise InputError("all --nameserver values must use the same port")
-    return Nameservers(tuple(h for h, _ in parsed), ports.pop() if ports else 53, timeout)
 
 
 def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:

@@ -13,7 +13,14 @@ import yaml
 
 from pipeline.apply.rollback import restore
 from pipeline.apply.run import ApplyOptions, run_apply
-from pipeline.commands.common import AT_FORMATS, injected_clock, now_from, reports_errors
+from pipeline.commands.common import (
+    at_option,
+    injected_clock,
+    nameserver_option,
+    nameservers_from,
+    now_from,
+    reports_errors,
+)
 from pipeline.errors import EXIT_INPUT, GateRefused, InputError
 from pipeline.gate.requests import next_request_id, request_path
 from pipeline.live.dns import Nameservers
@@ -25,8 +32,6 @@ R = TypeVar("R")
 
 
 def _nameservers(values: tuple[str, ...]) -> Nameservers | None:
-    from pipeline.cli import nameservers_from  # the one parser of HOST[:PORT]
-
     return nameservers_from(values, 3.0)
 
 
@@ -55,19 +60,8 @@ def _report(record: ChangeRecord) -> bool:
 
 _OPTIONS = [
     click.option("--as", "by", required=True, help="Your roster id: who executes the change."),
-    click.option(
-        "--at",
-        type=click.DateTime(formats=AT_FORMATS),
-        envvar="DMARCOPS_NOW",
-        help="Act as if it were this UTC time (env DMARCOPS_NOW).",
-    ),
-    click.option(
-        "--nameserver",
-        "nameservers",
-        multiple=True,
-        envvar="DMARCOPS_NAMESERVERS",
-        help="Resolver for SPF budgets when re-planning, HOST[:PORT].",
-    ),
+    at_option(),
+    nameserver_option("Resolver for SPF budgets when re-planning, HOST[:PORT]."),
     click.option(
         "--wait",
         "wait_seconds",

@@ -10,10 +10,12 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from pipeline.errors import DmarcopsError, GateRefused
+from pipeline.errors import DmarcopsError, GateRefused, InputError
+from pipeline.live.dns import Nameservers
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., object])
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -47,3 +49,51 @@ def injected_clock(at: datetime | None) -> Callable[[], datetime] | None:
         return None
     fixed = now_from(at)
     return lambda: fixed
+
+
+def parse_nameserver(text: str) -> tuple[str, int | None]:
+    """HOST, HOST:PORT or [IPv6]:PORT."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    if not host or (port and not port.isdigit()):
+        raise InputError(
+            f"cannot read nameserver {text!r}", hint="Write HOST, HOST:PORT or [IPv6]:PORT."
+        )
+    return host, int(port) if port else None
+
+
+def nameservers_from(values: tuple[str, ...], timeout: float) -> Nameservers | None:
+    if not values:
+        return None
+    parsed = [parse_nameserver(v) for part in values for v in part.split(",") if v.strip()]
+    ports = {p for _, p in parsed if p is not None}
+    if len(ports) > 1:
+        raise InputError("all --nameserver values must use the same port")
+    return Nameservers(tuple(h for h, _ in parsed), ports.pop() if ports else 53, timeout)
+
+
+def at_option(help_text: str = "Act as if it were this UTC time.") -> Callable[[F], F]:
+    return click.option(
+        "--at",
+        type=click.DateTime(formats=AT_FORMATS),
+        envvar="DMARCOPS_NOW",
+        help=f"{help_text} (env DMARCOPS_NOW)",
+    )
+
+
+def nameserver_option(
+    help_text: str = "Resolver for SPF lookup budgets, HOST[:PORT] (repeatable).",
+) -> Callable[[F], F]:
+    return click.option(
+        "--nameserver",
+        "nameservers",
+        multiple=True,
+        envvar="DMARCOPS_NAMESERVERS",
+        help=f"{help_text} (env DMARCOPS_NAMESERVERS, comma-separated)",
+    )

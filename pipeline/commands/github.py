@@ -14,7 +14,14 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.common import AT_FORMATS, now_from, reports_errors
+from pipeline.commands.common import (
+    AT_FORMATS,
+    at_option,
+    nameserver_option,
+    nameservers_from,
+    now_from,
+    reports_errors,
+)
 from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
 from pipeline.github.api import GitHubClient
 from pipeline.github.events import PullRequestEvent, PushEvent, read_event
@@ -133,19 +140,8 @@ def register(group: click.Group) -> None:
 
 
 @github_group.command("merge")
-@click.option(
-    "--nameserver",
-    "nameservers",
-    multiple=True,
-    envvar="DMARCOPS_NAMESERVERS",
-    help="Resolver for SPF budgets, HOST[:PORT].",
-)
-@click.option(
-    "--at",
-    type=click.DateTime(formats=AT_FORMATS),
-    envvar="DMARCOPS_NOW",
-    help="Act as if it were this UTC time.",
-)
+@nameserver_option()
+@at_option()
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -157,7 +153,6 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
     approved when every client's window is open, or queue it (changes/pending/) for the scheduled
     run. Comments the outcome on the pull request. Exit 0 applied or queued, 2 refused, 1 failed.
     """
-    from pipeline.cli import nameservers_from
     from pipeline.github.merge import apply_merge, report
 
     event = read_event()
@@ -189,26 +184,14 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
 
 
 @github_group.command("scheduled")
-@click.option(
-    "--nameserver",
-    "nameservers",
-    multiple=True,
-    envvar="DMARCOPS_NAMESERVERS",
-    help="Resolver for SPF budgets, HOST[:PORT].",
-)
-@click.option(
-    "--at",
-    type=click.DateTime(formats=AT_FORMATS),
-    envvar="DMARCOPS_NOW",
-    help="Act as if it were this UTC time.",
-)
+@nameserver_option()
+@at_option()
 @reports_errors
 def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None:
     """The scheduled run: apply queued changes whose window has opened (comment on their pull
     request) and close, as accepted, records whose rollback window ended with everything applied
     and verified. Lists the records a person must close.
     """
-    from pipeline.cli import nameservers_from
     from pipeline.github.merge import run_scheduled
 
     repo: Path = click.get_current_context().obj
