@@ -152,3 +152,52 @@ def test_client_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
 
 
 _ = (LIVE, Callable, Mapping, ZoneSpec)
+
+
+def test_a_change_made_between_the_check_and_the_update_is_not_overwritten(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # The stale check passed (the plan is current), then someone edits live DNS before our update
+    # reaches the server: the RFC 2136 prerequisites make the server refuse, and the edit stays.
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns, zones=("alpha.example",))
+
+    def someone_edits(zone: str) -> None:
+        client_dns.update("alpha.example", "_dmarc", "TXT", ["v=DMARC1; p=none; pct=3"])
+
+    (result,) = apply_plan(plan, verify_timeout=0.5, progress=someone_edits)  # type: ignore[arg-type]
+    assert result.status == "failed"
+    assert "LiveDnsMoved" in result.error and "NXRRSET" in result.error
+    assert served(client_dns, "_dmarc.alpha.example.") == ["v=DMARC1; p=none; pct=3"]
+    # Nothing of the batch was written: the SPF change in the same zone is not live either.
+    assert served(client_dns, "alpha.example.") == sorted(
+        [TOKEN, "v=spf1 include:_spf.google.com ~all"]
+    )
+
+
+def test_a_create_is_refused_when_the_name_appeared_meanwhile(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    repo = make_repo(tmp_path)
+    zone = repo / "zones/alpha/alpha.example.yaml"
+    zone.write_text(
+        zone.read_text().replace(
+            "old._domainkey:",
+            "_smtp._tls:\n  ttl: 300\n  type: TXT\n"
+            "  value: v=TLSRPTv1\\; rua=mailto:tls@alpha.example\nold._domainkey:",
+        )
+    )
+    plan = plan_for(repo, sender_dns, zones=("alpha.example",))
+    assert ("_smtp._tls", "create") in {(i.name, i.action) for i in plan.items}  # type: ignore[attr-defined]
+
+    def someone_creates(zone: str) -> None:
+        client_dns.update(
+            "alpha.example", "_smtp._tls", "TXT", ["v=TLSRPTv1; rua=mailto:x@other.example"]
+        )
+
+    (result,) = apply_plan(plan, verify_timeout=0.5, progress=someone_creates)  # type: ignore[arg-type]
+    assert result.status == "failed"
+    assert "YXRRSET" in result.error
+    assert served(client_dns, "_smtp._tls.alpha.example.") == [
+        "v=TLSRPTv1; rua=mailto:x@other.example"
+    ]

@@ -13,12 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from octodns_bind import Rfc2136Provider
+
 from pipeline.apply.verify import (
     ItemCheck,
     authoritative_server,
     verify_by_dns,
     verify_by_provider,
 )
+from pipeline.live.bind import guarded_apply
 from pipeline.plan.items import Plan, PlanItem, ZoneResult
 
 Clock = Callable[[], datetime]
@@ -73,7 +76,10 @@ def apply_plan(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                zone.octodns_target.apply(zone.octodns_plan)
+                if isinstance(zone.octodns_target, Rfc2136Provider):
+                    guarded_apply(zone.octodns_target, zone.octodns_plan)
+                else:
+                    zone.octodns_target.apply(zone.octodns_plan)
         except Exception as exc:  # recorded exactly; the other zones go on
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(
                 ": "
