@@ -504,3 +504,56 @@ def test_scheduler_closes_clean_records_and_leaves_the_rest(
     assert emergency.exit_code == 0, emergency.output
     closed, attention = close_finished(store, datetime(2026, 12, 9, 12, 0, tzinfo=UTC))
     assert (closed, attention) == ([], ["2026-0002"])
+
+
+def test_risk_edited_in_the_saved_plan_does_not_lower_the_gate(
+    repo: Path, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    saved = json.loads(plan_path.read_text())
+    for change in saved["changes"]:
+        change["risk"] = "low"  # not covered by the plan hash: the gate must not believe it
+        change["rollback_hours"] = 0
+    plan_path.write_text(json.dumps(saved))
+    result = apply(repo, plan_path, sender_dns)
+    assert result.exit_code == 2
+    assert "medium risk" in result.stderr
+    assert "peer review" in result.stderr
+
+
+def test_a_plan_over_two_clients_applies_both(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    write(
+        repo / "changes/requests/CR-0002-gamma.yaml",
+        json.dumps(
+            {
+                "type": "other",
+                "client": "gamma",
+                "covers": ["gamma.example"],
+                "author": "jchen",
+                "rationale": RATIONALE,
+            }
+        ),
+    )
+    saturday = "2026-12-05T03:00:00Z"
+    plan_path, _ = plan(repo, sender_dns, saturday, "alpha.example", "gamma.example")
+    result = apply(
+        repo,
+        plan_path,
+        sender_dns,
+        saturday,
+        "--emergency",
+        "--reason",
+        "both clients' mail is bouncing at the same receiver",
+    )
+    assert result.exit_code == 0, result.output
+    clients = sorted(
+        json.loads(p.read_text())["client"] for p in (repo / "changes/records").glob("*.json")
+    )
+    assert clients == ["alpha", "gamma"]
+    assert "v=spf1 include:_spf.google.com include:sendgrid.net -all" in served(
+        client_dns, "gamma.example."
+    )

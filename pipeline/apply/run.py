@@ -9,8 +9,8 @@ verification, written into one numbered change record per request.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,7 +76,7 @@ class ApplyOptions:
 class Gated:
     request: ChangeRequest
     risk: RiskLevel
-    items: tuple[Any, ...]  # the approved plan's PlannedChange objects
+    items: tuple[PlanItem, ...]  # the re-planned items the request covers
     evidence: tuple[ApprovalEvidence, ...]
     change_window: TimeWindow | None
     rollback_hours: int
@@ -100,29 +100,21 @@ def _evidence(decision: gate.ApprovalDecision) -> tuple[ApprovalEvidence, ...]:
     return tuple(out)
 
 
-def _rollback_hours(
-    portfolio: Portfolio,
-    approved: dict[str, Any],
-    keys: list[tuple[str, str, str]],
-    risk: RiskLevel,
-) -> int:
+def _rollback_hours(portfolio: Portfolio, items: list[PlanItem], risk: RiskLevel) -> int:
     # The longest of the request's items (p=reject: 72 h), never below its risk level's window.
-    wanted = set(keys)
-    hours = [
-        int(c.get("rollback_hours", 0))
-        for c in approved["changes"]
-        if (c["zone"], c["name"], c["type"]) in wanted
-    ]
-    return max([portfolio.rules.rollback_hours[risk], *hours])
+    return max([portfolio.rules.rollback_hours[risk], *(i.rollback_hours for i in items)])
 
 
 def gate_requests(
     portfolio: Portfolio,
     options: ApplyOptions,
-    plan_file: gate.PlanFile,
-    approved: dict[str, Any],
+    plan_hash: str,
+    current: list[PlanItem],
     store: RecordStore,
 ) -> list[Gated]:
+    """The seed's gates, judged on the plan just made from live DNS (its risks, its rollback
+    windows), never on the saved file: the file only names the plan hash the approvals signed, and
+    the stale check has shown its changes are these."""
     roster = load_roster(portfolio.root)
     if options.by not in roster:
         raise InputError(
@@ -130,7 +122,7 @@ def gate_requests(
             file=roster.file,
             hint="Pass --as with your roster id (policy/roster.yaml).",
         )
-    coverage = cover(plan_file.changes, open_requests(portfolio.root, store))
+    coverage = cover(current, open_requests(portfolio.root, store))
     coverage.check()
     sources: list[gate.ApprovalSource] = [
         gate.SignedApprovalFiles(portfolio.root),
@@ -144,12 +136,12 @@ def gate_requests(
         decision = gate.evaluate(
             risk,
             request,
-            plan_file.plan_hash,
-            [a for src in sources for a in src.approvals_for(plan_file.plan_hash, request.id)],
+            plan_hash,
+            [a for src in sources for a in src.approvals_for(plan_hash, request.id)],
             roster,
             client,
         )
-        hours = _rollback_hours(portfolio, approved, _keys(coverage.items_of(request.id)), risk)
+        hours = _rollback_hours(portfolio, list(coverage.items_of(request.id)), risk)
         window: TimeWindow | None = None
         if options.emergency_reason:
             pass  # seed: emergencies skip the window and the approval wait; reviewed within 24 h
@@ -234,7 +226,22 @@ def _outcomes(
 def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]:
     """Gate, lock, re-plan, refuse if stale, apply, verify, record. Returns the change records."""
     plan_file = gate.load_plan_file(options.plan_file)
-    approved: dict[str, Any] = json.loads(options.plan_file.read_text(encoding="utf-8"))
+    # The file is read once: the hash the approvals signed and the changes the stale check compares
+    # come from the same bytes.
+    approved: dict[str, Any] = {
+        "plan_hash": plan_file.plan_hash,
+        "changes": [
+            {
+                "zone": c.zone,
+                "name": c.name,
+                "type": c.type,
+                "before": list(c.before),
+                "after": list(c.after),
+                "ttl": {"before": c.ttl_before, "after": c.ttl_after},
+            }
+            for c in plan_file.changes
+        ],
+    }
     store = RecordStore(portfolio.root / "changes")
     done = sorted(r.id for r in store.all() if r.plan_hash == plan_file.plan_hash and r.executed_at)
     if done:
@@ -244,40 +251,33 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
             file=options.plan_file,
             hint="Plan again to see what is left to do.",
         )
-    by_client: dict[str, list[Any]] = {}
-    for change in plan_file.changes:
-        by_client.setdefault(change.client, []).append(change)
-    if not by_client:
+    clients = sorted({c.client for c in plan_file.changes})
+    if not clients:
         raise InputError("the plan has no changes to apply", file=options.plan_file)
-    gated = gate_requests(portfolio, options, plan_file, approved, store)
-    records: list[ChangeRecord] = []
-    for client_id in sorted(by_client):  # a fixed order, so two applies never deadlock
-        zones = sorted({c.zone for c in by_client[client_id]})
-        with client_lock(store.changes_dir, client_id, options.wait_seconds):
-            current = make_plan(
-                portfolio,
-                PlanOptions(
-                    now=options.now,
-                    clients=(client_id,),
-                    zones=zones,
-                    nameservers=options.nameservers,
-                ),
+    zones = sorted({c.zone for c in plan_file.changes})
+    with ExitStack() as locks:
+        # Every client of the plan, in a fixed order (two applies never deadlock), held until
+        # the records are written: the plan is made again and judged under the locks.
+        for client_id in clients:
+            locks.enter_context(client_lock(store.changes_dir, client_id, options.wait_seconds))
+        current = make_plan(
+            portfolio,
+            PlanOptions(
+                now=options.now,
+                clients=tuple(clients),
+                zones=zones,
+                nameservers=options.nameservers,
+            ),
+        )
+        if current.failed_zones:
+            raise GateRefused(
+                "live DNS could not be read, nothing was applied: "
+                + "; ".join(f"{z.zone}: {z.error}" for z in current.failed_zones)
             )
-            if current.failed_zones:
-                raise GateRefused(
-                    "live DNS could not be read, nothing was applied: "
-                    + "; ".join(f"{z.zone}: {z.error}" for z in current.failed_zones)
-                )
-            mine = dict(
-                approved, changes=[c for c in approved["changes"] if c["client"] == client_id]
-            )
-            refuse_if_changed(mine, current)
-            items = {(i.zone, i.name, i.type): i for i in current.items}
-            mine_gated = [g for g in gated if g.request.client == client_id]
-            records.extend(
-                _execute(portfolio, options, store, plan_file, current, items, mine_gated)
-            )
-    return records
+        refuse_if_changed(approved, current)
+        gated = gate_requests(portfolio, options, plan_file.plan_hash, list(current.items), store)
+        items = {(i.zone, i.name, i.type): i for i in current.items}
+        return _execute(portfolio, options, store, plan_file, current, items, gated)
 
 
 def _execute(
