@@ -1,7 +1,8 @@
 """The octoDNS processor that keeps the pipeline to the records it owns (product.md "Scope").
 
-Records the pipeline does not own are dropped from both sides before octoDNS computes changes, so they
-can never appear as creates, updates or deletes. A TXT set that holds SPF beside other values is the
+Records the pipeline does not own are copied, as they are live, into the desired zone before octoDNS
+computes changes: they can never appear as creates, updates or deletes, and a provider that writes
+whole zones (the sandbox's YamlProvider) writes them back unchanged instead of dropping them. A TXT set that holds SPF beside other values is the
 one shared RRset: the desired set becomes the live non-SPF values plus the desired v=spf1 value, with
 the live TTL (the client's), so a change to SPF keeps the verification tokens.
 """
@@ -27,6 +28,10 @@ def raw_values(record: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+class ForeignRecordConflict(Exception):
+    """A record the pipeline does not own stands where an owned one must go."""
+
+
 class OwnedRecordsOnly(BaseProcessor):  # type: ignore[misc]
     def __init__(self, name: str = "dmarcops-scope") -> None:
         super().__init__(name)
@@ -39,16 +44,27 @@ class OwnedRecordsOnly(BaseProcessor):  # type: ignore[misc]
         self, desired: Any, existing: Any, target: Any, lenient: bool = False
     ) -> Any:
         desired_keys = {(r.name, r._type) for r in desired.records}
+        desired_names = {r.name for r in desired.records}
         shared_sets = []
         for record in list(existing.records):
             kind = kind_of(record.name, record._type)
             if kind is None:
-                existing.remove_record(record)
+                if record.name in desired_names and (
+                    record._type == "CNAME"
+                    or any(r._type == "CNAME" for r in desired.records if r.name == record.name)
+                ):
+                    # A CNAME cannot share its name (RFC 1034 3.6.2): the server would drop one.
+                    raise ForeignRecordConflict(
+                        f"{record.fqdn} has a {record._type} record dmarcops does not manage, "
+                        "which cannot coexist with the desired one there; the client's DNS team "
+                        "must remove it first"
+                    )
+                desired.add_record(record.copy(zone=desired), replace=True, lenient=True)
             elif kind is RecordKind.SPF:
                 ours = [v for v in raw_values(record) if is_owned_value(kind, v)]
                 if not ours and (record.name, record._type) not in desired_keys:
                     # A TXT set without SPF that we are not adding SPF to: nothing in it is ours.
-                    existing.remove_record(record)
+                    desired.add_record(record.copy(zone=desired), replace=True, lenient=True)
                 else:
                     shared_sets.append(record)
         for live in shared_sets:

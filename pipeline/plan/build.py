@@ -144,11 +144,12 @@ def plan_zone(
         kind = kind_of(name, rtype)
         if kind is None:
             continue
-        findings.extend(diff.validate(kind, name, rtype, values, ctx))
         if kind is RecordKind.SPF:
             spf = [v for v in values if is_owned_value(kind, v)]
-            if spf:
-                budget_source = lookups.budget(spf[0], ctx.fqdn(name)).source
+            if not spf:
+                continue  # a TXT set of the client's (tokens) that holds no SPF: not ours
+            budget_source = lookups.budget(spf[0], ctx.fqdn(name)).source
+        findings.extend(diff.validate(kind, name, rtype, values, ctx))
 
     policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
     client_ctx = _client_context(client, now)
