@@ -557,3 +557,92 @@ def test_a_plan_over_two_clients_applies_both(
     assert "v=spf1 include:_spf.google.com include:sendgrid.net -all" in served(
         client_dns, "gamma.example."
     )
+
+
+def _applied_spf_only(repo: Path, sender_dns: NamedServer) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example @ TXT"])
+    request(repo, "CR-0002-alpha", ["alpha.example _dmarc TXT"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0002-alpha", "mhara").exit_code == 0
+    assert apply(repo, plan_path, sender_dns).exit_code == 0  # records 2026-0001 (SPF), -0002
+
+
+def rollback(repo: Path, sender_dns: NamedServer, record_id: str, *extra: str) -> Result:
+    return cli(
+        repo,
+        "rollback",
+        record_id,
+        "--as",
+        "jchen",
+        "--reason",
+        "the CRM's mail fails since the change",
+        "--at",
+        "2026-12-01T11:00:00",
+        "--nameserver",
+        f"127.0.0.1:{sender_dns.port}",
+        *extra,
+    )
+
+
+def test_rollback_never_carries_other_pending_edits(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    _applied_spf_only(repo, sender_dns)
+    zone = repo / "zones" / "alpha" / "alpha.example.yaml"
+    # A new, unapproved edit waits in the same zone file.
+    zone.write_text(zone.read_text().replace("p=quarantine", "p=reject"))
+    staged = zone.read_text()
+    requests_before = sorted(p.name for p in (repo / "changes/requests").iterdir())
+    result = rollback(repo, sender_dns, "2026-0001")
+    assert result.exit_code == 2
+    assert "would also apply changes it did not make: _dmarc.alpha.example TXT" in result.stderr
+    assert zone.read_text() == staged  # the repository is as it was
+    assert sorted(p.name for p in (repo / "changes/requests").iterdir()) == requests_before
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
+    ]
+
+
+def test_rollback_refuses_to_undo_later_changes_unless_forced(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    _applied_spf_only(repo, sender_dns)
+    later = "v=DMARC1; p=quarantine; pct=40; rua=mailto:dmarc@alpha.example"
+    client_dns.update("alpha.example", "_dmarc", "TXT", [later])
+    zone = repo / "zones" / "alpha" / "alpha.example.yaml"
+    zone.write_text(zone.read_text().replace("p=quarantine\\;", "p=quarantine\\; pct=40\\;"))
+    result = rollback(repo, sender_dns, "2026-0002")
+    assert result.exit_code == 2
+    assert "live DNS is no longer what 2026-0002 left" in result.stderr
+    assert served(client_dns, "_dmarc.alpha.example.") == [later]
+    forced = rollback(repo, sender_dns, "2026-0002", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=none; rua=mailto:dmarc@alpha.example"
+    ]
+    # The before-state is restored exactly, TTL included (the zone's records use 300 s).
+    assert "ttl: 300" in zone.read_text().split("_dmarc:")[1].split("old._domainkey")[0]
+
+
+def test_a_refused_rollback_leaves_nothing_behind(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    _applied_spf_only(repo, sender_dns)
+    zone = repo / "zones" / "alpha" / "alpha.example.yaml"
+    text = zone.read_text()
+    requests_before = sorted(p.name for p in (repo / "changes/requests").iterdir())
+    result = cli(
+        repo,
+        "rollback",
+        "2026-0001",
+        "--as",
+        "nobody",
+        "--reason",
+        "the CRM's mail fails since the change",
+        "--at",
+        "2026-12-01T11:00:00",
+    )
+    assert result.exit_code == 1
+    assert "'nobody' is not on the analyst roster" in result.stderr
+    assert zone.read_text() == text
+    assert sorted(p.name for p in (repo / "changes/requests").iterdir()) == requests_before

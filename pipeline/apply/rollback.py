@@ -9,15 +9,28 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from octodns.yaml import safe_dump
 
+from pipeline.apply.run import ApplyOptions, run_apply
 from pipeline.diff.kinds import is_owned_value, kind_of
+from pipeline.errors import GateRefused, InputError
+from pipeline.gate.requests import load_requests, next_request_id, request_path
+from pipeline.gate.roster import load_roster
+from pipeline.live.dns import Nameservers
+from pipeline.load.portfolio import Portfolio, load_portfolio
 from pipeline.load.yamlfile import load_yaml
 from pipeline.load.zones import ESCAPED_SEMICOLONS
+from pipeline.plan.build import PlanOptions, make_plan
+from pipeline.plan.items import Plan
+from pipeline.records import ChangeRecord, RecordItem, RecordStore
+from pipeline.render.json_plan import render_json
 
 
 def _escaped(rtype: str, value: str) -> str:
@@ -56,3 +69,146 @@ def restore(
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         safe_dump(data, fh)
     os.replace(tmp, zone_file)
+
+
+@dataclass(frozen=True)
+class RollbackOptions:
+    record_id: str
+    by: str
+    reason: str
+    notified: str
+    now: datetime
+    nameservers: Nameservers | None = None
+    wait_seconds: float = 0.0
+    verify_timeout: float = 10.0
+    clock: Callable[[], datetime] | None = None
+    force: bool = False  # roll back even though live DNS moved on after the record
+
+
+def _emergency_request(original: ChangeRecord, options: RollbackOptions) -> dict[str, Any]:
+    def state(values: Callable[[RecordItem], tuple[str, ...]]) -> str:
+        return "; ".join(
+            f"{i.fqdn} {i.type}: {' | '.join(values(i)) or '(none)'}" for i in original.items
+        )
+
+    return {
+        "type": "emergency-rollback",
+        "client": original.client,
+        "covers": sorted(f"{i.zone} {i.name or '@'} {i.type}" for i in original.items),
+        "author": options.by,
+        "rationale": f"Rollback of change record {original.id} ({original.request_id}): "
+        f"{options.reason}",
+        "rollback_of": original.id,
+        "emergency_reason": options.reason,
+        "details": {
+            "current_state": state(lambda i: i.after),
+            "target_state": state(lambda i: i.before),
+            "notified": options.notified,
+        },
+    }
+
+
+def _check_rollback_plan(original: ChangeRecord, plan: Plan, force: bool) -> None:
+    """Only the record's own items may change, and only from the state the record left."""
+    mine = {(i.zone, i.name, i.type): i for i in original.items}
+    others = [i for i in plan.items if (i.zone, i.name, i.type) not in mine]
+    if others:
+        raise GateRefused(
+            f"rolling back {original.id} would also apply changes it did not make: "
+            + ", ".join(f"{i.fqdn} {i.type}" for i in others)
+            + "; nothing was changed",
+            hint="Those zone files hold other pending edits: apply or revert them first.",
+        )
+    moved = [
+        i for i in plan.items if sorted(i.before) != sorted(mine[(i.zone, i.name, i.type)].after)
+    ]
+    if moved and not force:
+        raise GateRefused(
+            f"live DNS is no longer what {original.id} left: "
+            + "; ".join(
+                f"{i.fqdn} {i.type} is {list(i.before)!r}, the record set "
+                f"{list(mine[(i.zone, i.name, i.type)].after)!r}"
+                for i in moved
+            )
+            + "; a rollback would undo later changes too. Nothing was changed",
+            hint="Check which later records touched these names (dmarcops records list --domain "
+            "...); pass --force to roll back anyway (recorded).",
+        )
+
+
+def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeRecord]:
+    """Restore a record's before-state in the zone files, file the emergency-rollback request,
+    plan it, check it changes only that record's items from the state it left, apply it as an
+    emergency and link both records. Any refusal leaves the repository as it was."""
+    repo = portfolio.root
+    store = RecordStore(repo / "changes")
+    original = store.get(options.record_id)
+    if original.executed_at is None:
+        raise GateRefused(f"record {original.id} was never executed: nothing to roll back")
+    roster = load_roster(repo)
+    if options.by not in roster:
+        raise InputError(
+            f"{options.by!r} is not on the analyst roster",
+            file=roster.file,
+            hint="Pass --as with your roster id.",
+        )
+    load_requests(repo, roster)  # a broken request elsewhere is reported before anything is written
+
+    files = {
+        zone: repo / "zones" / original.client / f"{zone}.yaml"
+        for zone in sorted({i.zone for i in original.items})
+    }
+    saved = {path: path.read_text(encoding="utf-8") for path in files.values() if path.exists()}
+    request_file = request_path(repo, next_request_id(repo, original.client))
+    written: list[Path] = []
+    try:
+        for zone, path in files.items():
+            restore(
+                path,
+                [
+                    (i.name, i.type, i.before, i.ttl_before)
+                    for i in original.items
+                    if i.zone == zone
+                ],
+            )
+        request_file.parent.mkdir(parents=True, exist_ok=True)
+        request_file.write_text(
+            yaml.safe_dump(_emergency_request(original, options), sort_keys=False),
+            encoding="utf-8",
+        )
+        written.append(request_file)
+        plan = make_plan(
+            load_portfolio(repo),
+            PlanOptions(now=options.now, zones=tuple(files), nameservers=options.nameservers),
+        )
+        _check_rollback_plan(original, plan, options.force)
+        plan_file = repo / "changes" / "plans" / f"rollback-{original.id}-{plan.hash[:12]}.json"
+        plan_file.parent.mkdir(parents=True, exist_ok=True)
+        plan_file.write_text(render_json(plan), encoding="utf-8")
+        written.append(plan_file)
+        records = run_apply(
+            load_portfolio(repo),
+            ApplyOptions(
+                plan_file=plan_file,
+                by=options.by,
+                now=options.now,
+                emergency_reason=f"rollback of {original.id}: {options.reason}",
+                wait_seconds=options.wait_seconds,
+                nameservers=options.nameservers,
+                verify_timeout=options.verify_timeout,
+                clock=options.clock,
+            ),
+        )
+    except BaseException:
+        # Nothing was applied (run_apply records before it changes DNS, and refuses before
+        # recording): put the zone files back and take the request away.
+        for path, text in saved.items():
+            path.write_text(text, encoding="utf-8")
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    current = store.get(original.id)
+    if not current.sealed:
+        links = tuple(sorted({*current.references, *(r.id for r in records)}))
+        store.update(replace(current, references=links), options.now)
+    return records

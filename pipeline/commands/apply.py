@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
-import yaml
 
-from pipeline.apply.rollback import restore
+from pipeline.apply.rollback import RollbackOptions, roll_back
 from pipeline.apply.run import ApplyOptions, run_apply
 from pipeline.commands.common import (
     at_option,
@@ -21,11 +20,10 @@ from pipeline.commands.common import (
     now_from,
     reports_errors,
 )
-from pipeline.errors import EXIT_INPUT, GateRefused, InputError
-from pipeline.gate.requests import next_request_id, request_path
+from pipeline.errors import EXIT_INPUT, InputError
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import load_portfolio
-from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
+from pipeline.records import ChangeRecord, ZoneStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -158,12 +156,18 @@ def apply(
     show_default=True,
     help="Who was told about the rollback.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Roll back even though live DNS moved on after the record (later changes are undone too).",
+)
 @_with_options
 @reports_errors
 def rollback(
     record_id: str,
     reason: str,
     notified: str,
+    force: bool,
     by: str,
     at: datetime | None,
     nameservers: tuple[str, ...],
@@ -179,73 +183,24 @@ def rollback(
       dmarcops rollback 2026-0007 --as jchen --reason "legitimate payroll mail rejected since 09:40"
     """
     repo: Path = click.get_current_context().obj
-    now = now_from(at)
-    store = RecordStore(repo / "changes")
-    original = store.get(record_id)
-    if original.executed_at is None:
-        raise GateRefused(f"record {record_id} was never executed: nothing to roll back")
-    portfolio = load_portfolio(repo)
-    restores: dict[str, list[tuple[str, str, tuple[str, ...], int | None]]] = {}
-    for item in original.items:
-        restores.setdefault(item.zone, []).append((item.name, item.type, item.before, None))
-    for zone, entries in restores.items():
-        restore(repo / "zones" / original.client / f"{zone}.yaml", entries)
-    request_id = next_request_id(repo, original.client)
-    covers = sorted(f"{i.zone} {i.name or '@'} {i.type}" for i in original.items)
-    request = {
-        "type": "emergency-rollback",
-        "client": original.client,
-        "covers": covers,
-        "author": by,
-        "rationale": f"Rollback of change record {record_id} ({original.request_id}): {reason}",
-        "rollback_of": record_id,
-        "emergency_reason": reason,
-        "details": {
-            "current_state": "; ".join(
-                f"{i.fqdn} {i.type}: {' | '.join(i.after) or '(none)'}" for i in original.items
-            ),
-            "target_state": "; ".join(
-                f"{i.fqdn} {i.type}: {' | '.join(i.before) or '(none)'}" for i in original.items
-            ),
-            "notified": notified,
-        },
-    }
-    path = request_path(repo, request_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(request, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    click.echo(
-        f"restored the before-state of {record_id} in zones/{original.client}/; wrote {path.relative_to(repo)}"
-    )
-
-    from pipeline.plan.build import PlanOptions, make_plan
-    from pipeline.render.json_plan import render_json
-
-    plan = make_plan(
-        portfolio,
-        PlanOptions(now=now, zones=tuple(restores), nameservers=_nameservers(nameservers)),
-    )
-    plan_path = repo / "changes" / "plans" / f"rollback-{record_id}-{plan.hash[:12]}.json"
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    plan_path.write_text(render_json(plan), encoding="utf-8")
-    records = run_apply(
+    records = roll_back(
         load_portfolio(repo),
-        ApplyOptions(
-            plan_file=plan_path,
+        RollbackOptions(
+            record_id=record_id,
             by=by,
-            now=now,
-            emergency_reason=f"rollback of {record_id}: {reason}",
-            wait_seconds=wait_seconds,
+            reason=reason,
+            notified=notified,
+            now=now_from(at),
             nameservers=_nameservers(nameservers),
+            wait_seconds=wait_seconds,
             verify_timeout=verify_timeout,
             clock=injected_clock(at),
+            force=force,
         ),
     )
-    current = store.get(record_id)
-    if not current.sealed:
-        from dataclasses import replace
-
-        links = tuple(sorted({*current.references, *(r.id for r in records)}))
-        store.update(replace(current, references=links), now)
+    click.echo(
+        f"restored the before-state of {record_id} in zones/ and filed its emergency request"
+    )
     ok = all([_report(r) for r in records])
     if not ok:
         sys.exit(EXIT_INPUT)

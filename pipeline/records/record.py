@@ -193,6 +193,10 @@ class _Fields:
             raise self._fail(key, "an integer")
         return value
 
+    def optional_number(self, key: str) -> int | None:
+        # Absent in records written before the field existed: those stay readable.
+        return None if self.data.get(key) is None else self.number(key)
+
     def flag(self, key: str) -> bool:
         value = self._get(key)
         if not isinstance(value, bool):
@@ -298,6 +302,9 @@ class RecordItem:
     risk: RiskLevel
     facts: tuple[str, ...]  # e.g. "dmarc.pct 50->100"
     reasons: tuple[str, ...]
+    # The TTLs of the transition, so a rollback restores the before-state exactly.
+    ttl_before: int | None = None
+    ttl_after: int | None = None
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -319,6 +326,8 @@ class RecordItem:
             risk=item.risk,
             facts=tuple(str(f) for f in item.facts),
             reasons=item.reasons,
+            ttl_before=item.ttl_before,
+            ttl_after=item.ttl_after,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -332,6 +341,8 @@ class RecordItem:
             "risk": self.risk.label,
             "facts": list(self.facts),
             "reasons": list(self.reasons),
+            "ttl_before": self.ttl_before,
+            "ttl_after": self.ttl_after,
         }
 
     @classmethod
@@ -347,6 +358,8 @@ class RecordItem:
                 risk=f.risk("risk"),
                 facts=f.texts("facts"),
                 reasons=f.texts("reasons"),
+                ttl_before=f.optional_number("ttl_before"),
+                ttl_after=f.optional_number("ttl_after"),
             )
         )
 
