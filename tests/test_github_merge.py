@@ -210,3 +210,119 @@ def test_a_merge_whose_plan_is_not_the_reviewed_one_is_refused(
     assert result.exit_code == 2
     assert "is not the plan reviewed on pull request #7" in result.stderr
     assert not (merged.root / "changes/records").exists()
+
+
+def test_a_queued_change_needs_its_reviews_again_when_the_window_opens(
+    merged: Merged, client_dns: NamedServer, github: FakeGitHub
+) -> None:
+    assert run(merged.root, "merge", "--at", "2026-11-30T10:00:00Z").exit_code == 0
+    pending = list((merged.root / "changes/pending").glob("*.json"))
+    assert len(pending) == 1
+    # The approval is withdrawn on GitHub before the window opens: the queue note does not count.
+    github.reviews[NUMBER].append(
+        review(12, "mhara-msp", "CHANGES_REQUESTED", merged.head, "2026-11-30T18:00:00Z")
+    )
+    tuesday = run(merged.root, "scheduled", "--at", TUESDAY)
+    assert tuesday.exit_code == 0, tuesday.output
+    assert "not applied yet, will retry" in tuesday.output
+    assert "peer review" in tuesday.output
+    assert pending[0].exists()
+    assert not (merged.root / "changes/records").exists()
+    assert served(client_dns, "_dmarc.alpha.example.") == [
+        "v=DMARC1; p=none; rua=mailto:dmarc@alpha.example"
+    ]
+
+
+def test_the_pull_request_author_cannot_approve_with_a_signed_file(
+    tmp_path: Path, client_dns: NamedServer, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portfolio import REPO
+
+    root = make_repo(tmp_path / "repo", with_requests=False)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    base = git(root, "rev-parse", "HEAD")
+    # The request claims another author; the PR is jchen's, and jchen signs the approval.
+    write(
+        root / "changes/requests/CR-0001-alpha.yaml",
+        json.dumps(
+            {
+                "type": "other",
+                "client": "alpha",
+                "covers": ["alpha.example"],
+                "author": "sokafor",
+                "rationale": RATIONALE,
+            }
+        ),
+    )
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "request")
+    head = git(root, "rev-parse", "HEAD")
+    out = tmp_path / "plan.json"
+    planned = CliRunner().invoke(
+        main,
+        [
+            "--repo",
+            str(root),
+            "plan",
+            "--zone",
+            "alpha.example",
+            "--at",
+            TUESDAY,
+            "--out",
+            str(out),
+        ],
+    )
+    assert planned.exit_code == 0, planned.output
+    signed = CliRunner().invoke(
+        main,
+        [
+            "--repo",
+            str(root),
+            "approve",
+            "--plan",
+            str(out),
+            "--request",
+            "CR-0001-alpha",
+            "--as",
+            "jchen",
+            "--key",
+            str(REPO / "tests/keys/jchen.pem"),
+            "--at",
+            "2026-11-30T12:00:00",
+        ],
+    )
+    assert signed.exit_code == 0, signed.output
+    github.reviews[NUMBER] = []
+    payload = fixture("event_pull_request")
+    payload["pull_request"].update(number=NUMBER)
+    payload["pull_request"]["user"]["login"] = "jchen-msp"
+    payload["pull_request"]["head"]["sha"] = head
+    payload["pull_request"]["base"]["sha"] = base
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(payload))
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    gate = CliRunner().invoke(
+        main, ["--repo", str(root), "github", "pr", "--zone", "alpha.example", "--at", TUESDAY]
+    )
+    assert gate.exit_code == 2, gate.output
+    status = github.statuses[head][-1]
+    assert status["state"] == "failure", status
+
+
+def test_a_queued_change_survives_a_passing_failure(
+    merged: Merged, client_dns: NamedServer, github: FakeGitHub
+) -> None:
+    from pipeline.apply.lock import client_lock
+
+    assert run(merged.root, "merge", "--at", "2026-11-30T10:00:00Z").exit_code == 0
+    (pending,) = list((merged.root / "changes/pending").glob("*.json"))
+    with client_lock(merged.root / "changes", "alpha"):  # another apply is running
+        busy = run(merged.root, "scheduled", "--at", TUESDAY)
+    assert "not applied yet, will retry: another apply for client 'alpha' is running" in busy.output
+    assert pending.exists()
+    done = run(merged.root, "scheduled", "--at", "2026-12-01T10:30:00Z")
+    assert "applied in its window" in done.output
+    assert not pending.exists()

@@ -1,8 +1,8 @@
 """Approved changes waiting for their window, and records waiting for their rollback window to end.
 
-A merge outside the client's window does not apply; the approved plan and the approval evidence it
-was merged with (GitHub reviews are read at merge time, so a later edit on GitHub cannot change what
-was approved) are queued under changes/pending/. The scheduled run applies a queued plan once its
+A merge outside the client's window does not apply; the approved plan is queued under
+changes/pending/ with a note of the approvals it was merged with. The note is not evidence: the
+scheduled run reads the pull request's reviews again before applying. The scheduled run applies a queued plan once its
 window opens, and closes records whose rollback window has ended with nothing wrong in them.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ SCHEDULER = "dmarcops-scheduler"
 class PendingChange:
     plan_hash: str
     plan: dict[str, Any]  # the approved JSON plan
-    approvals: tuple[Approval, ...]  # evidence captured at merge time (GitHub reviews)
+    approvals: tuple[Approval, ...]  # what counted at merge time: a note, read again before use
     queued_at: str
     pull_request: int | None
     reason: str  # why it waits (the window decision)
@@ -81,18 +80,6 @@ def queued(root: Path) -> list[tuple[Path, PendingChange]]:
         (p, PendingChange.from_json(json.loads(p.read_text(encoding="utf-8"))))
         for p in sorted(directory.glob("*.json"))
     ]
-
-
-class StoredApprovals:
-    """The ApprovalSource of a queued change: the evidence captured when it was merged."""
-
-    def __init__(self, approvals: Sequence[Approval]) -> None:
-        self.approvals = tuple(approvals)
-
-    def approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]:
-        return [
-            a for a in self.approvals if a.plan_hash == plan_hash and a.request_id == request_id
-        ]
 
 
 def ready_to_close(record: ChangeRecord, now: datetime) -> bool:

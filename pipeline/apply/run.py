@@ -70,6 +70,8 @@ class ApplyOptions:
     clock: Callable[[], datetime] | None = None
     # Approvals besides the signed files in changes/approvals/ (GitHub reviews of the merged PR).
     approval_sources: tuple[gate.ApprovalSource, ...] = ()
+    # Analysts whose approvals do not count here, whatever their source (the PR's author).
+    excluded_approvers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,8 @@ def gate_requests(
     coverage = cover(current, open_requests(portfolio.root, store))
     coverage.check()
     sources: list[gate.ApprovalSource] = [
-        gate.SignedApprovalFiles(portfolio.root),
-        *options.approval_sources,
+        gate.ExcludingAnalysts(source, options.excluded_approvers)
+        for source in (gate.SignedApprovalFiles(portfolio.root), *options.approval_sources)
     ]
     gated: list[Gated] = []
     refusals: list[str] = []

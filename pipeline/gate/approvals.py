@@ -256,6 +256,23 @@ class ApprovalSource(Protocol):
     def approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]: ...
 
 
+class ExcludingAnalysts:
+    """An ApprovalSource minus the approvals of given analysts: whoever opened the pull request
+    never approves it, by review or by signed file (the request's `author:` is only a claim in a
+    file the pull request itself can write)."""
+
+    def __init__(self, source: ApprovalSource, excluded: frozenset[str]) -> None:
+        self.source = source
+        self.excluded = excluded
+
+    def approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]:
+        return [
+            a
+            for a in self.source.approvals_for(plan_hash, request_id)
+            if a.analyst not in self.excluded
+        ]
+
+
 class SignedApprovalFiles:
     """changes/approvals/<plan_hash>/<request_id>--<analyst>.json"""
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from pipeline.apply.pending import (
     PendingChange,
-    StoredApprovals,
     close_finished,
     queue,
     queued,
@@ -29,6 +28,7 @@ from pipeline.gate.requests import cover
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.gate.windows import check_apply_time
 from pipeline.github.api import GitHubClient, PullRequest
+from pipeline.github.pr import pr_author_ids
 from pipeline.github.reviews import GitHubReviewApprovals
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio, load_portfolio
@@ -186,7 +186,12 @@ def apply_merge(
     records = run_apply(
         portfolio,
         ApplyOptions(
-            plan_file=plan_path, by=by, now=now, nameservers=nameservers, approval_sources=sources
+            plan_file=plan_path,
+            by=by,
+            now=now,
+            nameservers=nameservers,
+            approval_sources=sources,
+            excluded_approvers=pr_author_ids(roster, pr.author) if pr else frozenset(),
         ),
     )
     return MergeResult(pr.number if pr else None, plan.hash, tuple(records), None, "applied")
@@ -197,6 +202,27 @@ def report(api: GitHubClient | None, result: MergeResult) -> None:
         api.create_comment(result.pull_request, _outcome_comment(result))
 
 
+PERMANENT = ("the plan changed after approval", "was already applied")
+
+
+def _fresh_review_source(
+    api: GitHubClient | None, pending: PendingChange, roster: Roster
+) -> tuple[tuple[GitHubReviewApprovals, ...], frozenset[str], str]:
+    """The reviews of a queued change, read again now: the queue file is only a note of what was
+    merged, never evidence on its own (anyone who can write to the repository can write it)."""
+    if pending.pull_request is None:
+        return (), frozenset(), ""
+    if api is None:
+        return (), frozenset(), "the GitHub API is needed to read the pull request's reviews again"
+    pr = api.pull_request(pending.pull_request)
+    if reviewed_plan_hash(api, pr.number) != pending.plan_hash:
+        return (), frozenset(), f"pull request #{pr.number} was not reviewed with this plan"
+    reviews = GitHubReviewApprovals(
+        api.reviews(pr.number), pr.author, pr.head_sha, pending.plan_hash, roster
+    )
+    return (reviews,), pr_author_ids(roster, pr.author), ""
+
+
 def run_scheduled(
     repo: Path,
     now: datetime,
@@ -205,6 +231,7 @@ def run_scheduled(
 ) -> tuple[list[MergeResult], list[str], list[str]]:
     """Apply queued changes whose window is open; close records whose rollback window ended."""
     portfolio = load_portfolio(repo)
+    roster = load_roster(repo)
     results: list[MergeResult] = []
     for path, pending in queued(repo):
         plan_path = repo / PLANS_DIR / f"{pending.plan_hash}.json"
@@ -212,6 +239,13 @@ def run_scheduled(
             plan_path.parent.mkdir(parents=True, exist_ok=True)
             plan_path.write_text(json.dumps(pending.plan, indent=2), encoding="utf-8")
         if _window_problems(portfolio, plan_path, now):
+            continue
+        sources, excluded, problem = _fresh_review_source(api, pending, roster)
+        if problem:
+            result = MergeResult(
+                pending.pull_request, pending.plan_hash, (), path, f"still queued: {problem}"
+            )
+            results.append(result)
             continue
         try:
             records = run_apply(
@@ -221,7 +255,8 @@ def run_scheduled(
                     by=pending.executor,
                     now=now,
                     nameservers=nameservers,
-                    approval_sources=(StoredApprovals(pending.approvals),),
+                    approval_sources=sources,
+                    excluded_approvers=excluded,
                 ),
             )
             result = MergeResult(
@@ -231,12 +266,15 @@ def run_scheduled(
                 None,
                 "applied in its window",
             )
+            path.unlink()
         except DmarcopsError as exc:
-            # A queued plan that no longer matches live DNS can never apply: drop it and say why.
-            result = MergeResult(
-                pending.pull_request, pending.plan_hash, (), None, f"not applied: {exc.message}"
-            )
-        path.unlink()
+            if any(reason in exc.message for reason in PERMANENT):
+                # A queued plan that no longer matches live DNS can never apply: drop it.
+                path.unlink()
+                message = f"not applied, removed from the queue: {exc.message}"
+            else:  # a lock held, a server down: the next scheduled run tries again
+                message = f"not applied yet, will retry: {exc.message}"
+            result = MergeResult(pending.pull_request, pending.plan_hash, (), None, message)
         results.append(result)
         report(api, result)
     closed, attention = close_finished(RecordStore(repo / "changes"), now)

@@ -221,6 +221,12 @@ class PullRequestGate:
         return text
 
 
+def pr_author_ids(roster: Roster, login: str) -> frozenset[str]:
+    """The roster ids of the pull request's author (whose approvals never count on it)."""
+    analyst = roster.by_github(login)
+    return frozenset({analyst.id}) if analyst is not None else frozenset()
+
+
 def gate_pull_request(
     portfolio: Portfolio,
     plan: Plan,
@@ -562,7 +568,11 @@ def run_pull_request_gate(
         open_requests(repo, RecordStore(repo / "changes")),
         roster,
         reviews,
-        [gate.SignedApprovalFiles(repo)],
+        [
+            gate.ExcludingAnalysts(
+                gate.SignedApprovalFiles(repo), pr_author_ids(roster, event.author)
+            )
+        ],
     )
 
     if options.out is not None:
