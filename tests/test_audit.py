@@ -45,7 +45,7 @@ def store(tmp_path: Path) -> RecordStore:
     first = store.create(lambda rid: make_record(rid, executed_at=None), at=T0)
     second = store.create(make_record, at=T0)
     store.update(replace(first, executed_at=T0, executed_by="J. Chen"), at=T0)
-    store.create(lambda rid: make_record(rid, executed_at=None), at=T0)
+    store.create(make_record, at=T0)
     store.seal(first.id, Outcome.ACCEPTED, LATER, "J. Chen")
     store.update(replace(second, internal_notes="client asked for a call"), at=LATER)
     fourth = store.create(lambda rid: make_record(rid, executed_at=LATER), at=LATER)
@@ -243,3 +243,20 @@ def test_writers_stop_at_a_damaged_ledger(store: RecordStore) -> None:
     assert len(lines_of(store)) == len(EVENTS)  # nothing appended after the damage
     problems = assert_named(store, "2026-0001")  # line 3's record, its events no longer follow
     assert "ledger line 3: not JSON" in "\n".join(map(str, problems))
+
+
+def test_a_record_never_marked_executed_is_an_interrupted_apply(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path / "changes")
+    store.create(lambda rid: make_record(rid, executed_at=None), at=T0)
+    assert verify(store.changes_dir, T0 + timedelta(minutes=30)) == []  # an apply in progress
+    (problem,) = verify(store.changes_dir, T0 + timedelta(hours=2))
+    assert problem.record_id == "2026-0001"
+    assert "never marked executed: an interrupted apply?" in problem.message
+
+
+def test_an_edited_markdown_rendering_is_named(store: RecordStore) -> None:
+    path = store.changes_dir / "records" / "2026-0001.md"
+    path.write_text(path.read_text(encoding="utf-8").replace("accepted", "rolled back"))
+    problems = verify(store.changes_dir, LATER)
+    assert [p.record_id for p in problems] == ["2026-0001"]
+    assert "2026-0001.md does not match the record" in problems[0].message

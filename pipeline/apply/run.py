@@ -330,12 +330,27 @@ def _execute(
 
         # Logged before anything changes: a crash mid-apply still leaves the record behind.
         opened.append((store.create(build, now), keys))
-    applications = apply_plan(
-        current,
-        verify_timeout=options.verify_timeout,
-        progress=options.progress,
-        clock=options.clock or (lambda: datetime.now(UTC)),
-    )
+    try:
+        applications = apply_plan(
+            current,
+            verify_timeout=options.verify_timeout,
+            progress=options.progress,
+            clock=options.clock or (lambda: datetime.now(UTC)),
+        )
+    except BaseException as exc:  # interrupted (Ctrl-C, a bug): say so in every open record
+        for record, _ in opened:
+            unknown = tuple(
+                ZoneOutcome(
+                    zone,
+                    ZoneStatus.FAILED,
+                    0,
+                    f"apply interrupted ({type(exc).__name__}); what reached DNS is unknown: "
+                    "compare live DNS with the items",
+                )
+                for zone in record.zones
+            )
+            store.update(replace(record, executed_at=now, zone_results=unknown), now)
+        raise
     finished = []
     for record, keys in opened:
         zone_results, checks = _outcomes(applications, keys)

@@ -25,7 +25,7 @@ import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -405,6 +405,9 @@ class AuditReport:
         return not self.problems
 
 
+INTERRUPTED_AFTER = timedelta(hours=1)
+
+
 def verify(changes_dir: Path, now: datetime) -> builtins.list[AuditProblem]:
     return builtins.list(audit(changes_dir, now).problems)
 
@@ -640,6 +643,20 @@ def _check_file(
     for ref in record.references:
         if ref not in known:
             problems.append(AuditProblem(rid, f"references record {ref}, which does not exist"))
+    if record.executed_at is None and now - record.created_at > INTERRUPTED_AFTER:
+        # apply writes the record before it touches DNS and completes it afterwards: a record
+        # left half-way is an apply that was killed; what it changed must be checked live.
+        problems.append(
+            AuditProblem(
+                rid,
+                f"created {show_utc(record.created_at)} but never marked executed: an interrupted "
+                "apply? Compare live DNS with its items, then close it with the real outcome",
+            )
+        )
+    markdown = path.with_suffix(".md")
+    if markdown.exists() and markdown.read_text(encoding="utf-8") != record.render_markdown():
+        # The rendering is what people read on GitHub: it must say what the sealed JSON says.
+        problems.append(AuditProblem(rid, f"{markdown.name} does not match the record (edited)"))
     emergency = record.emergency
     if emergency is not None and not emergency.reviewed:
         if record.sealed:
