@@ -29,3 +29,11 @@ def test_code_span_survives_backticks_and_pipes() -> None:
     assert code("a`b") == "``a`b``"
     assert code("`x`") == "`` `x` ``"
     assert code("p=1|2") == "`p=1\\|2`"
+
+
+def test_terminal_output_never_carries_control_characters() -> None:
+    from pipeline.render.text import _safe, _short
+
+    hostile = "v=spf1 \x1b[2J\x1b[32mall good\x07 -all"
+    assert "\x1b" not in _safe(hostile) and "\x07" not in _short(hostile)
+    assert _safe(hostile) == "v=spf1 \\x1b[2J\\x1b[32mall good\\x07 -all"

@@ -5,6 +5,7 @@ Colour is added with click.style; click.echo drops it when the output is not a t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import click
@@ -33,7 +34,17 @@ def summary_line(plan: Plan) -> str:
 LONG = 100
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _safe(text: str) -> str:
+    # Values come from live DNS: a terminal must never receive their control characters (an
+    # escape sequence could rewrite what the reviewer sees).
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _short(value: str) -> str:
+    value = _safe(value)
     # A 2048-bit DKIM key is ~400 characters: a terminal shows its start and its length; the
     # JSON and markdown outputs keep the whole value.
     return value if len(value) <= LONG else f"{value[: LONG - 20]}... ({len(value)} chars)"
@@ -57,7 +68,7 @@ def _item(item: PlanItem, request: RequestRef | None) -> list[str]:
     if item.ttl_before != item.ttl_after and item.ttl_before and item.ttl_after:
         lines.append(f"      ttl {item.ttl_before} -> {item.ttl_after}")
     if item.facts:
-        lines.append("      changes: " + "; ".join(str(f) for f in item.facts))
+        lines.append("      changes: " + _safe("; ".join(str(f) for f in item.facts)))
     for reason in item.reasons:
         lines.append(f"      why {reason}")
     lines.append(f"      rollback window: {item.rollback_hours} h")
@@ -97,7 +108,7 @@ def render_text(plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None
         for finding in zone.findings:
             sev = click.style(finding.severity.label, fg=SEVERITY_COLOUR[finding.severity])
             where = finding.name or "@"
-            out.append(f"  {sev} {finding.code} {where}: {finding.message}")
+            out.append(f"  {sev} {finding.code} {_safe(where)}: {_safe(finding.message)}")
         if zone.budget_source == "catalog":
             out.append("  note: SPF lookup counts estimated from the sender catalog (no DNS)")
         out.append("")
