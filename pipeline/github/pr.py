@@ -500,9 +500,12 @@ def finding_annotations(gated: PullRequestGate, portfolio: Portfolio, workspace:
 
 
 def upsert_comment(api: GitHubClient, number: int, body: str) -> tuple[IssueComment, bool]:
-    """Edit our earlier comment (its body starts with the marker) or add one; True when added."""
+    """Edit our earlier comment (its body starts with the marker) or add one; True when added.
+
+    Only a bot's comment is ours: a person's comment that starts with the marker is left alone
+    (and could not be edited with the workflow's token anyway)."""
     for comment in api.issue_comments(number):
-        if comment.body.startswith(MARKER):
+        if comment.body.startswith(MARKER) and (comment.login or "").endswith("[bot]"):
             return api.update_comment(comment.id, body), False
     return api.create_comment(number, body), True
 
