@@ -70,7 +70,7 @@ def test_unescaped_semicolon_is_refused_with_line(repo: Path) -> None:
     assert code == 1
     assert FABRIKAM in out
     assert "unescaped" in out.lower()
-    assert f"{FABRIKAM}:6:" in out  # the record whose value holds the bare ;
+    assert f"{FABRIKAM}:7:" in out  # the value that holds the bare ;
 
 
 def test_zone_file_for_a_domain_no_client_owns(repo: Path) -> None:
@@ -178,4 +178,4 @@ def test_check_zone_file_reports_octodns_validation(repo: Path) -> None:
     problems = check_zone_file(zone_file, portfolio.schema_path("zone"))
     assert len(problems) == 1
     assert problems[0].file == repo / FABRIKAM
-    assert problems[0].line == 3  # octoDNS points at the record body
+    assert problems[0].line == 4  # the value octoDNS refused
