@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
 from pipeline.apply.run import open_requests
 from pipeline.errors import EnvironmentProblem, GateRefused, InputError
 from pipeline.gate import approvals as gate
@@ -35,6 +33,7 @@ from pipeline.load.portfolio import Portfolio
 from pipeline.load.yamlfile import load_yaml
 from pipeline.model import RiskLevel, Severity
 from pipeline.plan.build import PlanOptions, make_plan
+from pipeline.plan.changes import zones_changed_since
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
 from pipeline.records import RecordStore
 from pipeline.render.json_plan import render_json
@@ -44,8 +43,6 @@ from pipeline.render.markdown_text import code, escape
 STATUS_CONTEXT = "dmarcops/approvals"
 COMMENT_LIMIT = 65_536  # GitHub refuses a longer comment body
 SUMMARY_LIMIT = 1_048_576  # $GITHUB_STEP_SUMMARY: 1 MiB a step
-# Policy files every zone's plan depends on: a change to one re-plans the whole portfolio.
-PORTFOLIO_WIDE = ("risk-rules.yaml", "senders.yaml", "providers.yaml", "settings.yaml")
 ROLES = ("author", "peer review", "client approval")
 ANNOTATION_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -72,60 +69,10 @@ def _git(repo: Path, *args: str) -> str:
     return done.stdout
 
 
-def changed_paths(repo: Path, base_ref: str) -> list[str]:
-    """Files the pull request changes (`git diff --name-only BASE...HEAD`), relative to `repo`."""
-    if base_ref.startswith("-"):
-        raise InputError(f"{base_ref!r} is not a git revision")
-    out = _git(
-        repo, "diff", "--name-only", "--no-renames", "-z", "--relative", f"{base_ref}...HEAD"
-    )
-    return [p for p in out.split("\0") if p]
-
-
-def _zone_domains(repo: Path, client: str | None = None) -> set[str]:
-    pattern = f"{client}/*.yaml" if client else "*/*.yaml"
-    return {p.stem.lower() for p in (repo / "zones").glob(pattern)}
-
-
-def _request_zones(path: Path) -> set[str]:
-    # A request edited on its own (say its client approval arrived) re-gates the zones it covers.
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return set()  # deleted or broken: validation reports it with its line
-    covers = data.get("covers") if isinstance(data, dict) else None
-    if not isinstance(covers, list):
-        return set()
-    return {str(c).split()[0].lower().rstrip(".") for c in covers if str(c).strip()}
-
-
-def zones_for_paths(repo: Path, paths: Sequence[str]) -> frozenset[str]:
-    """The domains whose plan a change to these repository paths can change."""
-    zones: set[str] = set()
-    for path in paths:
-        parts = Path(path).parts
-        suffix = Path(path).suffix
-        if len(parts) == 3 and parts[0] == "zones" and suffix in (".yaml", ".yml"):
-            zones.add(Path(parts[2]).stem.lower())
-        elif parts[:2] == ("policy", "clients") and len(parts) == 3:
-            zones |= _zone_domains(repo, Path(parts[2]).stem)
-        elif (len(parts) == 2 and parts[0] == "policy" and parts[1] in PORTFOLIO_WIDE) or parts[
-            :2
-        ] == ("policy", "schemas"):
-            zones |= _zone_domains(repo)
-        elif parts[:2] == ("sandbox", "live") and len(parts) == 3:
-            zones.add(Path(parts[2]).stem.lower())
-        elif parts[:2] == ("changes", "requests") and len(parts) == 3:
-            zones |= _request_zones(repo / path)
-    return frozenset(zones)
-
-
 def zones_changed(repo: Path, base_ref: str) -> frozenset[str]:
-    """The domains a pull request touches, from `git diff --name-only BASE...HEAD`:
-    zones/<client>/<domain>.yaml -> that domain; policy/clients/<client>.yaml -> that client's
-    domains; risk rules, senders, providers, settings or schemas -> every zone; a change request ->
-    the zones it covers."""
-    return zones_for_paths(repo, changed_paths(repo, base_ref))
+    """The domains a pull request touches since its base (pipeline.plan.changes has the rules:
+    zone and MTA-STS files, client profiles, change requests, portfolio-wide policy)."""
+    return frozenset(zones_changed_since(repo, base_ref).zones)
 
 
 def verify_checkout(repo: Path, head_sha: str) -> None:

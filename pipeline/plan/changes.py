@@ -10,7 +10,8 @@ the policy that judges it, differs between REF and the work tree:
   schedule and provider all change how its zones are planned and classified);
 - `changes/requests/<id>.yaml` changed: the zones it covers (the plan shows which request covers
   each change, and refuses changes no request covers);
-- risk rules, sender catalog, providers or settings changed: every zone.
+- risk rules, sender catalog, providers, settings or a JSON Schema changed: every zone;
+- the sandbox's live state `sandbox/live/<domain>.yaml` changed: that zone.
 
 "Differs" is `git diff REF...HEAD` (what the branch did since it left REF, as a pull request shows
 it) plus what is not committed yet: staged, unstaged and untracked files, so an analyst's local run
@@ -167,8 +168,10 @@ def zones_for_paths(root: Path, paths: Iterable[str]) -> ChangedZones:
     wide: list[str] = []
     for path in paths:
         parts = PurePosixPath(path).parts
-        if path in PORTFOLIO_WIDE:
+        if path in PORTFOLIO_WIDE or parts[:2] == ("policy", "schemas"):
             wide.append(path)
+        elif len(parts) == 3 and parts[:2] == ("sandbox", "live") and path.endswith(ZONE_SUFFIXES):
+            add(PurePosixPath(path).stem, f"{path} changed (sandbox live state)")
         elif len(parts) == 3 and parts[0] == "zones" and path.endswith(MTA_STS_POLICY_SUFFIX):
             # Added, edited or removed, the policy file is part of the zone's desired state.
             add(parts[2].removesuffix(MTA_STS_POLICY_SUFFIX), f"{path} changed (MTA-STS policy)")
