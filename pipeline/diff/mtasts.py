@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
-from pipeline.diff.rrset import diff_single_record, joined, same_values
+from pipeline.diff.rrset import diff_single_record, joined, one_record_findings, same_values
 from pipeline.diff.taglist import Tag, parse_tag_list, require_version, tag_value
 from pipeline.model import Fact, Finding, Severity, fact
 
@@ -61,23 +61,14 @@ def parse(text: str) -> MtaStsRecord:
 
 
 def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -> list[Finding]:
-    findings: list[Finding] = []
-    if len(values) > 1:
-        findings.append(
-            Finding(
-                "M1",
-                Severity.ERROR,
-                f"{len(values)} MTA-STS records at {ctx.fqdn(name)}: senders then assume no "
-                "policy (RFC 8461 3.1); keep exactly one",
-                name,
-            )
-        )
-    for text in values:
-        try:
-            parse(text)
-        except RecordSyntaxError as err:
-            findings.append(Finding(err.code, Severity.ERROR, err.message, name))
-    return findings
+    return one_record_findings(
+        values,
+        parse,
+        "M1",
+        f"MTA-STS records at {ctx.fqdn(name)}: senders then assume no policy (RFC 8461 3.1); "
+        "keep exactly one",
+        name,
+    )
 
 
 def facts(

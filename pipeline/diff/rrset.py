@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from pipeline.diff.errors import RecordSyntaxError
-from pipeline.model import Fact, fact
+from pipeline.model import Fact, Finding, Severity, fact
 
 R = TypeVar("R")
 
@@ -58,3 +58,23 @@ def diff_single_record(
     if not facts:
         facts.append(fact(f"{prefix}.changed", joined(before), joined(after)))
     return facts
+
+
+def one_record_findings(
+    values: tuple[str, ...],
+    parse: Callable[[str], object],
+    code: str,
+    too_many: str,
+    name: str,
+) -> list[Finding]:
+    """For kinds where receivers need exactly one record at the name (MTA-STS, TLS-RPT): an error
+    when there are more (`too_many` says what receivers then do), and each value's syntax error."""
+    findings: list[Finding] = []
+    if len(values) > 1:
+        findings.append(Finding(code, Severity.ERROR, f"{len(values)} {too_many}", name))
+    for text in values:
+        try:
+            parse(text)
+        except RecordSyntaxError as err:
+            findings.append(Finding(err.code, Severity.ERROR, err.message, name))
+    return findings

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
-from pipeline.diff.rrset import diff_single_record
+from pipeline.diff.rrset import diff_single_record, one_record_findings
 from pipeline.diff.taglist import Tag, parse_tag_list, require_version, tag_value, uri_list
-from pipeline.model import Fact, Finding, Severity, fact
+from pipeline.model import Fact, Finding, fact
 
 REPORT_SCHEMES = ("mailto", "https")  # RFC 8460 3
 
@@ -37,23 +37,14 @@ def parse(text: str) -> TlsRptRecord:
 
 
 def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -> list[Finding]:
-    findings: list[Finding] = []
-    if len(values) > 1:
-        findings.append(
-            Finding(
-                "T1",
-                Severity.ERROR,
-                f"{len(values)} TLS-RPT records at {ctx.fqdn(name)}: senders then use none of "
-                "them (RFC 8460 3); keep exactly one",
-                name,
-            )
-        )
-    for text in values:
-        try:
-            parse(text)
-        except RecordSyntaxError as err:
-            findings.append(Finding(err.code, Severity.ERROR, err.message, name))
-    return findings
+    return one_record_findings(
+        values,
+        parse,
+        "T1",
+        f"TLS-RPT records at {ctx.fqdn(name)}: senders then use none of them (RFC 8460 3); "
+        "keep exactly one",
+        name,
+    )
 
 
 def facts(
