@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dns_server import NamedServer, ZoneSpec
-from test_plan_named import LIVE, TOKEN, make_repo
+from dns_server import NamedServer
+from test_plan_named import TOKEN, make_repo
 
 from pipeline.apply.execute import apply_plan
 from pipeline.apply.lock import client_lock
@@ -149,9 +148,6 @@ def test_client_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
         holder.join(10)
     with client_lock(tmp_path, "alpha", wait_seconds=2):  # free again once the holder is gone
         pass
-
-
-_ = (LIVE, Callable, Mapping, ZoneSpec)
 
 
 def test_a_change_made_between_the_check_and_the_update_is_not_overwritten(

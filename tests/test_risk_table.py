@@ -313,17 +313,15 @@ def test_bimi_published_is_low(rules: RiskRules) -> None:
 
 
 def test_dmarc_change_that_breaks_bimi_raises_one_level(rules: RiskRules) -> None:
-    after = "v=DMARC1; p=quarantine; pct=100; sp=none; rua=mailto:d@client.example"
-    ctx = replace(BASE, desired={("default._bimi", "TXT"): (BIMI,), ("_dmarc", "TXT"): (after,)})
-    # Alone, adding sp=none under p=quarantine is "relaxed" -> high; use an RUA-only change to see
-    # the raise on its own: low + 1 = medium.
+    # pct 100 -> 90 under quarantine disqualifies BIMI (B2): a medium change lifted to high.
     with_bimi = "v=DMARC1; p=quarantine; pct=100; rua=mailto:d@client.example"
     broken = "v=DMARC1; p=quarantine; pct=90; rua=mailto:d@client.example"
     ctx = replace(BASE, desired={("default._bimi", "TXT"): (BIMI,), ("_dmarc", "TXT"): (broken,)})
     c = risk_of(rules, "_dmarc", "TXT", (with_bimi,), (broken,), ctx)
     assert "dmarc-breaks-bimi" in c.rule_ids, reasons(c)
-    # pct decrease alone is medium; breaking BIMI lifts it to high.
     assert c.risk is RiskLevel.HIGH
+    without_bimi = risk_of(rules, "_dmarc", "TXT", (with_bimi,), (broken,))
+    assert without_bimi.risk is RiskLevel.MEDIUM
 
 
 def _policy(mode: str, mx: str = "mx1.client.example") -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.live.providers import DMARCOPS_KEYS
 from pipeline.load.portfolio import Portfolio
 from pipeline.load.zones import DEFAULT_TTL, ESCAPED_SEMICOLONS
 
@@ -29,7 +30,9 @@ def octodns_config(portfolio: Portfolio) -> dict[str, Any]:
         if name not in used:
             continue  # octoDNS resolves every provider's secrets up front
         # dmarcops's own keys (mta_sts_policies) are not octoDNS provider arguments.
-        options = {k: v for k, v in config.options.items() if k != "mta_sts_policies"}
+        options = {
+            k: v for k, v in config.options.items() if k == "class" or k not in DMARCOPS_KEYS
+        }
         directory = options.get("directory")
         if isinstance(directory, str) and not directory.startswith("/"):
             options["directory"] = str(portfolio.root / directory)

@@ -141,7 +141,7 @@ class Portfolio:
         raise KeyError(domain)
 
     def schema_path(self, name: str) -> Path:
-        return self.root / "policy" / "schemas" / f"{name}.schema.json"
+        return _schema(self.root, name)
 
 
 def _schema(root: Path, name: str) -> Path:
