@@ -31,6 +31,13 @@ class Analyst:
     def key(self) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(base64.b64decode(self.public_key))
 
+    def public_keys(self) -> tuple[Ed25519PublicKey, ...]:
+        """Every key this analyst may sign with (pipeline.gate.identity verifies against all)."""
+        return (self.key(),)
+
+    def key_texts(self) -> tuple[str, ...]:
+        return (self.public_key,)
+
 
 @dataclass(frozen=True)
 class Roster:
@@ -43,6 +50,10 @@ class Roster:
     def by_github(self, login: str) -> Analyst | None:
         login = login.lower()  # GitHub logins are case-insensitive
         return next((a for a in self.analysts if a.github.lower() == login), None)
+
+    def id_of_key(self, public_key: str) -> str | None:
+        """The analyst one of whose keys is `public_key` (base64 raw Ed25519)."""
+        return next((a.id for a in self.analysts if public_key in a.key_texts()), None)
 
     def __contains__(self, analyst_id: object) -> bool:
         return any(a.id == analyst_id for a in self.analysts)
