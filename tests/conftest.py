@@ -8,6 +8,7 @@ Tests import the names below (`from conftest import SENDGRID, ...`) instead of r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 
 import dns.resolver
 import pytest
@@ -179,3 +180,14 @@ def named_factory() -> Iterator[Callable[[Mapping[str, ZoneSpec]], NamedServer]]
 
 # The client-zone server of the end-to-end plan tests, shared with the apply tests.
 from test_plan_named import client_dns  # noqa: E402, F401
+
+
+@pytest.fixture
+def system_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
+    """Set the machine's clock as mutating commands see it (pipeline.clock.system_now)."""
+    import pipeline.clock
+
+    def set_clock(at: datetime) -> None:
+        monkeypatch.setattr(pipeline.clock, "system_now", lambda: at.astimezone(UTC))
+
+    return set_clock
