@@ -24,7 +24,8 @@ from pipeline.commands.common import AT_FORMATS, nameservers_from, reports_error
 from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
-from pipeline.gate.requests import check_requested_risk, collect_requests, cover
+from pipeline.gate import decide
+from pipeline.gate.requests import collect_requests, cover
 from pipeline.gate.roster import load_roster
 from pipeline.gate.windows import next_window
 from pipeline.load.codeowners import (
@@ -367,10 +368,24 @@ def plan(
         refusals.append("the desired state has validation errors (see ERROR findings above)")
     try:
         coverage.check()
-        for request in coverage.requests:
-            check_requested_risk(request, coverage.risk_of(request.id) or RiskLevel.LOW)
     except GateRefused as exc:
         refusals.append(str(exc))
+    roster = load_roster(repo)
+    for request in coverage.requests:
+        decision = decide.decide(
+            request,
+            coverage.items_of(request.id),
+            (),
+            decide.context(
+                portfolio,
+                request.client,
+                decide.Stage.PLAN,
+                result.generated_at,
+                result.hash,
+                roster,
+            ),
+        )
+        refusals += [f"{request.id}: {problem}" for problem in decide.refused(decision)]
     for refusal in refusals:
         click.echo(click.style("refused: ", fg="red", bold=True) + refusal, err=True)
     if refusals:

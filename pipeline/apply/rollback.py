@@ -83,6 +83,7 @@ class RollbackOptions:
     verify_timeout: float = 10.0
     clock: Callable[[], datetime] | None = None
     force: bool = False  # roll back even though live DNS moved on after the record
+    simulated: bool = False  # a sandbox rehearsal under an injected time (pipeline.clock)
 
 
 def _emergency_request(original: ChangeRecord, options: RollbackOptions) -> dict[str, Any]:
@@ -197,6 +198,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
                 nameservers=options.nameservers,
                 verify_timeout=options.verify_timeout,
                 clock=options.clock,
+                simulated=options.simulated,
             ),
         )
     except BaseException:

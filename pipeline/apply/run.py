@@ -22,9 +22,9 @@ from pipeline.apply.stale import refuse_if_changed
 from pipeline.classify.change_type import change_type
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate import approvals as gate
-from pipeline.gate.requests import ChangeRequest, check_requested_risk, cover, load_requests
+from pipeline.gate import decide
+from pipeline.gate.requests import ChangeRequest, cover, load_requests
 from pipeline.gate.roster import load_roster
-from pipeline.gate.windows import check_apply_time
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio
 from pipeline.model import RiskLevel
@@ -46,8 +46,6 @@ from pipeline.records import (
     ZoneStatus,
 )
 
-EMERGENCY_REVIEW_HOURS = 24  # seed: "the post-hoc review happens within 24 hours"
-
 _ROLES = {
     "author": (ApprovalRole.ANALYST, ApprovalSource.SELF),
     "peer review": (ApprovalRole.PEER, ApprovalSource.SIGNED),
@@ -61,6 +59,7 @@ class ApplyOptions:
     by: str  # roster id of the analyst executing
     now: datetime
     emergency_reason: str = ""
+    incident: str = ""  # a declared incident's reference, for an emergency that tightens
     wait_seconds: float = 0.0
     nameservers: Nameservers | None = None
     verify_timeout: float = 10.0
@@ -68,6 +67,8 @@ class ApplyOptions:
     # When `now` was injected (--at, DMARCOPS_NOW), verification times follow it too, so records
     # made in tests and rehearsals read consistently; otherwise each check is stamped when made.
     clock: Callable[[], datetime] | None = None
+    # The time was injected for a sandbox rehearsal (pipeline.clock): the records say so.
+    simulated: bool = False
     # Approvals besides the signed files in changes/approvals/ (GitHub reviews of the merged PR).
     approval_sources: tuple[gate.ApprovalSource, ...] = ()
     # Analysts whose approvals do not count here, whatever their source (the PR's author).
@@ -82,6 +83,7 @@ class Gated:
     evidence: tuple[ApprovalEvidence, ...]
     change_window: TimeWindow | None
     rollback_hours: int
+    freeze_exception: str = ""
 
 
 def open_requests(root: Path, store: RecordStore) -> list[ChangeRequest]:
@@ -90,7 +92,7 @@ def open_requests(root: Path, store: RecordStore) -> list[ChangeRequest]:
     return [r for r in load_requests(root, load_roster(root)) if r.id not in done]
 
 
-def _evidence(decision: gate.ApprovalDecision) -> tuple[ApprovalEvidence, ...]:
+def _evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]:
     out = []
     for e in decision.evidence:
         role, source = _ROLES.get(e.role, (ApprovalRole.PEER, ApprovalSource.SIGNED))
@@ -102,9 +104,20 @@ def _evidence(decision: gate.ApprovalDecision) -> tuple[ApprovalEvidence, ...]:
     return tuple(out)
 
 
-def _rollback_hours(portfolio: Portfolio, items: list[PlanItem], risk: RiskLevel) -> int:
-    # The longest of the request's items (p=reject: 72 h), never below its risk level's window.
-    return max([portfolio.rules.rollback_hours[risk], *(i.rollback_hours for i in items)])
+def restorations(store: RecordStore) -> Callable[[decide.GateItem], bool]:
+    """Whether an item puts back a before-state an executed change record holds: the one kind of
+    emergency besides de-escalation that needs no declared incident."""
+    befores: set[tuple[str, str, str, tuple[str, ...]]] = set()
+    for record in store.all():
+        if record.executed_at is None:
+            continue
+        for item in record.items:
+            befores.add((item.zone, item.name, item.type, tuple(sorted(item.before))))
+
+    def restores(item: decide.GateItem) -> bool:
+        return (item.zone, item.name, item.type, tuple(sorted(item.after))) in befores
+
+    return restores
 
 
 def gate_requests(
@@ -114,9 +127,9 @@ def gate_requests(
     current: list[PlanItem],
     store: RecordStore,
 ) -> list[Gated]:
-    """The seed's gates, judged on the plan just made from live DNS (its risks, its rollback
-    windows), never on the saved file: the file only names the plan hash the approvals signed, and
-    the stale check has shown its changes are these."""
+    """The one gate (pipeline.gate.decide), judged on the plan just made from live DNS (its
+    risks, its rollback windows), never on the saved file: the file only names the plan hash the
+    approvals signed, and the stale check has shown its changes are these."""
     roster = load_roster(portfolio.root)
     if options.by not in roster:
         raise InputError(
@@ -130,46 +143,51 @@ def gate_requests(
         gate.ExcludingAnalysts(source, options.excluded_approvers)
         for source in (gate.SignedApprovalFiles(portfolio.root), *options.approval_sources)
     ]
+    emergency = (
+        decide.Emergency(options.emergency_reason, options.incident)
+        if options.emergency_reason
+        else None
+    )
+    restores = restorations(store)
     gated: list[Gated] = []
     refusals: list[str] = []
     for request in coverage.requests:
-        risk = check_requested_risk(request, coverage.risk_of(request.id) or RiskLevel.LOW)
-        client = portfolio.clients[request.client]
-        decision = gate.evaluate(
-            risk,
+        decision = decide.decide(
             request,
-            plan_hash,
+            coverage.items_of(request.id),
             [a for src in sources for a in src.approvals_for(plan_hash, request.id)],
-            roster,
-            client,
+            decide.context(
+                portfolio,
+                request.client,
+                decide.Stage.APPLY,
+                options.now,
+                plan_hash,
+                roster,
+                executor=options.by,
+                emergency=emergency,
+                restores=restores,
+            ),
         )
-        hours = _rollback_hours(portfolio, list(coverage.items_of(request.id)), risk)
-        window: TimeWindow | None = None
-        if options.emergency_reason:
-            pass  # seed: emergencies skip the window and the approval wait; reviewed within 24 h
-        else:
-            if not decision.ok:
-                refusals.append(f"{request.id} ({risk.label} risk): " + "; ".join(decision.missing))
-            timing = check_apply_time(client, options.now, hours)
-            if not timing.ok:
-                refusals.append(f"{request.id}: {timing.reason}")
-            elif timing.window is not None:
-                window = TimeWindow(timing.window.start, timing.window.end)
+        if not decision.allowed:
+            refusals.append(decide.explain(decision))
+        window = decision.change_window
         gated.append(
             Gated(
                 request,
-                risk,
+                decision.risk,
                 tuple(coverage.items_of(request.id)),
                 _evidence(decision),
-                window,
-                hours,
+                TimeWindow(window.start, window.end) if window is not None else None,
+                decision.rollback_hours,
+                decision.freeze_exception,
             )
         )
     if refusals:
         raise GateRefused(
             "apply refused; nothing was changed:\n  - " + "\n  - ".join(refusals),
             hint="Approvals: dmarcops approve; windows: dmarcops window CLIENT; "
-            "an emergency: --emergency --reason.",
+            "an emergency: --emergency --reason (and --incident when it does not only "
+            "de-escalate or restore).",
         )
     return gated
 
@@ -320,12 +338,14 @@ def _execute(
                 emergency=(
                     Emergency(
                         options.emergency_reason,
-                        now + timedelta(hours=EMERGENCY_REVIEW_HOURS),
+                        now + timedelta(hours=portfolio.gate.emergency_review_hours),
                     )
                     if options.emergency_reason
                     else None
                 ),
                 references=((g.request.rollback_of,) if g.request.rollback_of else ()),
+                freeze_exception=g.freeze_exception,
+                incident=options.incident if options.emergency_reason else "",
             )
 
         # Logged before anything changes: a crash mid-apply still leaves the record behind.

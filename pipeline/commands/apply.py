@@ -14,16 +14,16 @@ from pipeline.apply.rollback import RollbackOptions, roll_back
 from pipeline.apply.run import ApplyOptions, run_apply
 from pipeline.commands.common import (
     at_option,
-    injected_clock,
+    command_time,
     nameserver_option,
     nameservers_from,
-    now_from,
     reports_errors,
 )
-from pipeline.errors import EXIT_INPUT, InputError
+from pipeline.errors import EXIT_INPUT, DmarcopsError, InputError
+from pipeline.gate.approvals import load_plan_file
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import load_portfolio
-from pipeline.records import ChangeRecord, ZoneStatus
+from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,7 +58,7 @@ def _report(record: ChangeRecord) -> bool:
 
 _OPTIONS = [
     click.option("--as", "by", required=True, help="Your roster id: who executes the change."),
-    at_option(),
+    at_option("Only for the sandbox (rehearsals, marked simulated): applies use the system clock."),
     nameserver_option("Resolver for SPF budgets when re-planning, HOST[:PORT]."),
     click.option(
         "--wait",
@@ -98,12 +98,19 @@ def _with_options(func: Callable[P, R]) -> Callable[P, R]:
     help="Skip the window and the approval wait (logged, reviewed within 24 h).",
 )
 @click.option("--reason", default="", help="Why it is an emergency (required with --emergency).")
+@click.option(
+    "--incident",
+    default="",
+    help="A declared incident's reference (e.g. INC-2041): needed for an emergency that does "
+    "more than de-escalate or restore.",
+)
 @_with_options
 @reports_errors
 def apply(
     plan_path: Path,
     emergency: bool,
     reason: str,
+    incident: str,
     by: str,
     at: datetime | None,
     nameservers: tuple[str, ...],
@@ -126,17 +133,21 @@ def apply(
         )
     repo: Path = click.get_current_context().obj
     portfolio = load_portfolio(repo)
+    clients = {c.client for c in load_plan_file(plan_path).changes}
+    when = command_time(at, "apply", portfolio, clients)
     records = run_apply(
         portfolio,
         ApplyOptions(
             plan_file=plan_path,
             by=by,
-            now=now_from(at),
+            now=when.now,
             emergency_reason=reason.strip() if emergency else "",
+            incident=incident.strip() if emergency else "",
             wait_seconds=wait_seconds,
             nameservers=_nameservers(nameservers),
             verify_timeout=verify_timeout,
-            clock=injected_clock(at),
+            clock=(lambda: when.now) if when.simulated else None,
+            simulated=when.simulated,
         ),
     )
     ok = all([_report(r) for r in records])
@@ -183,19 +194,22 @@ def rollback(
       dmarcops rollback 2026-0007 --as jchen --reason "legitimate payroll mail rejected since 09:40"
     """
     repo: Path = click.get_current_context().obj
+    portfolio = load_portfolio(repo)
+    when = command_time(at, "rollback", portfolio, _record_clients(repo, record_id))
     records = roll_back(
-        load_portfolio(repo),
+        portfolio,
         RollbackOptions(
             record_id=record_id,
             by=by,
             reason=reason,
             notified=notified,
-            now=now_from(at),
+            now=when.now,
             nameservers=_nameservers(nameservers),
             wait_seconds=wait_seconds,
             verify_timeout=verify_timeout,
-            clock=injected_clock(at),
+            clock=(lambda: when.now) if when.simulated else None,
             force=force,
+            simulated=when.simulated,
         ),
     )
     click.echo(
@@ -204,6 +218,14 @@ def rollback(
     ok = all([_report(r) for r in records])
     if not ok:
         sys.exit(EXIT_INPUT)
+
+
+def _record_clients(repo: Path, record_id: str) -> set[str]:
+    """The client of the record a rollback restores (an unknown id is reported by roll_back)."""
+    try:
+        return {RecordStore(repo / "changes").get(record_id).client}
+    except DmarcopsError:
+        return set()
 
 
 def register(group: click.Group) -> None:

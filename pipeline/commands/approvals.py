@@ -7,37 +7,34 @@ input (file and line named), 2 a gate refused (no request, self-review, missing 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from pipeline.commands.common import AT_FORMATS, now_from, reports_errors
+from pipeline.clock import mutating_time, read_only_time
+from pipeline.commands.common import AT_FORMATS, reports_errors
 from pipeline.errors import GateRefused, InputError
+from pipeline.gate import decide
 from pipeline.gate.approvals import (
-    ApprovalDecision,
     PlanFile,
     SignedApprovalFiles,
-    evaluate,
     generate_key,
     load_plan_file,
-    load_private_key,
-    public_key_text,
     sign,
     utc_text,
     write_approval,
 )
+from pipeline.gate.identity import load_signer
 from pipeline.gate.requests import (
     PROMPT,
     REQUEST_ID,
     REQUESTS_DIR,
     ChangeRequest,
-    Coverage,
     RequestType,
     Selector,
-    check_requested_risk,
     client_domains,
     collect_requests,
     cover,
@@ -47,8 +44,7 @@ from pipeline.gate.requests import (
     request_path,
 )
 from pipeline.gate.roster import Roster, load_roster
-from pipeline.load.portfolio import ClientProfile, load_portfolio
-from pipeline.model import RiskLevel
+from pipeline.load.portfolio import Portfolio, load_portfolio
 
 F = TypeVar("F", bound=Callable[..., Any])
 TYPE_NAMES = [t.value for t in RequestType] + ["sender"]
@@ -68,13 +64,7 @@ def _find_request(requests: list[ChangeRequest], request_id: str) -> ChangeReque
     )
 
 
-def _request_risk(coverage: Coverage[Any], request: ChangeRequest) -> RiskLevel:
-    computed = coverage.risk_of(request.id)
-    assert computed is not None  # callers pass requests that cover items
-    return check_requested_risk(request, computed)
-
-
-def _show_decision(decision: ApprovalDecision) -> None:
+def _show_decision(decision: decide.Decision) -> None:
     for link in decision.evidence:
         click.echo(f"    present: {link}")
     for line in decision.missing:
@@ -118,7 +108,11 @@ def keygen(out: Path) -> None:
     help="The JSON plan you reviewed (`dmarcops plan --out plan.json`).",
 )
 @click.option("--request", "request_id", required=True, help="The change request you approve.")
-@click.option("--as", "analyst_id", required=True, help="Your roster id.")
+@click.option(
+    "--as",
+    "analyst_id",
+    help="Your roster id (optional: who approves is the owner of --key; if given, it must match).",
+)
 @click.option(
     "--key",
     "key_file",
@@ -131,7 +125,7 @@ def keygen(out: Path) -> None:
     type=click.DateTime(formats=AT_FORMATS),
     metavar="UTC-TIME",
     envvar="DMARCOPS_NOW",
-    help="Approval time, UTC (env DMARCOPS_NOW). Default: now.",
+    help="Only for the sandbox (rehearsals, marked simulated): approvals use the system clock.",
 )
 @click.pass_obj
 @reports_errors
@@ -139,7 +133,7 @@ def approve(
     repo: Path,
     plan_file: Path,
     request_id: str,
-    analyst_id: str,
+    analyst_id: str | None,
     key_file: Path,
     at: datetime | None,
 ) -> None:
@@ -156,18 +150,20 @@ def approve(
     """
     plan = load_plan_file(plan_file)
     roster = load_roster(repo)
+    # Who approves is the owner of the key that signs; --as only has to agree.
+    signer = load_signer(key_file, roster, claimed=analyst_id)
     requests, problems = collect_requests(repo, roster)
     for problem in problems:
         if problem.file is not None and problem.file.stem == request_id:
             raise problem  # the request itself is not valid yet
     request = _find_request(requests, request_id)
-    analyst = roster.get(analyst_id)
-    if analyst is None:
-        raise InputError(
-            f"{analyst_id!r} is not on the analyst roster",
-            file=roster.file,
-            hint=f"Roster ids: {', '.join(roster.ids)}.",
-        )
+    portfolio = load_portfolio(repo)
+    clients = sorted({c.client for c in plan.changes})
+    when = mutating_time(
+        at,
+        "approve",
+        [portfolio.providers[portfolio.clients[c].provider].options for c in clients],
+    )
     coverage = cover(plan.changes, requests)
     items = coverage.items_of(request.id)
     if not items:
@@ -183,37 +179,59 @@ def approve(
             line=request.line_of("covers"),
             hint="Check its `covers:` selectors against the plan's changes (ZONE NAME TYPE).",
         )
-    risk = _request_risk(coverage, request)
-    if analyst.id == request.author and risk > RiskLevel.LOW:
+    history = SignedApprovalFiles(repo).history(request.id)
+    asked = decide.decide(
+        request,
+        items,
+        history,
+        decide.context(
+            portfolio,
+            request.client,
+            decide.Stage.APPROVE,
+            when.now,
+            plan.plan_hash,
+            roster,
+            approver=signer.analyst,
+        ),
+    )
+    refusals = [p for p in decide.refused(asked)]
+    if refusals:
         raise GateRefused(
-            f"{analyst.id} wrote {request.id}, a {risk.label}-risk change: the author cannot "
-            "review it",
+            f"{signer.analyst} may not approve {request.id} ({asked.risk.label} risk): "
+            + "; ".join(str(p) for p in refusals),
             file=request.file,
             line=request.line_of("author"),
             hint="Ask another analyst on the roster to review the plan and run `dmarcops approve` "
             '(seed: "a self-review preserves all the same blind spots").',
         )
-    key = load_private_key(key_file)
-    if public_key_text(key) != analyst.public_key:
-        raise InputError(
-            f"this key is not {analyst.id}'s: its public key is not the one in the roster",
-            file=key_file,
-            hint=f"Use your own key, or update public_key of {analyst.id} in {roster.file.name} "
-            "in a reviewed change.",
-        )
-    approval = sign(key, plan.plan_hash, request.id, analyst.id, now_from(at))
+    approval = sign(signer.key, plan.plan_hash, request.id, signer.analyst, when.now)
     path = write_approval(repo, approval)
     click.echo(
-        f"approved: {request.id} ({len(items)} change(s), risk {risk.label}) in plan "
-        f"{plan.plan_hash[:16]} by {analyst.id} at {utc_text(approval.approved_at)}"
+        f"approved: {request.id} ({len(items)} change(s), risk {asked.risk.label}) in plan "
+        f"{plan.plan_hash[:16]} by {signer.analyst} at {utc_text(approval.approved_at)}"
+        f"{when.label}"
     )
     click.echo(f"  wrote {path.relative_to(repo) if path.is_relative_to(repo) else path}")
-    client = load_portfolio(repo).clients[request.client]
-    decision = evaluate(
-        risk, request, plan.plan_hash, SignedApprovalFiles(repo).history(request.id), roster, client
-    )
+    decision = _review(portfolio, plan, request, items, [*history, approval], roster, when.now)
     click.echo(f"  {request.id} is {'fully approved' if decision.ok else 'not yet approved'}")
     _show_decision(decision)
+
+
+def _review(
+    portfolio: Portfolio,
+    plan: PlanFile,
+    request: ChangeRequest,
+    items: Any,
+    approvals: list[Any],
+    roster: Roster,
+    now: datetime,
+) -> decide.Decision:
+    return decide.decide(
+        request,
+        items,
+        approvals,
+        decide.context(portfolio, request.client, decide.Stage.REVIEW, now, plan.plan_hash, roster),
+    )
 
 
 @click.command("new")
@@ -343,8 +361,7 @@ def check(repo: Path, plan_file: Path | None) -> None:
         click.echo(f"ok: {len(requests)} change request(s)")
         return
     plan = load_plan_file(plan_file)
-    clients = load_portfolio(repo).clients
-    refusals = _show_plan_status(repo, plan, requests, roster, clients)
+    refusals = _show_plan_status(repo, plan, requests, roster, load_portfolio(repo))
     if refusals:
         for refusal in refusals[:-1]:
             click.echo(click.style("refused: ", fg="red", bold=True) + str(refusal), err=True)
@@ -356,7 +373,7 @@ def _show_plan_status(
     plan: PlanFile,
     requests: list[ChangeRequest],
     roster: Roster,
-    clients: Mapping[str, ClientProfile],
+    portfolio: Portfolio,
 ) -> list[GateRefused]:
     coverage = cover(plan.changes, requests)
     source = SignedApprovalFiles(repo)
@@ -366,24 +383,21 @@ def _show_plan_status(
         f"{len(coverage.requests)} change request(s)"
     )
     unapproved: list[str] = []
+    now = read_only_time(None).now
     for request in coverage.requests:
-        try:
-            risk = _request_risk(coverage, request)
-        except GateRefused as exc:
-            refusals.append(exc)
-            risk = coverage.risk_of(request.id) or RiskLevel.HIGH
-        decision = evaluate(
-            risk,
+        decision = _review(
+            portfolio,
+            plan,
             request,
-            plan.plan_hash,
+            coverage.items_of(request.id),
             source.history(request.id),
             roster,
-            clients[request.client],
+            now,
         )
         status = "approved" if decision.ok else "NOT APPROVED"
         click.echo(
             f"\n{request.id} ({request.type.value}, {request.client}, author {request.author}): "
-            f"risk {risk.label}, {status}"
+            f"risk {decision.risk.label}, {status}"
         )
         for item in coverage.items_of(request.id):
             click.echo(f"    covers: {describe(item)} {item.action} (risk {item.risk.label})")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
 import click
 
+from pipeline.clock import CommandTime, mutating_time
 from pipeline.errors import DmarcopsError, GateRefused, InputError
 from pipeline.live.dns import Nameservers
+from pipeline.load.portfolio import Portfolio
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,6 +38,20 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 # --at everywhere: time is injectable (tests, rehearsals) and read as UTC.
 AT_FORMATS = ["%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]
+
+
+def command_time(
+    at: datetime | None, command: str, portfolio: Portfolio, clients: Iterable[str] | None = None
+) -> CommandTime:
+    """The time a mutating command acts at: the system clock, or an injected one only when every
+    client it touches (default: all) is on the sandbox, marked simulated (pipeline.clock)."""
+    ids = portfolio.clients if clients is None else clients
+    providers = [
+        portfolio.providers[portfolio.clients[c].provider].options
+        for c in ids
+        if c in portfolio.clients and portfolio.clients[c].provider in portfolio.providers
+    ]
+    return mutating_time(at, command, providers)
 
 
 def now_from(at: datetime | None) -> datetime:

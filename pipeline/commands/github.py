@@ -17,15 +17,16 @@ import click
 from pipeline.commands.common import (
     AT_FORMATS,
     at_option,
+    command_time,
     nameserver_option,
     nameservers_from,
-    now_from,
     reports_errors,
 )
 from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
 from pipeline.github.api import GitHubClient
 from pipeline.github.events import PullRequestEvent, PushEvent, read_event
 from pipeline.github.pr import STATUS_CONTEXT, PullRequestGateOptions, run_pull_request_gate
+from pipeline.load.portfolio import load_portfolio
 
 
 def _run_url() -> str | None:
@@ -114,7 +115,7 @@ def pr_command(
             PullRequestGateOptions(
                 zones=zones,
                 base_ref=base_ref,
-                now=now_from(at),
+                now=command_time(at, "github pr", portfolio).now,
                 out=out,
                 step_summary=_path_from_env("GITHUB_STEP_SUMMARY"),
                 target_url=_run_url(),
@@ -165,7 +166,7 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
         api,
         event.before,
         event.after,
-        now_from(at),
+        command_time(at, "github merge", load_portfolio(repo)).now,
         nameservers_from(nameservers, 3.0),
         pusher=os.environ.get("GITHUB_ACTOR"),
     )
@@ -197,7 +198,10 @@ def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None
     repo: Path = click.get_current_context().obj
     api = GitHubClient.from_environment() if os.environ.get("GITHUB_TOKEN") else None
     results, closed, attention = run_scheduled(
-        repo, now_from(at), api, nameservers_from(nameservers, 3.0)
+        repo,
+        command_time(at, "github scheduled", load_portfolio(repo)).now,
+        api,
+        nameservers_from(nameservers, 3.0),
     )
     for result in results:
         click.echo(f"plan {result.plan_hash[:16]}: {result.message}")

@@ -5,11 +5,9 @@ signature over exactly those four values, so it can be checked offline, for as l
 keeps A's public key, and it stops counting the moment the plan changes (github-notes.md: "approvals
 given before the last plan still counting" is the pitfall to avoid).
 
-The chain (seed, "Approval gates by change type"):
-  low     the author self-approves; the request file is the log
-  medium  one approval of this plan hash by a roster analyst who is not the author
-  high    that, plus the client's written approval from one of its authorised approvers
-Silence is never approval: a missing answer is a missing approval.
+Which approvals a change needs, and from whom, is decided in one place: pipeline.gate.decide.
+This module only says whether one approval is genuine and about this plan and request
+(`not_counting`).
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from pipeline.errors import InputError
 from pipeline.gate.requests import REQUEST_ID, ChangeRequest
 from pipeline.gate.roster import Analyst, Roster
-from pipeline.load.portfolio import ClientProfile
 from pipeline.model import RiskLevel
 
 APPROVALS_DIR = Path("changes") / "approvals"
@@ -176,10 +173,15 @@ def sign(
 def _signature_ok(approval: Approval, analyst: Analyst) -> bool:
     try:
         signature = base64.b64decode(approval.signature, validate=True)
-        analyst.key().verify(signature, approval.payload())
-    except (binascii.Error, ValueError, InvalidSignature):
+    except (binascii.Error, ValueError):
         return False
-    return True
+    for key in analyst.public_keys():  # any of the person's keys (a rotation keeps the old one)
+        try:
+            key.verify(signature, approval.payload())
+        except InvalidSignature:
+            continue
+        return True
+    return False
 
 
 # The reference pipeline.github.reviews gives an approval read from a GitHub review.
@@ -319,15 +321,7 @@ class ApprovalEvidence:
         return f"{self.role}: {self.who}{when} ({self.reference})"
 
 
-@dataclass(frozen=True)
-class ApprovalDecision:
-    ok: bool
-    missing: tuple[str, ...]  # what the chain still needs, with why offered approvals do not count
-    evidence: tuple[ApprovalEvidence, ...]  # the links that count
-    ignored: tuple[str, ...] = ()  # every approval that does not count, with the reason
-
-
-def _not_counting(
+def not_counting(
     approval: Approval, request: ChangeRequest, plan_hash: str, roster: Roster
 ) -> str | None:
     if roster.get(approval.analyst) is None:
@@ -347,84 +341,6 @@ def _not_counting(
             "the plan changed after the review, so it needs a new one"
         )
     return None
-
-
-def evaluate(
-    risk: RiskLevel,
-    request: ChangeRequest,
-    plan_hash: str,
-    approvals: Sequence[Approval],
-    roster: Roster,
-    client: ClientProfile,
-) -> ApprovalDecision:
-    """Does `request`, at `risk`, have the approvals of this plan that the seed's chain requires?"""
-    missing: list[str] = []
-    evidence: list[ApprovalEvidence] = []
-    ignored: list[str] = []
-    if client.id != request.client:
-        missing.append(f"{request.id} is for client {request.client}, not {client.id}")
-
-    if request.author in roster:
-        evidence.append(ApprovalEvidence("author", request.author, None, request.file.name))
-    else:
-        missing.append(
-            f"author: {request.author!r} is not on the analyst roster, so nobody accountable "
-            "proposed this change"
-        )
-
-    peers: list[Approval] = []
-    for approval in sorted(approvals, key=lambda a: a.approved_at):
-        reason = _not_counting(approval, request, plan_hash, roster)
-        if reason is None and approval.analyst == request.author:
-            if risk is RiskLevel.LOW:
-                continue  # a signed self-approval of a low change adds nothing to the log
-            reason = (
-                "the author cannot review their own change (seed: a self-review preserves all "
-                "the same blind spots)"
-            )
-        if reason is None:
-            if approval.analyst not in (a.analyst for a in peers):
-                peers.append(approval)
-        else:
-            ignored.append(f"approval by {approval.analyst} ({approval.reference}): {reason}")
-
-    if peers:
-        evidence += [
-            ApprovalEvidence("peer review", a.analyst, a.approved_at, a.reference or a.source)
-            for a in peers
-        ]
-    elif risk >= RiskLevel.MEDIUM:
-        missing.append(
-            f"peer review: an approval of this plan ({plan_hash[:16]}) for {request.id} by a "
-            f"roster analyst other than the author {request.author} "
-            f"(`dmarcops approve --request {request.id} ...`)"
-        )
-        missing += [f"  does not count: {reason}" for reason in ignored]
-
-    if risk is RiskLevel.HIGH:
-        authorised = {a.email.lower() for a in client.authorised_approvers}
-        listed = ", ".join(sorted(authorised)) or "none listed in the client profile"
-        given = request.client_approval
-        if given is None:
-            missing.append(
-                f"client approval: a high-risk change needs written approval from one of "
-                f"{client.id}'s authorised approvers ({listed}), recorded under `client_approval:` "
-                f"in {request.file.name} with approver, at (UTC) and reference. No answer is not "
-                "an approval."
-            )
-        elif given.approver.lower() not in authorised:
-            missing.append(
-                f"client approval: {given.approver} is not one of {client.id}'s authorised "
-                f"approvers ({listed})"
-            )
-        elif not given.reference.strip():
-            missing.append("client approval: no message-id or ticket reference")
-        else:
-            evidence.append(
-                ApprovalEvidence("client approval", given.approver, given.at, given.reference)
-            )
-
-    return ApprovalDecision(not missing, tuple(missing), tuple(evidence), tuple(ignored))
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class ClientApproval:
     approver: str  # e-mail address
     at: datetime  # UTC
     reference: str  # <message-id@host> or a ticket id
+    freeze: str = ""  # the client freeze this approval knowingly overrides (a freeze exception)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,7 @@ class ChangeRequest:
     requested_risk: RiskLevel | None = None
     rollback_of: str | None = None
     emergency_reason: str | None = None
+    incident: str = ""  # a declared incident's reference (policy/gate.yaml emergency)
     file: Path = Path()
     # Line of each top-level key, so a gate can point at `requested_risk:` or `client_approval:`.
     lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
@@ -407,7 +409,9 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
                 f"{given['at']!r} is not a UTC time",
                 hint="Write it as 2026-06-08T09:14:00Z.",
             )
-        approval = ClientApproval(given["approver"].lower(), at, given["reference"])
+        approval = ClientApproval(
+            given["approver"].lower(), at, given["reference"], str(given.get("freeze", ""))
+        )
 
     return ChangeRequest(
         id=request_id,
@@ -424,6 +428,7 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
         else None,
         rollback_of=data.get("rollback_of"),
         emergency_reason=data.get("emergency_reason"),
+        incident=str(data.get("incident", "")),
         file=doc.path,
         lines=tuple((str(key), doc.line_of((str(key),)) or 0) for key in data),
     )

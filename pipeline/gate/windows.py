@@ -34,6 +34,8 @@ class WindowDecision:
     reason: str
     window: Window | None  # the window `at` falls in, when it does
     rollback: Window  # the rollback window a change made at `at` would have
+    rule: str = ""  # which rule said no: outside-window | freeze | freeze-rollback | weekend
+    freeze: Freeze | None = None  # the freeze that said no, for a freeze exception
 
 
 def _local(client: ClientProfile, at: datetime) -> datetime:
@@ -85,6 +87,7 @@ def check_apply_time(client: ClientProfile, at: datetime, rollback_hours: int) -
             f"{client.name}'s change window",
             None,
             rollback,
+            "outside-window",
         )
     freeze = freeze_during(client, Window(at, at))
     if freeze is not None:
@@ -93,6 +96,8 @@ def check_apply_time(client: ClientProfile, at: datetime, rollback_hours: int) -
             f"inside {client.name}'s change freeze {freeze.start}..{freeze.end}: {freeze.reason}",
             window,
             rollback,
+            "freeze",
+            freeze,
         )
     freeze = freeze_during(client, rollback)
     if freeze is not None:
@@ -102,6 +107,8 @@ def check_apply_time(client: ClientProfile, at: datetime, rollback_hours: int) -
             f"{freeze.start}..{freeze.end} ({freeze.reason})",
             window,
             rollback,
+            "freeze-rollback",
+            freeze,
         )
     weekend = unstaffed_weekend_during(client, rollback)
     if weekend is not None:
@@ -111,6 +118,7 @@ def check_apply_time(client: ClientProfile, at: datetime, rollback_hours: int) -
             "and the client profile does not say weekends are covered",
             window,
             rollback,
+            "weekend",
         )
     return WindowDecision(True, "inside the change window", window, rollback)
 

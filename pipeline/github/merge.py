@@ -23,10 +23,10 @@ from pipeline.apply.pending import (
 )
 from pipeline.apply.run import ApplyOptions, open_requests, run_apply
 from pipeline.errors import DmarcopsError, GateRefused
+from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, load_plan_file
 from pipeline.gate.requests import cover
 from pipeline.gate.roster import Roster, load_roster
-from pipeline.gate.windows import check_apply_time
 from pipeline.github.api import GitHubClient, PullRequest
 from pipeline.github.pr import pr_author_ids
 from pipeline.github.reviews import GitHubReviewApprovals
@@ -105,22 +105,37 @@ def _outcome_comment(result: MergeResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _window_problems(portfolio: Portfolio, plan_path: Path, now: datetime) -> list[str]:
-    plan_file = load_plan_file(plan_path)
-    problems = []
-    for client_id in sorted({c.client for c in plan_file.changes}):
-        client = portfolio.clients[client_id]
-        hours = max(
-            [
-                portfolio.rules.rollback_hours[c.risk]
-                for c in plan_file.changes
-                if c.client == client_id
-            ]
+def _time_problems(portfolio: Portfolio, plan: Plan, now: datetime) -> list[str]:
+    """Why the one gate would refuse this plan now on time alone (window, freeze, weekend):
+    asked of pipeline.gate.decide on the re-planned items, so a p=reject change's 72 h rollback
+    window counts here exactly as it does in apply."""
+    roster = load_roster(portfolio.root)
+    store = RecordStore(portfolio.root / "changes")
+    coverage = cover(plan.items, open_requests(portfolio.root, store))
+    problems: list[str] = []
+    for request in coverage.requests:
+        decision = decide.decide(
+            request,
+            coverage.items_of(request.id),
+            (),
+            decide.context(portfolio, request.client, decide.Stage.APPLY, now, plan.hash, roster),
         )
-        decision = check_apply_time(client, now, hours)
-        if not decision.ok:
-            problems.append(decision.reason)
-    return problems
+        problems += [p.reason for p in decide.refused(decision) if p.rule in decide.TIME_RULES]
+    return list(dict.fromkeys(problems))
+
+
+def _replan(portfolio: Portfolio, plan_path: Path, now: datetime) -> Plan | None:
+    """The queued plan made again from live DNS, or None when live DNS cannot be read now."""
+    saved = load_plan_file(plan_path)
+    plan = make_plan(
+        portfolio,
+        PlanOptions(
+            now=now,
+            clients=tuple(sorted({c.client for c in saved.changes})),
+            zones=sorted({c.zone for c in saved.changes}),
+        ),
+    )
+    return None if plan.failed_zones else plan
 
 
 def apply_merge(
@@ -157,7 +172,7 @@ def apply_merge(
             ),
         )
     by = executor(roster, pusher, pr.author if pr else None)
-    waiting = _window_problems(portfolio, plan_path, now)
+    waiting = _time_problems(portfolio, plan, now)
     if waiting:
         store = RecordStore(repo / "changes")
         coverage = cover(plan.items, open_requests(repo, store))
@@ -238,7 +253,8 @@ def run_scheduled(
         if not plan_path.exists():
             plan_path.parent.mkdir(parents=True, exist_ok=True)
             plan_path.write_text(json.dumps(pending.plan, indent=2), encoding="utf-8")
-        if _window_problems(portfolio, plan_path, now):
+        current = _replan(portfolio, plan_path, now)
+        if current is None or _time_problems(portfolio, current, now):
             continue
         sources, excluded, problem = _fresh_review_source(api, pending, roster)
         if problem:

@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.apply.run import open_requests
-from pipeline.errors import EnvironmentProblem, GateRefused, InputError
+from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.gate import approvals as gate
-from pipeline.gate.requests import ChangeRequest, Coverage, check_requested_risk, cover, describe
+from pipeline.gate import decide
+from pipeline.gate.requests import ChangeRequest, Coverage, cover, describe
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.github.api import STATUS_DESCRIPTION_LIMIT, GitHubClient, IssueComment
 from pipeline.github.events import PullRequestEvent
@@ -43,7 +44,7 @@ from pipeline.render.markdown_text import code, escape
 STATUS_CONTEXT = "dmarcops/approvals"
 COMMENT_LIMIT = 65_536  # GitHub refuses a longer comment body
 SUMMARY_LIMIT = 1_048_576  # $GITHUB_STEP_SUMMARY: 1 MiB a step
-ROLES = ("author", "peer review", "client approval")
+ROLES = decide.ROLE_LABELS
 ANNOTATION_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
 Echo = Callable[[str], None]
@@ -100,7 +101,7 @@ class RequestGate:
     request: ChangeRequest
     risk: RiskLevel
     items: tuple[PlanItem, ...]
-    decision: gate.ApprovalDecision
+    decision: decide.Decision
     refusal: str = ""  # the requested risk is below the computed one
 
     @property
@@ -176,6 +177,7 @@ def pr_author_ids(roster: Roster, login: str) -> frozenset[str]:
 
 def gate_pull_request(
     portfolio: Portfolio,
+    now: datetime,
     plan: Plan,
     requests: Sequence[ChangeRequest],
     roster: Roster,
@@ -187,18 +189,21 @@ def gate_pull_request(
     coverage = cover(plan.items, requests)
     gated: list[RequestGate] = []
     for request in coverage.requests:
-        computed = coverage.risk_of(request.id) or RiskLevel.LOW
-        refusal = ""
-        try:
-            risk = check_requested_risk(request, computed)
-        except GateRefused as exc:
-            risk, refusal = computed, exc.message
         approvals = [
             a for src in (reviews, *sources) for a in src.approvals_for(plan.hash, request.id)
         ]
-        client = portfolio.clients[request.client]
-        decision = gate.evaluate(risk, request, plan.hash, approvals, roster, client)
-        gated.append(RequestGate(request, risk, coverage.items_of(request.id), decision, refusal))
+        decision = decide.decide(
+            request,
+            coverage.items_of(request.id),
+            approvals,
+            decide.context(portfolio, request.client, decide.Stage.REVIEW, now, plan.hash, roster),
+        )
+        refusal = "; ".join(
+            p.reason for p in decide.refused(decision) if p.rule == "requested-risk-below-computed"
+        )
+        gated.append(
+            RequestGate(request, decision.risk, coverage.items_of(request.id), decision, refusal)
+        )
     return PullRequestGate(plan, coverage, tuple(gated), reviews, reviews.head_sha)
 
 
@@ -246,8 +251,7 @@ def _request_section(req: RequestGate, gated: PullRequestGate, roster: Roster) -
         f"{escape(req.request.author)}: approval chain {state}",
         "",
     ]
-    needed = ROLES[: 1 + int(req.risk >= RiskLevel.MEDIUM) + int(req.risk is RiskLevel.HIGH)]
-    for role in needed:
+    for role in decide.chain_labels(req.decision):
         present = [e for e in req.decision.evidence if e.role == role]
         missing = [m for m in req.decision.missing if m.startswith(f"{role}:")]
         lines += [_evidence_line(e, gated, roster) for e in present]
@@ -514,6 +518,7 @@ def run_pull_request_gate(
     )
     gated = gate_pull_request(
         portfolio,
+        now,
         plan,
         open_requests(repo, RecordStore(repo / "changes")),
         roster,

@@ -8,6 +8,7 @@ Every problem is an InputError naming the file and line; `collect_problems` gath
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from pipeline.classify.rules import RiskRules, rules_from_data
 from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector
 from pipeline.errors import InputError
+from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_from_data
 from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
 
 
@@ -133,6 +135,7 @@ class Portfolio:
     senders: SenderCatalog
     rules: RiskRules
     settings: Settings
+    gate: GatePolicy = field(default_factory=lambda: GatePolicy(DEFAULT_CHAINS))
 
     def client_of(self, domain: str) -> ClientProfile:
         for client in self.clients.values():
@@ -333,6 +336,22 @@ def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
     if doc is not None:
         rules = rules_from_data(doc.data)
 
+    gate = GatePolicy(DEFAULT_CHAINS)
+    gate_path = policy / "gate.yaml"
+    if gate_path.exists():
+        doc = _checked(root, gate_path, "gate", problems)
+        if doc is not None:
+            try:
+                gate = gate_policy_from_data(doc.data)
+            except re.error as exc:
+                problems.append(
+                    doc.error(
+                        ("emergency", "incident_reference"),
+                        f"not a regular expression: {exc}",
+                        hint="Write a Python regular expression, e.g. ^INC-[0-9]+$.",
+                    )
+                )
+
     settings = Settings()
     settings_path = policy / "settings.yaml"
     if settings_path.exists():
@@ -398,6 +417,7 @@ def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
         senders=senders,
         rules=rules,
         settings=settings,
+        gate=gate,
     )
     return portfolio, problems
 

@@ -537,6 +537,11 @@ class ChangeRecord:
         str, ...
     ] = ()  # ids of related records: rollback-of, rolled-back-by, follow-ups
     internal_notes: str = ""  # MSP-side only: left out of client exports (seed FAQ)
+    # What the one gate allowed by exception, and under which policy (pipeline.gate.decide).
+    # Written only when set, so records made before these fields keep their hashes.
+    freeze_exception: str = ""  # the freeze a client approval knowingly overrode, and who
+    incident: str = ""  # the declared incident an emergency answered
+    policy_sha256: str = ""  # the sealed policy the decision used
 
     def __post_init__(self) -> None:
         if not RECORD_ID.match(self.id):
@@ -611,6 +616,15 @@ class ChangeRecord:
             "sealed": self.sealed,
             "references": list(self.references),
             "internal_notes": self.internal_notes,
+            **{
+                key: value
+                for key, value in (
+                    ("freeze_exception", self.freeze_exception),
+                    ("incident", self.incident),
+                    ("policy_sha256", self.policy_sha256),
+                )
+                if value
+            },
         }
 
     @classmethod
@@ -654,6 +668,9 @@ class ChangeRecord:
                 sealed=f.flag("sealed"),
                 references=f.texts("references"),
                 internal_notes=f.text("internal_notes"),
+                freeze_exception=f.text("freeze_exception") if "freeze_exception" in f.data else "",
+                incident=f.text("incident") if "incident" in f.data else "",
+                policy_sha256=f.text("policy_sha256") if "policy_sha256" in f.data else "",
             )
         )
 
@@ -748,6 +765,13 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
                     else "none (emergency change: the window was skipped)",
                 ),
                 ("Rollback window", record.rollback_window.show()),
+                *(
+                    [("Freeze exception", t(record.freeze_exception))]
+                    if record.freeze_exception
+                    else []
+                ),
+                *([("Incident", t(record.incident))] if record.incident else []),
+                *([("Policy", c(record.policy_sha256[:16]))] if record.policy_sha256 else []),
             ],
         )
     )

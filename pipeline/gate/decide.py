@@ -1,0 +1,575 @@
+"""The one gate: may this change request's changes proceed? Every stage asks here and nowhere else.
+
+plan, approve, apply, rollback, `github pr`, the merge path and the scheduled runner all call
+`decide()`; no other module knows which risk needs which sign-off, who may not give it, when a
+change may run or how long its rollback window is. The tables are data (policy/gate.yaml for the
+approval chain and its exceptions, policy/risk-rules.yaml for rollback windows), read from the
+policy of record, never from the change being judged.
+
+The answer is typed: `Allowed` (with the evidence that made it so: approvals, window, a freeze
+exception), or `Denied` with its problems, each either `Missing(role, reason)` (a sign-off that
+has not been given yet: ask for it) or `Refused(rule, reason)` (something that will not become
+right by waiting: a requested risk below the computed one, an emergency that tightens, an
+approver who may not approve).
+
+The seed's chain: low, the author self-approves (the request is the log); medium, a second team
+member who is not the author; high, that plus the client's written approval. Silence is never
+approval; an approval of another plan or another request does not count; an approval dated after
+the moment of judgement does not count (a backdated clock cannot make it earlier, and a future
+one was not given when the change ran).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from pipeline.gate import approvals as signed
+from pipeline.gate.approvals import Approval, ApprovalEvidence
+from pipeline.gate.requests import ChangeRequest
+from pipeline.gate.roster import Analyst, Roster
+from pipeline.gate.windows import Window, check_apply_time
+from pipeline.load.gate_policy import GatePolicy, Role
+from pipeline.load.portfolio import ClientProfile, Freeze, Portfolio
+from pipeline.model import Fact, RiskLevel
+
+# The rule codes of time refusals: the merge path queues a change refused only for these.
+TIME_RULES = frozenset({"outside-window", "freeze", "freeze-rollback", "weekend"})
+POLICY_KIND = "policy"
+
+
+class Stage(enum.Enum):
+    """What is being asked. Each stage judges what it can know at that point."""
+
+    PLAN = "plan"  # is the change requested, at a risk no lower than computed?
+    APPROVE = "approve"  # may this person approve it; what is still missing?
+    REVIEW = "review"  # the pull-request gate: the whole approval chain, not the clock
+    APPLY = "apply"  # everything, at the system clock's now
+
+
+@dataclass(frozen=True)
+class Missing:
+    role: str  # author | peer | lead | client
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Refused:
+    rule: str  # a stable code, documented in docs/threat-model.md
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.reason} [{self.rule}]"
+
+
+Problem = Missing | Refused
+
+# How each link of the chain is named to people (PR checklist, refusals, records).
+ROLE_LABELS = ("author", "peer review", "lead", "client approval")
+_LABEL = {
+    Role.AUTHOR: "author",
+    Role.PEER: "peer review",
+    Role.LEAD: "lead",
+    Role.CLIENT: "client approval",
+}
+
+
+class GateItem(Protocol):
+    """What the gate needs of a change: a re-planned PlanItem or a change read from plan JSON."""
+
+    @property
+    def client(self) -> str: ...
+    @property
+    def zone(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def risk(self) -> RiskLevel: ...
+    @property
+    def before(self) -> tuple[str, ...]: ...
+    @property
+    def after(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class Emergency:
+    """An emergency as declared: what is breaking now, and the incident, when one is declared."""
+
+    reason: str
+    incident: str = ""
+
+
+@dataclass(frozen=True)
+class GateContext:
+    stage: Stage
+    now: datetime  # UTC, from pipeline.clock: the system clock unless a sandbox rehearsal
+    plan_hash: str
+    roster: Roster
+    client: ClientProfile
+    policy: GatePolicy
+    rollback_by_risk: Mapping[RiskLevel, int]
+    executor: str | None = None  # the roster id whose key signs the apply
+    approver: str | None = None  # APPROVE: the roster id whose key signs the approval
+    emergency: Emergency | None = None
+    # Does this item put back a before-state an earlier change record holds? (emergency restore)
+    restores: Callable[[GateItem], bool] = lambda item: False
+
+
+@dataclass(frozen=True)
+class Judgement:
+    request: ChangeRequest
+    risk: RiskLevel
+    items: tuple[GateItem, ...]
+    chain: tuple[Role, ...]  # the sign-offs this change needs
+    evidence: tuple[ApprovalEvidence, ...]  # the links that count
+    ignored: tuple[str, ...]  # each offered approval that does not count, with why
+    rollback_hours: int
+    change_window: Window | None
+    freeze_exception: str  # "" unless a freeze was passed by exception, then what and why
+    emergency: Emergency | None
+
+    @property
+    def allowed(self) -> bool:
+        return not self.problems
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return ()
+
+    # The shapes the renderers print: "role: reason" per missing link, then refusals.
+    @property
+    def ok(self) -> bool:
+        return self.allowed
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        return tuple(str(p) for p in self.problems)
+
+
+@dataclass(frozen=True)
+class Allowed(Judgement):
+    pass
+
+
+@dataclass(frozen=True)
+class Denied(Judgement):
+    reasons: tuple[Problem, ...]
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.reasons
+
+
+Decision = Allowed | Denied
+
+
+def missing(decision: Decision) -> list[Missing]:
+    return [p for p in decision.problems if isinstance(p, Missing)]
+
+
+def refused(decision: Decision) -> list[Refused]:
+    return [p for p in decision.problems if isinstance(p, Refused)]
+
+
+def chain_labels(decision: Decision) -> tuple[str, ...]:
+    """The sign-offs the decision's change needs, in chain order, as people call them."""
+    return tuple(_LABEL[r] for r in decision.chain)
+
+
+def only_waiting_for_time(decision: Decision) -> bool:
+    """Denied only by the clock (window, freeze, weekend): the merge path may queue it."""
+    return not decision.allowed and all(
+        isinstance(p, Refused) and p.rule in TIME_RULES for p in decision.problems
+    )
+
+
+def is_policy_item(item: GateItem) -> bool:
+    return str(getattr(getattr(item, "kind", None), "value", "")) == POLICY_KIND
+
+
+def rollback_hours(
+    rollback_by_risk: Mapping[RiskLevel, int], risk: RiskLevel, items: Sequence[GateItem]
+) -> int:
+    """The longest rollback window any item asks for (p=reject: 72 h), never below its risk's."""
+    return max(
+        [rollback_by_risk[risk], *(int(getattr(i, "rollback_hours", 0) or 0) for i in items)]
+    )
+
+
+# --- the approval chain -----------------------------------------------------------------------
+
+
+def _chain(
+    request: ChangeRequest, risk: RiskLevel, items: Sequence[GateItem], ctx: GateContext
+) -> tuple[Role, ...]:
+    chain = list(ctx.policy.chains[risk])
+    if any(is_policy_item(i) for i in items):
+        chain += [r for r in ctx.policy.policy_change_needs if r not in chain]
+    author = ctx.roster.get(request.author)
+    executor = ctx.roster.get(ctx.executor) if ctx.executor else None
+    if risk >= ctx.policy.shadow_own_needs_lead and any(
+        a is not None and _shadowing(a, ctx) for a in (author, executor)
+    ):
+        chain.append(Role.LEAD)  # seed: new analysts shadow; their changes need a lead
+    return tuple(dict.fromkeys(chain))
+
+
+def _shadowing(analyst: Analyst, ctx: GateContext) -> bool:
+    return analyst.is_shadowing(ctx.now, ctx.policy.shadowing_days)
+
+
+def _approval_problem(
+    approval: Approval, request: ChangeRequest, risk: RiskLevel, ctx: GateContext
+) -> str | None:
+    reason = signed.not_counting(approval, request, ctx.plan_hash, ctx.roster)
+    if reason is not None:
+        return reason
+    if approval.approved_at > ctx.now:
+        return (
+            f"it is dated {signed.utc_text(approval.approved_at)}, after now "
+            f"({signed.utc_text(ctx.now)}): an approval counts from when it was given"
+        )
+    if approval.analyst == request.author:
+        return (
+            "the author cannot review their own change (seed: a self-review preserves all the "
+            "same blind spots)"
+        )
+    analyst = ctx.roster.get(approval.analyst)
+    if analyst is not None and _shadowing(analyst, ctx) and risk > ctx.policy.shadow_may_approve:
+        until = analyst.shadowing_until(ctx.policy.shadowing_days)
+        return (
+            f"{approval.analyst} is shadowing until {until} and may approve only "
+            f"{ctx.policy.shadow_may_approve.label}-risk changes"
+        )
+    return None
+
+
+def _client_problem(request: ChangeRequest, ctx: GateContext) -> str | None:
+    client = ctx.client
+    authorised = {a.email.lower() for a in client.authorised_approvers}
+    listed = ", ".join(sorted(authorised)) or "none listed in the client profile"
+    given = request.client_approval
+    if given is None:
+        return (
+            f"a high-risk change needs written approval from one of {client.id}'s authorised "
+            f"approvers ({listed}), recorded under `client_approval:` in {request.file.name} with "
+            "approver, at (UTC) and reference. No answer is not an approval."
+        )
+    if given.approver.lower() not in authorised:
+        return f"{given.approver} is not one of {client.id}'s authorised approvers ({listed})"
+    if not given.reference.strip():
+        return "no message-id or ticket reference"
+    if given.at > ctx.now:
+        return (
+            f"it is dated {signed.utc_text(given.at)}, after now ({signed.utc_text(ctx.now)}): "
+            "the client approves before the change runs"
+        )
+    return None
+
+
+def _approval_chain(
+    request: ChangeRequest,
+    risk: RiskLevel,
+    chain: tuple[Role, ...],
+    approvals: Sequence[Approval],
+    ctx: GateContext,
+) -> tuple[list[ApprovalEvidence], list[str], list[Problem]]:
+    evidence: list[ApprovalEvidence] = []
+    ignored: list[str] = []
+    problems: list[Problem] = []
+
+    if request.author in ctx.roster:
+        evidence.append(ApprovalEvidence("author", request.author, None, request.file.name))
+    else:
+        problems.append(
+            Missing(
+                "author",
+                f"{request.author!r} is not on the analyst roster, so nobody accountable "
+                "proposed this change",
+            )
+        )
+
+    peers: list[Approval] = []
+    for approval in sorted(approvals, key=lambda a: a.approved_at):
+        reason = _approval_problem(approval, request, risk, ctx)
+        if reason is None and approval.analyst not in (a.analyst for a in peers):
+            peers.append(approval)
+        elif reason is not None and not (
+            risk is RiskLevel.LOW and approval.analyst == request.author
+        ):
+            # A signed self-approval of a low change adds nothing, and is no problem either.
+            ignored.append(f"approval by {approval.analyst} ({approval.reference}): {reason}")
+
+    if Role.PEER in chain or Role.LEAD in chain:
+        evidence += [
+            ApprovalEvidence("peer review", a.analyst, a.approved_at, a.reference or a.source)
+            for a in peers
+        ]
+    if Role.PEER in chain and not peers:
+        problems.append(
+            Missing(
+                "peer review",
+                f"an approval of this plan ({ctx.plan_hash[:16]}) for {request.id} by a roster "
+                f"analyst other than the author {request.author} "
+                f"(`dmarcops approve --request {request.id} ...`)"
+                + "".join(f"\n    does not count: {r}" for r in ignored),
+            )
+        )
+    if Role.LEAD in chain and not any(
+        (a := ctx.roster.get(p.analyst)) is not None and a.is_lead for p in peers
+    ):
+        leads = ", ".join(a.id for a in ctx.roster.analysts if a.is_lead) or "none on the roster"
+        why = (
+            "a policy change"
+            if Role.LEAD in ctx.policy.policy_change_needs
+            and Role.LEAD not in ctx.policy.chains[risk]
+            else "this change"
+        )
+        problems.append(
+            Missing(
+                "lead",
+                f"{why} needs the approval of a lead ({leads}), other than the author: policy "
+                "edits, and the medium/high changes of analysts still shadowing",
+            )
+        )
+
+    if Role.CLIENT in chain:
+        reason = _client_problem(request, ctx)
+        if reason is not None:
+            problems.append(Missing("client approval", reason))
+        else:
+            given = request.client_approval
+            assert given is not None
+            evidence.append(
+                ApprovalEvidence("client approval", given.approver, given.at, given.reference)
+            )
+    return evidence, ignored, problems
+
+
+# --- emergencies --------------------------------------------------------------------------------
+
+
+def _deescalates(item: GateItem, ctx: GateContext) -> bool:
+    facts: Sequence[Fact] = getattr(item, "facts", ())
+    return bool(facts) and all(any(p.matches(f) for p in ctx.policy.deescalations) for f in facts)
+
+
+def _emergency_problem(items: Sequence[GateItem], ctx: GateContext) -> Refused | None:
+    """Seed: "The emergency that wasn't actually an emergency ... erodes the policy." An
+    emergency must de-escalate or restore, or answer a declared incident."""
+    emergency = ctx.emergency
+    assert emergency is not None
+    if emergency.incident:
+        if ctx.policy.incident_reference.match(emergency.incident):
+            return None
+        return Refused(
+            "emergency-incident",
+            f"incident reference {emergency.incident!r} does not match the declared form "
+            f"({ctx.policy.incident_reference.pattern}, policy/gate.yaml)",
+        )
+    tightening = [i for i in items if not (_deescalates(i, ctx) or ctx.restores(i))]
+    if not tightening:
+        return None
+    shown = "; ".join(
+        f"{i.name + '.' if i.name else ''}{i.zone} {i.type}: "
+        + (", ".join(str(f) for f in getattr(i, "facts", ())) or "no facts")
+        for i in tightening
+    )
+    return Refused(
+        "emergency-not-deescalation",
+        "an emergency may only de-escalate (policy towards none, pct down, removing a record) or "
+        f"restore a value an earlier change record held; these changes do neither: {shown}. "
+        "Declare the incident (--incident INC-...) or go through the normal approval chain",
+    )
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+def _names_freeze(given: str, freeze: Freeze) -> bool:
+    text = given.strip().lower()
+    return bool(text) and text in {
+        freeze.reason.strip().lower(),
+        f"{freeze.start}..{freeze.end}",
+        f"{freeze.start}",
+    }
+
+
+def _timing(
+    request: ChangeRequest, risk: RiskLevel, hours: int, ctx: GateContext
+) -> tuple[Window | None, str, list[Problem]]:
+    """The change window, a freeze exception, or why not now (seed: windows, freezes, the
+    "rollback window of zero" change)."""
+    timing = check_apply_time(ctx.client, ctx.now, hours)
+    if timing.ok:
+        return timing.window, "", []
+    freeze = timing.freeze
+    if freeze is not None:
+        given = request.client_approval
+        if risk is RiskLevel.HIGH and given is not None and _names_freeze(given.freeze, freeze):
+            unfrozen = check_apply_time(replace(ctx.client, freezes=()), ctx.now, hours)
+            if not unfrozen.ok:
+                return None, "", [Refused(unfrozen.rule, unfrozen.reason)]
+            return (
+                unfrozen.window,
+                f"freeze exception: {freeze.start}..{freeze.end} ({freeze.reason}) knowingly "
+                f"overridden by {given.approver} ({given.reference})",
+                [],
+            )
+        return (
+            None,
+            "",
+            [
+                Refused(
+                    timing.rule,
+                    f"{timing.reason}. During a freeze only an emergency, or a high-risk change "
+                    "whose client approval names the freeze (client_approval.freeze), passes",
+                )
+            ],
+        )
+    return None, "", [Refused(timing.rule, timing.reason)]
+
+
+# --- the decision -----------------------------------------------------------------------------
+
+
+def decide(
+    request: ChangeRequest,
+    items: Sequence[GateItem],
+    approvals: Sequence[Approval],
+    ctx: GateContext,
+) -> Decision:
+    """May `request`'s `items` proceed at `ctx.stage`? The one answer every command uses."""
+    problems: list[Problem] = []
+    computed = max((i.risk for i in items), default=RiskLevel.LOW)
+    if any(is_policy_item(i) for i in items):
+        computed = max(computed, ctx.policy.policy_change_risk)
+    risk = computed
+    if request.requested_risk is not None:
+        if request.requested_risk < computed:
+            problems.append(
+                Refused(
+                    "requested-risk-below-computed",
+                    f"{request.id} asks for {request.requested_risk.label} risk but its changes "
+                    f'are {computed.label} (seed: the "this is routine" misclassification)',
+                )
+            )
+        else:
+            risk = request.requested_risk
+    if request.client != ctx.client.id:
+        problems.append(
+            Refused(
+                "request-client",
+                f"{request.id} is for client {request.client}, not {ctx.client.id}",
+            )
+        )
+
+    chain = _chain(request, risk, items, ctx)
+    hours = rollback_hours(ctx.rollback_by_risk, risk, items)
+    evidence: list[ApprovalEvidence] = []
+    ignored: list[str] = []
+    window: Window | None = None
+    freeze_exception = ""
+    emergency = ctx.emergency
+    if emergency is None and request.is_emergency and ctx.stage is not Stage.APPLY:
+        emergency = Emergency(request.emergency_reason or "", request.incident)
+
+    if ctx.stage is Stage.APPROVE and ctx.approver is not None:
+        problems += _approver_problems(request, risk, ctx)
+
+    if ctx.stage is not Stage.PLAN:
+        evidence, ignored, chain_problems = _approval_chain(request, risk, chain, approvals, ctx)
+        if emergency is not None:
+            # Seed: emergencies skip the approval wait; the post-hoc review replaces it. They must
+            # still be emergencies.
+            problem = _emergency_problem(items, replace(ctx, emergency=emergency))
+            if problem is not None:
+                problems.append(problem)
+            problems += [p for p in chain_problems if isinstance(p, Missing) and p.role == "author"]
+        else:
+            problems += chain_problems
+
+    if ctx.stage is Stage.APPLY:
+        if ctx.executor is None or ctx.executor not in ctx.roster:
+            problems.append(
+                Refused("executor-not-on-roster", f"{ctx.executor!r} is not on the analyst roster")
+            )
+        if emergency is None:
+            window, freeze_exception, time_problems = _timing(request, risk, hours, ctx)
+            problems += time_problems
+
+    judged = dict(
+        request=request,
+        risk=risk,
+        items=tuple(items),
+        chain=chain,
+        evidence=tuple(evidence),
+        ignored=tuple(ignored),
+        rollback_hours=hours,
+        change_window=window,
+        freeze_exception=freeze_exception,
+        emergency=emergency,
+    )
+    if problems:
+        return Denied(**judged, reasons=tuple(problems))  # type: ignore[arg-type]
+    return Allowed(**judged)  # type: ignore[arg-type]
+
+
+def _approver_problems(request: ChangeRequest, risk: RiskLevel, ctx: GateContext) -> list[Problem]:
+    approver = ctx.roster.get(ctx.approver or "")
+    if approver is None:
+        return [Refused("approver-not-on-roster", f"{ctx.approver!r} is not on the analyst roster")]
+    if approver.id == request.author and risk > RiskLevel.LOW:
+        return [
+            Refused(
+                "author-approves-own",
+                f"{approver.id} is the author of {request.id}: the peer review is what catches "
+                "the mistakes the author missed",
+            )
+        ]
+    if _shadowing(approver, ctx) and risk > ctx.policy.shadow_may_approve:
+        return [
+            Refused(
+                "shadowing-approver",
+                f"{approver.id} is shadowing until "
+                f"{approver.shadowing_until(ctx.policy.shadowing_days)} and may approve only "
+                f"{ctx.policy.shadow_may_approve.label}-risk changes; this one is {risk.label}",
+            )
+        ]
+    return []
+
+
+def context(
+    portfolio: Portfolio,
+    client_id: str,
+    stage: Stage,
+    now: datetime,
+    plan_hash: str,
+    roster: Roster,
+    **extra: Any,
+) -> GateContext:
+    """The context for one client's requests, with the tables of the portfolio's policy."""
+    return GateContext(
+        stage=stage,
+        now=now,
+        plan_hash=plan_hash,
+        roster=roster,
+        client=portfolio.clients[client_id],
+        policy=portfolio.gate,
+        rollback_by_risk=portfolio.rules.rollback_hours,
+        **extra,
+    )
+
+
+def explain(decision: Decision) -> str:
+    """One line per problem, for refusals."""
+    head = f"{decision.request.id} ({decision.risk.label} risk)"
+    return head + ": " + "; ".join(str(p) for p in decision.problems)
