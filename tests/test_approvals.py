@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,10 +20,10 @@ from portfolio import copy_example, write
 from pipeline.cli import main
 from pipeline.commands.approvals import register
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, InputError
+from pipeline.gate import decide
 from pipeline.gate.approvals import (
     Approval,
     SignedApprovalFiles,
-    evaluate,
     generate_key,
     load_plan_file,
     load_private_key,
@@ -32,8 +32,10 @@ from pipeline.gate.approvals import (
     verify,
     write_approval,
 )
+from pipeline.gate.decide import Decision
 from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType, Selector
 from pipeline.gate.roster import Roster, load_roster
+from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy
 from pipeline.load.portfolio import ClientProfile, load_portfolio
 from pipeline.model import RiskLevel
 
@@ -90,6 +92,42 @@ def request(client_approval: ClientApproval | None = None) -> ChangeRequest:
 CLIENT_OK = ClientApproval(
     NWH_APPROVER, AT - timedelta(days=1), "<a81f2@mail.northwind-health.example>"
 )
+
+
+@dataclass(frozen=True)
+class _Item:
+    risk: RiskLevel
+    client: str = "northwind-health"
+    zone: str = "northwind-health.example"
+    name: str = "_dmarc"
+    type: str = "TXT"
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+def evaluate(
+    risk: RiskLevel,
+    request: ChangeRequest,
+    plan_hash: str,
+    approvals: list[Approval],
+    roster: Roster,
+    client: ClientProfile,
+) -> Decision:
+    """The approval chain as the one gate judges it for a pull request (no clock judgement)."""
+    return decide.decide(
+        request,
+        [_Item(risk)],
+        approvals,
+        decide.GateContext(
+            stage=decide.Stage.REVIEW,
+            now=AT + timedelta(hours=1),
+            plan_hash=plan_hash,
+            roster=roster,
+            client=client,
+            policy=GatePolicy(DEFAULT_CHAINS),
+            rollback_by_risk={RiskLevel.LOW: 2, RiskLevel.MEDIUM: 8, RiskLevel.HIGH: 24},
+        ),
+    )
 
 
 def test_the_example_keys_match_the_roster(roster: Roster) -> None:

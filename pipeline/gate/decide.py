@@ -531,8 +531,8 @@ def _approver_problems(request: ChangeRequest, risk: RiskLevel, ctx: GateContext
         return [
             Refused(
                 "author-approves-own",
-                f"{approver.id} is the author of {request.id}: the peer review is what catches "
-                "the mistakes the author missed",
+                f"{approver.id} wrote {request.id}: the author cannot review it (the peer "
+                "review is what catches the mistakes the author missed)",
             )
         ]
     if _shadowing(approver, ctx) and risk > ctx.policy.shadow_may_approve:

@@ -61,7 +61,7 @@ def load_signer(path: Path, roster: Roster, claimed: str | None = None) -> Signe
         )
     if claimed is not None and claimed != signer_id:
         raise InputError(
-            f"the key is {signer_id}'s, not {claimed}'s",
+            f"this key is not {claimed}'s: it is {signer_id}'s",
             file=path,
             hint="Who acts is the owner of the key that signs; pass your own key.",
         )
