@@ -1,7 +1,7 @@
 """The `dmarcops` command: thin click functions over the library calls tests and other code use.
 
-Exit codes (product.md): 0 success, 1 error in input or environment, 2 a gate refused.
-A user never sees a traceback for bad input; tracebacks mean bugs.
+Exit codes (docs/exit-codes.md): 0 success, 1 error in input, environment or command-line usage,
+2 a gate refused, 70 a bug (one line and a crash log; --debug for the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ import yaml
 from pipeline.apply.run import open_requests
 from pipeline.commands.apply import register as register_apply_commands
 from pipeline.commands.approvals import register as register_approval_commands
-from pipeline.commands.common import AT_FORMATS, nameservers_from, reports_errors
+from pipeline.commands.common import (
+    AT_FORMATS,
+    DmarcopsGroup,
+    nameservers_from,
+    reports_errors,
+    set_debug,
+)
 from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
@@ -70,7 +76,10 @@ def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
     return portfolio
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=DmarcopsGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--repo",
     type=click.Path(file_okay=False, path_type=Path),
@@ -80,6 +89,15 @@ def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
 )
 @click.pass_context
 @click.option("-v", "--verbose", is_flag=True, help="Show octoDNS's own log messages.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=set_debug,
+    envvar="DMARCOPS_DEBUG",
+    help="On a bug, show the Python traceback instead of writing a crash log (env DMARCOPS_DEBUG).",
+)
 def main(ctx: click.Context, repo: Path, verbose: bool) -> None:
     """Plan and govern changes to email-authentication DNS records (DMARC, SPF, DKIM, BIMI,
     MTA-STS, TLS-RPT) for a portfolio of clients.
