@@ -91,7 +91,8 @@ _SECRET_VALUE = re.compile(
 # Key material written inline in a message or an argument (a TSIG secret in a provider's
 # options, a PEM block): scrubbed from the traceback text whatever variable it came from.
 _INLINE_SECRET = re.compile(
-    r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----"
+    # A PEM block to its END line, or to the end of the line when it was cut short.
+    r"-----BEGIN[^\n]*?-----(?:.*?-----END[^\n]*?-----|[^\n]*)"
     r"|(?i:(?:secret|token|password|key)['\"]?\s*[:=]\s*['\"]?)[A-Za-z0-9+/_=-]{8,}",
     re.DOTALL,
 )
