@@ -17,6 +17,7 @@ import json
 import os
 import string
 import tempfile
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,15 @@ REQUEST = "CR-0001-fabrikam-labs"
 
 # The suite: derandomized (a fixed seed: the same examples on every machine) and bounded. The
 # night run (scripts/fuzz-night) loads "night": random, as many examples as it is told.
+# `scratch` is function-scoped on purpose: each example makes its own directory below it.
+SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
 settings.register_profile(
     "ci",
     derandomize=True,
     deadline=None,
     database=None,
     print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=SUPPRESSED,
 )
 settings.register_profile(
     "night",
@@ -53,7 +56,7 @@ settings.register_profile(
     deadline=None,
     database=None,
     print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=SUPPRESSED,
 )
 settings.load_profile(os.environ.get("DMARCOPS_FUZZ_PROFILE", "ci"))
 
@@ -99,11 +102,18 @@ def fresh_repo(scratch: Path) -> Path:
     return copy_example(Path(tempfile.mkdtemp(dir=scratch)) / "repo")
 
 
+# Runtime state git ignores (.gitignore): apply's per-client flock files, which exist while an
+# apply holds the lock and stay behind empty; not part of the repository's content.
+IGNORED = ("changes/.locks", "repo/changes/.locks")
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """Every file under root with the hash of its content (symlinks by their target)."""
     out: dict[str, str] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
+        if rel.startswith(IGNORED):
+            continue
         if path.is_symlink():
             out[rel] = "-> " + os.readlink(path)
         elif path.is_file():
@@ -127,6 +137,16 @@ def check_ended_well(result: Result, crash_dir: Path, args: tuple[str, ...]) -> 
     details = logs[-1].read_text(encoding="utf-8", errors="replace") if logs else ""
     for log in logs:  # one bug must not fail every later example too
         log.unlink()
+    tally = os.environ.get("DMARCOPS_FUZZ_TALLY")
+    unhandled = not (result.exception is None or isinstance(result.exception, SystemExit))
+    if tally and (logs or unhandled or result.exit_code not in ALLOWED):
+        # Counting mode (scripts/fuzz-night --tally): note the crash site and go on, so that one
+        # run counts every traceback of the corpus instead of stopping at the first.
+        with open(tally, "a", encoding="utf-8") as out:
+            if unhandled and not details:  # a crash the handler did not catch at all
+                details = "".join(traceback.format_exception(*result.exc_info))  # type: ignore[misc]
+            out.write(json.dumps({"args": args, "exit": result.exit_code, "log": details}) + "\n")
+        return
     assert not logs, f"crash handler fired for {args!r}:\n{details}"
     assert result.exit_code in ALLOWED, (
         f"exit {result.exit_code} for {args!r}: {result.output}\n{result.exc_info}"

@@ -100,6 +100,10 @@ def _decode(p: str) -> bytes:
         return base64.b64decode("".join(p.split()), validate=True)
     except binascii.Error as err:
         raise RecordSyntaxError(f"p= is not valid base64 ({err})", "K2") from err
+    except ValueError:  # a str with non-ASCII characters (e.g. a fullwidth digit): not binascii's
+        raise RecordSyntaxError(
+            "p= is not valid base64 (it holds characters outside ASCII)", "K2"
+        ) from None
 
 
 def _bits(key_type: str, key: bytes) -> int:

@@ -53,8 +53,25 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def _walk(node: yaml.Node, here: JsonPath, lines: dict[JsonPath, int], path: Path) -> None:
+def _walk(
+    node: yaml.Node,
+    here: JsonPath,
+    lines: dict[JsonPath, int],
+    path: Path,
+    inside: frozenset[int] = frozenset(),
+) -> None:
     lines[here] = node.start_mark.line + 1
+    if id(node) in inside:
+        # `a: &x [*x]`: an alias inside its own anchor makes the node graph a cycle, which no
+        # zone or policy value can be (and which walked for ever, a RecursionError, before).
+        raise InputError(
+            "a YAML alias refers to the anchor it is inside (a recursive structure)",
+            file=path,
+            line=node.start_mark.line + 1,
+            column=node.start_mark.column + 1,
+            hint="Remove the alias (*name) or move it out of its own anchor's value.",
+        )
+    inside = inside | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -68,11 +85,11 @@ def _walk(node: yaml.Node, here: JsonPath, lines: dict[JsonPath, int], path: Pat
                     hint="Merge the two entries into one: YAML keeps only the last silently.",
                 )
             seen[key] = line
-            _walk(value_node, (*here, key), lines, path)
+            _walk(value_node, (*here, key), lines, path, inside)
             lines[(*here, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*here, i), lines, path)
+            _walk(item, (*here, i), lines, path, inside)
 
 
 def load_yaml(path: Path) -> YamlDocument:
@@ -96,6 +113,7 @@ def load_yaml(path: Path) -> YamlDocument:
             f"YAML syntax error: {exc.problem or exc.context}",
             file=path,
             line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
             hint="Check indentation and quoting on that line.",
         ) from None
     except yaml.YAMLError as exc:
