@@ -371,7 +371,14 @@ def plan(
     else:
         click.echo(render_text(result, refs), nl=False)
     if out is not None:
-        out.write_text(render_json(result, refs), encoding="utf-8")
+        try:
+            out.write_text(render_json(result, refs), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the plan: {exc.strerror or exc}",
+                file=out,
+                hint="Give --out a file in a directory that exists and that you may write.",
+            ) from None
     for failed in result.failed_zones:
         click.echo(
             click.style("error: ", fg="red", bold=True)

@@ -32,6 +32,8 @@ from portfolio import REPO, copy_example
 
 from pipeline.cli import main
 from pipeline.commands.common import set_debug
+from pipeline.diff import dkim
+from pipeline.diff.errors import RecordSyntaxError
 from pipeline.errors import EXIT_CRASH, EXIT_GATE, EXIT_INPUT, EXIT_OK
 
 KEYS = REPO / "tests" / "keys"
@@ -365,6 +367,8 @@ POLICY_FILES = [
 @example(name_and_value=("_dmarc", "v=DMARC1; p=reject; pct=١٠٠"), escape=True, many=False)
 @example(name_and_value=("", "v=spf1 ip4:1.2.3.4/٣٢ -all"), escape=True, many=False)
 @example(name_and_value=("_dmarc", "v=DMARC1; p=none; rua=mailto:a@b!１m"), escape=True, many=False)
+# Crashed with "ValueError: string argument should contain only ASCII characters" in dkim._decode.
+@example(name_and_value=("s2025._domainkey", "v=DKIM1; k=rsa; p=MIIB٣"), escape=True, many=False)
 def test_record_values(
     scratch: Path, crash_dir: Path, name_and_value: tuple[str, str], escape: bool, many: bool
 ) -> None:
@@ -802,3 +806,55 @@ def test_debug_shows_the_traceback_instead(tmp_path: Path) -> None:
         # The exception goes on up (CliRunner catches it; Python would print the traceback).
         assert isinstance(result.exception, RuntimeError), result.output
         assert not list(tmp_path.rglob("crash-*"))
+
+
+# --- regressions found by the fuzzing (plain tests, so each names what it fixed) --------------
+
+
+def test_recursive_yaml_alias_is_an_input_error(tmp_path: Path, crash_dir: Path) -> None:
+    """`a: &a [*a]` walked for ever in pipeline.load.yamlfile (RecursionError, a crash)."""
+    repo = copy_example(tmp_path)
+    (repo / ZONE).write_text("_dmarc: &a\n  - *a\n", encoding="utf-8")
+    result = run_checked(repo, crash_dir, "validate")
+    assert result.exit_code == EXIT_INPUT
+    assert "fabrikam.example.yaml:1:9: the value anchored here holds an alias to itself" in (
+        result.output
+    )
+
+
+def test_non_ascii_dkim_key_is_a_finding(tmp_path: Path, crash_dir: Path) -> None:
+    """A fullwidth or Arabic-Indic digit in a live key's p= crashed base64 decoding (ValueError).
+    (octoDNS refuses non-ASCII in a zone file first; the live side reaches the parser.)"""
+    repo = copy_example(tmp_path)
+    live = repo / "sandbox/live/fabrikam.example.yaml"
+    zone = yaml.safe_load(live.read_text(encoding="utf-8"))
+    zone["s2025._domainkey"] = {"type": "TXT", "value": "v=DKIM1\\; k=rsa\\; p=MIIB٣"}
+    live.write_text(dump_yaml(zone), encoding="utf-8")
+    result = run_checked(repo, crash_dir, "plan", "--zone", "fabrikam.example")
+    assert result.exit_code == EXIT_GATE, result.output  # the update has no change request
+    assert "dkim.unparsed v=DKIM1; k=rsa; p=MIIB٣->" in result.output
+    with pytest.raises(RecordSyntaxError, match="outside ASCII") as caught:
+        dkim.parse("v=DKIM1; k=rsa; p=MIIB٣")
+    assert caught.value.code == "K2"
+
+
+def test_plan_out_into_a_missing_directory_is_an_input_error(
+    tmp_path: Path, crash_dir: Path
+) -> None:
+    """--out in a directory that does not exist was a FileNotFoundError crash."""
+    repo = copy_example(tmp_path / "repo")
+    out = tmp_path / "missing" / "plan.json"
+    result = run_checked(repo, crash_dir, "plan", "--out", str(out))
+    assert result.exit_code == EXIT_INPUT
+    assert "plan.json: cannot write the plan: No such file or directory" in result.output
+    assert "a directory that exists" in result.output
+
+
+def test_json_errors_name_line_and_column(tmp_path: Path, crash_dir: Path) -> None:
+    repo = copy_example(tmp_path / "repo")
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text('{"plan_hash": "x",\n  "changes": [1,, 2]}', encoding="utf-8")
+    result = run_checked(repo, crash_dir, "requests", "check", "--plan", str(plan_file))
+    assert result.exit_code == EXIT_INPUT
+    assert "plan.json:2:17: not a JSON plan: JSON syntax error: Expecting value" in result.output
+    assert "dmarcops plan --out plan.json" in result.output

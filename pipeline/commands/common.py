@@ -37,6 +37,7 @@ from pipeline.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     DmarcopsError,
+    EnvironmentProblem,
     GateRefused,
     InputError,
 )
@@ -301,6 +302,18 @@ class DmarcopsGroup(click.Group):
             return exc.exit_code
         except OSError as exc:
             if exc.errno == errno.EPIPE:  # `dmarcops plan | head`: the reader left; not a bug
+                return EXIT_INPUT
+            if exc.filename is not None and not _DEBUG.get():
+                # A file the system would not let us read or write (no such directory, no
+                # permission, disk full): the environment, not a bug, so exit 1 naming it.
+                report_error(
+                    EnvironmentProblem(
+                        f"cannot use this file: {exc.strerror or exc}",
+                        file=os.fsdecode(exc.filename),
+                        hint="Check that the path exists, is the kind of file expected and that "
+                        "you may read (or write) it, then run the command again.",
+                    )
+                )
                 return EXIT_INPUT
             if _DEBUG.get():
                 raise

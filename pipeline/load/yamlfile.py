@@ -65,7 +65,7 @@ def _walk(
         # `a: &x [*x]`: an alias inside its own anchor makes the node graph a cycle, which no
         # zone or policy value can be (and which walked for ever, a RecursionError, before).
         raise InputError(
-            "a YAML alias refers to the anchor it is inside (a recursive structure)",
+            "the value anchored here holds an alias to itself (a recursive structure)",
             file=path,
             line=node.start_mark.line + 1,
             column=node.start_mark.column + 1,
