@@ -104,9 +104,9 @@ def fresh_repo(scratch: Path) -> Path:
     return copy_example(Path(tempfile.mkdtemp(dir=scratch)) / "repo")
 
 
-# Runtime state git ignores (.gitignore): apply's per-client flock files, which exist while an
-# apply holds the lock and stay behind empty; not part of the repository's content.
-IGNORED = ("changes/.locks", "repo/changes/.locks")
+# Runtime state git ignores (.gitignore): the flock files of apply's per-client lock and of the
+# record store's lock, which stay behind empty; not part of the repository's content.
+IGNORED = ("changes/.lock", "repo/changes/.lock")  # covers changes/.locks/ too
 
 
 def snapshot(root: Path) -> dict[str, str]:
