@@ -36,9 +36,10 @@ from pipeline.load.codeowners import (
 )
 from pipeline.load.octodns_config import octodns_config
 from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
+from pipeline.load.yamlfile import load_yaml
 from pipeline.load.zones import check_zone_file
-from pipeline.model import RiskLevel
-from pipeline.plan.build import PlanOptions, make_plan, select_zones
+from pipeline.model import RiskLevel, Severity
+from pipeline.plan.build import PlanOptions, make_plan, offline_findings, select_zones
 from pipeline.plan.changes import ChangedZones, zones_changed_since
 from pipeline.plan.items import RequestRef
 from pipeline.records import RecordStore
@@ -103,9 +104,35 @@ def main(ctx: click.Context, repo: Path, verbose: bool) -> None:
 @reports_errors
 def validate(repo: Path) -> None:
     """Check every zone file and policy file against its JSON Schema, the pipeline's scope and
-    octoDNS's own record validation. Prints each problem with its file and line; exit 1 if any.
+    octoDNS's own record validation, then run every record rule offline (the findings `plan`
+    reports, without DNS: SPF lookups estimated from the sender catalog, report authorisations not
+    looked up). Prints each problem with its file and line; exit 1 for bad files, 2 when a record
+    has an error finding (as `plan` refuses), 0 otherwise (warnings are printed).
     """
     portfolio = load_checked(repo)
+    errors = 0
+    now = datetime.now(UTC)
+    for zone_file in portfolio.zone_files:
+        doc = load_yaml(zone_file.path)
+        for finding in offline_findings(portfolio, zone_file, now):
+            if finding.severity is Severity.INFO:
+                continue
+            errors += finding.severity is Severity.ERROR
+            where = InputError("", file=zone_file.path, line=doc.line_of((finding.name,))).where
+            label = click.style(
+                f"{finding.severity.label}: ",
+                fg="red" if finding.severity is Severity.ERROR else "yellow",
+                bold=True,
+            )
+            click.echo(f"{label}{where}: {finding.code} {finding.message}", err=True)
+    if errors:
+        click.echo(
+            click.style("refused: ", fg="red", bold=True)
+            + f"{errors} record error(s): receivers would not apply these records as written; "
+            "fix them before planning (docs/rules.md explains each code)",
+            err=True,
+        )
+        sys.exit(EXIT_GATE)
     click.echo(
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
         f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules, "

@@ -13,12 +13,16 @@ from __future__ import annotations
 import base64
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from portfolio import copy_example
 
 import pipeline.diff as diff_stage
+from pipeline.cli import main
 from pipeline.diff.context import ZoneContext
 from pipeline.model import RecordKind, Severity
 
@@ -363,3 +367,31 @@ def test_the_table_covers_every_kind_both_ways() -> None:
         verdicts = {v.code is None for v in VECTORS if v.kind is kind}
         assert verdicts == {True, False}, kind
     assert len(VECTORS) >= 200
+
+
+# --- `dmarcops validate` runs the same rules offline ---------------------------------------------
+
+
+def test_validate_reports_record_errors_offline_with_file_and_line(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path)
+    path = repo / "zones/fabrikam-labs/fabrikam.example.yaml"
+    text = path.read_text(encoding="utf-8")
+    # p=foo passed `validate` before and only `plan` reported it (issue 11, item 5).
+    path.write_text(text.replace(r"p=quarantine\;", r"p=foo\;"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["--repo", str(repo), "validate"])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, result.output
+    line = next(n for n, t in enumerate(text.splitlines(), start=1) if t.startswith("_dmarc:"))
+    reported = [t for t in result.output.splitlines() if f"fabrikam.example.yaml:{line}: D3" in t]
+    assert len(reported) == 1 and reported[0].startswith("error: "), result.output
+    assert "p=foo" in reported[0]
+    assert "ok:" not in result.output
+
+
+def test_validate_prints_warnings_and_passes(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path)
+    result = CliRunner().invoke(main, ["--repo", str(repo), "validate"])
+    assert result.exit_code == 0, result.output
+    warned = [t for t in result.output.splitlines() if "fabrikam.example.yaml:5: D5 pct=50" in t]
+    assert len(warned) == 1 and warned[0].startswith("warning: "), result.output
+    assert "ok: 3 clients" in result.output

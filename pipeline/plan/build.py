@@ -138,18 +138,16 @@ def plan_zone(
         regulated=client.regulated,
     )
 
-    findings: list[Finding] = []
-    budget_source = ""
-    for (name, rtype), values in sorted(ctx.desired.items()):
-        kind = kind_of(name, rtype)
-        if kind is None:
-            continue
-        if kind is RecordKind.SPF:
-            spf = [v for v in values if is_owned_value(kind, v)]
-            if not spf:
-                continue  # a TXT set of the client's (tokens) that holds no SPF: not ours
-            budget_source = lookups.budget(spf[0], ctx.fqdn(name)).source
-        findings.extend(diff.validate(kind, name, rtype, values, ctx))
+    findings = record_findings(ctx)
+    budget_source = next(
+        (
+            lookups.budget(spf[0], ctx.fqdn(name)).source
+            for (name, rtype), values in sorted(ctx.desired.items())
+            if kind_of(name, rtype) is RecordKind.SPF
+            and (spf := [v for v in values if is_owned_value(RecordKind.SPF, v)])
+        ),
+        "",
+    )
 
     policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
     client_ctx = _client_context(client, now)
@@ -170,6 +168,41 @@ def plan_zone(
         ),
         items,
     )
+
+
+def record_findings(ctx: ZoneContext) -> list[Finding]:
+    """Every record rule over the desired owned RRsets of one zone: what `plan` reports and what
+    `dmarcops validate` runs offline (with a context that asks no DNS)."""
+    findings: list[Finding] = []
+    for (name, rtype), values in sorted(ctx.desired.items()):
+        kind = kind_of(name, rtype)
+        if kind is None:
+            continue
+        if kind is RecordKind.SPF and not any(is_owned_value(kind, v) for v in values):
+            continue  # a TXT set of the client's (tokens) that holds no SPF: not ours
+        findings.extend(diff.validate(kind, name, rtype, values, ctx))
+    return findings
+
+
+def offline_findings(portfolio: Portfolio, zone_file: ZoneFile, now: datetime) -> list[Finding]:
+    """The record findings of one zone file without DNS: SPF budgets from the sender catalog, no
+    report-authorisation lookups (D7 says "could not check"), the MTA-STS policy file if any."""
+    client = portfolio.clients[zone_file.client]
+    costs = portfolio.senders.lookup_costs()
+    ctx = ZoneContext(
+        zone=zone_file.domain,
+        desired=_rrsets(load_desired(zone_file)),
+        today=now.astimezone(ZoneInfo(client.timezone)).date(),
+        spf_budget=lambda record, fqdn: estimate_from_catalog(record, costs),
+        pre_approved_sender=portfolio.senders.pre_approved_sender,
+        dkim=client.dkim.get(zone_file.domain, DkimLifecycle()),
+        regulated=client.regulated,
+    )
+    findings = record_findings(ctx)
+    policy = desired_policy(zone_file)
+    if policy is not None:
+        findings.extend(mtasts.validate_policy(policy))
+    return findings
 
 
 STS_KEY = ("_mta-sts", "TXT")
