@@ -6,6 +6,7 @@ whose provider fails is reported on the plan and the others are still planned.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,8 @@ class _Lookups:
         self.costs = portfolio.senders.lookup_costs()
         self.counter: SpfBudgetCounter | None = None
         self.resolver: Any = None
+        self._authorised: dict[tuple[str, str], bool | None] = {}
+        self._lock = threading.Lock()
         if nameservers and nameservers.addresses:
             self.resolver = make_resolver(nameservers)
             self.counter = SpfBudgetCounter(self.resolver)
@@ -67,9 +70,17 @@ class _Lookups:
         return estimate_from_catalog(record, self.costs)
 
     def report_authorised(self, zone: str, dest: str) -> bool | None:
+        """Cached per plan: the same (zone, destination) is asked once however many records and
+        threads need it (RFC 7489 7.1 lookups go to third parties' servers)."""
         if self.resolver is None:
             return None
-        return report_authorised(self.resolver, zone, dest)
+        key = (zone.lower(), dest.lower())
+        with self._lock:
+            if key in self._authorised:
+                return self._authorised[key]
+        answer = report_authorised(self.resolver, zone, dest)
+        with self._lock:
+            return self._authorised.setdefault(key, answer)
 
 
 def _rrsets(zone: Zone) -> dict[RRsetKey, tuple[str, ...]]:
