@@ -52,6 +52,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
     """Everything the plan reads, validated; all problems reported together, exit 1."""
+    return load_plannable(repo, zones_only, isolate_zone_files=False)[0]
+
+
+def load_plannable(
+    repo: Path, zones_only: list[str] | None = None, *, isolate_zone_files: bool = True
+) -> tuple[Portfolio, dict[str, InputError]]:
+    """Like load_checked, but a zone file with problems only takes its own zone out of the plan
+    (its problems are printed and returned by domain); the policy files must all be right."""
     portfolio, problems = collect_problems(repo)
     roster = None
     try:
@@ -59,16 +67,25 @@ def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
     except InputError as exc:
         problems.append(exc)
     problems.extend(collect_requests(repo, roster)[1])
+    broken: dict[str, InputError] = {}
     if portfolio is not None:
         for zone_file in portfolio.zone_files:
             if zones_only is None or zone_file.domain in zones_only:
-                problems.extend(check_zone_file(zone_file, portfolio.schema_path("zone")))
+                found = check_zone_file(zone_file, portfolio.schema_path("zone"))
+                if found and isolate_zone_files and not problems:
+                    broken[zone_file.domain] = found[0]
+                    for problem in found:
+                        click.echo(
+                            click.style("error: ", fg="red", bold=True) + str(problem), err=True
+                        )
+                else:
+                    problems.extend(found)
     if problems:
         for problem in problems[1:]:
             click.echo(click.style("error: ", fg="red", bold=True) + str(problem), err=True)
         raise problems[0]
     assert portfolio is not None
-    return portfolio
+    return portfolio, broken
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -341,7 +358,8 @@ def plan(
     only = None if changed is None or changed.everything else list(changed.zones)
     # Zone files nobody touched were validated when they last changed (and `dmarcops validate`
     # still checks them all); a portfolio-wide change validates everything.
-    portfolio = load_checked(repo, zones_only=only)
+    # One broken zone file is reported and left out; the other zones are still planned (exit 1).
+    portfolio, broken = load_plannable(repo, zones_only=only)
     for client in clients:
         if client not in portfolio.clients:
             raise InputError(
@@ -358,6 +376,7 @@ def plan(
         nameservers=nameservers_from(nameservers, portfolio.settings.timeout),
         concurrency=concurrency,
         changed_since=changed,
+        broken_zones={domain: str(problem) for domain, problem in broken.items()},
     )
     if changed is not None and changed_since is not None:
         _report_changed(changed, changed_since)
@@ -382,6 +401,8 @@ def plan(
     if out is not None:
         out.write_text(render_json(result, refs), encoding="utf-8")
     for failed in result.failed_zones:
+        if failed.zone in broken:
+            continue  # its zone-file problems were printed with their lines above
         click.echo(
             click.style("error: ", fg="red", bold=True)
             + f"{failed.zone}: could not read live DNS through {failed.provider}: {failed.error}",

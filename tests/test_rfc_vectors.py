@@ -11,6 +11,7 @@ BIMI draft-brand-indicators-for-message-identification, MTA-STS RFC 8461 3.1, TL
 from __future__ import annotations
 
 import base64
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,3 +396,21 @@ def test_validate_prints_warnings_and_passes(tmp_path: Path) -> None:
     warned = [t for t in result.output.splitlines() if "fabrikam.example.yaml:5: D5 pct=50" in t]
     assert len(warned) == 1 and warned[0].startswith("warning: "), result.output
     assert "ok: 3 clients" in result.output
+
+
+def test_one_broken_zone_file_does_not_stop_the_plan_of_the_others(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path)
+    broken = repo / "zones/fabrikam-labs/fabrikam.example.yaml"
+    broken.write_text("---\n- not\n- a mapping\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["--repo", str(repo), "plan", "--format", "json", "--at", "2026-11-28"]
+    )
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1  # bad input (README), after planning the rest
+    plan = json.loads(result.stdout)
+    planned = {change["zone"] for change in plan["changes"]}
+    assert planned == {"contoso-retail.example", "northwind-health.example", "nwh-patients.example"}
+    failed = [z for z in plan["zones"] if z["error"]]
+    assert [z["zone"] for z in failed] == ["fabrikam.example"]
+    assert "fabrikam.example.yaml:2:" in failed[0]["error"]
+    assert "fabrikam.example.yaml:2:" in result.stderr

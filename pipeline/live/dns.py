@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import dns.exception
 import dns.resolver
 
-
 ATTEMPTS = 3  # tries per question within Nameservers.timeout
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from pipeline.diff import mtasts
 from pipeline.diff.context import DkimLifecycle, RRsetKey, ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.kinds import is_owned_value, kind_of
-from pipeline.errors import GateRefused
+from pipeline.errors import GateRefused, InputError
 from pipeline.live.dns import Nameservers, make_resolver, report_authorised
 from pipeline.live.mta_sts_policy import desired_policy, live_policy
 from pipeline.live.providers import build_provider
@@ -49,6 +49,9 @@ class PlanOptions:
     # `zones_changed_since(root, ref)`, resolved by the caller (git stays at the edge): only these
     # zones are planned, and none when nothing changed (unlike `zones`, where empty means all).
     changed_since: ChangedZones | None = None
+    # Zone files that failed validation (domain -> the problem, with file and line): reported as
+    # failed zones instead of planned, so one bad file never stops the plan of the others.
+    broken_zones: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Lookups:
@@ -121,11 +124,20 @@ def explain(exc: Exception) -> str:
 
 
 def plan_zone(
-    portfolio: Portfolio, zone_file: ZoneFile, now: datetime, lookups: _Lookups
+    portfolio: Portfolio,
+    zone_file: ZoneFile,
+    now: datetime,
+    lookups: _Lookups,
+    broken: str | None = None,
 ) -> tuple[ZoneResult, list[PlanItem]]:
     client = portfolio.clients[zone_file.client]
     provider_config = portfolio.providers[client.provider]
-    desired = load_desired(zone_file)
+    if broken is not None:
+        return ZoneResult(client.id, zone_file.domain, client.provider, error=broken), []
+    try:
+        desired = load_desired(zone_file)
+    except InputError as exc:
+        return ZoneResult(client.id, zone_file.domain, client.provider, error=str(exc)), []
     try:
         target = build_provider(provider_config, portfolio.root, instance=f"[{zone_file.domain}]")
         with warnings.catch_warnings():
@@ -335,7 +347,10 @@ def make_plan(
     workers = max(1, min(options.concurrency or settings.concurrency, len(zone_files) or 1))
     results: list[tuple[ZoneResult, list[PlanItem]]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan") as pool:
-        futures = [pool.submit(plan_zone, portfolio, z, now, lookups) for z in zone_files]
+        futures = [
+            pool.submit(plan_zone, portfolio, z, now, lookups, options.broken_zones.get(z.domain))
+            for z in zone_files
+        ]
         for done, future in enumerate(futures, start=1):
             results.append(future.result())
             if progress:
