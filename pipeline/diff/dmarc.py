@@ -168,6 +168,22 @@ def facts(
     return found
 
 
+def equivalent(before: tuple[str, ...], after: tuple[str, ...]) -> bool:
+    """Whether two DMARC RRsets say the same to every receiver: one valid record each, with the
+    same tags and values, differing only in whitespace, tag order or the case of tag names
+    (RFC 7489 6.4 allows *WSP around "=" and ";"; receivers read tags by name, not position).
+    The plan treats such a change as a no-op (docs/rules.md "No-op changes")."""
+    try:
+        old, new = single(before, parse), single(after, parse)
+    except RecordSyntaxError:
+        return False
+    if old is None or new is None:
+        return False
+    return frozenset((t.name, t.value) for t in old.tags) == frozenset(
+        (t.name, t.value) for t in new.tags
+    )
+
+
 def destination_domain(uri: str) -> str | None:
     """The domain a report URI delivers to: `mailto:x@d.example!10m` -> `d.example`."""
     return uri_host(uri)
