@@ -36,6 +36,7 @@ _DOMAIN_AND_CIDR = re.compile(
 # RFC 7208 7.1 macro-expand; c, r and t are allowed only in explanation text (7.2), never in a
 # record's domain-spec.
 _MACRO = re.compile(r"%\{[slodiphvSLODIPHV](?P<digits>[0-9]*)[rR]?[.\-+,/_=]*\}")
+_MACRO_AT_END = re.compile(r"%\{[^}]*\}\.?$")
 # A term with another term glued to its end: TXT strings are joined with no space (RFC 7208 3.3),
 # so "...include:a.example" + "include:b.example" reads as one broken term.
 _GLUED = re.compile(r".(?:include:|ip4:|ip6:|exists:|redirect=|exp=|[-~?+]all$)", re.IGNORECASE)
@@ -236,16 +237,12 @@ def _domain_spec_problem(spec: str) -> str | None:
     problem = _macro_string_problem(spec)
     if problem:
         return problem
-    if _MACRO.search(spec.rstrip(".")[-40:]) and spec.rstrip(".").endswith("}"):
-        return None  # domain-end is a macro: the name is only known at evaluation time
+    if _MACRO_AT_END.search(spec):
+        return None  # domain-end is a macro: the name is known only at evaluation time
     if "%" in spec:
-        # Macros inside, literal labels at the end: only the top label can be checked.
-        top = spec.rstrip(".").rsplit(".", 1)
-        return (
-            None
-            if len(top) == 2 and domain_problem("x." + top[1]) is None
-            else (f"{spec} does not end in a top-level domain")
-        )
+        # Macros before a literal domain-end ("%{i}._spf.example.com"): what follows the last
+        # macro must still end in "." toplabel.
+        return domain_problem(spec.rsplit("}", 1)[-1].lstrip(".") or spec)
     return domain_problem(spec)
 
 
