@@ -34,16 +34,11 @@ def parse_tag_list(
         if not spec.strip():
             continue
         name, sep, value = spec.partition("=")
-        inner_name, _, inner_value = spec.strip(" \t").partition("=")
-        if (
-            strict
-            and sep
-            and (inner_name != inner_name.rstrip() or inner_value != inner_value.lstrip())
-        ):
+        if strict and sep and (name != name.rstrip() or value != value.lstrip()):
             # field-delim = *WSP ";" *WSP: spaces around ";" are fine, around "=" they are not.
             raise RecordSyntaxError(
                 f"'{spec.strip()}': no spaces are allowed around '=' in this record; write "
-                f"{inner_name.strip()}={inner_value.strip()}",
+                f"{name.strip()}={value.strip()}",
                 code,
             )
         name = name.strip()
