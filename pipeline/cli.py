@@ -1,6 +1,6 @@
 """The `dmarcops` command: thin click functions over the library calls tests and other code use.
 
-Exit codes (product.md): 0 success, 1 error in input or environment, 2 a gate refused.
+Exit codes (README.md): 0 success, 1 error in input or environment, 2 a gate refused.
 A user never sees a traceback for bad input; tracebacks mean bugs.
 """
 
@@ -296,7 +296,7 @@ def _report_changed(changed: ChangedZones, ref: str, shown: int = 20) -> None:
     type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="text for people, json for machines (the contract in product.md), markdown for pull "
+    help="text for people, json for machines (the contract in README.md), markdown for pull "
     "requests (the change-record draft).",
 )
 @click.option(
