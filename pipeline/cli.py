@@ -42,9 +42,10 @@ from pipeline.load.codeowners import (
 )
 from pipeline.load.octodns_config import octodns_config
 from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
+from pipeline.load.yamlfile import load_yaml
 from pipeline.load.zones import check_zone_file
-from pipeline.model import RiskLevel
-from pipeline.plan.build import PlanOptions, make_plan, select_zones
+from pipeline.model import RiskLevel, Severity
+from pipeline.plan.build import PlanOptions, make_plan, offline_findings, select_zones
 from pipeline.plan.changes import ChangedZones, zones_changed_since
 from pipeline.plan.items import RequestRef
 from pipeline.records import RecordStore
@@ -57,6 +58,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
     """Everything the plan reads, validated; all problems reported together, exit 1."""
+    return load_plannable(repo, zones_only, isolate_zone_files=False)[0]
+
+
+def load_plannable(
+    repo: Path, zones_only: list[str] | None = None, *, isolate_zone_files: bool = True
+) -> tuple[Portfolio, dict[str, InputError]]:
+    """Like load_checked, but a zone file with problems only takes its own zone out of the plan
+    (its problems are printed and returned by domain); the policy files must all be right."""
     portfolio, problems = collect_problems(repo)
     roster = None
     try:
@@ -64,16 +73,25 @@ def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
     except InputError as exc:
         problems.append(exc)
     problems.extend(collect_requests(repo, roster)[1])
+    broken: dict[str, InputError] = {}
     if portfolio is not None:
         for zone_file in portfolio.zone_files:
             if zones_only is None or zone_file.domain in zones_only:
-                problems.extend(check_zone_file(zone_file, portfolio.schema_path("zone")))
+                found = check_zone_file(zone_file, portfolio.schema_path("zone"))
+                if found and isolate_zone_files and not problems:
+                    broken[zone_file.domain] = found[0]
+                    for problem in found:
+                        click.echo(
+                            click.style("error: ", fg="red", bold=True) + str(problem), err=True
+                        )
+                else:
+                    problems.extend(found)
     if problems:
         for problem in problems[1:]:
             click.echo(click.style("error: ", fg="red", bold=True) + str(problem), err=True)
         raise problems[0]
     assert portfolio is not None
-    return portfolio
+    return portfolio, broken
 
 
 @click.group(
@@ -121,9 +139,35 @@ def main(ctx: click.Context, repo: Path, verbose: bool) -> None:
 @reports_errors
 def validate(repo: Path) -> None:
     """Check every zone file and policy file against its JSON Schema, the pipeline's scope and
-    octoDNS's own record validation. Prints each problem with its file and line; exit 1 if any.
+    octoDNS's own record validation, then run every record rule offline (the findings `plan`
+    reports, without DNS: SPF lookups estimated from the sender catalog, report authorisations not
+    looked up). Prints each problem with its file and line; exit 1 for bad files, 2 when a record
+    has an error finding (as `plan` refuses), 0 otherwise (warnings are printed).
     """
     portfolio = load_checked(repo)
+    errors = 0
+    now = datetime.now(UTC)
+    for zone_file in portfolio.zone_files:
+        doc = load_yaml(zone_file.path)
+        for finding in offline_findings(portfolio, zone_file, now):
+            if finding.severity is Severity.INFO:
+                continue
+            errors += finding.severity is Severity.ERROR
+            where = InputError("", file=zone_file.path, line=doc.line_of((finding.name,))).where
+            label = click.style(
+                f"{finding.severity.label}: ",
+                fg="red" if finding.severity is Severity.ERROR else "yellow",
+                bold=True,
+            )
+            click.echo(f"{label}{where}: {finding.code} {finding.message}", err=True)
+    if errors:
+        click.echo(
+            click.style("refused: ", fg="red", bold=True)
+            + f"{errors} record error(s): receivers would not apply these records as written; "
+            "fix them before planning (docs/rules.md explains each code)",
+            err=True,
+        )
+        sys.exit(EXIT_GATE)
     click.echo(
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
         f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules, "
@@ -270,7 +314,7 @@ def _report_changed(changed: ChangedZones, ref: str, shown: int = 20) -> None:
     type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="text for people, json for machines (the contract in product.md), markdown for pull "
+    help="text for people, json for machines (the contract in README.md), markdown for pull "
     "requests (the change-record draft).",
 )
 @click.option(
@@ -332,7 +376,8 @@ def plan(
     only = None if changed is None or changed.everything else list(changed.zones)
     # Zone files nobody touched were validated when they last changed (and `dmarcops validate`
     # still checks them all); a portfolio-wide change validates everything.
-    portfolio = load_checked(repo, zones_only=only)
+    # One broken zone file is reported and left out; the other zones are still planned (exit 1).
+    portfolio, broken = load_plannable(repo, zones_only=only)
     for client in clients:
         if client not in portfolio.clients:
             raise InputError(
@@ -349,6 +394,7 @@ def plan(
         nameservers=nameservers_from(nameservers, portfolio.settings.timeout),
         concurrency=concurrency,
         changed_since=changed,
+        broken_zones={domain: str(problem) for domain, problem in broken.items()},
     )
     if changed is not None and changed_since is not None:
         _report_changed(changed, changed_since)
@@ -380,6 +426,8 @@ def plan(
                 hint="Give --out a file in a directory that exists and that you may write.",
             ) from None
     for failed in result.failed_zones:
+        if failed.zone in broken:
+            continue  # its zone-file problems were printed with their lines above
         click.echo(
             click.style("error: ", fg="red", bold=True)
             + f"{failed.zone}: could not read live DNS through {failed.provider}: {failed.error}",
