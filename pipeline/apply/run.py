@@ -268,7 +268,18 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
         # Every client of the plan, in a fixed order (two applies never deadlock), held until
         # the records are written: the plan is made again and judged under the locks.
         for client_id in clients:
-            locks.enter_context(client_lock(store.changes_dir, client_id, options.wait_seconds))
+            try:
+                locks.enter_context(
+                    client_lock(store.changes_dir, client_id, options.wait_seconds)
+                )
+            except OSError as exc:  # a full or read-only changes/: refuse before anything
+                raise EnvironmentProblem(
+                    f"cannot take the lock of client {client_id} in changes/ "
+                    f"({exc.strerror or exc}); nothing was sent to DNS",
+                    file=store.changes_dir,
+                    hint="Free space on (or make writable) the file system of changes/, then "
+                    "apply again.",
+                ) from None
         current = make_plan(
             portfolio,
             PlanOptions(
