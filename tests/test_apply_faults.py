@@ -41,6 +41,20 @@ def cli(repo: Path, *args: str) -> Result:
     return CliRunner().invoke(main, ["--repo", str(repo), *args])
 
 
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_apply_left_running() -> Iterator[None]:
+    # A failed assertion must not leave a paused apply behind holding changes/ (a mount busy).
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class Apply:
     """One apply subprocess paused at `point`; `go()` lets it continue."""
 
@@ -78,6 +92,7 @@ class Apply:
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
+        _STARTED.append(self.proc)
         deadline = time.monotonic() + 60
         while not (self.folder / "ready").exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
