@@ -269,9 +269,7 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
         # the records are written: the plan is made again and judged under the locks.
         for client_id in clients:
             try:
-                locks.enter_context(
-                    client_lock(store.changes_dir, client_id, options.wait_seconds)
-                )
+                locks.enter_context(client_lock(store.changes_dir, client_id, options.wait_seconds))
             except OSError as exc:  # a full or read-only changes/: refuse before anything
                 raise EnvironmentProblem(
                     f"cannot take the lock of client {client_id} in changes/ "
