@@ -257,6 +257,9 @@ def test_sigkill_at_each_point_is_recovered_by_the_next_command(
     again = cli(repo, "apply", "--plan", str(repo / "plan.json"), "--as", "jchen")
     assert again.exit_code == 2
     assert "dmarcops recover --as YOU" in again.output
+    stranger = cli(repo, "recover", "--as", "nobody")
+    assert stranger.exit_code == 1 and "not on the analyst roster" in stranger.output
+    assert list((repo / "changes" / "journal").glob("*.jsonl"))  # untouched by the refusal
     result = recover(repo)
     assert "recovered apply journal" in result.output
     recs = records(repo)

@@ -228,8 +228,17 @@ def recover(by: str, wait_seconds: float) -> None:
     """
     from pipeline.apply.recover import recover_all
     from pipeline.clock import system_now
+    from pipeline.gate.roster import load_roster
 
     repo: Path = click.get_current_context().obj
+    roster = load_roster(repo)
+    if by not in roster:
+        # The recovery is signed into every record it finishes: it must name a real analyst.
+        raise InputError(
+            f"{by!r} is not on the analyst roster",
+            file=roster.file,
+            hint="Pass --as with your roster id (policy/roster.yaml).",
+        )
     count = 0
     for done in recover_all(
         load_portfolio(repo), by=by, now=system_now(), wait_seconds=wait_seconds
