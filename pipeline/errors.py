@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.render.safe import clean
+
 EXIT_OK = 0
 EXIT_INPUT = 1
 EXIT_GATE = 2
@@ -23,11 +25,13 @@ class DmarcopsError(Exception):
         file: Path | str | None = None,
         line: int | None = None,
         hint: str = "",
+        column: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.file = Path(file) if file is not None else None
         self.line = line
+        self.column = column  # 1-based, where the parser knows it (file:line:column)
         self.hint = hint
 
     @property
@@ -35,14 +39,21 @@ class DmarcopsError(Exception):
         if self.file is None:
             return ""
         try:
-            shown = self.file.resolve().relative_to(Path.cwd().resolve())
+            # The directory resolved, the name not: a refused symbolic link is shown as itself,
+            # never as the path it points to.
+            shown = (self.file.parent.resolve() / self.file.name).relative_to(Path.cwd().resolve())
         except ValueError:
             shown = self.file
-        return f"{shown}:{self.line}" if self.line else str(shown)
+        if not self.line:
+            return str(shown)
+        return f"{shown}:{self.line}:{self.column}" if self.column else f"{shown}:{self.line}"
 
     def __str__(self) -> str:
-        text = f"{self.where}: {self.message}" if self.where else self.message
-        return f"{text}\n  {self.hint}" if self.hint else text
+        # Messages quote file content and file names: their control and bidi characters are shown
+        # escaped, never sent to the terminal or the pull-request comment (render/safe.py).
+        where, message, hint = clean(self.where), clean(self.message), clean(self.hint)
+        text = f"{where}: {message}" if where else message
+        return f"{text}\n  {hint}" if hint else text
 
 
 class InputError(DmarcopsError):
