@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pipeline.render.safe import clean
+
 EXIT_OK = 0
 EXIT_INPUT = 1
 EXIT_GATE = 2
@@ -38,7 +40,7 @@ class DmarcopsError(Exception):
         self.message = message
         self.file = Path(file) if file is not None else None
         self.line = line
-        self.column = column
+        self.column = column  # 1-based, where the parser knows it (file:line:column)
         self.hint = hint
 
     @property
@@ -46,7 +48,9 @@ class DmarcopsError(Exception):
         if self.file is None:
             return ""
         try:
-            shown = self.file.resolve().relative_to(Path.cwd().resolve())
+            # The directory resolved, the name not: a refused symbolic link is shown as itself,
+            # never as the path it points to.
+            shown = (self.file.parent.resolve() / self.file.name).relative_to(Path.cwd().resolve())
         except ValueError:
             shown = self.file
         if not self.line:
@@ -54,8 +58,11 @@ class DmarcopsError(Exception):
         return f"{shown}:{self.line}:{self.column}" if self.column else f"{shown}:{self.line}"
 
     def __str__(self) -> str:
-        text = f"{self.where}: {self.message}" if self.where else self.message
-        return f"{text}\n  {self.hint}" if self.hint else text
+        # Messages quote file content and file names: their control and bidi characters are shown
+        # escaped, never sent to the terminal or the pull-request comment (render/safe.py).
+        where, message, hint = clean(self.where), clean(self.message), clean(self.hint)
+        text = f"{where}: {message}" if where else message
+        return f"{text}\n  {hint}" if hint else text
 
 
 class InputError(DmarcopsError):
