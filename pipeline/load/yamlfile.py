@@ -94,7 +94,7 @@ def _walk(
             _walk(item, (*here, i), lines, path, inside)
 
 
-def _alias_problem(node: yaml.Node, limits: Limits) -> str | None:
+def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | None] | None:
     """Too many aliases, or aliases that would expand too far, found without expanding anything.
 
     libyaml's composer gives an alias the very node of its anchor, so the document is a graph in
@@ -119,7 +119,11 @@ def _alias_problem(node: yaml.Node, limits: Limits) -> str | None:
         if key in sizes:
             continue  # a second path to a finished node: counted through `edges`
         if key in open_nodes:
-            return "a YAML alias refers to a node that contains it"
+            # `a: &x [*x]`: a cycle, which no zone or policy value can be; named at its anchor.
+            return (
+                "the value anchored here holds an alias to itself (a recursive structure)",
+                current,
+            )
         open_nodes.add(key)
         edges += len(children)
         stack.append((current, True))
@@ -128,13 +132,15 @@ def _alias_problem(node: yaml.Node, limits: Limits) -> str | None:
     if aliases > limits.max_yaml_aliases:
         return (
             f"the file uses {aliases} YAML aliases (*name), over the limit of "
-            f"{limits.max_yaml_aliases}"
+            f"{limits.max_yaml_aliases}",
+            None,
         )
     added = sizes[id(node)] - len(sizes)
     if added > limits.max_yaml_alias_nodes:
         return (
             f"YAML aliases expand the document by {added} nodes, over the limit of "
-            f"{limits.max_yaml_alias_nodes}"
+            f"{limits.max_yaml_alias_nodes}",
+            None,
         )
     return None
 
@@ -162,9 +168,18 @@ def load_yaml(
             node = loader.get_single_node()
             if node is not None:
                 problem = _alias_problem(node, limits)
+                if problem is not None and problem[1] is not None:
+                    mark = problem[1].start_mark
+                    raise InputError(
+                        problem[0],
+                        file=path,
+                        line=mark.line + 1,
+                        column=mark.column + 1,
+                        hint="Remove the alias (*name) or move it out of its own anchor's value.",
+                    )
                 if problem is not None:
                     raise InputError(
-                        f"refused: {problem}",
+                        f"refused: {problem[0]}",
                         file=path,
                         hint="Write the values out instead of aliasing them, or raise "
                         "input_limits.max_yaml_aliases / max_yaml_alias_nodes in "
