@@ -1,7 +1,7 @@
 """The `dmarcops` command: thin click functions over the library calls tests and other code use.
 
-Exit codes (product.md): 0 success, 1 error in input or environment, 2 a gate refused.
-A user never sees a traceback for bad input; tracebacks mean bugs.
+Exit codes (docs/exit-codes.md): 0 success, 1 error in input, environment or command-line usage,
+2 a gate refused, 70 a bug (one line and a crash log; --debug for the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ import yaml
 from pipeline.apply.run import open_requests
 from pipeline.commands.apply import register as register_apply_commands
 from pipeline.commands.approvals import register as register_approval_commands
-from pipeline.commands.common import AT_FORMATS, nameservers_from, reports_errors
+from pipeline.commands.common import (
+    AT_FORMATS,
+    DmarcopsGroup,
+    nameservers_from,
+    reports_errors,
+    set_debug,
+)
 from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
@@ -37,9 +43,10 @@ from pipeline.load.codeowners import (
 )
 from pipeline.load.octodns_config import octodns_config
 from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
+from pipeline.load.yamlfile import load_yaml
 from pipeline.load.zones import check_zone_file
-from pipeline.model import RiskLevel
-from pipeline.plan.build import PlanOptions, make_plan, select_zones
+from pipeline.model import RiskLevel, Severity
+from pipeline.plan.build import PlanOptions, make_plan, offline_findings, select_zones
 from pipeline.plan.changes import ChangedZones, zones_changed_since
 from pipeline.plan.items import RequestRef
 from pipeline.records import RecordStore
@@ -52,6 +59,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
     """Everything the plan reads, validated; all problems reported together, exit 1."""
+    return load_plannable(repo, zones_only, isolate_zone_files=False)[0]
+
+
+def load_plannable(
+    repo: Path, zones_only: list[str] | None = None, *, isolate_zone_files: bool = True
+) -> tuple[Portfolio, dict[str, InputError]]:
+    """Like load_checked, but a zone file with problems only takes its own zone out of the plan
+    (its problems are printed and returned by domain); the policy files must all be right."""
     portfolio, problems = collect_problems(repo)
     roster = None
     try:
@@ -59,19 +74,31 @@ def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
     except InputError as exc:
         problems.append(exc)
     problems.extend(collect_requests(repo, roster)[1])
+    broken: dict[str, InputError] = {}
     if portfolio is not None:
         for zone_file in portfolio.zone_files:
             if zones_only is None or zone_file.domain in zones_only:
-                problems.extend(check_zone_file(zone_file, portfolio.schema_path("zone")))
+                found = check_zone_file(zone_file, portfolio.schema_path("zone"))
+                if found and isolate_zone_files and not problems:
+                    broken[zone_file.domain] = found[0]
+                    for problem in found:
+                        click.echo(
+                            click.style("error: ", fg="red", bold=True) + str(problem), err=True
+                        )
+                else:
+                    problems.extend(found)
     if problems:
         for problem in problems[1:]:
             click.echo(click.style("error: ", fg="red", bold=True) + str(problem), err=True)
         raise problems[0]
     assert portfolio is not None
-    return portfolio
+    return portfolio, broken
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=DmarcopsGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--repo",
     type=click.Path(file_okay=False, path_type=Path),
@@ -81,6 +108,15 @@ def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
 )
 @click.pass_context
 @click.option("-v", "--verbose", is_flag=True, help="Show octoDNS's own log messages.")
+@click.option(
+    "--debug",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=set_debug,
+    envvar="DMARCOPS_DEBUG",
+    help="On a bug, show the Python traceback instead of writing a crash log (env DMARCOPS_DEBUG).",
+)
 def main(ctx: click.Context, repo: Path, verbose: bool) -> None:
     """Plan and govern changes to email-authentication DNS records (DMARC, SPF, DKIM, BIMI,
     MTA-STS, TLS-RPT) for a portfolio of clients.
@@ -104,9 +140,35 @@ def main(ctx: click.Context, repo: Path, verbose: bool) -> None:
 @reports_errors
 def validate(repo: Path) -> None:
     """Check every zone file and policy file against its JSON Schema, the pipeline's scope and
-    octoDNS's own record validation. Prints each problem with its file and line; exit 1 if any.
+    octoDNS's own record validation, then run every record rule offline (the findings `plan`
+    reports, without DNS: SPF lookups estimated from the sender catalog, report authorisations not
+    looked up). Prints each problem with its file and line; exit 1 for bad files, 2 when a record
+    has an error finding (as `plan` refuses), 0 otherwise (warnings are printed).
     """
     portfolio = load_checked(repo)
+    errors = 0
+    now = datetime.now(UTC)
+    for zone_file in portfolio.zone_files:
+        doc = load_yaml(zone_file.path)
+        for finding in offline_findings(portfolio, zone_file, now):
+            if finding.severity is Severity.INFO:
+                continue
+            errors += finding.severity is Severity.ERROR
+            where = InputError("", file=zone_file.path, line=doc.line_of((finding.name,))).where
+            label = click.style(
+                f"{finding.severity.label}: ",
+                fg="red" if finding.severity is Severity.ERROR else "yellow",
+                bold=True,
+            )
+            click.echo(f"{label}{where}: {finding.code} {finding.message}", err=True)
+    if errors:
+        click.echo(
+            click.style("refused: ", fg="red", bold=True)
+            + f"{errors} record error(s): receivers would not apply these records as written; "
+            "fix them before planning (docs/rules.md explains each code)",
+            err=True,
+        )
+        sys.exit(EXIT_GATE)
     click.echo(
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
         f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules, "
@@ -253,7 +315,7 @@ def _report_changed(changed: ChangedZones, ref: str, shown: int = 20) -> None:
     type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="text for people, json for machines (the contract in product.md), markdown for pull "
+    help="text for people, json for machines (the contract in README.md), markdown for pull "
     "requests (the change-record draft).",
 )
 @click.option(
@@ -315,7 +377,8 @@ def plan(
     only = None if changed is None or changed.everything else list(changed.zones)
     # Zone files nobody touched were validated when they last changed (and `dmarcops validate`
     # still checks them all); a portfolio-wide change validates everything.
-    portfolio = load_checked(repo, zones_only=only)
+    # One broken zone file is reported and left out; the other zones are still planned (exit 1).
+    portfolio, broken = load_plannable(repo, zones_only=only)
     for client in clients:
         if client not in portfolio.clients:
             raise InputError(
@@ -332,6 +395,7 @@ def plan(
         nameservers=nameservers_from(nameservers, portfolio.settings.timeout),
         concurrency=concurrency,
         changed_since=changed,
+        broken_zones={domain: str(problem) for domain, problem in broken.items()},
     )
     if changed is not None and changed_since is not None:
         _report_changed(changed, changed_since)
@@ -354,8 +418,17 @@ def plan(
     else:
         click.echo(render_text(result, refs), nl=False)
     if out is not None:
-        out.write_text(render_json(result, refs), encoding="utf-8")
+        try:
+            out.write_text(render_json(result, refs), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the plan: {exc.strerror or exc}",
+                file=out,
+                hint="Give --out a file in a directory that exists and that you may write.",
+            ) from None
     for failed in result.failed_zones:
+        if failed.zone in broken:
+            continue  # its zone-file problems were printed with their lines above
         click.echo(
             click.style("error: ", fg="red", bold=True)
             + f"{failed.zone}: could not read live DNS through {failed.provider}: {failed.error}",

@@ -432,7 +432,7 @@ def test_a_run_that_cannot_gate_leaves_an_error_status_not_a_stale_green(
     run = gate(pr, github, monkeypatch, broken)
 
     assert run.result.exit_code == EXIT_INPUT
-    assert "nwh-patients.example.yaml:7: YAML syntax error" in run.result.stderr
+    assert "nwh-patients.example.yaml:7:8: YAML syntax error" in run.result.stderr
     assert run.status["state"] == "error"
     assert run.status["description"].startswith("not gated: YAML syntax error")
 

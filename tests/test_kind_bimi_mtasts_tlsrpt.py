@@ -211,6 +211,8 @@ def test_m2_good_policies() -> None:
         policy("testing", "mx1.example.com") + "mode: enforce\n",
         "version: STSv1\nmode: none\n",
         policy("enforce", "not a host"),
+        # RFC 8461 3.2 max_age is 1*10(DIGIT): ASCII digits; int() would read these.
+        policy("enforce", "mx1.example.com").replace("604800", "６０４８００"),
     ],
 )
 def test_m2_errors(text: str) -> None:

@@ -124,8 +124,17 @@ def test_k2_bad_base64() -> None:
     assert found(check("v=DKIM1; p=not*base64"), "K2") == [Severity.ERROR]
 
 
-def test_k3_unknown_key_type_is_an_error(rsa2048: bytes) -> None:
-    assert found(check(f"v=DKIM1; k=dsa; p={b64(rsa2048)}"), "K3") == [Severity.ERROR]
+def test_k3_unknown_key_type_is_a_warning_and_parses(rsa2048: bytes) -> None:
+    # RFC 6376 3.6.1: verifiers ignore a key of an unknown type; the record itself is well formed.
+    assert found(check(f"v=DKIM1; k=dsa; p={b64(rsa2048)}"), "K3") == [Severity.WARNING]
+    key = dkim.parse(f"v=DKIM1; k=dsa; p={b64(rsa2048)}")
+    assert (key.key_type, key.bits) == ("dsa", 0)
+
+
+def test_k4_key_of_an_unknown_algorithm_is_an_error_not_a_crash() -> None:
+    # A SubjectPublicKeyInfo with OID 1.2.3.4: cryptography raises UnsupportedAlgorithm.
+    unknown = b64(bytes.fromhex("3010300506032a0304030700010203040506"))
+    assert found(check(f"v=DKIM1; p={unknown}"), "K4") == [Severity.ERROR]
 
 
 @pytest.mark.parametrize(
@@ -257,9 +266,9 @@ def test_tag_change(rsa2048: bytes) -> None:
 
 
 def test_unparsed(rsa2048: bytes) -> None:
-    facts = txt_diff((f"p={b64(rsa2048)}",), ("k=dsa; p=AAAA",), ctx())
+    facts = txt_diff((f"p={b64(rsa2048)}",), ("v=DKIM2; p=AAAA",), ctx())
     assert [f.code for f in facts] == ["dkim.unparsed"]
-    added = txt_diff((), ("k=dsa; p=AAAA",), ctx())
+    added = txt_diff((), ("v=DKIM2; p=AAAA",), ctx())
     assert [f.code for f in added] == ["dkim.selector", "dkim.unparsed"]
     assert added[0].attrs["bits"] == 0
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
+from portfolio import copy_example
 
 from pipeline.diff import dmarc
 from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
+from pipeline.load.portfolio import load_portfolio
 from pipeline.model import Fact, Finding, Severity
+from pipeline.plan.build import PlanOptions, make_plan
 
 ZONE = "example.com"
 
@@ -279,3 +285,47 @@ def test_unparsed_after() -> None:
 def test_change_without_meaning_is_not_silent() -> None:
     facts = diff("v=DMARC1; p=none", "v=DMARC1; p=none; pct=100")
     assert [f.code for f in facts] == ["dmarc.changed"]
+
+
+# --- no-op changes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "equal"),
+    [
+        ("v=DMARC1;p=quarantine;pct=50;rua=mailto:dmarc@example.com", True),
+        ("v=DMARC1; rua=mailto:dmarc@example.com; pct=50; p=quarantine", True),
+        ("v=DMARC1 ; P = quarantine ; pct=50 ; rua=mailto:dmarc@example.com ;", True),
+        ("v=DMARC1; p=quarantine; pct=100; rua=mailto:dmarc@example.com", False),
+        ("v=DMARC1; p=quarantine; pct=50", False),
+        ("v=DMARC1; p=Quarantine; pct=50; rua=mailto:dmarc@example.com", False),  # when in doubt
+        ("p=quarantine; v=DMARC1; pct=50; rua=mailto:dmarc@example.com", False),  # D1: invalid
+    ],
+)
+def test_equivalent_means_same_tags_and_values(value: str, equal: bool) -> None:
+    live = ("v=DMARC1; p=quarantine; pct=50; rua=mailto:dmarc@example.com",)
+    assert dmarc.equivalent(live, (value,)) is equal
+
+
+def test_whitespace_or_tag_order_change_is_not_planned(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path)
+    zone = repo / "zones/northwind-health/nwh-patients.example.yaml"
+    text = zone.read_text(encoding="utf-8")
+    # Live (sandbox/live) holds "v=DMARC1; p=quarantine; pct=50; rua=mailto:dmarc@...".
+    reordered = r"v=DMARC1\;rua=mailto:dmarc@northwind-health.example\;  pct=50\; p=quarantine"
+    zone.write_text(
+        text.replace(
+            r"v=DMARC1\; p=quarantine\; pct=100\; rua=mailto:dmarc@northwind-health.example",
+            reordered,
+        ),
+        encoding="utf-8",
+    )
+    options = PlanOptions(now=datetime(2026, 12, 1, 9, tzinfo=UTC), zones=["nwh-patients.example"])
+    for _ in range(2):  # and stays so: nothing is left for apply to converge
+        plan = make_plan(load_portfolio(repo), options)
+        assert plan.items == ()
+        assert plan.zones[0].error == "" and plan.zones[0].octodns_plan is None
+    # A real change next to it is planned as before, with the whole new text.
+    zone.write_text(text.replace("pct=100", "pct=75"), encoding="utf-8")
+    plan = make_plan(load_portfolio(repo), options)
+    assert [str(f) for f in plan.items[0].facts] == ["dmarc.pct 50->75"]

@@ -4,6 +4,12 @@ octoDNS's Manager would stop at the first failing zone; the seed wants "one fail
 the others; it is recorded as failed". So each zone is applied on its own, its exception caught and
 recorded with exactly what it was, and verification (not the absence of an exception) says which
 records are live: an RFC 2136 provider sends its changes in batches, so a zone can fail half-way.
+
+With a journal (pipeline.apply.journal), each zone's `intent` line is on disk before the zone is
+sent and its `done` line after: if the intent cannot be written, the zone is not sent and the
+exception stops the apply. A zone whose update failed in a way that may or may not have reached
+the server (a timeout) and whose check could not reach it either is "unsettled": only a later check
+(`dmarcops recover`) can say which of its items are live.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from octodns_bind import Rfc2136Provider
 
+from pipeline.apply.journal import Journal
 from pipeline.apply.verify import (
     ItemCheck,
     authoritative_server,
@@ -34,6 +42,9 @@ class ZoneApplication:
     error: str
     items: tuple[PlanItem, ...]
     checks: tuple[ItemCheck, ...]
+    # False when the update may have reached the server but no check could say: the journal is
+    # kept and `dmarcops recover` checks again.
+    settled: bool = True
 
     @property
     def verified(self) -> int:
@@ -55,13 +66,61 @@ def _verify(
         ]
 
 
+def _send(zone: ZoneResult) -> None:
+    """The provider call: the one step that changes DNS."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if isinstance(zone.octodns_target, Rfc2136Provider):
+            guarded_apply(zone.octodns_target, zone.octodns_plan)
+        else:
+            zone.octodns_target.apply(zone.octodns_plan)
+
+
+def _nothing_sent(zone: ZoneResult, exc: Exception) -> bool:
+    """A refused connection on a one-batch RFC 2136 update: the update never left this machine.
+    (A timeout proves nothing: the server may have applied it and lost the answer.)"""
+    target = zone.octodns_target
+    batch = getattr(target, "update_batch_size", 0)
+    changes = getattr(zone.octodns_plan, "changes", ())
+    return isinstance(exc, ConnectionRefusedError) and 0 < len(changes) <= batch
+
+
+def _item_json(item: PlanItem, record_of: dict[tuple[str, str, str], str]) -> dict[str, Any]:
+    return {
+        "zone": item.zone,
+        "name": item.name,
+        "type": item.type,
+        "action": item.action,
+        "before": list(item.before),
+        "after": list(item.after),
+        "record": record_of.get((item.zone, item.name, item.type), ""),
+    }
+
+
+def _check_json(c: ItemCheck) -> dict[str, str]:
+    return {
+        "zone": c.zone,
+        "name": c.name,
+        "type": c.type,
+        "status": c.status,
+        "checked_at": c.checked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "method": c.method,
+        "detail": c.detail,
+    }
+
+
 def apply_plan(
     plan: Plan,
     *,
     verify_timeout: float = 10.0,
     clock: Clock = lambda: datetime.now(UTC),
     progress: Callable[[str], None] | None = None,
+    journal: Journal | None = None,
+    record_of: dict[tuple[str, str, str], str] | None = None,
+    stop: Callable[[], str] | None = None,
 ) -> list[ZoneApplication]:
+    """Apply zone by zone. `stop()` returns a reason to send no further zone (SIGTERM): the zone
+    in flight is finished and recorded, the rest are not attempted."""
     results: list[ZoneApplication] = []
     for zone in plan.zones:
         items = tuple(i for i in plan.items if i.zone == zone.zone)
@@ -69,25 +128,60 @@ def apply_plan(
             continue
         if progress is not None:
             progress(zone.zone)
+        reason = stop() if stop is not None else ""
+        if reason:
+            results.append(
+                ZoneApplication(zone.zone, "not-attempted", f"not sent: {reason}", items, ())
+            )
+            continue
         if zone.failed or zone.octodns_plan is None:
             results.append(ZoneApplication(zone.zone, "not-attempted", zone.error, items, ()))
             continue
+        if journal is not None:
+            # Durable before the provider call; if it cannot be written the zone is not sent.
+            journal.append(
+                "intent",
+                {
+                    "zone": zone.zone,
+                    "at": clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "items": [_item_json(i, record_of or {}) for i in items],
+                },
+            )
         error = ""
+        nothing_sent = False
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                if isinstance(zone.octodns_target, Rfc2136Provider):
-                    guarded_apply(zone.octodns_target, zone.octodns_plan)
-                else:
-                    zone.octodns_target.apply(zone.octodns_plan)
+            _send(zone)
         except Exception as exc:  # recorded exactly; the other zones go on
             error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(
                 ": "
             )
+            nothing_sent = _nothing_sent(zone, exc)
         checks = _verify(zone, items, 0.5 if error else verify_timeout, clock)
+        settled = not error or nothing_sent or all(c.status != "unverifiable" for c in checks)
+        if not settled:
+            error += (
+                "; the server did not answer the check, so whether the update reached DNS is "
+                "unknown until `dmarcops recover` checks again"
+            )
+        if journal is not None:
+            journal.append(
+                "done",
+                {
+                    "zone": zone.zone,
+                    "status": "failed" if error else "applied",
+                    "error": error,
+                    "settled": settled,
+                    "checks": [_check_json(c) for c in checks],
+                },
+            )
         results.append(
             ZoneApplication(
-                zone.zone, "failed" if error else "applied", error, items, tuple(checks)
+                zone.zone,
+                "failed" if error else "applied",
+                error,
+                items,
+                tuple(checks),
+                settled,
             )
         )
     return results

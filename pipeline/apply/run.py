@@ -9,6 +9,9 @@ verification, written into one numbered change record per request.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -17,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.apply.execute import ZoneApplication, apply_plan
+from pipeline.apply.journal import Journal, refuse_if_unrecovered
 from pipeline.apply.lock import client_lock
 from pipeline.apply.stale import refuse_if_changed
 from pipeline.classify.change_type import change_type
-from pipeline.errors import GateRefused, InputError
+from pipeline.errors import EnvironmentProblem, GateRefused, InputError
 from pipeline.gate import approvals as gate
 from pipeline.gate import decide
 from pipeline.gate.requests import ChangeRequest, cover, load_requests
@@ -44,6 +48,7 @@ from pipeline.records import (
     VerificationStatus,
     ZoneOutcome,
     ZoneStatus,
+    format_utc,
 )
 
 _ROLES = {
@@ -263,6 +268,8 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
         ],
     }
     store = RecordStore(portfolio.root / "changes")
+    # An interrupted apply's items may be live with no finished record: recover it first.
+    refuse_if_unrecovered(store.changes_dir)
     done = sorted(r.id for r in store.all() if r.plan_hash == plan_file.plan_hash and r.executed_at)
     if done:
         raise GateRefused(
@@ -279,7 +286,16 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
         # Every client of the plan, in a fixed order (two applies never deadlock), held until
         # the records are written: the plan is made again and judged under the locks.
         for client_id in clients:
-            locks.enter_context(client_lock(store.changes_dir, client_id, options.wait_seconds))
+            try:
+                locks.enter_context(client_lock(store.changes_dir, client_id, options.wait_seconds))
+            except OSError as exc:  # a full or read-only changes/: refuse before anything
+                raise EnvironmentProblem(
+                    f"cannot take the lock of client {client_id} in changes/ "
+                    f"({exc.strerror or exc}); nothing was sent to DNS",
+                    file=store.changes_dir,
+                    hint="Free space on (or make writable) the file system of changes/, then "
+                    "apply again.",
+                ) from None
         current = make_plan(
             portfolio,
             PlanOptions(
@@ -309,6 +325,114 @@ def _execute(
     items: dict[tuple[str, str, str], PlanItem],
     gated: list[Gated],
 ) -> list[ChangeRecord]:
+    now = options.now
+    # The journal first: no record and no provider call before its begin line is on disk.
+    journal = Journal.begin(
+        store.changes_dir,
+        now,
+        {
+            "plan_hash": plan_file.plan_hash,
+            "plan_file": str(options.plan_file),
+            "by": options.by,
+            "pid": os.getpid(),
+            "started_at": format_utc(now),
+            "clients": sorted({g.request.client for g in gated}),
+        },
+    )
+    with _TermSignal() as term:
+        try:
+            records, settled = _journaled(
+                portfolio, options, store, plan_file, current, items, gated, journal, term.reason
+            )
+        except BaseException as exc:
+            journal.release()
+            _finish_interrupted(portfolio, options, journal, exc)
+            raise
+    if not settled:
+        # A zone's outcome is unknown (the server stopped answering): the journal stays, so the
+        # next command cannot start before `dmarcops recover` has checked it again.
+        journal.release()
+        return records
+    try:
+        journal.remove()
+    except OSError:  # read-only now: the records are complete; recover removes the journal
+        journal.release()
+    return records
+
+
+class _TermSignal:
+    """SIGTERM (a CI job cancelled, a host shutting down) stops the apply between zones: the zone
+    in flight is finished and recorded, the others are recorded as not sent."""
+
+    def __init__(self) -> None:
+        self.received = ""
+        self._previous: Any = None
+        # Python lets only the main thread set signal handlers; elsewhere SIGTERM keeps its default.
+        self._active = threading.current_thread() is threading.main_thread()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = "stopped by SIGTERM"
+
+    def reason(self) -> str:
+        return self.received
+
+    def __enter__(self) -> _TermSignal:
+        if self._active:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._active:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def _finish_interrupted(
+    portfolio: Portfolio, options: ApplyOptions, journal: Journal, exc: BaseException
+) -> None:
+    """The apply stopped half-way (a journal or record write failed, Ctrl-C, a bug): finish its
+    records from the journal now if the disk allows; else say exactly how to finish them."""
+    from pipeline.apply.journal import read_journal
+    from pipeline.apply.recover import recover_journal
+
+    cause = f"apply interrupted ({type(exc).__name__}: {exc})".splitlines()[0]
+    try:
+        recover_journal(
+            portfolio,
+            read_journal(journal.path),
+            by=options.by,
+            now=options.now,
+            cause=cause,
+            verify_timeout=min(options.verify_timeout, 5.0),
+        )
+    except Exception as again:
+        if isinstance(exc, Exception):
+            raise EnvironmentProblem(
+                f"{cause}; its change records could not be finished ({again}). The journal "
+                f"{journal.path.name} keeps what was sent to DNS",
+                file=journal.path,
+                hint=f"Fix the cause (free space, a writable changes/, the DNS server), then "
+                f"run `dmarcops recover --as {options.by}` before applying anything else.",
+            ) from None
+        return
+    if isinstance(exc, Exception) and not isinstance(exc, GateRefused | InputError):
+        raise EnvironmentProblem(
+            f"{cause}; what it sent was checked and its change records were finished (marked "
+            "recovered)",
+            hint="See the records (dmarcops records list); plan again for what is left.",
+        ) from None
+
+
+def _journaled(
+    portfolio: Portfolio,
+    options: ApplyOptions,
+    store: RecordStore,
+    plan_file: gate.PlanFile,
+    current: Any,
+    items: dict[tuple[str, str, str], PlanItem],
+    gated: list[Gated],
+    journal: Journal,
+    stop: Callable[[], str],
+) -> tuple[list[ChangeRecord], bool]:
     now = options.now
     opened: list[tuple[ChangeRecord, set[tuple[str, str, str]]]] = []
     for g in gated:
@@ -348,29 +472,26 @@ def _execute(
                 incident=options.incident if options.emergency_reason else "",
             )
 
-        # Logged before anything changes: a crash mid-apply still leaves the record behind.
         opened.append((store.create(build, now), keys))
-    try:
-        applications = apply_plan(
-            current,
-            verify_timeout=options.verify_timeout,
-            progress=options.progress,
-            clock=options.clock or (lambda: datetime.now(UTC)),
-        )
-    except BaseException as exc:  # interrupted (Ctrl-C, a bug): say so in every open record
-        for record, _ in opened:
-            unknown = tuple(
-                ZoneOutcome(
-                    zone,
-                    ZoneStatus.FAILED,
-                    0,
-                    f"apply interrupted ({type(exc).__name__}); what reached DNS is unknown: "
-                    "compare live DNS with the items",
-                )
-                for zone in record.zones
-            )
-            store.update(replace(record, executed_at=now, zone_results=unknown), now)
-        raise
+    record_of = {k: record.id for record, keys in opened for k in keys}
+    journal.append(
+        "records",
+        {
+            "records": [
+                {"id": r.id, "request_id": r.request_id, "items": [list(k) for k in sorted(keys)]}
+                for r, keys in opened
+            ]
+        },
+    )
+    applications = apply_plan(
+        current,
+        verify_timeout=options.verify_timeout,
+        progress=options.progress,
+        clock=options.clock or (lambda: datetime.now(UTC)),
+        journal=journal,
+        record_of=record_of,
+        stop=stop,
+    )
     finished = []
     for record, keys in opened:
         zone_results, checks = _outcomes(applications, keys)
@@ -381,4 +502,4 @@ def _execute(
             verification=checks,
         )
         finished.append(store.update(done, now))
-    return finished
+    return finished, all(app.settled for app in applications)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import dns.exception
 import dns.message
@@ -23,9 +23,24 @@ import dns.rdatatype
 from octodns.zone import Zone
 
 from pipeline.live.scope import raw_values
-from pipeline.plan.items import PlanItem
 
 Clock = Callable[[], datetime]
+
+
+class Checkable(Protocol):
+    """What verification needs of an item: a plan item at apply time, a record item when an
+    interrupted apply is recovered from its journal."""
+
+    @property
+    def zone(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def after(self) -> tuple[str, ...]: ...
+    @property
+    def fqdn(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,7 @@ def _query(host: str, port: int, fqdn: str, rtype: str, timeout: float) -> tuple
 def verify_by_dns(
     host: str,
     port: int,
-    items: Sequence[PlanItem],
+    items: Sequence[Checkable],
     *,
     timeout: float = 10.0,
     interval: float = 0.2,
@@ -88,7 +103,7 @@ def verify_by_dns(
     results: dict[int, ItemCheck] = {}
     deadline = time.monotonic() + timeout
     while True:
-        still: list[PlanItem] = []
+        still: list[Checkable] = []
         for item in pending:
             try:
                 served = _query(host, port, f"{item.fqdn}.", item.type, min(2.0, timeout))
@@ -128,7 +143,7 @@ def verify_by_dns(
 
 
 def verify_by_provider(
-    target: Any, zone: str, items: Sequence[PlanItem], clock: Clock = lambda: datetime.now(UTC)
+    target: Any, zone: str, items: Sequence[Checkable], clock: Clock = lambda: datetime.now(UTC)
 ) -> list[ItemCheck]:
     live = Zone(f"{zone}.", [])
     target.populate(live, target=True, lenient=True)

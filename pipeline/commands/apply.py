@@ -228,6 +228,52 @@ def _record_clients(repo: Path, record_id: str) -> set[str]:
         return set()
 
 
+@click.command()
+@click.option("--as", "by", required=True, help="Your roster id: who finishes the records.")
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for an apply of the same client to finish.",
+)
+@reports_errors
+def recover(by: str, wait_seconds: float) -> None:
+    """Finish the change records of an interrupted apply from its journal (changes/journal/):
+    check live DNS for the zones it had sent, record each item as observed, mark the records
+    recovered and remove the journal. Apply refuses to start until this has run.
+
+    \b
+    Example:
+      dmarcops recover --as jchen
+    """
+    from pipeline.apply.recover import recover_all
+    from pipeline.clock import system_now
+    from pipeline.gate.roster import load_roster
+
+    repo: Path = click.get_current_context().obj
+    roster = load_roster(repo)
+    if by not in roster:
+        # The recovery is signed into every record it finishes: it must name a real analyst.
+        raise InputError(
+            f"{by!r} is not on the analyst roster",
+            file=roster.file,
+            hint="Pass --as with your roster id (policy/roster.yaml).",
+        )
+    count = 0
+    for done in recover_all(
+        load_portfolio(repo), by=by, now=system_now(), wait_seconds=wait_seconds
+    ):
+        count += 1
+        click.echo(f"recovered apply journal {done.journal}: {done.detail}")
+        for record in done.records:
+            _report(record)
+    if not count:
+        click.echo("nothing to recover: no interrupted apply left a journal")
+
+
 def register(group: click.Group) -> None:
     group.add_command(apply)
     group.add_command(rollback)
+    group.add_command(recover)

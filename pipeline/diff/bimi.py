@@ -6,6 +6,7 @@ the DMARC record that governs its domain; `dmarc.bimi_problem_of` holds that rul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,23 +40,52 @@ def parse(text: str) -> BimiRecord:
 
 def _tags(text: str) -> tuple[Tag, ...]:
     tags = parse_tag_list(text, "B1", lower_names=True)
-    require_version(tags, "BIMI1", "B1")
+    require_version(text, tags, "BIMI1", "B1")
     return tags
 
 
+# Another URI inside one value: a comma or space followed by a scheme.
+_SECOND_URI = re.compile(r"[,\s]+[A-Za-z][A-Za-z0-9+.-]*:")
+# lps= (local-part selectors): comma-separated local-parts, dot-atom-text of RFC 5322 3.2.3.
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
 def _is_https(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme.lower() == "https" and bool(parts.hostname)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # "https://[x": urlsplit raises on a malformed IPv6 host
+        return False
+    return parts.scheme.lower() == "https" and bool(host)
+
+
+def _url_problem(tag: str, url: str, what: str) -> str | None:
+    # The draft's bimi-location and bimi-evidence hold one URI each (or nothing).
+    if _SECOND_URI.search(url):
+        return f"{tag}={url}: several URIs; {tag}= holds exactly one https URL of {what}"
+    if not _is_https(url):
+        return f"{tag}={url}: {what} must be an https URL"
+    return None
 
 
 def _tag_findings(tags: tuple[Tag, ...], name: str) -> list[Finding]:
     findings: list[Finding] = []
-    logo = tag_value(tags, "l") or ""
+    logo = tag_value(tags, "l")
     authority = tag_value(tags, "a") or ""
-    if logo and not _is_https(logo):
+    if logo is None:
         findings.append(
-            Finding("B1", Severity.ERROR, f"l={logo}: the logo must be an https URL", name)
+            Finding(
+                "B1",
+                Severity.ERROR,
+                "no l= tag: a BIMI record must carry l= with the logo's https URL (or an empty l= "
+                "to decline a logo)",
+                name,
+            )
         )
+        logo = ""
+    logo_problem = _url_problem("l", logo, "the logo") if logo else None
+    if logo_problem:
+        findings.append(Finding("B1", Severity.ERROR, logo_problem, name))
     elif logo and not urlsplit(logo).path.lower().endswith(".svg"):
         findings.append(
             Finding(
@@ -65,12 +95,21 @@ def _tag_findings(tags: tuple[Tag, ...], name: str) -> list[Finding]:
                 name,
             )
         )
-    if authority and not _is_https(authority):
+    authority_problem = (
+        _url_problem("a", authority, "the VMC/CMC evidence document") if authority else None
+    )
+    if authority_problem:
+        findings.append(Finding("B1", Severity.ERROR, authority_problem, name))
+    lps = tag_value(tags, "lps")
+    if lps is not None and not all(
+        _LOCAL_PART.fullmatch(part.strip(" \t")) for part in lps.split(",")
+    ):
         findings.append(
             Finding(
                 "B1",
                 Severity.ERROR,
-                f"a={authority}: the VMC/CMC evidence document must be an https URL",
+                f"lps={lps}: local-part selectors are a comma-separated list of local-parts "
+                "(the part before @, e.g. lps=noreply,support), none empty",
                 name,
             )
         )

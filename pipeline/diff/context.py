@@ -31,7 +31,7 @@ class RetiredSelector:
 class DkimLifecycle:
     """A domain's DKIM selectors as the client profile documents them.
 
-    Practice (email-auth-rules.md): publish a new selector, switch signing, keep the old one
+    Rotation practice: publish a new selector, switch signing, keep the old one
     7-14 days, then revoke or delete; never reuse a selector name.
     """
 

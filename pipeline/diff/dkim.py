@@ -11,6 +11,7 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
@@ -73,11 +74,9 @@ def parse(text: str) -> DkimKey:
             "(RFC 6376 3.6.1)",
             "K2",
         )
+    # RFC 6376 3.6.1: verifiers ignore a key of a type they do not know; that is a K3 warning
+    # (_key_findings), not a record receivers reject.
     key_type = tag_value(tags, "k") or "rsa"
-    if key_type not in KEY_TYPES:
-        raise RecordSyntaxError(
-            f"k={key_type}: verifiers know only rsa and ed25519, so this key cannot be used", "K3"
-        )
     public_key = _decode(p)
     return DkimKey(
         tags=tags,
@@ -100,10 +99,14 @@ def _decode(p: str) -> bytes:
         return base64.b64decode("".join(p.split()), validate=True)
     except binascii.Error as err:
         raise RecordSyntaxError(f"p= is not valid base64 ({err})", "K2") from err
+    except ValueError:  # a str with non-ASCII characters (e.g. a fullwidth digit): not binascii's
+        raise RecordSyntaxError(
+            "p= is not valid base64 (it holds characters outside ASCII)", "K2"
+        ) from None
 
 
 def _bits(key_type: str, key: bytes) -> int:
-    if not key:
+    if not key or key_type not in KEY_TYPES:
         return 0
     if key_type == "ed25519":
         if len(key) != ED25519_KEY_BYTES:
@@ -115,7 +118,8 @@ def _bits(key_type: str, key: bytes) -> int:
         return ED25519_KEY_BYTES * 8
     try:
         loaded = load_der_public_key(key)
-    except ValueError as err:
+    except (ValueError, UnsupportedAlgorithm) as err:
+        # UnsupportedAlgorithm: a SubjectPublicKeyInfo of an algorithm cryptography does not know.
         raise RecordSyntaxError(
             "p= does not hold a DER RSA public key (RFC 6376 3.6.1)", "K4"
         ) from err
@@ -165,6 +169,13 @@ def _key_findings(key: DkimKey, name: str, ctx: ZoneContext) -> list[Finding]:
                 f"empty p= revokes selector {selector}, which the client profile does not list "
                 "as retired: mail still signed with it fails DKIM; retire it in the profile first",
             )
+    if key.key_type not in KEY_TYPES:
+        add(
+            "K3",
+            Severity.WARNING,
+            f"k={key.key_type}: verifiers know only rsa and ed25519 and ignore this key (RFC 6376 "
+            "3.6.1, RFC 8463), so mail signed with it fails DKIM; publish k=rsa or k=ed25519",
+        )
     unknown_hashes = [h for h in key.hashes if h not in HASHES]
     if unknown_hashes:
         add(

@@ -6,15 +6,24 @@ Receivers built on either RFC are in the field, so a record is checked against b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from pipeline.diff.context import RRsetKey, ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.kinds import kind_of
 from pipeline.diff.rrset import diff_single_record, single
-from pipeline.diff.taglist import Tag, parse_tag_list, require_version, tag_value, uri_list
+from pipeline.diff.taglist import (
+    Tag,
+    ascii_number,
+    domain_problem,
+    parse_tag_list,
+    require_version,
+    tag_value,
+    uri_host,
+    uri_list,
+)
 from pipeline.model import Fact, Finding, RecordKind, Severity, fact
 
 POLICIES = ("none", "quarantine", "reject")  # in order of strictness
@@ -97,8 +106,8 @@ def parse(text: str) -> DmarcRecord:
         sp=_lower(tag_value(tags, "sp")),
         np=_lower(tag_value(tags, "np")),
         pct=None if pct is None else int(pct),
-        rua=uri_list(tag_value(tags, "rua") or ""),
-        ruf=uri_list(tag_value(tags, "ruf") or ""),
+        rua=_uris_of(tags, "rua"),
+        ruf=_uris_of(tags, "ruf"),
         adkim=_lower(tag_value(tags, "adkim")),
         aspf=_lower(tag_value(tags, "aspf")),
         fo=tag_value(tags, "fo"),
@@ -137,8 +146,13 @@ def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -
             findings.append(Finding(err.code, Severity.ERROR, err.message, name))
             continue
         findings.extend(_tag_findings(tags, name))
-        for uri in uri_list(tag_value(tags, "rua") or "") + uri_list(tag_value(tags, "ruf") or ""):
-            findings.extend(_authorisation_findings(uri, name, ctx))
+        try:
+            uris = _uris_of(tags, "rua") + _uris_of(tags, "ruf")
+        except RecordSyntaxError:
+            continue  # reported by _tag_findings
+        for uri in uris:
+            if _report_uri_problem(uri) is None:
+                findings.extend(_authorisation_findings(uri, name, ctx))
     return findings
 
 
@@ -154,15 +168,25 @@ def facts(
     return found
 
 
+def equivalent(before: tuple[str, ...], after: tuple[str, ...]) -> bool:
+    """Whether two DMARC RRsets say the same to every receiver: one valid record each, with the
+    same tags and values, differing only in whitespace, tag order or the case of tag names
+    (RFC 7489 6.4 allows *WSP around "=" and ";"; receivers read tags by name, not position).
+    The plan treats such a change as a no-op (docs/rules.md "No-op changes")."""
+    try:
+        old, new = single(before, parse), single(after, parse)
+    except RecordSyntaxError:
+        return False
+    if old is None or new is None:
+        return False
+    return frozenset((t.name, t.value) for t in old.tags) == frozenset(
+        (t.name, t.value) for t in new.tags
+    )
+
+
 def destination_domain(uri: str) -> str | None:
     """The domain a report URI delivers to: `mailto:x@d.example!10m` -> `d.example`."""
-    scheme, _, rest = uri.partition(":")
-    rest = rest.split("!", 1)[0]
-    if scheme.lower() == "mailto":
-        _, at, domain = rest.rpartition("@")
-        return (domain.lower().rstrip(".") or None) if at else None
-    host = urlsplit(uri.split("!", 1)[0]).hostname
-    return host.lower() if host else None
+    return uri_host(uri)
 
 
 def is_external(domain: str, zone: str) -> bool:
@@ -187,8 +211,13 @@ def _tags(text: str) -> tuple[Tag, ...]:
     # RFC 7489 6.4: tag names are ABNF literals (case-insensitive), but "DMARC1" is spelled %x44...
     # so the version value is case-sensitive.
     tags = parse_tag_list(text, "D4", lower_names=True)
-    require_version(tags, "DMARC1", "D1")
+    require_version(text, tags, "DMARC1", "D1")
     return tags
+
+
+def _uris_of(tags: tuple[Tag, ...], tag: str) -> tuple[str, ...]:
+    value = tag_value(tags, tag)
+    return () if value is None else uri_list(value, "D4", tag)
 
 
 def _lower(value: str | None) -> str | None:
@@ -234,7 +263,7 @@ def _tag_findings(tags: tuple[Tag, ...], name: str) -> list[Finding]:
             add("D4", Severity.ERROR, f"{tag}: fo must be a colon-separated list of 0, 1, d, s")
         elif tag.name == "pct":
             findings.extend(_pct_findings(tag, name))
-        elif tag.name == "ri" and not tag.value.isdigit():
+        elif tag.name == "ri" and not ascii_number(tag.value):
             add("D4", Severity.ERROR, f"{tag}: ri must be a whole number of seconds")
         elif tag.name == "t" and value not in ("y", "n"):
             add("D4", Severity.ERROR, f"{tag}: t must be y or n (RFC 9989)")
@@ -248,12 +277,18 @@ def _tag_findings(tags: tuple[Tag, ...], name: str) -> list[Finding]:
         elif tag.name == "psd" and value not in ("y", "n", "u"):
             add("D4", Severity.ERROR, f"{tag}: psd must be y, n or u (RFC 9989)")
         elif tag.name in ("rua", "ruf"):
-            for uri in uri_list(tag.value):
-                if not _valid_report_uri(uri):
+            try:
+                uris = uri_list(tag.value, "D4", tag.name)
+            except RecordSyntaxError as err:
+                add("D4", Severity.ERROR, f"{err.message} (RFC 7489 6.4)")
+                continue
+            for uri in uris:
+                problem = _report_uri_problem(uri)
+                if problem:
                     add(
                         "D4",
                         Severity.ERROR,
-                        f"{tag.name} entry '{uri}' is not a report URI such as "
+                        f"{tag.name} entry '{uri}' {problem}; write a report URI such as "
                         "mailto:dmarc@example.com",
                     )
         elif tag.name not in KNOWN_TAGS:
@@ -266,7 +301,7 @@ def _tag_findings(tags: tuple[Tag, ...], name: str) -> list[Finding]:
 
 
 def _pct_findings(tag: Tag, name: str) -> list[Finding]:
-    if not tag.value.isdigit() or not 0 <= int(tag.value) <= 100:
+    if not ascii_number(tag.value) or not 0 <= int(tag.value) <= 100:
         return [Finding("D4", Severity.ERROR, f"{tag}: pct must be a whole number 0-100", name)]
     if int(tag.value) != 100:
         # RFC 9989 removed pct: its receivers apply the policy to all mail.
@@ -282,11 +317,21 @@ def _pct_findings(tag: Tag, name: str) -> list[Finding]:
     return []
 
 
-def _valid_report_uri(uri: str) -> bool:
+_SIZE_LIMIT = re.compile(r"[0-9]+[kmgtKMGT]?")
+
+
+def _report_uri_problem(uri: str) -> str | None:
+    """Why `uri` is not a dmarc-uri (RFC 7489 6.4: URI [ "!" 1*DIGIT [ "k"/"m"/"g"/"t" ] ])."""
     scheme, colon, rest = uri.partition(":")
-    if not colon or not scheme.isalpha() or not rest:
-        return False
-    return destination_domain(uri) is not None
+    if not colon or not scheme.isascii() or not scheme.isalpha() or not rest:
+        return "has no URI scheme"
+    address, bang, size = uri.partition("!")
+    if bang and not _SIZE_LIMIT.fullmatch(size):
+        return f"has a size limit !{size} that is not a number with an optional k, m, g or t"
+    host = destination_domain(address)
+    if host is None:
+        return "names no destination host"
+    return domain_problem(host)
 
 
 def _authorisation_findings(uri: str, name: str, ctx: ZoneContext) -> list[Finding]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 class RecordSyntaxError(ValueError):
     """A record value that receivers would not understand.
 
-    `code` is the rule from email-auth-rules.md the value breaks (D1, S1, K2, ...), so a validator
+    `code` is the rule from docs/rules.md the value breaks (D1, S1, K2, ...), so a validator
     can turn the exception into a Finding without guessing.
     """
 

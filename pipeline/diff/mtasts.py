@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.rrset import diff_single_record, joined, one_record_findings, same_values
-from pipeline.diff.taglist import Tag, parse_tag_list, require_version, tag_value
+from pipeline.diff.taglist import Tag, ascii_number, parse_tag_list, require_version, tag_value
 from pipeline.model import Fact, Finding, Severity, fact
 
 MODES = ("none", "testing", "enforce")  # from loosest to strictest
@@ -48,8 +48,9 @@ class MtaStsPolicy:
 
 
 def parse(text: str) -> MtaStsRecord:
-    tags = parse_tag_list(text, "M1", lower_names=True)
-    require_version(tags, "STSv1", "M1")
+    # RFC 8461 3.1: %s"v=STSv1" and %s"id=": case-sensitive names, no spaces around "=".
+    tags = parse_tag_list(text, "M1", strict=True)
+    require_version(text, tags, "STSv1", "M1")
     sts_id = tag_value(tags, "id")
     if sts_id is None or not _ID.match(sts_id):
         raise RecordSyntaxError(
@@ -129,7 +130,7 @@ def _read_policy(text: str) -> tuple[dict[str, list[str]], list[Finding]]:
     if mode not in MODES:
         error(f"mode must be enforce, testing or none, not {mode}")
     max_age = fields.get("max_age", ["0"])[0]
-    if not max_age.isdigit() or int(max_age) > MAX_AGE_LIMIT:
+    if not ascii_number(max_age) or int(max_age) > MAX_AGE_LIMIT:
         error(f"max_age must be a whole number of seconds from 0 to {MAX_AGE_LIMIT}, not {max_age}")
     if mode != "none" and not fields.get("mx"):
         error(f"mode {mode} needs at least one mx line naming the domain's MX hosts")

@@ -21,7 +21,7 @@ def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -
     findings: list[Finding] = []
     for text in values:
         try:
-            require_version(parse_tag_list(text, "D7", lower_names=True), "DMARC1", "D7")
+            require_version(text, parse_tag_list(text, "D7", lower_names=True), "DMARC1", "D7")
         except RecordSyntaxError as err:
             findings.append(
                 Finding(

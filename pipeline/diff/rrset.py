@@ -2,7 +2,7 @@
 
 A change is never silent: when the kind's own diff finds nothing to say about a value change, the
 skeleton still emits `<kind>.changed` with the raw texts, and a value it cannot parse becomes
-`<kind>.unparsed` (email-auth-rules.md: "anything not understood: at least medium").
+`<kind>.unparsed` (when in doubt, classify higher: anything not understood is at least medium).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.kinds import is_spf_value
 from pipeline.diff.rrset import joined, same_values, single
+from pipeline.diff.taglist import domain_problem
 from pipeline.model import Fact, Finding, Severity, SpfBudget, fact
 
 # The `all` qualifiers from loosest to strictest: +all < ?all < ~all < -all. A record without `all`
@@ -25,7 +26,17 @@ MAX_STRING_BYTES = 255  # RFC 7208 3.3, one character-string
 MAX_ANSWER_BYTES = 450  # RFC 7208 3.4: keep the answer within a 512-byte UDP datagram
 _RR_OVERHEAD_BYTES = 12  # name pointer, type, class, TTL and RDLENGTH of each TXT record
 _MODIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]*=")
-_DOMAIN_AND_CIDR = re.compile(r"^(?P<domain>[^/]*)(?P<cidr>(?:/(?P<v4>\d+))?(?://(?P<v6>\d+))?)$")
+# RFC 7208 5.6 dual-cidr-length: ip4-cidr-length = "/" ("0" / %x31-39 0*1DIGIT), ip6 up to three
+# digits; no leading zeros, ASCII digits only.
+_V4_LEN = r"0|[1-9][0-9]?"
+_V6_LEN = r"0|[1-9][0-9]{0,2}"
+_DOMAIN_AND_CIDR = re.compile(
+    rf"^(?P<domain>[^/]*)(?P<cidr>(?:/(?P<v4>{_V4_LEN}))?(?://(?P<v6>{_V6_LEN}))?)$"
+)
+# RFC 7208 7.1 macro-expand; c, r and t are allowed only in explanation text (7.2), never in a
+# record's domain-spec.
+_MACRO = re.compile(r"%\{[slodiphvSLODIPHV](?P<digits>[0-9]*)[rR]?[.\-+,/_=]*\}")
+_MACRO_AT_END = re.compile(r"%\{[^}]*\}\.?$")
 # A term with another term glued to its end: TXT strings are joined with no space (RFC 7208 3.3),
 # so "...include:a.example" + "include:b.example" reads as one broken term.
 _GLUED = re.compile(r".(?:include:|ip4:|ip6:|exists:|redirect=|exp=|[-~?+]all$)", re.IGNORECASE)
@@ -84,7 +95,18 @@ class SpfRecord:
 
 
 def parse(text: str) -> SpfRecord:
-    terms = text.split()
+    # RFC 7208 4.6.1 and 12: terms are separated by spaces (1*SP) and made of visible ASCII; a tab
+    # is not a separator, so receivers read "v=spf1\tinclude:..." as one unknown term.
+    odd = next((c for c in text if c != " " and not "\x21" <= c <= "\x7e"), None)
+    if odd is not None:
+        shown = "a tab" if odd == "\t" else f"the character {odd!r}"
+        raise RecordSyntaxError(
+            f"the record holds {shown}: SPF terms are separated by spaces only and use visible "
+            "ASCII (RFC 7208 4.6.1); receivers return permerror",
+            "S1",
+        )
+    terms = text.split(" ")
+    terms = [t for t in terms if t]
     if not terms or terms[0].lower() != "v=spf1":
         raise RecordSyntaxError("an SPF record must start with v=spf1", "S1")
     mechanisms: list[SpfMechanism] = []
@@ -98,7 +120,18 @@ def parse(text: str) -> SpfRecord:
             )
         if _MODIFIER.match(term):
             name, _, value = term.partition("=")
-            modifiers.append(SpfModifier(name.lower(), value))
+            name = name.lower()
+            # redirect and exp take a domain-spec (6.1, 6.2); unknown modifiers a macro-string.
+            problem = (
+                _domain_spec_problem(value)
+                if name in ("redirect", "exp")
+                else _macro_string_problem(value)
+            )
+            if problem:
+                raise RecordSyntaxError(
+                    f"'{term}': {problem}; receivers return permerror (RFC 7208 6)", "S1"
+                )
+            modifiers.append(SpfModifier(name, value))
         else:
             mechanisms.append(_mechanism(term))
     for once in ("redirect", "exp"):
@@ -147,20 +180,70 @@ def _mechanism_problem(name: str, colon: bool, argument: str, cidr: str) -> str 
     if name in ("a", "mx"):
         match = _DOMAIN_AND_CIDR.match(argument + cidr)
         if not match:
-            return "bad domain or prefix length"
+            return "bad domain or prefix length (no leading zeros, ASCII digits)"
         if match.group("v4") and int(match.group("v4")) > 32:
             return "IPv4 prefix length above 32"
         if match.group("v6") and int(match.group("v6")) > 128:
             return "IPv6 prefix length above 128"
+        if match.group("domain"):
+            return _domain_spec_problem(match.group("domain"))
+    if name in ("include", "exists", "ptr") and argument:
+        return _domain_spec_problem(argument)
     return None
 
 
 def _is_network(text: str, version: int) -> bool:
+    address, slash, length = text.partition("/")
+    # 5.6: a prefix length, never a netmask (ipaddress would take "/255.255.255.0").
+    if slash and not re.fullmatch(_V4_LEN if version == 4 else _V6_LEN, length):
+        return False
+    if not re.fullmatch(r"[0-9.]+" if version == 4 else r"[0-9A-Fa-f:.]+", address):
+        return False  # ipaddress also takes IPv6 zone ids ("fe80::1%eth0"), SPF does not
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         return False
     return network.version == version
+
+
+def _macro_string_problem(text: str) -> str | None:
+    """RFC 7208 7.1 macro-string: literals are visible ASCII except %, which starts %{...},
+    %%, %_ or %-."""
+    i = 0
+    while i < len(text):
+        if text[i] != "%":
+            i += 1
+            continue
+        if text[i + 1 : i + 2] in ("%", "_", "-"):
+            i += 2
+            continue
+        match = _MACRO.match(text, i)
+        if match is None:
+            return (
+                f"bad macro at '{text[i : i + 8]}' (RFC 7208 7.1: %{{letter}} with letters "
+                "s l o d i p h v, or %%, %_, %-)"
+            )
+        if match.group("digits") and int(match.group("digits")) == 0:
+            return f"macro {match.group()} keeps zero labels; the digit must be nonzero (7.3)"
+        i = match.end()
+    return None
+
+
+def _domain_spec_problem(spec: str) -> str | None:
+    """RFC 7208 7.1: domain-spec = macro-string domain-end, where domain-end is "." toplabel
+    ["."] or a macro; without macros it must be a real domain name."""
+    if not spec:
+        return "empty domain"
+    problem = _macro_string_problem(spec)
+    if problem:
+        return problem
+    if _MACRO_AT_END.search(spec):
+        return None  # domain-end is a macro: the name is known only at evaluation time
+    if "%" in spec:
+        # Macros before a literal domain-end ("%{i}._spf.example.com"): what follows the last
+        # macro must still end in "." toplabel.
+        return domain_problem(spec.rsplit("}", 1)[-1].lstrip(".") or spec)
+    return domain_problem(spec)
 
 
 def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -> list[Finding]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pipeline.diff.errors import RecordSyntaxError
 
@@ -16,12 +18,15 @@ class Tag:
         return f"{self.name}={self.value}"
 
 
-def parse_tag_list(text: str, code: str, *, lower_names: bool = False) -> tuple[Tag, ...]:
+def parse_tag_list(
+    text: str, code: str, *, lower_names: bool = False, strict: bool = False
+) -> tuple[Tag, ...]:
     """Split `a=1; b=2;` into tags, in order.
 
     RFC 6376 3.2: whitespace around tags and `=` is allowed, a trailing `;` is allowed, and a
     tag-list with a duplicate tag name is invalid as a whole. `code` is the rule reported when the
-    text is not a tag-list at all.
+    text is not a tag-list at all. `strict` is the MTA-STS/TLS-RPT grammar (RFC 8461 3.1,
+    RFC 8460 3): field names are case-sensitive (%s"...") and nothing may stand around `=`.
     """
     tags: list[Tag] = []
     seen: set[str] = set()
@@ -29,6 +34,13 @@ def parse_tag_list(text: str, code: str, *, lower_names: bool = False) -> tuple[
         if not spec.strip():
             continue
         name, sep, value = spec.partition("=")
+        if strict and sep and (name != name.rstrip() or value != value.lstrip()):
+            # field-delim = *WSP ";" *WSP: spaces around ";" are fine, around "=" they are not.
+            raise RecordSyntaxError(
+                f"'{spec.strip()}': no spaces are allowed around '=' in this record; write "
+                f"{name.strip()}={value.strip()}",
+                code,
+            )
         name = name.strip()
         if not sep or not name:
             raise RecordSyntaxError(f"'{spec.strip()}' is not a tag=value pair", code)
@@ -47,8 +59,16 @@ def tag_value(tags: tuple[Tag, ...], name: str) -> str | None:
     return next((t.value for t in tags if t.name == name), None)
 
 
-def require_version(tags: tuple[Tag, ...], version: str, code: str) -> None:
-    """The first tag must be exactly `v=<version>` (DMARC, BIMI, MTA-STS and TLS-RPT all say so)."""
+def require_version(text: str, tags: tuple[Tag, ...], version: str, code: str) -> None:
+    """The first tag must be exactly `v=<version>` (DMARC, BIMI, MTA-STS and TLS-RPT all say so),
+    at the very start of the record: their grammars begin with the version, not with whitespace
+    (RFC 7489 6.4 dmarc-record, RFC 8461 3.1, RFC 8460 3)."""
+    if text[:1] in (" ", "\t"):
+        raise RecordSyntaxError(
+            f"the record starts with whitespace before v={version}; receivers ignore it "
+            "otherwise: remove the leading whitespace",
+            code,
+        )
     if not tags or tags[0].name != "v" or tags[0].value != version:
         first = str(tags[0]) if tags else "nothing"
         raise RecordSyntaxError(
@@ -58,5 +78,60 @@ def require_version(tags: tuple[Tag, ...], version: str, code: str) -> None:
         )
 
 
-def uri_list(value: str) -> tuple[str, ...]:
-    return tuple(u.strip() for u in value.split(",") if u.strip())
+def uri_list(value: str, code: str, tag: str = "rua") -> tuple[str, ...]:
+    """A comma-separated URI list (RFC 7489 6.4 dmarc-urilist, RFC 8460 3 tlsrpt-rua):
+    `uri *(*WSP "," *WSP uri)`, so never empty, no empty entries and no spaces inside an entry."""
+    uris = tuple(u.strip(" \t") for u in value.split(","))
+    if not value.strip() or any(not u for u in uris):
+        raise RecordSyntaxError(
+            f"{tag}={value}: an empty entry in the URI list (empty value, or a leading, trailing "
+            "or doubled comma); list URIs separated by single commas",
+            code,
+        )
+    for uri in uris:
+        if any(c.isspace() for c in uri):
+            raise RecordSyntaxError(
+                f"{tag}={value}: URIs are separated by commas, not spaces", code
+            )
+    return uris
+
+
+def ascii_number(value: str) -> bool:
+    # The RFCs' DIGIT is %x30-39; str.isdigit() would also accept "５０" and int() would read it.
+    return bool(re.fullmatch(r"[0-9]+", value))
+
+
+_TOPLABEL = re.compile(r"[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*[A-Za-z0-9]")
+
+
+def domain_problem(name: str) -> str | None:
+    """Why `name` cannot be a domain on the internet, or None: at least two labels, none empty or
+    over 63 bytes, at most 253 in all, and a top label that is not all digits (RFC 7208 7.1
+    toplabel, the rule for every host name since RFC 1123 2.1)."""
+    labels = name.removesuffix(".").split(".")
+    if len(labels) < 2:
+        return f"{name} is a single label, not a domain"
+    if any(not label for label in labels):
+        return f"{name} has an empty label"
+    if any(len(label.encode()) > 63 for label in labels):
+        return f"{name} has a label longer than 63 bytes"
+    if len(name.removesuffix(".").encode()) > 253:
+        return f"{name} is longer than 253 bytes"
+    if not _TOPLABEL.fullmatch(labels[-1]):
+        return f"{name}: the top label {labels[-1]} is not a top-level domain"
+    return None
+
+
+def uri_host(uri: str) -> str | None:
+    """The host a URI delivers to (`mailto:x@d.example!10m` -> `d.example`), None when it has
+    none or cannot be read; never raises (urlsplit does, on `https://[x`)."""
+    scheme, _, rest = uri.partition(":")
+    rest = rest.split("!", 1)[0]
+    if scheme.lower() == "mailto":
+        local, at, domain = rest.rpartition("@")
+        return (domain.lower().rstrip(".") or None) if at and local else None
+    try:
+        host = urlsplit(uri.split("!", 1)[0]).hostname
+    except ValueError:
+        return None
+    return host.lower() if host else None

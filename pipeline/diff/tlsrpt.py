@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.rrset import diff_single_record, one_record_findings
-from pipeline.diff.taglist import Tag, parse_tag_list, require_version, tag_value, uri_list
+from pipeline.diff.taglist import (
+    Tag,
+    domain_problem,
+    parse_tag_list,
+    require_version,
+    tag_value,
+    uri_host,
+    uri_list,
+)
 from pipeline.model import Fact, Finding, fact
 
 REPORT_SCHEMES = ("mailto", "https")  # RFC 8460 3
@@ -20,19 +28,25 @@ class TlsRptRecord:
 
 
 def parse(text: str) -> TlsRptRecord:
-    tags = parse_tag_list(text, "T1", lower_names=True)
-    require_version(tags, "TLSRPTv1", "T1")
-    rua = uri_list(tag_value(tags, "rua") or "")
-    if not rua:
+    # RFC 8460 3: %s"v=TLSRPTv1" and %s"rua=": case-sensitive names, no spaces around "=".
+    tags = parse_tag_list(text, "T1", strict=True)
+    require_version(text, tags, "TLSRPTv1", "T1")
+    value = tag_value(tags, "rua")
+    if value is None:
         raise RecordSyntaxError(
             "rua= is required: the list of mailto: or https: addresses that receive the reports "
             "(RFC 8460 3)",
             "T1",
         )
+    rua = uri_list(value, "T1")
     for uri in rua:
         scheme, colon, rest = uri.partition(":")
-        if not colon or scheme.lower() not in REPORT_SCHEMES or not rest:
+        host = uri_host(uri)
+        if not colon or scheme.lower() not in REPORT_SCHEMES or not rest or host is None:
             raise RecordSyntaxError(f"rua entry '{uri}' must be a mailto: or https: URI", "T1")
+        problem = domain_problem(host)
+        if problem:
+            raise RecordSyntaxError(f"rua entry '{uri}': {problem}", "T1")
     return TlsRptRecord(tags, rua)
 
 

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, json_syntax_error
 from pipeline.gate.requests import REQUEST_ID, ChangeRequest
 from pipeline.gate.roster import Analyst, Roster
 from pipeline.model import RiskLevel
@@ -288,6 +288,13 @@ class SignedApprovalFiles:
             return Approval.from_json(data, reference)
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read the approval: {exc}", file=path) from None
+        except json.JSONDecodeError as exc:
+            raise json_syntax_error(
+                exc,
+                path,
+                "not an approval file",
+                "Approval files are written by `dmarcops approve`; never edit them.",
+            ) from None
         except ValueError as exc:  # json.JSONDecodeError is a ValueError
             raise InputError(
                 f"not an approval file: {exc}",
@@ -385,6 +392,10 @@ def load_plan_file(path: Path) -> PlanFile:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read the plan: {exc.strerror}", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise json_syntax_error(
+            exc, path, "not a JSON plan", "Save one with `dmarcops plan --out plan.json`."
+        ) from None
     except (UnicodeDecodeError, ValueError):
         raise InputError(
             "not a JSON plan",

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import dns.exception
 import dns.resolver
 
+ATTEMPTS = 3  # tries per question within Nameservers.timeout
+
 
 @dataclass(frozen=True)
 class Nameservers:
@@ -27,8 +29,10 @@ def make_resolver(ns: Nameservers) -> dns.resolver.Resolver:
     resolver.nameservers = list(ns.addresses)
     resolver.port = ns.port
     # `lifetime` bounds the whole question across servers and retries; `timeout` one attempt.
+    # With both equal a single lost UDP datagram used up the whole budget; a third of it per
+    # attempt lets dnspython retry (and move to the next server) before giving up.
     resolver.lifetime = ns.timeout
-    resolver.timeout = ns.timeout
+    resolver.timeout = ns.timeout / ATTEMPTS
     return resolver
 
 

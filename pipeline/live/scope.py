@@ -14,6 +14,7 @@ from typing import Any
 from octodns.processor.base import BaseProcessor
 from octodns.record import Record
 
+from pipeline.diff import dmarc
 from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.model import RecordKind
 
@@ -26,6 +27,17 @@ def raw_values(record: Any) -> tuple[str, ...]:
         to_raw = getattr(value, "to_raw_text", None)
         out.append(to_raw() if to_raw else str(value))
     return tuple(out)
+
+
+def _same_dmarc(live: Any, desired_zone: Any) -> bool:
+    wanted = next(
+        (r for r in desired_zone.records if (r.name, r._type) == (live.name, live._type)), None
+    )
+    return (
+        wanted is not None
+        and wanted.ttl == live.ttl
+        and dmarc.equivalent(raw_values(live), raw_values(wanted))
+    )
 
 
 class ForeignRecordConflict(Exception):
@@ -59,6 +71,11 @@ class OwnedRecordsOnly(BaseProcessor):  # type: ignore[misc]
                         "which cannot coexist with the desired one there; the client's DNS team "
                         "must remove it first"
                     )
+                desired.add_record(record.copy(zone=desired), replace=True, lenient=True)
+            elif kind is RecordKind.DMARC and _same_dmarc(record, desired):
+                # Only whitespace or tag order differs: receivers see the same policy, so the
+                # live record stays as it is and the change is a no-op (never planned, never
+                # applied; docs/rules.md "No-op changes").
                 desired.add_record(record.copy(zone=desired), replace=True, lenient=True)
             elif kind is RecordKind.SPF:
                 ours = [v for v in raw_values(record) if is_owned_value(kind, v)]

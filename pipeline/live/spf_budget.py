@@ -1,4 +1,4 @@
-"""The SPF lookup budget of a record (RFC 7208 4.6.4; rules S2, S3, S4, S9 of email-auth-rules.md).
+"""The SPF lookup budget of a record (RFC 7208 4.6.4; rules S2, S3, S4, S9 of docs/rules.md).
 
 Two ways to get a `SpfBudget`:
 

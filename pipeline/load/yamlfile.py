@@ -7,6 +7,7 @@ and the line (product.md: "the message names the file and line").
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,6 +18,7 @@ import jsonschema
 import yaml
 
 from pipeline.errors import InputError
+from pipeline.load.files import DEFAULT_LIMITS, Limits, configured_limits, find_root, read_text
 
 JsonPath = tuple[str | int, ...]
 
@@ -53,8 +55,25 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def _walk(node: yaml.Node, here: JsonPath, lines: dict[JsonPath, int], path: Path) -> None:
+def _walk(
+    node: yaml.Node,
+    here: JsonPath,
+    lines: dict[JsonPath, int],
+    path: Path,
+    inside: frozenset[int] = frozenset(),
+) -> None:
     lines[here] = node.start_mark.line + 1
+    if id(node) in inside:
+        # `a: &x [*x]`: an alias inside its own anchor makes the node graph a cycle, which no
+        # zone or policy value can be (and which walked for ever, a RecursionError, before).
+        raise InputError(
+            "the value anchored here holds an alias to itself (a recursive structure)",
+            file=path,
+            line=node.start_mark.line + 1,
+            column=node.start_mark.column + 1,
+            hint="Remove the alias (*name) or move it out of its own anchor's value.",
+        )
+    inside = inside | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -68,25 +87,104 @@ def _walk(node: yaml.Node, here: JsonPath, lines: dict[JsonPath, int], path: Pat
                     hint="Merge the two entries into one: YAML keeps only the last silently.",
                 )
             seen[key] = line
-            _walk(value_node, (*here, key), lines, path)
+            _walk(value_node, (*here, key), lines, path, inside)
             lines[(*here, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*here, i), lines, path)
+            _walk(item, (*here, i), lines, path, inside)
 
 
-def load_yaml(path: Path) -> YamlDocument:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read the file: {exc.strerror}", file=path) from None
-    except UnicodeDecodeError:
-        raise InputError("the file is not UTF-8 text", file=path) from None
+def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | None] | None:
+    """Too many aliases, or aliases that would expand too far, found without expanding anything.
+
+    libyaml's composer gives an alias the very node of its anchor, so the document is a graph in
+    which a node reached by n edges was aliased n - 1 times. Each node's expanded size (what the
+    line walk, the schema check and every consumer would traverse) is computed once, from its
+    children's: a 1.4 KB "billion laughs" file is judged in microseconds instead of growing to
+    gigabytes.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    edges = 0
+    # Iterative post-order: a deeply nested file must not hit Python's recursion limit here.
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        current, children_done = stack.pop()
+        key = id(current)
+        children = _children(current)
+        if children_done:
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            open_nodes.discard(key)
+            continue
+        if key in sizes:
+            continue  # a second path to a finished node: counted through `edges`
+        if key in open_nodes:
+            # `a: &x [*x]`: a cycle, which no zone or policy value can be; named at its anchor.
+            return (
+                "the value anchored here holds an alias to itself (a recursive structure)",
+                current,
+            )
+        open_nodes.add(key)
+        edges += len(children)
+        stack.append((current, True))
+        stack.extend((c, False) for c in reversed(children) if id(c) not in sizes)
+    aliases = edges - (len(sizes) - 1)
+    if aliases > limits.max_yaml_aliases:
+        return (
+            f"the file uses {aliases} YAML aliases (*name), over the limit of "
+            f"{limits.max_yaml_aliases}",
+            None,
+        )
+    added = sizes[id(node)] - len(sizes)
+    if added > limits.max_yaml_alias_nodes:
+        return (
+            f"YAML aliases expand the document by {added} nodes, over the limit of "
+            f"{limits.max_yaml_alias_nodes}",
+            None,
+        )
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def load_yaml(
+    path: Path, *, root: Path | None = None, limits: Limits | None = None
+) -> YamlDocument:
+    """A YAML file read through pipeline.load.files (regular file, inside the repository, within
+    the size limit), parsed safely, with its aliases within budget and every node's line."""
+    root = root if root is not None else find_root(path)
+    limits = limits if limits is not None else configured_limits(root)
+    text = read_text(path, root=root, limit=limits.max_file_bytes)
     try:
         # One parse: the node tree gives the lines, the same tree gives the data.
         loader = _Loader(text)
         try:
             node = loader.get_single_node()
+            if node is not None:
+                problem = _alias_problem(node, limits)
+                if problem is not None and problem[1] is not None:
+                    mark = problem[1].start_mark
+                    raise InputError(
+                        problem[0],
+                        file=path,
+                        line=mark.line + 1,
+                        column=mark.column + 1,
+                        hint="Remove the alias (*name) or move it out of its own anchor's value.",
+                    )
+                if problem is not None:
+                    raise InputError(
+                        f"refused: {problem[0]}",
+                        file=path,
+                        hint="Write the values out instead of aliasing them, or raise "
+                        "input_limits.max_yaml_aliases / max_yaml_alias_nodes in "
+                        "policy/settings.yaml if the file is genuine.",
+                    )
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
@@ -96,19 +194,76 @@ def load_yaml(path: Path) -> YamlDocument:
             f"YAML syntax error: {exc.problem or exc.context}",
             file=path,
             line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
             hint="Check indentation and quoting on that line.",
         ) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML syntax error: {exc}", file=path) from None
+    except RecursionError:
+        # Constructing thousands of nested flow collections recurses in PyYAML's constructor.
+        raise InputError(
+            "refused: the YAML nests too deeply", file=path, hint="Flatten the structure."
+        ) from None
     lines: dict[JsonPath, int] = {}
     if node is not None:
         _walk(node, (), lines, path)
     return YamlDocument(path=path, data=data, lines=lines)
 
 
+def _settings_limits(doc: YamlDocument) -> Limits:
+    section = doc.data.get("input_limits") if isinstance(doc.data, dict) else None
+    if section is None:
+        return DEFAULT_LIMITS
+    if not isinstance(section, dict):
+        raise doc.error(("input_limits",), "input_limits must be a mapping")
+    values: dict[str, int] = {}
+    for name in Limits.__dataclass_fields__:
+        if name not in section:
+            continue
+        value = section[name]
+        # bool is an int in Python: `true` is not a size.
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise doc.error(
+                ("input_limits", name),
+                f"input_limits.{name} must be a positive whole number, not {value!r}",
+                hint="settings.schema.json describes the keys; see docs/input-safety.md.",
+            )
+        values[name] = value
+    unknown = sorted(set(section) - set(Limits.__dataclass_fields__))
+    if unknown:
+        raise doc.error(
+            ("input_limits", unknown[0]),
+            f"unknown key input_limits.{unknown[0]}",
+            hint=f"Known keys: {', '.join(Limits.__dataclass_fields__)}.",
+        )
+    return Limits(**values)
+
+
+_limits_cache: dict[tuple[str, int, int, int], Limits] = {}
+
+
+def limits_for(root: Path) -> Limits:
+    """The repository's input limits (policy/settings.yaml `input_limits`), read once per version.
+
+    policy/settings.yaml itself is read under the default limits: its own limits cannot be used to
+    admit it.
+    """
+    path = root / "policy" / "settings.yaml"
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return DEFAULT_LIMITS
+    key = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    found = _limits_cache.get(key)
+    if found is None:
+        found = _settings_limits(load_yaml(path, root=root, limits=DEFAULT_LIMITS))
+        _limits_cache[key] = found
+    return found
+
+
 @cache
 def load_schema(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    loaded: dict[str, Any] = json.loads(read_text(path))
     return loaded
 
 

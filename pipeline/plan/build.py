@@ -6,10 +6,11 @@ whose provider fails is reported on the plan and the others are still planned.
 
 from __future__ import annotations
 
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +24,7 @@ from pipeline.diff import mtasts
 from pipeline.diff.context import DkimLifecycle, RRsetKey, ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.kinds import is_owned_value, kind_of
-from pipeline.errors import GateRefused
+from pipeline.errors import GateRefused, InputError
 from pipeline.live.dns import Nameservers, make_resolver, report_authorised
 from pipeline.live.mta_sts_policy import desired_policy, live_policy
 from pipeline.live.providers import build_provider
@@ -48,6 +49,9 @@ class PlanOptions:
     # `zones_changed_since(root, ref)`, resolved by the caller (git stays at the edge): only these
     # zones are planned, and none when nothing changed (unlike `zones`, where empty means all).
     changed_since: ChangedZones | None = None
+    # Zone files that failed validation (domain -> the problem, with file and line): reported as
+    # failed zones instead of planned, so one bad file never stops the plan of the others.
+    broken_zones: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Lookups:
@@ -57,6 +61,8 @@ class _Lookups:
         self.costs = portfolio.senders.lookup_costs()
         self.counter: SpfBudgetCounter | None = None
         self.resolver: Any = None
+        self._authorised: dict[tuple[str, str], bool | None] = {}
+        self._lock = threading.Lock()
         if nameservers and nameservers.addresses:
             self.resolver = make_resolver(nameservers)
             self.counter = SpfBudgetCounter(self.resolver)
@@ -67,9 +73,17 @@ class _Lookups:
         return estimate_from_catalog(record, self.costs)
 
     def report_authorised(self, zone: str, dest: str) -> bool | None:
+        """Cached per plan: the same (zone, destination) is asked once however many records and
+        threads need it (RFC 7489 7.1 lookups go to third parties' servers)."""
         if self.resolver is None:
             return None
-        return report_authorised(self.resolver, zone, dest)
+        key = (zone.lower(), dest.lower())
+        with self._lock:
+            if key in self._authorised:
+                return self._authorised[key]
+        answer = report_authorised(self.resolver, zone, dest)
+        with self._lock:
+            return self._authorised.setdefault(key, answer)
 
 
 def _rrsets(zone: Zone) -> dict[RRsetKey, tuple[str, ...]]:
@@ -110,11 +124,20 @@ def explain(exc: Exception) -> str:
 
 
 def plan_zone(
-    portfolio: Portfolio, zone_file: ZoneFile, now: datetime, lookups: _Lookups
+    portfolio: Portfolio,
+    zone_file: ZoneFile,
+    now: datetime,
+    lookups: _Lookups,
+    broken: str | None = None,
 ) -> tuple[ZoneResult, list[PlanItem]]:
     client = portfolio.clients[zone_file.client]
     provider_config = portfolio.providers[client.provider]
-    desired = load_desired(zone_file)
+    if broken is not None:
+        return ZoneResult(client.id, zone_file.domain, client.provider, error=broken), []
+    try:
+        desired = load_desired(zone_file)
+    except InputError as exc:
+        return ZoneResult(client.id, zone_file.domain, client.provider, error=str(exc)), []
     try:
         target = build_provider(provider_config, portfolio.root, instance=f"[{zone_file.domain}]")
         with warnings.catch_warnings():
@@ -138,18 +161,16 @@ def plan_zone(
         regulated=client.regulated,
     )
 
-    findings: list[Finding] = []
-    budget_source = ""
-    for (name, rtype), values in sorted(ctx.desired.items()):
-        kind = kind_of(name, rtype)
-        if kind is None:
-            continue
-        if kind is RecordKind.SPF:
-            spf = [v for v in values if is_owned_value(kind, v)]
-            if not spf:
-                continue  # a TXT set of the client's (tokens) that holds no SPF: not ours
-            budget_source = lookups.budget(spf[0], ctx.fqdn(name)).source
-        findings.extend(diff.validate(kind, name, rtype, values, ctx))
+    findings = record_findings(ctx)
+    budget_source = next(
+        (
+            lookups.budget(spf[0], ctx.fqdn(name)).source
+            for (name, rtype), values in sorted(ctx.desired.items())
+            if kind_of(name, rtype) is RecordKind.SPF
+            and (spf := [v for v in values if is_owned_value(RecordKind.SPF, v)])
+        ),
+        "",
+    )
 
     policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
     client_ctx = _client_context(client, now)
@@ -170,6 +191,41 @@ def plan_zone(
         ),
         items,
     )
+
+
+def record_findings(ctx: ZoneContext) -> list[Finding]:
+    """Every record rule over the desired owned RRsets of one zone: what `plan` reports and what
+    `dmarcops validate` runs offline (with a context that asks no DNS)."""
+    findings: list[Finding] = []
+    for (name, rtype), values in sorted(ctx.desired.items()):
+        kind = kind_of(name, rtype)
+        if kind is None:
+            continue
+        if kind is RecordKind.SPF and not any(is_owned_value(kind, v) for v in values):
+            continue  # a TXT set of the client's (tokens) that holds no SPF: not ours
+        findings.extend(diff.validate(kind, name, rtype, values, ctx))
+    return findings
+
+
+def offline_findings(portfolio: Portfolio, zone_file: ZoneFile, now: datetime) -> list[Finding]:
+    """The record findings of one zone file without DNS: SPF budgets from the sender catalog, no
+    report-authorisation lookups (D7 says "could not check"), the MTA-STS policy file if any."""
+    client = portfolio.clients[zone_file.client]
+    costs = portfolio.senders.lookup_costs()
+    ctx = ZoneContext(
+        zone=zone_file.domain,
+        desired=_rrsets(load_desired(zone_file)),
+        today=now.astimezone(ZoneInfo(client.timezone)).date(),
+        spf_budget=lambda record, fqdn: estimate_from_catalog(record, costs),
+        pre_approved_sender=portfolio.senders.pre_approved_sender,
+        dkim=client.dkim.get(zone_file.domain, DkimLifecycle()),
+        regulated=client.regulated,
+    )
+    findings = record_findings(ctx)
+    policy = desired_policy(zone_file)
+    if policy is not None:
+        findings.extend(mtasts.validate_policy(policy))
+    return findings
 
 
 STS_KEY = ("_mta-sts", "TXT")
@@ -291,7 +347,10 @@ def make_plan(
     workers = max(1, min(options.concurrency or settings.concurrency, len(zone_files) or 1))
     results: list[tuple[ZoneResult, list[PlanItem]]] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan") as pool:
-        futures = [pool.submit(plan_zone, portfolio, z, now, lookups) for z in zone_files]
+        futures = [
+            pool.submit(plan_zone, portfolio, z, now, lookups, options.broken_zones.get(z.domain))
+            for z in zone_files
+        ]
         for done, future in enumerate(futures, start=1):
             results.append(future.result())
             if progress:

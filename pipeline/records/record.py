@@ -504,6 +504,34 @@ class Verification:
         )
 
 
+@dataclass(frozen=True)
+class Recovery:
+    """An apply that was interrupted and finished later from its journal (changes/journal/): the
+    zones it had sent were checked against live DNS and recorded as observed."""
+
+    at: datetime
+    by: str
+    journal: str  # the apply id: changes/journal/<id>.jsonl
+    detail: str  # why it was interrupted and what the check found
+
+    def __post_init__(self) -> None:
+        _normalise_times(self, "at")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": format_utc(self.at),
+            "by": self.by,
+            "journal": self.journal,
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Recovery:
+        return cls(
+            at=f.time("at"), by=f.text("by"), journal=f.text("journal"), detail=f.text("detail")
+        )
+
+
 # --- the record -------------------------------------------------------------------------------
 
 
@@ -542,6 +570,7 @@ class ChangeRecord:
     freeze_exception: str = ""  # the freeze a client approval knowingly overrode, and who
     incident: str = ""  # the declared incident an emergency answered
     policy_sha256: str = ""  # the sealed policy the decision used
+    recovery: Recovery | None = None  # finished from an interrupted apply's journal
 
     def __post_init__(self) -> None:
         if not RECORD_ID.match(self.id):
@@ -625,6 +654,8 @@ class ChangeRecord:
                 )
                 if value
             },
+            # Only when set: records written before the field existed keep their hashes.
+            **({"recovery": self.recovery.to_json()} if self.recovery else {}),
         }
 
     @classmethod
@@ -638,6 +669,7 @@ class ChangeRecord:
         change_window = f.optional_object("change_window")
         emergency = f.optional_object("emergency")
         rollback_window = f.optional_object("rollback_window")
+        recovery = f.optional_object("recovery") if "recovery" in f.data else None
         if rollback_window is None:
             raise RecordFormatError("record.rollback_window: missing")
         return _read(
@@ -671,6 +703,7 @@ class ChangeRecord:
                 freeze_exception=f.text("freeze_exception") if "freeze_exception" in f.data else "",
                 incident=f.text("incident") if "incident" in f.data else "",
                 policy_sha256=f.text("policy_sha256") if "policy_sha256" in f.data else "",
+                recovery=Recovery.from_fields(recovery) if recovery else None,
             )
         )
 
@@ -802,6 +835,15 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
             or "pending",
         )
     )
+    if record.recovery is not None:
+        rec = record.recovery
+        execution.append(
+            (
+                "Recovered",
+                f"{show_utc(rec.at)} by {t(rec.by)} from apply journal {c(rec.journal)}: "
+                f"{t(rec.detail)}",
+            )
+        )
     blocks.append(("", execution))
     if emergency is not None:
         review = (

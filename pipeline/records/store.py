@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
-from pipeline.errors import GateRefused, InputError
+from pipeline.errors import GateRefused, InputError, json_syntax_error
 from pipeline.model import RiskLevel
 from pipeline.records.ledger import (
     GENESIS,
@@ -370,7 +370,14 @@ class RecordStore:
 def _load_json(raw: bytes, path: Path) -> object:
     try:
         return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        raise json_syntax_error(
+            exc,
+            path,
+            "not a JSON change record",
+            "Change records are written by dmarcops; restore this one from git.",
+        ) from None
+    except UnicodeDecodeError as exc:
         raise InputError(f"not a JSON change record ({exc})", file=path) from None
 
 

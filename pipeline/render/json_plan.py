@@ -9,6 +9,7 @@ from typing import Any
 from pipeline.classify.change_type import change_type
 from pipeline.model import RiskLevel
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
+from pipeline.render.safe import json_text
 
 FORMAT_VERSION = 1
 
@@ -73,4 +74,6 @@ def plan_to_json(
 
 
 def render_json(plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None) -> str:
-    return json.dumps(plan_to_json(plan, requests), indent=2, ensure_ascii=False) + "\n"
+    # Printed to terminals and embedded in comments: no raw C1 controls or bidi overrides, which
+    # ensure_ascii=False would let through (json_text escapes them, the JSON value is unchanged).
+    return json_text(json.dumps(plan_to_json(plan, requests), indent=2, ensure_ascii=False)) + "\n"

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import re
 
+from pipeline.render.safe import clean
+
 # Characters that start emphasis, code, links, images, HTML, tables, headings or strike-through.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>#!|~])")
 
 
 def escape(text: str) -> str:
     """Plain text shown as-is in markdown (and in a GitHub comment): no links, no HTML, no tables."""
-    escaped = _SPECIAL.sub(r"\\\1", text.replace("\r", " ").replace("\n", " "))
+    # Control, bidi and invisible characters first (render/safe.py): their escapes are then
+    # markdown-escaped like any other backslash, so GitHub shows them as written.
+    escaped = _SPECIAL.sub(r"\\\1", clean(text))
     # An entity, so "@team" in a user's string never pings anyone in a GitHub comment.
     return escaped.replace("@", "&#64;")
 
 
 def code(text: str) -> str:
     """An inline code span that survives backticks and pipes inside the value."""
-    text = text.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    text = clean(text).replace("|", "\\|")
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text else ""

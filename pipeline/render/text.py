@@ -5,13 +5,13 @@ Colour is added with click.style; click.echo drops it when the output is not a t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import click
 
 from pipeline.model import RiskLevel, Severity
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
+from pipeline.render.safe import clean, shown
 
 RISK_COLOUR = {RiskLevel.LOW: "green", RiskLevel.MEDIUM: "yellow", RiskLevel.HIGH: "red"}
 SEVERITY_COLOUR = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "red"}
@@ -34,17 +34,11 @@ def summary_line(plan: Plan) -> str:
 LONG = 100
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _safe(text: str) -> str:
-    # Values come from live DNS: a terminal must never receive their control characters (an
-    # escape sequence could rewrite what the reviewer sees).
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
 def _short(value: str) -> str:
-    value = _safe(value)
+    # Values come from live DNS and from pull requests: a terminal must never receive their control
+    # characters (an escape sequence could rewrite what the reviewer sees), and a value with spaces
+    # at its edges is quoted so that the spaces are seen.
+    value = shown(value)
     # A 2048-bit DKIM key is ~400 characters: a terminal shows its start and its length; the
     # JSON and markdown outputs keep the whole value.
     return value if len(value) <= LONG else f"{value[: LONG - 20]}... ({len(value)} chars)"
@@ -53,7 +47,7 @@ def _short(value: str) -> str:
 def _item(item: PlanItem, request: RequestRef | None) -> list[str]:
     risk = click.style(item.risk.label.upper(), fg=RISK_COLOUR[item.risk], bold=True)
     lines = [
-        f"  {ACTION_MARK[item.action]} {item.fqdn} {item.type} ({item.kind.value}) "
+        f"  {ACTION_MARK[item.action]} {shown(item.fqdn)} {clean(item.type)} ({item.kind.value}) "
         f"{item.action}  risk: {risk}"
     ]
     for value in item.before:
@@ -68,12 +62,14 @@ def _item(item: PlanItem, request: RequestRef | None) -> list[str]:
     if item.ttl_before != item.ttl_after and item.ttl_before and item.ttl_after:
         lines.append(f"      ttl {item.ttl_before} -> {item.ttl_after}")
     if item.facts:
-        lines.append("      changes: " + _safe("; ".join(str(f) for f in item.facts)))
+        lines.append("      changes: " + clean("; ".join(str(f) for f in item.facts)))
     for reason in item.reasons:
-        lines.append(f"      why {reason}")
+        lines.append(f"      why {clean(reason)}")
     lines.append(f"      rollback window: {item.rollback_hours} h")
     if request is not None:
-        lines.append(f"      request: {request.id} ({request.type}, by {request.author})")
+        lines.append(
+            f"      request: {clean(request.id)} ({clean(request.type)}, by {clean(request.author)})"
+        )
     else:
         lines.append(
             click.style("      request: NONE (every change needs a change request)", fg="red")
@@ -88,10 +84,13 @@ def render_text(plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None
     for item in plan.items:
         by_zone.setdefault((item.client, item.zone), []).append(item)
     for zone in plan.zones:
-        header = click.style(f"{zone.client} / {zone.zone}", bold=True) + f"  (via {zone.provider})"
+        header = (
+            click.style(f"{clean(zone.client)} / {shown(zone.zone)}", bold=True)
+            + f"  (via {clean(zone.provider)})"
+        )
         if zone.failed:
             out.append(header)
-            out.append(click.style(f"  FAILED: {zone.error}", fg="red", bold=True))
+            out.append(click.style(f"  FAILED: {clean(zone.error)}", fg="red", bold=True))
             out.append("")
             continue
         items = by_zone.get((zone.client, zone.zone), [])
@@ -108,7 +107,7 @@ def render_text(plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None
         for finding in zone.findings:
             sev = click.style(finding.severity.label, fg=SEVERITY_COLOUR[finding.severity])
             where = finding.name or "@"
-            out.append(f"  {sev} {finding.code} {_safe(where)}: {_safe(finding.message)}")
+            out.append(f"  {sev} {clean(finding.code)} {shown(where)}: {clean(finding.message)}")
         if zone.budget_source == "catalog":
             out.append("  note: SPF lookup counts estimated from the sender catalog (no DNS)")
         out.append("")

@@ -1,0 +1,216 @@
+"""The one way dmarcops reads a file it did not write itself this run: zones, policy, requests,
+approvals, change records, the ledger, MTA-STS policies, plan files.
+
+A repository is input from many hands (pull requests from forks included), so a file is read only
+if it is a regular file, not a symbolic link, inside the repository, and not larger than the limit.
+Everything else is refused with an InputError naming the file and what to do, and is never read:
+a FIFO would block the run forever, a device can be endless (/dev/zero), a symbolic link can point
+at a secret outside the repository (~/.ssh/id_ed25519) whose content would then appear in a
+message or a pull-request comment.
+
+docs/input-safety.md describes the limits and every refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import InputError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """policy/settings.yaml `input_limits` (settings.schema.json); these are the defaults."""
+
+    # Policy, zone, request, approval, change-record and MTA-STS files: the largest real one is a
+    # few KB, so 1 MiB is generous and still far below what would strain memory.
+    max_file_bytes: int = MIB
+    # The ledger (append-only, grows with every change) and plan files (a whole portfolio's plan).
+    max_log_bytes: int = 64 * MIB
+    # YAML anchors/aliases: the repository's files use none; a handful of `<<: *defaults` is fine,
+    # an alias bomb (1.4 KB expanding to 1.1 GB) is not.
+    max_yaml_aliases: int = 64
+    # How many nodes aliases may add when expanded, counted before anything is built.
+    max_yaml_alias_nodes: int = 10_000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def find_root(path: Path) -> Path | None:
+    """The repository a path belongs to: its nearest ancestor, taken as written (symbolic links
+    not followed), that holds a real policy/ directory. None for a file outside any repository."""
+    absolute = Path(os.path.abspath(path))
+    for parent in absolute.parents:
+        try:
+            mode = os.lstat(parent / "policy").st_mode
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode):
+            return parent
+    return None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a regular file"
+
+
+def _refuse(path: Path, what: str, hint: str) -> InputError:
+    return InputError(what, file=path, hint=hint)
+
+
+def _inside(real: str, root: Path) -> bool:
+    real_root = os.path.realpath(root)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _real_path_of(fd: int, path: Path) -> str:
+    # The path of what was actually opened (Linux): immune to a directory swapped after the check.
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+
+
+def read_bytes(
+    path: Path,
+    *,
+    limit: int | None = None,
+    root: Path | None = None,
+    outside_ok: bool = False,
+    log: bool = False,
+) -> bytes:
+    """The content of a regular file inside the repository, within the size limit.
+
+    `root` defaults to the repository the path is in (find_root); `limit` to the repository's
+    `input_limits` (max_log_bytes when `log`). `outside_ok` is for files a user names on the
+    command line (--plan): they may live anywhere, but are still only regular files within limits.
+    """
+    root = root if root is not None else find_root(path)
+    if limit is None:
+        limits = configured_limits(root)
+        limit = limits.max_log_bytes if log else limits.max_file_bytes
+    try:
+        before = os.lstat(path)
+    except OSError as exc:
+        raise InputError(f"cannot read the file: {exc.strerror}", file=path) from None
+    # Checked on the name first so that a FIFO or device is never even opened.
+    if not stat.S_ISREG(before.st_mode):
+        raise _refuse(
+            path,
+            f"refused: the file is {_kind(before.st_mode)}; dmarcops reads only regular files",
+            "Replace it with a regular file holding the content (git stores symbolic links as "
+            "links: commit the file itself).",
+        )
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        # ELOOP: the name became a symbolic link between the lstat and the open.
+        raise InputError(f"cannot read the file: {exc.strerror}", file=path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino):
+            raise _refuse(
+                path,
+                "refused: the file changed into something other than a regular file while it "
+                "was being opened",
+                "Run again; if it repeats, something is tampering with the repository.",
+            )
+        if root is not None and not outside_ok:
+            real = _real_path_of(fd, path)
+            if not _inside(real, root):
+                raise _refuse(
+                    path,
+                    "refused: the file resolves outside the repository "
+                    "(a directory on its path is a symbolic link)",
+                    f"Keep every input file inside {root}; replace the linked directory with a "
+                    "real one.",
+                )
+        if st.st_size > limit:
+            raise _too_large(path, st.st_size, limit, log)
+        chunks: list[bytes] = []
+        total = 0
+        # Read at most limit + 1 bytes: a file that grows while we read is still cut off.
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise _too_large(path, total, limit, log)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _too_large(path: Path, size: int, limit: int, log: bool) -> InputError:
+    key = "max_log_bytes" if log else "max_file_bytes"
+    return InputError(
+        f"refused: the file is {size} bytes, over the limit of {limit} bytes",
+        file=path,
+        hint=f"Split it, or raise input_limits.{key} in policy/settings.yaml if it is genuine.",
+    )
+
+
+def read_text(
+    path: Path,
+    *,
+    limit: int | None = None,
+    root: Path | None = None,
+    outside_ok: bool = False,
+    log: bool = False,
+) -> str:
+    """read_bytes, decoded as UTF-8 (an InputError naming the byte offset when it is not)."""
+    raw = read_bytes(path, limit=limit, root=root, outside_ok=outside_ok, log=log)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            "the file is not UTF-8 text",
+            file=path,
+            line=line,
+            hint="Save it as UTF-8.",
+        ) from None
+
+
+def is_regular(path: Path) -> bool:
+    """True for a regular file (not a symbolic link): what `path.exists()` should mean for input."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def is_real_dir(path: Path) -> bool:
+    """A directory that is not a symbolic link: discovery never walks into a linked directory."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def configured_limits(root: Path | None) -> Limits:
+    if root is None:
+        return DEFAULT_LIMITS
+    # Imported here: reading policy/settings.yaml is itself a YAML read through this module.
+    from pipeline.load.yamlfile import limits_for
+
+    return limits_for(root)

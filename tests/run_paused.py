@@ -1,0 +1,59 @@
+"""Run the dmarcops CLI and pause it at one named point of an apply (tests only).
+
+`python tests/run_paused.py DIR POINT CLOCK -- --repo R apply ...` freezes pipeline.clock.system_now
+at CLOCK (like tests/run_at.py) and wraps, in this process only, the apply journal's writes and the
+provider call. When POINT is reached (`records`, `intent:<zone>`, `sent:<zone>`, `done:<zone>`) it
+writes DIR/ready and blocks reading the FIFO DIR/go, so the test can kill it, signal it, fill or
+freeze its disk or stop named at exactly that point, then let it go on. The product has no such
+hook: nothing a user runs can pause or skip an apply step.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pipeline.clock
+
+
+def main() -> None:
+    folder, point, clock = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    frozen = datetime.strptime(clock, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    pipeline.clock.system_now = lambda: frozen
+
+    import pipeline.apply.execute as execute
+    from pipeline.apply.journal import Journal
+
+    def pause(reached: str) -> None:
+        if reached != point:
+            return
+        (folder / "ready").write_text(reached)
+        with (folder / "go").open() as go:  # blocks until the test opens the FIFO for writing
+            go.read()
+
+    append = Journal.append
+
+    def paused_append(self: Journal, event: str, data: dict[str, Any]) -> None:
+        append(self, event, data)
+        pause(f"{event}:{data['zone']}" if "zone" in data else event)
+
+    send = execute._send
+
+    def paused_send(zone: Any) -> None:
+        try:
+            send(zone)
+        finally:
+            pause(f"sent:{zone.zone}")
+
+    Journal.append = paused_append  # type: ignore[method-assign]
+    execute._send = paused_send
+
+    from pipeline.cli import main as cli
+
+    cli(args=sys.argv[sys.argv.index("--") + 1 :], prog_name="dmarcops")
+
+
+if __name__ == "__main__":
+    main()
