@@ -81,6 +81,8 @@ class Apply:
                 "--emergency",
                 "--reason",
                 "payroll mail rejected since 09:10",
+                "--incident",
+                "INC-2041",
                 "--nameserver",
                 f"127.0.0.1:{sender.port}",
                 "--verify-timeout",
@@ -332,6 +334,8 @@ def _apply_now(repo: Path, sender: NamedServer) -> subprocess.CompletedProcess[s
             "--emergency",
             "--reason",
             "payroll mail rejected since 09:10",
+            "--incident",
+            "INC-2041",
             "--nameserver",
             f"127.0.0.1:{sender.port}",
         ],
@@ -431,6 +435,8 @@ def test_wrong_tsig_key_changes_nothing(
         "--emergency",
         "--reason",
         "payroll mail rejected since 09:10",
+        "--incident",
+        "INC-2041",
     )
     assert result.exit_code == 2 and "TSIG" in result.output
     # Refused while re-planning (the AXFR is refused): no record, no journal, nothing sent.

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from clockcli import invoke_at
 from dns_server import NamedServer
 from github_server import FakeGitHub, fixture, pull_request, review
 from portfolio import write
 from test_apply_named import served
 from test_plan_named import make_repo
 
-from pipeline.cli import main
 from pipeline.github.merge import OUTCOME_MARKER
 
 REPOSITORY = "msp-example/dns"
@@ -109,7 +109,7 @@ def merged(
     event.write_text(json.dumps(payload))
     monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
-    gate = CliRunner().invoke(main, ["--repo", str(root), "github", "pr", "--at", TUESDAY])
+    gate = invoke_at(["--repo", str(root), "github", "pr", "--at", TUESDAY])
     assert gate.exit_code == 0, gate.output
 
     git(root, "checkout", "-q", "main")
@@ -129,7 +129,7 @@ def merged(
 
 
 def run(repo: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--repo", str(repo), "github", *args])
+    return invoke_at(["--repo", str(repo), "github", *args])
 
 
 def outcome_comments(github: FakeGitHub) -> list[str]:
@@ -260,8 +260,7 @@ def test_the_pull_request_author_cannot_approve_with_a_signed_file(
     git(root, "commit", "-q", "-m", "request")
     head = git(root, "rev-parse", "HEAD")
     out = tmp_path / "plan.json"
-    planned = CliRunner().invoke(
-        main,
+    planned = invoke_at(
         [
             "--repo",
             str(root),
@@ -275,8 +274,7 @@ def test_the_pull_request_author_cannot_approve_with_a_signed_file(
         ],
     )
     assert planned.exit_code == 0, planned.output
-    signed = CliRunner().invoke(
-        main,
+    signed = invoke_at(
         [
             "--repo",
             str(root),
@@ -304,8 +302,8 @@ def test_the_pull_request_author_cannot_approve_with_a_signed_file(
     event.write_text(json.dumps(payload))
     monkeypatch.setenv("GITHUB_EVENT_NAME", "pull_request")
     monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
-    gate = CliRunner().invoke(
-        main, ["--repo", str(root), "github", "pr", "--zone", "alpha.example", "--at", TUESDAY]
+    gate = invoke_at(
+        ["--repo", str(root), "github", "pr", "--zone", "alpha.example", "--at", TUESDAY]
     )
     assert gate.exit_code == 2, gate.output
     status = github.statuses[head][-1]

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from clockcli import invoke_at
 from dns_server import NamedServer
 from portfolio import REPO, write
 from test_apply_named import served
 from test_plan_named import make_repo
-
-from pipeline.cli import main
 
 KEYS = REPO / "tests" / "keys"
 TUESDAY = "2026-12-01T10:00:00Z"  # alpha's window: Tue-Thu 09:00-12:00 UTC (its time zone)
@@ -29,7 +28,8 @@ RATIONALE = (
 
 
 def cli(repo: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--repo", str(repo), *args])
+    # `--at` stands for the machine's clock: mutating commands refuse a typed time.
+    return invoke_at(["--repo", str(repo), *args])
 
 
 def request(repo: Path, rid: str, covers: list[str], author: str = "jchen", **extra: Any) -> None:
@@ -271,15 +271,15 @@ def test_emergency_skips_window_and_is_reviewed(
     plan_path, _ = plan(repo, sender_dns, saturday)
     vague = apply(repo, plan_path, sender_dns, saturday, "--emergency", "--reason", "x")
     assert vague.exit_code == 1
-    result = apply(
-        repo,
-        plan_path,
-        sender_dns,
-        saturday,
-        "--emergency",
-        "--reason",
-        "payroll mail rejected since 02:40 UTC",
+    reason = ("--emergency", "--reason", "payroll mail rejected since 02:40 UTC")
+    # The change tightens DMARC and adds a sender: not a de-escalation, so no incident, no entry.
+    undeclared = apply(repo, plan_path, sender_dns, saturday, *reason)
+    assert undeclared.exit_code == 2
+    assert "[emergency-not-deescalation]" in undeclared.stderr
+    assert not (repo / "changes" / "records").exists() or not list(
+        (repo / "changes" / "records").glob("*.json")
     )
+    result = apply(repo, plan_path, sender_dns, saturday, *reason, "--incident", "INC-2041")
     assert result.exit_code == 0, result.output
     rec = record(repo, "2026-0001")
     assert rec["emergency"]["review_due"] == "2026-12-06T03:00:00Z"
@@ -351,8 +351,8 @@ def test_two_applies_for_one_client_at_once(
     assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
     cmd = [
         sys.executable,
-        "-m",
-        "pipeline.cli",
+        str(REPO / "tests" / "run_at.py"),  # a machine whose clock reads 10:05 on Tuesday
+        "2026-12-01T10:05:00Z",
         "--repo",
         str(repo),
         "apply",
@@ -360,8 +360,6 @@ def test_two_applies_for_one_client_at_once(
         str(plan_path),
         "--as",
         "jchen",
-        "--at",
-        "2026-12-01T10:05:00",
         "--nameserver",
         f"127.0.0.1:{sender_dns.port}",
     ]
@@ -500,6 +498,8 @@ def test_scheduler_closes_clean_records_and_leaves_the_rest(
         "--emergency",
         "--reason",
         "the old SPF include is being hijacked",
+        "--incident",
+        "INC-2042",
     )
     assert emergency.exit_code == 0, emergency.output
     closed, attention = close_finished(store, datetime(2026, 12, 9, 12, 0, tzinfo=UTC))
@@ -548,6 +548,8 @@ def test_a_plan_over_two_clients_applies_both(
         "--emergency",
         "--reason",
         "both clients' mail is bouncing at the same receiver",
+        "--incident",
+        "INC-2042",
     )
     assert result.exit_code == 0, result.output
     clients = sorted(

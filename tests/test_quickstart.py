@@ -171,4 +171,5 @@ def test_requested_risk_below_computed_is_refused(repo: Path) -> None:
     path.write_text(path.read_text() + 'requested_risk: "low"\n')
     result = run(repo)
     assert result.exit_code == 2
-    assert "asks for low risk, but the risk rules classify its changes high" in result.stderr
+    assert "CR-0004-northwind-health asks for low risk but its changes are high" in result.stderr
+    assert "[requested-risk-below-computed]" in result.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -17,7 +18,9 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
+from portfolio import REPO
 
+import pipeline.clock
 from pipeline.commands.records import register
 from pipeline.errors import EXIT_GATE, EXIT_INPUT
 from pipeline.model import RiskLevel
@@ -42,6 +45,7 @@ from pipeline.records import (
     verify,
 )
 from pipeline.records.ledger import GENESIS
+from pipeline.records.record import parse_time
 
 T0 = datetime(2026, 6, 9, 9, 23, tzinfo=UTC)  # executed; the seed's example
 PLAN_HASH = "57979b489b4c363f60ca016f155186768c397e13e1235c8caf1c03be03e0e0be"
@@ -133,7 +137,19 @@ def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
         ctx.obj = root
 
     register(main)
-    return CliRunner().invoke(main, list(args), env=env)
+    if not (root / "policy").is_dir():
+        # close and review read the client's provider (is this the sandbox?) from the policy.
+        shutil.copytree(REPO / "policy", root / "policy")
+    command = list(args)
+    if command[0] in {"close", "review"} and "--at" in command:
+        # They take the machine's clock (pipeline.clock): stand in for it, as it would read.
+        i = command.index("--at")
+        when = parse_time(command[i + 1], what="--at")
+        del command[i : i + 2]
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pipeline.clock, "system_now", lambda: when)
+            return CliRunner().invoke(main, command, env=env)
+    return CliRunner().invoke(main, command, env=env)
 
 
 @pytest.fixture

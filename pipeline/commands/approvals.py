@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline.clock import mutating_time, read_only_time
-from pipeline.commands.common import AT_FORMATS, reports_errors
+from pipeline.clock import read_only_time
+from pipeline.commands.common import AT_FORMATS, command_time, reports_errors
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.approvals import (
@@ -158,12 +158,7 @@ def approve(
             raise problem  # the request itself is not valid yet
     request = _find_request(requests, request_id)
     portfolio = load_portfolio(repo)
-    clients = sorted({c.client for c in plan.changes})
-    when = mutating_time(
-        at,
-        "approve",
-        [portfolio.providers[portfolio.clients[c].provider].options for c in clients],
-    )
+    when = command_time(at, "approve", portfolio, {str(c.client) for c in plan.changes})
     coverage = cover(plan.changes, requests)
     items = coverage.items_of(request.id)
     if not items:

@@ -338,11 +338,12 @@ def command_time(
 ) -> CommandTime:
     """The time a mutating command acts at: the system clock, or an injected one only when every
     client it touches (default: all) is on the sandbox, marked simulated (pipeline.clock)."""
-    ids = portfolio.clients if clients is None else clients
+    ids = list(portfolio.clients if clients is None else clients)
     providers = [
         portfolio.providers[portfolio.clients[c].provider].options
-        for c in ids
         if c in portfolio.clients and portfolio.clients[c].provider in portfolio.providers
+        else {}  # unknown: counts as production, so it never lets a typed time through
+        for c in ids
     ]
     return mutating_time(at, command, providers)
 

@@ -1,7 +1,9 @@
 """`dmarcops records|audit|review|reviews|close`: thin click commands over `pipeline.records`.
 
-Time comes from `--at` or DMARCOPS_NOW (ISO 8601 UTC) and only defaults to the clock here, at the
-edge: the library takes `now` as a parameter, so tests and replays judge windows at a fixed time.
+Read-only commands (records, audit verify, reviews overdue) may look at any moment (`--at`,
+DMARCOPS_NOW). `close` and `review` write to the audit trail, so they take the system clock
+(pipeline.clock): a typed time is refused there unless the record's client is on the sandbox.
+The library takes `now` as a parameter, so tests and replays judge windows at a fixed time.
 Exit codes (product.md): 1 bad input (unknown id, unreadable time), 2 a gate refused (sealed
 record, rollback window not over, review missing, audit problems).
 """
@@ -11,14 +13,16 @@ from __future__ import annotations
 import json
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import click
 
-from pipeline.commands.common import reports_errors
+from pipeline.clock import read_only_time
+from pipeline.commands.common import command_time, reports_errors
 from pipeline.errors import EXIT_GATE
+from pipeline.load.portfolio import load_portfolio
 from pipeline.model import RiskLevel
 from pipeline.records.record import ChangeRecord, Outcome, parse_time, plain, show_utc
 from pipeline.records.store import RecordStore, audit
@@ -34,9 +38,16 @@ def _store() -> RecordStore:
 
 
 def _now(at: str | None) -> datetime:
-    if at:
-        return parse_time(at, what="--at / DMARCOPS_NOW")
-    return datetime.now(UTC)
+    return read_only_time(parse_time(at, what="--at / DMARCOPS_NOW") if at else None).now
+
+
+def _mutating_now(at: str | None, command: str, record_id: str) -> datetime:
+    """The system clock; a typed time only when the record's client is on the sandbox."""
+    store = _store()
+    client = store.get(record_id).client  # an unknown id is reported first, as itself
+    repo = store.changes_dir.parent
+    typed = parse_time(at, what="--at / DMARCOPS_NOW") if at else None
+    return command_time(typed, command, load_portfolio(repo), {client}).now
 
 
 _at_option = click.option(
@@ -212,7 +223,7 @@ def review_command(record_id: str, by: str, notes: str, at: str | None) -> None:
     Example:
       dmarcops review 2026-0007 --by "M. Hara" --notes "Rollback justified: bounces at Outlook."
     """
-    record = _store().review(record_id, by, notes, _now(at))
+    record = _store().review(record_id, by, notes, _mutating_now(at, "review", record_id))
     assert record.emergency is not None and record.emergency.reviewed_at is not None
     click.echo(f"reviewed: {record.id} by {plain(by)} {show_utc(record.emergency.reviewed_at)}")
 
@@ -275,7 +286,8 @@ def close_command(record_id: str, outcome: str, by: str, force: bool, at: str | 
     Example:
       dmarcops close 2026-0001 --outcome accepted --by "J. Chen"
     """
-    record = _store().seal(record_id, Outcome(outcome), _now(at), by, forced=force)
+    now = _mutating_now(at, "close", record_id)
+    record = _store().seal(record_id, Outcome(outcome), now, by, forced=force)
     assert record.closed_at is not None
     forced = " (forced: before the rollback window ended)" if record.closed_forced else ""
     click.echo(f"sealed: {record.id} {outcome} {show_utc(record.closed_at)} by {plain(by)}{forced}")
