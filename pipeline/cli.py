@@ -24,7 +24,12 @@ from pipeline.commands.common import AT_FORMATS, nameservers_from, reports_error
 from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
-from pipeline.gate.requests import check_requested_risk, collect_requests, cover
+from pipeline.gate.requests import (
+    check_requested_risk,
+    collect_requests,
+    cover,
+    signature_refusal,
+)
 from pipeline.gate.roster import load_roster
 from pipeline.gate.windows import next_window
 from pipeline.load.codeowners import (
@@ -371,6 +376,13 @@ def plan(
             check_requested_risk(request, coverage.risk_of(request.id) or RiskLevel.LOW)
     except GateRefused as exc:
         refusals.append(str(exc))
+    # A request its author has not signed (or edited since) covers nothing that can be approved.
+    roster = load_roster(repo)
+    refusals += [
+        str(refusal)
+        for refusal in (signature_refusal(r, roster) for r in coverage.requests)
+        if refusal is not None
+    ]
     for refusal in refusals:
         click.echo(click.style("refused: ", fg="red", bold=True) + refusal, err=True)
     if refusals:
