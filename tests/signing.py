@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.gate.identity import load_signer
-from pipeline.gate.requests import RequestSignature, load_requests, sign_request
+from pipeline.gate.requests import RequestSignature, collect_requests, load_requests, sign_request
 from pipeline.gate.roster import load_roster
 
 KEYS = Path(__file__).resolve().parent / "keys"
@@ -24,3 +24,9 @@ def sign_all(repo: Path) -> None:
     """Sign every request under changes/requests/ as its author."""
     for request in load_requests(repo):
         sign_as_author(repo, request.id)
+
+
+def sign_if_valid(repo: Path, request_id: str) -> None:
+    """Sign the request when it loads; a test of a refused request leaves it as written."""
+    if any(r.id == request_id for r in collect_requests(repo)[0]):
+        sign_as_author(repo, request_id)

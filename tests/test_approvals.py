@@ -191,7 +191,9 @@ def test_generate_key_writes_a_private_pem_and_returns_its_public_key(tmp_path: 
 def test_a_second_approval_file_is_never_overwritten(repo: Path) -> None:
     write_approval(repo, approval("mhara"))
     with pytest.raises(InputError, match="already approved"):
-        write_approval(repo, sign(key("mhara"), PLAN, "CR-0001-nwh", "mhara", AT + timedelta(1), REQ_SHA))
+        write_approval(
+            repo, sign(key("mhara"), PLAN, "CR-0001-nwh", "mhara", AT + timedelta(1), REQ_SHA)
+        )
 
 
 # --- the chain ----------------------------------------------------------------------------------

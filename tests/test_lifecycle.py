@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ import pytest
 from click.testing import CliRunner, Result
 from dns_server import NamedServer
 from portfolio import REPO, write
+from signing import sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
 
+import pipeline.clock
 from pipeline.cli import main
 
 KEYS = REPO / "tests" / "keys"
@@ -42,6 +45,7 @@ def request(repo: Path, rid: str, covers: list[str], author: str = "jchen", **ex
         **extra,
     }
     write(repo / "changes" / "requests" / f"{rid}.yaml", json.dumps(data))
+    sign_if_valid(repo, rid)
 
 
 @pytest.fixture
@@ -74,20 +78,22 @@ def plan(
 
 
 def approve(repo: Path, plan_path: Path, rid: str, who: str, at: str = TUESDAY) -> Result:
-    return cli(
-        repo,
-        "approve",
-        "--plan",
-        str(plan_path),
-        "--request",
-        rid,
-        "--as",
-        who,
-        "--key",
-        str(KEYS / f"{who}.pem"),
-        "--at",
-        at.rstrip("Z"),
-    )
+    # approve uses the system clock: stand in for it at `at`.
+    when = datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pipeline.clock, "system_now", lambda: when)
+        return cli(
+            repo,
+            "approve",
+            "--plan",
+            str(plan_path),
+            "--request",
+            rid,
+            "--as",
+            who,
+            "--key",
+            str(KEYS / f"{who}.pem"),
+        )
 
 
 def apply(
@@ -538,6 +544,7 @@ def test_a_plan_over_two_clients_applies_both(
             }
         ),
     )
+    sign_if_valid(repo, "CR-0002-gamma")
     saturday = "2026-12-05T03:00:00Z"
     plan_path, _ = plan(repo, sender_dns, saturday, "alpha.example", "gamma.example")
     result = apply(

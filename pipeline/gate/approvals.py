@@ -436,7 +436,7 @@ def evaluate(
                 "author",
                 request.author,
                 signed_at,
-                f"{request.file.name} sha256:{request.sha256[:16]}",
+                request.file.name,
             )
         )
 
