@@ -31,7 +31,7 @@ from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate import decide
-from pipeline.gate.requests import collect_requests, cover
+from pipeline.gate.requests import collect_requests, cover, signature_refusal
 from pipeline.gate.roster import load_roster
 from pipeline.gate.windows import next_window
 from pipeline.load.codeowners import (
@@ -459,6 +459,12 @@ def plan(
             ),
         )
         refusals += [f"{request.id}: {problem}" for problem in decide.refused(decision)]
+    # A request its author has not signed (or edited since) covers nothing that can be approved.
+    refusals += [
+        str(refusal)
+        for refusal in (signature_refusal(r, roster) for r in coverage.requests)
+        if refusal is not None
+    ]
     for refusal in refusals:
         click.echo(click.style("refused: ", fg="red", bold=True) + refusal, err=True)
     if refusals:

@@ -5,6 +5,7 @@ Keys are real: tests/keys/<analyst>.pem match the public keys in policy/roster.y
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import stat
@@ -16,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from portfolio import copy_example, write
+from signing import sign_as_author
 
 from pipeline.cli import main
 from pipeline.commands.approvals import register
@@ -33,7 +35,13 @@ from pipeline.gate.approvals import (
     write_approval,
 )
 from pipeline.gate.decide import Decision
-from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType, Selector
+from pipeline.gate.requests import (
+    ChangeRequest,
+    ClientApproval,
+    RequestSignature,
+    RequestType,
+    Selector,
+)
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy
 from pipeline.load.portfolio import ClientProfile, load_portfolio
@@ -46,6 +54,8 @@ KEYS = Path(__file__).resolve().parent / "keys"
 PLAN = "a1" * 32
 OLDER_PLAN = "b2" * 32
 AT = datetime(2026, 11, 24, 9, 14, tzinfo=UTC)
+REQ_SHA = "c3" * 32  # the content hash of the request the chain tests judge
+SIGNED_AT = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 NWH_APPROVER = "dana.whitfield@northwind-health.example"  # northwind-health's authorised approver
 RATIONALE = "Pass rate at pct=100 in quarantine stable at 99.6% for 30 days across all senders."
 
@@ -72,8 +82,18 @@ def key(analyst: str) -> Ed25519PrivateKey:
     return load_private_key(KEYS / f"{analyst}.pem")
 
 
-def approval(analyst: str, plan_hash: str = PLAN, request_id: str = "CR-0001-nwh") -> Approval:
-    return sign(key(analyst), plan_hash, request_id, analyst, AT)
+def approval(
+    analyst: str, plan_hash: str = PLAN, request_id: str = "CR-0001-nwh", sha: str = REQ_SHA
+) -> Approval:
+    return sign(key(analyst), plan_hash, request_id, analyst, AT, sha)
+
+
+def author_signature(
+    signer: str = "jchen", sha: str = REQ_SHA, request_id: str = "CR-0001-nwh"
+) -> RequestSignature:
+    unsigned = RequestSignature(request_id, sha, signer, SIGNED_AT, "")
+    signature = base64.b64encode(key(signer).sign(unsigned.payload())).decode()
+    return replace(unsigned, signature=signature, file=Path(f"{request_id}.sig.json"))
 
 
 def request(client_approval: ClientApproval | None = None) -> ChangeRequest:
@@ -86,6 +106,8 @@ def request(client_approval: ClientApproval | None = None) -> ChangeRequest:
         author="jchen",
         client_approval=client_approval,
         file=Path("changes/requests/CR-0001-nwh.yaml"),
+        sha256=REQ_SHA,
+        signature=author_signature(),
     )
 
 
@@ -150,11 +172,12 @@ def test_sign_verify_round_trip_through_the_stored_file(repo: Path, roster: Rost
     assert SignedApprovalFiles(repo).approvals_for(OLDER_PLAN, "CR-0001-nwh") == []
 
 
-def test_the_signed_payload_is_canonical_json_of_the_four_values() -> None:
+def test_the_signed_payload_is_canonical_json_of_the_five_values() -> None:
     signed = approval("mhara")
     assert signed.payload() == (
         b'{"analyst":"mhara","approved_at":"2026-11-24T09:14:00Z",'
-        b'"plan_hash":"' + PLAN.encode() + b'","request_id":"CR-0001-nwh"}'
+        b'"plan_hash":"' + PLAN.encode() + b'","request_id":"CR-0001-nwh",'
+        b'"request_sha256":"' + REQ_SHA.encode() + b'"}'
     )
 
 
@@ -165,6 +188,8 @@ def test_the_signed_payload_is_canonical_json_of_the_four_values() -> None:
         {"analyst": "sokafor"},
         {"request_id": "CR-0002-other"},
         {"approved_at": AT + timedelta(hours=1)},
+        {"request_sha256": "d4" * 32},
+        {"simulated": True},
     ],
 )
 def test_a_tampered_approval_fails_verification(
@@ -184,7 +209,7 @@ def test_a_tampered_file_fails_verification(repo: Path, roster: Roster) -> None:
 
 
 def test_a_signature_by_someone_else_fails(roster: Roster) -> None:
-    forged = sign(key("jchen"), PLAN, "CR-0001-nwh", "mhara", AT)  # jchen signs as mhara
+    forged = sign(key("jchen"), PLAN, "CR-0001-nwh", "mhara", AT, REQ_SHA)  # jchen signs as mhara
     assert not verify(forged, roster)
     assert not verify(replace(approval("mhara"), signature="not base64!"), roster)
 
@@ -204,7 +229,9 @@ def test_generate_key_writes_a_private_pem_and_returns_its_public_key(tmp_path: 
 def test_a_second_approval_file_is_never_overwritten(repo: Path) -> None:
     write_approval(repo, approval("mhara"))
     with pytest.raises(InputError, match="already approved"):
-        write_approval(repo, sign(key("mhara"), PLAN, "CR-0001-nwh", "mhara", AT + timedelta(1)))
+        write_approval(
+            repo, sign(key("mhara"), PLAN, "CR-0001-nwh", "mhara", AT + timedelta(1), REQ_SHA)
+        )
 
 
 # --- the chain ----------------------------------------------------------------------------------
@@ -216,7 +243,7 @@ def test_medium_with_a_peer_approval_of_this_plan_is_ok(
     decision = evaluate(RiskLevel.MEDIUM, request(), PLAN, [approval("mhara")], roster, northwind)
     assert decision.ok and decision.missing == ()
     assert [(e.role, e.who, e.at) for e in decision.evidence] == [
-        ("author", "jchen", None),
+        ("author", "jchen", SIGNED_AT),
         ("peer review", "mhara", AT),
     ]
 
@@ -262,14 +289,15 @@ def test_an_analyst_not_on_the_roster_does_not_count(
     tmp_path: Path, roster: Roster, northwind: ClientProfile
 ) -> None:
     generate_key(tmp_path / "intruder.pem")
-    outsider = sign(load_private_key(tmp_path / "intruder.pem"), PLAN, "CR-0001-nwh", "eve", AT)
+    intruder = load_private_key(tmp_path / "intruder.pem")
+    outsider = sign(intruder, PLAN, "CR-0001-nwh", "eve", AT, REQ_SHA)
     decision = evaluate(RiskLevel.MEDIUM, request(), PLAN, [outsider], roster, northwind)
     assert not decision.ok
     assert any("'eve' is not on the analyst roster" in m for m in decision.missing)
 
 
 def test_a_bad_signature_does_not_count(roster: Roster, northwind: ClientProfile) -> None:
-    forged = sign(key("jchen"), PLAN, "CR-0001-nwh", "mhara", AT)
+    forged = sign(key("jchen"), PLAN, "CR-0001-nwh", "mhara", AT, REQ_SHA)
     decision = evaluate(RiskLevel.MEDIUM, request(), PLAN, [forged], roster, northwind)
     assert not decision.ok
     assert any("does not verify with mhara's key" in m for m in decision.missing)
@@ -414,6 +442,7 @@ def test_uncovered_plan_is_refused_by_requests_check(repo: Path) -> None:
 def test_approve_then_replan_makes_the_approval_stale(repo: Path) -> None:
     plan = plan_to(repo, "plan.json")
     nwh_request(repo)
+    sign_as_author(repo, "CR-0001-nwh-patients-pct")
     check = run(repo, "requests", "check", "--plan", str(plan))
     assert check.exit_code == EXIT_GATE
     assert "risk medium, NOT APPROVED" in check.output
@@ -424,7 +453,7 @@ def test_approve_then_replan_makes_the_approval_stale(repo: Path) -> None:
     assert "the author cannot review it" in own.output
     wrong_key = approve(repo, plan, "mhara", key_name="sokafor")
     assert wrong_key.exit_code == EXIT_INPUT
-    assert "this key is not mhara's" in wrong_key.output
+    assert "the key is sokafor's, not mhara's" in wrong_key.output
     assert not (repo / "changes/approvals").exists()
 
     ok = approve(repo, plan, "mhara")

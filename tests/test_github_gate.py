@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner, Result
 from github_server import FakeGitHub, comment, fixture, pull_request, review
 from portfolio import copy_example
+from signing import sign_if_valid
 
 from pipeline.cli import main
 from pipeline.commands.github import register
@@ -109,6 +110,7 @@ def high_change(pr: PullRequestRepo, client_approval: bool = True) -> str:
     if not client_approval:
         text = (pr.root / CR_HIGH).read_text(encoding="utf-8")
         (pr.root / CR_HIGH).write_text(text.split("client_approval:")[0], encoding="utf-8")
+        sign_if_valid(pr.root, "CR-0004-northwind-health")  # the author signs the edit
     return pr.push(NWH, r"p=quarantine\; pct=100\;", r"p=reject\;", "northwind: p=reject")
 
 

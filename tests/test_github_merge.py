@@ -18,6 +18,7 @@ from clockcli import invoke_at
 from dns_server import NamedServer
 from github_server import FakeGitHub, fixture, pull_request, review
 from portfolio import write
+from signing import sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
 
@@ -93,6 +94,7 @@ def merged(
             }
         ),
     )
+    sign_if_valid(root, "CR-0001-alpha")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "alpha: add SendGrid, DMARC quarantine")
     head = git(root, "rev-parse", "HEAD")
@@ -256,6 +258,7 @@ def test_the_pull_request_author_cannot_approve_with_a_signed_file(
             }
         ),
     )
+    sign_if_valid(root, "CR-0001-alpha")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "request")
     head = git(root, "rev-parse", "HEAD")
@@ -287,8 +290,6 @@ def test_the_pull_request_author_cannot_approve_with_a_signed_file(
             "jchen",
             "--key",
             str(REPO / "tests/keys/jchen.pem"),
-            "--at",
-            "2026-11-30T12:00:00",
         ],
     )
     assert signed.exit_code == 0, signed.output

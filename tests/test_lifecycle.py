@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from click.testing import Result
 from clockcli import invoke_at
 from dns_server import NamedServer
 from portfolio import REPO, write
+from signing import sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
 
@@ -42,6 +44,7 @@ def request(repo: Path, rid: str, covers: list[str], author: str = "jchen", **ex
         **extra,
     }
     write(repo / "changes" / "requests" / f"{rid}.yaml", json.dumps(data))
+    sign_if_valid(repo, rid)
 
 
 @pytest.fixture
@@ -85,8 +88,8 @@ def approve(repo: Path, plan_path: Path, rid: str, who: str, at: str = TUESDAY) 
         who,
         "--key",
         str(KEYS / f"{who}.pem"),
-        "--at",
-        at.rstrip("Z"),
+        "--at",  # the machine's clock at that moment (tests/clockcli.py)
+        at,
     )
 
 
@@ -379,7 +382,6 @@ def test_two_applies_for_one_client_at_once(
 def test_named_killed_mid_apply_is_recorded_exactly_and_rolled_back_later(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer
 ) -> None:
-    from datetime import UTC, datetime
 
     from pipeline.apply.run import ApplyOptions, run_apply
     from pipeline.live.dns import Nameservers
@@ -467,7 +469,6 @@ def test_an_applied_plan_is_not_applied_twice(repo: Path, sender_dns: NamedServe
 def test_scheduler_closes_clean_records_and_leaves_the_rest(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer
 ) -> None:
-    from datetime import UTC, datetime
 
     from pipeline.apply.pending import close_finished
     from pipeline.records import RecordStore
@@ -538,6 +539,7 @@ def test_a_plan_over_two_clients_applies_both(
             }
         ),
     )
+    sign_if_valid(repo, "CR-0002-gamma")
     saturday = "2026-12-05T03:00:00Z"
     plan_path, _ = plan(repo, sender_dns, saturday, "alpha.example", "gamma.example")
     result = apply(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from portfolio import copy_example, write
+from signing import sign_if_valid
 
 from pipeline.cli import main
 
@@ -45,6 +46,7 @@ def sts(repo: Path, live_id: str, desired_id: str) -> None:
         "author: sokafor\nrationale: TLS-RPT shows every sending MTA negotiating TLS with both MX "
         "hosts for 30 days, so the policy can move from testing to enforce.\n",
     )
+    sign_if_valid(repo, "CR-0010-fabrikam-labs")
 
 
 def plan(repo: Path) -> tuple[int, dict[str, Any], str]:

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from dns_server import NamedServer, ZoneSpec
 from portfolio import REPO, write
+from signing import sign_all
 
 from pipeline.cli import main
 
@@ -133,6 +134,7 @@ def make_repo(root: Path, gamma_provider: str = "bind", with_requests: bool = Tr
                 "rationale: Aggregate reports show the new senders failing SPF for 14 days; "
                 "this aligns the records with the senders the client uses.\n",
             )
+        sign_all(root)
     return root
 
 

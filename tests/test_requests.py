@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from portfolio import copy_example, write
+from signing import sign_as_author
 
 from pipeline.cli import main
 from pipeline.commands.approvals import register
@@ -102,6 +103,7 @@ def test_a_factual_rationale_is_accepted(repo: Path) -> None:
     assert loaded.id == "CR-0007-fabrikam-sendgrid"
     assert loaded.rationale == GOOD_RATIONALE
     assert loaded.covers == (Selector("fabrikam.example"),)
+    sign_as_author(repo, loaded.id)
     assert run(repo, "requests", "check").exit_code == 0
 
 
@@ -213,6 +215,7 @@ def fill(template: str, leave: str = "") -> str:
         value = {
             "planned_date": "2026-12-01",
             "rollback_of": "2026-1247",
+            "pass_rate_evidence": '"99.3% aligned pass over 14 days at pct=50"',
         }.get(key, f'"{GOOD_RATIONALE}"')
         lines.append(PROMPT.sub(value, line))
     return "\n".join(lines) + "\n"

@@ -452,6 +452,7 @@ def _journaled(
                 risk=g.risk,
                 plan_hash=plan_file.plan_hash,
                 request_id=g.request.id,
+                request_sha256=g.request.sha256,
                 rationale=g.request.rationale,
                 items=tuple(RecordItem.from_plan_item(i) for i in mine),
                 approvals=g.evidence,

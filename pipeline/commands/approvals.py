@@ -1,4 +1,5 @@
-"""`dmarcops keygen | approve | new | requests check`: thin click functions over pipeline.gate.
+"""`dmarcops keygen | approve | new | sign-request | requests check|sign | evidence add`: thin
+click functions over pipeline.gate.
 
 Register them on the main group with `register(main)`. Exit codes as everywhere: 0 done, 1 bad
 input (file and line named), 2 a gate refused (no request, self-review, missing approvals).
@@ -8,14 +9,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from pipeline import clock
 from pipeline.clock import read_only_time
-from pipeline.commands.common import AT_FORMATS, command_time, reports_errors
+from pipeline.commands.common import (
+    AT_FORMATS,
+    command_time,
+    nameserver_option,
+    nameservers_from,
+    reports_errors,
+)
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.approvals import (
@@ -27,6 +35,7 @@ from pipeline.gate.approvals import (
     utc_text,
     write_approval,
 )
+from pipeline.gate.evidence import DnsFunc, dns_txt, parse_mail, store_eml, verify_dkim
 from pipeline.gate.identity import load_signer
 from pipeline.gate.requests import (
     PROMPT,
@@ -42,6 +51,8 @@ from pipeline.gate.requests import (
     new_request,
     next_request_id,
     request_path,
+    sign_request,
+    signature_refusal,
 )
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.portfolio import Portfolio, load_portfolio
@@ -118,14 +129,15 @@ def keygen(out: Path) -> None:
     "key_file",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Your private key (from `dmarcops keygen`).",
+    help="Your private key (from `dmarcops keygen`); its owner in the roster is the approver.",
 )
 @click.option(
     "--at",
     type=click.DateTime(formats=AT_FORMATS),
     metavar="UTC-TIME",
     envvar="DMARCOPS_NOW",
-    help="Only for the sandbox (rehearsals, marked simulated): approvals use the system clock.",
+    help="Approval time, UTC (env DMARCOPS_NOW): only for a plan whose clients are all on the "
+    "sandbox (the approval is marked simulated). Default and otherwise: the system clock.",
 )
 @click.pass_obj
 @reports_errors
@@ -137,16 +149,17 @@ def approve(
     key_file: Path,
     at: datetime | None,
 ) -> None:
-    """Sign your approval of one change request as planned in the plan file: it counts for that plan hash
-    only, so any later change to the plan needs a new approval. You cannot approve a medium or
-    high change you authored (seed: "Can the analyst peer-review their own change? No.").
+    """Sign your approval of one change request as planned in the plan file: it counts for that
+    plan hash and that request content only, so any later change to the plan or an edit of the
+    request needs a new approval. You cannot approve a medium or high change you authored (seed:
+    "Can the analyst peer-review their own change? No."), nor a request its author has not signed.
     Writes changes/approvals/<plan_hash>/<request>--<you>.json and shows what is still missing.
 
     \b
     Example:
       dmarcops plan --out plan.json
       dmarcops approve --plan plan.json --request CR-0007-fabrikam-sendgrid \\
-          --as mhara --key ~/.config/dmarcops/mhara.pem
+          --key ~/.config/dmarcops/mhara.pem
     """
     plan = load_plan_file(plan_file)
     roster = load_roster(repo)
@@ -157,6 +170,9 @@ def approve(
         if problem.file is not None and problem.file.stem == request_id:
             raise problem  # the request itself is not valid yet
     request = _find_request(requests, request_id)
+    refusal = signature_refusal(request, roster)
+    if refusal is not None:
+        raise refusal  # approving content its author has not vouched for proves nothing
     portfolio = load_portfolio(repo)
     when = command_time(at, "approve", portfolio, {str(c.client) for c in plan.changes})
     coverage = cover(plan.changes, requests)
@@ -173,6 +189,14 @@ def approve(
             file=request.file,
             line=request.line_of("covers"),
             hint="Check its `covers:` selectors against the plan's changes (ZONE NAME TYPE).",
+        )
+    misfits = [reason for _, r, reason in coverage.misfits if r.id == request.id]
+    if misfits:
+        raise GateRefused(
+            f"{request.id} covers changes outside its ticket template: {'; '.join(misfits)}",
+            file=request.file,
+            line=request.line_of("type"),
+            hint="File those changes under a request of the right type (docs/evidence.md).",
         )
     history = SignedApprovalFiles(repo).history(request.id)
     asked = decide.decide(
@@ -199,7 +223,15 @@ def approve(
             hint="Ask another analyst on the roster to review the plan and run `dmarcops approve` "
             '(seed: "a self-review preserves all the same blind spots").',
         )
-    approval = sign(signer.key, plan.plan_hash, request.id, signer.analyst, when.now)
+    approval = sign(
+        signer.key,
+        plan.plan_hash,
+        request.id,
+        signer.analyst,
+        when.now,
+        request.sha256,
+        simulated=when.simulated,
+    )
     path = write_approval(repo, approval)
     click.echo(
         f"approved: {request.id} ({len(items)} change(s), risk {asked.risk.label}) in plan "
@@ -220,12 +252,21 @@ def _review(
     approvals: list[Any],
     roster: Roster,
     now: datetime,
+    dnsfunc: DnsFunc | None = None,
 ) -> decide.Decision:
     return decide.decide(
         request,
         items,
         approvals,
-        decide.context(portfolio, request.client, decide.Stage.REVIEW, now, plan.plan_hash, roster),
+        decide.context(
+            portfolio,
+            request.client,
+            decide.Stage.REVIEW,
+            now,
+            plan.plan_hash,
+            roster,
+            dnsfunc=dnsfunc,
+        ),
     )
 
 
@@ -243,6 +284,13 @@ def _review(
 @click.option("--author", required=True, help="Your roster id.")
 @click.option("--id", "request_id", help="Request id. Default: CR-<next number>-<client>.")
 @click.option("--rollback-of", help="For emergency-rollback: the change record number.")
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your private key: sign the request as written (only useful with no prompts left, as "
+    "for an emergency-rollback with --rollback-of; otherwise sign after editing).",
+)
 @click.pass_obj
 @reports_errors
 def new(
@@ -253,6 +301,7 @@ def new(
     author: str,
     request_id: str | None,
     rollback_of: str | None,
+    key_file: Path | None,
 ) -> None:
     """Write a change request from the seed's ticket template for TYPE (new-sender,
     policy-progression, dkim-rotation, emergency-rollback, other) under changes/requests/.
@@ -275,6 +324,8 @@ def new(
             file=roster.file,
             hint=f"Roster ids: {', '.join(roster.ids)}.",
         )
+    # The key is checked before anything is written: --author must be its owner.
+    signer = load_signer(key_file, roster, author) if key_file is not None else None
     domains = client_domains(repo, client) or []
     for text in covers:
         selector = Selector.parse(text)
@@ -314,15 +365,79 @@ def new(
             hint="Edit it, or choose another --id (without --id the next free number is used).",
         ) from None
     prompts = len(PROMPT.findall(text))
+    if signer is not None and prompts == 0:
+        signed = sign_request(repo, request_id, signer, clock.system_now())
+        click.echo(f"wrote {path.relative_to(repo)} and {signed.file.relative_to(repo)}")
+        return
     click.echo(
-        f"wrote {path.relative_to(repo)}: replace its {prompts} <<...>> prompts, then run "
-        "`dmarcops requests check`"
+        f"wrote {path.relative_to(repo)}: replace its {prompts} <<...>> prompts, sign it with "
+        f"`dmarcops sign-request {request_id} --key YOUR-KEY`, then run `dmarcops requests check`"
     )
+
+
+def _sign(repo: Path, request_id: str, key_file: Path, analyst_id: str | None) -> None:
+    roster = load_roster(repo)
+    signer = load_signer(key_file, roster, analyst_id)
+    signed = sign_request(repo, request_id, signer, clock.system_now())
+    click.echo(
+        f"signed: {request_id} by {signed.signer} at {utc_text(signed.signed_at)}, content "
+        f"sha256:{signed.request_sha256}"
+    )
+    click.echo(f"  wrote {signed.file.relative_to(repo)}")
+
+
+_SIGN_HELP = """Sign a change request as its author: writes changes/requests/<ID>.sig.json, an
+Ed25519 signature over the request's content hash (SHA-256 of its canonical content: comments and
+layout do not matter, every field does). The key's owner must be the request's `author:`. An
+unsigned request, or one edited after signing, does not count; approvals bind the same hash, so
+signing an edited request asks its reviewers to approve again.
+
+\b
+Example:
+  dmarcops sign-request CR-0007-fabrikam-sendgrid --key ~/.config/dmarcops/jchen.pem
+"""
+
+
+@click.command("sign-request", help=_SIGN_HELP)
+@click.argument("request_id", metavar="ID")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your private key (from `dmarcops keygen`).",
+)
+@click.option("--as", "analyst_id", help="Your roster id (checked against the key's owner).")
+@click.pass_obj
+@reports_errors
+def sign_request_command(
+    repo: Path, request_id: str, key_file: Path, analyst_id: str | None
+) -> None:
+    _sign(repo, request_id, key_file, analyst_id)
 
 
 @click.group("requests")
 def requests_group() -> None:
-    """Change requests under changes/requests/: one per change, with a real rationale."""
+    """Change requests under changes/requests/: one per change, with a real rationale, signed by
+    its author."""
+
+
+@requests_group.command(
+    "sign", help=_SIGN_HELP.replace("dmarcops sign-request", "dmarcops requests sign")
+)
+@click.argument("request_id", metavar="ID")
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your private key (from `dmarcops keygen`).",
+)
+@click.option("--as", "analyst_id", help="Your roster id (checked against the key's owner).")
+@click.pass_obj
+@reports_errors
+def requests_sign(repo: Path, request_id: str, key_file: Path, analyst_id: str | None) -> None:
+    _sign(repo, request_id, key_file, analyst_id)
 
 
 @requests_group.command("check")
@@ -333,13 +448,15 @@ def requests_group() -> None:
     help="Also show which request covers each change of this JSON plan and each request's "
     "approvals: present and missing.",
 )
+@nameserver_option("Resolver for the DKIM keys of client approval e-mails, HOST[:PORT].")
 @click.pass_obj
 @reports_errors
-def check(repo: Path, plan_file: Path | None) -> None:
-    """Validate every change request (schema, rationale, template prompts, client, author).
-    With --plan: every change must be covered by exactly one request, and each request's approval
-    chain is shown. Exit 1 on a bad request, 2 when a change has no request (or two) or a request
-    lacks approvals it needs.
+def check(repo: Path, plan_file: Path | None, nameservers: tuple[str, ...]) -> None:
+    """Validate every change request (schema, rationale, template prompts, client, author) and
+    its author's signature. With --plan: every change must be covered by exactly one request of
+    a fitting ticket template, and each request's approval chain is shown. Exit 1 on a bad
+    request, 2 when a request is unsigned or changed after signing, a change has no request (or
+    two) or a request lacks approvals it needs.
 
     \b
     Examples:
@@ -352,11 +469,17 @@ def check(repo: Path, plan_file: Path | None) -> None:
         for problem in problems[:-1]:  # in file and line order, the last one raised
             _error(str(problem))
         raise problems[-1]
+    unsigned = [r for r in (signature_refusal(q, roster) for q in requests) if r is not None]
     if plan_file is None:
-        click.echo(f"ok: {len(requests)} change request(s)")
+        if unsigned:
+            for refusal in unsigned[:-1]:
+                click.echo(click.style("refused: ", fg="red", bold=True) + str(refusal), err=True)
+            raise unsigned[-1]
+        click.echo(f"ok: {len(requests)} change request(s), each signed by its author")
         return
     plan = load_plan_file(plan_file)
-    refusals = _show_plan_status(repo, plan, requests, roster, load_portfolio(repo))
+    dnsfunc = dns_txt(nameservers_from(nameservers, 5.0))
+    refusals = _show_plan_status(repo, plan, requests, roster, load_portfolio(repo), dnsfunc)
     if refusals:
         for refusal in refusals[:-1]:
             click.echo(click.style("refused: ", fg="red", bold=True) + str(refusal), err=True)
@@ -369,6 +492,7 @@ def _show_plan_status(
     requests: list[ChangeRequest],
     roster: Roster,
     portfolio: Portfolio,
+    dnsfunc: DnsFunc,
 ) -> list[GateRefused]:
     coverage = cover(plan.changes, requests)
     source = SignedApprovalFiles(repo)
@@ -388,6 +512,7 @@ def _show_plan_status(
             source.history(request.id),
             roster,
             now,
+            dnsfunc,
         )
         status = "approved" if decision.ok else "NOT APPROVED"
         click.echo(
@@ -416,7 +541,57 @@ def _show_plan_status(
     return refusals
 
 
-COMMANDS: tuple[click.Command, ...] = (keygen, approve, new, requests_group)
+@click.group("evidence")
+def evidence_group() -> None:
+    """Evidence sealed by hash under changes/evidence/: the client's approving e-mail."""
+
+
+@evidence_group.command("add")
+@click.argument("eml", type=click.Path(dir_okay=False, path_type=Path))
+@nameserver_option("Resolver for the DKIM key of the mail's signing domain, HOST[:PORT].")
+@click.pass_obj
+@reports_errors
+def evidence_add(repo: Path, eml: Path, nameservers: tuple[str, ...]) -> None:
+    """Store the client's approving e-mail (.eml, as received, headers included) as
+    changes/evidence/<sha256>.eml, verify its DKIM signature against DNS, and print the
+    `client_approval:` block to put into the request (then the author signs the request again).
+    Exit 1 when the mail is not one readable message; 2 when its DKIM signature fails.
+
+    \b
+    Example:
+      dmarcops evidence add ~/Downloads/approval.eml
+    """
+    relative = store_eml(repo, eml)
+    mail = parse_mail((repo / relative).read_bytes(), relative)
+    status, why = verify_dkim(mail, dns_txt(nameservers_from(nameservers, 5.0)))
+    if why is not None:
+        raise GateRefused(
+            f"stored {relative}, but its signature does not hold: {why}",
+            file=eml,
+            hint="Ask the client to send the approval again from their own mail system, and "
+            "store that mail as received (a forwarded copy breaks the signature).",
+        )
+    click.echo(f"stored {relative} (DKIM: {status})")
+    at = (
+        mail.date.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if mail.date
+        else "<<the approval's time, UTC>>"
+    )
+    click.echo("client_approval:")
+    click.echo(f'  approver: "{mail.from_address}"')
+    click.echo(f'  at: "{at}"')
+    click.echo(f'  reference: "{mail.message_id or "<<the ticket id>>"}"')
+    click.echo(f'  eml: "{relative}"')
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    keygen,
+    approve,
+    new,
+    sign_request_command,
+    requests_group,
+    evidence_group,
+)
 
 
 def register(group: click.Group) -> None:

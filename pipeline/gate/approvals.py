@@ -1,9 +1,10 @@
-"""Approvals bound to a plan hash, and the seed's approval chain by risk level.
+"""Approvals bound to a plan hash and a request hash, and the seed's approval chain by risk level.
 
-An approval says: analyst A approved request R as planned in plan H, at time T. It is an Ed25519
-signature over exactly those four values, so it can be checked offline, for as long as the roster
-keeps A's public key, and it stops counting the moment the plan changes (github-notes.md: "approvals
-given before the last plan still counting" is the pitfall to avoid).
+An approval says: analyst A approved request R, with content hash C, as planned in plan H, at time
+T. It is an Ed25519 signature over exactly those five values, so it can be checked offline, for as
+long as the roster keeps A's public key, and it stops counting the moment the plan changes
+(github-notes.md: "approvals given before the last plan still counting" is the pitfall to avoid) or
+the request is edited (a `covers:` widened, a `client_approval` added after the review).
 
 Which approvals a change needs, and from whom, is decided in one place: pipeline.gate.decide.
 This module only says whether one approval is genuine and about this plan and request
@@ -40,7 +41,9 @@ APPROVALS_DIR = Path("changes") / "approvals"
 SIGNED = "signed"
 GITHUB = "github"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-FORMAT_VERSION = 1
+# 2: the signed payload names the request's content hash (request_sha256). Format-1 files are still
+# read, so they can be named as not counting.
+FORMAT_VERSION = 2
 PLAN_HASH = re.compile(r"^[0-9a-f]{64}$")
 ANALYST_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
@@ -49,14 +52,25 @@ def utc_text(at: datetime) -> str:
     return at.astimezone(UTC).strftime(TIME_FORMAT)
 
 
-def signed_payload(plan_hash: str, request_id: str, analyst: str, approved_at: datetime) -> bytes:
+def signed_payload(
+    plan_hash: str,
+    request_id: str,
+    analyst: str,
+    approved_at: datetime,
+    request_sha256: str,
+    simulated: bool = False,
+) -> bytes:
     """Canonical JSON (sorted keys, no spaces) of exactly what an approval vouches for."""
-    fields = {
+    fields: dict[str, Any] = {
         "analyst": analyst,
         "approved_at": utc_text(approved_at),
         "plan_hash": plan_hash,
         "request_id": request_id,
+        "request_sha256": request_sha256,
     }
+    if simulated:
+        # Signed, so a rehearsal's approval cannot be passed off as a real one by editing a flag.
+        fields["simulated"] = True
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
@@ -69,19 +83,33 @@ class Approval:
     source: str = SIGNED  # "signed"; the GitHub review source adds "github"
     reference: str = ""  # where it came from: the approval file, a review URL
     signature: str = ""  # base64 Ed25519 signature of `payload()`
+    # The content hash of the request as approved (ChangeRequest.sha256); "" for a GitHub review,
+    # which approves a commit and so the request file in it.
+    request_sha256: str = ""
+    # Given at an injected time in a sandbox rehearsal (pipeline.clock), not by the system clock.
+    simulated: bool = False
 
     def payload(self) -> bytes:
-        return signed_payload(self.plan_hash, self.request_id, self.analyst, self.approved_at)
+        return signed_payload(
+            self.plan_hash,
+            self.request_id,
+            self.analyst,
+            self.approved_at,
+            self.request_sha256,
+            self.simulated,
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "plan_hash": self.plan_hash,
             "request_id": self.request_id,
+            "request_sha256": self.request_sha256,
             "analyst": self.analyst,
             "approved_at": utc_text(self.approved_at),
             "source": self.source,
             "signature": self.signature,
+            "simulated": self.simulated,
         }
 
     @classmethod
@@ -104,6 +132,9 @@ class Approval:
             source=data["source"],
             reference=reference,
             signature=data["signature"],
+            # Absent in format 1: such an approval names no request content and does not count.
+            request_sha256=str(data.get("request_sha256", "")),
+            simulated=data.get("simulated") is True,
         )
 
 
@@ -163,11 +194,16 @@ def sign(
     request_id: str,
     analyst: str,
     approved_at: datetime,
+    request_sha256: str,
+    *,
+    simulated: bool = False,
 ) -> Approval:
     at = approved_at.astimezone(UTC).replace(microsecond=0)
-    payload = signed_payload(plan_hash, request_id, analyst, at)
+    payload = signed_payload(plan_hash, request_id, analyst, at, request_sha256, simulated)
     signature = base64.b64encode(key.sign(payload)).decode()
-    return Approval(plan_hash, request_id, analyst, at, SIGNED, "", signature)
+    return Approval(
+        plan_hash, request_id, analyst, at, SIGNED, "", signature, request_sha256, simulated
+    )
 
 
 def _signature_ok(approval: Approval, analyst: Analyst) -> bool:
@@ -346,6 +382,15 @@ def not_counting(
         return (
             f"it approves plan {approval.plan_hash[:16]}, not this plan {plan_hash[:16]}: "
             "the plan changed after the review, so it needs a new one"
+        )
+    # A GitHub review approves a commit, and the request file in it; a signed approval names the
+    # request's content hash, so an edit after the review (covers:, client_approval, ...) shows.
+    if approval.source == SIGNED and approval.request_sha256 != request.sha256:
+        return (
+            f"it approves other content of {request.id} "
+            f"({approval.request_sha256[:16] or 'no content hash: format 1'}, now "
+            f"{request.sha256[:16]}): the request was edited after the review, so it needs a "
+            "new one"
         )
     return None
 

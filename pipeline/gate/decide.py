@@ -25,11 +25,13 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from pipeline.gate import approvals as signed
 from pipeline.gate.approvals import Approval, ApprovalEvidence
-from pipeline.gate.requests import ChangeRequest
+from pipeline.gate.evidence import DnsFunc, check_client_mail
+from pipeline.gate.requests import ChangeRequest, signature_problem
 from pipeline.gate.roster import Analyst, Roster
 from pipeline.gate.windows import Window, check_apply_time
 from pipeline.load.gate_policy import GatePolicy, Role
@@ -121,6 +123,8 @@ class GateContext:
     emergency: Emergency | None = None
     # Does this item put back a before-state an earlier change record holds? (emergency restore)
     restores: Callable[[GateItem], bool] = lambda item: False
+    # Answers the DKIM key lookups of a client approval's stored e-mail (None: system resolvers).
+    dnsfunc: DnsFunc | None = None
 
 
 @dataclass(frozen=True)
@@ -286,8 +290,14 @@ def _approval_chain(
     ignored: list[str] = []
     problems: list[Problem] = []
 
-    if request.author in ctx.roster:
-        evidence.append(ApprovalEvidence("author", request.author, None, request.file.name))
+    unsigned = signature_problem(request, ctx.roster)
+    if request.author in ctx.roster and unsigned is None:
+        signed_at = request.signature.signed_at if request.signature else None
+        evidence.append(ApprovalEvidence("author", request.author, signed_at, request.file.name))
+    elif request.author in ctx.roster:
+        # The author's signature is their approval (low risk: the only one): without it the
+        # request is a file anyone with write access could have written.
+        problems.append(Missing("author", f"author's signature: {unsigned}"))
     else:
         problems.append(
             Missing(
@@ -348,10 +358,24 @@ def _approval_chain(
         else:
             given = request.client_approval
             assert given is not None
-            evidence.append(
-                ApprovalEvidence("client approval", given.approver, given.at, given.reference)
-            )
+            # The stored e-mail, when there is one, must say what the request claims and carry
+            # a DKIM signature that holds (pipeline.gate.evidence).
+            verdict = check_client_mail(_repo_root(request), given, ctx.dnsfunc)
+            if verdict.ok:
+                reference = given.reference
+                if given.eml is not None:
+                    reference += f", {given.eml} (DKIM: {verdict.dkim})"
+                evidence.append(
+                    ApprovalEvidence("client approval", given.approver, given.at, reference)
+                )
+            else:
+                problems += [Missing("client approval", p) for p in verdict.problems]
     return evidence, ignored, problems
+
+
+def _repo_root(request: ChangeRequest) -> Path:
+    # changes/requests/<id>.yaml: the repository is three levels up.
+    return request.file.parent.parent.parent
 
 
 # --- emergencies --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,10 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+from pipeline.diff.kinds import kind_of
 from pipeline.errors import GateRefused, InputError
+from pipeline.gate.identity import Signer, signing_bytes, verify_signature
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.yamlfile import JsonPath, YamlDocument, iter_schema_errors, load_yaml
-from pipeline.model import RiskLevel
+from pipeline.model import RecordKind, RiskLevel
 
 REQUESTS_DIR = Path("changes") / "requests"
 SCHEMA = Path("policy") / "schemas" / "change-request.schema.json"
@@ -34,6 +37,11 @@ SELECTOR = re.compile(
     r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?( (@|[A-Za-z0-9_*][A-Za-z0-9_.-]*)( [A-Z][A-Z0-9]*)?)?$"
 )
 TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ")
+# The author's signature of a request lives beside it: changes/requests/<id>.sig.json.
+SIGNATURE_SUFFIX = ".sig.json"
+SIGNATURE_FORMAT = 1
+SIGNED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class RequestType(enum.Enum):
@@ -95,6 +103,65 @@ class ClientApproval:
     at: datetime  # UTC
     reference: str  # <message-id@host> or a ticket id
     freeze: str = ""  # the client freeze this approval knowingly overrides (a freeze exception)
+    # The approving e-mail as received, stored by hash: changes/evidence/<sha256>.eml
+    # (pipeline.gate.evidence checks it against approver, at and reference, and its DKIM signature).
+    eml: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestSignature:
+    """The author's Ed25519 signature of a request's content hash (changes/requests/<id>.sig.json)."""
+
+    request_id: str
+    request_sha256: str
+    signer: str  # roster id of the key's owner
+    signed_at: datetime  # UTC, whole seconds
+    signature: str  # base64 Ed25519 signature of `payload()`
+    file: Path = Path()
+
+    def payload(self) -> bytes:
+        return signing_bytes(
+            {
+                "purpose": "change-request",
+                "request_id": self.request_id,
+                "request_sha256": self.request_sha256,
+                "signed_at": self.signed_at.astimezone(UTC).strftime(SIGNED_AT_FORMAT),
+                "signer": self.signer,
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": SIGNATURE_FORMAT,
+            "request_id": self.request_id,
+            "request_sha256": self.request_sha256,
+            "signer": self.signer,
+            "signed_at": self.signed_at.astimezone(UTC).strftime(SIGNED_AT_FORMAT),
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, file: Path) -> RequestSignature:
+        """ValueError naming the field when `data` is not a request signature."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("format_version") != SIGNATURE_FORMAT:
+            raise ValueError(f"format_version is not {SIGNATURE_FORMAT}")
+        for key in ("request_id", "request_sha256", "signer", "signed_at", "signature"):
+            if not isinstance(data.get(key), str):
+                raise ValueError(f"{key!r} is missing or not a string")
+        try:
+            at = datetime.strptime(data["signed_at"], SIGNED_AT_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            raise ValueError(f"signed_at {data['signed_at']!r} is not a UTC time") from None
+        return cls(
+            data["request_id"],
+            data["request_sha256"],
+            data["signer"],
+            at,
+            data["signature"],
+            file,
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +182,11 @@ class ChangeRequest:
     file: Path = Path()
     # Line of each top-level key, so a gate can point at `requested_risk:` or `client_approval:`.
     lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
+    # SHA-256 of the request's canonical content (`content_sha256`): what the author signs and
+    # every approval binds, and what the change record carries.
+    sha256: str = ""
+    signature: RequestSignature | None = None  # as read; `signature_problem` judges it
+    signature_error: str | None = None  # why <id>.sig.json exists but could not be read
 
     def line_of(self, key: str) -> int | None:
         return dict(self.lines).get(key)
@@ -150,15 +222,57 @@ def describe(item: CoverableItem) -> str:
     return f"{item.zone} {item.name or '@'} {item.type}"
 
 
+# What each ticket template may change (seed: "Ticket templates for routine changes"). A template
+# routes a change through its risk path, so a change of another kind under it would borrow that
+# path: a DMARC change filed as a "routine" DKIM rotation. Types not listed may cover any kind.
+TEMPLATE_KINDS: Mapping[RequestType, frozenset[RecordKind]] = {
+    RequestType.NEW_SENDER: frozenset({RecordKind.SPF, RecordKind.DKIM}),
+    RequestType.POLICY_PROGRESSION: frozenset({RecordKind.DMARC}),
+    RequestType.DKIM_ROTATION: frozenset({RecordKind.DKIM}),
+}
+
+
+def _selector(text: str) -> str:
+    # "s2026", "s2026._domainkey" or "s2026 (RSA 2048)": the first label of the first word.
+    words = text.strip().lower().split()
+    return words[0].split(".")[0] if words else ""
+
+
+def template_problem(request: ChangeRequest, item: CoverableItem) -> str | None:
+    """Why `item` does not belong under `request`'s ticket template (None: it does)."""
+    allowed = TEMPLATE_KINDS.get(request.type)
+    if allowed is None:
+        return None
+    kind = kind_of(item.name, item.type)
+    if kind not in allowed:
+        names = ", ".join(sorted(k.value for k in allowed))
+        return (
+            f"a {request.type.value} request may change only {names} records, and "
+            f"{describe(item)} is {kind.value if kind else 'not an owned record'}"
+        )
+    if request.type is RequestType.DKIM_ROTATION:
+        details = dict(request.details)
+        selectors = {_selector(details.get(k, "")) for k in ("current_selector", "new_selector")}
+        selector = item.name.lower().split(".")[0]
+        if selector not in selectors:
+            return (
+                f"{describe(item)} is selector {selector!r}, but the rotation is from "
+                f"{details.get('current_selector')!r} to {details.get('new_selector')!r}"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class Coverage(Generic[ItemT]):
     covered: tuple[tuple[ItemT, ChangeRequest], ...]
     uncovered: tuple[ItemT, ...]
     conflicts: tuple[tuple[ItemT, tuple[ChangeRequest, ...]], ...]
+    # Covered items their request's ticket template does not allow, with the reason.
+    misfits: tuple[tuple[ItemT, ChangeRequest, str], ...] = ()
 
     @property
     def complete(self) -> bool:
-        return not self.uncovered and not self.conflicts
+        return not self.uncovered and not self.conflicts and not self.misfits
 
     @property
     def requests(self) -> tuple[ChangeRequest, ...]:
@@ -206,7 +320,141 @@ class Coverage(Generic[ItemT]):
                 "A change has exactly one request: narrow the `covers:` selectors "
                 "(ZONE NAME TYPE) so that only one request matches each item."
             )
+        if self.misfits:
+            lines.append(
+                f"{len(self.misfits)} plan item(s) outside their request's ticket template:"
+            )
+            lines += [f"  {r.id} ({_shown(r)}): {reason}" for _, r, reason in self.misfits]
+            hints.append(
+                "File the change under a request of the right type (`dmarcops new TYPE`), or "
+                "`type: other` when no template fits; docs/evidence.md lists what each allows."
+            )
         raise GateRefused("\n".join(lines), hint="\n  ".join(hints))
+
+
+def _canonical(data: Any) -> Any:
+    # YAML keys may be numbers or booleans; canonical JSON needs text keys to sort them.
+    if isinstance(data, dict):
+        return {str(k): _canonical(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_canonical(v) for v in data]
+    return data
+
+
+def content_sha256(data: Any) -> str:
+    """SHA-256 (hex) of the canonical JSON of a request's parsed YAML.
+
+    Comments, key order, quoting and layout do not change it; any value does.
+    """
+    return hashlib.sha256(signing_bytes({"request": _canonical(data)})).hexdigest()
+
+
+def signature_path(root: Path, request_id: str) -> Path:
+    return root / REQUESTS_DIR / f"{request_id}{SIGNATURE_SUFFIX}"
+
+
+def _read_signature(path: Path) -> tuple[RequestSignature | None, str | None]:
+    """The signature file beside a request, or the reason it cannot be read (None, None: absent)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot read its signature file {path.name}: {exc}"
+    try:
+        return RequestSignature.from_json(json.loads(text), path), None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        return None, f"its signature file {path.name} is not a request signature: {exc}"
+
+
+def signature_problem(request: ChangeRequest, roster: Roster) -> str | None:
+    """Why the request does not count as its author's (None: signed by its author, unchanged)."""
+    sig = request.signature
+    how = f"the author signs it: dmarcops sign-request {request.id} --key YOUR-KEY"
+    if sig is None:
+        if request.signature_error is not None:
+            return f"{request.signature_error}; {how}"
+        return f"{request.file.name} is not signed by its author ({how})"
+    if sig.request_id != request.id:
+        return f"{sig.file.name} signs request {sig.request_id}, not {request.id}; {how}"
+    if not verify_signature(roster, sig.signer, sig.payload(), sig.signature):
+        return (
+            f"{sig.file.name} does not verify with {sig.signer}'s key in the roster (altered "
+            f"after signing, or signed with another key); {how}"
+        )
+    if sig.request_sha256 != request.sha256:
+        return (
+            f"{request.file.name} changed after {sig.signer} signed it (content "
+            f"{request.sha256[:16]}, signed {sig.request_sha256[:16]}); {how} again, and "
+            "reviewers approve the new content"
+        )
+    if sig.signer != request.author:
+        return (
+            f"{request.file.name} is signed by {sig.signer}, but its author: is "
+            f"{request.author}; a request is signed by its author's key"
+        )
+    return None
+
+
+def signature_refusal(request: ChangeRequest, roster: Roster) -> GateRefused | None:
+    """The signature problem as a refusal naming the request's file (exit 2)."""
+    problem = signature_problem(request, roster)
+    if problem is None:
+        return None
+    return GateRefused(
+        f"{request.id} does not count: {problem}",
+        file=request.signature.file if request.signature else request.file,
+        hint="A request counts once its author has signed its current content "
+        "(`dmarcops sign-request ID --key FILE`); any later edit needs a new signature.",
+    )
+
+
+def sign_request(root: Path, request_id: str, signer: Signer, at: datetime) -> RequestSignature:
+    """Sign the request's current content as its author and write <id>.sig.json.
+
+    InputError when the request is not valid yet or the key's owner is not its author.
+    """
+    request, problems = _load_one(root, request_id)
+    if request is None:
+        raise problems[0] if problems else InputError(f"no change request {request_id!r}")
+    if signer.analyst != request.author:
+        raise InputError(
+            f"the key is {signer.analyst}'s, but {request.id}'s author: is {request.author}",
+            file=request.file,
+            line=request.line_of("author"),
+            hint="A request is signed by its author. To take it over, set author: to your own "
+            "roster id first (the author is who is accountable for it).",
+        )
+    unsigned = RequestSignature(
+        request.id, request.sha256, signer.analyst, at.astimezone(UTC).replace(microsecond=0), ""
+    )
+    signed = RequestSignature(
+        unsigned.request_id,
+        unsigned.request_sha256,
+        unsigned.signer,
+        unsigned.signed_at,
+        signer.sign(unsigned.payload()),
+        signature_path(root, request.id),
+    )
+    signed.file.write_text(json.dumps(signed.to_json(), indent=2, sort_keys=True) + "\n")
+    return signed
+
+
+def _load_one(root: Path, request_id: str) -> tuple[ChangeRequest | None, list[InputError]]:
+    path = request_path(root, request_id)
+    if not path.exists():
+        known = sorted(
+            p.stem for p in (root / REQUESTS_DIR).glob("*.yaml") if REQUEST_ID.match(p.stem)
+        )
+        return None, [
+            InputError(
+                f"no change request {request_id!r}",
+                hint=f"Requests in {REQUESTS_DIR}/: {', '.join(known) or 'none'}.",
+            )
+        ]
+    problems: list[InputError] = []
+    request = _check_file(path, root, load_roster(root), problems)
+    return request, problems
 
 
 def _shown(request: ChangeRequest) -> str:
@@ -219,6 +467,7 @@ def cover(items: Sequence[ItemT], requests: Sequence[ChangeRequest]) -> Coverage
     covered: list[tuple[ItemT, ChangeRequest]] = []
     uncovered: list[ItemT] = []
     conflicts: list[tuple[ItemT, tuple[ChangeRequest, ...]]] = []
+    misfits: list[tuple[ItemT, ChangeRequest, str]] = []
     for item in items:
         claims = tuple(r for r in requests if r.covers_item(item))
         if not claims:
@@ -227,7 +476,10 @@ def cover(items: Sequence[ItemT], requests: Sequence[ChangeRequest]) -> Coverage
             conflicts.append((item, claims))
         else:
             covered.append((item, claims[0]))
-    return Coverage(tuple(covered), tuple(uncovered), tuple(conflicts))
+            problem = template_problem(claims[0], item)
+            if problem is not None:
+                misfits.append((item, claims[0], problem))
+    return Coverage(tuple(covered), tuple(uncovered), tuple(conflicts), tuple(misfits))
 
 
 def check_requested_risk(request: ChangeRequest, computed: RiskLevel) -> RiskLevel:
@@ -345,6 +597,47 @@ def _client_domains(path: Path, stamp: int) -> tuple[str, ...] | None:
     return tuple(str(d).lower() for d in domains) if isinstance(domains, list) else None
 
 
+# policy-progression's pass_rate_evidence: "99.3% aligned pass over 14 days[ ...]" (the schema's
+# pattern); the seed's template asks for the pass rate over the last 14 days.
+PASS_RATE = re.compile(r"^(?P<percent>[0-9]{1,3}(\.[0-9]+)?)% (.* )?over (?P<days>[0-9]+) days")
+MIN_PASS_RATE_DAYS = 14
+
+
+def _check_details(doc: YamlDocument, rtype: RequestType, details: Mapping[str, Any]) -> None:
+    """The template fields the schema's patterns cannot judge: real dates, sane pass rates."""
+    if "planned_date" in details and rtype in (
+        RequestType.POLICY_PROGRESSION,
+        RequestType.DKIM_ROTATION,
+    ):
+        try:
+            datetime.strptime(str(details["planned_date"]), "%Y-%m-%d")
+        except ValueError:
+            raise doc.error(
+                ("details", "planned_date"),
+                f"planned_date {details['planned_date']!r} is not a calendar date",
+                hint="Write it as YYYY-MM-DD, e.g. 2026-12-01.",
+            ) from None
+    if rtype is RequestType.POLICY_PROGRESSION:
+        match = PASS_RATE.match(str(details.get("pass_rate_evidence", "")))
+        if match is None:  # the schema's pattern keeps this from happening
+            raise doc.error(("details", "pass_rate_evidence"), "cannot read the pass rate")
+        percent, days = float(match.group("percent")), int(match.group("days"))
+        if percent > 100:
+            raise doc.error(
+                ("details", "pass_rate_evidence"),
+                f"a pass rate of {match.group('percent')}% is over 100%",
+                hint="Copy the aligned pass rate from the aggregate-report export.",
+            )
+        if days < MIN_PASS_RATE_DAYS:
+            raise doc.error(
+                ("details", "pass_rate_evidence"),
+                f"a pass rate over {days} days is too short a period to progress a policy "
+                f"(at least {MIN_PASS_RATE_DAYS} days)",
+                hint="Wait until the reports cover at least 14 days at the current policy "
+                "(seed: policy progression template, aggregate reports of the last 14 days).",
+            )
+
+
 def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> ChangeRequest:
     data: Mapping[str, Any] = doc.data
     problem = rationale_problem(data.get("rationale"))
@@ -366,6 +659,8 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
             f"rollback_of belongs to emergency-rollback requests, not {rtype.value}",
             hint="Set `type: emergency-rollback` or remove rollback_of.",
         )
+
+    _check_details(doc, rtype, data.get("details", {}))
 
     client = data["client"]
     clients_dir = root / "policy" / "clients"
@@ -410,9 +705,14 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
                 hint="Write it as 2026-06-08T09:14:00Z.",
             )
         approval = ClientApproval(
-            given["approver"].lower(), at, given["reference"], str(given.get("freeze", ""))
+            given["approver"].lower(),
+            at,
+            given["reference"],
+            freeze=str(given.get("freeze", "")),
+            eml=given.get("eml"),
         )
 
+    signature, unreadable = _read_signature(signature_path(root, request_id))
     return ChangeRequest(
         id=request_id,
         type=rtype,
@@ -431,6 +731,9 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
         incident=str(data.get("incident", "")),
         file=doc.path,
         lines=tuple((str(key), doc.line_of((str(key),)) or 0) for key in data),
+        sha256=content_sha256(data),
+        signature=signature,
+        signature_error=unreadable,
     )
 
 
@@ -496,7 +799,8 @@ def collect_requests(
     stamp = tuple(
         (p.name, st.st_mtime_ns, st.st_size)
         for p in sorted(directory.iterdir())
-        if p.suffix in (".yaml", ".yml") and not p.is_dir()
+        # The signature files too: signing a request changes whether it counts.
+        if (p.suffix in (".yaml", ".yml") or p.name.endswith(SIGNATURE_SUFFIX)) and not p.is_dir()
         for st in [p.stat()]
     )
     requests, problems = _collect(root, roster, stamp)
@@ -510,6 +814,8 @@ def _collect(
     requests: list[ChangeRequest] = []
     problems: list[InputError] = []
     for name, _, _ in stamp:
+        if name.endswith(SIGNATURE_SUFFIX):
+            continue  # read with its request
         request = _check_file(root / REQUESTS_DIR / name, root, roster, problems)
         if request is not None:
             requests.append(request)

@@ -571,6 +571,8 @@ class ChangeRecord:
     incident: str = ""  # the declared incident an emergency answered
     policy_sha256: str = ""  # the sealed policy the decision used
     recovery: Recovery | None = None  # finished from an interrupted apply's journal
+    # SHA-256 of the change request's content as signed and approved (pipeline.gate.requests).
+    request_sha256: str = ""
 
     def __post_init__(self) -> None:
         if not RECORD_ID.match(self.id):
@@ -627,6 +629,7 @@ class ChangeRecord:
             "risk": self.risk.label,
             "plan_hash": self.plan_hash,
             "request_id": self.request_id,
+            "request_sha256": self.request_sha256,
             "rationale": self.rationale,
             "items": [i.to_json() for i in self.items],
             "approvals": [a.to_json() for a in self.approvals],
@@ -682,6 +685,8 @@ class ChangeRecord:
                 risk=f.risk("risk"),
                 plan_hash=f.text("plan_hash"),
                 request_id=f.text("request_id"),
+                # Absent in records written before the field existed: those stay readable.
+                request_sha256=f.text("request_sha256") if "request_sha256" in f.data else "",
                 rationale=f.text("rationale"),
                 items=tuple(RecordItem.from_fields(i) for i in f.objects("items")),
                 approvals=tuple(ApprovalEvidence.from_fields(a) for a in f.objects("approvals")),
