@@ -453,7 +453,7 @@ def test_approve_then_replan_makes_the_approval_stale(repo: Path) -> None:
     assert "the author cannot review it" in own.output
     wrong_key = approve(repo, plan, "mhara", key_name="sokafor")
     assert wrong_key.exit_code == EXIT_INPUT
-    assert "the key is sokafor's, not mhara's" in wrong_key.output
+    assert "this key is not mhara's: it is sokafor's" in wrong_key.output
     assert not (repo / "changes/approvals").exists()
 
     ok = approve(repo, plan, "mhara")

@@ -20,10 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dns_server import NamedServer, ZoneSpec
 from portfolio import copy_example, write
 from signing import KEYS, sign_as_author
+from test_approvals import evaluate
 
 from pipeline.cli import main
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, InputError
-from pipeline.gate.approvals import PlannedChange, evaluate, load_private_key, sign
+from pipeline.gate.approvals import PlannedChange, load_private_key, sign
 from pipeline.gate.evidence import check_client_mail, dns_txt, store_eml
 from pipeline.gate.requests import (
     ChangeRequest,
@@ -148,7 +149,7 @@ def test_an_unsigned_request_is_not_approved_even_at_low_risk(repo: Path) -> Non
     request = loaded(repo)
     client = load_portfolio(repo).clients["fabrikam-labs"]
     decision = evaluate(RiskLevel.LOW, request, PLAN, [], load_roster(repo), client)
-    assert not decision.ok and decision.missing[0].startswith("author's signature")
+    assert not decision.ok and decision.missing[0].startswith("author: author's signature")
 
 
 def test_approve_as_someone_else_with_the_authors_key_is_refused(repo: Path) -> None:
@@ -170,7 +171,7 @@ def test_approve_as_someone_else_with_the_authors_key_is_refused(repo: Path) -> 
         str(KEYS / "jchen.pem"),
     )
     assert result.exit_code == EXIT_INPUT
-    assert "the key is jchen's, not mhara's" in result.output
+    assert "this key is not mhara's: it is jchen's" in result.output
     assert not (repo / "changes/approvals").exists()
 
 
@@ -247,7 +248,7 @@ def signed_mail(
 
 
 def _approval(eml: Path) -> ClientApproval:
-    return ClientApproval(APPROVER, MAIL_AT, MSGID, str(eml))
+    return ClientApproval(APPROVER, MAIL_AT, MSGID, eml=str(eml))
 
 
 def test_a_dkim_signed_approval_verifies_against_dns(

@@ -319,6 +319,8 @@ def test_rollback_restores_the_before_state_and_links_both_records(
         "2026-0001",
         "--as",
         "jchen",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--reason",
         "quarantine is catching the CRM's mail",
         "--at",
@@ -443,6 +445,8 @@ def test_named_killed_mid_apply_is_recorded_exactly_and_rolled_back_later(
         alpha.id,
         "--as",
         "jchen",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--reason",
         "quarantine catches the CRM after the partial apply",
         "--at",
@@ -578,6 +582,8 @@ def rollback(repo: Path, sender_dns: NamedServer, record_id: str, *extra: str) -
         record_id,
         "--as",
         "jchen",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--reason",
         "the CRM's mail fails since the change",
         "--at",
@@ -641,12 +647,14 @@ def test_a_refused_rollback_leaves_nothing_behind(
         "2026-0001",
         "--as",
         "nobody",
+        "--key",
+        str(KEYS / "jchen.pem"),  # a typed name that is not the key's owner
         "--reason",
         "the CRM's mail fails since the change",
         "--at",
         "2026-12-01T11:00:00",
     )
     assert result.exit_code == 1
-    assert "'nobody' is not on the analyst roster" in result.stderr
+    assert "this key is not nobody's: it is jchen's" in result.stderr
     assert zone.read_text() == text
     assert sorted(p.name for p in (repo / "changes/requests").iterdir()) == requests_before

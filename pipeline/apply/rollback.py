@@ -21,7 +21,8 @@ from octodns.yaml import safe_dump
 from pipeline.apply.run import ApplyOptions, run_apply
 from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused, InputError
-from pipeline.gate.requests import load_requests, next_request_id, request_path
+from pipeline.gate.identity import Signer
+from pipeline.gate.requests import load_requests, next_request_id, request_path, sign_request
 from pipeline.gate.roster import load_roster
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio, load_portfolio
@@ -84,6 +85,9 @@ class RollbackOptions:
     clock: Callable[[], datetime] | None = None
     force: bool = False  # roll back even though live DNS moved on after the record
     simulated: bool = False  # a sandbox rehearsal under an injected time (pipeline.clock)
+    # The executor's key: it signs the emergency-rollback request it files as its author, so the
+    # one gate counts it (an unsigned request is anyone's file). None: the request stays unsigned.
+    signer: Signer | None = None
 
 
 def _emergency_request(original: ChangeRecord, options: RollbackOptions) -> dict[str, Any]:
@@ -178,6 +182,9 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
             encoding="utf-8",
         )
         written.append(request_file)
+        if options.signer is not None:
+            signed = sign_request(repo, request_file.stem, options.signer, options.now)
+            written.append(signed.file)
         plan = make_plan(
             load_portfolio(repo),
             PlanOptions(now=options.now, zones=tuple(files), nameservers=options.nameservers),

@@ -21,6 +21,8 @@ from pipeline.commands.common import (
 )
 from pipeline.errors import EXIT_INPUT, DmarcopsError, InputError
 from pipeline.gate.approvals import load_plan_file
+from pipeline.gate.identity import load_signer
+from pipeline.gate.roster import load_roster
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import load_portfolio
 from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
@@ -172,6 +174,13 @@ def apply(
     is_flag=True,
     help="Roll back even though live DNS moved on after the record (later changes are undone too).",
 )
+@click.option(
+    "--key",
+    "key_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your private key: it signs the emergency-rollback request as yours (--as must agree).",
+)
 @_with_options
 @reports_errors
 def rollback(
@@ -179,6 +188,7 @@ def rollback(
     reason: str,
     notified: str,
     force: bool,
+    key_file: Path,
     by: str,
     at: datetime | None,
     nameservers: tuple[str, ...],
@@ -191,11 +201,14 @@ def rollback(
 
     \b
     Example:
-      dmarcops rollback 2026-0007 --as jchen --reason "legitimate payroll mail rejected since 09:40"
+      dmarcops rollback 2026-0007 --as jchen --key ~/.config/dmarcops/jchen.pem \\
+          --reason "legitimate payroll mail rejected since 09:40"
     """
     repo: Path = click.get_current_context().obj
     portfolio = load_portfolio(repo)
     when = command_time(at, "rollback", portfolio, _record_clients(repo, record_id))
+    # Who rolls back is the owner of the key; --as only has to agree.
+    signer = load_signer(key_file, load_roster(repo), claimed=by)
     records = roll_back(
         portfolio,
         RollbackOptions(
@@ -210,6 +223,7 @@ def rollback(
             clock=(lambda: when.now) if when.simulated else None,
             force=force,
             simulated=when.simulated,
+            signer=signer,
         ),
     )
     click.echo(
