@@ -31,6 +31,7 @@ from pipeline.github.api import GitHubClient, PullRequest
 from pipeline.github.pr import pr_author_ids
 from pipeline.github.reviews import GitHubReviewApprovals
 from pipeline.live.dns import Nameservers
+from pipeline.load.jsonfile import load_json
 from pipeline.load.portfolio import Portfolio, load_portfolio
 from pipeline.plan.build import PlanOptions, make_plan
 from pipeline.plan.changes import zones_changed_since
@@ -168,7 +169,13 @@ def apply_merge(
             repo,
             PendingChange(
                 plan_hash=plan.hash,
-                plan=json.loads(plan_path.read_text(encoding="utf-8")),
+                plan=load_json(
+                    plan_path,
+                    what="not a JSON plan",
+                    hint="Save one with `dmarcops plan --out plan.json`.",
+                    outside_ok=True,
+                    log=True,
+                ),
                 approvals=tuple(approvals),
                 queued_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 pull_request=pr.number if pr else None,
