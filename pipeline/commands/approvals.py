@@ -49,6 +49,7 @@ from pipeline.gate.requests import (
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.portfolio import ClientProfile, load_portfolio
 from pipeline.model import RiskLevel
+from pipeline.render.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 TYPE_NAMES = [t.value for t in RequestType] + ["sender"]
@@ -76,13 +77,14 @@ def _request_risk(coverage: Coverage[Any], request: ChangeRequest) -> RiskLevel:
 
 def _show_decision(decision: ApprovalDecision) -> None:
     for link in decision.evidence:
-        click.echo(f"    present: {link}")
+        click.echo(f"    present: {clean(str(link))}")
     for line in decision.missing:
         # Indented entries say why an offered approval does not fill the link above them.
-        click.echo(f"      {line.strip()}" if line.startswith(" ") else f"    missing: {line}")
+        shown_line = clean(line.strip())
+        click.echo(f"      {shown_line}" if line.startswith(" ") else f"    missing: {shown_line}")
     if decision.ok:
         for line in decision.ignored:
-            click.echo(f"    not counted: {line}")
+            click.echo(f"    not counted: {clean(line)}")
 
 
 @click.command()
@@ -212,7 +214,9 @@ def approve(
     decision = evaluate(
         risk, request, plan.plan_hash, SignedApprovalFiles(repo).history(request.id), roster, client
     )
-    click.echo(f"  {request.id} is {'fully approved' if decision.ok else 'not yet approved'}")
+    click.echo(
+        f"  {shown(request.id)} is {'fully approved' if decision.ok else 'not yet approved'}"
+    )
     _show_decision(decision)
 
 
@@ -382,11 +386,14 @@ def _show_plan_status(
         )
         status = "approved" if decision.ok else "NOT APPROVED"
         click.echo(
-            f"\n{request.id} ({request.type.value}, {request.client}, author {request.author}): "
+            f"\n{shown(request.id)} ({request.type.value}, {shown(request.client)}, "
+            f"author {shown(request.author)}): "
             f"risk {risk.label}, {status}"
         )
         for item in coverage.items_of(request.id):
-            click.echo(f"    covers: {describe(item)} {item.action} (risk {item.risk.label})")
+            click.echo(
+                f"    covers: {clean(describe(item))} {item.action} (risk {item.risk.label})"
+            )
         _show_decision(decision)
         if not decision.ok:
             unapproved.append(request.id)

@@ -488,11 +488,13 @@ def collect_requests(
     roster = roster if roster is not None else load_roster(root)
     # `plan` validates the requests, then covers the plan with them: read them once per version
     # of the files (names, sizes and modification times) and of the roster.
+    # lstat, and nothing skipped for its kind: a directory, link or FIFO named like a request is
+    # read (and refused by name) like any request file, never silently left out or followed.
     stamp = tuple(
         (p.name, st.st_mtime_ns, st.st_size)
         for p in sorted(directory.iterdir())
-        if p.suffix in (".yaml", ".yml") and not p.is_dir()
-        for st in [p.stat()]
+        if p.suffix in (".yaml", ".yml")
+        for st in [p.lstat()]
     )
     requests, problems = _collect(root, roster, stamp)
     return list(requests), list(problems)

@@ -14,7 +14,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import InputError
 from pipeline.live.providers import DEFAULT_POLICY_URL, MTA_STS_POLICIES
 from pipeline.load.files import exists, read_text
 from pipeline.load.portfolio import ProviderConfig, ZoneFile
@@ -52,11 +51,9 @@ def live_policy(
         path = root / where
         if not exists(path):
             return LivePolicy(None, str(path))
-        try:
-            # Inside the repository only: `../../etc/passwd` or an absolute path is refused.
-            return LivePolicy(read_text(path, root=root, limit=MAX_POLICY_BYTES), str(path))
-        except InputError as exc:
-            return LivePolicy(None, str(path), exc.message)
+        # A repository file (the sandbox's "served" policy): inside the repository only, so
+        # `../../etc/passwd` or an absolute path is refused; a refusal is an InputError (exit 1).
+        return LivePolicy(read_text(path, root=root, limit=MAX_POLICY_BYTES), str(path))
     try:
         with urllib.request.urlopen(where, timeout=timeout) as response:  # noqa: S310 - http(s) only
             return LivePolicy(response.read(MAX_POLICY_BYTES).decode("utf-8", "replace"), where)

@@ -6,8 +6,8 @@ and the line (product.md: "the message names the file and line").
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -263,7 +263,11 @@ def limits_for(root: Path) -> Limits:
 
 @cache
 def load_schema(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(read_text(path))
+    from pipeline.load.jsonfile import parse_json  # imports this module's neighbour, not us
+
+    loaded = parse_json(read_text(path), path, "not a JSON Schema", _SCHEMA_HINT)
+    if not isinstance(loaded, dict):
+        raise InputError("not a JSON Schema: not a JSON object", file=path, hint=_SCHEMA_HINT)
     return loaded
 
 
@@ -276,15 +280,37 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
+_SCHEMA_HINT = "The schemas under policy/schemas/ ship with dmarcops: restore this one from git."
+
+
 @cache
 def _validator(schema_path: Path) -> Any:
     # Built once per schema: a portfolio checks a thousand zone files against the same one.
-    return jsonschema.Draft202012Validator(load_schema(schema_path))
+    schema = load_schema(schema_path)
+    try:
+        # A schema is a repository file too: one that is not a valid JSON Schema (an unknown
+        # type name, a bad pattern) would otherwise fail inside jsonschema mid-validation.
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
+        raise InputError(
+            f"not a valid JSON Schema: {where}: {exc.message}", file=schema_path, hint=_SCHEMA_HINT
+        ) from None
+    return jsonschema.Draft202012Validator(schema)
 
 
 def iter_schema_errors(doc: YamlDocument, schema_path: Path) -> Iterator[InputError]:
     validator = _validator(schema_path)
-    errors = sorted(validator.iter_errors(doc.data), key=lambda e: doc.line_of(tuple(e.path)) or 0)
+    try:
+        found = list(validator.iter_errors(doc.data))
+    except (jsonschema.exceptions.UnknownType, re.error, RecursionError) as exc:
+        # What check_schema lets through but validation trips on (a pattern Python's re cannot
+        # compile): the schema's fault, named as such.
+        message = str(exc).split("\n")[0]
+        raise InputError(
+            f"the JSON Schema cannot be used: {message}", file=schema_path, hint=_SCHEMA_HINT
+        ) from None
+    errors = sorted(found, key=lambda e: doc.line_of(tuple(e.path)) or 0)
     for error in errors:
         if error.validator in ("oneOf", "anyOf") and error.context:
             # "not valid under any of the given schemas" helps nobody: show the closest branch.

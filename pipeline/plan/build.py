@@ -173,7 +173,10 @@ def plan_zone(
         "",
     )
 
-    policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
+    try:
+        policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
+    except InputError as exc:  # a policy file refused (a link, a FIFO): this zone only
+        return ZoneResult(client.id, zone_file.domain, client.provider, error=str(exc)), []
     client_ctx = _client_context(client, now)
     items: list[PlanItem] = []
     for change in octodns_plan.changes if octodns_plan else []:

@@ -118,6 +118,8 @@ class LedgerEntry:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not JSON ({exc.msg})") from None
+        except RecursionError:  # thousands of nested brackets: no entry looks like that
+            raise ValueError("not a ledger entry (nested too deeply)") from None
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         if set(data) != _KEYS:
@@ -156,7 +158,7 @@ def record_id_of(line: str) -> str:
     """The record a damaged line is about, when that much can still be read (for messages)."""
     try:
         data = json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return ""
     value = data.get("record_id") if isinstance(data, dict) else None
     return value if isinstance(value, str) and RECORD_ID.match(value) else ""
