@@ -40,6 +40,7 @@ from pipeline.load.codeowners import (
     committed_codeowners,
     generate_codeowners,
 )
+from pipeline.load.files import replace_text
 from pipeline.load.octodns_config import octodns_config
 from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
 from pipeline.load.yamlfile import load_yaml
@@ -276,8 +277,8 @@ def codeowners_command(repo: Path, check: bool, default_owner: str) -> None:
     if committed == generated:
         click.echo(f"unchanged: {CODEOWNERS.as_posix()}")
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(generated, encoding="utf-8")
+    # By rename: a CODEOWNERS committed as a link is replaced, never written through.
+    replace_text(path, generated, root=repo)
     click.echo(f"wrote {CODEOWNERS.as_posix()}")
 
 

@@ -39,6 +39,7 @@ from pipeline.records import RecordStore
 KEYS = REPO / "tests" / "keys"
 REQUEST = "CR-0001-fabrikam-labs"
 RECORD = "2026-0001"
+JOURNAL = "20261201T080000Z-4242-abcdef.jsonl"
 # An escape sequence that clears the screen, an OSC 8 hyperlink, a bell and a right-to-left
 # override: what a reviewer's terminal or a pull-request comment must never receive raw.
 HOSTILE = "\x1b[2J\x1b]8;;https://evil.example\x07click\x1b]8;;\x07\u202eexe.txt"
@@ -134,6 +135,13 @@ KINDS = [
         listed=True,
     ),
     Kind("ledger", "changes/ledger.jsonl", "jsonl", (("audit", "verify"),)),
+    Kind(
+        "apply journal",
+        f"changes/journal/{JOURNAL}",
+        "jsonl",
+        (("recover", "--as", "jchen"), ("apply", "--plan", PLAN_ARG, "--as", "jchen")),
+        listed=True,
+    ),
     Kind(
         "plan file (--plan)",
         PLAN_FILE,
@@ -273,6 +281,15 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     # A plan named on the command line outside any repository is held to the default
     # max_log_bytes (64 MiB): 2 MB of it is a plan like any other (approve: already approved).
     ("plan file (--plan)", "2 MB"): {EXIT_OK, EXIT_INPUT, EXIT_GATE},
+    # Any journal whose content is readable at all stops apply until it is recovered (exit 2);
+    # `recover` refuses one it cannot read (exit 1).
+    **{
+        ("apply journal", v): {EXIT_INPUT, EXIT_GATE}
+        for v in POLICY_CONTENT | {"2 MB", "invalid UTF-8"}
+    },
+    # An empty journal is one whose begin line never made it: nothing was sent, recover removes
+    # it (exit 0); apply then judges the plan as usual.
+    ("apply journal", "empty"): {EXIT_OK, EXIT_INPUT, EXIT_GATE},
     # audit verify names a record file it cannot use as an audit problem (exit 2).
     **{("change records (audited)", v): {EXIT_INPUT, EXIT_GATE} for v in VARIANTS},
     ("sandbox live zone", "empty"): {EXIT_OK, EXIT_GATE},
@@ -326,6 +343,20 @@ def seed(tmp_path_factory: pytest.TempPathFactory, crash_dir: Path) -> Path:
     assert approval.exit_code == EXIT_OK, approval.output
     assert list((repo / "changes/approvals" / plan_hash).glob("*.json"))
     RecordStore(repo / "changes").create(lambda rid: make_record(rid), T0)
+    # An interrupted apply's journal: its begin line only (nothing was sent).
+    begin = {
+        "event": "begin",
+        "format_version": 1,
+        "apply_id": JOURNAL.removesuffix(".jsonl"),
+        "plan_hash": plan_hash,
+        "plan_file": str(plan),
+        "by": "jchen",
+        "pid": 4242,
+        "started_at": "2026-12-01T08:00:00Z",
+        "clients": ["fabrikam-labs"],
+    }
+    (repo / "changes/journal").mkdir()
+    (repo / "changes/journal" / JOURNAL).write_text(json.dumps(begin) + "\n")
     assert (repo / "changes/records" / f"{RECORD}.json").is_file()
     return repo
 
@@ -491,3 +522,48 @@ def test_a_linked_ledger_is_not_appended_through(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="symbolic link"):
         store.create(lambda rid: make_record(rid), T0)
     assert victim.read_text() == ""
+
+
+# --- provider classes --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("callable_path", ["subprocess.getoutput", "os.system"])
+def test_a_provider_class_off_the_allow_list_is_refused_before_import(
+    tmp_path: Path, crash_dir: Path, callable_path: str
+) -> None:
+    """`class: subprocess.getoutput` would run the provider's name as a shell command when the
+    provider is built (cls(name, **options)); it must be refused before anything is imported."""
+    repo = copy_example(tmp_path / "repo")
+    marker = tmp_path / "pwned"
+    name = f"touch {marker}"
+    providers = repo / "policy/providers.yaml"
+    data = yaml.safe_load(providers.read_text())
+    data["providers"][name] = {"class": callable_path}
+    providers.write_text(yaml.safe_dump(data, sort_keys=False))
+    line = providers.read_text().splitlines().index(f"    class: {callable_path}") + 1
+    client = repo / "policy/clients/fabrikam-labs.yaml"
+    profile = yaml.safe_load(client.read_text())
+    profile["provider"] = name
+    client.write_text(yaml.safe_dump(profile, sort_keys=False))
+    for args in (("validate",), ("plan",), ("octodns-config",), ("window", "fabrikam-labs")):
+        result = invoke(repo, crash_dir, *args)
+        assert result.exit_code == EXIT_INPUT, (args, result.output)
+        assert f"class '{callable_path}' is not an octoDNS provider dmarcops supports" in (
+            result.output
+        )
+        assert f"providers.yaml:{line}: provider" in result.output  # file and line of `class:`
+        assert not marker.exists(), f"{' '.join(args)} ran the provider's name as a command"
+
+
+def test_building_a_provider_checks_the_allow_list_itself(tmp_path: Path) -> None:
+    """Defence in depth: a ProviderConfig that did not come through the portfolio loader."""
+    from pipeline.live.providers import build_provider
+    from pipeline.load.portfolio import ProviderConfig
+
+    marker = tmp_path / "pwned"
+    config = ProviderConfig(
+        f"touch {marker}", {"class": "subprocess.getoutput"}, tmp_path / "providers.yaml", 3
+    )
+    with pytest.raises(InputError, match="is not an octoDNS provider dmarcops supports"):
+        build_provider(config, tmp_path)
+    assert not marker.exists()

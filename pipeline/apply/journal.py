@@ -195,7 +195,7 @@ def read_journal(path: Path) -> JournalState:
             data = json.loads(line.decode("utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested [[[
             if number == len(lines):  # the last, unterminated line: a write that failed
                 break
             raise JournalDamaged(f"line {number} is not a journal entry", file=path) from None

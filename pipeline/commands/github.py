@@ -26,6 +26,7 @@ from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
 from pipeline.github.api import GitHubClient
 from pipeline.github.events import PullRequestEvent, PushEvent, read_event
 from pipeline.github.pr import STATUS_CONTEXT, PullRequestGateOptions, run_pull_request_gate
+from pipeline.load.files import exists, read_text
 from pipeline.render.safe import clean, shown
 
 
@@ -172,8 +173,8 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
     )
     report(api, result)
     saved = repo / "changes" / "plans" / f"{result.plan_hash}.json"
-    if out is not None and saved.exists():
-        out.write_text(saved.read_text(encoding="utf-8"), encoding="utf-8")
+    if out is not None and exists(saved):
+        out.write_text(read_text(saved, root=repo, log=True), encoding="utf-8")
     click.echo(f"plan {result.plan_hash[:16]}: {clean(result.message)}")
     for record in result.records:
         click.echo(

@@ -31,6 +31,7 @@ from pipeline.github.api import GitHubClient, PullRequest
 from pipeline.github.pr import pr_author_ids
 from pipeline.github.reviews import GitHubReviewApprovals
 from pipeline.live.dns import Nameservers
+from pipeline.load.files import exists, replace_text
 from pipeline.load.jsonfile import load_json
 from pipeline.load.portfolio import Portfolio, load_portfolio
 from pipeline.plan.build import PlanOptions, make_plan
@@ -242,9 +243,9 @@ def run_scheduled(
     results: list[MergeResult] = []
     for path, pending in queued(repo):
         plan_path = repo / PLANS_DIR / f"{pending.plan_hash}.json"
-        if not plan_path.exists():
-            plan_path.parent.mkdir(parents=True, exist_ok=True)
-            plan_path.write_text(json.dumps(pending.plan, indent=2), encoding="utf-8")
+        if not exists(plan_path):
+            # By rename inside the repository: never through a link planted at that name.
+            replace_text(plan_path, json.dumps(pending.plan, indent=2), root=repo)
         if _window_problems(portfolio, plan_path, now):
             continue
         sources, excluded, problem = _fresh_review_source(api, pending, roster)
