@@ -22,6 +22,10 @@ from pipeline.load.files import DEFAULT_LIMITS, Limits, configured_limits, find_
 
 JsonPath = tuple[str | int, ...]
 
+# No zone, policy or request file nests more than a handful of levels; the same bound as JSON
+# (pipeline.load.jsonfile.MAX_JSON_DEPTH).
+MAX_YAML_DEPTH = 64
+
 
 @dataclass(frozen=True)
 class YamlDocument:
@@ -95,7 +99,8 @@ def _walk(
 
 
 def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | None] | None:
-    """Too many aliases, or aliases that would expand too far, found without expanding anything.
+    """Too many aliases, aliases that would expand too far, or nesting deeper than
+    MAX_YAML_DEPTH, found without expanding anything.
 
     libyaml's composer gives an alias the very node of its anchor, so the document is a graph in
     which a node reached by n edges was aliased n - 1 times. Each node's expanded size (what the
@@ -107,9 +112,13 @@ def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | No
     open_nodes: set[int] = set()
     edges = 0
     # Iterative post-order: a deeply nested file must not hit Python's recursion limit here.
-    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    stack: list[tuple[yaml.Node, bool, int]] = [(node, False, 1)]
     while stack:
-        current, children_done = stack.pop()
+        current, children_done, depth = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            # Everything after this (the line walk, the constructor, jsonschema, octoDNS) walks
+            # the tree recursively: ~990 levels were a RecursionError (a crash) before.
+            return (f"the YAML nests more than {MAX_YAML_DEPTH} levels deep", current)
         key = id(current)
         children = _children(current)
         if children_done:
@@ -126,8 +135,8 @@ def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | No
             )
         open_nodes.add(key)
         edges += len(children)
-        stack.append((current, True))
-        stack.extend((c, False) for c in reversed(children) if id(c) not in sizes)
+        stack.append((current, True, depth))
+        stack.extend((c, False, depth + 1) for c in reversed(children) if id(c) not in sizes)
     aliases = edges - (len(sizes) - 1)
     if aliases > limits.max_yaml_aliases:
         return (
@@ -170,12 +179,15 @@ def load_yaml(
                 problem = _alias_problem(node, limits)
                 if problem is not None and problem[1] is not None:
                     mark = problem[1].start_mark
+                    deep = problem[0].startswith("the YAML nests")
                     raise InputError(
-                        problem[0],
+                        f"refused: {problem[0]}" if deep else problem[0],
                         file=path,
                         line=mark.line + 1,
                         column=mark.column + 1,
-                        hint="Remove the alias (*name) or move it out of its own anchor's value.",
+                        hint="Flatten the structure: no dmarcops file nests more than a few levels."
+                        if deep
+                        else "Remove the alias (*name) or move it out of its own anchor's value.",
                     )
                 if problem is not None:
                     raise InputError(
