@@ -225,6 +225,15 @@ def link_inside(kind: Kind, path: Path, original: bytes, repo: Path) -> None:
     path.symlink_to(elsewhere)
 
 
+def linked_directory(kind: Kind, path: Path, original: bytes, repo: Path) -> None:
+    """The file's directory moved outside the repository and linked back: the file itself is
+    regular, but its real path is elsewhere."""
+    outside = repo.parent / "outside" / path.parent.name
+    outside.parent.mkdir(exist_ok=True)
+    shutil.move(path.parent, outside)
+    path.parent.symlink_to(outside)
+
+
 def fifo(kind: Kind, path: Path, original: bytes, repo: Path) -> None:
     _replace(path)
     os.mkfifo(path)
@@ -253,6 +262,7 @@ VARIANTS: dict[str, Variant] = {
     "symlink to /etc/passwd": link_outside,
     "symlink inside the repository": link_inside,
     "FIFO": fifo,
+    "directory linked outside the repository": linked_directory,
     "directory": directory,
     "2 MB": content(huge),
     "billion laughs": content(lambda kind, original: BILLION_LAUGHS.encode()),
@@ -295,6 +305,9 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
         ("apply journal", v): {EXIT_INPUT, EXIT_GATE}
         for v in POLICY_CONTENT | {"2 MB", "invalid UTF-8"}
     },
+    # A journal directory linked elsewhere still holds a journal: apply refuses to start (exit
+    # 2), recover refuses to read it (exit 1).
+    ("apply journal", "directory linked outside the repository"): {EXIT_INPUT, EXIT_GATE},
     # An empty journal is one whose begin line never made it: nothing was sent, recover removes
     # it (exit 0); apply then judges the plan as usual.
     ("apply journal", "empty"): {EXIT_OK, EXIT_INPUT, EXIT_GATE},
@@ -309,6 +322,8 @@ def cases() -> Iterator[Any]:
         for variant in VARIANTS:
             if variant == "ESC and bidi in the file name" and not kind.listed:
                 continue  # a fixed name (policy/providers.yaml): nothing else is read there
+            if variant == "directory linked outside the repository" and kind.path == PLAN_FILE:
+                continue  # a plan file may live anywhere by design
             if kind.name.startswith("change records (") and variant not in (
                 "FIFO",
                 "symlink to /etc/passwd",
@@ -427,6 +442,8 @@ def test_hostile_file(
     VARIANTS[variant](kind, target, original, repo)
     if variant == "ESC and bidi in the file name":
         shown = target.name.partition(".")[0]  # the escaped name starts as the real one does
+    elif variant == "directory linked outside the repository":
+        shown = f"{target.parent.name}/"  # the first file read from it is named (a sibling, say)
     else:
         shown = target.name
     allowed = EXPECTED.get((kind.name, variant), {EXIT_INPUT})

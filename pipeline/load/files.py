@@ -46,14 +46,16 @@ DEFAULT_LIMITS = Limits()
 
 def find_root(path: Path) -> Path | None:
     """The repository a path belongs to: its nearest ancestor, taken as written (symbolic links
-    not followed), that holds a real policy/ directory. None for a file outside any repository."""
+    not followed), that holds a policy/ directory, or a policy/ link (a repository whose policy/
+    was replaced by a link to elsewhere is still that repository: its files are then refused as
+    outside it). None for a file outside any repository."""
     absolute = Path(os.path.abspath(path))
     for parent in absolute.parents:
         try:
             mode = os.lstat(parent / "policy").st_mode
         except OSError:
             continue
-        if stat.S_ISDIR(mode):
+        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
             return parent
     return None
 
