@@ -41,6 +41,7 @@ from pipeline.load.codeowners import (
     committed_codeowners,
     generate_codeowners,
 )
+from pipeline.load.files import replace_text
 from pipeline.load.octodns_config import octodns_config
 from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
 from pipeline.load.yamlfile import load_yaml
@@ -52,6 +53,7 @@ from pipeline.plan.items import RequestRef
 from pipeline.records import RecordStore
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import render_markdown
+from pipeline.render.safe import clean, shown
 from pipeline.render.text import render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -160,7 +162,7 @@ def validate(repo: Path) -> None:
                 fg="red" if finding.severity is Severity.ERROR else "yellow",
                 bold=True,
             )
-            click.echo(f"{label}{where}: {finding.code} {finding.message}", err=True)
+            click.echo(f"{label}{clean(where)}: {finding.code} {clean(finding.message)}", err=True)
     if errors:
         click.echo(
             click.style("refused: ", fg="red", bold=True)
@@ -213,7 +215,7 @@ def window(repo: Path, client_id: str, risk: str, at: datetime | None) -> None:
     tz = ZoneInfo(client.timezone)
     opens = max(decision.window.start, now)
     click.echo(
-        f"{client.name}: next change window {opens:%Y-%m-%d %H:%M}-{decision.window.end:%H:%M} UTC "
+        f"{shown(client.name)}: next change window {opens:%Y-%m-%d %H:%M}-{decision.window.end:%H:%M} UTC "
         f"({opens.astimezone(tz):%a %Y-%m-%d %H:%M}-"
         f"{decision.window.end.astimezone(tz):%H:%M} {client.timezone})"
     )
@@ -276,8 +278,8 @@ def codeowners_command(repo: Path, check: bool, default_owner: str) -> None:
     if committed == generated:
         click.echo(f"unchanged: {CODEOWNERS.as_posix()}")
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(generated, encoding="utf-8")
+    # By rename: a CODEOWNERS committed as a link is replaced, never written through.
+    replace_text(path, generated, root=repo)
     click.echo(f"wrote {CODEOWNERS.as_posix()}")
 
 
@@ -285,23 +287,23 @@ def _progress(done: int, total: int) -> None:
     click.echo(f"\rplanning zones: {done}/{total}", nl=done == total, err=True)
 
 
-def _report_changed(changed: ChangedZones, ref: str, shown: int = 20) -> None:
+def _report_changed(changed: ChangedZones, ref: str, at_most: int = 20) -> None:
     """On stderr, so that --format json stays one JSON object on stdout."""
     if changed.everything:
         why = next(iter(changed.reasons.values()), "")
-        click.echo(f"planning every zone since {ref}: {why}", err=True)
+        click.echo(f"planning every zone since {clean(ref)}: {clean(why)}", err=True)
     elif not changed.zones:
-        click.echo(f"no zone changed since {ref}: nothing to plan", err=True)
+        click.echo(f"no zone changed since {clean(ref)}: nothing to plan", err=True)
     else:
-        click.echo(f"planning {len(changed.zones)} zone(s) changed since {ref}:", err=True)
-        for zone in changed.zones[:shown]:
-            click.echo(f"  {zone}: {changed.reasons[zone]}", err=True)
-        if len(changed.zones) > shown:
-            click.echo(f"  ... and {len(changed.zones) - shown} more", err=True)
+        click.echo(f"planning {len(changed.zones)} zone(s) changed since {clean(ref)}:", err=True)
+        for zone in changed.zones[:at_most]:
+            click.echo(f"  {shown(zone)}: {clean(changed.reasons[zone])}", err=True)
+        if len(changed.zones) > at_most:
+            click.echo(f"  ... and {len(changed.zones) - at_most} more", err=True)
     for path in changed.removed:
         click.echo(
             click.style("warning: ", fg="yellow", bold=True)
-            + f"removed zone file: {path}: the pipeline does not delete records of a removed "
+            + f"removed zone file: {shown(str(path))}: the pipeline does not delete records of a removed "
             "zone automatically (remove them in the client's DNS by hand, under a change "
             "request, if that is intended)",
             err=True,
@@ -431,7 +433,9 @@ def plan(
             continue  # its zone-file problems were printed with their lines above
         click.echo(
             click.style("error: ", fg="red", bold=True)
-            + f"{failed.zone}: could not read live DNS through {failed.provider}: {failed.error}",
+            # The error can quote the provider's or a file's text: escaped (render/safe.py).
+            + f"{shown(failed.zone)}: could not read live DNS through {shown(failed.provider)}: "
+            + clean(failed.error),
             err=True,
         )
     if result.failed_zones:

@@ -27,6 +27,7 @@ import fcntl
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from typing import Any
 
 from pipeline.apply.verify import ItemCheck
 from pipeline.errors import EnvironmentProblem, GateRefused
+from pipeline.load.files import make_dir, read_bytes
 from pipeline.records.record import parse_wire_time
 
 JOURNAL_DIR = "journal"
@@ -82,7 +84,7 @@ class Journal:
         apply_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}-{secrets.token_hex(3)}"
         path = folder / f"{apply_id}{SUFFIX}"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            make_dir(folder, root=changes_dir.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         except OSError as exc:
             raise JournalWriteError(
@@ -183,10 +185,9 @@ def _keys(raw: Any) -> tuple[Key, ...]:
 
 
 def read_journal(path: Path) -> JournalState:
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except OSError as exc:
-        raise JournalDamaged(f"cannot read the apply journal ({exc.strerror})", file=path) from None
+    # changes/journal/<apply>.jsonl: a regular file inside the repository within max_log_bytes;
+    # a journal committed as a link or a FIFO is refused by name (pipeline.load.files).
+    lines = read_bytes(path, root=path.parent.parent.parent, log=True).split(b"\n")
     torn = lines[-1] != b""  # every complete line ends with a newline
     events: list[dict[str, Any]] = []
     for number, line in enumerate(lines[:-1] if not torn else lines, 1):
@@ -194,7 +195,7 @@ def read_journal(path: Path) -> JournalState:
             data = json.loads(line.decode("utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not an object")
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested [[[
             if number == len(lines):  # the last, unterminated line: a write that failed
                 break
             raise JournalDamaged(f"line {number} is not a journal entry", file=path) from None
@@ -282,10 +283,26 @@ def orphan_lock(path: Path) -> Iterator[bool]:
     """Yield True while holding the journal's lock (its apply is gone), False if a running apply
     holds it. Held for the whole recovery: two recoveries never finish the same records."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # O_NOFOLLOW | O_NONBLOCK: a FIFO or link in changes/journal/ must not hang or redirect.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         yield False  # finished (and removed) meanwhile
         return
+    except OSError as exc:
+        raise JournalDamaged(
+            f"cannot open the apply journal: {exc.strerror} (it is not a regular file)",
+            file=path,
+            hint="dmarcops writes journals as regular files; remove this one by hand after "
+            "checking live DNS.",
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise JournalDamaged(
+            "the apply journal is not a regular file",
+            file=path,
+            hint="dmarcops writes journals as regular files; remove this one by hand after "
+            "checking live DNS.",
+        )
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

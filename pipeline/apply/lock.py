@@ -14,14 +14,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import GateRefused
+from pipeline.load.files import make_dir, open_lock
+from pipeline.render.safe import clean
 
 
 @contextmanager
 def client_lock(changes_dir: Path, client: str, wait_seconds: float = 0.0) -> Iterator[None]:
-    locks = changes_dir / ".locks"
-    locks.mkdir(parents=True, exist_ok=True)
+    root = changes_dir.parent
+    locks = make_dir(changes_dir / ".locks", root=root)
     path = locks / f"{client}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    # O_NOFOLLOW, regular files only (pipeline.load.files.open_lock): a lock file committed as a
+    # symbolic link to another file must not have that file truncated and written.
+    fd = open_lock(path, root=root)
     try:
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -30,7 +34,9 @@ def client_lock(changes_dir: Path, client: str, wait_seconds: float = 0.0) -> It
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    holder = path.read_text(encoding="utf-8").strip() or "another process"
+                    # From our own descriptor: the name could be swapped meanwhile.
+                    note = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+                    holder = clean(note) or "another process"
                     raise GateRefused(
                         f"another apply for client {client!r} is running ({holder})",
                         file=path,

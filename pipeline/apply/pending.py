@@ -16,7 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import InputError
 from pipeline.gate.approvals import Approval
+from pipeline.load.files import make_dir
+from pipeline.load.jsonfile import load_json
 from pipeline.records import ChangeRecord, Outcome, RecordStore, VerificationStatus, ZoneStatus
 
 PENDING_DIR = Path("changes") / "pending"
@@ -65,7 +68,7 @@ def pending_path(root: Path, plan_hash: str) -> Path:
 
 def queue(root: Path, change: PendingChange) -> Path:
     path = pending_path(root, change.plan_hash)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, root=root)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pending-")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(change.to_json(), fh, indent=2, sort_keys=True)
@@ -76,10 +79,15 @@ def queue(root: Path, change: PendingChange) -> Path:
 
 def queued(root: Path) -> list[tuple[Path, PendingChange]]:
     directory = root / PENDING_DIR
-    return [
-        (p, PendingChange.from_json(json.loads(p.read_text(encoding="utf-8"))))
-        for p in sorted(directory.glob("*.json"))
-    ]
+    hint = "Pending changes are written by dmarcops when a merge waits for a window; restore it."
+    out: list[tuple[Path, PendingChange]] = []
+    for p in sorted(directory.glob("*.json")):
+        data = load_json(p, what="not a pending change", hint=hint, root=root)
+        try:
+            out.append((p, PendingChange.from_json(data)))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"not a pending change: {exc}", file=p, hint=hint) from None
+    return out
 
 
 def ready_to_close(record: ChangeRecord, now: datetime) -> bool:

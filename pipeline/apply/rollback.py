@@ -25,6 +25,7 @@ from pipeline.gate.identity import Signer
 from pipeline.gate.requests import load_requests, next_request_id, request_path, sign_request
 from pipeline.gate.roster import load_roster
 from pipeline.live.dns import Nameservers
+from pipeline.load.files import exists, read_text, replace_text
 from pipeline.load.portfolio import Portfolio, load_portfolio
 from pipeline.load.yamlfile import load_yaml
 from pipeline.load.zones import ESCAPED_SEMICOLONS
@@ -163,7 +164,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
         zone: repo / "zones" / original.client / f"{zone}.yaml"
         for zone in sorted({i.zone for i in original.items})
     }
-    saved = {path: path.read_text(encoding="utf-8") for path in files.values() if path.exists()}
+    saved = {path: read_text(path, root=repo) for path in files.values() if exists(path)}
     request_file = request_path(repo, next_request_id(repo, original.client))
     written: list[Path] = []
     try:
@@ -176,10 +177,10 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
                     if i.zone == zone
                 ],
             )
-        request_file.parent.mkdir(parents=True, exist_ok=True)
-        request_file.write_text(
+        replace_text(
+            request_file,
             yaml.safe_dump(_emergency_request(original, options), sort_keys=False),
-            encoding="utf-8",
+            root=repo,
         )
         written.append(request_file)
         if options.signer is not None:
@@ -191,8 +192,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
         )
         _check_rollback_plan(original, plan, options.force)
         plan_file = repo / "changes" / "plans" / f"rollback-{original.id}-{plan.hash[:12]}.json"
-        plan_file.parent.mkdir(parents=True, exist_ok=True)
-        plan_file.write_text(render_json(plan), encoding="utf-8")
+        replace_text(plan_file, render_json(plan), root=repo)
         written.append(plan_file)
         records = run_apply(
             load_portfolio(repo),

@@ -26,6 +26,7 @@ from pipeline.gate.roster import load_roster
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import load_portfolio
 from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
+from pipeline.render.safe import clean, shown
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -38,16 +39,16 @@ def _nameservers(values: tuple[str, ...]) -> Nameservers | None:
 def _report(record: ChangeRecord) -> bool:
     ok = True
     click.echo(
-        f"change record {record.id}: {record.client} {record.request_id} "
+        f"change record {record.id}: {shown(record.client)} {shown(record.request_id)} "
         f"({record.risk.label} risk) executed {record.executed_at:%Y-%m-%d %H:%M} UTC"
         if record.executed_at
         else f"change record {record.id}: not executed"
     )
     for zone in record.zone_results:
         total = sum(1 for i in record.items if i.zone == zone.zone)
-        line = f"  {zone.zone}: {zone.status.value}, {zone.applied}/{total} verified"
+        line = f"  {shown(zone.zone)}: {zone.status.value}, {zone.applied}/{total} verified"
         if zone.error:
-            line += f" ({zone.error})"
+            line += f" ({clean(zone.error)})"
         ok = ok and zone.status is ZoneStatus.APPLIED and zone.applied == total
         click.echo(line)
     click.echo(f"  rollback window until {record.rollback_window.end:%Y-%m-%d %H:%M} UTC")
@@ -280,7 +281,7 @@ def recover(by: str, wait_seconds: float) -> None:
         load_portfolio(repo), by=by, now=system_now(), wait_seconds=wait_seconds
     ):
         count += 1
-        click.echo(f"recovered apply journal {done.journal}: {done.detail}")
+        click.echo(f"recovered apply journal {shown(done.journal)}: {clean(done.detail)}")
         for record in done.records:
             _report(record)
     if not count:

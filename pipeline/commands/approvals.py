@@ -56,6 +56,7 @@ from pipeline.gate.requests import (
 )
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.render.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 TYPE_NAMES = [t.value for t in RequestType] + ["sender"]
@@ -77,13 +78,14 @@ def _find_request(requests: list[ChangeRequest], request_id: str) -> ChangeReque
 
 def _show_decision(decision: decide.Decision) -> None:
     for link in decision.evidence:
-        click.echo(f"    present: {link}")
+        click.echo(f"    present: {clean(str(link))}")
     for line in decision.missing:
         # Indented entries say why an offered approval does not fill the link above them.
-        click.echo(f"      {line.strip()}" if line.startswith(" ") else f"    missing: {line}")
+        shown_line = clean(line.strip())
+        click.echo(f"      {shown_line}" if line.startswith(" ") else f"    missing: {shown_line}")
     if decision.ok:
         for line in decision.ignored:
-            click.echo(f"    not counted: {line}")
+            click.echo(f"    not counted: {clean(line)}")
 
 
 @click.command()
@@ -240,7 +242,9 @@ def approve(
     )
     click.echo(f"  wrote {path.relative_to(repo) if path.is_relative_to(repo) else path}")
     decision = _review(portfolio, plan, request, items, [*history, approval], roster, when.now)
-    click.echo(f"  {request.id} is {'fully approved' if decision.ok else 'not yet approved'}")
+    click.echo(
+        f"  {shown(request.id)} is {'fully approved' if decision.ok else 'not yet approved'}"
+    )
     _show_decision(decision)
 
 
@@ -516,11 +520,14 @@ def _show_plan_status(
         )
         status = "approved" if decision.ok else "NOT APPROVED"
         click.echo(
-            f"\n{request.id} ({request.type.value}, {request.client}, author {request.author}): "
+            f"\n{shown(request.id)} ({request.type.value}, {shown(request.client)}, "
+            f"author {shown(request.author)}): "
             f"risk {decision.risk.label}, {status}"
         )
         for item in coverage.items_of(request.id):
-            click.echo(f"    covers: {describe(item)} {item.action} (risk {item.risk.label})")
+            click.echo(
+                f"    covers: {clean(describe(item))} {item.action} (risk {item.risk.label})"
+            )
         _show_decision(decision)
         if not decision.ok:
             unapproved.append(request.id)

@@ -26,7 +26,9 @@ from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
 from pipeline.github.api import GitHubClient
 from pipeline.github.events import PullRequestEvent, PushEvent, read_event
 from pipeline.github.pr import STATUS_CONTEXT, PullRequestGateOptions, run_pull_request_gate
+from pipeline.load.files import exists, read_text
 from pipeline.load.portfolio import load_portfolio
+from pipeline.render.safe import clean, shown
 
 
 def _run_url() -> str | None:
@@ -172,13 +174,13 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
     )
     report(api, result)
     saved = repo / "changes" / "plans" / f"{result.plan_hash}.json"
-    if out is not None and saved.exists():
-        out.write_text(saved.read_text(encoding="utf-8"), encoding="utf-8")
-    click.echo(f"plan {result.plan_hash[:16]}: {result.message}")
+    if out is not None and exists(saved):
+        out.write_text(read_text(saved, root=repo, log=True), encoding="utf-8")
+    click.echo(f"plan {result.plan_hash[:16]}: {clean(result.message)}")
     for record in result.records:
         click.echo(
             f"  change record {record.id}: "
-            + ", ".join(f"{z.zone} {z.status.value}" for z in record.zone_results)
+            + ", ".join(f"{shown(z.zone)} {z.status.value}" for z in record.zone_results)
         )
     if any(z.status.value != "applied" for r in result.records for z in r.zone_results):
         sys.exit(1)
@@ -204,7 +206,7 @@ def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None
         nameservers_from(nameservers, 3.0),
     )
     for result in results:
-        click.echo(f"plan {result.plan_hash[:16]}: {result.message}")
+        click.echo(f"plan {result.plan_hash[:16]}: {clean(result.message)}")
     for record_id in closed:
         click.echo(f"closed {record_id}: accepted (rollback window over, applied and verified)")
     for record_id in attention:

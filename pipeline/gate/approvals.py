@@ -32,9 +32,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from pipeline.errors import InputError, json_syntax_error
+from pipeline.errors import InputError
 from pipeline.gate.requests import REQUEST_ID, ChangeRequest
 from pipeline.gate.roster import Analyst, Roster
+from pipeline.load.files import make_dir, read_bytes
+from pipeline.load.jsonfile import load_json
 from pipeline.model import RiskLevel
 
 APPROVALS_DIR = Path("changes") / "approvals"
@@ -169,10 +171,9 @@ def generate_key(path: Path) -> str:
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read the key file: {exc.strerror}", file=path) from None
+    # Outside the repository by design, but still only a regular file of key size: a FIFO or
+    # /dev/zero given as --key must not hang or exhaust the run.
+    data = read_bytes(path, limit=64 * 1024, outside_ok=True)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
@@ -273,7 +274,7 @@ def write_approval(root: Path, approval: Approval) -> Path:
     if not ANALYST_ID.match(approval.analyst):
         raise InputError(f"{approval.analyst!r} is not an analyst id")
     path = approval_path(root, approval)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, root=root)
     try:
         with path.open("x", encoding="utf-8") as out:
             json.dump(approval.to_json(), out, indent=2, sort_keys=True)
@@ -318,25 +319,15 @@ class SignedApprovalFiles:
         self.root = root
 
     def _read(self, path: Path) -> Approval:
+        hint = "Approval files are written by `dmarcops approve`; never edit them."
+        # Regular files inside the repository only (pipeline.load.files): an approval committed
+        # as a symbolic link or a FIFO is refused with its name, never followed or waited on.
+        data = load_json(path, what="not an approval file", hint=hint, root=self.root)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             reference = str(path.relative_to(self.root))
             return Approval.from_json(data, reference)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read the approval: {exc}", file=path) from None
-        except json.JSONDecodeError as exc:
-            raise json_syntax_error(
-                exc,
-                path,
-                "not an approval file",
-                "Approval files are written by `dmarcops approve`; never edit them.",
-            ) from None
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
-            raise InputError(
-                f"not an approval file: {exc}",
-                file=path,
-                hint="Approval files are written by `dmarcops approve`; never edit them.",
-            ) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not an approval file: {exc}", file=path, hint=hint) from None
 
     def approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]:
         if not PLAN_HASH.match(plan_hash):
@@ -433,20 +424,15 @@ def load_plan_file(path: Path) -> PlanFile:
 
     A reviewer signs the hash; recomputing it means the hash signed is the hash of what was shown.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read the plan: {exc.strerror}", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise json_syntax_error(
-            exc, path, "not a JSON plan", "Save one with `dmarcops plan --out plan.json`."
-        ) from None
-    except (UnicodeDecodeError, ValueError):
-        raise InputError(
-            "not a JSON plan",
-            file=path,
-            hint="Save one with `dmarcops plan --out plan.json`.",
-        ) from None
+    # Named on the command line, so it may live outside the repository; still a regular file
+    # within max_log_bytes (a whole portfolio's plan), never a FIFO or a device.
+    data = load_json(
+        path,
+        what="not a JSON plan",
+        hint="Save one with `dmarcops plan --out plan.json`.",
+        outside_ok=True,
+        log=True,
+    )
     try:
         changes = tuple(
             PlannedChange(

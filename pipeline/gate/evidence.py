@@ -14,6 +14,7 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import dns.resolver
 from pipeline.errors import InputError
 from pipeline.gate.requests import ClientApproval
 from pipeline.live.dns import Nameservers, make_resolver
+from pipeline.load.files import make_dir, read_bytes
 
 EVIDENCE_DIR = Path("changes") / "evidence"
 EML_NAME = re.compile(r"^[0-9a-f]{64}\.eml$")
@@ -84,10 +86,8 @@ class MailVerdict:
 
 def store_eml(root: Path, source: Path) -> Path:
     """Copy an .eml into changes/evidence/ under its SHA-256; the stored path, relative to root."""
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read the e-mail: {exc.strerror}", file=source) from None
+    # A file the user names: anywhere, but only a regular file (no FIFO, device or link).
+    raw = read_bytes(source, limit=MAX_EML_BYTES + 1, outside_ok=True)
     if len(raw) > MAX_EML_BYTES:
         raise InputError(
             f"{len(raw)} bytes is not one approving e-mail",
@@ -104,9 +104,15 @@ def store_eml(root: Path, source: Path) -> Path:
     digest = hashlib.sha256(raw).hexdigest()
     relative = EVIDENCE_DIR / f"{digest}.eml"
     target = root / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.exists():  # same name, same bytes: already stored
-        target.write_bytes(raw)
+    make_dir(target.parent, root=root)  # changes/evidence/ must resolve inside the repository
+    try:
+        # O_EXCL: never through a link planted at that name; an existing file is the same mail
+        # (its name is its hash; read_mail checks that it still is).
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        return relative
+    with os.fdopen(fd, "wb") as out:
+        out.write(raw)
     return relative
 
 
@@ -156,9 +162,9 @@ def read_mail(root: Path, relative: str) -> Mail | str:
     if path.parent != EVIDENCE_DIR or not EML_NAME.match(path.name):
         return f"{relative} is not a stored e-mail (changes/evidence/<sha256>.eml)"
     try:
-        raw = (root / path).read_bytes()
-    except OSError as exc:
-        return f"cannot read {relative}: {exc.strerror}"
+        raw = read_bytes(root / path, limit=MAX_EML_BYTES, root=root)
+    except InputError as exc:
+        return f"cannot read {relative}: {exc.message}"
     mail = parse_mail(raw, path)
     if mail.sha256 != path.stem:
         return (

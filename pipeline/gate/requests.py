@@ -12,6 +12,7 @@ import enum
 import functools
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ from pipeline.diff.kinds import kind_of
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer, signing_bytes, verify_signature
 from pipeline.gate.roster import Roster, load_roster
+from pipeline.load.files import replace_text
+from pipeline.load.jsonfile import load_json
 from pipeline.load.yamlfile import JsonPath, YamlDocument, iter_schema_errors, load_yaml
 from pipeline.model import RecordKind, RiskLevel
 
@@ -355,15 +358,16 @@ def signature_path(root: Path, request_id: str) -> Path:
 
 def _read_signature(path: Path) -> tuple[RequestSignature | None, str | None]:
     """The signature file beside a request, or the reason it cannot be read (None, None: absent)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None, None
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, f"cannot read its signature file {path.name}: {exc}"
     try:
-        return RequestSignature.from_json(json.loads(text), path), None
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        # Through the safe reader: a link, FIFO or huge file there is refused, never followed.
+        data = load_json(path, what="request signature", hint="Sign the request again.")
+    except InputError as exc:
+        return None, f"cannot read its signature file {path.name}: {exc.message}"
+    try:
+        return RequestSignature.from_json(data, path), None
+    except ValueError as exc:
         return None, f"its signature file {path.name} is not a request signature: {exc}"
 
 
@@ -436,7 +440,10 @@ def sign_request(root: Path, request_id: str, signer: Signer, at: datetime) -> R
         signer.sign(unsigned.payload()),
         signature_path(root, request.id),
     )
-    signed.file.write_text(json.dumps(signed.to_json(), indent=2, sort_keys=True) + "\n")
+    # By rename inside the repository: a link planted at that name is replaced, not written through.
+    replace_text(
+        signed.file, json.dumps(signed.to_json(), indent=2, sort_keys=True) + "\n", root=root
+    )
     return signed
 
 
@@ -796,12 +803,14 @@ def collect_requests(
     roster = roster if roster is not None else load_roster(root)
     # `plan` validates the requests, then covers the plan with them: read them once per version
     # of the files (names, sizes and modification times) and of the roster.
+    # lstat, and nothing skipped for its kind: a directory, link or FIFO named like a request is
+    # read (and refused by name) like any request file, never silently left out or followed.
     stamp = tuple(
         (p.name, st.st_mtime_ns, st.st_size)
         for p in sorted(directory.iterdir())
         # The signature files too: signing a request changes whether it counts.
-        if (p.suffix in (".yaml", ".yml") or p.name.endswith(SIGNATURE_SUFFIX)) and not p.is_dir()
-        for st in [p.stat()]
+        if p.suffix in (".yaml", ".yml") or p.name.endswith(SIGNATURE_SUFFIX)
+        for st in [p.lstat()]
     )
     requests, problems = _collect(root, roster, stamp)
     return list(requests), list(problems)

@@ -7,7 +7,6 @@ that is the test merge commit GitHub made, which no review ever approves.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import EnvironmentProblem, InputError
+from pipeline.load.jsonfile import load_json
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_review")
 PUSH = "push"
@@ -105,12 +105,12 @@ def read_event(environ: Mapping[str, str] | None = None) -> Event:
             hint="To try it elsewhere, write an event payload to a file and set both variables.",
         )
     path = Path(location)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EnvironmentProblem(
-            f"cannot read the event payload: {exc.strerror}", file=path
-        ) from None
-    except (UnicodeDecodeError, ValueError):
-        raise EnvironmentProblem("the event payload is not JSON", file=path) from None
+    # GitHub writes it outside the repository; still a regular file within max_log_bytes.
+    data = load_json(
+        path,
+        what="the event payload is not JSON",
+        hint="GITHUB_EVENT_PATH must name the event file GitHub Actions wrote.",
+        outside_ok=True,
+        log=True,
+    )
     return parse_event(name, data, str(path))

@@ -31,6 +31,8 @@ from pipeline.github.api import GitHubClient, PullRequest
 from pipeline.github.pr import pr_author_ids
 from pipeline.github.reviews import GitHubReviewApprovals
 from pipeline.live.dns import Nameservers
+from pipeline.load.files import exists, replace_text
+from pipeline.load.jsonfile import load_json
 from pipeline.load.portfolio import Portfolio, load_portfolio
 from pipeline.plan.build import PlanOptions, make_plan
 from pipeline.plan.changes import zones_changed_since
@@ -183,7 +185,13 @@ def apply_merge(
             repo,
             PendingChange(
                 plan_hash=plan.hash,
-                plan=json.loads(plan_path.read_text(encoding="utf-8")),
+                plan=load_json(
+                    plan_path,
+                    what="not a JSON plan",
+                    hint="Save one with `dmarcops plan --out plan.json`.",
+                    outside_ok=True,
+                    log=True,
+                ),
                 approvals=tuple(approvals),
                 queued_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 pull_request=pr.number if pr else None,
@@ -250,9 +258,9 @@ def run_scheduled(
     results: list[MergeResult] = []
     for path, pending in queued(repo):
         plan_path = repo / PLANS_DIR / f"{pending.plan_hash}.json"
-        if not plan_path.exists():
-            plan_path.parent.mkdir(parents=True, exist_ok=True)
-            plan_path.write_text(json.dumps(pending.plan, indent=2), encoding="utf-8")
+        if not exists(plan_path):
+            # By rename inside the repository: never through a link planted at that name.
+            replace_text(plan_path, json.dumps(pending.plan, indent=2), root=repo)
         current = _replan(portfolio, plan_path, now)
         if current is None or _time_problems(portfolio, current, now):
             continue

@@ -15,6 +15,7 @@ For a pull_request or pull_request_review run:
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from pipeline.records import RecordStore
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import MARKER, render_markdown
 from pipeline.render.markdown_text import code, escape
+from pipeline.render.safe import clean
 
 STATUS_CONTEXT = "dmarcops/approvals"
 COMMENT_LIMIT = 65_536  # GitHub refuses a longer comment body
@@ -357,7 +359,8 @@ def render_comment(
 
 def _property(value: str) -> str:
     return (
-        value.replace("%", "%25")
+        _visible(value)
+        .replace("%", "%25")
         .replace("\r", "%0D")
         .replace("\n", "%0A")
         .replace(":", "%3A")
@@ -365,8 +368,17 @@ def _property(value: str) -> str:
     )
 
 
+def _visible(value: str) -> str:
+    # The Actions log renders ANSI escape sequences: every other control, bidi or invisible
+    # character is shown escaped (render/safe.py); newlines and carriage returns are kept for
+    # the %0A / %0D encoding below.
+    return "".join(
+        part if part in ("\r", "\n") else clean(part) for part in re.split(r"([\r\n])", value)
+    )
+
+
 def _data(value: str) -> str:
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return _visible(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def workflow_command(
@@ -542,7 +554,7 @@ def run_pull_request_gate(
     state = "success" if gated.green else "failure"
     api.set_status(event.head_sha, state, STATUS_CONTEXT, gated.description(), options.target_url)
     comment, added = upsert_comment(api, event.number, body)
-    echo(f"{STATUS_CONTEXT} {state} on {event.head_sha[:12]}: {gated.description()}")
+    echo(f"{STATUS_CONTEXT} {state} on {event.head_sha[:12]}: {clean(gated.description())}")
     echo(f"plan {plan.hash[:16]}: {len(plan.items)} change(s) in {len(zones)} zone(s)")
     echo(
         f"comment {comment.id} {'created' if added else 'updated'} on pull request #{event.number}"

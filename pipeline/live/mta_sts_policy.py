@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.live.providers import DEFAULT_POLICY_URL, MTA_STS_POLICIES
+from pipeline.load.files import exists, read_text
 from pipeline.load.portfolio import ProviderConfig, ZoneFile
 
 MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 3.3: senders should not accept larger policies
@@ -32,18 +33,27 @@ def desired_policy_path(zone_file: ZoneFile) -> Path:
 
 
 def desired_policy(zone_file: ZoneFile) -> str | None:
+    """The policy file beside the zone file, None when there is none. Read like every repository
+    file (pipeline.load.files): a link, FIFO, directory or oversized file there is refused with an
+    InputError naming it, not skipped, so a policy is never silently left out of the plan."""
     path = desired_policy_path(zone_file)
-    return path.read_text(encoding="utf-8") if path.exists() else None
+    return read_text(path, limit=MAX_POLICY_BYTES) if exists(path) else None
 
 
 def live_policy(
     provider: ProviderConfig, root: Path, domain: str, timeout: float = 5.0
 ) -> LivePolicy:
     template = str(provider.options.get(MTA_STS_POLICIES, DEFAULT_POLICY_URL))
-    where = template.format(domain=domain)
+    # Only {domain} is substituted: str.format would also evaluate `{domain.__class__}` or fail
+    # on `{0}` in a template from the repository.
+    where = template.replace("{domain}", domain)
     if not where.startswith(("https://", "http://")):
         path = root / where
-        return LivePolicy(path.read_text(encoding="utf-8") if path.exists() else None, str(path))
+        if not exists(path):
+            return LivePolicy(None, str(path))
+        # A repository file (the sandbox's "served" policy): inside the repository only, so
+        # `../../etc/passwd` or an absolute path is refused; a refusal is an InputError (exit 1).
+        return LivePolicy(read_text(path, root=root, limit=MAX_POLICY_BYTES), str(path))
     try:
         with urllib.request.urlopen(where, timeout=timeout) as response:  # noqa: S310 - http(s) only
             return LivePolicy(response.read(MAX_POLICY_BYTES).decode("utf-8", "replace"), where)

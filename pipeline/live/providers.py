@@ -11,8 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pipeline.clock import SANDBOX_CLASSES
 from pipeline.errors import EnvironmentProblem, InputError
+from pipeline.load.files import exists
 from pipeline.load.portfolio import ProviderConfig
+from pipeline.load.provider_classes import provider_class_problem
+from pipeline.load.yamlfile import load_yaml
 
 ENV_PREFIX = "env/"
 # Keys of ours in a provider entry, taken out before the options reach the octoDNS class.
@@ -52,6 +56,13 @@ def provider_options(config: ProviderConfig, root: Path) -> dict[str, Any]:
 
 
 def provider_class(config: ProviderConfig) -> type[Any]:
+    # Checked again here, before the import, whatever path built the config: importing a module
+    # runs its code, and calling an arbitrary callable runs anything (provider_classes.py).
+    problem = provider_class_problem(
+        config.name, config.options.get("class"), config.file, config.line
+    )
+    if problem is not None:
+        raise problem
     module_name, _, class_name = str(config.options["class"]).rpartition(".")
     try:
         module = importlib.import_module(module_name)
@@ -79,3 +90,19 @@ def build_provider(config: ProviderConfig, root: Path, instance: str = "") -> An
             line=config.line,
             hint="Check the keys against the octoDNS provider's documentation.",
         ) from None
+
+
+def check_local_zone(config: ProviderConfig, root: Path, domain: str) -> None:
+    """The embedded sandbox's "live" zone file is a repository file like any other, but octoDNS's
+    YamlProvider would open it itself (following links, waiting on a FIFO, expanding aliases).
+    Read it through pipeline.load.yamlfile first, so a hostile one is refused by name."""
+    if str(config.options.get("class", "")) not in SANDBOX_CLASSES:
+        return
+    directory = config.options.get("directory")
+    if not isinstance(directory, str):
+        return
+    path = (root / directory if not Path(directory).is_absolute() else Path(directory)) / (
+        f"{domain}.yaml"
+    )
+    if exists(path):
+        load_yaml(path, root=root)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.errors import InputError
+from pipeline.load.files import exists, read_text
 from pipeline.load.portfolio import ClientProfile, load_portfolio
 
 CODEOWNERS = Path(".github") / "CODEOWNERS"
@@ -126,4 +127,4 @@ def generate_codeowners(root: Path, default_owner: str = DEFAULT_OWNER) -> str:
 
 def committed_codeowners(root: Path) -> str | None:
     path = root / CODEOWNERS
-    return path.read_text(encoding="utf-8") if path.exists() else None
+    return read_text(path, root=root) if exists(path) else None

@@ -13,8 +13,10 @@ docs/input-safety.md describes the limits and every refusal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,14 +46,16 @@ DEFAULT_LIMITS = Limits()
 
 def find_root(path: Path) -> Path | None:
     """The repository a path belongs to: its nearest ancestor, taken as written (symbolic links
-    not followed), that holds a real policy/ directory. None for a file outside any repository."""
+    not followed), that holds a policy/ directory, or a policy/ link (a repository whose policy/
+    was replaced by a link to elsewhere is still that repository: its files are then refused as
+    outside it). None for a file outside any repository."""
     absolute = Path(os.path.abspath(path))
     for parent in absolute.parents:
         try:
             mode = os.lstat(parent / "policy").st_mode
         except OSError:
             continue
-        if stat.S_ISDIR(mode):
+        if stat.S_ISDIR(mode) or stat.S_ISLNK(mode):
             return parent
     return None
 
@@ -214,3 +218,117 @@ def configured_limits(root: Path | None) -> Limits:
     from pipeline.load.yamlfile import limits_for
 
     return limits_for(root)
+
+
+def exists(path: Path) -> bool:
+    """True when anything is at the name, a dangling symbolic link included: an optional input
+    that is present but refused must be refused with its message, not skipped as missing."""
+    return os.path.lexists(path)
+
+
+def open_lock(path: Path, *, root: Path | None = None) -> int:
+    """A lock file opened (created when missing) for flock and a short note of who holds it.
+
+    O_NOFOLLOW: a lock file committed as a symbolic link to ~/.bashrc must not be truncated and
+    written through; O_NONBLOCK: a FIFO in its place must not hang the run. The directory holding
+    it must be inside the repository (a linked changes/.locks would put the file elsewhere).
+    """
+    root = root if root is not None else find_root(path)
+    if root is not None and not _inside(os.path.realpath(path.parent), root):
+        raise _refuse(
+            path,
+            "refused: the lock file's directory resolves outside the repository "
+            "(a directory on its path is a symbolic link)",
+            f"Replace the linked directory with a real one inside {root}.",
+        )
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        try:
+            mode: int | None = os.lstat(path).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            raise _refuse(
+                path,
+                f"refused: the lock file is {_kind(mode)}; dmarcops locks only regular files",
+                "Remove it (git rm it if it was committed); dmarcops creates it when needed.",
+            ) from None
+        raise InputError(f"cannot open the lock file: {exc.strerror}", file=path) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _refuse(
+            path,
+            f"refused: the lock file is {_kind(st.st_mode)}; dmarcops locks only regular files",
+            "Remove it (git rm it if it was committed); dmarcops creates it when needed.",
+        )
+    return fd
+
+
+def open_append(path: Path, *, root: Path | None = None) -> int:
+    """An append-only log (the ledger) opened for writing, never through a symbolic link, never
+    a FIFO or device: a linked ledger must not append the audit trail to another file."""
+    root = root if root is not None else find_root(path)
+    if root is not None and not _inside(os.path.realpath(path.parent), root):
+        raise _refuse(
+            path,
+            "refused: the file's directory resolves outside the repository",
+            f"Replace the linked directory with a real one inside {root}.",
+        )
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        mode: int | None = os.lstat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise _refuse(
+            path,
+            f"refused: the file is {_kind(mode)}; dmarcops writes only regular files",
+            "Restore the file from git as a regular file.",
+        )
+    fd = os.open(path, flags, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _refuse(
+            path,
+            "refused: the file changed into something other than a regular file while it was "
+            "being opened",
+            "Run again; if it repeats, something is tampering with the repository.",
+        )
+    return fd
+
+
+def make_dir(directory: Path, *, root: Path | None = None) -> Path:
+    """mkdir -p for a directory dmarcops writes into, refused when it resolves outside the
+    repository (changes/records committed as a symbolic link to /tmp/elsewhere, say): what
+    dmarcops writes must land where the audit trail says it is."""
+    root = root if root is not None else find_root(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if root is not None and not _inside(os.path.realpath(directory), root):
+        raise _refuse(
+            directory,
+            "refused: the directory resolves outside the repository (it, or a directory on its "
+            "path, is a symbolic link)",
+            f"Replace the linked directory with a real one inside {root}.",
+        )
+    return directory
+
+
+def replace_text(path: Path, text: str, *, root: Path | None = None) -> Path:
+    """Write a whole file dmarcops owns (a saved plan, a generated CODEOWNERS, a request it
+    files) by writing a temporary file beside it and renaming it over the name: a symbolic link
+    committed at that name is replaced, never written through to the file it points at."""
+    directory = make_dir(path.parent, root=root)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path

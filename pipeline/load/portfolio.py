@@ -20,6 +20,7 @@ from pipeline.classify.rules import RiskRules, rules_from_data
 from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector
 from pipeline.errors import InputError
 from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_from_data
+from pipeline.load.provider_classes import provider_class_problem
 from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
 
 
@@ -306,6 +307,12 @@ def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
     doc = _checked(root, policy / "providers.yaml", "providers", problems)
     if doc is not None:
         for name, options in doc.data["providers"].items():
+            line = doc.line_of(("providers", name, "class"))
+            problem = provider_class_problem(name, options.get("class"), doc.path, line)
+            if problem is not None:
+                # Kept by name below (so its clients are not also told it is undefined); with a
+                # problem the portfolio is never used, so the class is never imported.
+                problems.append(problem)
             providers[name] = ProviderConfig(
                 name, options, doc.path, doc.line_of(("providers", name))
             )

@@ -6,8 +6,8 @@ and the line (product.md: "the message names the file and line").
 
 from __future__ import annotations
 
-import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,6 +21,10 @@ from pipeline.errors import InputError
 from pipeline.load.files import DEFAULT_LIMITS, Limits, configured_limits, find_root, read_text
 
 JsonPath = tuple[str | int, ...]
+
+# No zone, policy or request file nests more than a handful of levels; the same bound as JSON
+# (pipeline.load.jsonfile.MAX_JSON_DEPTH).
+MAX_YAML_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,8 @@ def _walk(
 
 
 def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | None] | None:
-    """Too many aliases, or aliases that would expand too far, found without expanding anything.
+    """Too many aliases, aliases that would expand too far, or nesting deeper than
+    MAX_YAML_DEPTH, found without expanding anything.
 
     libyaml's composer gives an alias the very node of its anchor, so the document is a graph in
     which a node reached by n edges was aliased n - 1 times. Each node's expanded size (what the
@@ -107,9 +112,13 @@ def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | No
     open_nodes: set[int] = set()
     edges = 0
     # Iterative post-order: a deeply nested file must not hit Python's recursion limit here.
-    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    stack: list[tuple[yaml.Node, bool, int]] = [(node, False, 1)]
     while stack:
-        current, children_done = stack.pop()
+        current, children_done, depth = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            # Everything after this (the line walk, the constructor, jsonschema, octoDNS) walks
+            # the tree recursively: ~990 levels were a RecursionError (a crash) before.
+            return (f"the YAML nests more than {MAX_YAML_DEPTH} levels deep", current)
         key = id(current)
         children = _children(current)
         if children_done:
@@ -126,8 +135,8 @@ def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | No
             )
         open_nodes.add(key)
         edges += len(children)
-        stack.append((current, True))
-        stack.extend((c, False) for c in reversed(children) if id(c) not in sizes)
+        stack.append((current, True, depth))
+        stack.extend((c, False, depth + 1) for c in reversed(children) if id(c) not in sizes)
     aliases = edges - (len(sizes) - 1)
     if aliases > limits.max_yaml_aliases:
         return (
@@ -170,12 +179,15 @@ def load_yaml(
                 problem = _alias_problem(node, limits)
                 if problem is not None and problem[1] is not None:
                     mark = problem[1].start_mark
+                    deep = problem[0].startswith("the YAML nests")
                     raise InputError(
-                        problem[0],
+                        f"refused: {problem[0]}" if deep else problem[0],
                         file=path,
                         line=mark.line + 1,
                         column=mark.column + 1,
-                        hint="Remove the alias (*name) or move it out of its own anchor's value.",
+                        hint="Flatten the structure: no dmarcops file nests more than a few levels."
+                        if deep
+                        else "Remove the alias (*name) or move it out of its own anchor's value.",
                     )
                 if problem is not None:
                     raise InputError(
@@ -263,7 +275,11 @@ def limits_for(root: Path) -> Limits:
 
 @cache
 def load_schema(path: Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(read_text(path))
+    from pipeline.load.jsonfile import parse_json  # imports this module's neighbour, not us
+
+    loaded = parse_json(read_text(path), path, "not a JSON Schema", _SCHEMA_HINT)
+    if not isinstance(loaded, dict):
+        raise InputError("not a JSON Schema: not a JSON object", file=path, hint=_SCHEMA_HINT)
     return loaded
 
 
@@ -276,15 +292,37 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"{where}: {error.message}"
 
 
+_SCHEMA_HINT = "The schemas under policy/schemas/ ship with dmarcops: restore this one from git."
+
+
 @cache
 def _validator(schema_path: Path) -> Any:
     # Built once per schema: a portfolio checks a thousand zone files against the same one.
-    return jsonschema.Draft202012Validator(load_schema(schema_path))
+    schema = load_schema(schema_path)
+    try:
+        # A schema is a repository file too: one that is not a valid JSON Schema (an unknown
+        # type name, a bad pattern) would otherwise fail inside jsonschema mid-validation.
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
+        raise InputError(
+            f"not a valid JSON Schema: {where}: {exc.message}", file=schema_path, hint=_SCHEMA_HINT
+        ) from None
+    return jsonschema.Draft202012Validator(schema)
 
 
 def iter_schema_errors(doc: YamlDocument, schema_path: Path) -> Iterator[InputError]:
     validator = _validator(schema_path)
-    errors = sorted(validator.iter_errors(doc.data), key=lambda e: doc.line_of(tuple(e.path)) or 0)
+    try:
+        found = list(validator.iter_errors(doc.data))
+    except (jsonschema.exceptions.UnknownType, re.error, RecursionError) as exc:
+        # What check_schema lets through but validation trips on (a pattern Python's re cannot
+        # compile): the schema's fault, named as such.
+        message = str(exc).split("\n")[0]
+        raise InputError(
+            f"the JSON Schema cannot be used: {message}", file=schema_path, hint=_SCHEMA_HINT
+        ) from None
+    errors = sorted(found, key=lambda e: doc.line_of(tuple(e.path)) or 0)
     for error in errors:
         if error.validator in ("oneOf", "anyOf") and error.context:
             # "not valid under any of the given schemas" helps nobody: show the closest branch.

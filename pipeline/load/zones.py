@@ -103,6 +103,11 @@ def check_zone_file(zone_file: ZoneFile, schema_path: Path) -> list[InputError]:
         return problems
     try:
         load_desired(zone_file)
+        # The desired MTA-STS policy beside the zone file is part of the zone: a hostile one
+        # (a link, a FIFO, too large, not UTF-8) takes this zone out of the plan, by name.
+        from pipeline.live.mta_sts_policy import desired_policy
+
+        desired_policy(zone_file)
     except InputError as exc:
         return [exc]
     return []

@@ -27,7 +27,7 @@ from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused, InputError
 from pipeline.live.dns import Nameservers, make_resolver, report_authorised
 from pipeline.live.mta_sts_policy import desired_policy, live_policy
-from pipeline.live.providers import build_provider
+from pipeline.live.providers import build_provider, check_local_zone
 from pipeline.live.scope import OwnedRecordsOnly, raw_values
 from pipeline.live.spf_budget import SpfBudgetCounter, estimate_from_catalog
 from pipeline.load.portfolio import ClientProfile, Portfolio, ProviderConfig, ZoneFile
@@ -139,6 +139,7 @@ def plan_zone(
     except InputError as exc:
         return ZoneResult(client.id, zone_file.domain, client.provider, error=str(exc)), []
     try:
+        check_local_zone(provider_config, portfolio.root, zone_file.domain)
         target = build_provider(provider_config, portfolio.root, instance=f"[{zone_file.domain}]")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -172,7 +173,10 @@ def plan_zone(
         "",
     )
 
-    policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
+    try:
+        policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
+    except InputError as exc:  # a policy file refused (a link, a FIFO): this zone only
+        return ZoneResult(client.id, zone_file.domain, client.provider, error=str(exc)), []
     client_ctx = _client_context(client, now)
     items: list[PlanItem] = []
     for change in octodns_plan.changes if octodns_plan else []:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import GateRefused
+from pipeline.load.files import exists, make_dir, open_append, open_lock, read_bytes
 from pipeline.records.record import (
     RECORD_ID,
     canonical_bytes,
@@ -117,6 +118,8 @@ class LedgerEntry:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not JSON ({exc.msg})") from None
+        except RecursionError:  # thousands of nested brackets: no entry looks like that
+            raise ValueError("not a ledger entry (nested too deeply)") from None
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         if set(data) != _KEYS:
@@ -155,7 +158,7 @@ def record_id_of(line: str) -> str:
     """The record a damaged line is about, when that much can still be read (for messages)."""
     try:
         data = json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return ""
     value = data.get("record_id") if isinstance(data, dict) else None
     return value if isinstance(value, str) and RECORD_ID.match(value) else ""
@@ -168,8 +171,10 @@ def exclusive_lock(changes_dir: Path) -> Iterator[None]:
     flock locks belong to an open file description, so a second `exclusive_lock` in the same
     process blocks too: the store's public methods take it once and call unlocked helpers.
     """
-    changes_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(changes_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    make_dir(changes_dir, root=changes_dir.parent)
+    # O_NOFOLLOW, regular files only: a lock committed as a link must not create or lock a file
+    # elsewhere, nor a FIFO hang the run (pipeline.load.files.open_lock).
+    fd = open_lock(changes_dir / LOCK_NAME, root=changes_dir.parent)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -183,13 +188,19 @@ class Ledger:
 
     def lines(self) -> list[str]:
         """The raw lines, without their newline; [] when there is no ledger yet."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not exists(self.path):
             return []
+        # A regular file inside the repository within max_log_bytes (pipeline.load.files): a
+        # ledger committed as a symbolic link or a FIFO is refused by name.
+        raw = read_bytes(self.path, root=self.path.parent.parent, log=True)
+        try:
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise LedgerCorrupt(
-                f"not UTF-8 at byte {exc.start}", file=self.path, hint=_AUDIT_HINT
+                f"not UTF-8 at byte {exc.start}",
+                file=self.path,
+                line=raw.count(b"\n", 0, exc.start) + 1,
+                hint=_AUDIT_HINT,
             ) from None
         return text.splitlines()
 
@@ -233,7 +244,9 @@ class Ledger:
             at=at,
             prev=last.entry_sha256 if last else GENESIS,
         )
-        with self.path.open("a", encoding="utf-8") as handle:
+        # Never through a symbolic link: the audit trail is appended to the ledger itself.
+        fd = open_append(self.path, root=self.path.parent.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(entry.to_line())
             handle.flush()
             os.fsync(handle.fileno())

@@ -25,6 +25,7 @@ from pipeline.errors import InputError
 from pipeline.model import RiskLevel
 from pipeline.plan.items import PlanItem
 from pipeline.render.markdown_text import code, escape
+from pipeline.render.safe import clean
 
 FORMAT_VERSION = 1
 # "2026-1247" in the seed: the UTC year, then a sequence number of at least four digits.
@@ -737,8 +738,9 @@ class ChangeRecord:
 
 
 def plain(text: str) -> str:
-    """A user string for a terminal: no control characters (no escape sequences, no fake lines)."""
-    return _CONTROL.sub(" ", text)
+    """A user string for a terminal: no control characters (no escape sequences, no fake lines);
+    C0 controls become spaces, and the rest (C1, bidi overrides, zero-width) visible escapes."""
+    return clean(_CONTROL.sub(" ", text))
 
 
 def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> str:

@@ -29,7 +29,9 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
-from pipeline.errors import GateRefused, InputError, json_syntax_error
+from pipeline.errors import GateRefused, InputError
+from pipeline.load.files import exists, make_dir, read_bytes, read_text
+from pipeline.load.jsonfile import parse_json
 from pipeline.model import RiskLevel
 from pipeline.records.ledger import (
     GENESIS,
@@ -81,7 +83,9 @@ def _pretty(data: object) -> bytes:
 def _write_atomic(path: Path, data: bytes) -> None:
     # A reader (or a crash) sees the old file or the new one, never half of one.
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as handle:
+    # O_NOFOLLOW: a symbolic link planted at the temporary name must not be written through.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(tmp, flags, 0o644), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -155,7 +159,7 @@ class RecordStore:
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
             record_id = self._next_id(at.year, entries)
-            if self.json_path(record_id).exists():
+            if exists(self.json_path(record_id)):
                 raise RecordMismatchError(
                     f"record file for {record_id} exists but the ledger never created it",
                     file=self.json_path(record_id),
@@ -295,7 +299,7 @@ class RecordStore:
         event: LedgerEvent,
         at: datetime,
     ) -> None:
-        self.records_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.records_dir, root=self.changes_dir.parent)
         _write_atomic(self.json_path(record.id), record_file_bytes(record))
         _write_atomic(self.markdown_path(record.id), record.render_markdown().encode("utf-8"))
         self.ledger.append(
@@ -306,13 +310,14 @@ class RecordStore:
 
     def _raw(self, record_id: str) -> bytes:
         path = self.json_path(record_id)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
+        if not exists(path):
             raise UnknownRecordError(
                 f"no change record {record_id}",
                 hint="`dmarcops records list` shows the records.",
-            ) from None
+            )
+        # Regular files inside the repository only: a record committed as a symbolic link to a
+        # file elsewhere (or as a FIFO) is refused by name, never followed or waited on.
+        return read_bytes(path, root=self.changes_dir.parent)
 
     def get(self, record_id: str) -> ChangeRecord:
         return _parse(self._raw(record_id), self.json_path(record_id))
@@ -368,17 +373,23 @@ class RecordStore:
 
 
 def _load_json(raw: bytes, path: Path) -> object:
+    hint = "Change records are written by dmarcops; restore this one from git."
     try:
-        return json.loads(raw.decode("utf-8"))
-    except json.JSONDecodeError as exc:
-        raise json_syntax_error(
-            exc,
-            path,
-            "not a JSON change record",
-            "Change records are written by dmarcops; restore this one from git.",
-        ) from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"not a JSON change record ({exc})", file=path) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            "not a JSON change record: not UTF-8 text", file=path, line=line, hint=hint
+        ) from None
+    return parse_json(text, path, "not a JSON change record", hint)
+
+
+def _text_or_none(path: Path) -> str | None:
+    """A record's markdown for comparison; None (a mismatch) when it is not a readable file."""
+    try:
+        return read_text(path, root=path.parent.parent.parent)
+    except InputError:
+        return None
 
 
 def _parse(raw: bytes, path: Path) -> ChangeRecord:
@@ -606,11 +617,11 @@ def _check_file(
     now: datetime,
     problems: builtins.list[AuditProblem],
 ) -> None:
-    raw = path.read_bytes()
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problems.append(AuditProblem(rid, f"{path.name}: not JSON ({exc})"))
+        raw = read_bytes(path, root=path.parent.parent.parent)
+        data = _load_json(raw, path)
+    except InputError as exc:
+        problems.append(AuditProblem(rid, f"{path.name}: {exc.message}"))
         return
     digest = hashlib.sha256(canonical_bytes(data)).hexdigest()
     if digest != last.record_sha256:
@@ -661,7 +672,7 @@ def _check_file(
             )
         )
     markdown = path.with_suffix(".md")
-    if markdown.exists() and markdown.read_text(encoding="utf-8") != record.render_markdown():
+    if exists(markdown) and _text_or_none(markdown) != record.render_markdown():
         # The rendering is what people read on GitHub: it must say what the sealed JSON says.
         problems.append(AuditProblem(rid, f"{markdown.name} does not match the record (edited)"))
     emergency = record.emergency

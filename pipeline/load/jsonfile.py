@@ -1,0 +1,72 @@
+"""JSON files dmarcops reads (approvals, change records, plan files, pending changes, events):
+through pipeline.load.files (regular file, inside the repository unless named on the command line,
+within the size limit), parsed with line and column on a syntax error, nesting bounded.
+
+Nesting is bounded: json.loads itself stops at Python's recursion limit (a RecursionError, a
+crash), and code that walks a parsed value recursively (hashing, canonical JSON, from_json) may
+stop earlier than that. No file dmarcops writes nests more
+than a handful of levels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import InputError, json_syntax_error
+from pipeline.load.files import read_text
+
+MAX_JSON_DEPTH = 64
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed value (iterative: no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def parse_json(text: str, path: Path, what: str, hint: str) -> Any:
+    """`text` as JSON, or an InputError naming the file, line and column, `what` it should be and
+    `hint` (what to do)."""
+    too_deep = InputError(
+        f"{what}: refused: the JSON nests more than {MAX_JSON_DEPTH} levels deep",
+        file=path,
+        hint=hint,
+    )
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise json_syntax_error(exc, path, what, hint) from None
+    except RecursionError:  # thousands of levels: the parser itself gives up
+        raise too_deep from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
+    return value
+
+
+def load_json(
+    path: Path,
+    *,
+    what: str,
+    hint: str,
+    root: Path | None = None,
+    outside_ok: bool = False,
+    log: bool = False,
+) -> Any:
+    """A JSON file read safely (pipeline.load.files.read_text) and parsed by parse_json."""
+    text = read_text(path, root=root, outside_ok=outside_ok, log=log)
+    return parse_json(text, path, what, hint)
