@@ -226,7 +226,7 @@ def approve(
             '(seed: "a self-review preserves all the same blind spots").',
         )
     approval = sign(
-        signer.key,
+        signer,
         plan.plan_hash,
         request.id,
         signer.analyst,

@@ -14,7 +14,6 @@ This module only says whether one approval is genuine and about this plan and re
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import os
@@ -25,7 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -33,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from pipeline.errors import InputError
+from pipeline.gate.identity import Signer, signature_holds
 from pipeline.gate.requests import REQUEST_ID, ChangeRequest
 from pipeline.gate.roster import Analyst, Roster
 from pipeline.load.files import make_dir, read_bytes
@@ -190,7 +189,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def sign(
-    key: Ed25519PrivateKey,
+    key: Ed25519PrivateKey | Signer,
     plan_hash: str,
     request_id: str,
     analyst: str,
@@ -201,24 +200,20 @@ def sign(
 ) -> Approval:
     at = approved_at.astimezone(UTC).replace(microsecond=0)
     payload = signed_payload(plan_hash, request_id, analyst, at, request_sha256, simulated)
-    signature = base64.b64encode(key.sign(payload)).decode()
+    # A Signer may be an OpenSSH key (an armored sshsig); a bare key signs raw Ed25519.
+    signature = (
+        key.sign(payload)
+        if isinstance(key, Signer)
+        else base64.b64encode(key.sign(payload)).decode()
+    )
     return Approval(
         plan_hash, request_id, analyst, at, SIGNED, "", signature, request_sha256, simulated
     )
 
 
 def _signature_ok(approval: Approval, analyst: Analyst) -> bool:
-    try:
-        signature = base64.b64decode(approval.signature, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    for key in analyst.public_keys():  # any of the person's keys (a rotation keeps the old one)
-        try:
-            key.verify(signature, approval.payload())
-        except InvalidSignature:
-            continue
-        return True
-    return False
+    # Any of the person's keys (a rotation keeps the old one); raw Ed25519 or sshsig.
+    return signature_holds(analyst.public_keys(), approval.payload(), approval.signature)
 
 
 # The reference pipeline.github.reviews gives an approval read from a GitHub review.

@@ -124,8 +124,13 @@ class Roster:
         return found
 
     def id_of_key(self, public_key: str) -> str | None:
-        """The analyst one of whose keys is `public_key` (base64 raw Ed25519)."""
-        return next((a.id for a in self.analysts if public_key in a.key_texts()), None)
+        """The analyst one of whose keys is `public_key` (base64 raw Ed25519 or an OpenSSH
+        `ssh-ed25519 AAAA...` line: compared by key bytes, as the roster stores them)."""
+        raw = raw_key_bytes(public_key)
+        if raw is None:
+            return None
+        canonical = base64.b64encode(raw).decode()
+        return next((a.id for a in self.analysts if canonical in a.key_texts()), None)
 
     def __contains__(self, analyst_id: object) -> bool:
         return any(a.id == analyst_id for a in self.analysts)
