@@ -10,12 +10,13 @@ window and never in a freeze, except a high change whose client approval names t
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from portfolio import copy_example
+from test_approvals import _Item as Item
 from test_approvals import author_signature, key
 
 from pipeline.gate import decide
@@ -47,17 +48,6 @@ TYPES = (
 # (mhara), an analyst in their first 30 days (sokafor, start date moved), or nobody.
 APPROVERS = ("nobody", "author", "peer", "lead", "shadowing")
 CLIENT = ("none", "given", "names the freeze")
-
-
-@dataclass(frozen=True)
-class Item:
-    risk: RiskLevel
-    client: str = "northwind-health"
-    zone: str = "northwind-health.example"
-    name: str = "_dmarc"
-    type: str = "TXT"
-    before: tuple[str, ...] = ()
-    after: tuple[str, ...] = ()
 
 
 def expected(risk: RiskLevel, when: str, approver: str, client: str) -> bool:

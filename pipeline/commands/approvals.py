@@ -409,7 +409,7 @@ Example:
     "key_file",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Your private key (from `dmarcops keygen`).",
+    help="Your private key (from `dmarcops keygen`, or an OpenSSH ed25519 key on the roster).",
 )
 @click.option("--as", "analyst_id", help="Your roster id (checked against the key's owner).")
 @click.pass_obj
@@ -426,22 +426,15 @@ def requests_group() -> None:
     its author."""
 
 
-@requests_group.command(
-    "sign", help=_SIGN_HELP.replace("dmarcops sign-request", "dmarcops requests sign")
+# `requests sign` is `sign-request` under the group, with the same options and callback.
+requests_group.add_command(
+    click.Command(
+        "sign",
+        callback=sign_request_command.callback,
+        params=sign_request_command.params,
+        help=_SIGN_HELP.replace("dmarcops sign-request", "dmarcops requests sign"),
+    )
 )
-@click.argument("request_id", metavar="ID")
-@click.option(
-    "--key",
-    "key_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Your private key (from `dmarcops keygen`).",
-)
-@click.option("--as", "analyst_id", help="Your roster id (checked against the key's owner).")
-@click.pass_obj
-@reports_errors
-def requests_sign(repo: Path, request_id: str, key_file: Path, analyst_id: str | None) -> None:
-    _sign(repo, request_id, key_file, analyst_id)
 
 
 @requests_group.command("check")
