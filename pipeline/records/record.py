@@ -572,6 +572,9 @@ class ChangeRecord:
     incident: str = ""  # the declared incident an emergency answered
     policy_sha256: str = ""  # the sealed policy the decision used
     recovery: Recovery | None = None  # finished from an interrupted apply's journal
+    # Written under an injected time (a sandbox rehearsal, pipeline.clock): `audit verify` refuses
+    # such a record for a client that is not on the sandbox.
+    simulated: bool = False
     # SHA-256 of the change request's content as signed and approved (pipeline.gate.requests).
     request_sha256: str = ""
 
@@ -660,6 +663,7 @@ class ChangeRecord:
             },
             # Only when set: records written before the field existed keep their hashes.
             **({"recovery": self.recovery.to_json()} if self.recovery else {}),
+            **({"simulated": True} if self.simulated else {}),
         }
 
     @classmethod
@@ -710,6 +714,7 @@ class ChangeRecord:
                 incident=f.text("incident") if "incident" in f.data else "",
                 policy_sha256=f.text("policy_sha256") if "policy_sha256" in f.data else "",
                 recovery=Recovery.from_fields(recovery) if recovery else None,
+                simulated=f.data.get("simulated") is True,
             )
         )
 
