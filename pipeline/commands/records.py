@@ -24,7 +24,14 @@ from pipeline.commands.common import command_time, reports_errors
 from pipeline.errors import EXIT_GATE, DmarcopsError
 from pipeline.load.portfolio import load_portfolio
 from pipeline.model import RiskLevel
-from pipeline.records.record import ChangeRecord, Outcome, parse_time, plain, show_utc
+from pipeline.records.record import (
+    REVIEW_VERDICTS,
+    ChangeRecord,
+    Outcome,
+    parse_time,
+    plain,
+    show_utc,
+)
 from pipeline.records.store import RecordStore, audit
 
 P = ParamSpec("P")
@@ -227,21 +234,52 @@ def verify_command(at: str | None) -> None:
 @click.command("review")
 @click.argument("record_id", metavar="ID")
 @click.option("--by", "by", required=True, metavar="ANALYST", help="Who reviewed the change.")
+@click.option(
+    "--verdict",
+    required=True,
+    type=click.Choice(REVIEW_VERDICTS),
+    help="Was the emergency justified? not-justified needs --follow-up.",
+)
+@click.option(
+    "--follow-up",
+    "follow_up",
+    default="",
+    metavar="REF",
+    help="The policy follow-up (ticket, policy change) a not-justified emergency leads to.",
+)
 @click.option("--notes", required=True, metavar="TEXT", help="What the review found.")
 @_at_option
 @reports_errors
-def review_command(record_id: str, by: str, notes: str, at: str | None) -> None:
-    """Record the post-hoc review of an emergency change (due within 24 hours of it). The reviewer
-    cannot be the analyst who proposed or executed it.
+def review_command(
+    record_id: str, by: str, verdict: str, follow_up: str, notes: str, at: str | None
+) -> None:
+    """Record the post-hoc review of an emergency change (due within 24 hours of it; a later one
+    is recorded as late) with its verdict. The reviewer cannot be the analyst who proposed or
+    executed it.
 
     \b
-    Example:
-      dmarcops review 2026-0007 --by "M. Hara" --notes "Rollback justified: bounces at Outlook."
+    Examples:
+      dmarcops review 2026-0007 --by "M. Hara" --verdict justified \\
+          --notes "Rollback justified: bounces at Outlook."
+      dmarcops review 2026-0008 --by "M. Hara" --verdict not-justified --follow-up POL-12 \\
+          --notes "Could have waited for the window."
     """
     when = _mutating_now(at, "review", record_id)
-    record = _store().review(record_id, by, notes, when.now, simulated=when.simulated)
-    assert record.emergency is not None and record.emergency.reviewed_at is not None
-    click.echo(f"reviewed: {record.id} by {plain(by)} {show_utc(record.emergency.reviewed_at)}")
+    record = _store().review(
+        record_id,
+        by,
+        notes,
+        when.now,
+        simulated=when.simulated,
+        verdict=verdict,
+        follow_up=follow_up,
+    )
+    emergency = record.emergency
+    assert emergency is not None and emergency.reviewed_at is not None
+    late = " (late: after the review was due)" if emergency.late else ""
+    click.echo(
+        f"reviewed: {record.id} {verdict} by {plain(by)} {show_utc(emergency.reviewed_at)}{late}"
+    )
 
 
 @click.group("reviews")

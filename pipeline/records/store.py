@@ -44,6 +44,7 @@ from pipeline.records.ledger import (
 )
 from pipeline.records.record import (
     RECORD_ID,
+    REVIEW_VERDICTS,
     ApprovalRole,
     ChangeRecord,
     Outcome,
@@ -237,7 +238,14 @@ class RecordStore:
             return sealed
 
     def review(
-        self, record_id: str, by: str, notes: str, at: datetime, simulated: bool = False
+        self,
+        record_id: str,
+        by: str,
+        notes: str,
+        at: datetime,
+        simulated: bool = False,
+        verdict: str = "justified",
+        follow_up: str = "",
     ) -> ChangeRecord:
         """Record the post-hoc review of an emergency change (seed: "within 24 hours").
 
@@ -247,6 +255,16 @@ class RecordStore:
         at = utc(at)
         if not by.strip() or not notes.strip():
             raise InputError("a review needs a reviewer (--by) and notes (--notes)")
+        if verdict not in REVIEW_VERDICTS:
+            raise InputError(
+                f"verdict {verdict!r} is not one of {', '.join(REVIEW_VERDICTS)}",
+                hint="Say whether the emergency was justified: --verdict justified|not-justified",
+            )
+        if verdict == "not-justified" and not follow_up.strip():
+            raise InputError(
+                "a not-justified emergency needs a policy follow-up reference (--follow-up)",
+                hint="Name the ticket or policy change that keeps it from happening again.",
+            )
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
             current = self._current(record_id, entries)
@@ -269,7 +287,15 @@ class RecordStore:
                 )
             reviewed = replace(
                 current,
-                emergency=replace(emergency, reviewed_by=by, reviewed_at=at, review_notes=notes),
+                emergency=replace(
+                    emergency,
+                    reviewed_by=by,
+                    reviewed_at=at,
+                    review_notes=notes,
+                    verdict=verdict,
+                    follow_up=follow_up.strip(),
+                    late=at > emergency.review_due,
+                ),
                 simulated=current.simulated or simulated,
             )
             self._write(reviewed, entries, LedgerEvent.UPDATED, at)
