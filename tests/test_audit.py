@@ -144,7 +144,7 @@ def test_a_record_file_the_ledger_never_saw_is_named(store: RecordStore) -> None
 
 def test_a_reference_to_a_missing_record_is_named(store: RecordStore) -> None:
     record = store.get("2026-0002")
-    store.update(replace(record, references=("2026-0009",)), at=T0)
+    store.update(replace(record, references=("2026-0009",)), at=LATER)
     problems = assert_named(store, "2026-0002")
     assert "references record 2026-0009, which does not exist" in str(problems[0])
 

@@ -296,6 +296,8 @@ def test_emergency_skips_window_and_is_reviewed(
         "2026-0001",
         "--by",
         "mhara",
+        "--verdict",
+        "justified",
         "--notes",
         "Genuine emergency: payroll provider rejected.",
         "--at",

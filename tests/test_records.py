@@ -184,7 +184,7 @@ def test_numbers_are_sequential_and_each_creation_is_logged(store: RecordStore) 
 
 
 def test_year_rollover_starts_at_0001(store: RecordStore) -> None:
-    new_year_eve = datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC)
+    new_year_eve = datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
     assert store.create(make_record, at=new_year_eve).id == "2026-0001"
     assert store.create(make_record, at=new_year_eve).id == "2026-0002"
     # 00:30 on 1 January in UTC+1 is still 2026 in UTC: the year is the UTC year.
@@ -427,14 +427,23 @@ def test_a_sealed_record_cannot_be_changed_through_the_cli(
 ) -> None:
     emergency = Emergency("mail bouncing at Outlook", T0 + timedelta(hours=24))
     record = store.create(lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0)
-    assert cli(tmp_path, "review", record.id, "--by", "M. Hara", "--notes", "ok",
+    assert cli(tmp_path, "review", record.id, "--by", "M. Hara", "--verdict", "justified", "--notes", "ok",
                "--at", "2026-06-09T12:00:00Z").exit_code == 0  # fmt: skip
     assert cli(tmp_path, "close", record.id, "--outcome", "accepted", "--by", "J. Chen",
                "--at", "2026-06-10T00:00:00Z").exit_code == 0  # fmt: skip
     sealed_bytes = (store.records_dir / f"{record.id}.json").read_bytes()
     for args in (
         ("close", record.id, "--outcome", "failed", "--by", "J. Chen", "--force"),
-        ("review", record.id, "--by", "A. Lee", "--notes", "rewriting history"),
+        (
+            "review",
+            record.id,
+            "--by",
+            "A. Lee",
+            "--verdict",
+            "justified",
+            "--notes",
+            "rewriting history",
+        ),
     ):
         result = cli(tmp_path, *args, "--at", "2026-06-11T00:00:00Z")
         assert result.exit_code == EXIT_GATE, result.output
@@ -475,10 +484,11 @@ def test_overdue_emergency_review_is_listed_fails_audit_and_clears_after_review(
                  "--force", "--at", now)  # fmt: skip
     assert result.exit_code == EXIT_GATE and "post-hoc review" in result.stderr
     # The executor cannot review their own change (seed: no self-review).
-    result = cli(tmp_path, "review", late.id, "--by", "J. Chen", "--notes", "fine", "--at", now)
+    result = cli(tmp_path, "review", late.id, "--by", "J. Chen", "--verdict", "justified", "--notes", "fine",
+                 "--at", now)  # fmt: skip
     assert result.exit_code == EXIT_GATE and "cannot review it" in result.stderr
 
-    result = cli(tmp_path, "review", late.id, "--by", "M. Hara", "--notes",
+    result = cli(tmp_path, "review", late.id, "--by", "M. Hara", "--verdict", "justified", "--notes",
                  "Justified: DKIM failures at Gmail.", "--at", now)  # fmt: skip
     assert result.exit_code == 0, result.output
     reviewed = store.get(late.id)
@@ -494,11 +504,12 @@ def test_overdue_emergency_review_is_listed_fails_audit_and_clears_after_review(
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("ok: 3 records, 4 ledger entries, chain intact\n")
 
-    result = cli(tmp_path, "review", late.id, "--by", "A. Lee", "--notes", "again", "--at", now)
+    result = cli(tmp_path, "review", late.id, "--by", "A. Lee", "--verdict", "justified", "--notes", "again",
+                 "--at", now)  # fmt: skip
     assert result.exit_code == EXIT_GATE and "already recorded" in result.stderr
-    assert cli(tmp_path, "review", planned.id, "--by", "A. Lee", "--notes", "x").exit_code == (
-        EXIT_INPUT
-    )
+    assert cli(
+        tmp_path, "review", planned.id, "--by", "A. Lee", "--verdict", "justified", "--notes", "x"
+    ).exit_code == (EXIT_INPUT)
 
 
 # --- search -------------------------------------------------------------------------------------
@@ -588,7 +599,7 @@ def test_unknown_or_malformed_id_is_input_error(
     for args in (
         ("records", "show", record_id),
         ("close", record_id, "--outcome", "accepted", "--by", "J. Chen"),
-        ("review", record_id, "--by", "J. Chen", "--notes", "x"),
+        ("review", record_id, "--by", "J. Chen", "--verdict", "justified", "--notes", "x"),
     ):
         result = cli(tmp_path, *args)
         assert result.exit_code == EXIT_INPUT, (args, result.output)
@@ -604,3 +615,34 @@ def test_bad_time_is_input_error(store: RecordStore, tmp_path: Path) -> None:
                  env={"DMARCOPS_NOW": "tomorrow"})  # fmt: skip
     assert result.exit_code == EXIT_INPUT and "cannot read --at / DMARCOPS_NOW" in result.stderr
     assert not store.get(record.id).sealed
+
+
+def test_review_verdict_follow_up_and_late_marking(store: RecordStore, tmp_path: Path) -> None:
+    emergency = Emergency("mail bouncing at Outlook", T0 + timedelta(hours=24))
+    on_time = store.create(lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0)
+    late = store.create(lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0)
+    # not-justified needs the policy follow-up it leads to; an unknown verdict is bad input.
+    for extra in (("--verdict", "not-justified"), ("--verdict", "maybe"), ()):
+        result = cli(tmp_path, "review", on_time.id, "--by", "M. Hara", *extra, "--notes", "x",
+                     "--at", "2026-06-09T12:00:00Z")  # fmt: skip
+        assert result.exit_code in {EXIT_INPUT, 2}, (extra, result.output)
+        assert not store.get(on_time.id).emergency.reviewed  # type: ignore[union-attr]
+    result = cli(tmp_path, "review", on_time.id, "--by", "M. Hara", "--verdict", "not-justified",
+                 "--follow-up", "POL-12", "--notes", "could have waited",
+                 "--at", "2026-06-09T12:00:00Z")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    reviewed = store.get(on_time.id).emergency
+    assert reviewed is not None
+    assert (reviewed.verdict, reviewed.follow_up, reviewed.late) == (
+        "not-justified",
+        "POL-12",
+        False,
+    )
+    assert "not-justified" in store.get(on_time.id).render_markdown()
+    result = cli(tmp_path, "review", late.id, "--by", "M. Hara", "--verdict", "justified",
+                 "--notes", "bounces confirmed", "--at", "2026-06-11T12:00:00Z")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "(late" in result.stdout
+    marked = store.get(late.id).emergency
+    assert marked is not None and marked.late and marked.verdict == "justified"
+    assert verify(store.changes_dir, T0 + timedelta(days=3)) == []

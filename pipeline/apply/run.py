@@ -471,6 +471,7 @@ def _journaled(
                 references=((g.request.rollback_of,) if g.request.rollback_of else ()),
                 freeze_exception=g.freeze_exception,
                 incident=options.incident if options.emergency_reason else "",
+                simulated=options.simulated,
             )
 
         opened.append((store.create(build, now), keys))

@@ -19,12 +19,19 @@ from typing import ParamSpec, TypeVar
 
 import click
 
-from pipeline.clock import read_only_time
+from pipeline.clock import CommandTime, is_sandbox, read_only_time
 from pipeline.commands.common import command_time, reports_errors
-from pipeline.errors import EXIT_GATE
+from pipeline.errors import EXIT_GATE, DmarcopsError
 from pipeline.load.portfolio import load_portfolio
 from pipeline.model import RiskLevel
-from pipeline.records.record import ChangeRecord, Outcome, parse_time, plain, show_utc
+from pipeline.records.record import (
+    REVIEW_VERDICTS,
+    ChangeRecord,
+    Outcome,
+    parse_time,
+    plain,
+    show_utc,
+)
 from pipeline.records.store import RecordStore, audit
 
 P = ParamSpec("P")
@@ -41,13 +48,28 @@ def _now(at: str | None) -> datetime:
     return read_only_time(parse_time(at, what="--at / DMARCOPS_NOW") if at else None).now
 
 
-def _mutating_now(at: str | None, command: str, record_id: str) -> datetime:
+def _mutating_now(at: str | None, command: str, record_id: str) -> CommandTime:
     """The system clock; a typed time only when the record's client is on the sandbox."""
     store = _store()
     client = store.get(record_id).client  # an unknown id is reported first, as itself
     repo = store.changes_dir.parent
     typed = parse_time(at, what="--at / DMARCOPS_NOW") if at else None
-    return command_time(typed, command, load_portfolio(repo), {client}).now
+    return command_time(typed, command, load_portfolio(repo), {client})
+
+
+def _sandbox_clients(store: RecordStore) -> frozenset[str]:
+    """The clients whose provider is the sandbox: the only ones a simulated record may be for.
+    A portfolio that cannot be read has none (a simulated record is then refused)."""
+    try:
+        portfolio = load_portfolio(store.changes_dir.parent)
+    except DmarcopsError:
+        return frozenset()
+    return frozenset(
+        cid
+        for cid, client in portfolio.clients.items()
+        if client.provider in portfolio.providers
+        and is_sandbox(portfolio.providers[client.provider].options)
+    )
 
 
 _at_option = click.option(
@@ -189,7 +211,7 @@ def verify_command(at: str | None) -> None:
       dmarcops audit verify
     """
     store = _store()
-    report = audit(store.changes_dir, _now(at))
+    report = audit(store.changes_dir, _now(at), sandbox_clients=_sandbox_clients(store))
     if report.ok:
         click.echo(
             f"ok: {report.records} records, {report.entries} ledger entries, chain intact\n"
@@ -212,20 +234,52 @@ def verify_command(at: str | None) -> None:
 @click.command("review")
 @click.argument("record_id", metavar="ID")
 @click.option("--by", "by", required=True, metavar="ANALYST", help="Who reviewed the change.")
+@click.option(
+    "--verdict",
+    required=True,
+    type=click.Choice(REVIEW_VERDICTS),
+    help="Was the emergency justified? not-justified needs --follow-up.",
+)
+@click.option(
+    "--follow-up",
+    "follow_up",
+    default="",
+    metavar="REF",
+    help="The policy follow-up (ticket, policy change) a not-justified emergency leads to.",
+)
 @click.option("--notes", required=True, metavar="TEXT", help="What the review found.")
 @_at_option
 @reports_errors
-def review_command(record_id: str, by: str, notes: str, at: str | None) -> None:
-    """Record the post-hoc review of an emergency change (due within 24 hours of it). The reviewer
-    cannot be the analyst who proposed or executed it.
+def review_command(
+    record_id: str, by: str, verdict: str, follow_up: str, notes: str, at: str | None
+) -> None:
+    """Record the post-hoc review of an emergency change (due within 24 hours of it; a later one
+    is recorded as late) with its verdict. The reviewer cannot be the analyst who proposed or
+    executed it.
 
     \b
-    Example:
-      dmarcops review 2026-0007 --by "M. Hara" --notes "Rollback justified: bounces at Outlook."
+    Examples:
+      dmarcops review 2026-0007 --by "M. Hara" --verdict justified \\
+          --notes "Rollback justified: bounces at Outlook."
+      dmarcops review 2026-0008 --by "M. Hara" --verdict not-justified --follow-up POL-12 \\
+          --notes "Could have waited for the window."
     """
-    record = _store().review(record_id, by, notes, _mutating_now(at, "review", record_id))
-    assert record.emergency is not None and record.emergency.reviewed_at is not None
-    click.echo(f"reviewed: {record.id} by {plain(by)} {show_utc(record.emergency.reviewed_at)}")
+    when = _mutating_now(at, "review", record_id)
+    record = _store().review(
+        record_id,
+        by,
+        notes,
+        when.now,
+        simulated=when.simulated,
+        verdict=verdict,
+        follow_up=follow_up,
+    )
+    emergency = record.emergency
+    assert emergency is not None and emergency.reviewed_at is not None
+    late = " (late: after the review was due)" if emergency.late else ""
+    click.echo(
+        f"reviewed: {record.id} {verdict} by {plain(by)} {show_utc(emergency.reviewed_at)}{late}"
+    )
 
 
 @click.group("reviews")
@@ -286,8 +340,10 @@ def close_command(record_id: str, outcome: str, by: str, force: bool, at: str | 
     Example:
       dmarcops close 2026-0001 --outcome accepted --by "J. Chen"
     """
-    now = _mutating_now(at, "close", record_id)
-    record = _store().seal(record_id, Outcome(outcome), now, by, forced=force)
+    when = _mutating_now(at, "close", record_id)
+    record = _store().seal(
+        record_id, Outcome(outcome), when.now, by, forced=force, simulated=when.simulated
+    )
     assert record.closed_at is not None
     forced = " (forced: before the rollback window ended)" if record.closed_forced else ""
     click.echo(f"sealed: {record.id} {outcome} {show_utc(record.closed_at)} by {plain(by)}{forced}")

@@ -398,6 +398,9 @@ class ApprovalEvidence:
         )
 
 
+REVIEW_VERDICTS = ("justified", "not-justified")
+
+
 @dataclass(frozen=True)
 class Emergency:
     """An emergency change: executed without waiting, reviewed afterwards (seed: within 24 hours)."""
@@ -407,6 +410,11 @@ class Emergency:
     reviewed_by: str = ""
     reviewed_at: datetime | None = None
     review_notes: str = ""
+    # Issue 9 item 5: the review says whether the emergency was one; "not-justified" names the
+    # policy follow-up; a review recorded after `review_due` is marked late.
+    verdict: str = ""  # "" (not reviewed, or reviewed before verdicts existed) | REVIEW_VERDICTS
+    follow_up: str = ""
+    late: bool = False
 
     def __post_init__(self) -> None:
         _normalise_times(self, "review_due", "reviewed_at")
@@ -425,6 +433,10 @@ class Emergency:
             "reviewed_by": self.reviewed_by,
             "reviewed_at": _time_or_none(self.reviewed_at),
             "review_notes": self.review_notes,
+            # Only when set: records reviewed before these fields existed keep their hashes.
+            **({"verdict": self.verdict} if self.verdict else {}),
+            **({"follow_up": self.follow_up} if self.follow_up else {}),
+            **({"late": True} if self.late else {}),
         }
 
     @classmethod
@@ -435,6 +447,9 @@ class Emergency:
             reviewed_by=f.text("reviewed_by"),
             reviewed_at=f.optional_time("reviewed_at"),
             review_notes=f.text("review_notes"),
+            verdict=f.text("verdict") if "verdict" in f.data else "",
+            follow_up=f.text("follow_up") if "follow_up" in f.data else "",
+            late=f.data.get("late") is True,
         )
 
 
@@ -572,6 +587,9 @@ class ChangeRecord:
     incident: str = ""  # the declared incident an emergency answered
     policy_sha256: str = ""  # the sealed policy the decision used
     recovery: Recovery | None = None  # finished from an interrupted apply's journal
+    # Written under an injected time (a sandbox rehearsal, pipeline.clock): `audit verify` refuses
+    # such a record for a client that is not on the sandbox.
+    simulated: bool = False
     # SHA-256 of the change request's content as signed and approved (pipeline.gate.requests).
     request_sha256: str = ""
 
@@ -660,6 +678,7 @@ class ChangeRecord:
             },
             # Only when set: records written before the field existed keep their hashes.
             **({"recovery": self.recovery.to_json()} if self.recovery else {}),
+            **({"simulated": True} if self.simulated else {}),
         }
 
     @classmethod
@@ -710,6 +729,7 @@ class ChangeRecord:
                 incident=f.text("incident") if "incident" in f.data else "",
                 policy_sha256=f.text("policy_sha256") if "policy_sha256" in f.data else "",
                 recovery=Recovery.from_fields(recovery) if recovery else None,
+                simulated=f.data.get("simulated") is True,
             )
         )
 
@@ -853,9 +873,12 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
         )
     blocks.append(("", execution))
     if emergency is not None:
+        verdict = f"{emergency.verdict}, " if emergency.verdict else ""
+        follow = f" (follow-up: {t(emergency.follow_up)})" if emergency.follow_up else ""
+        late = " (late)" if emergency.late else ""
         review = (
-            f"by {t(emergency.reviewed_by)} {show_utc(emergency.reviewed_at)}: "
-            f"{t(emergency.review_notes)}"
+            f"{verdict}by {t(emergency.reviewed_by)} {show_utc(emergency.reviewed_at)}{late}: "
+            f"{t(emergency.review_notes)}{follow}"
             if emergency.reviewed_at
             else f"not yet recorded (due {show_utc(emergency.review_due)})"
         )

@@ -44,10 +44,14 @@ from pipeline.records.ledger import (
 )
 from pipeline.records.record import (
     RECORD_ID,
+    REVIEW_VERDICTS,
+    ApprovalRole,
     ChangeRecord,
     Outcome,
     RecordFormatError,
     canonical_bytes,
+    format_utc,
+    plain,
     show_utc,
     utc,
 )
@@ -194,6 +198,7 @@ class RecordStore:
         at: datetime,
         by: str,
         forced: bool = False,
+        simulated: bool = False,
     ) -> ChangeRecord:
         """Log the outcome and seal the record: it is never written again.
 
@@ -227,11 +232,21 @@ class RecordStore:
                 closed_by=by,
                 closed_forced=early,
                 sealed=True,
+                simulated=current.simulated or simulated,
             )
             self._write(sealed, entries, LedgerEvent.SEALED, at)
             return sealed
 
-    def review(self, record_id: str, by: str, notes: str, at: datetime) -> ChangeRecord:
+    def review(
+        self,
+        record_id: str,
+        by: str,
+        notes: str,
+        at: datetime,
+        simulated: bool = False,
+        verdict: str = "justified",
+        follow_up: str = "",
+    ) -> ChangeRecord:
         """Record the post-hoc review of an emergency change (seed: "within 24 hours").
 
         The reviewer is not the analyst who executed or proposed it (seed FAQ: "Can the analyst
@@ -240,6 +255,16 @@ class RecordStore:
         at = utc(at)
         if not by.strip() or not notes.strip():
             raise InputError("a review needs a reviewer (--by) and notes (--notes)")
+        if verdict not in REVIEW_VERDICTS:
+            raise InputError(
+                f"verdict {verdict!r} is not one of {', '.join(REVIEW_VERDICTS)}",
+                hint="Say whether the emergency was justified: --verdict justified|not-justified",
+            )
+        if verdict == "not-justified" and not follow_up.strip():
+            raise InputError(
+                "a not-justified emergency needs a policy follow-up reference (--follow-up)",
+                hint="Name the ticket or policy change that keeps it from happening again.",
+            )
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
             current = self._current(record_id, entries)
@@ -262,7 +287,16 @@ class RecordStore:
                 )
             reviewed = replace(
                 current,
-                emergency=replace(emergency, reviewed_by=by, reviewed_at=at, review_notes=notes),
+                emergency=replace(
+                    emergency,
+                    reviewed_by=by,
+                    reviewed_at=at,
+                    review_notes=notes,
+                    verdict=verdict,
+                    follow_up=follow_up.strip(),
+                    late=at > emergency.review_due,
+                ),
+                simulated=current.simulated or simulated,
             )
             self._write(reviewed, entries, LedgerEvent.UPDATED, at)
             return reviewed
@@ -426,11 +460,15 @@ class AuditReport:
 INTERRUPTED_AFTER = timedelta(hours=1)
 
 
-def verify(changes_dir: Path, now: datetime) -> builtins.list[AuditProblem]:
-    return builtins.list(audit(changes_dir, now).problems)
+def verify(
+    changes_dir: Path, now: datetime, sandbox_clients: frozenset[str] | None = None
+) -> builtins.list[AuditProblem]:
+    return builtins.list(audit(changes_dir, now, sandbox_clients).problems)
 
 
-def audit(changes_dir: Path, now: datetime) -> AuditReport:
+def audit(
+    changes_dir: Path, now: datetime, sandbox_clients: frozenset[str] | None = None
+) -> AuditReport:
     """Check the audit trail: the chain, every record against its last event, the numbering, and
     overdue emergency reviews. Reads damaged files instead of stopping at the first problem."""
     problems: builtins.list[AuditProblem] = []
@@ -439,7 +477,7 @@ def audit(changes_dir: Path, now: datetime) -> AuditReport:
     entries = _check_chain(lines, problems)
     last_events = _check_histories(entries, problems)
     _check_numbering(entries, problems)
-    _check_files(store, last_events, utc(now), problems)
+    _check_files(store, last_events, utc(now), problems, sandbox_clients)
     head = entries[-1][1].entry_sha256 if entries else GENESIS
     return AuditReport(tuple(problems), len(last_events), len(lines), head)
 
@@ -450,6 +488,7 @@ def _check_chain(
     """Line by line: readable, seq contiguous, prev linking to the line before, entry hash."""
     entries: builtins.list[tuple[int, LedgerEntry]] = []
     expected_seq, prev_hash, prev_record = 1, GENESIS, ""
+    last_at: datetime | None = None
     for number, line in enumerate(lines, 1):
         try:
             entry = LedgerEntry.from_line(line)
@@ -475,6 +514,11 @@ def _check_chain(
             )
         if entry.computed_sha256() != entry.entry_sha256:
             issues.append("entry_sha256 does not match the entry (the line was edited)")
+        if last_at is not None and entry.at < last_at:
+            issues.append(
+                f"dated {format_utc(entry.at)}, before line {number - 1} "
+                f"({format_utc(last_at)}): sequence numbers must increase with time"
+            )
         if issues:
             problems.append(
                 AuditProblem(
@@ -484,6 +528,7 @@ def _check_chain(
             )
         entries.append((number, entry))
         expected_seq, prev_hash, prev_record = entry.seq + 1, entry.entry_sha256, entry.record_id
+        last_at = entry.at
     return entries
 
 
@@ -581,7 +626,10 @@ def _check_files(
     last_events: dict[str, tuple[int, LedgerEntry]],
     now: datetime,
     problems: builtins.list[AuditProblem],
+    sandbox_clients: frozenset[str] | None = None,
 ) -> None:
+    """`sandbox_clients`: the clients on the sandbox provider; a simulated record for any other
+    is refused. None (a library caller that does not know the portfolio) skips that check."""
     files: dict[str, Path] = {}
     if store.records_dir.is_dir():
         for path in store.records_dir.glob("*.json"):
@@ -604,7 +652,22 @@ def _check_files(
             )
             continue
         number, last = last_events[stem]
-        _check_file(path, stem, number, last, owner_of_hash, set(last_events), now, problems)
+        record = _check_file(
+            path, stem, number, last, owner_of_hash, set(last_events), now, problems
+        )
+        if (
+            record is not None
+            and record.simulated
+            and sandbox_clients is not None
+            and record.client not in sandbox_clients
+        ):
+            problems.append(
+                AuditProblem(
+                    stem,
+                    f"written under an injected time (simulated), but client {plain(record.client)}"
+                    " is not on the sandbox: a rehearsal cannot stand in a real audit trail",
+                )
+            )
 
 
 def _check_file(
@@ -616,13 +679,13 @@ def _check_file(
     known: set[str],
     now: datetime,
     problems: builtins.list[AuditProblem],
-) -> None:
+) -> ChangeRecord | None:
     try:
         raw = read_bytes(path, root=path.parent.parent.parent)
         data = _load_json(raw, path)
     except InputError as exc:
         problems.append(AuditProblem(rid, f"{path.name}: {exc.message}"))
-        return
+        return None
     digest = hashlib.sha256(canonical_bytes(data)).hexdigest()
     if digest != last.record_sha256:
         owner = owner_of_hash.get(digest)
@@ -640,7 +703,7 @@ def _check_file(
                 f"{number}): {why}",
             )
         )
-        return
+        return None
     # From here the content is what dmarcops recorded; what remains is the file's form and what
     # the record itself says (an overdue review, references to records that do not exist).
     if raw != _pretty(data):
@@ -651,7 +714,7 @@ def _check_file(
         record = ChangeRecord.from_json(data)
     except RecordFormatError as exc:
         problems.append(AuditProblem(rid, f"{path.name}: not a change record: {exc.message}"))
-        return
+        return None
     if record.id != rid:
         problems.append(AuditProblem(rid, f"{path.name} holds record {record.id}"))
     if record.sealed != (last.event is LedgerEvent.SEALED):
@@ -671,6 +734,7 @@ def _check_file(
                 "apply? Compare live DNS with its items, then close it with the real outcome",
             )
         )
+    problems.extend(AuditProblem(rid, why) for why in chronology(record))
     markdown = path.with_suffix(".md")
     if exists(markdown) and _text_or_none(markdown) != record.render_markdown():
         # The rendering is what people read on GitHub: it must say what the sealed JSON says.
@@ -689,3 +753,69 @@ def _check_file(
                     f"{show_utc(emergency.review_due)}",
                 )
             )
+    return record
+
+
+def chronology(record: ChangeRecord) -> builtins.list[str]:
+    """What the record's own times say happened out of order (issue 9 item 2).
+
+    A record that matches its ledger can still tell an impossible story: an approval dated before
+    the request it approves or after the apply, an apply outside the window it claims, a close
+    inside the rollback window without --force, a review before the change it reviews.
+    """
+    out: builtins.list[str] = []
+    author = next(
+        (a for a in record.approvals if a.role is ApprovalRole.ANALYST and a.at is not None), None
+    )
+    executed = record.executed_at
+    for approval in record.approvals:
+        if approval.at is None or approval is author:
+            continue
+        what = f"{approval.role.value} approval by {plain(approval.who)}"
+        if author is not None and author.at is not None and approval.at < author.at:
+            out.append(
+                f"{what} is dated {show_utc(approval.at)}, before the request was signed "
+                f"({show_utc(author.at)}): backdated"
+            )
+        if executed is not None and approval.at > executed:
+            out.append(
+                f"{what} is dated {show_utc(approval.at)}, after the change was applied "
+                f"({show_utc(executed)})"
+            )
+    if executed is not None:
+        if executed < record.created_at:
+            out.append(
+                f"applied {show_utc(executed)}, before the record was created "
+                f"({show_utc(record.created_at)})"
+            )
+        window = record.change_window
+        if (
+            record.emergency is None
+            and window is not None
+            and not window.start <= executed <= window.end
+        ):
+            out.append(
+                f"applied {show_utc(executed)}, outside the change window it claims "
+                f"({show_utc(window.start)} to {show_utc(window.end)})"
+            )
+    if record.closed_at is not None:
+        if executed is not None and record.closed_at < executed:
+            out.append(
+                f"closed {show_utc(record.closed_at)}, before it was applied ({show_utc(executed)})"
+            )
+        if not record.closed_forced and record.closed_at < record.rollback_window.end:
+            out.append(
+                f"closed {show_utc(record.closed_at)}, inside its rollback window (ends "
+                f"{show_utc(record.rollback_window.end)}) without --force"
+            )
+    emergency = record.emergency
+    if (
+        emergency is not None
+        and emergency.reviewed_at is not None
+        and (executed is None or emergency.reviewed_at < executed)
+    ):
+        out.append(
+            f"post-hoc review dated {show_utc(emergency.reviewed_at)}, before the change was "
+            "applied"
+        )
+    return out

@@ -1,0 +1,254 @@
+"""Tamper classes against a genuine audit trail: `dmarcops audit verify` exits 2 and names the record.
+
+Each test starts from the same genuine history (three records, one sealed), applies one tamper
+class the way an attacker with write access to the repository would, and runs the library audit
+and `dmarcops audit verify`. Classes that need the signed ledger (format 2: actor signatures and
+anchors, branch `ledger`) are not detectable yet; they are kept here as strict xfails so that the
+day they are detected the marker has to go (see docs/audit-trail.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from test_records import T0, cli, make_record
+
+from pipeline.errors import EXIT_GATE
+from pipeline.records import (
+    ApprovalEvidence,
+    ApprovalRole,
+    ApprovalSource,
+    ChangeRecord,
+    Outcome,
+    RecordStore,
+    verify,
+)
+from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent
+from pipeline.records.record import canonical_bytes
+from pipeline.records.store import record_file_bytes
+
+LATER = T0 + timedelta(days=2)
+AUDIT_AT = "2026-06-11T10:00:00Z"
+NOT_PORTED = (
+    "needs the signed ledger (format 2, actor signatures / anchors) of branch `ledger`, "
+    "not ported yet"
+)
+
+
+def _with_request_time(record: ChangeRecord) -> ChangeRecord:
+    """The author's evidence carries the time the request was signed (as the gate records it)."""
+    approvals = tuple(
+        replace(a, at=T0 - timedelta(days=2))
+        if a.role is ApprovalRole.ANALYST
+        else replace(a, at=T0 - timedelta(days=1))
+        for a in record.approvals
+    )
+    return replace(record, approvals=approvals)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RecordStore:
+    store = RecordStore(tmp_path / "changes")
+    first = store.create(lambda rid: _with_request_time(make_record(rid, executed_at=None)), at=T0)
+    store.update(replace(first, executed_at=T0, executed_by="J. Chen"), at=T0)
+    store.create(lambda rid: _with_request_time(make_record(rid)), at=T0)
+    store.seal(first.id, Outcome.ACCEPTED, LATER, "J. Chen")
+    store.create(lambda rid: _with_request_time(make_record(rid)), at=LATER)
+    assert verify(store.changes_dir, LATER) == []
+    return store
+
+
+def lines_of(store: RecordStore) -> list[str]:
+    return store.ledger.path.read_text(encoding="utf-8").splitlines()
+
+
+def write_lines(store: RecordStore, lines: list[str]) -> None:
+    store.ledger.path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+
+
+def write_record(store: RecordStore, record: ChangeRecord) -> str:
+    """Write a record's files as dmarcops would; returns the hash the ledger would carry."""
+    store.json_path(record.id).write_bytes(record_file_bytes(record))
+    store.markdown_path(record.id).write_text(record.render_markdown(), encoding="utf-8")
+    return hashlib.sha256(canonical_bytes(record.to_json())).hexdigest()
+
+
+def rehash(entries: list[LedgerEntry]) -> list[str]:
+    """Renumber and re-chain every entry (what an attacker without any key can always do)."""
+    out: list[str] = []
+    prev = GENESIS
+    last_of: dict[str, str] = {}
+    for seq, entry in enumerate(entries, 1):
+        made = LedgerEntry.make(
+            seq=seq,
+            record_id=entry.record_id,
+            event=entry.event,
+            record_sha256=entry.record_sha256,
+            record_prev=last_of.get(entry.record_id, GENESIS),
+            at=entry.at,
+            prev=prev,
+        )
+        last_of[entry.record_id] = made.record_sha256
+        prev = made.entry_sha256
+        out.append(made.to_line().rstrip("\n"))
+    return out
+
+
+def rewrite_record(
+    store: RecordStore, record_id: str, edit: Callable[[ChangeRecord], ChangeRecord]
+):
+    """Edit a record's content, rewrite its files and re-hash the whole chain to match."""
+    digest = write_record(store, edit(store.get(record_id)))
+    entries = [LedgerEntry.from_line(line) for line in lines_of(store)]
+    last = max(i for i, e in enumerate(entries) if e.record_id == record_id)
+    entries[last] = replace(entries[last], record_sha256=digest)
+    write_lines(store, rehash(entries))
+
+
+def assert_caught(store: RecordStore, record_id: str) -> None:
+    problems = verify(store.changes_dir, LATER)
+    assert record_id in {p.record_id for p in problems}, [str(p) for p in problems]
+    result = cli(store.changes_dir.parent, "audit", "verify", "--at", AUDIT_AT)
+    assert result.exit_code == EXIT_GATE, result.output
+    assert f"problem: {record_id}: " in result.stdout
+    assert "chain intact" not in result.stdout
+    assert "Traceback" not in result.output
+
+
+def test_the_genuine_history_verifies(store: RecordStore) -> None:
+    result = cli(store.changes_dir.parent, "audit", "verify", "--at", AUDIT_AT)
+    assert result.exit_code == 0, result.output
+
+
+# --- detected ---------------------------------------------------------------------------------
+
+
+def test_edit_of_a_sealed_record(store: RecordStore) -> None:
+    path = store.json_path("2026-0001")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["rationale"] = "Nothing to see here."
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    assert_caught(store, "2026-0001")
+
+
+def test_delete_of_a_ledger_line(store: RecordStore) -> None:
+    lines = lines_of(store)
+    del lines[1]  # 2026-0001 updated (executed)
+    write_lines(store, lines)
+    assert_caught(store, "2026-0001")
+
+
+def test_reorder_of_ledger_lines(store: RecordStore) -> None:
+    lines = lines_of(store)
+    lines[2], lines[3] = lines[3], lines[2]  # created 0002 <-> sealed 0001
+    write_lines(store, lines)
+    assert_caught(store, "2026-0001")
+
+
+def test_reorder_of_timestamps_with_the_chain_rehashed(store: RecordStore) -> None:
+    entries = [LedgerEntry.from_line(line) for line in lines_of(store)]
+    entries[2], entries[3] = entries[3], entries[2]  # sealed 0001 (LATER) before created 0002
+    write_lines(store, rehash(entries))
+    assert_caught(store, "2026-0002")
+
+
+def test_backdated_approval_with_the_chain_rehashed(store: RecordStore) -> None:
+    def backdate(record: ChangeRecord) -> ChangeRecord:
+        peer = ApprovalEvidence(
+            ApprovalRole.PEER,
+            "M. Hara",
+            T0 - timedelta(days=3),
+            "review-4711",
+            ApprovalSource.GITHUB,
+        )
+        return replace(record, approvals=(record.approvals[0], peer))
+
+    rewrite_record(store, "2026-0002", backdate)
+    assert_caught(store, "2026-0002")
+
+
+def test_approval_dated_after_the_apply_with_the_chain_rehashed(store: RecordStore) -> None:
+    def late(record: ChangeRecord) -> ChangeRecord:
+        peer = replace(record.approvals[1], at=T0 + timedelta(hours=1))
+        return replace(record, approvals=(record.approvals[0], peer))
+
+    rewrite_record(store, "2026-0002", late)
+    assert_caught(store, "2026-0002")
+
+
+def test_close_inside_the_rollback_window_relabelled_unforced(store: RecordStore) -> None:
+    rewrite_record(store, "2026-0001", lambda r: replace(r, closed_at=T0 + timedelta(hours=1)))
+    assert_caught(store, "2026-0001")
+
+
+# --- not detected without the signed ledger ---------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_PORTED)
+def test_truncate_the_suffix(store: RecordStore) -> None:
+    lines = lines_of(store)
+    write_lines(store, lines[:-1])  # drop "created 2026-0003" and its files
+    store.json_path("2026-0003").unlink()
+    store.markdown_path("2026-0003").unlink()
+    assert_caught(store, "2026-0003")
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_PORTED)
+def test_rehash_of_the_whole_chain_after_an_edit(store: RecordStore) -> None:
+    rewrite_record(store, "2026-0001", lambda r: replace(r, rationale="Nothing to see here."))
+    assert_caught(store, "2026-0001")
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_PORTED)
+def test_forged_append_with_correct_chaining(store: RecordStore) -> None:
+    forged = _with_request_time(make_record("2026-0004", executed_at=LATER))
+    digest = write_record(store, forged)
+    entries = [LedgerEntry.from_line(line) for line in lines_of(store)]
+    entries.append(
+        LedgerEntry.make(
+            seq=0,
+            record_id="2026-0004",
+            event=LedgerEvent.CREATED,
+            record_sha256=digest,
+            record_prev=GENESIS,
+            at=LATER,
+            prev=GENESIS,
+        )
+    )
+    write_lines(store, rehash(entries))
+    assert_caught(store, "2026-0004")
+
+
+@pytest.mark.xfail(strict=True, reason=NOT_PORTED)
+def test_replaced_signature_of_an_entry(store: RecordStore) -> None:
+    # Format 1 entries carry no actor signature: swapping "who signed" is rewriting the executor
+    # and re-hashing, which nothing can tell from the genuine entry.
+    rewrite_record(store, "2026-0002", lambda r: replace(r, executed_by="M. Hara"))
+    assert_caught(store, "2026-0002")
+
+
+def test_simulated_record_in_a_repository_not_on_the_sandbox(store: RecordStore) -> None:
+    rewrite_record(store, "2026-0002", lambda r: replace(r, simulated=True))
+    # The client is on the sandbox: a rehearsal is allowed there.
+    assert verify(store.changes_dir, LATER, frozenset({"northwind-health"})) == []
+    problems = verify(store.changes_dir, LATER, frozenset())
+    assert [p.record_id for p in problems] == ["2026-0002"], [str(p) for p in problems]
+    assert "simulated" in str(problems[0])
+    root = store.changes_dir.parent
+    # The repository's portfolio puts the client on the sandbox: the command accepts it ...
+    result = cli(root, "audit", "verify", "--at", AUDIT_AT)
+    assert result.exit_code == 0, result.output
+    # ... and refuses it once the client is on a real provider.
+    client = root / "policy" / "clients" / "northwind-health.yaml"
+    text = client.read_text(encoding="utf-8")
+    client.write_text(text.replace("provider: sandbox", "provider: msp-bind"), encoding="utf-8")
+    result = cli(root, "audit", "verify", "--at", AUDIT_AT)
+    assert result.exit_code == EXIT_GATE, result.output
+    assert "problem: 2026-0002: " in result.stdout
+    assert "simulated" in result.stdout
