@@ -298,6 +298,8 @@ def _review(repo: Path, by: str) -> tuple[int, str]:
         by,
         "--notes",
         "Genuine emergency: payroll provider rejected.",
+        "--verdict",
+        "justified",
         "--at",
         "2026-12-05T09:00:00Z",
     )
@@ -516,6 +518,7 @@ def test_1b_self_set_clock_on_review_and_close(
     before = record(repo, "2026-0001")
     extra = (
         ["--by", "mhara", "--notes", "Genuine emergency: payroll provider rejected."]
+        + ["--verdict", "justified"]
         if command == "review"
         else ["--outcome", "accepted", "--by", "jchen"]
     )
