@@ -702,7 +702,13 @@ def test_command_line(scratch: Path, crash_dir: Path, argv: tuple[str, ...]) -> 
     cwd = Path.cwd()
     os.chdir(workdir)  # a relative --out or --key lands in the example's own directory
     try:
-        run_checked(repo, crash_dir, *argv, writes=argv[0] in WRITING_COMMANDS, root=workdir)
+        run_checked(
+            repo,
+            crash_dir,
+            *argv,
+            writes=argv[0] in WRITING_COMMANDS or tuple(argv[:2]) == ("audit", "anchor"),
+            root=workdir,
+        )
     finally:
         os.chdir(cwd)
 

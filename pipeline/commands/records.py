@@ -21,7 +21,7 @@ import click
 
 from pipeline.clock import CommandTime, is_sandbox, read_only_time
 from pipeline.commands.common import command_time, reports_errors
-from pipeline.errors import EXIT_GATE, DmarcopsError
+from pipeline.errors import EXIT_GATE, DmarcopsError, InputError
 from pipeline.load.portfolio import load_portfolio
 from pipeline.model import RiskLevel
 from pipeline.records.record import (
@@ -32,7 +32,7 @@ from pipeline.records.record import (
     plain,
     show_utc,
 )
-from pipeline.records.store import RecordStore, audit
+from pipeline.records.store import RecordStore, audit, make_anchor, parse_anchor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -199,10 +199,56 @@ def audit_group() -> None:
     """Check the audit trail (changes/ledger.jsonl and changes/records/)."""
 
 
+@audit_group.command("anchor")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Where to write the anchor: keep it outside the repository.",
+)
+@reports_errors
+def anchor_command(out: Path) -> None:
+    """Write the ledger's anchor (every line's seq, record and hash) to FILE. Kept outside the
+    repository, it lets `dmarcops audit verify --anchor FILE` prove later that no line was removed
+    or rewritten since (a truncated ledger, a re-hashed chain).
+
+    \b
+    Example:
+      dmarcops audit anchor --out ~/dmarcops-anchors/2026-12-01.json
+    """
+    anchor = make_anchor(_store().changes_dir)
+    out.write_text(json.dumps(anchor, indent=1) + "\n", encoding="utf-8")
+    click.echo(f"anchored: ledger line {anchor['seq']}, head {anchor['head']} -> {out}")
+
+
+def _read_anchor(path: Path) -> list[tuple[int, str, str]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read the anchor: {exc.strerror}", file=path) from None
+    try:
+        return parse_anchor(json.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(
+            f"not a ledger anchor: {exc}",
+            file=path,
+            hint="Pass a file `dmarcops audit anchor --out FILE` wrote.",
+        ) from None
+
+
 @audit_group.command("verify")
 @_at_option
+@click.option(
+    "--anchor",
+    "anchor_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="An anchor from `dmarcops audit anchor`: no anchored line may be gone or rewritten.",
+)
 @reports_errors
-def verify_command(at: str | None) -> None:
+def verify_command(at: str | None, anchor_file: Path | None) -> None:
     """Verify the hash chain, every record against its last ledger event, gap-free numbering and
     overdue emergency reviews. Prints each problem with the record it concerns; exit 2 if any.
 
@@ -211,7 +257,10 @@ def verify_command(at: str | None) -> None:
       dmarcops audit verify
     """
     store = _store()
-    report = audit(store.changes_dir, _now(at), sandbox_clients=_sandbox_clients(store))
+    anchor = _read_anchor(anchor_file) if anchor_file is not None else None
+    report = audit(
+        store.changes_dir, _now(at), sandbox_clients=_sandbox_clients(store), anchor=anchor
+    )
     if report.ok:
         click.echo(
             f"ok: {report.records} records, {report.entries} ledger entries, chain intact\n"
