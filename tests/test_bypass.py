@@ -289,6 +289,16 @@ def _emergency_applied(repo: Path, client_dns: NamedServer, sender_dns: NamedSer
     assert record(repo, "2026-0001")["executed_by"] == "jchen"
 
 
+REVIEW_ARGS = (
+    "--by",
+    "mhara",
+    "--notes",
+    "Genuine emergency: payroll provider rejected.",
+    "--verdict",
+    "justified",
+)
+
+
 def _review(repo: Path, by: str) -> tuple[int, str]:
     result = cli(
         repo,
@@ -516,12 +526,7 @@ def test_1b_self_set_clock_on_review_and_close(
 ) -> None:
     _emergency_applied(repo, client_dns, sender_dns)
     before = record(repo, "2026-0001")
-    extra = (
-        ["--by", "mhara", "--notes", "Genuine emergency: payroll provider rejected."]
-        + ["--verdict", "justified"]
-        if command == "review"
-        else ["--outcome", "accepted", "--by", "jchen"]
-    )
+    extra = [*REVIEW_ARGS] if command == "review" else ["--outcome", "accepted", "--by", "jchen"]
     for typed in (["--at", "2026-12-05T09:00:00Z"], []):
         env = None if typed else {"DMARCOPS_NOW": "2026-12-05T09:00:00Z"}
         result = raw_cli(repo, command, "2026-0001", *extra, *typed, env=env)
