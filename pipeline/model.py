@@ -44,7 +44,7 @@ class Severity(enum.IntEnum):
 
 
 class RecordKind(enum.Enum):
-    """The record kinds the pipeline owns (product.md "Scope")."""
+    """The record kinds the pipeline owns (docs: README "Repository layout"; the zone files hold only these)."""
 
     DMARC = "dmarc"
     SPF = "spf"
@@ -58,7 +58,7 @@ class RecordKind(enum.Enum):
 
 @dataclass(frozen=True)
 class Finding:
-    """One validation result: a rule code from email-auth-rules.md (D1, S2, ...), never free text alone."""
+    """One validation result: a rule code from docs/rules.md (D1, S2, ...), never free text alone."""
 
     code: str
     severity: Severity

@@ -9,28 +9,19 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from click.testing import CliRunner, Result
-from clockcli import invoke_at
 from dns_server import NamedServer
-from portfolio import REPO, write
-from signing import sign_if_valid
 from test_apply_named import served
+from test_lifecycle import KEYS, TUESDAY, cli
 
 from pipeline.cli import main
 from pipeline.gate.approvals import load_private_key, sign, write_approval
 from pipeline.gate.requests import load_requests
 
-KEYS = REPO / "tests" / "keys"
-TUESDAY = "2026-12-01T10:00:00Z"  # alpha's window: Tue-Thu 09:00-12:00 UTC
 TUESDAY_DT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MONDAY = "2026-11-30T10:00:00Z"  # outside alpha's window
 SATURDAY = "2026-12-05T03:00:00Z"
-RATIONALE = (
-    "DMARC aggregate reports show 99.4% alignment for 21 days across all known senders; "
-    "SendGrid starts sending invoices on 2026-12-02."
-)
 LIVE_DMARC = ["v=DMARC1; p=none; rua=mailto:dmarc@alpha.example"]
 NEW_DMARC = ["v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"]
 LIVE_SPF = ["v=spf1 include:_spf.google.com ~all"]
@@ -38,26 +29,9 @@ LIVE_BETA_SPF = ["v=spf1 include:sendgrid.net -all"]
 CLIENT_APPROVER = "ops@alpha.example"
 
 
-def cli(repo: Path, *args: str) -> Result:
-    return invoke_at(["--repo", str(repo), *args])
-
-
 def raw_cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> Result:
     """The CLI exactly as the analyst types it: an `--at` here is the analyst's, not the clock."""
     return CliRunner().invoke(main, ["--repo", str(repo), *args], env=env)
-
-
-def request(repo: Path, rid: str, covers: list[str], author: str = "jchen", **extra: Any) -> None:
-    data: dict[str, Any] = {
-        "type": "other",
-        "client": "alpha",
-        "covers": covers,
-        "author": author,
-        "rationale": RATIONALE,
-        **extra,
-    }
-    write(repo / "changes" / "requests" / f"{rid}.yaml", json.dumps(data))
-    sign_if_valid(repo, rid)
 
 
 def request_sha(repo: Path, rid: str) -> str:
@@ -95,24 +69,6 @@ def approve(
     )
 
 
-def apply(
-    repo: Path, plan_path: Path, sender_dns: NamedServer, at: str = TUESDAY, *extra: str
-) -> Result:
-    return cli(
-        repo,
-        "apply",
-        "--plan",
-        str(plan_path),
-        "--as",
-        "jchen",
-        "--at",
-        at,
-        "--nameserver",
-        f"127.0.0.1:{sender_dns.port}",
-        *extra,
-    )
-
-
 def forge_approval(
     repo: Path,
     plan_hash: str,
@@ -145,11 +101,6 @@ def forge_approval(
 def records(repo: Path) -> list[str]:
     directory = repo / "changes" / "records"
     return sorted(p.name for p in directory.glob("*.json")) if directory.exists() else []
-
-
-def record(repo: Path, rid: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((repo / "changes" / "records" / f"{rid}.json").read_text())
-    return data
 
 
 def approvals(repo: Path) -> list[Path]:

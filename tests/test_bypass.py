@@ -17,29 +17,24 @@ from pathlib import Path
 
 import pytest
 from bypass_helpers import (
-    KEYS,
     LIVE_DMARC,
     MONDAY,
     NEW_DMARC,
     SATURDAY,
-    TUESDAY,
     TUESDAY_DT,
     add_client_approvers,
-    apply,
     approvals,
     approve,
     assert_untouched,
-    cli,
     client_approval,
     forge_approval,
     plan,
     raw_cli,
-    record,
     records,
-    request,
 )
 from dns_server import NamedServer
 from test_apply_named import served
+from test_lifecycle import KEYS, TUESDAY, apply, cli, record, request
 from test_plan_named import make_repo
 
 from pipeline.errors import EXIT_GATE, EXIT_INPUT

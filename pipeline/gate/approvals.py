@@ -2,8 +2,7 @@
 
 An approval says: analyst A approved request R, with content hash C, as planned in plan H, at time
 T. It is an Ed25519 signature over exactly those five values, so it can be checked offline, for as
-long as the roster keeps A's public key, and it stops counting the moment the plan changes
-(github-notes.md: "approvals given before the last plan still counting" is the pitfall to avoid) or
+long as the roster keeps A's public key, and it stops counting the moment the plan changes or
 the request is edited (a `covers:` widened, a `client_approval` added after the review).
 
 Which approvals a change needs, and from whom, is decided in one place: pipeline.gate.decide.

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from pipeline.gate import approvals as signed
 from pipeline.gate.approvals import Approval, ApprovalEvidence
 from pipeline.gate.evidence import DnsFunc, check_client_mail
-from pipeline.gate.requests import ChangeRequest, signature_problem
+from pipeline.gate.requests import ChangeRequest, CoverableItem, signature_problem
 from pipeline.gate.roster import Analyst, Roster
 from pipeline.gate.windows import Window, check_apply_time
 from pipeline.load.gate_policy import GatePolicy, Role
@@ -82,19 +82,9 @@ _LABEL = {
 }
 
 
-class GateItem(Protocol):
-    """What the gate needs of a change: a re-planned PlanItem or a change read from plan JSON."""
+class GateItem(CoverableItem, Protocol):
+    """What the gate needs of a change: what coverage needs, plus its before and after values."""
 
-    @property
-    def client(self) -> str: ...
-    @property
-    def zone(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def risk(self) -> RiskLevel: ...
     @property
     def before(self) -> tuple[str, ...]: ...
     @property

@@ -58,7 +58,7 @@ class RequestType(enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> RequestType:
-        # product.md spells the template `dmarcops new sender`.
+        # `dmarcops new sender` is accepted as the short form of new-sender.
         return cls("new-sender" if text == "sender" else text)
 
 

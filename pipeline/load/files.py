@@ -233,15 +233,48 @@ def open_lock(path: Path, *, root: Path | None = None) -> int:
     written through; O_NONBLOCK: a FIFO in its place must not hang the run. The directory holding
     it must be inside the repository (a linked changes/.locks would put the file elsewhere).
     """
+    return _open_regular(
+        path,
+        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+        root,
+        noun="lock file",
+        verb="locks",
+        hint="Remove it (git rm it if it was committed); dmarcops creates it when needed.",
+    )
+
+
+def open_append(path: Path, *, root: Path | None = None) -> int:
+    """An append-only log (the ledger) opened for writing, never through a symbolic link, never
+    a FIFO or device: a linked ledger must not append the audit trail to another file."""
+    return _open_regular(
+        path,
+        os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+        root,
+        noun="file",
+        verb="writes",
+        hint="Restore the file from git as a regular file.",
+    )
+
+
+def _open_regular(
+    path: Path, flags: int, root: Path | None, *, noun: str, verb: str, hint: str
+) -> int:
+    """os.open for a file dmarcops writes, refused (with `hint`) when its directory resolves
+    outside the repository or the name is anything but a regular file, before or after opening."""
     root = root if root is not None else find_root(path)
     if root is not None and not _inside(os.path.realpath(path.parent), root):
         raise _refuse(
             path,
-            "refused: the lock file's directory resolves outside the repository "
+            f"refused: the {noun}'s directory resolves outside the repository "
             "(a directory on its path is a symbolic link)",
             f"Replace the linked directory with a real one inside {root}.",
         )
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+    def refused(mode: int) -> InputError:
+        return _refuse(
+            path, f"refused: the {noun} is {_kind(mode)}; dmarcops {verb} only regular files", hint
+        )
+
     try:
         fd = os.open(path, flags, 0o644)
     except OSError as exc:
@@ -250,53 +283,12 @@ def open_lock(path: Path, *, root: Path | None = None) -> int:
         except OSError:
             mode = None
         if mode is not None and not stat.S_ISREG(mode):
-            raise _refuse(
-                path,
-                f"refused: the lock file is {_kind(mode)}; dmarcops locks only regular files",
-                "Remove it (git rm it if it was committed); dmarcops creates it when needed.",
-            ) from None
-        raise InputError(f"cannot open the lock file: {exc.strerror}", file=path) from None
+            raise refused(mode) from None
+        raise InputError(f"cannot open the {noun}: {exc.strerror}", file=path) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise _refuse(
-            path,
-            f"refused: the lock file is {_kind(st.st_mode)}; dmarcops locks only regular files",
-            "Remove it (git rm it if it was committed); dmarcops creates it when needed.",
-        )
-    return fd
-
-
-def open_append(path: Path, *, root: Path | None = None) -> int:
-    """An append-only log (the ledger) opened for writing, never through a symbolic link, never
-    a FIFO or device: a linked ledger must not append the audit trail to another file."""
-    root = root if root is not None else find_root(path)
-    if root is not None and not _inside(os.path.realpath(path.parent), root):
-        raise _refuse(
-            path,
-            "refused: the file's directory resolves outside the repository",
-            f"Replace the linked directory with a real one inside {root}.",
-        )
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        mode: int | None = os.lstat(path).st_mode
-    except OSError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        raise _refuse(
-            path,
-            f"refused: the file is {_kind(mode)}; dmarcops writes only regular files",
-            "Restore the file from git as a regular file.",
-        )
-    fd = os.open(path, flags, 0o644)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise _refuse(
-            path,
-            "refused: the file changed into something other than a regular file while it was "
-            "being opened",
-            "Run again; if it repeats, something is tampering with the repository.",
-        )
+        raise refused(st.st_mode)
     return fd
 
 

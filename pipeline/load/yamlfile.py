@@ -59,25 +59,9 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def _walk(
-    node: yaml.Node,
-    here: JsonPath,
-    lines: dict[JsonPath, int],
-    path: Path,
-    inside: frozenset[int] = frozenset(),
-) -> None:
+def _walk(node: yaml.Node, here: JsonPath, lines: dict[JsonPath, int], path: Path) -> None:
+    # The graph is acyclic here: _alias_problem refused a cycle (`a: &x [*x]`) at its anchor.
     lines[here] = node.start_mark.line + 1
-    if id(node) in inside:
-        # `a: &x [*x]`: an alias inside its own anchor makes the node graph a cycle, which no
-        # zone or policy value can be (and which walked for ever, a RecursionError, before).
-        raise InputError(
-            "the value anchored here holds an alias to itself (a recursive structure)",
-            file=path,
-            line=node.start_mark.line + 1,
-            column=node.start_mark.column + 1,
-            hint="Remove the alias (*name) or move it out of its own anchor's value.",
-        )
-    inside = inside | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -91,11 +75,11 @@ def _walk(
                     hint="Merge the two entries into one: YAML keeps only the last silently.",
                 )
             seen[key] = line
-            _walk(value_node, (*here, key), lines, path, inside)
+            _walk(value_node, (*here, key), lines, path)
             lines[(*here, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*here, i), lines, path, inside)
+            _walk(item, (*here, i), lines, path)
 
 
 def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | None] | None:

@@ -1,7 +1,7 @@
 """The audit trail: numbered change records, an append-only hash-chained ledger, sealing, audit.
 
 `RecordStore` writes and searches records under `changes/`; `verify`/`audit` check that what is on
-disk is what was recorded (product.md "Close and seal"; the seed's "Audit trail and compliance").
+disk is what was recorded (docs/audit-trail.md).
 """
 
 from pipeline.records.ledger import Ledger, LedgerCorrupt, LedgerEntry, LedgerEvent

@@ -455,7 +455,7 @@ class Emergency:
 
 @dataclass(frozen=True)
 class ZoneOutcome:
-    """What apply did to one zone; one failing zone does not stop the others (product.md)."""
+    """What apply did to one zone; one failing zone does not stop the others."""
 
     zone: str
     status: ZoneStatus
