@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +52,11 @@ from pipeline.plan.build import PlanOptions, make_plan, offline_findings, select
 from pipeline.plan.changes import ChangedZones, zones_changed_since
 from pipeline.plan.items import RequestRef
 from pipeline.records import RecordStore
+from pipeline.records.policy_of_record import (
+    policy_of_record,
+    portfolio_of_record,
+    roster_of_record,
+)
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import render_markdown
 from pipeline.render.safe import clean, shown
@@ -59,20 +65,41 @@ from pipeline.render.text import render_text
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def load_checked(repo: Path, zones_only: list[str] | None = None) -> Portfolio:
+def load_checked(
+    repo: Path, zones_only: list[str] | None = None, *, of_record: bool = True
+) -> Portfolio:
     """Everything the plan reads, validated; all problems reported together, exit 1."""
-    return load_plannable(repo, zones_only, isolate_zone_files=False)[0]
+    return load_plannable(repo, zones_only, isolate_zone_files=False, of_record=of_record)[0]
 
 
 def load_plannable(
-    repo: Path, zones_only: list[str] | None = None, *, isolate_zone_files: bool = True
+    repo: Path,
+    zones_only: list[str] | None = None,
+    *,
+    isolate_zone_files: bool = True,
+    of_record: bool = True,
 ) -> tuple[Portfolio, dict[str, InputError]]:
     """Like load_checked, but a zone file with problems only takes its own zone out of the plan
-    (its problems are printed and returned by domain); the policy files must all be right."""
+    (its problems are printed and returned by domain); the policy files must all be right.
+
+    `of_record`: judge by the policy of record (plan, the GitHub gate). The working tree's
+    policy/ must load either way (an edit that does not is refused by name); `validate` checks
+    the working tree's files and nothing else (of_record=False).
+    """
     portfolio, problems = collect_problems(repo)
     roster = None
+    if of_record and not problems:
+        # The plan is judged by the sealed policy, which differs from the working tree's only
+        # while a policy edit waits for a lead's seal (its files then appear as policy items).
+        record = policy_of_record(repo)
+        if record.pending and not problems:
+            portfolio, problems = collect_problems(repo, record.root(repo))
+        if portfolio is not None:
+            portfolio = replace(
+                portfolio, policy_sha256=record.sha256, pending_policy=record.pending_files()
+            )
     try:
-        roster = load_roster(repo)
+        roster = roster_of_record(repo) if of_record else load_roster(repo)
     except InputError as exc:
         problems.append(exc)
     problems.extend(collect_requests(repo, roster)[1])
@@ -147,7 +174,7 @@ def validate(repo: Path) -> None:
     looked up). Prints each problem with its file and line; exit 1 for bad files, 2 when a record
     has an error finding (as `plan` refuses), 0 otherwise (warnings are printed).
     """
-    portfolio = load_checked(repo)
+    portfolio = load_checked(repo, of_record=False)  # the files as they are in the working tree
     errors = 0
     now = datetime.now(UTC)
     for zone_file in portfolio.zone_files:
@@ -202,7 +229,7 @@ def window(repo: Path, client_id: str, risk: str, at: datetime | None) -> None:
       dmarcops window fabrikam-labs
       dmarcops window northwind-health --risk reject
     """
-    portfolio = load_portfolio(repo)
+    portfolio = portfolio_of_record(repo)
     client = portfolio.clients.get(client_id)
     if client is None:
         raise InputError(
@@ -448,7 +475,7 @@ def plan(
         coverage.check()
     except GateRefused as exc:
         refusals.append(str(exc))
-    roster = load_roster(repo)
+    roster = roster_of_record(repo)
     for request in coverage.requests:
         decision = decide.decide(
             request,

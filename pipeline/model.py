@@ -54,6 +54,9 @@ class RecordKind(enum.Enum):
     MTA_STS_HOST = "mta-sts-host"
     TLS_RPT = "tls-rpt"
     REPORT_AUTH = "report-auth"
+    # Not a DNS record: an edit under policy/ not sealed yet (pipeline.records.policy_of_record).
+    # It is listed in the plan and hashed with it; a lead's seal, not an apply, makes it count.
+    POLICY = "policy"
 
 
 @dataclass(frozen=True)

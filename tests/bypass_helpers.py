@@ -12,6 +12,7 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 from dns_server import NamedServer
+from signing import reseal
 from test_apply_named import served
 from test_lifecycle import KEYS, TUESDAY, cli
 
@@ -124,6 +125,7 @@ def add_client_approvers(repo: Path, freeze: str = "") -> None:
     if freeze:
         text += f"freezes:\n  - {{start: '2026-12-01', end: '2026-12-01', reason: '{freeze}'}}\n"
     profile.write_text(text)
+    reseal(repo)  # the client's profile as a lead sealed it (setup, not the attack)
 
 
 def client_approval(at: str = "2026-11-30T12:00:00Z", **extra: str) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.gate.identity import Signer, load_signer
@@ -58,3 +58,12 @@ JCHEN = signer("jchen")
 MHARA = signer("mhara")
 SOKAFOR = signer("sokafor")
 BOT = signer("dmarcops-bot")
+
+
+def reseal(root: Path, by: str = "mhara") -> None:
+    """A lead seals the working tree's policy/ (what `dmarcops policy seal` does), dated just
+    after the ledger's last line so the ledger's clock keeps running forward."""
+    store = RecordStore(root / "changes")
+    entries = store.ledger.read()
+    at = max(GENESIS_AT, *(e.at for e in entries)) + timedelta(seconds=1)
+    store.seal_policy(current_snapshot(root), at, signer(by, root))

@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 from dns_server import NamedServer
 from portfolio import REPO
-from signing import KEYS
+from signing import KEYS, reseal
 from test_apply_named import served
 from test_plan_named import make_repo
 
@@ -124,6 +124,7 @@ def repo(tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer) -> Pa
             "    key_algorithm: hmac-sha256\n    timeout: 2\n  bind-down:",
         )
     )
+    reseal(root)  # a lead seals the edit: it judges (and configures) from now on
     out = root / "plan.json"
     result = cli(
         root,

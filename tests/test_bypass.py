@@ -33,6 +33,7 @@ from bypass_helpers import (
     records,
 )
 from dns_server import NamedServer
+from signing import reseal
 from test_apply_named import served
 from test_lifecycle import KEYS, TUESDAY, apply, cli, record, request
 from test_plan_named import make_repo
@@ -203,8 +204,9 @@ def test_5_two_roster_entries_with_one_key_are_refused_at_load(
     assert "roster.yaml" in result.stderr
     assert "is also used by the person at line" in result.stderr
     applied_attempt = apply(repo, plan_path, sender_dns)
-    assert applied_attempt.exit_code == EXIT_INPUT
-    assert "is also used by the person at line" in applied_attempt.stderr
+    # The roster edit is a pending policy change the approved plan did not hold: refused.
+    assert applied_attempt.exit_code == EXIT_GATE, applied_attempt.output
+    assert "policy/roster.yaml (policy edit waiting for a lead's seal)" in applied_attempt.stderr
     assert len(approvals(repo)) == 1
     assert_untouched(repo, client_dns)
     # The same key written in another form (an OpenSSH line) is the same key.
@@ -232,6 +234,7 @@ def test_6_shadowing_analyst_cannot_approve_medium(
     roster = repo / "policy" / "roster.yaml"
     original = roster.read_text()
     roster.write_text(original.replace('start_date: "2025-06-02"', 'start_date: "2026-11-20"'))
+    reseal(repo)  # setup: sokafor joined recently, as the roster of record says
     result = approve(repo, plan_path, "CR-0001-alpha", "sokafor")
     assert result.exit_code == EXIT_GATE, result.output
     assert "[shadowing-approver]" in result.stderr
@@ -244,6 +247,7 @@ def test_6_shadowing_analyst_cannot_approve_medium(
     assert_untouched(repo, client_dns)
     # Twin: past the shadowing period, the same analyst's approval counts.
     roster.write_text(original)
+    reseal(repo)
     applied(apply(repo, plan_path, sender_dns).exit_code, repo, client_dns)
 
 

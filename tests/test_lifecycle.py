@@ -17,7 +17,7 @@ from click.testing import Result
 from clockcli import invoke_at
 from dns_server import NamedServer
 from portfolio import REPO, write
-from signing import BOT, JCHEN, sign_if_valid
+from signing import BOT, JCHEN, reseal, sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
 
@@ -248,6 +248,7 @@ def test_outside_the_window_and_inside_a_freeze(repo: Path, sender_dns: NamedSer
         profile.read_text()
         + "freezes:\n  - {start: '2026-12-01', end: '2026-12-01', reason: 'Board meeting'}\n"
     )
+    reseal(repo)  # setup: the edit as a lead sealed it
     frozen = apply(repo, plan_path, sender_dns)
     assert frozen.exit_code == 2
     assert "Board meeting" in frozen.stderr
@@ -405,6 +406,7 @@ def test_named_killed_mid_apply_is_recorded_exactly_and_rolled_back_later(
         profile.read_text()
         + "authorised_approvers:\n  - {name: Alpha Ops, email: ops@alpha.example}\n"
     )
+    reseal(repo)  # setup: the edit as a lead sealed it
     plan_path, _ = plan(repo, sender_dns, TUESDAY, "alpha.example", "beta.example")
     for rid in ("CR-0001-alpha", "CR-0002-alpha"):
         assert approve(repo, plan_path, rid, "mhara").exit_code == 0

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from portfolio import copy_example, write
-from signing import sign_if_valid
+from signing import reseal, sign_if_valid
 
 from pipeline.cli import main
 
@@ -144,6 +144,7 @@ def test_live_policy_is_fetched_over_http(
             f"mta_sts_policies: {base}/{{domain}}/.well-known/mta-sts.txt",
         )
     )
+    reseal(repo)  # setup: the edit as a lead sealed it
     sts(repo, "20261101", "20261201")
     served["/fabrikam.example/.well-known/mta-sts.txt"] = policy("none")
     write(
@@ -165,6 +166,7 @@ def test_unreadable_live_policy_is_not_understood(repo: Path) -> None:
             "mta_sts_policies: http://127.0.0.1:9/{domain}.txt",  # discard port: nothing listens
         )
     )
+    reseal(repo)  # setup: the edit as a lead sealed it
     sts(repo, "20261101", "20261201")
     write(
         repo / "zones/fabrikam-labs/fabrikam.example.mta-sts.txt",

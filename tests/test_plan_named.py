@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from dns_server import NamedServer, ZoneSpec
 from portfolio import REPO, write
-from signing import genesis, sign_all
+from signing import genesis, reseal, sign_all
 
 from pipeline.cli import main
 
@@ -290,6 +290,7 @@ def test_freeze_raises_everything_to_high(
         path.read_text()
         + "freezes:\n  - {start: '2026-11-30', end: '2026-12-02', reason: 'Audit'}\n"
     )
+    reseal(repo)  # setup: the edit as a lead sealed it
     _, plan, _ = plan_json(repo, sender_dns, "--client", "alpha")
     spf = change(plan, "alpha.example", "")
     assert spf["risk"] == "high"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from portfolio import copy_example
+from signing import reseal
 
 from pipeline.cli import main
 from pipeline.gate import sshsig
@@ -49,6 +50,7 @@ def give_sokafor(repo: Path, line: str) -> None:
     assert old is not None
     raw = old.group(0).split(": ", 1)[1]
     roster.write_text(text.replace(old.group(0), f'    public_keys: [{raw}, "{line}"]'))
+    reseal(repo)  # the key counts once a lead has sealed the roster change
 
 
 def plan(repo: Path) -> Path:

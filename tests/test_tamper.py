@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from signing import JCHEN, MHARA, genesis
+from signing import JCHEN, MHARA, genesis, reseal
 from test_records import T0, cli, make_record
 
 from pipeline.errors import EXIT_GATE
@@ -319,6 +319,9 @@ def test_simulated_record_in_a_repository_not_on_the_sandbox(store: RecordStore)
     client = root / "policy" / "clients" / "northwind-health.yaml"
     text = client.read_text(encoding="utf-8")
     client.write_text(text.replace("provider: sandbox", "provider: msp-bind"), encoding="utf-8")
+    # Only as sealed: an unsealed edit of the working tree changes nothing ...
+    assert cli(root, "audit", "verify", "--at", AUDIT_AT).exit_code == 0
+    reseal(root)  # ... a lead's seal moves the client to a real provider.
     result = cli(root, "audit", "verify", "--at", AUDIT_AT)
     assert result.exit_code == EXIT_GATE, result.output
     assert "problem: 2026-0002: " in result.stdout

@@ -23,15 +23,15 @@ from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer
 from pipeline.gate.requests import load_requests, next_request_id, request_path, sign_request
-from pipeline.gate.roster import load_roster
 from pipeline.live.dns import Nameservers
 from pipeline.load.files import exists, read_text, replace_text
-from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.load.portfolio import Portfolio
 from pipeline.load.yamlfile import load_yaml
 from pipeline.load.zones import ESCAPED_SEMICOLONS
 from pipeline.plan.build import PlanOptions, make_plan
 from pipeline.plan.items import Plan
 from pipeline.records import ChangeRecord, RecordItem, RecordStore
+from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.render.json_plan import render_json
 
 
@@ -151,7 +151,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
     original = store.get(options.record_id)
     if original.executed_at is None:
         raise GateRefused(f"record {original.id} was never executed: nothing to roll back")
-    roster = load_roster(repo)
+    roster = roster_of_record(repo)
     if options.by not in roster:
         raise InputError(
             f"{options.by!r} is not on the analyst roster",
@@ -187,7 +187,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
             signed = sign_request(repo, request_file.stem, options.signer, options.now)
             written.append(signed.file)
         plan = make_plan(
-            load_portfolio(repo),
+            portfolio_of_record(repo),
             PlanOptions(now=options.now, zones=tuple(files), nameservers=options.nameservers),
         )
         _check_rollback_plan(original, plan, options.force)
@@ -195,7 +195,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
         replace_text(plan_file, render_json(plan), root=repo)
         written.append(plan_file)
         records = run_apply(
-            load_portfolio(repo),
+            portfolio_of_record(repo),
             ApplyOptions(
                 plan_file=plan_file,
                 by=options.by,

@@ -29,7 +29,6 @@ from pipeline.gate import approvals as gate
 from pipeline.gate import decide
 from pipeline.gate.identity import Signer
 from pipeline.gate.requests import ChangeRequest, cover, load_requests
-from pipeline.gate.roster import load_roster
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio
 from pipeline.model import RiskLevel
@@ -51,6 +50,7 @@ from pipeline.records import (
     ZoneStatus,
     format_utc,
 )
+from pipeline.records.policy_of_record import roster_of_record
 
 _ROLES = {
     "author": (ApprovalRole.ANALYST, ApprovalSource.SELF),
@@ -98,7 +98,7 @@ class Gated:
 def open_requests(root: Path, store: RecordStore) -> list[ChangeRequest]:
     """Requests not yet executed: an executed request's `covers:` must not claim later changes."""
     done = {r.request_id for r in store.all() if r.executed_at is not None}
-    return [r for r in load_requests(root, load_roster(root)) if r.id not in done]
+    return [r for r in load_requests(root, roster_of_record(root)) if r.id not in done]
 
 
 def _evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]:
@@ -139,7 +139,7 @@ def gate_requests(
     """The one gate (pipeline.gate.decide), judged on the plan just made from live DNS (its
     risks, its rollback windows), never on the saved file: the file only names the plan hash the
     approvals signed, and the stale check has shown its changes are these."""
-    roster = load_roster(portfolio.root)
+    roster = roster_of_record(portfolio.root)
     if options.by not in roster:
         raise InputError(
             f"{options.by!r} is not on the analyst roster",
@@ -485,6 +485,8 @@ def _journaled(
                 freeze_exception=g.freeze_exception,
                 incident=options.incident if options.emergency_reason else "",
                 simulated=options.simulated,
+                # The policy of record that judged it (pipeline.records.policy_of_record).
+                policy_sha256=portfolio.policy_sha256,
             )
 
         opened.append((store.create(build, now, signer, options.simulated), keys))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.errors import GateRefused
+from pipeline.plan.build import POLICY_ZONE
 from pipeline.plan.items import Plan, PlanItem, plan_hash
 
 Key = tuple[str, str, str]
@@ -22,6 +23,8 @@ def _key(change: Mapping[str, Any]) -> Key:
 
 
 def _show(name: str, zone: str, rtype: str) -> str:
+    if zone == POLICY_ZONE:  # a pending edit under policy/: the file, not a DNS name
+        return f"{name} (policy edit waiting for a lead's seal)"
     return f"{name + '.' if name else ''}{zone} {rtype}"
 
 

@@ -24,8 +24,8 @@ from pipeline.commands.common import (
 from pipeline.errors import EXIT_INPUT, DmarcopsError, InputError
 from pipeline.gate.approvals import load_plan_file
 from pipeline.live.dns import Nameservers
-from pipeline.load.portfolio import load_portfolio
 from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
+from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.render.safe import clean, shown
 
 P = ParamSpec("P")
@@ -142,7 +142,7 @@ def apply(
             hint="Seed: the emergency that wasn't an emergency erodes the policy; say why.",
         )
     repo: Path = click.get_current_context().obj
-    portfolio = load_portfolio(repo)
+    portfolio = portfolio_of_record(repo)
     clients = {c.client for c in load_plan_file(plan_path).changes}
     when = command_time(at, "apply", portfolio, clients)
     signer = signer_for(repo, key_file, by)
@@ -208,7 +208,7 @@ def rollback(
           --reason "legitimate payroll mail rejected since 09:40"
     """
     repo: Path = click.get_current_context().obj
-    portfolio = load_portfolio(repo)
+    portfolio = portfolio_of_record(repo)
     when = command_time(at, "rollback", portfolio, _record_clients(repo, record_id))
     # Who rolls back is the owner of the key; --as only has to agree.
     signer = signer_for(repo, key_file, by)
@@ -274,7 +274,7 @@ def recover(key_file: Path, by: str | None, wait_seconds: float) -> None:
     signer = signer_for(repo, key_file, by)
     count = 0
     for done in recover_all(
-        load_portfolio(repo), signer=signer, now=system_now(), wait_seconds=wait_seconds
+        portfolio_of_record(repo), signer=signer, now=system_now(), wait_seconds=wait_seconds
     ):
         count += 1
         click.echo(f"recovered apply journal {shown(done.journal)}: {clean(done.detail)}")

@@ -54,8 +54,9 @@ from pipeline.gate.requests import (
     sign_request,
     signature_refusal,
 )
-from pipeline.gate.roster import Roster, load_roster
-from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.gate.roster import Roster
+from pipeline.load.portfolio import Portfolio
+from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.render.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -164,7 +165,7 @@ def approve(
           --key ~/.config/dmarcops/mhara.pem
     """
     plan = load_plan_file(plan_file)
-    roster = load_roster(repo)
+    roster = roster_of_record(repo)
     # Who approves is the owner of the key that signs; --as only has to agree.
     signer = load_signer(key_file, roster, claimed=analyst_id)
     requests, problems = collect_requests(repo, roster)
@@ -175,7 +176,7 @@ def approve(
     refusal = signature_refusal(request, roster)
     if refusal is not None:
         raise refusal  # approving content its author has not vouched for proves nothing
-    portfolio = load_portfolio(repo)
+    portfolio = portfolio_of_record(repo)
     when = command_time(at, "approve", portfolio, {str(c.client) for c in plan.changes})
     coverage = cover(plan.changes, requests)
     items = coverage.items_of(request.id)
@@ -321,7 +322,7 @@ def new(
     if not (repo / "policy" / "clients" / f"{client}.yaml").exists():
         known = sorted(p.stem for p in (repo / "policy" / "clients").glob("*.yaml"))
         raise InputError(f"no client {client!r}", hint=f"Clients: {', '.join(known) or 'none'}.")
-    roster: Roster = load_roster(repo)
+    roster: Roster = roster_of_record(repo)
     if author not in roster:
         raise InputError(
             f"{author!r} is not on the analyst roster",
@@ -380,7 +381,7 @@ def new(
 
 
 def _sign(repo: Path, request_id: str, key_file: Path, analyst_id: str | None) -> None:
-    roster = load_roster(repo)
+    roster = roster_of_record(repo)
     signer = load_signer(key_file, roster, analyst_id)
     signed = sign_request(repo, request_id, signer, clock.system_now())
     click.echo(
@@ -460,7 +461,7 @@ def check(repo: Path, plan_file: Path | None, nameservers: tuple[str, ...]) -> N
       dmarcops requests check
       dmarcops plan --out plan.json && dmarcops requests check --plan plan.json
     """
-    roster = load_roster(repo)
+    roster = roster_of_record(repo)
     requests, problems = collect_requests(repo, roster)
     if problems:
         for problem in problems[:-1]:  # in file and line order, the last one raised
@@ -476,7 +477,7 @@ def check(repo: Path, plan_file: Path | None, nameservers: tuple[str, ...]) -> N
         return
     plan = load_plan_file(plan_file)
     dnsfunc = dns_txt(nameservers_from(nameservers, 5.0))
-    refusals = _show_plan_status(repo, plan, requests, roster, load_portfolio(repo), dnsfunc)
+    refusals = _show_plan_status(repo, plan, requests, roster, portfolio_of_record(repo), dnsfunc)
     if refusals:
         for refusal in refusals[:-1]:
             click.echo(click.style("refused: ", fg="red", bold=True) + str(refusal), err=True)

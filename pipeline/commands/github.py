@@ -29,7 +29,7 @@ from pipeline.github.api import GitHubClient
 from pipeline.github.events import PullRequestEvent, PushEvent, read_event
 from pipeline.github.pr import STATUS_CONTEXT, PullRequestGateOptions, run_pull_request_gate
 from pipeline.load.files import exists, read_text
-from pipeline.load.portfolio import load_portfolio
+from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.render.safe import clean, shown
 
 
@@ -170,7 +170,7 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
         api,
         event.before,
         event.after,
-        command_time(at, "github merge", load_portfolio(repo)).now,
+        command_time(at, "github merge", portfolio_of_record(repo)).now,
         nameservers_from(nameservers, 3.0),
         pusher=os.environ.get("GITHUB_ACTOR"),
         signer=automation_signer(repo),
@@ -212,7 +212,7 @@ def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None
     api = GitHubClient.from_environment() if os.environ.get("GITHUB_TOKEN") else None
     results, closed, attention = run_scheduled(
         repo,
-        command_time(at, "github scheduled", load_portfolio(repo)).now,
+        command_time(at, "github scheduled", portfolio_of_record(repo)).now,
         api,
         nameservers_from(nameservers, 3.0),
         automation_signer(repo),

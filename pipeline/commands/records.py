@@ -21,9 +21,11 @@ import click
 
 from pipeline.clock import CommandTime, is_sandbox, read_only_time
 from pipeline.commands.common import command_time, key_option, reports_errors, signer_for
-from pipeline.errors import EXIT_GATE, DmarcopsError, InputError
+from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
+from pipeline.gate.roster import load_roster
 from pipeline.load.portfolio import load_portfolio
 from pipeline.model import RiskLevel
+from pipeline.records.policy_of_record import policy_of_record, portfolio_of_record
 from pipeline.records.record import (
     REVIEW_VERDICTS,
     ChangeRecord,
@@ -54,14 +56,14 @@ def _mutating_now(at: str | None, command: str, record_id: str) -> CommandTime:
     client = store.get(record_id).client  # an unknown id is reported first, as itself
     repo = store.changes_dir.parent
     typed = parse_time(at, what="--at / DMARCOPS_NOW") if at else None
-    return command_time(typed, command, load_portfolio(repo), {client})
+    return command_time(typed, command, portfolio_of_record(repo), {client})
 
 
 def _sandbox_clients(store: RecordStore) -> frozenset[str]:
     """The clients whose provider is the sandbox: the only ones a simulated record may be for.
     A portfolio that cannot be read has none (a simulated record is then refused)."""
     try:
-        portfolio = load_portfolio(store.changes_dir.parent)
+        portfolio = portfolio_of_record(store.changes_dir.parent)
     except DmarcopsError:
         return frozenset()
     return frozenset(
@@ -440,7 +442,6 @@ def init_command(key_file: Path) -> None:
     """
     from pipeline.clock import system_now
     from pipeline.gate.identity import load_signer
-    from pipeline.gate.roster import load_roster
     from pipeline.records.policy_seal import current_snapshot
 
     store = _store()
@@ -455,8 +456,73 @@ def init_command(key_file: Path) -> None:
     )
 
 
+@click.group("policy")
+def policy_group() -> None:
+    """The policy of record: what is sealed, what waits for a lead's seal."""
+
+
+@policy_group.command("status")
+@reports_errors
+def policy_status_command() -> None:
+    """Show the sealed policy and the files under policy/ edited since (pending: they judge
+    nothing until a lead seals them). Exit 0 when nothing is pending, 2 when edits wait.
+
+    \b
+    Example:
+      dmarcops policy status
+    """
+    record = policy_of_record(_store().changes_dir.parent)
+    if record.sealed is None:
+        click.echo("no policy of record: a lead runs `dmarcops init --key KEY` to seal policy/")
+        sys.exit(EXIT_GATE)
+    click.echo(f"policy of record: {record.sha256[:16]} ({len(record.sealed.files)} files)")
+    pending = record.pending
+    for path in pending:
+        click.echo(f"  pending: {plain(path)}")
+    if pending:
+        click.echo(f"{len(pending)} file(s) edited since the seal; a lead seals them with "
+                   "`dmarcops policy seal --key KEY`")  # fmt: skip
+        sys.exit(EXIT_GATE)
+    click.echo("policy/ is as sealed")
+
+
+@policy_group.command("seal")
+@key_option("A lead's private key: only a lead seals a policy change.")
+@reports_errors
+def policy_seal_command(key_file: Path) -> None:
+    """Seal the edits under policy/ as the new policy of record, after reviewing them (`dmarcops
+    plan` lists them as high-risk items of kind policy). Signed by a lead of the roster of record;
+    from then on every change is judged by it. Refused when nothing is pending or the edited
+    policy does not load.
+
+    \b
+    Example:
+      dmarcops policy seal --key ~/.config/dmarcops/mhara.pem
+    """
+    from pipeline.clock import system_now
+
+    store = _store()
+    repo = store.changes_dir.parent
+    record = policy_of_record(repo)
+    if record.sealed is None:
+        raise GateRefused(
+            "no policy of record yet", hint="A lead runs `dmarcops init --key KEY` first."
+        )
+    if not record.pending:
+        raise InputError("nothing to seal: policy/ is as sealed")
+    load_portfolio(repo)  # the edited policy must load before it can judge anything
+    load_roster(repo)  # pipeline.gate.roster
+    signer = signer_for(repo, key_file)
+    entry = store.seal_policy(record.working, system_now(), signer)
+    click.echo(
+        f"sealed: policy {entry.payload['policy_sha256'][:16]} by {signer.analyst}; "
+        f"{len(record.pending)} file(s) changed: {', '.join(plain(p) for p in record.pending)}"
+    )
+
+
 COMMANDS: tuple[click.Command, ...] = (
     init_command,
+    policy_group,
     records_group,
     audit_group,
     review_command,

@@ -476,6 +476,12 @@ def cover(items: Sequence[ItemT], requests: Sequence[ChangeRequest]) -> Coverage
     conflicts: list[tuple[ItemT, tuple[ChangeRequest, ...]]] = []
     misfits: list[tuple[ItemT, ChangeRequest, str]] = []
     for item in items:
+        if str(getattr(getattr(item, "kind", None), "value", getattr(item, "kind", ""))) == (
+            "policy"
+        ):
+            # A pending policy edit is not a client's change: no request covers it, a lead's
+            # seal does (pipeline.records.policy_of_record); it is never applied to DNS.
+            continue
         claims = tuple(r for r in requests if r.covers_item(item))
         if not claims:
             uncovered.append(item)

@@ -27,18 +27,19 @@ from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, load_plan_file
 from pipeline.gate.identity import Signer
 from pipeline.gate.requests import cover
-from pipeline.gate.roster import Roster, load_roster
+from pipeline.gate.roster import Roster
 from pipeline.github.api import GitHubClient, PullRequest
 from pipeline.github.pr import pr_author_ids
 from pipeline.github.reviews import GitHubReviewApprovals
 from pipeline.live.dns import Nameservers
 from pipeline.load.files import exists, replace_text
 from pipeline.load.jsonfile import load_json
-from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.load.portfolio import Portfolio
 from pipeline.plan.build import PlanOptions, make_plan
 from pipeline.plan.changes import zones_changed_since
 from pipeline.plan.items import Plan
 from pipeline.records import ChangeRecord, RecordStore
+from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import MARKER
 from pipeline.render.markdown_text import code, escape
@@ -112,7 +113,7 @@ def _time_problems(portfolio: Portfolio, plan: Plan, now: datetime) -> list[str]
     """Why the one gate would refuse this plan now on time alone (window, freeze, weekend):
     asked of pipeline.gate.decide on the re-planned items, so a p=reject change's 72 h rollback
     window counts here exactly as it does in apply."""
-    roster = load_roster(portfolio.root)
+    roster = roster_of_record(portfolio.root)
     store = RecordStore(portfolio.root / "changes")
     coverage = cover(plan.items, open_requests(portfolio.root, store))
     problems: list[str] = []
@@ -151,8 +152,8 @@ def apply_merge(
     pusher: str | None = None,
     signer: Signer | None = None,
 ) -> MergeResult:
-    portfolio = load_portfolio(repo)
-    roster = load_roster(repo)
+    portfolio = portfolio_of_record(repo)
+    roster = roster_of_record(repo)
     pr = merged_pull_request(api, after)
     changed = zones_changed_since(repo, before)
     plan = make_plan(
@@ -257,8 +258,8 @@ def run_scheduled(
     signer: Signer | None = None,
 ) -> tuple[list[MergeResult], list[str], list[str]]:
     """Apply queued changes whose window is open; close records whose rollback window ended."""
-    portfolio = load_portfolio(repo)
-    roster = load_roster(repo)
+    portfolio = portfolio_of_record(repo)
+    roster = roster_of_record(repo)
     results: list[MergeResult] = []
     for path, pending in queued(repo):
         plan_path = repo / PLANS_DIR / f"{pending.plan_hash}.json"

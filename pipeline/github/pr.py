@@ -27,7 +27,7 @@ from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.gate import approvals as gate
 from pipeline.gate import decide
 from pipeline.gate.requests import ChangeRequest, Coverage, cover, describe
-from pipeline.gate.roster import Roster, load_roster
+from pipeline.gate.roster import Roster
 from pipeline.github.api import STATUS_DESCRIPTION_LIMIT, GitHubClient, IssueComment
 from pipeline.github.events import PullRequestEvent
 from pipeline.github.reviews import GitHubReviewApprovals, short_sha
@@ -38,6 +38,7 @@ from pipeline.plan.build import PlanOptions, make_plan
 from pipeline.plan.changes import zones_changed_since
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
 from pipeline.records import RecordStore
+from pipeline.records.policy_of_record import roster_of_record
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import MARKER, render_markdown
 from pipeline.render.markdown_text import code, escape
@@ -524,7 +525,7 @@ def run_pull_request_gate(
         plan = make_plan(portfolio, PlanOptions(now=now, zones=zones))
     else:
         plan = Plan(generated_at=now, items=(), zones=())  # PlanOptions() would plan every zone
-    roster = load_roster(repo)
+    roster = roster_of_record(repo)
     reviews = GitHubReviewApprovals(
         api.reviews(event.number), event.author, event.head_sha, plan.hash, roster
     )

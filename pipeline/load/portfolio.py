@@ -137,6 +137,12 @@ class Portfolio:
     rules: RiskRules
     settings: Settings
     gate: GatePolicy = field(default_factory=lambda: GatePolicy(DEFAULT_CHAINS))
+    # Where policy/ was read from: the repository, or the sealed policy of record written out
+    # (pipeline.records.policy_of_record) when the working tree's policy/ has unsealed edits.
+    policy_root: Path | None = None
+    policy_sha256: str = ""  # the sealed policy this portfolio was judged by; "" before init
+    # Files under policy/ edited since that seal: (path, sealed SHA-256 or "", working or "").
+    pending_policy: tuple[tuple[str, str, str], ...] = ()
 
     def client_of(self, domain: str) -> ClientProfile:
         for client in self.clients.values():
@@ -145,7 +151,7 @@ class Portfolio:
         raise KeyError(domain)
 
     def schema_path(self, name: str) -> Path:
-        return _schema(self.root, name)
+        return _schema(self.policy_root or self.root, name)
 
 
 def _schema(root: Path, name: str) -> Path:
@@ -265,9 +271,15 @@ def _zone_paths(root: Path) -> Iterator[tuple[str, Path]]:
                 yield client_dir.name, path
 
 
-def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
-    """Load everything, gathering every problem instead of stopping at the first."""
+def collect_problems(
+    root: Path, policy_root: Path | None = None
+) -> tuple[Portfolio | None, list[InputError]]:
+    """Load everything, gathering every problem instead of stopping at the first.
+
+    Zones come from `root`; policy/ from `policy_root` when given (the policy of record).
+    """
     problems: list[InputError] = []
+    zones_root, root = root, policy_root or root
     policy = root / "policy"
     if not policy.is_dir():
         return None, [
@@ -374,7 +386,7 @@ def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
 
     zone_files: list[ZoneFile] = []
     seen: dict[str, ZoneFile] = {}
-    for client_id, path in _zone_paths(root):
+    for client_id, path in _zone_paths(zones_root):
         domain = path.name.removesuffix(".yaml").removesuffix(".yml")
         if client_id not in clients:
             problems.append(
@@ -417,7 +429,7 @@ def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
     if rules is None:
         return None, problems
     portfolio = Portfolio(
-        root=root,
+        root=zones_root,
         clients=clients,
         zone_files=tuple(zone_files),
         providers=providers,
@@ -425,12 +437,15 @@ def collect_problems(root: Path) -> tuple[Portfolio | None, list[InputError]]:
         rules=rules,
         settings=settings,
         gate=gate,
+        policy_root=policy_root,
     )
     return portfolio, problems
 
 
-def load_portfolio(root: Path) -> Portfolio:
-    portfolio, problems = collect_problems(root)
+def load_portfolio(root: Path, policy_root: Path | None = None) -> Portfolio:
+    """The portfolio with policy/ as the working tree has it, or, given `policy_root`, as sealed
+    there. Gating commands use pipeline.records.policy_of_record.portfolio_of_record."""
+    portfolio, problems = collect_problems(root, policy_root)
     if problems:
         raise problems[0]
     assert portfolio is not None

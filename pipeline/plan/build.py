@@ -360,5 +360,47 @@ def make_plan(
             if progress:
                 progress(done, len(futures))
     items = tuple(item for _, zone_items in results for item in zone_items)
+    items += policy_items(portfolio)
     zones = tuple(zone for zone, _ in results)
     return Plan(generated_at=now, items=items, zones=zones)
+
+
+POLICY_ZONE = "policy"  # the `zone` of a policy item: the policy/ tree, not a DNS zone
+
+
+def policy_items(portfolio: Portfolio) -> tuple[PlanItem, ...]:
+    """One item per file under policy/ edited since the seal (portfolio.pending_policy).
+
+    Before and after are the file's SHA-256 (the content is in the repository), so the plan hash
+    binds the exact edit; the risk is the policy's own `policy_change.risk` (high by default).
+    Nothing in it is applied: a lead seals it (`dmarcops policy seal`), and until then the sealed
+    policy judges every other item of the plan.
+    """
+    risk = portfolio.gate.policy_change_risk
+    out = []
+    for path, before, after in portfolio.pending_policy:
+        action = "create" if not before else "delete" if not after else "update"
+        out.append(
+            PlanItem(
+                client="",
+                zone=POLICY_ZONE,
+                name=path,
+                type="FILE",
+                action=action,
+                kind=RecordKind.POLICY,
+                before=(f"sha256:{before}",) if before else (),
+                after=(f"sha256:{after}",) if after else (),
+                ttl_before=None,
+                ttl_after=None,
+                facts=(),
+                findings=(),
+                risk=risk,
+                reasons=(
+                    f"{risk.label}: edits {path}, which judges changes: it counts once a lead "
+                    "seals it (`dmarcops policy seal`); until then the sealed policy judges this "
+                    "plan [policy-change]",
+                ),
+                rollback_hours=0,
+            )
+        )
+    return tuple(out)

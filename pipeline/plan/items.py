@@ -37,6 +37,8 @@ class PlanItem:
 
     @property
     def fqdn(self) -> str:
+        if self.kind is RecordKind.POLICY:
+            return self.name  # a file under policy/, not a DNS name
         return f"{self.name}.{self.zone}" if self.name else self.zone
 
     def normalised(self) -> list[Any]:

@@ -44,6 +44,7 @@ from pipeline.records.ledger import (
     exclusive_lock,
     record_id_of,
 )
+from pipeline.records.policy_of_record import seal_problem
 from pipeline.records.policy_seal import (
     PolicySnapshot,
     load_snapshot,
@@ -216,6 +217,14 @@ class RecordStore:
                     )
             else:
                 roster = self.trusted_roster(entries)
+                member = roster.get(signer.analyst)
+                if member is None or not member.is_lead:
+                    raise UntrustedSigner(
+                        f"{signer.analyst} is not a lead on the roster of record; only a lead "
+                        "seals a policy change",
+                        hint="A lead reviews the pending policy edits (`dmarcops plan` lists "
+                        "them) and runs `dmarcops policy seal --key THEIR-KEY`.",
+                    )
                 digest = store_snapshot(self.changes_dir, snapshot)
             return self.ledger.append(
                 entries,
@@ -816,7 +825,12 @@ def _check_signatures(
                 )
             )
         if entry.event is LedgerEvent.POLICY and number > 1:
-            roster = _sealed_roster(store, entry, number, problems) or roster
+            index = next(i for i, (n, _) in enumerate(entries) if n == number)
+            problem = seal_problem(store.changes_dir, [e for _, e in entries], index, roster)
+            if problem is not None:
+                problems.append(AuditProblem("", problem))
+            else:
+                roster = _sealed_roster(store, entry, number, problems) or roster
         if entry.record_id:
             automation = member is not None and not member.is_person
             actors[(entry.record_id, entry.event)].append((number, entry.actor, automation))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline.classify.change_type import change_type
-from pipeline.model import RiskLevel, Severity
+from pipeline.model import RecordKind, RiskLevel, Severity
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef, ZoneResult
 from pipeline.render.markdown_text import code, escape
 from pipeline.render.text import summary_line
@@ -131,4 +131,13 @@ def render_markdown(
         items = by_zone.get((zone.client, zone.zone), [])
         if items or zone.failed or zone.findings:
             out.extend(_zone(zone, items, names.get(zone.client, zone.client), requests))
+    pending = [i for i in plan.items if i.kind is RecordKind.POLICY]
+    if pending:
+        out += ["### Policy edits waiting for a lead's seal", ""]
+        out += [
+            f"- {escape(i.action)} {code(i.name)} (risk {escape(i.risk.label)}): "
+            + "; ".join(escape(r) for r in i.reasons)
+            for i in pending
+        ]
+        out.append("")
     return "\n".join(out) + "\n"

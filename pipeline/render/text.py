@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import click
 
-from pipeline.model import RiskLevel, Severity
+from pipeline.model import RecordKind, RiskLevel, Severity
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
 from pipeline.render.safe import clean, shown
 
@@ -110,6 +110,16 @@ def render_text(plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None
             out.append(f"  {sev} {clean(finding.code)} {shown(where)}: {clean(finding.message)}")
         if zone.budget_source == "catalog":
             out.append("  note: SPF lookup counts estimated from the sender catalog (no DNS)")
+        out.append("")
+    pending = [i for i in plan.items if i.kind is RecordKind.POLICY]
+    if pending:
+        out.append(click.style("policy/ (edits waiting for a lead's seal)", bold=True))
+        for item in pending:
+            risk_label = click.style(item.risk.label.upper(), fg=RISK_COLOUR[item.risk], bold=True)
+            out.append(
+                f"  {ACTION_MARK[item.action]} {shown(item.name)} {item.action}  risk: {risk_label}"
+            )
+            out.extend(f"      why {clean(reason)}" for reason in item.reasons)
         out.append("")
     overall = plan.risk
     risk = (

@@ -1,0 +1,148 @@
+"""The policy that judges a change: the one sealed in the ledger, never the one the change edits.
+
+Seed: policy changes are changes (high risk, approved by a lead). So every gating command (plan,
+approve, requests check, apply, rollback, the GitHub runs) loads the portfolio and the roster
+through this module: policy/ as the last `policy` event of the ledger sealed it. Edits under
+policy/ that are not sealed yet are *pending*: `plan` lists them as items of kind "policy" (high
+risk, needing a lead) and they change nothing until a lead seals them (`dmarcops policy seal`).
+
+Who may seal: the genesis (`dmarcops init`) is signed by a lead of the roster it seals; every
+later seal by a lead of the roster sealed before it. A `policy` line that does not meet that is not
+policy of record: the commands refuse (exit 2) and `audit verify` names the line. A line appended by
+hand, signed with an analyst's own key, therefore cannot swap the rules.
+
+Before `dmarcops init` there is no policy of record: the working tree's policy/ is used, and the
+plan says so (a repository in that state has no trustworthy audit trail; `audit verify` fails).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pipeline.errors import GateRefused
+from pipeline.gate.identity import signature_holds
+from pipeline.gate.roster import Roster, load_roster
+from pipeline.load.files import exists
+from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.records.ledger import LEDGER_NAME, Ledger, LedgerEntry, LedgerEvent
+from pipeline.records.policy_seal import (
+    PolicySnapshot,
+    current_snapshot,
+    load_snapshot,
+    materialize,
+)
+
+
+def _sha(text: str | None) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() if text is not None else ""
+
+
+class PolicyNotOfRecord(GateRefused):
+    """A `policy` line of the ledger is not signed by a lead the roster before it trusts. Exit 2."""
+
+
+@dataclass(frozen=True)
+class PolicyOfRecord:
+    sealed: PolicySnapshot | None  # None before `dmarcops init`
+    working: PolicySnapshot
+
+    @property
+    def sha256(self) -> str:
+        return self.sealed.sha256 if self.sealed is not None else ""
+
+    @property
+    def pending(self) -> list[str]:
+        """Files under policy/ edited since the seal (added, changed, removed)."""
+        return self.sealed.changed_files(self.working) if self.sealed is not None else []
+
+    def pending_files(self) -> tuple[tuple[str, str, str], ...]:
+        """(path, sealed SHA-256, working SHA-256) of each pending file; "" for absent."""
+        if self.sealed is None:
+            return ()
+        return tuple(
+            (path, _sha(self.sealed.files.get(path)), _sha(self.working.files.get(path)))
+            for path in self.pending
+        )
+
+    def root(self, repo: Path) -> Path:
+        """Where to read policy/ from: the sealed copy when the working tree differs."""
+        return materialize(self.sealed) if self.sealed is not None and self.pending else repo
+
+
+def seal_problem(
+    changes_dir: Path, entries: list[LedgerEntry], index: int, roster: Roster | None
+) -> str | None:
+    """Why the policy line `entries[index]` is not policy of record (None: it is).
+
+    `roster` is the one sealed before it (None for the genesis, which must be the first line and
+    signed by a lead of the roster it seals).
+    """
+    entry = entries[index]
+    digest = entry.payload.get("policy_sha256")
+    if not isinstance(digest, str):
+        return f"ledger line {entry.seq}: a policy seal without its hash"
+    try:
+        snapshot = load_snapshot(changes_dir, digest)
+    except ValueError as exc:
+        return f"ledger line {entry.seq}: {exc}"
+    if roster is None:
+        if index != 0:
+            return f"ledger line {entry.seq}: the genesis policy seal must be the first line"
+        from pipeline.records.store import roster_of_snapshot  # store imports this module
+
+        roster = roster_of_snapshot(snapshot)
+    member = roster.get(entry.actor)
+    if member is None or not member.is_lead:
+        return (
+            f"ledger line {entry.seq}: policy sealed by {entry.actor}, who is not a lead on the "
+            "roster of record (only a lead seals policy)"
+        )
+    if not signature_holds(member.public_keys(), entry.head(), entry.signature):
+        return f"ledger line {entry.seq}: the policy seal is not signed by {entry.actor}'s key"
+    return None
+
+
+def policy_of_record(repo: Path) -> PolicyOfRecord:
+    """The sealed policy and the working tree's; refused when a seal is not a lead's."""
+    from pipeline.records.store import roster_of_snapshot
+
+    changes = repo / "changes"
+    ledger = Ledger(changes / LEDGER_NAME)
+    entries = ledger.read() if exists(ledger.path) else []
+    sealed: PolicySnapshot | None = None
+    roster: Roster | None = None
+    for index, entry in enumerate(entries):
+        if entry.event is not LedgerEvent.POLICY:
+            continue
+        problem = seal_problem(changes, entries, index, roster)
+        if problem is not None:
+            raise PolicyNotOfRecord(
+                problem,
+                file=ledger.path,
+                line=entry.seq,
+                hint="Run `dmarcops audit verify`. Policy is sealed only by a lead "
+                "(`dmarcops init`, `dmarcops policy seal`).",
+            )
+        sealed = load_snapshot(changes, str(entry.payload["policy_sha256"]))
+        roster = roster_of_snapshot(sealed)
+    return PolicyOfRecord(sealed, current_snapshot(repo))
+
+
+def portfolio_of_record(repo: Path) -> Portfolio:
+    """The portfolio every gate decision uses: zones as they are, policy as sealed."""
+    record = policy_of_record(repo)
+    # The working tree's policy/ must load too: an edit that does not is refused by name now,
+    # not when a lead comes to seal it (and a hostile one is never imported: load checks first).
+    portfolio = load_portfolio(repo)
+    if record.pending:
+        portfolio = load_portfolio(repo, policy_root=record.root(repo))
+    return replace(portfolio, policy_sha256=record.sha256, pending_policy=record.pending_files())
+
+
+def roster_of_record(repo: Path) -> Roster:
+    """The roster every signature is checked against: as sealed (the working file before init)."""
+    record = policy_of_record(repo)
+    roster = load_roster(repo)  # the working file must load too (two people, one key: refused)
+    return load_roster(record.root(repo)) if record.pending else roster
