@@ -56,23 +56,25 @@ def _route53_zone(target: Any, domain: str) -> None:
     else:
         listed = conn.list_hosted_zones_by_name(DNSName=name, MaxItems="100")["HostedZones"]
         zones = [z for z in listed if z["Name"].lower() == name.lower()]
-    if not zones:
+    private = [z["Id"] for z in zones if z.get("Config", {}).get("PrivateZone", False)]
+    public = [z for z in zones if z["Id"] not in private]
+    if private and (pinned or not public):
+        raise ProviderRefusal(
+            f"Route 53 hosted zone {private[0]} for {name} is a private hosted zone: receivers "
+            "never see its records, so dmarcops refuses to plan or change it (a public zone of "
+            "that name is the one to manage)"
+        )
+    if not public:
         raise ProviderRefusal(
             f"Route 53 has no hosted zone {name}; dmarcops never creates zones "
             "(create it, or fix the client's provider)"
         )
-    if any(z.get("Config", {}).get("PrivateZone", False) for z in zones):
-        private = next(z["Id"] for z in zones if z.get("Config", {}).get("PrivateZone"))
+    if len(public) > 1:
         raise ProviderRefusal(
-            f"Route 53 hosted zone {private} for {name} is a private hosted zone: receivers never "
-            "see its records, so dmarcops refuses it (name the public zone's id under "
-            "hosted_zones, or fix the client's provider)"
+            f"Route 53 has {len(public)} public hosted zones named {name} "
+            f"({', '.join(z['Id'] for z in public)}): name the right one under hosted_zones"
         )
-    if len(zones) > 1:
-        raise ProviderRefusal(
-            f"Route 53 has {len(zones)} public hosted zones named {name} "
-            f"({', '.join(z['Id'] for z in zones)}): name the right one under hosted_zones"
-        )
+    zones = public
     # octodns-route53 then reads and writes exactly this zone and never lists (or creates) any.
     target._r53_zones = {name: zones[0]["Id"]}
 

@@ -30,9 +30,11 @@ DMARCOPS_KEYS = frozenset({"class", MTA_STS_POLICIES, DNS_SERVER, HOSTED_ZONES})
 ROUTE53 = "octodns_route53.Route53Provider"
 POWERDNS = "octodns_powerdns.PowerDnsProvider"
 # botocore's retries (with exponential backoff) cover Route 53's Throttling and
-# PriorRequestNotComplete; a throttled request was not applied, so retrying it is safe. Six
-# attempts wait at most about 30 s in all (botocore's legacy mode doubles a random base).
-ROUTE53_ATTEMPTS = 6
+# PriorRequestNotComplete; a throttled request was not applied, so retrying it is safe.
+# octodns-route53's client_max_attempts is botocore's legacy `max_attempts`, which counts retries:
+# five retries after the first request wait at most 31 s in all (a random base under 1 s,
+# doubled each time).
+ROUTE53_ATTEMPTS = 5
 DEFAULT_POLICY_URL = "https://mta-sts.{domain}/.well-known/mta-sts.txt"  # RFC 8461 3.3
 
 
