@@ -214,13 +214,20 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         if is_change and proxy.throttle_left:
             code = proxy.throttle_left.pop(0)
             proxy.throttled.append(code)
+            # Refused credentials are 403 (botocore never retries them); throttling is 400.
+            refused = code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "AccessDenied")
+            message = (
+                "The security token included in the request is invalid."
+                if refused
+                else "Rate exceeded"
+            )
             payload = (
                 '<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/'
                 f'doc/2013-04-01/"><Error><Type>Sender</Type><Code>{code}</Code>'
-                "<Message>Rate exceeded</Message></Error><RequestId>throttled</RequestId>"
+                f"<Message>{message}</Message></Error><RequestId>throttled</RequestId>"
                 "</ErrorResponse>"
             ).encode()
-            self.send_response(400)
+            self.send_response(403 if refused else 400)
             self.send_header("Content-Type", "text/xml")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
