@@ -32,6 +32,7 @@ from pipeline.apply.verify import (
 from pipeline.live.bind import guarded_apply
 from pipeline.live.hosted import class_of, route53_apply, verify_route53
 from pipeline.live.providers import POWERDNS, ROUTE53
+from pipeline.plan.build import explain
 from pipeline.plan.items import Plan, PlanItem, ZoneResult
 
 Clock = Callable[[], datetime]
@@ -178,9 +179,9 @@ def apply_plan(
         try:
             _send(zone)
         except Exception as exc:  # recorded exactly; the other zones go on
-            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(
-                ": "
-            )
+            # Named by provider: in a mixed portfolio the record says which one failed, and how.
+            shown = explain(exc) if str(exc) else ""
+            error = f"provider {zone.provider}: {type(exc).__name__}: {shown}".rstrip(": ")
             nothing_sent = _nothing_sent(zone, exc)
         checks = _verify(zone, items, 0.5 if error else verify_timeout, clock)
         settled = not error or nothing_sent or all(c.status != "unverifiable" for c in checks)
