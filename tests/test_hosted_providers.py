@@ -310,3 +310,12 @@ def test_powerdns_missing_zone_is_refused_never_created(
     assert result.exit_code == 1
     assert "has no zone alpha.example.; dmarcops never creates zones" in result.output
     assert pdns_live.server.request("GET", "zones") == []
+
+
+def test_dmarcops_provider_keys_are_checked_with_their_line(r53_repo: Path) -> None:
+    providers = r53_repo / "policy" / "providers.yaml"
+    providers.write_text(providers.read_text() + "    hosted_zones: [alpha.example]\n")
+    result = cli(r53_repo, "validate")
+    assert result.exit_code == 1
+    assert f"providers.yaml:{len(providers.read_text().splitlines())}" in result.output
+    assert "Traceback" not in result.output
