@@ -319,3 +319,22 @@ def test_dmarcops_provider_keys_are_checked_with_their_line(r53_repo: Path) -> N
     assert result.exit_code == 1
     assert f"providers.yaml:{len(providers.read_text().splitlines())}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_route53_value_over_its_limit_is_refused_at_plan_time(
+    r53_repo: Path, route53_live: Route53Live, sender_dns: NamedServer
+) -> None:
+    """moto takes any length; Route 53 refuses a value over 4000 characters, so dmarcops refuses
+    it first, in the plan, instead of failing the apply."""
+    seed(route53_live, "alpha.example")
+    zone_file = r53_repo / "zones" / "alpha" / "alpha.example.yaml"
+    zone_file.write_text(
+        zone_file.read_text()
+        + "s2026._domainkey:\n  ttl: 300\n  type: TXT\n  value: v=DKIM1\\; k=rsa\\; p="
+        + "A" * 3950
+        + "\n"
+    )
+    result = cli(r53_repo, "plan", "--zone", "alpha.example", "--at", TUESDAY,
+                 "--nameserver", f"127.0.0.1:{sender_dns.port}")  # fmt: skip
+    assert result.exit_code == 1
+    assert "over Route 53's limit of 4000" in result.output

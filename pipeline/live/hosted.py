@@ -98,6 +98,28 @@ def _powerdns_zone(target: Any, domain: str) -> None:
         raise
 
 
+# ResourceRecord.Value "not to exceed 4,000 characters" (Route 53 API reference): the value as
+# Route 53 holds it, quoted 255-character strings with `;` escaped. moto does not enforce it.
+ROUTE53_VALUE_LIMIT = 4000
+
+
+def check_plan(target: Any, plan: Any) -> None:
+    """Refuse at plan time what the provider would refuse at apply time (Route 53's limit)."""
+    if class_of(target) != ROUTE53 or plan is None:
+        return
+    for change in plan.changes:
+        record = getattr(change, "new", None)
+        if record is None or record._type not in ("TXT", "SPF"):
+            continue
+        for value in record.chunked_values:
+            if len(value) > ROUTE53_VALUE_LIMIT:
+                raise ProviderRefusal(
+                    f"{record.fqdn} TXT: a value of {len(value)} characters as Route 53 holds it "
+                    f"(quoted 255-character strings), over Route 53's limit of "
+                    f"{ROUTE53_VALUE_LIMIT}; shorten it (a 4096-bit DKIM key is about 740)"
+                )
+
+
 def route53_apply(target: Any, plan: Any) -> list[str]:
     """Apply through octodns-route53, keeping each change batch's id (ChangeInfo.Id)."""
     from octodns_route53.provider import _mod_keyer

@@ -26,7 +26,7 @@ from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused, InputError
 from pipeline.live.dns import Nameservers, make_resolver, report_authorised
-from pipeline.live.hosted import prepare_zone
+from pipeline.live.hosted import check_plan, prepare_zone
 from pipeline.live.mta_sts_policy import desired_policy, live_policy
 from pipeline.live.providers import build_provider, check_local_zone
 from pipeline.live.scope import OwnedRecordsOnly, raw_values
@@ -160,6 +160,7 @@ def plan_zone(
             # Without this processor octoDNS would plan deletes of everything we do not own.
             scope = OwnedRecordsOnly()
             octodns_plan = target.plan(desired, processors=[scope])
+            check_plan(target, octodns_plan)
     except Exception as exc:  # any provider failure: report this zone, plan the others
         return ZoneResult(client.id, zone_file.domain, client.provider, error=explain(exc)), []
 
