@@ -117,11 +117,21 @@ class PdnsServer:
             )
         )
 
-    def start(self) -> None:
+    def start(self, attempts: int = 3) -> None:
+        """Start (again, on the same ports when it ran before); when pdns_server exits at once
+        (a port taken meanwhile), try again on fresh ports."""
         if self.running:
             return
         if not self.port:
             self.port, self.api_port = free_port(), free_port()
+        for attempt in range(attempts):
+            if self._launch():
+                return
+            if attempt + 1 < attempts:
+                self.port, self.api_port = free_port(), free_port()
+        raise PdnsNotFoundError(f"pdns_server exited {attempts} times: {self.log_tail()}")
+
+    def _launch(self) -> bool:
         self._write_config()
         began = time.monotonic()
         with (self.directory / "pdns.log").open("ab") as log:
@@ -133,7 +143,7 @@ class PdnsServer:
             )
         while time.monotonic() - began < self.start_timeout:
             if self._proc.poll() is not None:
-                raise PdnsNotFoundError(f"pdns_server exited: {self.log_tail()}")
+                return False
             try:
                 self.request("GET", "")
                 probe = dns.message.make_query("version.test.", "SOA")
@@ -142,7 +152,7 @@ class PdnsServer:
                 time.sleep(0.05)
                 continue
             self.start_seconds = time.monotonic() - began
-            return
+            return True
         self.stop(keep=True)
         raise PdnsNotFoundError(f"pdns_server did not answer in time: {self.log_tail()}")
 

@@ -338,3 +338,19 @@ def test_route53_value_over_its_limit_is_refused_at_plan_time(
                  "--nameserver", f"127.0.0.1:{sender_dns.port}")  # fmt: skip
     assert result.exit_code == 1
     assert "over Route 53's limit of 4000" in result.output
+
+
+def test_a_missing_server_fails_never_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fixtures raise, so a machine without pdns_server or moto fails these tests."""
+    import importlib.util
+
+    import aws_server
+    import pdns_server
+
+    monkeypatch.setattr(pdns_server.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pdns_server, "PDNS_FALLBACKS", ("/nonexistent/pdns_server",))
+    with pytest.raises(pdns_server.PdnsNotFoundError, match="do not skip"):
+        pdns_server.PdnsServer()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(aws_server.MotoNotFoundError, match="do not skip"):
+        aws_server.MotoServer()
