@@ -173,6 +173,48 @@ def test_providers_failing_mid_apply_fail_only_their_clients(
     ]
 
 
+def test_providers_down_when_the_apply_starts_leave_out_only_their_clients(
+    mixed: Path,
+    client_dns: NamedServer,
+    route53_live: Route53Live,
+    pdns_live: PdnsLive,
+    sender_dns: NamedServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between approval and apply, Route 53's credentials disappear and PowerDNS stops: the plan
+    made again under the locks cannot read their zones, so their clients are left out whole
+    (nothing sent), alpha on BIND is applied, and the same plan applies the rest later, once."""
+    plan_path, _ = plan(mixed, sender_dns, SATURDAY, *ZONES)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    pdns_live.server.stop(keep=True)
+    partial = apply(mixed, plan_path, sender_dns, SATURDAY, *EMERGENCY)
+    assert partial.exit_code == 1, partial.output
+    assert "applied for alpha (change records 2026-0001); not for delta, gamma" in partial.stderr
+    assert "nothing was sent to their providers" in partial.stderr
+    assert "gamma.example: Unable to locate credentials" in partial.stderr
+    assert "delta.example: " in partial.stderr and "did not answer" in partial.stderr
+    assert "Traceback" not in partial.output
+    assert sorted(records(mixed)) == ["alpha"]
+    assert served(client_dns, "_dmarc.alpha.example.") == [ALPHA_DMARC]
+
+    pdns_live.server.start()
+    monkeypatch.setenv("TEST_PDNS_API_PORT", str(pdns_live.server.api_port))
+    monkeypatch.setenv("TEST_PDNS_DNS", f"127.0.0.1:{pdns_live.server.port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAAGAIN")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    rest = apply(mixed, plan_path, sender_dns, SATURDAY, *EMERGENCY)
+    assert rest.exit_code == 0, rest.output
+    by_client = records(mixed)
+    assert sorted(by_client) == ["alpha", "delta", "gamma"]
+    assert {v["status"] for r in by_client.values() for v in r["verification"]} == {"verified"}
+    assert pdns_live.served("delta.example", "_dmarc") == [DELTA_AFTER]
+    assert GAMMA_SPF in route53_live.served("gamma.example", "")
+    again = apply(mixed, plan_path, sender_dns, SATURDAY, *EMERGENCY)
+    assert again.exit_code == 2
+    assert "was already applied" in again.stderr
+
+
 def _files_text(root: Path) -> Iterator[tuple[Path, str]]:
     for path in root.rglob("*"):
         if path.is_file():
