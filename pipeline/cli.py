@@ -174,7 +174,8 @@ def validate(repo: Path) -> None:
     click.echo(
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
         f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules, "
-        f"{len(load_roster(repo).analysts)} analysts, {len(collect_requests(repo)[0])} change requests"
+        f"{sum(a.is_person for a in load_roster(repo).analysts)} analysts, "
+        f"{len(collect_requests(repo)[0])} change requests"
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.gate.identity import load_signer
+from pipeline.gate.identity import Signer, load_signer
 from pipeline.gate.requests import RequestSignature, collect_requests, load_requests, sign_request
 from pipeline.gate.roster import load_roster
+from pipeline.records.policy_seal import current_snapshot
+from pipeline.records.store import RecordStore
 
 KEYS = Path(__file__).resolve().parent / "keys"
 SIGNED_AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -30,3 +33,28 @@ def sign_if_valid(repo: Path, request_id: str) -> None:
     """Sign the request when it loads; a test of a refused request leaves it as written."""
     if any(r.id == request_id for r in collect_requests(repo)[0]):
         sign_as_author(repo, request_id)
+
+
+REPO = Path(__file__).resolve().parent.parent
+GENESIS_AT = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def signer(analyst: str, repo: Path = REPO) -> Signer:
+    """The analyst's test key, as the roster of `repo` knows it."""
+    return load_signer(KEYS / f"{analyst}.pem", load_roster(repo))
+
+
+def genesis(root: Path, at: datetime = GENESIS_AT) -> RecordStore:
+    """A repository at `root` whose ledger begins as `dmarcops init` begins it: this project's
+    policy/ (copied when missing) sealed by the lead mhara."""
+    if not (root / "policy").is_dir():
+        shutil.copytree(REPO / "policy", root / "policy")
+    store = RecordStore(root / "changes")
+    store.seal_policy(current_snapshot(root), at, signer("mhara", root), genesis=True)
+    return store
+
+
+JCHEN = signer("jchen")
+MHARA = signer("mhara")
+SOKAFOR = signer("sokafor")
+BOT = signer("dmarcops-bot")

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner, Result
 from dns_server import NamedServer
 from portfolio import REPO
+from signing import KEYS
 from test_apply_named import served
 from test_plan_named import make_repo
 
@@ -76,8 +77,8 @@ class Apply:
                 "apply",
                 "--plan",
                 str(plan),
-                "--as",
-                "jchen",
+                "--key",
+                str(KEYS / "jchen.pem"),
                 "--emergency",
                 "--reason",
                 "payroll mail rejected since 09:10",
@@ -226,7 +227,7 @@ def audit_ok(repo: Path) -> None:
 
 
 def recover(repo: Path) -> Result:
-    result = cli(repo, "recover", "--as", "jchen")
+    result = cli(repo, "recover", "--key", str(KEYS / "jchen.pem"))
     assert result.exit_code == 0, result.output
     return result
 
@@ -256,10 +257,12 @@ def test_sigkill_at_each_point_is_recovered_by_the_next_command(
     run.kill(signal.SIGKILL)
     assert run.proc.wait(30) == -signal.SIGKILL
     # The next apply refuses and says how to recover.
-    again = cli(repo, "apply", "--plan", str(repo / "plan.json"), "--as", "jchen")
+    again = cli(repo, "apply", "--plan", str(repo / "plan.json"), "--key", str(KEYS / "jchen.pem"))
     assert again.exit_code == 2
-    assert "dmarcops recover --as YOU" in again.output
-    stranger = cli(repo, "recover", "--as", "nobody")
+    assert "dmarcops recover --key YOUR-KEY" in again.output
+    stranger_key = repo.parent / "stranger.pem"
+    assert cli(repo, "keygen", "--out", str(stranger_key)).exit_code == 0
+    stranger = cli(repo, "recover", "--key", str(stranger_key))
     assert stranger.exit_code == 1 and "not on the analyst roster" in stranger.output
     assert list((repo / "changes" / "journal").glob("*.jsonl"))  # untouched by the refusal
     result = recover(repo)
@@ -311,7 +314,7 @@ def test_full_disk_stops_sending_and_recover_finishes(
     code, output = run.go()
     assert code == 1, output
     assert "Traceback" not in output
-    assert "dmarcops recover --as jchen" in output
+    assert "dmarcops recover --key YOUR-KEY" in output
     filler.unlink()
     recover(repo)
     assert unaccounted(repo, client_dns) == []
@@ -329,8 +332,8 @@ def _apply_now(repo: Path, sender: NamedServer) -> subprocess.CompletedProcess[s
             "apply",
             "--plan",
             str(repo / "plan.json"),
-            "--as",
-            "jchen",
+            "--key",
+            str(KEYS / "jchen.pem"),
             "--emergency",
             "--reason",
             "payroll mail rejected since 09:10",
@@ -409,7 +412,7 @@ def test_named_frozen_mid_update_leaves_a_journal_until_it_answers(
         assert code == 1, output
         journal = list((repo / "changes" / "journal").glob("*.jsonl"))
         assert len(journal) == 1  # beta's outcome is unknown: kept for recover
-        refused = cli(repo, "recover", "--as", "jchen")
+        refused = cli(repo, "recover", "--key", str(KEYS / "jchen.pem"))
         assert refused.exit_code == 2 and "the journal stays" in refused.output
     finally:
         named.send_signal(signal.SIGCONT)
@@ -430,8 +433,8 @@ def test_wrong_tsig_key_changes_nothing(
         "apply",
         "--plan",
         str(repo / "plan.json"),
-        "--as",
-        "jchen",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--emergency",
         "--reason",
         "payroll mail rejected since 09:10",

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from signing import JCHEN, MHARA, genesis
 from test_records import T0, cli, make_record
 
 from pipeline.errors import EXIT_GATE
@@ -41,24 +42,28 @@ EVENTS = [
 
 @pytest.fixture
 def store(tmp_path: Path) -> RecordStore:
-    store = RecordStore(tmp_path / "changes")
-    first = store.create(lambda rid: make_record(rid, executed_at=None), at=T0)
-    second = store.create(make_record, at=T0)
-    store.update(replace(first, executed_at=T0, executed_by="J. Chen"), at=T0)
-    store.create(make_record, at=T0)
-    store.seal(first.id, Outcome.ACCEPTED, LATER, "J. Chen")
-    store.update(replace(second, internal_notes="client asked for a call"), at=LATER)
-    fourth = store.create(lambda rid: make_record(rid, executed_at=LATER), at=LATER)
-    store.seal(fourth.id, Outcome.SUPERSEDED, LATER, "M. Hara", forced=True)
+    store = genesis(tmp_path)
+    first = store.create(lambda rid: make_record(rid, executed_at=None), at=T0, signer=JCHEN)
+    second = store.create(make_record, at=T0, signer=JCHEN)
+    store.update(replace(first, executed_at=T0, executed_by="jchen"), at=T0, signer=JCHEN)
+    store.create(make_record, at=T0, signer=JCHEN)
+    store.seal(first.id, Outcome.ACCEPTED, LATER, JCHEN)
+    store.update(replace(second, internal_notes="client asked for a call"), at=LATER, signer=JCHEN)
+    fourth = store.create(lambda rid: make_record(rid, executed_at=LATER), at=LATER, signer=JCHEN)
+    store.seal(fourth.id, Outcome.SUPERSEDED, LATER, MHARA, forced=True)
     return store
 
 
 def lines_of(store: RecordStore) -> list[str]:
-    return store.ledger.path.read_text(encoding="utf-8").splitlines()
+    """The record events: every line after the genesis (the policy seal `dmarcops init` wrote),
+    which the tampering below leaves in place."""
+    return store.ledger.path.read_text(encoding="utf-8").splitlines()[1:]
 
 
 def write_lines(store: RecordStore, lines: list[str]) -> None:
-    store.ledger.path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    genesis_line = store.ledger.path.read_text(encoding="utf-8").splitlines()[0]
+    text = "".join(f"{line}\n" for line in [genesis_line, *lines])
+    store.ledger.path.write_text(text, encoding="utf-8")
 
 
 def json_path(store: RecordStore, record_id: str) -> Path:
@@ -89,7 +94,7 @@ def test_an_untouched_trail_verifies(store: RecordStore) -> None:
     result = cli(store.changes_dir.parent, "audit", "verify", "--at", "2026-06-11T09:23:00Z")
     assert result.exit_code == 0, result.output
     head = json.loads(lines_of(store)[-1])["entry_sha256"]
-    assert result.stdout == (f"ok: 4 records, 8 ledger entries, chain intact\nchain head: {head}\n")
+    assert result.stdout == (f"ok: 4 records, 9 ledger entries, chain intact\nchain head: {head}\n")
 
 
 def test_an_empty_trail_verifies(tmp_path: Path) -> None:
@@ -144,7 +149,7 @@ def test_a_record_file_the_ledger_never_saw_is_named(store: RecordStore) -> None
 
 def test_a_reference_to_a_missing_record_is_named(store: RecordStore) -> None:
     record = store.get("2026-0002")
-    store.update(replace(record, references=("2026-0009",)), at=LATER)
+    store.update(replace(record, references=("2026-0009",)), at=LATER, signer=JCHEN)
     problems = assert_named(store, "2026-0002")
     assert "references record 2026-0009, which does not exist" in str(problems[0])
 
@@ -175,7 +180,7 @@ def test_editing_a_ledger_entry_is_detected(store: RecordStore) -> None:
     lines[4] = json.dumps(entry, sort_keys=True, separators=(",", ":"))
     write_lines(store, lines)
     problems = assert_named(store, "2026-0001")
-    assert "ledger line 5 (sealed): entry_sha256 does not match" in "\n".join(map(str, problems))
+    assert "ledger line 6 (sealed): entry_sha256 does not match" in "\n".join(map(str, problems))
 
 
 def test_editing_a_ledger_entry_and_rehashing_it_breaks_the_next_link(store: RecordStore) -> None:
@@ -191,11 +196,12 @@ def test_editing_a_ledger_entry_and_rehashing_it_breaks_the_next_link(store: Rec
         record_prev=entry.record_prev,
         at=LATER + timedelta(hours=1),  # the edit
         prev=entry.prev,
+        signer=JCHEN,
     )
     lines[5] = forged.to_line().rstrip("\n")
     write_lines(store, lines)
     problems = assert_named(store, "2026-0004")
-    assert "does not link to line 6 (record 2026-0002)" in "\n".join(map(str, problems))
+    assert "does not link to line 7 (record 2026-0002)" in "\n".join(map(str, problems))
 
 
 def test_an_event_after_sealing_is_named(store: RecordStore) -> None:
@@ -210,9 +216,11 @@ def test_an_event_after_sealing_is_named(store: RecordStore) -> None:
         event=LedgerEvent.UPDATED,
         record_sha256=edited.sha256(),
         at=LATER,
+        signer=JCHEN,
+        roster=store.trusted_roster(entries),
     )
     problems = assert_named(store, "2026-0001")
-    assert "updated after the record was sealed at line 5" in "\n".join(map(str, problems))
+    assert "updated after the record was sealed at line 6" in "\n".join(map(str, problems))
 
 
 def test_gaps_and_duplicates_in_numbering_are_named(store: RecordStore) -> None:
@@ -226,10 +234,12 @@ def test_gaps_and_duplicates_in_numbering_are_named(store: RecordStore) -> None:
             event=LedgerEvent.CREATED,
             record_sha256=record.sha256(),
             at=LATER,
+            signer=JCHEN,
+            roster=store.trusted_roster(entries),
         )
     problems = assert_named(store, "2026-0005", "2026-0006", "2026-0002")
     text = "\n".join(map(str, problems))
-    assert "2026-0002: ledger line 10: created again (first at line 2)" in text
+    assert "2026-0002: ledger line 11: created again (first at line 3)" in text
 
 
 def test_writers_stop_at_a_damaged_ledger(store: RecordStore) -> None:
@@ -237,17 +247,17 @@ def test_writers_stop_at_a_damaged_ledger(store: RecordStore) -> None:
     lines[2] = lines[2][:40]  # a torn line
     write_lines(store, lines)
     with pytest.raises(LedgerCorrupt) as refused:
-        store.create(make_record, at=LATER)
+        store.create(make_record, at=LATER, signer=JCHEN)
     assert refused.value.exit_code == EXIT_GATE
-    assert refused.value.line == 3
+    assert refused.value.line == 4  # the genesis is line 1
     assert len(lines_of(store)) == len(EVENTS)  # nothing appended after the damage
-    problems = assert_named(store, "2026-0001")  # line 3's record, its events no longer follow
-    assert "ledger line 3: not JSON" in "\n".join(map(str, problems))
+    problems = assert_named(store, "2026-0001")  # line 4's record, its events no longer follow
+    assert "ledger line 4: not JSON" in "\n".join(map(str, problems))
 
 
 def test_a_record_never_marked_executed_is_an_interrupted_apply(tmp_path: Path) -> None:
-    store = RecordStore(tmp_path / "changes")
-    store.create(lambda rid: make_record(rid, executed_at=None), at=T0)
+    store = genesis(tmp_path)
+    store.create(lambda rid: make_record(rid, executed_at=None), at=T0, signer=JCHEN)
     assert verify(store.changes_dir, T0 + timedelta(minutes=30)) == []  # an apply in progress
     (problem,) = verify(store.changes_dir, T0 + timedelta(hours=2))
     assert problem.record_id == "2026-0001"

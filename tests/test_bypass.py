@@ -76,7 +76,7 @@ def test_1_self_set_clock_on_apply_to_bind(
     # The machine's clock reads Monday (outside alpha's window); the analyst claims Tuesday.
     set_clock = system_clock
     set_clock(datetime(2026, 11, 30, 10, 0, tzinfo=UTC))
-    base = ["apply", "--plan", str(plan_path), "--as", "jchen"]
+    base = ["apply", "--plan", str(plan_path), "--key", str(KEYS / "jchen.pem")]
     base += ["--nameserver", f"127.0.0.1:{sender_dns.port}"]
     if how == "--at":
         result = raw_cli(repo, *base, "--at", TUESDAY)
@@ -122,8 +122,6 @@ def test_2_backdated_approval_does_not_count(
         str(plan_path),
         "--request",
         "CR-0001-alpha",
-        "--as",
-        "sokafor",
         "--key",
         str(KEYS / "sokafor.pem"),
         "--at",
@@ -285,8 +283,8 @@ def _emergency_applied(repo: Path, client_dns: NamedServer, sender_dns: NamedSer
 
 
 REVIEW_ARGS = (
-    "--by",
-    "mhara",
+    "--key",
+    str(KEYS / "mhara.pem"),
     "--notes",
     "Genuine emergency: payroll provider rejected.",
     "--verdict",
@@ -294,11 +292,14 @@ REVIEW_ARGS = (
 )
 
 
-def _review(repo: Path, by: str) -> tuple[int, str]:
+def _review(repo: Path, by: str, key: str) -> tuple[int, str]:
+    """`dmarcops review` typed as `by`, signed with `key`'s test key (who is at the keyboard)."""
     result = cli(
         repo,
         "review",
         "2026-0001",
+        "--key",
+        str(KEYS / f"{key}.pem"),
         "--by",
         by,
         "--notes",
@@ -315,42 +316,32 @@ def test_8_review_by_executor_is_refused(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer
 ) -> None:
     _emergency_applied(repo, client_dns, sender_dns)
-    code, err = _review(repo, "jchen")
+    code, err = _review(repo, "jchen", "jchen")
     assert code == EXIT_GATE
     assert "cannot review it" in err
     assert record(repo, "2026-0001")["emergency"].get("reviewed_by") in (None, "")
     # Twin: another analyst reviews it.
-    assert _review(repo, "mhara")[0] == 0
+    assert _review(repo, "mhara", "mhara")[0] == 0
     assert record(repo, "2026-0001")["emergency"]["reviewed_by"] == "mhara"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS: `dmarcops review --by` is a typed name, not a signature: the executor passes "
-    "the self-review check by spelling their own id differently",
-)
 @pytest.mark.parametrize("spelling", ["JChen", "Jia Chen", "jchen "])
 def test_8b_review_by_executor_under_another_spelling(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer, spelling: str
 ) -> None:
     _emergency_applied(repo, client_dns, sender_dns)
-    code, _ = _review(repo, spelling)
+    code, _ = _review(repo, spelling, "jchen")
     assert code != 0
     assert record(repo, "2026-0001")["emergency"].get("reviewed_by") in (None, "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS: `dmarcops review` takes no key: the executor can record a review in anyone's "
-    "name (or a name not on the roster)",
-)
 @pytest.mark.parametrize("name", ["mhara", "nobody"])
 def test_8c_review_in_another_name_is_not_signed(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer, name: str
 ) -> None:
     _emergency_applied(repo, client_dns, sender_dns)
     # jchen at the keyboard, no key of mhara's: the review must need the reviewer's signature.
-    code, _ = _review(repo, name)
+    code, _ = _review(repo, name, "jchen")
     assert code != 0
     assert record(repo, "2026-0001")["emergency"].get("reviewed_by") in (None, "")
 
@@ -521,7 +512,11 @@ def test_1b_self_set_clock_on_review_and_close(
 ) -> None:
     _emergency_applied(repo, client_dns, sender_dns)
     before = record(repo, "2026-0001")
-    extra = [*REVIEW_ARGS] if command == "review" else ["--outcome", "accepted", "--by", "jchen"]
+    extra = (
+        [*REVIEW_ARGS]
+        if command == "review"
+        else ["--outcome", "accepted", "--key", str(KEYS / "jchen.pem")]
+    )
     for typed in (["--at", "2026-12-05T09:00:00Z"], []):
         env = None if typed else {"DMARCOPS_NOW": "2026-12-05T09:00:00Z"}
         result = raw_cli(repo, command, "2026-0001", *extra, *typed, env=env)
@@ -530,11 +525,6 @@ def test_1b_self_set_clock_on_review_and_close(
         assert record(repo, "2026-0001") == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS: `dmarcops apply --as` is a typed name (no key): the analyst records another "
-    "analyst as executor (the record says mhara ran it; no signature backs the name)",
-)
 def test_apply_as_another_analyst_is_not_signed(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer
 ) -> None:
@@ -548,6 +538,8 @@ def test_apply_as_another_analyst_is_not_signed(
         str(plan_path),
         "--as",
         "mhara",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--at",
         SATURDAY,
         "--nameserver",
@@ -565,11 +557,6 @@ def test_apply_as_another_analyst_is_not_signed(
     assert_untouched(repo, client_dns)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS: `dmarcops close --by` takes no key: a record is sealed in the name of anyone "
-    "typed (another analyst, or nobody on the roster)",
-)
 @pytest.mark.parametrize("name", ["mhara", "nobody"])
 def test_close_in_another_name_is_not_signed(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer, name: str
@@ -584,6 +571,8 @@ def test_close_in_another_name_is_not_signed(
         "accepted",
         "--by",
         name,
+        "--key",
+        str(KEYS / "jchen.pem"),  # jchen at the keyboard
         "--at",
         "2026-12-01T19:00:00Z",
     )

@@ -540,10 +540,19 @@ def test_plan_files(
     run_checked(repo, crash_dir, "requests", "check", "--plan", str(plan_file))
     approve = (
         *("approve", "--plan", str(plan_file), "--request", REQUEST),
-        *("--as", "mhara", "--key", str(KEYS / "mhara.pem")),
+        *("--key", str(KEYS / "mhara.pem")),
     )
     run_checked(repo, crash_dir, *approve, writes=True)
-    run_checked(repo, crash_dir, "apply", "--plan", str(plan_file), "--as", "jchen", writes=True)
+    run_checked(
+        repo,
+        crash_dir,
+        "apply",
+        "--plan",
+        str(plan_file),
+        "--key",
+        str(KEYS / "jchen.pem"),
+        writes=True,
+    )
 
 
 # --- approval files ---------------------------------------------------------------------------
@@ -592,7 +601,16 @@ def test_approval_files(
     content = data.draw(approval_content(plan_hash), label="approval")
     (directory / f"{REQUEST}--{analyst}.json").write_bytes(content)
     run_checked(repo, crash_dir, "requests", "check", "--plan", str(plan_file))
-    run_checked(repo, crash_dir, "apply", "--plan", str(plan_file), "--as", "jchen", writes=True)
+    run_checked(
+        repo,
+        crash_dir,
+        "apply",
+        "--plan",
+        str(plan_file),
+        "--key",
+        str(KEYS / "jchen.pem"),
+        writes=True,
+    )
 
 
 # --- command-line arguments -------------------------------------------------------------------

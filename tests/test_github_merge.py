@@ -18,7 +18,7 @@ from clockcli import invoke_at
 from dns_server import NamedServer
 from github_server import FakeGitHub, fixture, pull_request, review
 from portfolio import write
-from signing import sign_if_valid
+from signing import KEYS, sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
 
@@ -57,6 +57,8 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
         monkeypatch.setenv("GITHUB_API_URL", server.url)
         monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
         monkeypatch.setenv("GITHUB_REPOSITORY", REPOSITORY)
+        # The automation's key (roster role automation), as the privileged workflow provides it.
+        monkeypatch.setenv("DMARCOPS_SIGNING_KEY", str(KEYS / "dmarcops-bot.pem"))
         yield server
 
 
@@ -286,8 +288,6 @@ def test_the_pull_request_author_cannot_approve_with_a_signed_file(
             str(out),
             "--request",
             "CR-0001-alpha",
-            "--as",
-            "jchen",
             "--key",
             str(REPO / "tests/keys/jchen.pem"),
         ],

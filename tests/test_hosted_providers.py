@@ -63,7 +63,7 @@ def test_whole_lifecycle(repo: Path, live: Live, sender_dns: NamedServer) -> Non
         assert "dns: 127.0.0.1:" in details and "serves the new values" in details
 
     closed = cli(
-        repo, "close", "2026-0001", "--outcome", "accepted", "--by", "jchen", "--at",
+        repo, "close", "2026-0001", "--outcome", "accepted", "--key", str(KEYS / "jchen.pem"), "--at",
         "2026-12-01T19:00:00Z",
     )  # fmt: skip
     assert closed.exit_code == 0, closed.output

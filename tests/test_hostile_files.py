@@ -30,6 +30,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 from portfolio import REPO, copy_example
+from signing import JCHEN
 from test_records import T0, make_record
 
 from pipeline.cli import main
@@ -139,7 +140,10 @@ KINDS = [
         "apply journal",
         f"changes/journal/{JOURNAL}",
         "jsonl",
-        (("recover", "--as", "jchen"), ("apply", "--plan", PLAN_ARG, "--as", "jchen")),
+        (
+            ("recover", "--key", str(KEYS / "jchen.pem")),
+            ("apply", "--plan", PLAN_ARG, "--key", str(KEYS / "jchen.pem")),
+        ),
         listed=True,
     ),
     Kind(
@@ -148,10 +152,10 @@ KINDS = [
         "json",
         (
             ("requests", "check", "--plan", PLAN_ARG),
-            ("apply", "--plan", PLAN_ARG, "--as", "jchen"),
+            ("apply", "--plan", PLAN_ARG, "--key", str(KEYS / "jchen.pem")),
             (
                 *("approve", "--plan", PLAN_ARG, "--request", REQUEST),
-                *("--as", "mhara", "--key", str(KEYS / "mhara.pem")),
+                *("--key", str(KEYS / "mhara.pem")),
             ),
         ),
     ),
@@ -361,11 +365,11 @@ def seed(tmp_path_factory: pytest.TempPathFactory, crash_dir: Path) -> Path:
         repo,
         crash_dir,
         *("approve", "--plan", str(plan), "--request", REQUEST),
-        *("--as", "mhara", "--key", str(KEYS / "mhara.pem")),
+        *("--key", str(KEYS / "mhara.pem")),
     )
     assert approval.exit_code == EXIT_OK, approval.output
     assert list((repo / "changes/approvals" / plan_hash).glob("*.json"))
-    RecordStore(repo / "changes").create(lambda rid: make_record(rid), T0)
+    RecordStore(repo / "changes").create(lambda rid: make_record(rid), T0, JCHEN)
     # An interrupted apply's journal: its begin line only (nothing was sent).
     begin = {
         "event": "begin",
@@ -542,10 +546,11 @@ def test_a_linked_ledger_is_not_appended_through(tmp_path: Path) -> None:
     repo = copy_example(tmp_path / "repo")
     victim = tmp_path / "victim.jsonl"
     victim.write_text("")
+    (repo / "changes" / "ledger.jsonl").unlink()  # the example's genesis: replaced by a link
     (repo / "changes" / "ledger.jsonl").symlink_to(victim)
     store = RecordStore(repo / "changes")
     with pytest.raises(InputError, match="symbolic link"):
-        store.create(lambda rid: make_record(rid), T0)
+        store.create(lambda rid: make_record(rid), T0, JCHEN)
     assert victim.read_text() == ""
 
 

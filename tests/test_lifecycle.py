@@ -17,7 +17,7 @@ from click.testing import Result
 from clockcli import invoke_at
 from dns_server import NamedServer
 from portfolio import REPO, write
-from signing import sign_if_valid
+from signing import BOT, JCHEN, sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
 
@@ -101,8 +101,8 @@ def apply(
         "apply",
         "--plan",
         str(plan_path),
-        "--as",
-        "jchen",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--at",
         at.rstrip("Z"),
         "--nameserver",
@@ -146,8 +146,8 @@ def test_whole_lifecycle(repo: Path, client_dns: NamedServer, sender_dns: NamedS
         "2026-0001",
         "--outcome",
         "accepted",
-        "--by",
-        "jchen",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--at",
         "2026-12-01T12:00:00Z",
     )
@@ -158,8 +158,8 @@ def test_whole_lifecycle(repo: Path, client_dns: NamedServer, sender_dns: NamedS
         "2026-0001",
         "--outcome",
         "accepted",
-        "--by",
-        "jchen",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--at",
         "2026-12-01T19:00:00Z",
     )
@@ -294,8 +294,8 @@ def test_emergency_skips_window_and_is_reviewed(
         repo,
         "review",
         "2026-0001",
-        "--by",
-        "mhara",
+        "--key",
+        str(KEYS / "mhara.pem"),
         "--verdict",
         "justified",
         "--notes",
@@ -319,8 +319,6 @@ def test_rollback_restores_the_before_state_and_links_both_records(
         repo,
         "rollback",
         "2026-0001",
-        "--as",
-        "jchen",
         "--key",
         str(KEYS / "jchen.pem"),
         "--reason",
@@ -365,8 +363,8 @@ def test_two_applies_for_one_client_at_once(
         "apply",
         "--plan",
         str(plan_path),
-        "--as",
-        "jchen",
+        "--key",
+        str(KEYS / "jchen.pem"),
         "--nameserver",
         f"127.0.0.1:{sender_dns.port}",
     ]
@@ -424,6 +422,7 @@ def test_named_killed_mid_apply_is_recorded_exactly_and_rolled_back_later(
             nameservers=Nameservers(("127.0.0.1",), sender_dns.port, 2.0),
             verify_timeout=1.0,
             progress=kill_before_beta,
+            signer=JCHEN,
         ),
     )
     by_request = {r.request_id: r for r in records}
@@ -445,8 +444,6 @@ def test_named_killed_mid_apply_is_recorded_exactly_and_rolled_back_later(
         repo,
         "rollback",
         alpha.id,
-        "--as",
-        "jchen",
         "--key",
         str(KEYS / "jchen.pem"),
         "--reason",
@@ -485,14 +482,14 @@ def test_scheduler_closes_clean_records_and_leaves_the_rest(
     assert apply(repo, plan_path, sender_dns).exit_code == 0
     store = RecordStore(repo / "changes")
     # Inside the rollback window (8 h from 10:00): nothing is closed.
-    assert close_finished(store, datetime(2026, 12, 1, 17, 0, tzinfo=UTC)) == ([], [])
-    closed, attention = close_finished(store, datetime(2026, 12, 1, 18, 30, tzinfo=UTC))
+    assert close_finished(store, datetime(2026, 12, 1, 17, 0, tzinfo=UTC), BOT) == ([], [])
+    closed, attention = close_finished(store, datetime(2026, 12, 1, 18, 30, tzinfo=UTC), BOT)
     assert (closed, attention) == (["2026-0001"], [])
     sealed = record(repo, "2026-0001")
     assert (sealed["sealed"], sealed["outcome"], sealed["closed_by"]) == (
         True,
         "accepted",
-        "dmarcops-scheduler",
+        "dmarcops-bot",  # the automation's key signed the close
     )
     # An emergency whose review is missing is left for a person.
     request(repo, "CR-0002-alpha", ["beta.example"])
@@ -509,7 +506,7 @@ def test_scheduler_closes_clean_records_and_leaves_the_rest(
         "INC-2042",
     )
     assert emergency.exit_code == 0, emergency.output
-    closed, attention = close_finished(store, datetime(2026, 12, 9, 12, 0, tzinfo=UTC))
+    closed, attention = close_finished(store, datetime(2026, 12, 9, 12, 0, tzinfo=UTC), BOT)
     assert (closed, attention) == ([], ["2026-0002"])
 
 
@@ -582,8 +579,6 @@ def rollback(repo: Path, sender_dns: NamedServer, record_id: str, *extra: str) -
         repo,
         "rollback",
         record_id,
-        "--as",
-        "jchen",
         "--key",
         str(KEYS / "jchen.pem"),
         "--reason",

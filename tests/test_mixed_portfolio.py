@@ -21,7 +21,7 @@ from click.testing import Result
 from dns_server import NamedServer
 from hosted_fixtures import AWS_SECRET, PdnsLive, Route53Live, use_provider
 from portfolio import write
-from signing import sign_if_valid
+from signing import JCHEN, sign_if_valid
 from test_apply_named import served
 from test_lifecycle import RATIONALE, apply, cli, plan, request
 from test_plan_named import LIVE, make_repo
@@ -143,6 +143,7 @@ def test_providers_failing_mid_apply_fail_only_their_clients(
             nameservers=Nameservers(("127.0.0.1",), sender_dns.port, 2.0),
             verify_timeout=1.0,
             progress=break_providers,
+            signer=JCHEN,
         ),
     )
     outcome = {

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from dns_server import NamedServer, ZoneSpec
 from portfolio import REPO, write
-from signing import sign_all
+from signing import genesis, sign_all
 
 from pipeline.cli import main
 
@@ -135,6 +135,8 @@ def make_repo(root: Path, gamma_provider: str = "bind", with_requests: bool = Tr
                 "this aligns the records with the senders the client uses.\n",
             )
         sign_all(root)
+    # The ledger begins as `dmarcops init` begins it: this policy sealed by the lead mhara.
+    genesis(root)
     return root
 
 

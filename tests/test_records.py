@@ -19,6 +19,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 from portfolio import REPO
+from signing import JCHEN, KEYS, genesis, signer
 
 import pipeline.clock
 from pipeline.commands.records import register
@@ -44,7 +45,6 @@ from pipeline.records import (
     ZoneStatus,
     verify,
 )
-from pipeline.records.ledger import GENESIS
 from pipeline.records.record import parse_time
 
 T0 = datetime(2026, 6, 9, 9, 23, tzinfo=UTC)  # executed; the seed's example
@@ -57,8 +57,8 @@ def make_record(
     client: str = "northwind-health",
     zone: str = "nwh-patients.example",
     risk: RiskLevel = RiskLevel.MEDIUM,
-    author: str = "J. Chen",
-    peer: str = "M. Hara",
+    author: str = "jchen",
+    peer: str = "mhara",
     executed_at: datetime | None = T0,
     rollback_hours: int = 8,
     emergency: Emergency | None = None,
@@ -154,29 +154,30 @@ def cli(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
 
 @pytest.fixture
 def store(tmp_path: Path) -> RecordStore:
-    return RecordStore(tmp_path / "changes")
+    return genesis(tmp_path)
 
 
 def ledger_lines(store: RecordStore) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in store.ledger.lines()]
+    """The record events (the genesis policy seal of line 1 left out)."""
+    return [json.loads(line) for line in store.ledger.lines()][1:]
 
 
 # --- numbering --------------------------------------------------------------------------------
 
 
 def test_numbers_are_sequential_and_each_creation_is_logged(store: RecordStore) -> None:
-    ids = [store.create(lambda rid: make_record(rid), at=T0).id for _ in range(3)]
+    ids = [store.create(lambda rid: make_record(rid), at=T0, signer=JCHEN).id for _ in range(3)]
     assert ids == ["2026-0001", "2026-0002", "2026-0003"]
     for rid in ids:
         assert (store.records_dir / f"{rid}.json").is_file()
         assert (store.records_dir / f"{rid}.md").read_text().startswith(f"## CHANGE RECORD #{rid}")
     lines = ledger_lines(store)
     assert [(e["seq"], e["record_id"], e["event"]) for e in lines] == [
-        (1, "2026-0001", "created"),
-        (2, "2026-0002", "created"),
-        (3, "2026-0003", "created"),
+        (2, "2026-0001", "created"),  # line 1 is the genesis (the sealed policy)
+        (3, "2026-0002", "created"),
+        (4, "2026-0003", "created"),
     ]
-    assert lines[0]["prev"] == GENESIS
+    assert lines[0]["prev"] == store.ledger.read()[0].entry_sha256  # the genesis
     assert lines[1]["prev"] == lines[0]["entry_sha256"]
     assert lines[2]["record_sha256"] == store.get("2026-0003").sha256()
     assert store.allocate(2026) == "2026-0004"
@@ -185,13 +186,19 @@ def test_numbers_are_sequential_and_each_creation_is_logged(store: RecordStore) 
 
 def test_year_rollover_starts_at_0001(store: RecordStore) -> None:
     new_year_eve = datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
-    assert store.create(make_record, at=new_year_eve).id == "2026-0001"
-    assert store.create(make_record, at=new_year_eve).id == "2026-0002"
+    assert store.create(make_record, at=new_year_eve, signer=JCHEN).id == "2026-0001"
+    assert store.create(make_record, at=new_year_eve, signer=JCHEN).id == "2026-0002"
     # 00:30 on 1 January in UTC+1 is still 2026 in UTC: the year is the UTC year.
     plus_one = datetime(2027, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
-    assert store.create(make_record, at=plus_one).id == "2026-0003"
-    assert store.create(make_record, at=datetime(2027, 1, 1, tzinfo=UTC)).id == "2027-0001"
-    assert store.create(make_record, at=datetime(2027, 1, 2, tzinfo=UTC)).id == "2027-0002"
+    assert store.create(make_record, at=plus_one, signer=JCHEN).id == "2026-0003"
+    assert (
+        store.create(make_record, at=datetime(2027, 1, 1, tzinfo=UTC), signer=JCHEN).id
+        == "2027-0001"
+    )
+    assert (
+        store.create(make_record, at=datetime(2027, 1, 2, tzinfo=UTC), signer=JCHEN).id
+        == "2027-0002"
+    )
     assert store.allocate(2026) == "2026-0004"
     assert store.allocate(2027) == "2027-0003"
     assert store.allocate(2028) == "2028-0001"
@@ -199,14 +206,14 @@ def test_year_rollover_starts_at_0001(store: RecordStore) -> None:
 
 
 def test_a_failing_build_leaves_no_gap(store: RecordStore) -> None:
-    store.create(make_record, at=T0)
+    store.create(make_record, at=T0, signer=JCHEN)
 
     def broken(rid: str) -> ChangeRecord:
         raise RuntimeError("planning failed")
 
     with pytest.raises(RuntimeError):
-        store.create(broken, at=T0)
-    assert store.create(make_record, at=T0).id == "2026-0002"
+        store.create(broken, at=T0, signer=JCHEN)
+    assert store.create(make_record, at=T0, signer=JCHEN).id == "2026-0002"
     assert len(ledger_lines(store)) == 2
 
 
@@ -221,7 +228,7 @@ def _create_many(changes_dir: str, count: int, start: Any, results: Any) -> None
 
     start.wait()
     try:
-        results.put([store.create(slow_build, at=T0).id for _ in range(count)])
+        results.put([store.create(slow_build, at=T0, signer=JCHEN).id for _ in range(count)])
     except Exception as exc:  # reported to the test instead of dying silently in the child
         results.put(f"worker failed: {exc!r}")
 
@@ -244,7 +251,7 @@ def test_concurrent_processes_get_unique_contiguous_numbers(store: RecordStore) 
     assert len(ids) == 40
     assert sorted(ids) == [f"2026-{n:04d}" for n in range(1, 41)]
     lines = ledger_lines(store)
-    assert [e["seq"] for e in lines] == list(range(1, 41))
+    assert [e["seq"] for e in lines] == list(range(2, 42))
     assert sorted(e["record_id"] for e in lines) == sorted(ids)
     assert verify(store.changes_dir, T0) == []
 
@@ -285,7 +292,7 @@ def test_client_export_leaves_internal_notes_out() -> None:
 
 
 def test_markdown_follows_the_seed_template() -> None:
-    md = make_record("2026-0001").render_markdown()
+    md = make_record("2026-0001", author="J. Chen", peer="M. Hara").render_markdown()
     labels = [
         "## CHANGE RECORD #2026-0001",
         "- Client: Northwind Health (`northwind-health`)",
@@ -341,43 +348,43 @@ def test_hostile_rationale_is_shown_not_interpreted() -> None:
 
 
 def test_update_rewrites_and_logs(store: RecordStore) -> None:
-    created = store.create(lambda rid: make_record(rid, executed_at=None), at=T0)
-    executed = replace(created, executed_at=T0, executed_by="J. Chen", references=("2026-0001",))
-    store.update(executed, at=T0 + timedelta(minutes=1))
+    created = store.create(lambda rid: make_record(rid, executed_at=None), at=T0, signer=JCHEN)
+    executed = replace(created, executed_at=T0, executed_by="jchen", references=("2026-0001",))
+    store.update(executed, at=T0 + timedelta(minutes=1), signer=JCHEN)
     assert store.get(created.id) == executed
     last = ledger_lines(store)[-1]
     assert (last["event"], last["at"]) == ("updated", "2026-06-09T09:24:00Z")
     assert last["record_sha256"] == executed.sha256()
     assert last["record_prev"] == created.sha256()
-    assert "Executed: 2026-06-09 09:23 UTC by J. Chen" in (
+    assert "Executed: 2026-06-09 09:23 UTC by jchen" in (
         store.records_dir / f"{created.id}.md"
     ).read_text(encoding="utf-8")
 
 
 def test_update_refuses_a_record_file_edited_behind_its_back(store: RecordStore) -> None:
-    record = store.create(make_record, at=T0)
+    record = store.create(make_record, at=T0, signer=JCHEN)
     path = store.records_dir / f"{record.id}.json"
     data = json.loads(path.read_text())
     data["rationale"] = "rewritten later"
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     with pytest.raises(RecordMismatchError, match="differs from what the ledger recorded"):
-        store.update(replace(record, executed_by="J. Chen"), at=T0)
+        store.update(replace(record, executed_by="jchen"), at=T0, signer=JCHEN)
     # Writing over it would have made the edit look recorded; the ledger is untouched.
     assert len(ledger_lines(store)) == 1
 
 
 def test_a_sealed_record_is_never_written_again(store: RecordStore) -> None:
-    record = store.create(make_record, at=T0)
+    record = store.create(make_record, at=T0, signer=JCHEN)
     end = record.rollback_window.end
-    sealed = store.seal(record.id, Outcome.ACCEPTED, end, "J. Chen")
+    sealed = store.seal(record.id, Outcome.ACCEPTED, end, JCHEN)
     assert (sealed.sealed, sealed.outcome, sealed.closed_forced) == (True, Outcome.ACCEPTED, False)
     before = (store.records_dir / f"{record.id}.json").read_bytes(), store.ledger.lines()
     with pytest.raises(SealedRecordError) as refused:
-        store.update(replace(record, rationale="edited after closure"), at=end)
+        store.update(replace(record, rationale="edited after closure"), at=end, signer=JCHEN)
     assert refused.value.exit_code == EXIT_GATE
     assert "sealed" in str(refused.value)
     with pytest.raises(SealedRecordError):
-        store.seal(record.id, Outcome.ROLLED_BACK, end, "J. Chen", forced=True)
+        store.seal(record.id, Outcome.ROLLED_BACK, end, JCHEN, forced=True)
     assert ((store.records_dir / f"{record.id}.json").read_bytes(), store.ledger.lines()) == before
     assert [e["event"] for e in ledger_lines(store)] == ["created", "sealed"]
 
@@ -385,10 +392,10 @@ def test_a_sealed_record_is_never_written_again(store: RecordStore) -> None:
 def test_close_before_the_rollback_window_ends_is_refused_unless_forced(
     store: RecordStore, tmp_path: Path
 ) -> None:
-    first = store.create(make_record, at=T0)  # rollback window until 17:23
-    second = store.create(make_record, at=T0)
+    first = store.create(make_record, at=T0, signer=JCHEN)  # rollback window until 17:23
+    second = store.create(make_record, at=T0, signer=JCHEN)
     result = cli(
-        tmp_path, "close", first.id, "--outcome", "accepted", "--by", "J. Chen",
+        tmp_path, "close", first.id, "--outcome", "accepted", "--key", str(KEYS / "jchen.pem"),
         "--at", "2026-06-09T17:22:59Z",
     )  # fmt: skip
     assert result.exit_code == EXIT_GATE, result.output
@@ -398,7 +405,7 @@ def test_close_before_the_rollback_window_ends_is_refused_unless_forced(
     assert len(ledger_lines(store)) == 2
 
     result = cli(
-        tmp_path, "close", first.id, "--outcome", "rolled-back", "--by", "J. Chen", "--force",
+        tmp_path, "close", first.id, "--outcome", "rolled-back", "--key", str(KEYS / "jchen.pem"), "--force",
         env={"DMARCOPS_NOW": "2026-06-09T10:00:00Z"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -414,7 +421,7 @@ def test_close_before_the_rollback_window_ends_is_refused_unless_forced(
 
     # At the window's end no force is needed, and none is recorded.
     result = cli(
-        tmp_path, "close", second.id, "--outcome", "accepted", "--by", "M. Hara",
+        tmp_path, "close", second.id, "--outcome", "accepted", "--key", str(KEYS / "mhara.pem"),
         "--at", "2026-06-09T17:23:00Z", "--force",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -426,19 +433,21 @@ def test_a_sealed_record_cannot_be_changed_through_the_cli(
     store: RecordStore, tmp_path: Path
 ) -> None:
     emergency = Emergency("mail bouncing at Outlook", T0 + timedelta(hours=24))
-    record = store.create(lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0)
-    assert cli(tmp_path, "review", record.id, "--by", "M. Hara", "--verdict", "justified", "--notes", "ok",
+    record = store.create(
+        lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0, signer=JCHEN
+    )
+    assert cli(tmp_path, "review", record.id, "--key", str(KEYS / "mhara.pem"), "--verdict", "justified", "--notes", "ok",
                "--at", "2026-06-09T12:00:00Z").exit_code == 0  # fmt: skip
-    assert cli(tmp_path, "close", record.id, "--outcome", "accepted", "--by", "J. Chen",
+    assert cli(tmp_path, "close", record.id, "--outcome", "accepted", "--key", str(KEYS / "jchen.pem"),
                "--at", "2026-06-10T00:00:00Z").exit_code == 0  # fmt: skip
     sealed_bytes = (store.records_dir / f"{record.id}.json").read_bytes()
     for args in (
-        ("close", record.id, "--outcome", "failed", "--by", "J. Chen", "--force"),
+        ("close", record.id, "--outcome", "failed", "--key", str(KEYS / "jchen.pem"), "--force"),
         (
             "review",
             record.id,
-            "--by",
-            "A. Lee",
+            "--key",
+            str(KEYS / "sokafor.pem"),
             "--verdict",
             "justified",
             "--notes",
@@ -460,13 +469,16 @@ def test_overdue_emergency_review_is_listed_fails_audit_and_clears_after_review(
 ) -> None:
     due = T0 + timedelta(hours=24)
     late = store.create(
-        lambda rid: make_record(rid, emergency=Emergency("DKIM broke", due), peer=""), at=T0
+        lambda rid: make_record(rid, emergency=Emergency("DKIM broke", due), peer=""),
+        at=T0,
+        signer=JCHEN,
     )
     not_yet_due = store.create(
         lambda rid: make_record(rid, emergency=Emergency("SPF broke", due + timedelta(days=2))),
         at=T0,
+        signer=JCHEN,
     )
-    planned = store.create(make_record, at=T0)
+    planned = store.create(make_record, at=T0, signer=JCHEN)
     now = "2026-06-10T12:00:00Z"  # 3 h after the first review was due
 
     result = cli(tmp_path, "reviews", "overdue", "--at", now)
@@ -480,20 +492,20 @@ def test_overdue_emergency_review_is_listed_fails_audit_and_clears_after_review(
     assert not_yet_due.id not in result.stdout
 
     # Cannot be sealed before the review, not even with --force.
-    result = cli(tmp_path, "close", late.id, "--outcome", "accepted", "--by", "M. Hara",
+    result = cli(tmp_path, "close", late.id, "--outcome", "accepted", "--key", str(KEYS / "mhara.pem"),
                  "--force", "--at", now)  # fmt: skip
     assert result.exit_code == EXIT_GATE and "post-hoc review" in result.stderr
     # The executor cannot review their own change (seed: no self-review).
-    result = cli(tmp_path, "review", late.id, "--by", "J. Chen", "--verdict", "justified", "--notes", "fine",
+    result = cli(tmp_path, "review", late.id, "--key", str(KEYS / "jchen.pem"), "--verdict", "justified", "--notes", "fine",
                  "--at", now)  # fmt: skip
     assert result.exit_code == EXIT_GATE and "cannot review it" in result.stderr
 
-    result = cli(tmp_path, "review", late.id, "--by", "M. Hara", "--verdict", "justified", "--notes",
+    result = cli(tmp_path, "review", late.id, "--key", str(KEYS / "mhara.pem"), "--verdict", "justified", "--notes",
                  "Justified: DKIM failures at Gmail.", "--at", now)  # fmt: skip
     assert result.exit_code == 0, result.output
     reviewed = store.get(late.id)
     assert reviewed.emergency is not None
-    assert reviewed.emergency.reviewed_by == "M. Hara"
+    assert reviewed.emergency.reviewed_by == "mhara"
     assert reviewed.emergency.reviewed_at == datetime(2026, 6, 10, 12, tzinfo=UTC)
     assert not reviewed.sealed  # a review is an update before sealing
 
@@ -502,13 +514,21 @@ def test_overdue_emergency_review_is_listed_fails_audit_and_clears_after_review(
     )
     result = cli(tmp_path, "audit", "verify", "--at", now)
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("ok: 3 records, 4 ledger entries, chain intact\n")
+    assert result.stdout.startswith("ok: 3 records, 5 ledger entries, chain intact\n")
 
-    result = cli(tmp_path, "review", late.id, "--by", "A. Lee", "--verdict", "justified", "--notes", "again",
+    result = cli(tmp_path, "review", late.id, "--key", str(KEYS / "sokafor.pem"), "--verdict", "justified", "--notes", "again",
                  "--at", now)  # fmt: skip
     assert result.exit_code == EXIT_GATE and "already recorded" in result.stderr
     assert cli(
-        tmp_path, "review", planned.id, "--by", "A. Lee", "--verdict", "justified", "--notes", "x"
+        tmp_path,
+        "review",
+        planned.id,
+        "--key",
+        str(KEYS / "sokafor.pem"),
+        "--verdict",
+        "justified",
+        "--notes",
+        "x",
     ).exit_code == (EXIT_INPUT)
 
 
@@ -520,16 +540,16 @@ def portfolio(store: RecordStore) -> RecordStore:
     """Four records: two clients, three domains, three analysts, three risks, three dates."""
     specs: list[dict[str, Any]] = [
         dict(client="contoso-retail", zone="contoso-retail.example", risk=RiskLevel.HIGH,
-             author="J. Chen", peer="M. Hara", executed_at=datetime(2026, 3, 1, 9, tzinfo=UTC)),
+             author="jchen", peer="mhara", executed_at=datetime(2026, 3, 1, 9, tzinfo=UTC)),
         dict(client="fabrikam-labs", zone="fabrikam.example", risk=RiskLevel.LOW,
-             author="A. Lee", peer="", executed_at=datetime(2026, 6, 9, 23, 59, tzinfo=UTC)),
+             author="sokafor", peer="", executed_at=datetime(2026, 6, 9, 23, 59, tzinfo=UTC)),
         dict(client="fabrikam-labs", zone="fabrikam.example", risk=RiskLevel.MEDIUM,
-             author="A. Lee", peer="M. Hara", executed_at=datetime(2026, 6, 10, 9, tzinfo=UTC)),
+             author="sokafor", peer="mhara", executed_at=datetime(2026, 6, 10, 9, tzinfo=UTC)),
         dict(client="contoso-retail", zone="contoso-shop.example", risk=RiskLevel.MEDIUM,
-             author="J. Chen", peer="A. Lee", executed_at=None),
+             author="jchen", peer="sokafor", executed_at=None),
     ]  # fmt: skip
     for spec in specs:
-        store.create(partial(make_record, **spec), at=T0)
+        store.create(partial(make_record, **spec), at=T0, signer=signer(str(spec["author"])))
     return store
 
 
@@ -539,8 +559,8 @@ def portfolio(store: RecordStore) -> RecordStore:
         ({}, ["2026-0001", "2026-0002", "2026-0003", "2026-0004"]),
         ({"client": "fabrikam-labs"}, ["2026-0002", "2026-0003"]),
         ({"domain": "Contoso-Shop.example."}, ["2026-0004"]),
-        ({"analyst": "m. hara"}, ["2026-0001", "2026-0003"]),  # a peer reviewer counts
-        ({"analyst": "A. Lee"}, ["2026-0002", "2026-0003", "2026-0004"]),
+        ({"analyst": "MHARA"}, ["2026-0001", "2026-0003"]),  # a peer reviewer counts; any case
+        ({"analyst": "sokafor"}, ["2026-0002", "2026-0003", "2026-0004"]),
         ({"risk": RiskLevel.MEDIUM}, ["2026-0003", "2026-0004"]),
         # not executed: filed at T0 - 5 min = 2026-06-09 09:18
         ({"since": datetime(2026, 6, 9, tzinfo=UTC)}, ["2026-0002", "2026-0003", "2026-0004"]),
@@ -576,7 +596,9 @@ def test_records_list_command(portfolio: RecordStore, tmp_path: Path) -> None:
 
 
 def test_records_show_formats_and_client_export(store: RecordStore, tmp_path: Path) -> None:
-    record = store.create(lambda rid: make_record(rid, internal_notes="INTERNAL-ONLY"), at=T0)
+    record = store.create(
+        lambda rid: make_record(rid, internal_notes="INTERNAL-ONLY"), at=T0, signer=JCHEN
+    )
     result = cli(tmp_path, "records", "show", record.id, "--format", "json")
     assert result.exit_code == 0
     assert ChangeRecord.from_json(json.loads(result.stdout)) == record
@@ -595,11 +617,20 @@ def test_records_show_formats_and_client_export(store: RecordStore, tmp_path: Pa
 def test_unknown_or_malformed_id_is_input_error(
     store: RecordStore, tmp_path: Path, record_id: str
 ) -> None:
-    store.create(make_record, at=T0)
+    store.create(make_record, at=T0, signer=JCHEN)
     for args in (
         ("records", "show", record_id),
-        ("close", record_id, "--outcome", "accepted", "--by", "J. Chen"),
-        ("review", record_id, "--by", "J. Chen", "--verdict", "justified", "--notes", "x"),
+        ("close", record_id, "--outcome", "accepted", "--key", str(KEYS / "jchen.pem")),
+        (
+            "review",
+            record_id,
+            "--key",
+            str(KEYS / "jchen.pem"),
+            "--verdict",
+            "justified",
+            "--notes",
+            "x",
+        ),
     ):
         result = cli(tmp_path, *args)
         assert result.exit_code == EXIT_INPUT, (args, result.output)
@@ -610,8 +641,8 @@ def test_unknown_or_malformed_id_is_input_error(
 
 
 def test_bad_time_is_input_error(store: RecordStore, tmp_path: Path) -> None:
-    record = store.create(make_record, at=T0)
-    result = cli(tmp_path, "close", record.id, "--outcome", "accepted", "--by", "J. Chen",
+    record = store.create(make_record, at=T0, signer=JCHEN)
+    result = cli(tmp_path, "close", record.id, "--outcome", "accepted", "--key", str(KEYS / "jchen.pem"),
                  env={"DMARCOPS_NOW": "tomorrow"})  # fmt: skip
     assert result.exit_code == EXIT_INPUT and "cannot read --at / DMARCOPS_NOW" in result.stderr
     assert not store.get(record.id).sealed
@@ -619,15 +650,19 @@ def test_bad_time_is_input_error(store: RecordStore, tmp_path: Path) -> None:
 
 def test_review_verdict_follow_up_and_late_marking(store: RecordStore, tmp_path: Path) -> None:
     emergency = Emergency("mail bouncing at Outlook", T0 + timedelta(hours=24))
-    on_time = store.create(lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0)
-    late = store.create(lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0)
+    on_time = store.create(
+        lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0, signer=JCHEN
+    )
+    late = store.create(
+        lambda rid: make_record(rid, emergency=emergency, peer=""), at=T0, signer=JCHEN
+    )
     # not-justified needs the policy follow-up it leads to; an unknown verdict is bad input.
     for extra in (("--verdict", "not-justified"), ("--verdict", "maybe"), ()):
-        result = cli(tmp_path, "review", on_time.id, "--by", "M. Hara", *extra, "--notes", "x",
+        result = cli(tmp_path, "review", on_time.id, "--key", str(KEYS / "mhara.pem"), *extra, "--notes", "x",
                      "--at", "2026-06-09T12:00:00Z")  # fmt: skip
         assert result.exit_code in {EXIT_INPUT, 2}, (extra, result.output)
         assert not store.get(on_time.id).emergency.reviewed  # type: ignore[union-attr]
-    result = cli(tmp_path, "review", on_time.id, "--by", "M. Hara", "--verdict", "not-justified",
+    result = cli(tmp_path, "review", on_time.id, "--key", str(KEYS / "mhara.pem"), "--verdict", "not-justified",
                  "--follow-up", "POL-12", "--notes", "could have waited",
                  "--at", "2026-06-09T12:00:00Z")  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -639,7 +674,7 @@ def test_review_verdict_follow_up_and_late_marking(store: RecordStore, tmp_path:
         False,
     )
     assert "not-justified" in store.get(on_time.id).render_markdown()
-    result = cli(tmp_path, "review", late.id, "--by", "M. Hara", "--verdict", "justified",
+    result = cli(tmp_path, "review", late.id, "--key", str(KEYS / "mhara.pem"), "--verdict", "justified",
                  "--notes", "bounces confirmed", "--at", "2026-06-11T12:00:00Z")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "(late" in result.stdout

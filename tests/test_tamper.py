@@ -2,9 +2,11 @@
 
 Each test starts from the same genuine history (three records, one sealed), applies one tamper
 class the way an attacker with write access to the repository would, and runs the library audit
-and `dmarcops audit verify`. Classes that need the signed ledger (format 2: actor signatures and
-anchors, branch `ledger`) are not detectable yet; they are kept here as strict xfails so that the
-day they are detected the marker has to go (see docs/audit-trail.md).
+and `dmarcops audit verify`. The attacker is an analyst (jchen) with write access to the repository
+and their own key only: they can re-hash and re-sign lines in their own name, never in anyone
+else's. One class is beyond any ledger alone: dropping a suffix of lines signed by nobody else
+leaves a shorter, genuine-looking ledger; only an anchor kept outside the repository catches it
+(docs/audit-trail.md). It stays here as a strict xfail, as the record of that limit.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from signing import JCHEN, MHARA, genesis
 from test_records import T0, cli, make_record
 
 from pipeline.errors import EXIT_GATE
+from pipeline.gate.identity import Signer
 from pipeline.records import (
     ApprovalEvidence,
     ApprovalRole,
@@ -35,9 +39,9 @@ from pipeline.records.store import record_file_bytes
 
 LATER = T0 + timedelta(days=2)
 AUDIT_AT = "2026-06-11T10:00:00Z"
-NOT_PORTED = (
-    "needs the signed ledger (format 2, actor signatures / anchors) of branch `ledger`, "
-    "not ported yet"
+BEYOND_A_LEDGER = (
+    "inherent: a dropped suffix of the attacker's own lines leaves a consistent, shorter ledger; "
+    "only an anchor kept elsewhere (audit anchor / audit verify --anchor) catches it"
 )
 
 
@@ -54,22 +58,29 @@ def _with_request_time(record: ChangeRecord) -> ChangeRecord:
 
 @pytest.fixture
 def store(tmp_path: Path) -> RecordStore:
-    store = RecordStore(tmp_path / "changes")
-    first = store.create(lambda rid: _with_request_time(make_record(rid, executed_at=None)), at=T0)
-    store.update(replace(first, executed_at=T0, executed_by="J. Chen"), at=T0)
-    store.create(lambda rid: _with_request_time(make_record(rid)), at=T0)
-    store.seal(first.id, Outcome.ACCEPTED, LATER, "J. Chen")
-    store.create(lambda rid: _with_request_time(make_record(rid)), at=LATER)
+    store = genesis(tmp_path)
+    first = store.create(
+        lambda rid: _with_request_time(make_record(rid, executed_at=None)), at=T0, signer=JCHEN
+    )
+    store.update(replace(first, executed_at=T0, executed_by="jchen"), at=T0, signer=JCHEN)
+    store.create(lambda rid: _with_request_time(make_record(rid)), at=T0, signer=JCHEN)
+    # The lead closes it: her signature over the ledger's head pins every line before it.
+    store.seal(first.id, Outcome.ACCEPTED, LATER, MHARA)
+    store.create(lambda rid: _with_request_time(make_record(rid)), at=LATER, signer=JCHEN)
     assert verify(store.changes_dir, LATER) == []
     return store
 
 
 def lines_of(store: RecordStore) -> list[str]:
-    return store.ledger.path.read_text(encoding="utf-8").splitlines()
+    """The record events: every line after the genesis (the policy seal `dmarcops init` wrote),
+    which the tampering below leaves in place."""
+    return store.ledger.path.read_text(encoding="utf-8").splitlines()[1:]
 
 
 def write_lines(store: RecordStore, lines: list[str]) -> None:
-    store.ledger.path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    genesis_line = store.ledger.path.read_text(encoding="utf-8").splitlines()[0]
+    text = "".join(f"{line}\n" for line in [genesis_line, *lines])
+    store.ledger.path.write_text(text, encoding="utf-8")
 
 
 def write_record(store: RecordStore, record: ChangeRecord) -> str:
@@ -79,12 +90,14 @@ def write_record(store: RecordStore, record: ChangeRecord) -> str:
     return hashlib.sha256(canonical_bytes(record.to_json())).hexdigest()
 
 
-def rehash(entries: list[LedgerEntry]) -> list[str]:
-    """Renumber and re-chain every entry (what an attacker without any key can always do)."""
+def rehash(store: RecordStore, entries: list[LedgerEntry], attacker: Signer = JCHEN) -> list[str]:
+    """Renumber, re-chain and re-sign every entry after the genesis, as an analyst who holds
+    only their own key (jchen's) can: the names of the actors stay, the signatures are theirs."""
+    genesis_entry = LedgerEntry.from_line(store.ledger.lines()[0])
     out: list[str] = []
-    prev = GENESIS
+    prev = genesis_entry.entry_sha256
     last_of: dict[str, str] = {}
-    for seq, entry in enumerate(entries, 1):
+    for seq, entry in enumerate(entries, 2):
         made = LedgerEntry.make(
             seq=seq,
             record_id=entry.record_id,
@@ -93,7 +106,14 @@ def rehash(entries: list[LedgerEntry]) -> list[str]:
             record_prev=last_of.get(entry.record_id, GENESIS),
             at=entry.at,
             prev=prev,
+            signer=attacker,
         )
+        made = replace(made, actor=entry.actor)  # the line still names the original actor
+        made = replace(made, entry_sha256=made.computed_sha256())
+        # A line whose hash did not change keeps its genuine signature; the others get the
+        # attacker's (the only key they hold).
+        signature = entry.signature if made.entry_sha256 == entry.entry_sha256 else None
+        made = replace(made, signature=signature or attacker.sign(made.head()))
         last_of[entry.record_id] = made.record_sha256
         prev = made.entry_sha256
         out.append(made.to_line().rstrip("\n"))
@@ -108,7 +128,7 @@ def rewrite_record(
     entries = [LedgerEntry.from_line(line) for line in lines_of(store)]
     last = max(i for i, e in enumerate(entries) if e.record_id == record_id)
     entries[last] = replace(entries[last], record_sha256=digest)
-    write_lines(store, rehash(entries))
+    write_lines(store, rehash(store, entries))
 
 
 def assert_caught(store: RecordStore, record_id: str) -> None:
@@ -154,7 +174,7 @@ def test_reorder_of_ledger_lines(store: RecordStore) -> None:
 def test_reorder_of_timestamps_with_the_chain_rehashed(store: RecordStore) -> None:
     entries = [LedgerEntry.from_line(line) for line in lines_of(store)]
     entries[2], entries[3] = entries[3], entries[2]  # sealed 0001 (LATER) before created 0002
-    write_lines(store, rehash(entries))
+    write_lines(store, rehash(store, entries))
     assert_caught(store, "2026-0002")
 
 
@@ -219,13 +239,15 @@ def test_truncate_the_suffix_against_an_anchor(store: RecordStore, tmp_path: Pat
 
 def test_rehash_of_the_whole_chain_against_an_anchor(store: RecordStore, tmp_path: Path) -> None:
     anchor = take_anchor(store, tmp_path)
-    rewrite_record(store, "2026-0001", lambda r: replace(r, rationale="Nothing to see here."))
-    assert_caught_by_anchor(store, anchor, "2026-0001")
+    # 2026-0003 is jchen's alone and nobody signed after it: jchen can re-sign its line, and
+    # only the anchor tells.
+    rewrite_record(store, "2026-0003", lambda r: replace(r, rationale="Nothing to see here."))
+    assert_caught_by_anchor(store, anchor, "2026-0003")
 
 
 def test_appends_after_an_anchor_are_accepted(store: RecordStore, tmp_path: Path) -> None:
     anchor = take_anchor(store, tmp_path)
-    store.create(lambda rid: _with_request_time(make_record(rid)), at=LATER)
+    store.create(lambda rid: _with_request_time(make_record(rid)), at=LATER, signer=JCHEN)
     result = cli(store.changes_dir.parent, "audit", "verify", "--at", AUDIT_AT, "--anchor",
                  str(anchor))  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -239,7 +261,7 @@ def test_an_unreadable_anchor_is_bad_input(store: RecordStore, tmp_path: Path) -
     assert "Traceback" not in result.output
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_PORTED)
+@pytest.mark.xfail(strict=True, reason=BEYOND_A_LEDGER)
 def test_truncate_the_suffix_without_an_anchor(store: RecordStore) -> None:
     write_lines(store, lines_of(store)[:-1])
     store.json_path("2026-0003").unlink()
@@ -247,15 +269,16 @@ def test_truncate_the_suffix_without_an_anchor(store: RecordStore) -> None:
     assert_caught(store, "2026-0003")
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_PORTED)
 def test_rehash_of_the_whole_chain_without_an_anchor(store: RecordStore) -> None:
     rewrite_record(store, "2026-0001", lambda r: replace(r, rationale="Nothing to see here."))
     assert_caught(store, "2026-0001")
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_PORTED)
 def test_forged_append_with_correct_chaining(store: RecordStore) -> None:
-    forged = _with_request_time(make_record("2026-0004", executed_at=LATER))
+    # jchen appends a change record in mhara's name, signed with the only key jchen holds.
+    forged = _with_request_time(
+        make_record("2026-0004", executed_at=LATER, author="mhara", peer="sokafor")
+    )
     digest = write_record(store, forged)
     entries = [LedgerEntry.from_line(line) for line in lines_of(store)]
     entries.append(
@@ -267,22 +290,22 @@ def test_forged_append_with_correct_chaining(store: RecordStore) -> None:
             record_prev=GENESIS,
             at=LATER,
             prev=GENESIS,
+            signer=JCHEN,
         )
     )
-    write_lines(store, rehash(entries))
+    write_lines(store, rehash(store, entries))
     assert_caught(store, "2026-0004")
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_PORTED)
 def test_replaced_signature_of_an_entry(store: RecordStore) -> None:
-    # Format 1 entries carry no actor signature: swapping "who signed" is rewriting the executor
-    # and re-hashing, which nothing can tell from the genuine entry.
+    # The record now names mhara as executor; its creation is still signed by jchen.
     rewrite_record(store, "2026-0002", lambda r: replace(r, executed_by="M. Hara"))
     assert_caught(store, "2026-0002")
 
 
 def test_simulated_record_in_a_repository_not_on_the_sandbox(store: RecordStore) -> None:
-    rewrite_record(store, "2026-0002", lambda r: replace(r, simulated=True))
+    # Written by the store itself (jchen's own, signed update): only the flag is in question.
+    store.update(replace(store.get("2026-0002"), simulated=True), LATER, JCHEN)
     # The client is on the sandbox: a rehearsal is allowed there.
     assert verify(store.changes_dir, LATER, frozenset({"northwind-health"})) == []
     problems = verify(store.changes_dir, LATER, frozenset())

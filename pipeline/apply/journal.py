@@ -333,6 +333,6 @@ def refuse_if_unrecovered(changes_dir: Path) -> None:
             f"an earlier apply was interrupted and its journal is not recovered ({names}); "
             "what it sent to DNS is not yet in its change records, so nothing new is applied",
             file=left[0],
-            hint="Run `dmarcops recover --as YOU`: it checks live DNS, finishes the records as "
+            hint="Run `dmarcops recover --key YOUR-KEY`: it checks live DNS, finishes the records as "
             "observed and removes the journal. Then apply again.",
         )

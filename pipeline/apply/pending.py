@@ -18,12 +18,12 @@ from typing import Any
 
 from pipeline.errors import InputError
 from pipeline.gate.approvals import Approval
+from pipeline.gate.identity import Signer
 from pipeline.load.files import make_dir
 from pipeline.load.jsonfile import load_json
 from pipeline.records import ChangeRecord, Outcome, RecordStore, VerificationStatus, ZoneStatus
 
 PENDING_DIR = Path("changes") / "pending"
-SCHEDULER = "dmarcops-scheduler"
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,9 @@ def ready_to_close(record: ChangeRecord, now: datetime) -> bool:
     return all(v.status is VerificationStatus.VERIFIED for v in record.verification)
 
 
-def close_finished(store: RecordStore, now: datetime) -> tuple[list[str], list[str]]:
+def close_finished(
+    store: RecordStore, now: datetime, signer: Signer | None
+) -> tuple[list[str], list[str]]:
     """Seal every record whose rollback window ended cleanly; list the ones a person must close."""
     closed: list[str] = []
     attention: list[str] = []
@@ -112,7 +114,10 @@ def close_finished(store: RecordStore, now: datetime) -> tuple[list[str], list[s
         if record.sealed or record.executed_at is None or now < record.rollback_window.end:
             continue
         if ready_to_close(record, now):
-            store.seal(record.id, Outcome.ACCEPTED, now, SCHEDULER)
+            if signer is None:  # nobody to sign the close: a person closes it instead
+                attention.append(record.id)
+                continue
+            store.seal(record.id, Outcome.ACCEPTED, now, signer)
             closed.append(record.id)
         else:
             attention.append(record.id)

@@ -31,7 +31,8 @@ from pipeline.apply.journal import (
 )
 from pipeline.apply.lock import client_lock
 from pipeline.apply.verify import ItemCheck, authoritative_server, verify_by_dns, verify_by_provider
-from pipeline.errors import GateRefused
+from pipeline.errors import GateRefused, InputError
+from pipeline.gate.identity import Signer
 from pipeline.live.hosted import prepare_zone
 from pipeline.live.providers import build_provider
 from pipeline.load.portfolio import Portfolio
@@ -111,12 +112,19 @@ def recover_journal(
     state: JournalState,
     *,
     by: str,
+    signer: Signer | None,
     now: datetime,
     cause: str,
     verify_timeout: float = 5.0,
 ) -> Recovered:
     """Finish the records of one journal and remove it. The caller holds the clients' locks."""
     store = RecordStore(portfolio.root / "changes")
+    if signer is None:
+        raise InputError(
+            "finishing change records is signed into the ledger: no signing key was given",
+            file=state.path,
+            hint="Run `dmarcops recover --key YOUR-KEY`.",
+        )
     records = _apply_records(store, state) if state.plan_hash else []
     # First every check, then every write: a check that fails leaves everything as it was.
     live: dict[Key, ItemCheck] = {}
@@ -183,7 +191,7 @@ def recover_journal(
             verification=tuple(checks),
             recovery=Recovery(now, by, state.apply_id, detail),
         )
-        finished.append(store.update(recovered, now))
+        finished.append(store.update(recovered, now, signer))
     state.path.unlink(missing_ok=True)
     _fsync_dir(state.path.parent)
     return Recovered(
@@ -200,7 +208,7 @@ def _cause(state: JournalState) -> str:
 
 
 def recover_all(
-    portfolio: Portfolio, *, by: str, now: datetime, wait_seconds: float = 0.0
+    portfolio: Portfolio, *, signer: Signer, now: datetime, wait_seconds: float = 0.0
 ) -> Iterator[Recovered]:
     """Every journal whose apply is gone, one by one, under its clients' locks."""
     changes = portfolio.root / "changes"
@@ -212,4 +220,11 @@ def recover_all(
             with ExitStack() as locks:
                 for client in sorted(state.clients):
                     locks.enter_context(client_lock(changes, client, wait_seconds))
-                yield recover_journal(portfolio, state, by=by, now=now, cause=_cause(state))
+                yield recover_journal(
+                    portfolio,
+                    state,
+                    by=signer.analyst,
+                    signer=signer,
+                    now=now,
+                    cause=_cause(state),
+                )

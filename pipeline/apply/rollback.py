@@ -206,6 +206,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
                 verify_timeout=options.verify_timeout,
                 clock=options.clock,
                 simulated=options.simulated,
+                signer=options.signer,
             ),
         )
     except BaseException:
@@ -219,5 +220,8 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
     current = store.get(original.id)
     if not current.sealed:
         links = tuple(sorted({*current.references, *(r.id for r in records)}))
-        store.update(replace(current, references=links), options.now)
+        assert options.signer is not None  # the emergency request above was signed with it
+        store.update(
+            replace(current, references=links), options.now, options.signer, options.simulated
+        )
     return records

@@ -27,6 +27,7 @@ from pipeline.classify.change_type import change_type
 from pipeline.errors import EnvironmentProblem, GateRefused, InputError
 from pipeline.gate import approvals as gate
 from pipeline.gate import decide
+from pipeline.gate.identity import Signer
 from pipeline.gate.requests import ChangeRequest, cover, load_requests
 from pipeline.gate.roster import load_roster
 from pipeline.live.dns import Nameservers
@@ -78,6 +79,9 @@ class ApplyOptions:
     approval_sources: tuple[gate.ApprovalSource, ...] = ()
     # Analysts whose approvals do not count here, whatever their source (the PR's author).
     excluded_approvers: frozenset[str] = frozenset()
+    # Whose key signs the ledger entries of this apply: the executor's (--key), or the
+    # automation's on the GitHub merge path. Nothing is written without one.
+    signer: Signer | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,12 @@ def gate_requests(
             f"{options.by!r} is not on the analyst roster",
             file=roster.file,
             hint="Pass --as with your roster id (policy/roster.yaml).",
+        )
+    if options.signer is None:
+        raise InputError(
+            "an apply is signed into the ledger: no signing key was given",
+            hint="Pass --key with your private key (env DMARCOPS_KEY); on GitHub, set "
+            "DMARCOPS_SIGNING_KEY to the automation's key file.",
         )
     coverage = cover(current, open_requests(portfolio.root, store))
     coverage.check()
@@ -430,6 +440,7 @@ def _finish_interrupted(
             portfolio,
             read_journal(journal.path),
             by=options.by,
+            signer=options.signer,
             now=options.now,
             cause=cause,
             verify_timeout=min(options.verify_timeout, 5.0),
@@ -440,8 +451,8 @@ def _finish_interrupted(
                 f"{cause}; its change records could not be finished ({again}). The journal "
                 f"{journal.path.name} keeps what was sent to DNS",
                 file=journal.path,
-                hint=f"Fix the cause (free space, a writable changes/, the DNS server), then "
-                f"run `dmarcops recover --as {options.by}` before applying anything else.",
+                hint="Fix the cause (free space, a writable changes/, the DNS server), then "
+                "run `dmarcops recover --key YOUR-KEY` before applying anything else.",
             ) from None
         return
     if isinstance(exc, Exception) and not isinstance(exc, GateRefused | InputError):
@@ -464,6 +475,8 @@ def _journaled(
     stop: Callable[[], str],
 ) -> tuple[list[ChangeRecord], bool]:
     now = options.now
+    signer = options.signer
+    assert signer is not None  # _gate refused an unsigned apply before anything started
     opened: list[tuple[ChangeRecord, set[tuple[str, str, str]]]] = []
     for g in gated:
         keys = set(_keys(g.items))
@@ -504,7 +517,7 @@ def _journaled(
                 simulated=options.simulated,
             )
 
-        opened.append((store.create(build, now), keys))
+        opened.append((store.create(build, now, signer, options.simulated), keys))
     record_of = {k: record.id for record, keys in opened for k in keys}
     journal.append(
         "records",
@@ -533,5 +546,5 @@ def _journaled(
             zone_results=zone_results,
             verification=checks,
         )
-        finished.append(store.update(done, now))
+        finished.append(store.update(done, now, signer, options.simulated))
     return finished, all(app.settled for app in applications)

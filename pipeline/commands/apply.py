@@ -15,14 +15,14 @@ from pipeline.apply.run import ApplyOptions, run_apply
 from pipeline.commands.common import (
     at_option,
     command_time,
+    key_option,
     nameserver_option,
     nameservers_from,
     reports_errors,
+    signer_for,
 )
 from pipeline.errors import EXIT_INPUT, DmarcopsError, InputError
 from pipeline.gate.approvals import load_plan_file
-from pipeline.gate.identity import load_signer
-from pipeline.gate.roster import load_roster
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import load_portfolio
 from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
@@ -60,7 +60,12 @@ def _report(record: ChangeRecord) -> bool:
 
 
 _OPTIONS = [
-    click.option("--as", "by", required=True, help="Your roster id: who executes the change."),
+    key_option("Your private key: who executes is its owner, and it signs the ledger."),
+    click.option(
+        "--as",
+        "by",
+        help="Your roster id (optional: checked against the owner of --key).",
+    ),
     at_option("Only for the sandbox (rehearsals, marked simulated): applies use the system clock."),
     nameserver_option("Resolver for SPF budgets when re-planning, HOST[:PORT]."),
     click.option(
@@ -114,7 +119,8 @@ def apply(
     emergency: bool,
     reason: str,
     incident: str,
-    by: str,
+    key_file: Path,
+    by: str | None,
     at: datetime | None,
     nameservers: tuple[str, ...],
     wait_seconds: float,
@@ -126,8 +132,9 @@ def apply(
 
     \b
     Examples:
-      dmarcops apply --plan plan.json --as jchen
-      dmarcops apply --plan plan.json --as jchen --emergency --reason "p=reject bouncing payroll mail"
+      dmarcops apply --plan plan.json --key ~/.config/dmarcops/jchen.pem
+      dmarcops apply --plan plan.json --key ~/.config/dmarcops/jchen.pem --emergency \\
+          --reason "p=reject bouncing payroll mail"
     """
     if emergency and len(reason.strip()) < 10:
         raise InputError(
@@ -138,11 +145,12 @@ def apply(
     portfolio = load_portfolio(repo)
     clients = {c.client for c in load_plan_file(plan_path).changes}
     when = command_time(at, "apply", portfolio, clients)
+    signer = signer_for(repo, key_file, by)
     records = run_apply(
         portfolio,
         ApplyOptions(
             plan_file=plan_path,
-            by=by,
+            by=signer.analyst,
             now=when.now,
             emergency_reason=reason.strip() if emergency else "",
             incident=incident.strip() if emergency else "",
@@ -151,6 +159,7 @@ def apply(
             verify_timeout=verify_timeout,
             clock=(lambda: when.now) if when.simulated else None,
             simulated=when.simulated,
+            signer=signer,
         ),
     )
     ok = all([_report(r) for r in records])
@@ -175,13 +184,6 @@ def apply(
     is_flag=True,
     help="Roll back even though live DNS moved on after the record (later changes are undone too).",
 )
-@click.option(
-    "--key",
-    "key_file",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Your private key: it signs the emergency-rollback request as yours (--as must agree).",
-)
 @_with_options
 @reports_errors
 def rollback(
@@ -190,7 +192,7 @@ def rollback(
     notified: str,
     force: bool,
     key_file: Path,
-    by: str,
+    by: str | None,
     at: datetime | None,
     nameservers: tuple[str, ...],
     wait_seconds: float,
@@ -202,19 +204,19 @@ def rollback(
 
     \b
     Example:
-      dmarcops rollback 2026-0007 --as jchen --key ~/.config/dmarcops/jchen.pem \\
+      dmarcops rollback 2026-0007 --key ~/.config/dmarcops/jchen.pem \\
           --reason "legitimate payroll mail rejected since 09:40"
     """
     repo: Path = click.get_current_context().obj
     portfolio = load_portfolio(repo)
     when = command_time(at, "rollback", portfolio, _record_clients(repo, record_id))
     # Who rolls back is the owner of the key; --as only has to agree.
-    signer = load_signer(key_file, load_roster(repo), claimed=by)
+    signer = signer_for(repo, key_file, by)
     records = roll_back(
         portfolio,
         RollbackOptions(
             record_id=record_id,
-            by=by,
+            by=signer.analyst,
             reason=reason,
             notified=notified,
             now=when.now,
@@ -244,7 +246,8 @@ def _record_clients(repo: Path, record_id: str) -> set[str]:
 
 
 @click.command()
-@click.option("--as", "by", required=True, help="Your roster id: who finishes the records.")
+@key_option("Your private key: the records you finish are signed with it.")
+@click.option("--as", "by", help="Your roster id (optional: checked against the key's owner).")
 @click.option(
     "--wait",
     "wait_seconds",
@@ -254,31 +257,24 @@ def _record_clients(repo: Path, record_id: str) -> set[str]:
     help="Seconds to wait for an apply of the same client to finish.",
 )
 @reports_errors
-def recover(by: str, wait_seconds: float) -> None:
+def recover(key_file: Path, by: str | None, wait_seconds: float) -> None:
     """Finish the change records of an interrupted apply from its journal (changes/journal/):
     check live DNS for the zones it had sent, record each item as observed, mark the records
     recovered and remove the journal. Apply refuses to start until this has run.
 
     \b
     Example:
-      dmarcops recover --as jchen
+      dmarcops recover --key ~/.config/dmarcops/jchen.pem
     """
     from pipeline.apply.recover import recover_all
     from pipeline.clock import system_now
-    from pipeline.gate.roster import load_roster
 
     repo: Path = click.get_current_context().obj
-    roster = load_roster(repo)
-    if by not in roster:
-        # The recovery is signed into every record it finishes: it must name a real analyst.
-        raise InputError(
-            f"{by!r} is not on the analyst roster",
-            file=roster.file,
-            hint="Pass --as with your roster id (policy/roster.yaml).",
-        )
+    # The recovery is signed into every record it finishes: by the owner of the key.
+    signer = signer_for(repo, key_file, by)
     count = 0
     for done in recover_all(
-        load_portfolio(repo), by=by, now=system_now(), wait_seconds=wait_seconds
+        load_portfolio(repo), signer=signer, now=system_now(), wait_seconds=wait_seconds
     ):
         count += 1
         click.echo(f"recovered apply journal {shown(done.journal)}: {clean(done.detail)}")

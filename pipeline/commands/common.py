@@ -42,8 +42,10 @@ from pipeline.errors import (
     GateRefused,
     InputError,
 )
+from pipeline.gate.identity import Signer, load_signer
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio
+from pipeline.records.store import RecordStore
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -407,3 +409,22 @@ def nameserver_option(
         envvar="DMARCOPS_NAMESERVERS",
         help=f"{help_text} (env DMARCOPS_NAMESERVERS, comma-separated)",
     )
+
+
+def key_option(help_text: str = "Your private key: it signs the ledger entry.") -> Callable[[F], F]:
+    return click.option(
+        "--key",
+        "key_file",
+        required=True,
+        envvar="DMARCOPS_KEY",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help=f"{help_text} (env DMARCOPS_KEY)",
+    )
+
+
+def signer_for(repo: Path, key_file: Path, claimed: str | None = None) -> Signer:
+    """Who acts: the owner of `key_file` on the roster of record (the last sealed policy's, or
+    policy/roster.yaml before `dmarcops init`). A typed name (`--as`, `--by`) only has to agree."""
+    store = RecordStore(repo / "changes")
+    return load_signer(key_file, store.trusted_roster(store.ledger.read()), claimed=claimed)

@@ -21,8 +21,10 @@ from pipeline.commands.common import (
     nameserver_option,
     nameservers_from,
     reports_errors,
+    signer_for,
 )
 from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
+from pipeline.gate.identity import Signer
 from pipeline.github.api import GitHubClient
 from pipeline.github.events import PullRequestEvent, PushEvent, read_event
 from pipeline.github.pr import STATUS_CONTEXT, PullRequestGateOptions, run_pull_request_gate
@@ -171,6 +173,7 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
         command_time(at, "github merge", load_portfolio(repo)).now,
         nameservers_from(nameservers, 3.0),
         pusher=os.environ.get("GITHUB_ACTOR"),
+        signer=automation_signer(repo),
     )
     report(api, result)
     saved = repo / "changes" / "plans" / f"{result.plan_hash}.json"
@@ -184,6 +187,14 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
         )
     if any(z.status.value != "applied" for r in result.records for z in r.zone_results):
         sys.exit(1)
+
+
+def automation_signer(repo: Path) -> Signer | None:
+    """The automation's key (roster role `automation`), from the file DMARCOPS_SIGNING_KEY names:
+    the workflow writes the repository secret to a file only the privileged job sees. None when
+    unset: an apply then refuses and a finished record is left for a person to close."""
+    path = os.environ.get("DMARCOPS_SIGNING_KEY", "")
+    return signer_for(repo, Path(path)) if path else None
 
 
 @github_group.command("scheduled")
@@ -204,6 +215,7 @@ def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None
         command_time(at, "github scheduled", load_portfolio(repo)).now,
         api,
         nameservers_from(nameservers, 3.0),
+        automation_signer(repo),
     )
     for result in results:
         click.echo(f"plan {result.plan_hash[:16]}: {clean(result.message)}")

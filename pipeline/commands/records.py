@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from pipeline.clock import CommandTime, is_sandbox, read_only_time
-from pipeline.commands.common import command_time, reports_errors
+from pipeline.commands.common import command_time, key_option, reports_errors, signer_for
 from pipeline.errors import EXIT_GATE, DmarcopsError, InputError
 from pipeline.load.portfolio import load_portfolio
 from pipeline.model import RiskLevel
@@ -282,7 +282,13 @@ def verify_command(at: str | None, anchor_file: Path | None) -> None:
 
 @click.command("review")
 @click.argument("record_id", metavar="ID")
-@click.option("--by", "by", required=True, metavar="ANALYST", help="Who reviewed the change.")
+@key_option("Your private key: the review is yours because you sign it.")
+@click.option(
+    "--by",
+    "by",
+    metavar="ANALYST",
+    help="Your roster id (optional: the reviewer is the owner of --key; if given, it must match).",
+)
 @click.option(
     "--verdict",
     required=True,
@@ -300,7 +306,13 @@ def verify_command(at: str | None, anchor_file: Path | None) -> None:
 @_at_option
 @reports_errors
 def review_command(
-    record_id: str, by: str, verdict: str, follow_up: str, notes: str, at: str | None
+    record_id: str,
+    key_file: Path,
+    by: str | None,
+    verdict: str,
+    follow_up: str,
+    notes: str,
+    at: str | None,
 ) -> None:
     """Record the post-hoc review of an emergency change (due within 24 hours of it; a later one
     is recorded as late) with its verdict. The reviewer cannot be the analyst who proposed or
@@ -308,15 +320,17 @@ def review_command(
 
     \b
     Examples:
-      dmarcops review 2026-0007 --by "M. Hara" --verdict justified \\
+      dmarcops review 2026-0007 --key ~/.config/dmarcops/mhara.pem --verdict justified \\
           --notes "Rollback justified: bounces at Outlook."
-      dmarcops review 2026-0008 --by "M. Hara" --verdict not-justified --follow-up POL-12 \\
-          --notes "Could have waited for the window."
+      dmarcops review 2026-0008 --key ~/.config/dmarcops/mhara.pem --verdict not-justified \\
+          --follow-up POL-12 --notes "Could have waited for the window."
     """
     when = _mutating_now(at, "review", record_id)
-    record = _store().review(
+    store = _store()
+    signer = signer_for(store.changes_dir.parent, key_file, by)
+    record = store.review(
         record_id,
-        by,
+        signer,
         notes,
         when.now,
         simulated=when.simulated,
@@ -327,7 +341,8 @@ def review_command(
     assert emergency is not None and emergency.reviewed_at is not None
     late = " (late: after the review was due)" if emergency.late else ""
     click.echo(
-        f"reviewed: {record.id} {verdict} by {plain(by)} {show_utc(emergency.reviewed_at)}{late}"
+        f"reviewed: {record.id} {verdict} by {signer.analyst} "
+        f"{show_utc(emergency.reviewed_at)}{late}"
     )
 
 
@@ -372,7 +387,13 @@ def overdue_command(at: str | None) -> None:
     type=click.Choice([o.value for o in Outcome]),
     help="What happened to the change.",
 )
-@click.option("--by", "by", required=True, metavar="ANALYST", help="Who logs the outcome.")
+@key_option("Your private key: who closes the record is its owner.")
+@click.option(
+    "--by",
+    "by",
+    metavar="ANALYST",
+    help="Your roster id (optional: checked against the owner of --key).",
+)
 @click.option(
     "--force",
     is_flag=True,
@@ -380,25 +401,62 @@ def overdue_command(at: str | None) -> None:
 )
 @_at_option
 @reports_errors
-def close_command(record_id: str, outcome: str, by: str, force: bool, at: str | None) -> None:
+def close_command(
+    record_id: str, outcome: str, key_file: Path, by: str | None, force: bool, at: str | None
+) -> None:
     """Log the outcome of a change and seal its record: it is never edited again; a follow-up is
     a new record that references it. Refused (exit 2) before the rollback window has ended unless
     --force, and for an emergency change whose post-hoc review is not recorded.
 
     \b
     Example:
-      dmarcops close 2026-0001 --outcome accepted --by "J. Chen"
+      dmarcops close 2026-0001 --outcome accepted --key ~/.config/dmarcops/jchen.pem
     """
     when = _mutating_now(at, "close", record_id)
-    record = _store().seal(
-        record_id, Outcome(outcome), when.now, by, forced=force, simulated=when.simulated
+    store = _store()
+    signer = signer_for(store.changes_dir.parent, key_file, by)
+    record = store.seal(
+        record_id, Outcome(outcome), when.now, signer, forced=force, simulated=when.simulated
     )
     assert record.closed_at is not None
     forced = " (forced: before the rollback window ended)" if record.closed_forced else ""
-    click.echo(f"sealed: {record.id} {outcome} {show_utc(record.closed_at)} by {plain(by)}{forced}")
+    click.echo(
+        f"sealed: {record.id} {outcome} {show_utc(record.closed_at)} by {signer.analyst}{forced}"
+    )
+
+
+@click.command("init")
+@key_option("A lead's private key: the genesis is signed by a lead of the roster it seals.")
+@reports_errors
+def init_command(key_file: Path) -> None:
+    """Seal the policy of record: every file under policy/ (roster included) as it is now becomes
+    the first, signed line of the ledger. From then on, a change is judged by the sealed policy,
+    signatures are checked against the sealed roster, and an edit under policy/ is a change of
+    its own (planned, approved by a lead, applied). Run once, by a lead, in a new repository.
+
+    \b
+    Example:
+      dmarcops init --key ~/.config/dmarcops/mhara.pem
+    """
+    from pipeline.clock import system_now
+    from pipeline.gate.identity import load_signer
+    from pipeline.gate.roster import load_roster
+    from pipeline.records.policy_seal import current_snapshot
+
+    store = _store()
+    repo = store.changes_dir.parent
+    snapshot = current_snapshot(repo)
+    load_portfolio(repo)  # a policy that does not load is not sealed
+    signer = load_signer(key_file, load_roster(repo))
+    entry = store.seal_policy(snapshot, system_now(), signer, genesis=True)
+    click.echo(
+        f"sealed: policy {entry.payload['policy_sha256'][:16]} ({len(snapshot.files)} files) as "
+        f"the genesis of the ledger, signed by {signer.analyst}"
+    )
 
 
 COMMANDS: tuple[click.Command, ...] = (
+    init_command,
     records_group,
     audit_group,
     review_command,

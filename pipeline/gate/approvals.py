@@ -211,8 +211,11 @@ def sign(
 
 
 def _signature_ok(approval: Approval, analyst: Analyst) -> bool:
-    # Any of the person's keys (a rotation keeps the old one); raw Ed25519 or sshsig.
-    return signature_holds(analyst.public_keys(), approval.payload(), approval.signature)
+    # Any of the person's keys (a rotation keeps the old one); raw Ed25519 or sshsig. The
+    # automation's key (role automation) never approves anything.
+    return analyst.is_person and signature_holds(
+        analyst.public_keys(), approval.payload(), approval.signature
+    )
 
 
 # The reference pipeline.github.reviews gives an approval read from a GitHub review.

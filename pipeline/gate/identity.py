@@ -111,4 +111,9 @@ def _public_text(key: Ed25519PrivateKey) -> str:
 def verify_signature(roster: Roster, analyst: str, payload: bytes, signature: str) -> bool:
     """True when `signature` over `payload` verifies with one of `analyst`'s roster keys."""
     member = roster.get(analyst)
-    return member is not None and signature_holds(member.public_keys(), payload, signature)
+    # The automation's key records what the pipeline did; it never authors or approves.
+    return (
+        member is not None
+        and member.is_person
+        and signature_holds(member.public_keys(), payload, signature)
+    )

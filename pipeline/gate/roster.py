@@ -34,6 +34,10 @@ SSH_ED25519 = "ssh-ed25519"
 class Role(enum.StrEnum):
     ANALYST = "analyst"
     LEAD = "lead"
+    # The pipeline's own key in GitHub Actions (scheduled closes, apply on merge): it signs ledger
+    # entries for what the automation did and nothing else. Its signature never counts as an
+    # author's, a reviewer's or an approver's (pipeline.gate.identity.verify_signature).
+    AUTOMATION = "automation"
 
 
 def raw_key_bytes(text: str) -> bytes | None:
@@ -96,6 +100,10 @@ class Analyst:
     @property
     def is_lead(self) -> bool:
         return self.role is Role.LEAD
+
+    @property
+    def is_person(self) -> bool:
+        return self.role is not Role.AUTOMATION
 
     def shadowing_until(self, shadowing_days: int) -> date | None:
         return self.start_date + timedelta(days=shadowing_days) if self.start_date else None

@@ -25,6 +25,7 @@ from pipeline.apply.run import ApplyOptions, open_requests, run_apply
 from pipeline.errors import DmarcopsError, GateRefused
 from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, load_plan_file
+from pipeline.gate.identity import Signer
 from pipeline.gate.requests import cover
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.github.api import GitHubClient, PullRequest
@@ -148,6 +149,7 @@ def apply_merge(
     now: datetime,
     nameservers: Nameservers | None = None,
     pusher: str | None = None,
+    signer: Signer | None = None,
 ) -> MergeResult:
     portfolio = load_portfolio(repo)
     roster = load_roster(repo)
@@ -215,6 +217,7 @@ def apply_merge(
             nameservers=nameservers,
             approval_sources=sources,
             excluded_approvers=pr_author_ids(roster, pr.author) if pr else frozenset(),
+            signer=signer,
         ),
     )
     return MergeResult(pr.number if pr else None, plan.hash, tuple(records), None, "applied")
@@ -251,6 +254,7 @@ def run_scheduled(
     now: datetime,
     api: GitHubClient | None = None,
     nameservers: Nameservers | None = None,
+    signer: Signer | None = None,
 ) -> tuple[list[MergeResult], list[str], list[str]]:
     """Apply queued changes whose window is open; close records whose rollback window ended."""
     portfolio = load_portfolio(repo)
@@ -281,6 +285,7 @@ def run_scheduled(
                     nameservers=nameservers,
                     approval_sources=sources,
                     excluded_approvers=excluded,
+                    signer=signer,
                 ),
             )
             result = MergeResult(
@@ -301,5 +306,5 @@ def run_scheduled(
             result = MergeResult(pending.pull_request, pending.plan_hash, (), None, message)
         results.append(result)
         report(api, result)
-    closed, attention = close_finished(RecordStore(repo / "changes"), now)
+    closed, attention = close_finished(RecordStore(repo / "changes"), now, signer)
     return results, closed, attention

@@ -1,13 +1,20 @@
-"""The append-only, hash-chained ledger of change-record events: `changes/ledger.jsonl`.
+"""The append-only, hash-chained, actor-signed ledger of the audit trail: `changes/ledger.jsonl`.
 
 Seed ("Audit trail and compliance"): "Immutable record. Change records cannot be edited after
-closure." A record file alone cannot prove that; the ledger can. Each line says which record changed,
-how (created, updated, sealed), the SHA-256 of the record's canonical bytes after the event, and
-chains to the line before it, so deleting, reordering or editing a line breaks the chain, and editing
-a record file breaks its match with its last ledger line.
+closure." A record file alone cannot prove that; the ledger can. Each line is one event:
 
-`record_prev` chains the events of one record (the record_sha256 of its previous event), so a deleted
-line names the record it belonged to, not only the place where the chain broke.
+- record events (created, updated, reviewed, sealed) name the record and carry the SHA-256 of its
+  canonical bytes after the event; `record_prev` chains the events of one record, so a deleted
+  line names the record it belonged to, not only the place where the chain broke;
+- `policy` events seal a policy snapshot (pipeline/records/policy_seal.py): the first is written
+  by `dmarcops init`, later ones when an approved policy change is applied. Signatures are checked
+  against the roster of the snapshot in force when they were made.
+
+Every line chains to the line before (`prev`), is hashed (`entry_sha256`, over every field but the
+hash and the signature) and is signed by its actor: an Ed25519 signature (or an sshsig) over the
+ledger head it creates, `head_bytes(seq, entry_sha256)`. Re-hashing the chain after an edit
+therefore needs the private key of every actor after the edit; an anchor kept outside the
+repository (`dmarcops audit anchor`) also catches a truncated suffix.
 
 All writers hold an exclusive flock on `changes/.lock` (see `exclusive_lock`): appends never
 interleave and record numbers are allocated without gaps or duplicates.
@@ -20,14 +27,16 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import GateRefused
+from pipeline.gate.identity import Signer, signature_holds, signing_bytes
+from pipeline.gate.roster import Roster
 from pipeline.load.files import exists, make_dir, open_append, open_lock, read_bytes
 from pipeline.records.record import (
     RECORD_ID,
@@ -40,16 +49,38 @@ from pipeline.records.record import (
 GENESIS = "0" * 64
 LEDGER_NAME = "ledger.jsonl"
 LOCK_NAME = ".lock"
+FORMAT = 2  # 1 was unsigned: such lines are refused by name
 _SHA256 = frozenset("0123456789abcdef")
 _KEYS = frozenset(
-    {"seq", "record_id", "event", "record_sha256", "record_prev", "at", "prev", "entry_sha256"}
+    {
+        "format",
+        "seq",
+        "event",
+        "record_id",
+        "record_sha256",
+        "record_prev",
+        "payload",
+        "actor",
+        "simulated",
+        "at",
+        "prev",
+        "entry_sha256",
+        "signature",
+    }
 )
 
 
 class LedgerEvent(enum.StrEnum):
     CREATED = "created"
     UPDATED = "updated"
+    REVIEWED = "reviewed"  # the post-hoc review of an emergency: signed by the reviewer
     SEALED = "sealed"
+    POLICY = "policy"  # a policy snapshot sealed (payload: policy_sha256); names no record
+
+
+RECORD_EVENTS = frozenset(
+    {LedgerEvent.CREATED, LedgerEvent.UPDATED, LedgerEvent.REVIEWED, LedgerEvent.SEALED}
+)
 
 
 class LedgerCorrupt(GateRefused):
@@ -60,27 +91,48 @@ def _is_sha256(value: str) -> bool:
     return len(value) == 64 and set(value) <= _SHA256
 
 
+def head_bytes(seq: int, entry_sha256: str) -> bytes:
+    """What an actor's signature vouches for: "the ledger's head is entry `seq` with this hash".
+
+    The entry hash covers every field of the entry (and through `prev` every line before it), so
+    signing the head signs the entry and all of its past.
+    """
+    return signing_bytes({"ledger": "dmarcops", "seq": seq, "entry_sha256": entry_sha256})
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     seq: int  # 1, 2, 3, ... with no gaps
-    record_id: str
     event: LedgerEvent
-    record_sha256: str  # the record's canonical bytes after this event
+    record_id: str  # "" for a policy event
+    record_sha256: str  # the record's canonical bytes after this event; "" for a policy event
     record_prev: str  # record_sha256 of this record's previous event; GENESIS for `created`
-    at: datetime  # UTC
+    payload: Mapping[str, Any]  # what a policy event seals; {} for record events
+    actor: str  # roster id of the signer
+    simulated: bool  # written under an injected time (a sandbox rehearsal)
+    at: datetime  # UTC, from the system clock unless simulated
     prev: str  # entry_sha256 of the line before; GENESIS for the first line
-    entry_sha256: str  # over the canonical JSON of all the fields above
+    entry_sha256: str = ""  # over the canonical JSON of all the fields above
+    signature: str = field(default="")  # the actor's signature of head_bytes(seq, entry_sha256)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", utc(self.at))
 
+    @property
+    def is_record_event(self) -> bool:
+        return self.event in RECORD_EVENTS
+
     def body(self) -> dict[str, Any]:
         return {
+            "format": FORMAT,
             "seq": self.seq,
-            "record_id": self.record_id,
             "event": self.event.value,
+            "record_id": self.record_id,
             "record_sha256": self.record_sha256,
             "record_prev": self.record_prev,
+            "payload": dict(self.payload),
+            "actor": self.actor,
+            "simulated": self.simulated,
             "at": format_utc(self.at),
             "prev": self.prev,
         }
@@ -88,8 +140,11 @@ class LedgerEntry:
     def computed_sha256(self) -> str:
         return hashlib.sha256(canonical_bytes(self.body())).hexdigest()
 
+    def head(self) -> bytes:
+        return head_bytes(self.seq, self.entry_sha256)
+
     def to_json(self) -> dict[str, Any]:
-        return {**self.body(), "entry_sha256": self.entry_sha256}
+        return {**self.body(), "entry_sha256": self.entry_sha256, "signature": self.signature}
 
     def to_line(self) -> str:
         return canonical_bytes(self.to_json()).decode("utf-8") + "\n"
@@ -99,21 +154,42 @@ class LedgerEntry:
         cls,
         *,
         seq: int,
-        record_id: str,
         event: LedgerEvent,
-        record_sha256: str,
-        record_prev: str,
+        signer: Signer,
         at: datetime,
         prev: str,
+        record_id: str = "",
+        record_sha256: str = "",
+        record_prev: str = "",
+        payload: Mapping[str, Any] | None = None,
+        simulated: bool = False,
     ) -> LedgerEntry:
-        unsigned = cls(seq, record_id, event, record_sha256, record_prev, at, prev, "")
+        """A complete entry: hashed, then signed by `signer` over the head it creates."""
+        unsigned = cls(
+            seq=seq,
+            event=event,
+            record_id=record_id,
+            record_sha256=record_sha256,
+            record_prev=record_prev,
+            payload=dict(payload or {}),
+            actor=signer.analyst,
+            simulated=simulated,
+            at=at,
+            prev=prev,
+        )
+        digest = unsigned.computed_sha256()
         return cls(
-            seq, record_id, event, record_sha256, record_prev, at, prev, unsigned.computed_sha256()
+            **{
+                **unsigned.__dict__,
+                "entry_sha256": digest,
+                "signature": signer.sign(head_bytes(seq, digest)),
+            }
         )
 
     @classmethod
     def from_line(cls, line: str) -> LedgerEntry:
-        """One line as written; raises ValueError saying what is wrong. Hashes are not checked."""
+        """One line as written; raises ValueError saying what is wrong. Hashes and signatures
+        are not checked here (`audit` does, against the roster sealed at the time)."""
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -122,35 +198,56 @@ class LedgerEntry:
             raise ValueError("not a ledger entry (nested too deeply)") from None
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        if data.get("format") != FORMAT:
+            raise ValueError(
+                f"format {data.get('format')!r} is not {FORMAT} (an unsigned line of an earlier "
+                "dmarcops, or not a ledger line)"
+            )
         if set(data) != _KEYS:
             raise ValueError(f"fields {sorted(data)} are not {sorted(_KEYS)}")
-        texts = {k: data[k] for k in _KEYS - {"seq"}}
+        texts = {k: data[k] for k in _KEYS - {"format", "seq", "payload", "simulated"}}
         for key, value in texts.items():
             if not isinstance(value, str):
                 raise ValueError(f"{key} is not a string")
         seq = data["seq"]
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
             raise ValueError(f"seq {seq!r} is not a positive integer")
-        if not RECORD_ID.match(texts["record_id"]):
-            raise ValueError(f"record_id {texts['record_id']!r} is not YYYY-NNNN")
-        for key in ("record_sha256", "record_prev", "prev", "entry_sha256"):
-            if not _is_sha256(texts[key]):
-                raise ValueError(f"{key} is not a SHA-256 in lowercase hex")
+        if not isinstance(data["payload"], dict):
+            raise ValueError("payload is not a JSON object")
+        if not isinstance(data["simulated"], bool):
+            raise ValueError("simulated is not true or false")
         try:
             event = LedgerEvent(texts["event"])
         except ValueError:
             raise ValueError(
-                f"event {texts['event']!r} is not created | updated | sealed"
+                f"event {texts['event']!r} is not one of {', '.join(e.value for e in LedgerEvent)}"
             ) from None
+        if event in RECORD_EVENTS:
+            if not RECORD_ID.match(texts["record_id"]):
+                raise ValueError(f"record_id {texts['record_id']!r} is not YYYY-NNNN")
+            for key in ("record_sha256", "record_prev"):
+                if not _is_sha256(texts[key]):
+                    raise ValueError(f"{key} is not a SHA-256 in lowercase hex")
+        elif any(texts[k] for k in ("record_id", "record_sha256", "record_prev")):
+            raise ValueError(f"a {event.value} event names no record")
+        for key in ("prev", "entry_sha256"):
+            if not _is_sha256(texts[key]):
+                raise ValueError(f"{key} is not a SHA-256 in lowercase hex")
+        if not texts["actor"]:
+            raise ValueError("actor is empty: every entry is signed by someone")
         return cls(
             seq=seq,
-            record_id=texts["record_id"],
             event=event,
+            record_id=texts["record_id"],
             record_sha256=texts["record_sha256"],
             record_prev=texts["record_prev"],
+            payload=data["payload"],
+            actor=texts["actor"],
+            simulated=data["simulated"],
             at=parse_wire_time(texts["at"]),
             prev=texts["prev"],
             entry_sha256=texts["entry_sha256"],
+            signature=texts["signature"],
         )
 
 
@@ -221,29 +318,50 @@ class Ledger:
         self,
         entries: list[LedgerEntry],
         *,
-        record_id: str,
         event: LedgerEvent,
-        record_sha256: str,
+        signer: Signer,
         at: datetime,
+        roster: Roster,
+        simulated: bool = False,
+        record_id: str = "",
+        record_sha256: str = "",
+        payload: Mapping[str, Any] | None = None,
     ) -> LedgerEntry:
-        """Append one event after `entries` (what `read()` returned under the same lock).
+        """Append one signed event after `entries` (what `read()` returned under the same lock).
 
-        The caller holds `exclusive_lock`. The line is fsync'd before this returns: an event the
+        The caller holds `exclusive_lock`. The signature is checked against `roster` (the one
+        the last sealed policy trusts) before the line is written: a line `audit verify` would
+        reject is never appended. The line is fsync'd before this returns: an event the
         pipeline reported as recorded survives a crash.
         """
         last = entries[-1] if entries else None
-        record_prev = next(
-            (e.record_sha256 for e in reversed(entries) if e.record_id == record_id), GENESIS
-        )
+        record_prev = ""
+        if record_id:
+            record_prev = next(
+                (e.record_sha256 for e in reversed(entries) if e.record_id == record_id), GENESIS
+            )
         entry = LedgerEntry.make(
             seq=last.seq + 1 if last else 1,
-            record_id=record_id,
             event=event,
-            record_sha256=record_sha256,
-            record_prev=record_prev,
+            signer=signer,
             at=at,
             prev=last.entry_sha256 if last else GENESIS,
+            record_id=record_id,
+            record_sha256=record_sha256,
+            record_prev=record_prev,
+            payload=payload,
+            simulated=simulated,
         )
+        member = roster.get(entry.actor)
+        if member is None or not signature_holds(
+            member.public_keys(), entry.head(), entry.signature
+        ):
+            raise GateRefused(
+                f"{entry.actor}'s key is not the one the sealed roster holds for {entry.actor}; "
+                "nothing was written",
+                hint="Sign with your own key as the roster of record lists it (a key added to "
+                "policy/roster.yaml counts once that policy change is applied).",
+            )
         # Never through a symbolic link: the audit trail is appended to the ledger itself.
         fd = open_append(self.path, root=self.path.parent.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -30,6 +30,8 @@ from itertools import pairwise
 from pathlib import Path
 
 from pipeline.errors import GateRefused, InputError
+from pipeline.gate.identity import Signer, signature_holds
+from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists, make_dir, read_bytes, read_text
 from pipeline.load.jsonfile import parse_json
 from pipeline.model import RiskLevel
@@ -41,6 +43,12 @@ from pipeline.records.ledger import (
     LedgerEvent,
     exclusive_lock,
     record_id_of,
+)
+from pipeline.records.policy_seal import (
+    PolicySnapshot,
+    load_snapshot,
+    materialize,
+    store_snapshot,
 )
 from pipeline.records.record import (
     RECORD_ID,
@@ -69,6 +77,24 @@ class SealedRecordError(GateRefused):
 
 class RecordMismatchError(GateRefused):
     """A record file no longer matches the ledger: writing over it would bury the difference."""
+
+
+class UntrustedSigner(GateRefused):
+    """The key is not on the roster as sealed: its entry would not verify. Exit 2."""
+
+
+def sealed_policy_digest(entries: builtins.list[LedgerEntry]) -> str | None:
+    """The policy snapshot in force after `entries`: the last `policy` event's; None before init."""
+    for entry in reversed(entries):
+        if entry.event is LedgerEvent.POLICY:
+            digest = entry.payload.get("policy_sha256")
+            return digest if isinstance(digest, str) else None
+    return None
+
+
+def roster_of_snapshot(snapshot: PolicySnapshot) -> Roster:
+    """The roster a sealed snapshot holds, read with the ordinary (schema-checked) loader."""
+    return load_roster(materialize(snapshot))
 
 
 def record_file_bytes(record: ChangeRecord) -> bytes:
@@ -128,6 +154,78 @@ class RecordStore:
     def markdown_path(self, record_id: str) -> Path:
         return self.records_dir / f"{_check_id(record_id)}.md"
 
+    # -- who may write
+
+    def trusted_roster(self, entries: builtins.list[LedgerEntry]) -> Roster:
+        """The roster whose keys the next entry must verify with: the last sealed policy's, or,
+        before `dmarcops init` has sealed one, policy/roster.yaml as it is."""
+        digest = sealed_policy_digest(entries)
+        if digest is None:
+            return load_roster(self.changes_dir.parent)
+        try:
+            return roster_of_snapshot(load_snapshot(self.changes_dir, digest))
+        except ValueError as exc:
+            raise RecordMismatchError(
+                str(exc),
+                file=self.changes_dir / "policy",
+                hint="Run `dmarcops audit verify`; sealed policy snapshots are never edited.",
+            ) from None
+
+    def sealed_policy(self) -> PolicySnapshot | None:
+        """The policy of record (None before `dmarcops init`)."""
+        digest = sealed_policy_digest(self.ledger.read())
+        if digest is None:
+            return None
+        try:
+            return load_snapshot(self.changes_dir, digest)
+        except ValueError as exc:
+            raise RecordMismatchError(
+                str(exc),
+                file=self.changes_dir / "policy",
+                hint="Run `dmarcops audit verify`; sealed policy snapshots are never edited.",
+            ) from None
+
+    def seal_policy(
+        self, snapshot: PolicySnapshot, at: datetime, signer: Signer, *, genesis: bool = False
+    ) -> LedgerEntry:
+        """Seal `snapshot` as the policy of record, signed by `signer`.
+
+        The genesis (`dmarcops init`) is the first line of a ledger and is signed by a lead of
+        the roster it seals; later seals are signed by someone the previous seal trusts (the
+        apply of an approved policy change).
+        """
+        at = utc(at)
+        with exclusive_lock(self.changes_dir):
+            entries = self.ledger.read()
+            if genesis:
+                if entries:
+                    raise GateRefused(
+                        "this repository's ledger has already begun: `dmarcops init` seals the "
+                        "first policy only",
+                        file=self.ledger.path,
+                        hint="A policy change is a change: edit policy/, plan, approve, apply.",
+                    )
+                digest = store_snapshot(self.changes_dir, snapshot)
+                roster = roster_of_snapshot(snapshot)
+                member = roster.get(signer.analyst)
+                if member is None or not member.is_lead:
+                    raise UntrustedSigner(
+                        f"{signer.analyst} is not a lead on the roster being sealed; the genesis "
+                        "is signed by a lead",
+                        hint="A lead runs `dmarcops init --key THEIR-KEY`.",
+                    )
+            else:
+                roster = self.trusted_roster(entries)
+                digest = store_snapshot(self.changes_dir, snapshot)
+            return self.ledger.append(
+                entries,
+                event=LedgerEvent.POLICY,
+                signer=signer,
+                at=at,
+                roster=roster,
+                payload={"policy_sha256": digest},
+            )
+
     # -- numbering and writing
 
     def allocate(self, year: int) -> str:
@@ -152,7 +250,13 @@ class RecordStore:
         )
         return f"{prefix}{highest + 1:04d}"
 
-    def create(self, build: Callable[[str], ChangeRecord], at: datetime) -> ChangeRecord:
+    def create(
+        self,
+        build: Callable[[str], ChangeRecord],
+        at: datetime,
+        signer: Signer,
+        simulated: bool = False,
+    ) -> ChangeRecord:
         """Number, write and log a new record in one step under the lock.
 
         `build(id)` returns the record for the allocated id; the year is `at`'s UTC year (seed:
@@ -174,10 +278,24 @@ class RecordStore:
                 raise ValueError(f"build returned record {record.id} for id {record_id}")
             if record.sealed:
                 raise ValueError("a record is created open and sealed later (RecordStore.seal)")
-            self._write(record, entries, LedgerEvent.CREATED, at)
+            roster = self.trusted_roster(entries)
+            member = roster.get(signer.analyst)
+            if record.executed_by not in ("", signer.analyst) and (
+                member is None or member.is_person
+            ):
+                # Only the automation (apply on merge) records someone else as the executor:
+                # GitHub said who merged; the automation's signature vouches for what it saw.
+                raise UntrustedSigner(
+                    f"the record names {record.executed_by or 'nobody'} as executor but "
+                    f"{signer.analyst}'s key signs it",
+                    hint="Who executes is the owner of the key that signs (--key).",
+                )
+            self._write(record, entries, LedgerEvent.CREATED, at, signer, roster, simulated)
             return record
 
-    def update(self, record: ChangeRecord, at: datetime) -> ChangeRecord:
+    def update(
+        self, record: ChangeRecord, at: datetime, signer: Signer, simulated: bool = False
+    ) -> ChangeRecord:
         """Write a changed record (apply results, verification, a review, references) and log it.
 
         Refused when the stored record is sealed, and when the stored file no longer matches the
@@ -188,7 +306,8 @@ class RecordStore:
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
             self._current(record.id, entries)
-            self._write(record, entries, LedgerEvent.UPDATED, utc(at))
+            roster = self.trusted_roster(entries)
+            self._write(record, entries, LedgerEvent.UPDATED, utc(at), signer, roster, simulated)
             return record
 
     def seal(
@@ -196,7 +315,7 @@ class RecordStore:
         record_id: str,
         outcome: Outcome,
         at: datetime,
-        by: str,
+        signer: Signer,
         forced: bool = False,
         simulated: bool = False,
     ) -> ChangeRecord:
@@ -207,8 +326,6 @@ class RecordStore:
         review is not recorded, forced or not: that review is the price of skipping approval.
         """
         at = utc(at)
-        if not by.strip():
-            raise InputError("say who closes the record (--by ANALYST)")
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
             current = self._current(record_id, entries)
@@ -216,7 +333,8 @@ class RecordStore:
                 raise GateRefused(
                     f"record {record_id} is an emergency change whose post-hoc review is not "
                     "recorded; it cannot be sealed before that",
-                    hint=f"Record it first: dmarcops review {record_id} --by ANALYST --notes TEXT",
+                    hint=f"Record it first: dmarcops review {record_id} --key REVIEWER-KEY "
+                    "--verdict justified|not-justified --notes TEXT",
                 )
             early = at < current.rollback_window.end
             if early and not forced:
@@ -229,18 +347,19 @@ class RecordStore:
                 current,
                 outcome=Outcome(outcome),
                 closed_at=at,
-                closed_by=by,
+                closed_by=signer.analyst,
                 closed_forced=early,
                 sealed=True,
                 simulated=current.simulated or simulated,
             )
-            self._write(sealed, entries, LedgerEvent.SEALED, at)
+            roster = self.trusted_roster(entries)
+            self._write(sealed, entries, LedgerEvent.SEALED, at, signer, roster, simulated)
             return sealed
 
     def review(
         self,
         record_id: str,
-        by: str,
+        signer: Signer,
         notes: str,
         at: datetime,
         simulated: bool = False,
@@ -253,8 +372,9 @@ class RecordStore:
         peer-review their own change? No."), and a review is recorded once: it is evidence.
         """
         at = utc(at)
-        if not by.strip() or not notes.strip():
-            raise InputError("a review needs a reviewer (--by) and notes (--notes)")
+        by = signer.analyst
+        if not notes.strip():
+            raise InputError("a review needs notes (--notes): what was checked and found")
         if verdict not in REVIEW_VERDICTS:
             raise InputError(
                 f"verdict {verdict!r} is not one of {', '.join(REVIEW_VERDICTS)}",
@@ -285,6 +405,13 @@ class RecordStore:
                     "review it (seed: no self-review)",
                     hint="Ask another analyst on the roster to review it.",
                 )
+            roster = self.trusted_roster(entries)
+            member = roster.get(by)
+            if member is not None and not member.is_person:
+                raise UntrustedSigner(
+                    f"{by} is the automation's key; a post-hoc review is a person's judgement",
+                    hint="Another analyst reviews it with their own key.",
+                )
             reviewed = replace(
                 current,
                 emergency=replace(
@@ -298,7 +425,7 @@ class RecordStore:
                 ),
                 simulated=current.simulated or simulated,
             )
-            self._write(reviewed, entries, LedgerEvent.UPDATED, at)
+            self._write(reviewed, entries, LedgerEvent.REVIEWED, at, signer, roster, simulated)
             return reviewed
 
     def _current(self, record_id: str, entries: builtins.list[LedgerEntry]) -> ChangeRecord:
@@ -332,12 +459,25 @@ class RecordStore:
         entries: builtins.list[LedgerEntry],
         event: LedgerEvent,
         at: datetime,
+        signer: Signer,
+        roster: Roster,
+        simulated: bool,
     ) -> None:
+        # Checked before anything is written: an entry whose signature would not verify must
+        # not leave a record file behind either.
+        _check_signer(signer, roster)
         make_dir(self.records_dir, root=self.changes_dir.parent)
         _write_atomic(self.json_path(record.id), record_file_bytes(record))
         _write_atomic(self.markdown_path(record.id), record.render_markdown().encode("utf-8"))
         self.ledger.append(
-            entries, record_id=record.id, event=event, record_sha256=record.sha256(), at=at
+            entries,
+            record_id=record.id,
+            event=event,
+            record_sha256=record.sha256(),
+            at=at,
+            signer=signer,
+            roster=roster,
+            simulated=simulated or record.simulated,
         )
 
     # -- reading
@@ -404,6 +544,20 @@ class RecordStore:
                 continue
             out.append(record)
         return out
+
+
+def _check_signer(signer: Signer, roster: Roster) -> None:
+    """Before any file is written: the key must be one the sealed roster holds for the name it
+    claims (the ledger append checks the real entry again)."""
+    member = roster.get(signer.analyst)
+    probe = b"dmarcops: may this key sign for " + signer.analyst.encode()
+    if member is None or not signature_holds(member.public_keys(), probe, signer.sign(probe)):
+        raise UntrustedSigner(
+            f"{signer.analyst}'s key is not the one the sealed roster holds for "
+            f"{signer.analyst}; nothing was written",
+            hint="Sign with your own key as the roster of record lists it (a key added to "
+            "policy/roster.yaml counts once that policy change is approved and applied).",
+        )
 
 
 def _load_json(raw: bytes, path: Path) -> object:
@@ -545,7 +699,8 @@ def audit(
     entries = _check_chain(lines, problems)
     last_events = _check_histories(entries, problems)
     _check_numbering(entries, problems)
-    _check_files(store, last_events, utc(now), problems, sandbox_clients)
+    actors = _check_signatures(store, entries, problems)
+    _check_files(store, last_events, utc(now), problems, sandbox_clients, actors)
     if anchor is not None:
         _check_anchor(entries, anchor, problems)
     head = entries[-1][1].entry_sha256 if entries else GENESIS
@@ -602,6 +757,130 @@ def _check_chain(
     return entries
 
 
+def _check_signatures(
+    store: RecordStore,
+    entries: builtins.list[tuple[int, LedgerEntry]],
+    problems: builtins.list[AuditProblem],
+) -> dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]]:
+    """Every entry is signed by its actor with a key the roster *of its time* holds: the roster
+    of the last policy sealed before it (the genesis seals its own, signed by one of its leads).
+    Returns, per (record, event), who signed it (line, actor, is the automation) so the record
+    files can be checked against their signers."""
+    actors: dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]] = defaultdict(
+        builtins.list
+    )
+    roster: Roster | None = None
+    for number, entry in entries:
+        if roster is None:
+            if entry.event is LedgerEvent.POLICY and number == 1:
+                roster = _sealed_roster(store, entry, number, problems)
+                member = roster.get(entry.actor) if roster else None
+                if roster is not None and (member is None or not member.is_lead):
+                    problems.append(
+                        AuditProblem(
+                            "",
+                            f"ledger line {number} (genesis): signed by {plain(entry.actor)}, "
+                            "who is not a lead on the roster it seals",
+                        )
+                    )
+            else:
+                problems.append(
+                    AuditProblem(
+                        "",
+                        "the ledger does not begin with a sealed policy (`dmarcops init`): "
+                        "signatures are checked against policy/roster.yaml as it is now",
+                    )
+                )
+                try:
+                    roster = load_roster(store.changes_dir.parent)
+                except InputError as exc:
+                    problems.append(AuditProblem("", f"no roster to check signatures: {exc}"))
+                    return actors
+        if roster is None:
+            return actors
+        member = roster.get(entry.actor)
+        if member is None:
+            problems.append(
+                AuditProblem(
+                    entry.record_id,
+                    f"ledger line {number} ({entry.event.value}): signed as "
+                    f"{plain(entry.actor)}, who is not on the roster of record",
+                )
+            )
+        elif not signature_holds(member.public_keys(), entry.head(), entry.signature):
+            problems.append(
+                AuditProblem(
+                    entry.record_id,
+                    f"ledger line {number} ({entry.event.value}): the signature is not "
+                    f"{plain(entry.actor)}'s (forged, replaced, or the line was re-hashed)",
+                )
+            )
+        if entry.event is LedgerEvent.POLICY and number > 1:
+            roster = _sealed_roster(store, entry, number, problems) or roster
+        if entry.record_id:
+            automation = member is not None and not member.is_person
+            actors[(entry.record_id, entry.event)].append((number, entry.actor, automation))
+    return actors
+
+
+def _sealed_roster(
+    store: RecordStore, entry: LedgerEntry, number: int, problems: builtins.list[AuditProblem]
+) -> Roster | None:
+    digest = entry.payload.get("policy_sha256")
+    if not isinstance(digest, str):
+        problems.append(AuditProblem("", f"ledger line {number}: a policy seal without its hash"))
+        return None
+    try:
+        return roster_of_snapshot(load_snapshot(store.changes_dir, digest))
+    except ValueError as exc:
+        problems.append(AuditProblem("", f"ledger line {number}: {exc}"))
+    except InputError as exc:
+        problems.append(AuditProblem("", f"ledger line {number}: its roster: {exc.message}"))
+    return None
+
+
+def _check_signers(
+    record: ChangeRecord,
+    actors: dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]],
+    problems: builtins.list[AuditProblem],
+) -> None:
+    """The names in the record are the people who signed: executor, reviewer, closer."""
+    rid = record.id
+    for number, actor, automation in actors.get((rid, LedgerEvent.CREATED), []):
+        if record.executed_by and actor != record.executed_by and not automation:
+            problems.append(
+                AuditProblem(
+                    rid,
+                    f"names {plain(record.executed_by)} as executor, but {plain(actor)} signed "
+                    f"its creation (ledger line {number})",
+                )
+            )
+    reviewed_by = record.emergency.reviewed_by if record.emergency else ""
+    reviews = actors.get((rid, LedgerEvent.REVIEWED), [])
+    if reviewed_by and not reviews:
+        problems.append(
+            AuditProblem(rid, f"names {plain(reviewed_by)} as reviewer, but no review is signed")
+        )
+    for number, actor, _ in reviews:
+        if actor != reviewed_by:
+            problems.append(
+                AuditProblem(
+                    rid,
+                    f"names {plain(reviewed_by or 'nobody')} as reviewer, but {plain(actor)} "
+                    f"signed the review (ledger line {number})",
+                )
+            )
+    for number, actor, _ in actors.get((rid, LedgerEvent.SEALED), []):
+        if actor != record.closed_by:
+            problems.append(
+                AuditProblem(
+                    rid,
+                    f"names {plain(record.closed_by or 'nobody')} as closing it, but "
+                    f"{plain(actor)} signed the close (ledger line {number})",
+                )
+            )
+
+
 def _check_histories(
     entries: builtins.list[tuple[int, LedgerEntry]], problems: builtins.list[AuditProblem]
 ) -> dict[str, tuple[int, LedgerEntry]]:
@@ -609,6 +888,8 @@ def _check_histories(
     last: dict[str, tuple[int, LedgerEntry]] = {}
     first_line: dict[str, int] = {}
     for number, entry in entries:
+        if not entry.is_record_event:
+            continue  # a policy seal: checked by _check_signatures
         rid = entry.record_id
         seen = last.get(rid)
         if seen is None:
@@ -697,6 +978,7 @@ def _check_files(
     now: datetime,
     problems: builtins.list[AuditProblem],
     sandbox_clients: frozenset[str] | None = None,
+    actors: dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]] | None = None,
 ) -> None:
     """`sandbox_clients`: the clients on the sandbox provider; a simulated record for any other
     is refused. None (a library caller that does not know the portfolio) skips that check."""
@@ -725,6 +1007,8 @@ def _check_files(
         record = _check_file(
             path, stem, number, last, owner_of_hash, set(last_events), now, problems
         )
+        if record is not None and actors is not None:
+            _check_signers(record, actors, problems)
         if (
             record is not None
             and record.simulated

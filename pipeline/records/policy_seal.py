@@ -1,0 +1,156 @@
+"""The policy of record: policy/ as it was sealed into the ledger, not as the working tree has it.
+
+A change must never be judged by rules it edits itself (seed: policy changes are themselves
+changes, high risk, approved by a lead). So the policy that judges a change, and the roster whose
+keys every ledger signature is checked against, is a *sealed snapshot*: every file under policy/,
+byte for byte, stored once under its own hash as `changes/policy/<sha256>.json` and named by a
+signed `policy` event of the ledger. `dmarcops init` seals the first one (the genesis); applying an
+approved policy change seals the next. A policy/ that differs from the last seal is a pending
+policy change: `plan` lists it as items of kind "policy", and until it is applied the old rules
+hold.
+
+To load a snapshot with the ordinary loaders (schemas, line numbers in messages and all), it is
+written out as a private, read-only policy/ tree in a temporary directory (`materialize`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import InputError
+from pipeline.load.files import exists, is_real_dir, make_dir, read_bytes, replace_text
+
+POLICY_DIR = "policy"
+SNAPSHOTS = "policy"  # under changes/
+SNAPSHOT_FORMAT = "dmarcops-policy/1"
+
+
+@dataclass(frozen=True)
+class PolicySnapshot:
+    """Every file under policy/ (path relative to the repository, "/"-separated) and its text."""
+
+    files: Mapping[str, str]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+    def canonical(self) -> bytes:
+        body = {"format": SNAPSHOT_FORMAT, "files": dict(sorted(self.files.items()))}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+    def changed_files(self, other: PolicySnapshot) -> list[str]:
+        """Paths added, removed or edited going from `self` to `other`."""
+        paths = set(self.files) | set(other.files)
+        return sorted(p for p in paths if self.files.get(p) != other.files.get(p))
+
+
+def _walk(directory: Path, root: Path) -> list[Path]:
+    """Regular files under `directory`, links and special files refused by the safe reader."""
+    found: list[Path] = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            found += _walk(path, root)
+        elif not entry.name.startswith("."):
+            found.append(path)  # read_bytes refuses a link, FIFO or device by name
+    return found
+
+
+def current_snapshot(root: Path) -> PolicySnapshot:
+    """policy/ as the working tree has it now."""
+    policy = root / POLICY_DIR
+    if not is_real_dir(policy):
+        raise InputError(
+            "no policy/ directory here",
+            file=policy,
+            hint="Run dmarcops in the repository root (the directory holding policy/ and zones/).",
+        )
+    files: dict[str, str] = {}
+    for path in _walk(policy, root):
+        raw = read_bytes(path, root=root)
+        try:
+            files[path.relative_to(root).as_posix()] = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"not UTF-8 at byte {exc.start}",
+                file=path,
+                hint="Policy files are UTF-8 text.",
+            ) from None
+    return PolicySnapshot(files)
+
+
+def snapshot_path(changes_dir: Path, digest: str) -> Path:
+    return changes_dir / SNAPSHOTS / f"{digest}.json"
+
+
+def store_snapshot(changes_dir: Path, snapshot: PolicySnapshot) -> str:
+    """Write the snapshot under its own hash (once) and return the hash. Caller holds the lock."""
+    digest = snapshot.sha256
+    path = snapshot_path(changes_dir, digest)
+    if not exists(path):
+        make_dir(path.parent, root=changes_dir.parent)
+        replace_text(path, snapshot.canonical().decode("ascii") + "\n", root=changes_dir.parent)
+    return digest
+
+
+def load_snapshot(changes_dir: Path, digest: str) -> PolicySnapshot:
+    """The sealed snapshot `digest`; ValueError saying what is wrong (missing, altered)."""
+    path = snapshot_path(changes_dir, digest)
+    if not exists(path):
+        raise ValueError(f"sealed policy {path.name} is missing from changes/{SNAPSHOTS}/")
+    try:
+        raw = read_bytes(path, root=changes_dir.parent, log=True)
+    except InputError as exc:
+        raise ValueError(f"sealed policy {path.name}: {exc.message}") from None
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise ValueError(f"sealed policy {path.name} is not JSON") from None
+    files = data.get("files") if isinstance(data, dict) else None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != SNAPSHOT_FORMAT
+        or not isinstance(files, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
+    ):
+        raise ValueError(f"sealed policy {path.name} is not a {SNAPSHOT_FORMAT} snapshot")
+    snapshot = PolicySnapshot(files)
+    if snapshot.sha256 != digest:
+        raise ValueError(f"sealed policy {path.name} was edited (its hash is not its name)")
+    return snapshot
+
+
+_MATERIALIZED: dict[str, Path] = {}
+
+
+def materialize(snapshot: PolicySnapshot) -> Path:
+    """A private directory holding the snapshot as policy/...: a root the loaders can read.
+
+    One per snapshot per process, removed at exit; files are read-only and the directory is
+    mkdtemp's (mode 0700), so nobody else on the machine can swap a file in between.
+    """
+    digest = snapshot.sha256
+    if digest in _MATERIALIZED:
+        return _MATERIALIZED[digest]
+    root = Path(tempfile.mkdtemp(prefix="dmarcops-sealed-policy-"))
+    atexit.register(shutil.rmtree, root, True)
+    for relative, text in snapshot.files.items():
+        parts = Path(relative).parts
+        if parts[0] != POLICY_DIR or ".." in parts or Path(relative).is_absolute():
+            raise ValueError(f"sealed policy names a file outside policy/: {relative!r}")
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        path.chmod(stat.S_IRUSR)
+    _MATERIALIZED[digest] = root
+    return root

@@ -1,0 +1,126 @@
+"""The signed ledger (format 2): every line signed by its actor with a key the *sealed* roster holds.
+
+The attacker is an analyst (jchen) with write access to the repository and their own key. Each
+attack sits beside the legitimate act it imitates, which succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from signing import JCHEN, KEYS, MHARA, SOKAFOR, genesis
+from test_records import T0, cli, make_record
+
+from pipeline.errors import EXIT_GATE, GateRefused
+from pipeline.gate.identity import Signer
+from pipeline.records import Outcome, RecordStore, verify
+from pipeline.records.policy_seal import current_snapshot, snapshot_path
+
+LATER = T0 + timedelta(days=2)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RecordStore:
+    store = genesis(tmp_path)
+    store.create(make_record, at=T0, signer=JCHEN)
+    return store
+
+
+def test_a_close_signed_by_the_closer_verifies(store: RecordStore) -> None:
+    store.seal("2026-0001", Outcome.ACCEPTED, LATER, MHARA)
+    assert verify(store.changes_dir, LATER) == []
+    entry = store.ledger.read()[-1]
+    assert (entry.actor, entry.event.value) == ("mhara", "sealed")
+
+
+def test_a_signer_claiming_another_name_is_refused_before_anything_is_written(
+    store: RecordStore,
+) -> None:
+    # jchen's key presented as mhara's (what a hand-made Signer, or a roster file edited to list
+    # jchen's key under mhara, would give): the store checks the signature against the roster as
+    # sealed and writes nothing.
+    forged = Signer("mhara", JCHEN.key)
+    before = store.ledger.lines(), store.json_path("2026-0001").read_bytes()
+    with pytest.raises(GateRefused, match="sealed roster"):
+        store.seal("2026-0001", Outcome.ACCEPTED, LATER, forged)
+    assert (store.ledger.lines(), store.json_path("2026-0001").read_bytes()) == before
+
+
+def test_a_hand_written_line_signed_with_another_key_is_named(store: RecordStore) -> None:
+    # Bypassing the store: jchen appends mhara's close, signed with jchen's own key.
+    forged_signer = Signer("mhara", JCHEN.key)
+    entries = store.ledger.read()
+    sealed = store.get("2026-0001")
+    from dataclasses import replace
+
+    from pipeline.records.ledger import LedgerEntry, LedgerEvent
+    from pipeline.records.store import record_file_bytes
+
+    closed = replace(sealed, outcome=Outcome.ACCEPTED, closed_at=LATER, closed_by="mhara",
+                     sealed=True)  # fmt: skip
+    store.json_path("2026-0001").write_bytes(record_file_bytes(closed))
+    store.markdown_path("2026-0001").write_text(closed.render_markdown(), encoding="utf-8")
+    line = LedgerEntry.make(
+        seq=entries[-1].seq + 1,
+        event=LedgerEvent.SEALED,
+        signer=forged_signer,
+        at=LATER,
+        prev=entries[-1].entry_sha256,
+        record_id="2026-0001",
+        record_sha256=closed.sha256(),
+        record_prev=entries[-1].record_sha256,
+    )
+    with store.ledger.path.open("a", encoding="utf-8") as handle:
+        handle.write(line.to_line())
+    problems = [str(p) for p in verify(store.changes_dir, LATER)]
+    assert any("the signature is not mhara's" in p for p in problems), problems
+
+
+def test_the_genesis_is_sealed_once_and_by_a_lead(tmp_path: Path) -> None:
+    store = genesis(tmp_path)
+    with pytest.raises(GateRefused, match="already begun"):
+        store.seal_policy(current_snapshot(tmp_path), LATER, MHARA, genesis=True)
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copytree(tmp_path / "policy", other / "policy")
+    with pytest.raises(GateRefused, match="not a lead"):
+        RecordStore(other / "changes").seal_policy(
+            current_snapshot(other), LATER, SOKAFOR, genesis=True
+        )
+    assert not (other / "changes" / "ledger.jsonl").exists()
+
+
+def test_init_command_seals_and_refuses_a_second_time(tmp_path: Path) -> None:
+    from signing import REPO
+
+    shutil.copytree(REPO / "policy", tmp_path / "policy")
+    (tmp_path / "zones").mkdir()
+    first = cli(tmp_path, "init", "--key", str(KEYS / "mhara.pem"))
+    assert first.exit_code == 0, first.output
+    assert "as the genesis of the ledger, signed by mhara" in first.output
+    again = cli(tmp_path, "init", "--key", str(KEYS / "mhara.pem"))
+    assert again.exit_code == EXIT_GATE and "already begun" in again.output
+
+
+def test_an_edited_sealed_policy_is_named(store: RecordStore) -> None:
+    digest = store.ledger.read()[0].payload["policy_sha256"]
+    path = snapshot_path(store.changes_dir, digest)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["files"]["policy/gate.yaml"] += "\n# lowered\n"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    problems = [str(p) for p in verify(store.changes_dir, LATER)]
+    assert any("was edited (its hash is not its name)" in p for p in problems), problems
+
+
+def test_a_ledger_without_genesis_is_a_problem(tmp_path: Path) -> None:
+    from signing import REPO
+
+    shutil.copytree(REPO / "policy", tmp_path / "policy")
+    store = RecordStore(tmp_path / "changes")
+    store.create(make_record, at=T0, signer=JCHEN)  # before init: the roster file's keys
+    problems = [str(p) for p in verify(store.changes_dir, T0)]
+    assert any("does not begin with a sealed policy" in p for p in problems), problems
