@@ -191,3 +191,14 @@ def system_clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
         monkeypatch.setattr(pipeline.clock, "system_now", lambda: at.astimezone(UTC))
 
     return set_clock
+
+
+# The hosted providers' servers (moto for Route 53, PowerDNS) and the `live` parametrisation.
+from hosted_fixtures import (  # noqa: E402, F401
+    live,
+    moto_server,
+    pdns_live,
+    pdns_server,
+    route53_live,
+    throttling,
+)

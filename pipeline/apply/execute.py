@@ -30,6 +30,9 @@ from pipeline.apply.verify import (
     verify_by_provider,
 )
 from pipeline.live.bind import guarded_apply
+from pipeline.live.hosted import class_of, route53_apply, verify_route53
+from pipeline.live.providers import POWERDNS, ROUTE53
+from pipeline.plan.build import explain
 from pipeline.plan.items import Plan, PlanItem, ZoneResult
 
 Clock = Callable[[], datetime]
@@ -54,6 +57,8 @@ class ZoneApplication:
 def _verify(
     zone: ZoneResult, items: Sequence[PlanItem], timeout: float, clock: Clock
 ) -> list[ItemCheck]:
+    if class_of(zone.octodns_target) == ROUTE53:
+        return verify_route53(zone.octodns_target, zone.zone, items, timeout, clock)
     server = authoritative_server(zone.octodns_target)
     if server is not None:
         return verify_by_dns(server[0], server[1], items, timeout=timeout, clock=clock)
@@ -72,6 +77,8 @@ def _send(zone: ZoneResult) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         if isinstance(zone.octodns_target, Rfc2136Provider):
             guarded_apply(zone.octodns_target, zone.octodns_plan)
+        elif class_of(zone.octodns_target) == ROUTE53:
+            route53_apply(zone.octodns_target, zone.octodns_plan)
         else:
             zone.octodns_target.apply(zone.octodns_plan)
 
@@ -80,9 +87,29 @@ def _nothing_sent(zone: ZoneResult, exc: Exception) -> bool:
     """A refused connection on a one-batch RFC 2136 update: the update never left this machine.
     (A timeout proves nothing: the server may have applied it and lost the answer.)"""
     target = zone.octodns_target
-    batch = getattr(target, "update_batch_size", 0)
     changes = getattr(zone.octodns_plan, "changes", ())
+    kind = class_of(target)
+    if kind == POWERDNS:
+        # One PATCH per zone; a connection never made carried nothing.
+        return _connection_never_made(exc)
+    if kind == ROUTE53:
+        # botocore says EndpointConnectionError only when it could not connect at all; a zone
+        # of fewer than max_changes records is one change batch.
+        return type(exc).__name__ == "EndpointConnectionError" and len(changes) < getattr(
+            target, "max_changes", 0
+        )
+    batch = getattr(target, "update_batch_size", 0)
     return isinstance(exc, ConnectionRefusedError) and 0 < len(changes) <= batch
+
+
+def _connection_never_made(exc: Exception) -> bool:
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from urllib3.exceptions import NewConnectionError
+
+    if not isinstance(exc, RequestsConnectionError):
+        return False
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError)
 
 
 def _item_json(item: PlanItem, record_of: dict[tuple[str, str, str], str]) -> dict[str, Any]:
@@ -152,9 +179,9 @@ def apply_plan(
         try:
             _send(zone)
         except Exception as exc:  # recorded exactly; the other zones go on
-            error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(
-                ": "
-            )
+            # Named by provider: in a mixed portfolio the record says which one failed, and how.
+            shown = explain(exc) if str(exc) else ""
+            error = f"provider {zone.provider}: {type(exc).__name__}: {shown}".rstrip(": ")
             nothing_sent = _nothing_sent(zone, exc)
         checks = _verify(zone, items, 0.5 if error else verify_timeout, clock)
         settled = not error or nothing_sent or all(c.status != "unverifiable" for c in checks)

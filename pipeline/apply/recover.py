@@ -33,6 +33,7 @@ from pipeline.apply.lock import client_lock
 from pipeline.apply.verify import ItemCheck, authoritative_server, verify_by_dns, verify_by_provider
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer
+from pipeline.live.hosted import prepare_zone
 from pipeline.live.providers import build_provider
 from pipeline.load.portfolio import Portfolio
 from pipeline.records import (
@@ -76,6 +77,7 @@ def _live_checks(
     if server is not None:
         return verify_by_dns(server[0], server[1], items, timeout=timeout, interval=0.2)
     try:
+        prepare_zone(target, zone)  # Route 53: this zone's id, never a private namesake
         return verify_by_provider(target, zone, items)
     except Exception as exc:  # the provider cannot be read: the items cannot be judged
         raise GateRefused(

@@ -261,37 +261,27 @@ def _outcomes(
 def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]:
     """Gate, lock, re-plan, refuse if stale, apply, verify, record. Returns the change records."""
     plan_file = gate.load_plan_file(options.plan_file)
-    # The file is read once: the hash the approvals signed and the changes the stale check compares
-    # come from the same bytes.
-    approved: dict[str, Any] = {
-        "plan_hash": plan_file.plan_hash,
-        "changes": [
-            {
-                "zone": c.zone,
-                "name": c.name,
-                "type": c.type,
-                "before": list(c.before),
-                "after": list(c.after),
-                "ttl": {"before": c.ttl_before, "after": c.ttl_after},
-            }
-            for c in plan_file.changes
-        ],
-    }
     store = RecordStore(portfolio.root / "changes")
     # An interrupted apply's items may be live with no finished record: recover it first.
     refuse_if_unrecovered(store.changes_dir)
-    done = sorted(r.id for r in store.all() if r.plan_hash == plan_file.plan_hash and r.executed_at)
-    if done:
+    executed = [
+        r for r in store.all() if r.plan_hash == plan_file.plan_hash and r.executed_at is not None
+    ]
+    clients = sorted({c.client for c in plan_file.changes})
+    applied_clients = {r.client for r in executed}
+    if executed and applied_clients >= set(clients):
         raise GateRefused(
             f"plan {plan_file.plan_hash[:16]} was already applied (change records "
-            f"{', '.join(done)}); an approved plan is applied once",
+            f"{', '.join(sorted(r.id for r in executed))}); an approved plan is applied once",
             file=options.plan_file,
             hint="Plan again to see what is left to do.",
         )
-    clients = sorted({c.client for c in plan_file.changes})
+    # Applied for some of its clients only (the others' provider could not be read then): the
+    # rest, once. Each client's records are its own, so no change is applied twice.
+    clients = [c for c in clients if c not in applied_clients]
     if not clients:
         raise InputError("the plan has no changes to apply", file=options.plan_file)
-    zones = sorted({c.zone for c in plan_file.changes})
+    zones = sorted({c.zone for c in plan_file.changes if c.client in clients})
     with ExitStack() as locks:
         # Every client of the plan, in a fixed order (two applies never deadlock), held until
         # the records are written: the plan is made again and judged under the locks.
@@ -315,15 +305,55 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
                 nameservers=options.nameservers,
             ),
         )
-        if current.failed_zones:
+        # A client any of whose zones could not be read (its provider down or refusing the
+        # credentials) is left out whole, so a request is never applied in part; the clients of
+        # the providers that answered go on (docs/providers.md).
+        unreadable = current.failed_zones
+        left_out = {z.client for z in unreadable}
+        if left_out >= set(clients):
             raise GateRefused(
                 "live DNS could not be read, nothing was applied: "
-                + "; ".join(f"{z.zone}: {z.error}" for z in current.failed_zones)
+                + "; ".join(f"{z.zone}: {z.error}" for z in unreadable)
             )
+        if left_out:
+            clients = [c for c in clients if c not in left_out]
+            current = replace(
+                current,
+                items=tuple(i for i in current.items if i.client not in left_out),
+                zones=tuple(z for z in current.zones if z.client not in left_out),
+            )
+        kept = [c for c in plan_file.changes if c.client in clients]
+        # What the stale check compares: the approved changes of the clients applied now, and
+        # their hash (the whole plan's hash when no client was left out).
+        approved: dict[str, Any] = {
+            "plan_hash": gate.hash_of_changes(kept),
+            "changes": [
+                {
+                    "zone": c.zone,
+                    "name": c.name,
+                    "type": c.type,
+                    "before": list(c.before),
+                    "after": list(c.after),
+                    "ttl": {"before": c.ttl_before, "after": c.ttl_after},
+                }
+                for c in kept
+            ],
+        }
         refuse_if_changed(approved, current)
         gated = gate_requests(portfolio, options, plan_file.plan_hash, list(current.items), store)
         items = {(i.zone, i.name, i.type): i for i in current.items}
-        return _execute(portfolio, options, store, plan_file, current, items, gated)
+        records = _execute(portfolio, options, store, plan_file, current, items, gated)
+    if left_out:
+        raise EnvironmentProblem(
+            f"applied for {', '.join(clients)} (change records "
+            f"{', '.join(r.id for r in records)}); not for {', '.join(sorted(left_out))}: live DNS "
+            "could not be read, nothing was sent to their providers: "
+            + "; ".join(f"{z.zone}: {z.error}" for z in unreadable),
+            file=options.plan_file,
+            hint="When the provider answers again, apply the same plan again: the clients "
+            "already applied are skipped (dmarcops records list shows their records).",
+        )
+    return records
 
 
 def _execute(

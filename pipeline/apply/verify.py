@@ -169,7 +169,13 @@ def verify_by_provider(
 
 
 def authoritative_server(target: Any) -> tuple[str, int] | None:
-    """Where DNS can ask the provider directly (octodns-bind exposes host and port)."""
+    """Where DNS can ask the provider directly: the entry's `dns_server` (PowerDNS: its host and
+    port are the HTTP API's), else octodns-bind's host and port."""
+    configured = getattr(target, "dmarcops_dns_server", None)
+    if configured is not None:
+        return (str(configured[0]), int(configured[1]))
+    if type(target).__name__ != "Rfc2136Provider":
+        return None
     host, port = getattr(target, "host", None), getattr(target, "port", None)
     if isinstance(host, str) and isinstance(port, int):
         return host, port

@@ -21,7 +21,20 @@ from pipeline.load.yamlfile import load_yaml
 ENV_PREFIX = "env/"
 # Keys of ours in a provider entry, taken out before the options reach the octoDNS class.
 MTA_STS_POLICIES = "mta_sts_policies"
-DMARCOPS_KEYS = frozenset({"class", MTA_STS_POLICIES})
+# "host:port" of a DNS server authoritative for the provider's zones, for verification by DNS
+# where the provider's own host and port are an HTTP API (PowerDNS).
+DNS_SERVER = "dns_server"
+# Route 53: domain -> hosted zone id, where a zone is named by id instead of found by name.
+HOSTED_ZONES = "hosted_zones"
+DMARCOPS_KEYS = frozenset({"class", MTA_STS_POLICIES, DNS_SERVER, HOSTED_ZONES})
+ROUTE53 = "octodns_route53.Route53Provider"
+POWERDNS = "octodns_powerdns.PowerDnsProvider"
+# botocore's retries (with exponential backoff) cover Route 53's Throttling and
+# PriorRequestNotComplete; a throttled request was not applied, so retrying it is safe.
+# octodns-route53's client_max_attempts is botocore's legacy `max_attempts`, which counts retries:
+# five retries after the first request wait at most 31 s in all (a random base under 1 s,
+# doubled each time).
+ROUTE53_ATTEMPTS = 5
 DEFAULT_POLICY_URL = "https://mta-sts.{domain}/.well-known/mta-sts.txt"  # RFC 8461 3.3
 
 
@@ -52,7 +65,27 @@ def provider_options(config: ProviderConfig, root: Path) -> dict[str, Any]:
         if key == "directory" and isinstance(value, str) and not Path(value).is_absolute():
             value = str(root / value)
         options[key] = value
+    if config.options.get("class") == ROUTE53:
+        options.setdefault("client_max_attempts", ROUTE53_ATTEMPTS)
     return options
+
+
+def dns_server_of(config: ProviderConfig) -> tuple[str, int] | None:
+    """The `dns_server: host:port` of an entry (env/NAME allowed), for verification by DNS."""
+    value = config.options.get(DNS_SERVER)
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        value = str(_secret(config, DNS_SERVER, value))
+    host, _, port = str(value).rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(
+            f"provider {config.name!r}: dns_server {value!r} is not host:port",
+            file=config.file,
+            line=config.line,
+            hint="Write the authoritative server's address, e.g. dns_server: 192.0.2.53:53.",
+        )
+    return host.strip("[]"), int(port)
 
 
 def provider_class(config: ProviderConfig) -> type[Any]:
@@ -82,7 +115,7 @@ def build_provider(config: ProviderConfig, root: Path, instance: str = "") -> An
     cls = provider_class(config)
     options = provider_options(config, root)
     try:
-        return cls(f"{config.name}{instance}", **options)
+        target = cls(f"{config.name}{instance}", **options)
     except TypeError as exc:
         raise InputError(
             f"provider {config.name!r} rejects its options: {exc}",
@@ -90,6 +123,10 @@ def build_provider(config: ProviderConfig, root: Path, instance: str = "") -> An
             line=config.line,
             hint="Check the keys against the octoDNS provider's documentation.",
         ) from None
+    # Verification reads it from the target (pipeline.apply.verify.authoritative_server).
+    target.dmarcops_dns_server = dns_server_of(config)
+    target.dmarcops_provider = config
+    return target
 
 
 def check_local_zone(config: ProviderConfig, root: Path, domain: str) -> None:

@@ -20,7 +20,7 @@ from pipeline.classify.rules import RiskRules, rules_from_data
 from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector
 from pipeline.errors import InputError
 from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_from_data
-from pipeline.load.provider_classes import provider_class_problem
+from pipeline.load.provider_classes import provider_class_problem, provider_secret_problem
 from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
 
 
@@ -325,6 +325,12 @@ def collect_problems(
                 # Kept by name below (so its clients are not also told it is undefined); with a
                 # problem the portfolio is never used, so the class is never imported.
                 problems.append(problem)
+            for key, value in options.items():
+                secret = provider_secret_problem(
+                    name, key, value, doc.path, doc.line_of(("providers", name, key))
+                )
+                if secret is not None:  # reported, never echoed: the message names the key only
+                    problems.append(secret)
             providers[name] = ProviderConfig(
                 name, options, doc.path, doc.line_of(("providers", name))
             )

@@ -44,3 +44,27 @@ def provider_class_problem(
         hint=f"Use one of: {', '.join(sorted(ALLOWED_PROVIDER_CLASSES))} "
         "(docs/input-safety.md, 'Provider classes').",
     )
+
+
+# Options that hold credentials. Written literally they would sit in the repository (and in every
+# clone and CI log of it): only `env/NAME` is accepted. Route 53 needs none of them: boto3's
+# standard chain (AWS_* variables, a profile, a role, OIDC in Actions) is the intended way.
+SECRET_OPTIONS: frozenset[str] = frozenset(
+    {"key_secret", "api_key", "access_key_id", "secret_access_key", "session_token"}
+)
+
+
+def provider_secret_problem(
+    name: str, key: str, value: object, file: Path, line: int | None
+) -> InputError | None:
+    """An InputError when a credential option is written in the file instead of env/NAME."""
+    if key not in SECRET_OPTIONS or (isinstance(value, str) and value.startswith("env/")):
+        return None
+    return InputError(
+        f"provider {name!r}: {key} is written in the file; credentials never go into the "
+        "repository",
+        file=file,
+        line=line,
+        hint=f"Write {key}: env/NAME and export NAME (for Route 53, leave the key out: boto3's "
+        "standard credential chain is used).",
+    )

@@ -26,6 +26,7 @@ from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused, InputError
 from pipeline.live.dns import Nameservers, make_resolver, report_authorised
+from pipeline.live.hosted import check_plan, prepare_zone
 from pipeline.live.mta_sts_policy import desired_policy, live_policy
 from pipeline.live.providers import build_provider, check_local_zone
 from pipeline.live.scope import OwnedRecordsOnly, raw_values
@@ -116,8 +117,20 @@ def explain(exc: Exception) -> str:
     """One line a user can act on, for an exception from a provider."""
     message = str(exc).split("\n")[0] or type(exc).__name__
     lowered = message.lower()
-    if "signature" in lowered or "badkey" in lowered or "peerbad" in type(exc).__name__.lower():
+    kind = type(exc).__name__
+    aws_refused = ("invalidclienttokenid", "signaturedoesnotmatch", "accessdenied")
+    if kind == "NoCredentialsError" or any(code in lowered for code in aws_refused):
+        message += (
+            " (Route 53 credentials come from the standard AWS chain: AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or a role; check them)"
+        )
+    elif "signature" in lowered or "badkey" in lowered or "peerbad" in kind.lower():
         message += " (the server rejected the TSIG key: check key_name and key_secret)"
+    elif "unauthorized" in lowered:
+        message += " (the provider refused the API key: check it)"
+    elif kind in ("EndpointConnectionError", "ConnectionError") or "connection refused" in lowered:
+        message = message.split(" (Caused by")[0]
+        message += " (the provider's API did not answer: is it running, and is the address right?)"
     elif "timed out" in lowered or isinstance(exc, TimeoutError):
         message += " (no answer from the server: is it running, and are host and port right?)"
     return message
@@ -141,11 +154,13 @@ def plan_zone(
     try:
         check_local_zone(provider_config, portfolio.root, zone_file.domain)
         target = build_provider(provider_config, portfolio.root, instance=f"[{zone_file.domain}]")
+        prepare_zone(target, zone_file.domain)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             # Without this processor octoDNS would plan deletes of everything we do not own.
             scope = OwnedRecordsOnly()
             octodns_plan = target.plan(desired, processors=[scope])
+            check_plan(target, octodns_plan)
     except Exception as exc:  # any provider failure: report this zone, plan the others
         return ZoneResult(client.id, zone_file.domain, client.provider, error=explain(exc)), []
 
