@@ -15,6 +15,7 @@ from typing import Protocol
 import pytest
 from aws_server import MotoServer, Route53Zones, ThrottlingProxy
 from pdns_server import PdnsServer
+from signing import reseal
 
 # Recognisable, random per run: the hygiene test greps every output and file for them.
 AWS_KEY_ID = "AKIA" + secrets.token_hex(8).upper()
@@ -146,3 +147,4 @@ def use_provider(repo: Path, client: str, name: str, entry: str) -> None:
         for line in profile.read_text().splitlines()
     ]
     profile.write_text("\n".join(lines) + "\n")
+    reseal(repo)  # setup: the provider move as a lead sealed it

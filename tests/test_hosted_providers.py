@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from dns_server import NamedServer
 from hosted_fixtures import Live, PdnsLive, Route53Live, use_provider
+from signing import reseal
 from test_apply_named import plan_for
 from test_lifecycle import KEYS, TUESDAY, apply, approve, cli, plan, record, request
 from test_plan_named import LIVE, make_repo
@@ -224,6 +225,7 @@ def test_route53_zone_named_by_id_and_ambiguous_names(
     providers.write_text(
         providers.read_text() + f"    hosted_zones:\n      alpha.example: {first}\n"
     )
+    reseal(r53_repo)  # the pin counts once a lead has sealed it
     request(r53_repo, "CR-0001-alpha", ["alpha.example"])
     out, _ = plan(r53_repo, sender_dns, TUESDAY, "alpha.example")
     dmarc = [c for c in json.loads(out.read_text())["changes"] if c["name"] == "_dmarc"]

@@ -142,8 +142,11 @@ def materialize(snapshot: PolicySnapshot) -> Path:
     digest = snapshot.sha256
     if digest in _MATERIALIZED:
         return _MATERIALIZED[digest]
-    root = Path(tempfile.mkdtemp(prefix="dmarcops-sealed-policy-"))
-    atexit.register(shutil.rmtree, root, True)
+    private = Path(tempfile.mkdtemp(prefix="dmarcops-"))
+    atexit.register(shutil.rmtree, private, True)
+    # Named after the seal, so a message about one of its files says which sealed policy it is.
+    root = private / f"sealed-policy-{digest[:16]}"
+    root.mkdir()
     for relative, text in snapshot.files.items():
         parts = Path(relative).parts
         if parts[0] != POLICY_DIR or ".." in parts or Path(relative).is_absolute():
