@@ -67,3 +67,17 @@ def reseal(root: Path, by: str = "mhara") -> None:
     entries = store.ledger.read()
     at = max(GENESIS_AT, *(e.at for e in entries)) + timedelta(seconds=1)
     store.seal_policy(current_snapshot(root), at, signer(by, root))
+
+
+def seal_example() -> None:
+    """Start the example repository's ledger again with its policy/ as it is now (run after an
+    edit under the example's policy/: `.venv/bin/python tests/signing.py`). The example has no
+    records, so its genesis is all there is."""
+    changes = REPO / "changes"
+    (changes / "ledger.jsonl").unlink(missing_ok=True)
+    shutil.rmtree(changes / "policy", ignore_errors=True)
+    genesis(REPO)
+
+
+if __name__ == "__main__":
+    seal_example()

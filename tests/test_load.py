@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from portfolio import copy_example, write
+from portfolio import REPO, copy_example, write
 
 from pipeline.cli import main
 from pipeline.errors import InputError
@@ -179,3 +179,13 @@ def test_check_zone_file_reports_octodns_validation(repo: Path) -> None:
     assert len(problems) == 1
     assert problems[0].file == repo / FABRIKAM
     assert problems[0].line == 4  # the value octoDNS refused
+
+
+def test_the_example_policy_is_as_sealed() -> None:
+    # The shipped example judges by its genesis; an edit under its policy/ must be sealed again
+    # (`.venv/bin/python tests/signing.py`), or every example plan shows pending policy items.
+    from pipeline.records.policy_of_record import policy_of_record
+
+    record = policy_of_record(REPO)
+    assert record.sealed is not None
+    assert record.pending == []

@@ -143,7 +143,8 @@ def apply(
         )
     repo: Path = click.get_current_context().obj
     portfolio = portfolio_of_record(repo)
-    clients = {c.client for c in load_plan_file(plan_path).changes}
+    # Policy items (pending edits under policy/) belong to no client.
+    clients = {c.client for c in load_plan_file(plan_path).changes if c.client}
     when = command_time(at, "apply", portfolio, clients)
     signer = signer_for(repo, key_file, by)
     records = run_apply(

@@ -177,7 +177,8 @@ def approve(
     if refusal is not None:
         raise refusal  # approving content its author has not vouched for proves nothing
     portfolio = portfolio_of_record(repo)
-    when = command_time(at, "approve", portfolio, {str(c.client) for c in plan.changes})
+    clients = {str(c.client) for c in plan.changes if c.client}  # policy items: no client
+    when = command_time(at, "approve", portfolio, clients)
     coverage = cover(plan.changes, requests)
     items = coverage.items_of(request.id)
     if not items:
