@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from clockcli import invoke_at
+from portfolio import copy_example
 from signing import JCHEN, KEYS, MHARA, SOKAFOR, genesis
 from test_records import T0, cli, make_record
 
@@ -124,3 +126,73 @@ def test_a_ledger_without_genesis_is_a_problem(tmp_path: Path) -> None:
     store.create(make_record, at=T0, signer=JCHEN)  # before init: the roster file's keys
     problems = [str(p) for p in verify(store.changes_dir, T0)]
     assert any("does not begin with a sealed policy" in p for p in problems), problems
+
+
+# --- signatures a record cites (issue 11: re-verified by audit verify) ----------------------------
+
+
+def _applied_example(tmp_path: Path) -> RecordStore:
+    """The README's session on the example: mhara approves CR-0002, jchen applies (sandbox)."""
+    repo = copy_example(tmp_path / "repo")
+    plan_file = tmp_path / "plan.json"
+    base = ["--repo", str(repo)]
+    assert invoke_at([*base, "plan", "--client", "fabrikam-labs", "--format", "json",
+                      "--out", str(plan_file), "--at", "2026-12-01T08:30"]).exit_code == 0  # fmt: skip
+    assert invoke_at([*base, "approve", "--plan", str(plan_file), "--request",
+                      "CR-0002-fabrikam-labs", "--key", str(KEYS / "mhara.pem"),
+                      "--at", "2026-12-01T08:40"]).exit_code == 0  # fmt: skip
+    applied = invoke_at([*base, "apply", "--plan", str(plan_file), "--key",
+                         str(KEYS / "jchen.pem"), "--at", "2026-12-01T08:45"])  # fmt: skip
+    assert applied.exit_code == 0, applied.output
+    return RecordStore(repo / "changes")
+
+
+def test_a_record_carries_the_signatures_it_rests_on(tmp_path: Path) -> None:
+    store = _applied_example(tmp_path)
+    record = store.get("2026-0002")
+    assert [(a.role.value, a.who, bool(a.signature)) for a in record.approvals] == [
+        ("analyst", "jchen", True),
+        ("peer", "mhara", True),
+    ]
+    assert verify(store.changes_dir, LATER.replace(year=2026, month=12, day=1)) == []
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "backdate the peer approval by a minute",
+        "name sokafor as the approver",
+        "cite another request hash",
+        "strip the approver's signature",
+    ],
+)
+def test_a_re_signed_record_cannot_change_what_its_approvals_say(tmp_path: Path, edit: str) -> None:
+    # jchen rewrites their own record and re-signs every line of it (all theirs after the
+    # genesis): the chain and the line signatures then hold; the approver's signature does not.
+    from dataclasses import replace
+
+    from test_tamper import rehash, write_record
+
+    from pipeline.records.ledger import LedgerEntry
+
+    store = _applied_example(tmp_path)
+    record = store.get("2026-0002")
+    author, peer = record.approvals
+    if edit == "backdate the peer approval by a minute":
+        peer = replace(peer, at=peer.at - timedelta(minutes=1))  # type: ignore[operator]
+    elif edit == "name sokafor as the approver":
+        peer = replace(peer, who="sokafor")
+    elif edit == "strip the approver's signature":
+        peer = replace(peer, signature="")
+    else:
+        record = replace(record, request_sha256="0" * 64)
+    digest = write_record(store, replace(record, approvals=(author, peer)))
+    entries = [LedgerEntry.from_line(line) for line in store.ledger.lines()[1:]]
+    last = max(i for i, e in enumerate(entries) if e.record_id == "2026-0002")
+    entries[last] = replace(entries[last], record_sha256=digest)
+    lines = rehash(store, entries)
+    store.ledger.path.write_text(
+        "".join(f"{line}\n" for line in [store.ledger.lines()[0], *lines]), encoding="utf-8"
+    )
+    problems = [str(p) for p in verify(store.changes_dir, LATER.replace(month=12, day=1))]
+    assert any(p.startswith("2026-0002: ") and "approval" in p for p in problems), problems

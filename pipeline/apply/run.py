@@ -109,7 +109,9 @@ def _evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]:
             source = (
                 ApprovalSource.GITHUB
             )  # the review id, login, time and commit are the reference
-        out.append(ApprovalEvidence(role, e.who, e.at, e.reference, source))
+        out.append(
+            ApprovalEvidence(role, e.who, e.at, e.reference, source, e.signature, e.simulated)
+        )
     return tuple(out)
 
 

@@ -346,6 +346,11 @@ class ApprovalEvidence:
     who: str  # roster id, or the client approver's e-mail
     at: datetime | None  # UTC; None for the author's self-approval (the request is the log)
     reference: str  # the request file, the approval file, the message-id or ticket
+    # The signature it rests on (the author's over the request, the approver's over plan and
+    # request), copied into the change record so `audit verify` re-checks it there; "" for a
+    # GitHub review or a client's e-mail.
+    signature: str = ""
+    simulated: bool = False  # the approval was given in a sandbox rehearsal (part of its payload)
 
     def __str__(self) -> str:
         when = f" at {utc_text(self.at)}" if self.at else ""

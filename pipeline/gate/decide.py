@@ -283,7 +283,15 @@ def _approval_chain(
     unsigned = signature_problem(request, ctx.roster)
     if request.author in ctx.roster and unsigned is None:
         signed_at = request.signature.signed_at if request.signature else None
-        evidence.append(ApprovalEvidence("author", request.author, signed_at, request.file.name))
+        evidence.append(
+            ApprovalEvidence(
+                "author",
+                request.author,
+                signed_at,
+                request.file.name,
+                request.signature.signature if request.signature else "",
+            )
+        )
     elif request.author in ctx.roster:
         # The author's signature is their approval (low risk: the only one): without it the
         # request is a file anyone with write access could have written.
@@ -310,7 +318,14 @@ def _approval_chain(
 
     if Role.PEER in chain or Role.LEAD in chain:
         evidence += [
-            ApprovalEvidence("peer review", a.analyst, a.approved_at, a.reference or a.source)
+            ApprovalEvidence(
+                "peer review",
+                a.analyst,
+                a.approved_at,
+                a.reference or a.source,
+                a.signature,
+                a.simulated,
+            )
             for a in peers
         ]
     if Role.PEER in chain and not peers:

@@ -374,18 +374,28 @@ class ApprovalEvidence:
     at: datetime | None  # None for the author's own proposal
     reference: str  # message-id, ticket, review id or signature id; "" for self
     source: ApprovalSource
+    # The signature the link rests on (the author's over the request, an approver's over plan
+    # and request), kept in the record so `audit verify` re-checks it against the roster of
+    # record; written only when set, so records without one keep their hashes.
+    signature: str = ""
+    simulated: bool = False  # an approval given in a sandbox rehearsal (signed as such)
 
     def __post_init__(self) -> None:
         _normalise_times(self, "at")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "role": self.role.value,
             "who": self.who,
             "at": _time_or_none(self.at),
             "reference": self.reference,
             "source": self.source.value,
         }
+        if self.signature:
+            out["signature"] = self.signature
+        if self.simulated:
+            out["simulated"] = True
+        return out
 
     @classmethod
     def from_fields(cls, f: _Fields) -> ApprovalEvidence:
@@ -395,6 +405,8 @@ class ApprovalEvidence:
             at=f.optional_time("at"),
             reference=f.text("reference"),
             source=f.choice("source", ApprovalSource),
+            signature=f.text("signature") if "signature" in f.data else "",
+            simulated=f.flag("simulated") if "simulated" in f.data else False,
         )
 
 

@@ -30,7 +30,8 @@ from itertools import pairwise
 from pathlib import Path
 
 from pipeline.errors import GateRefused, InputError
-from pipeline.gate.identity import Signer, signature_holds
+from pipeline.gate.approvals import signed_payload
+from pipeline.gate.identity import Signer, signature_holds, signing_bytes
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists, make_dir, read_bytes, read_text
 from pipeline.load.jsonfile import parse_json
@@ -55,6 +56,7 @@ from pipeline.records.record import (
     RECORD_ID,
     REVIEW_VERDICTS,
     ApprovalRole,
+    ApprovalSource,
     ChangeRecord,
     Outcome,
     RecordFormatError,
@@ -708,8 +710,9 @@ def audit(
     entries = _check_chain(lines, problems)
     last_events = _check_histories(entries, problems)
     _check_numbering(entries, problems)
-    actors = _check_signatures(store, entries, problems)
-    _check_files(store, last_events, utc(now), problems, sandbox_clients, actors)
+    rosters: dict[str, Roster] = {}
+    actors = _check_signatures(store, entries, problems, rosters)
+    _check_files(store, last_events, utc(now), problems, sandbox_clients, actors, rosters)
     if anchor is not None:
         _check_anchor(entries, anchor, problems)
     head = entries[-1][1].entry_sha256 if entries else GENESIS
@@ -770,6 +773,7 @@ def _check_signatures(
     store: RecordStore,
     entries: builtins.list[tuple[int, LedgerEntry]],
     problems: builtins.list[AuditProblem],
+    rosters: dict[str, Roster] | None = None,
 ) -> dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]]:
     """Every entry is signed by its actor with a key the roster *of its time* holds: the roster
     of the last policy sealed before it (the genesis seals its own, signed by one of its leads).
@@ -834,6 +838,8 @@ def _check_signatures(
         if entry.record_id:
             automation = member is not None and not member.is_person
             actors[(entry.record_id, entry.event)].append((number, entry.actor, automation))
+            if entry.event is LedgerEvent.CREATED and rosters is not None:
+                rosters[entry.record_id] = roster
     return actors
 
 
@@ -891,6 +897,63 @@ def _check_signers(
                     rid,
                     f"names {plain(record.closed_by or 'nobody')} as closing it, but "
                     f"{plain(actor)} signed the close (ledger line {number})",
+                )
+            )
+
+
+def _check_cited(
+    record: ChangeRecord, roster: Roster, problems: builtins.list[AuditProblem]
+) -> None:
+    """Every signature the record cites (the author's over the request, each approver's over plan
+    and request) still verifies, over what the record says, with the key the roster of record held
+    when the record was created. A record re-written and re-signed by its own executor cannot
+    backdate an approval, swap an approver or change the request it cites: the approver's
+    signature covers those. Records written before the policy of record (no `policy_sha256`)
+    carry no signatures to check."""
+    for link in record.approvals:
+        if link.source not in {ApprovalSource.SELF, ApprovalSource.SIGNED}:
+            continue  # a GitHub review or a client's e-mail: checked where it lives
+        if not link.signature:
+            if record.policy_sha256:
+                problems.append(
+                    AuditProblem(
+                        record.id,
+                        f"cites the {link.role.value} approval of {plain(link.who)} without its "
+                        "signature (removed after it was recorded?)",
+                    )
+                )
+            continue
+        member = roster.get(link.who)
+        if member is None or link.at is None:
+            holds = False
+        elif link.source is ApprovalSource.SELF:
+            payload = signing_bytes(
+                {
+                    "purpose": "change-request",
+                    "request_id": record.request_id,
+                    "request_sha256": record.request_sha256,
+                    "signed_at": format_utc(link.at),
+                    "signer": link.who,
+                }
+            )
+            holds = signature_holds(member.public_keys(), payload, link.signature)
+        else:
+            payload = signed_payload(
+                record.plan_hash,
+                record.request_id,
+                link.who,
+                link.at,
+                record.request_sha256,
+                link.simulated,
+            )
+            holds = signature_holds(member.public_keys(), payload, link.signature)
+        if not holds:
+            problems.append(
+                AuditProblem(
+                    record.id,
+                    f"the {link.role.value} approval of {plain(link.who)} it cites does not "
+                    "verify over what the record says (plan, request, time) with their key in "
+                    "the roster of record: edited after it was signed",
                 )
             )
 
@@ -993,6 +1056,7 @@ def _check_files(
     problems: builtins.list[AuditProblem],
     sandbox_clients: frozenset[str] | None = None,
     actors: dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]] | None = None,
+    rosters: dict[str, Roster] | None = None,
 ) -> None:
     """`sandbox_clients`: the clients on the sandbox provider; a simulated record for any other
     is refused. None (a library caller that does not know the portfolio) skips that check."""
@@ -1023,6 +1087,8 @@ def _check_files(
         )
         if record is not None and actors is not None:
             _check_signers(record, actors, problems)
+        if record is not None and rosters is not None and stem in rosters:
+            _check_cited(record, rosters[stem], problems)
         if (
             record is not None
             and record.simulated
