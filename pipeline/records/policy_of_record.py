@@ -32,6 +32,7 @@ from pipeline.records.policy_seal import (
     current_snapshot,
     load_snapshot,
     materialize,
+    roster_of_snapshot,
 )
 
 
@@ -90,8 +91,6 @@ def seal_problem(
     if roster is None:
         if index != 0:
             return f"ledger line {entry.seq}: the genesis policy seal must be the first line"
-        from pipeline.records.store import roster_of_snapshot  # store imports this module
-
         roster = roster_of_snapshot(snapshot)
     member = roster.get(entry.actor)
     if member is None or not member.is_lead:
@@ -104,30 +103,36 @@ def seal_problem(
     return None
 
 
-def policy_of_record(repo: Path) -> PolicyOfRecord:
-    """The sealed policy and the working tree's; refused when a seal is not a lead's."""
-    from pipeline.records.store import roster_of_snapshot
-
-    changes = repo / "changes"
-    ledger = Ledger(changes / LEDGER_NAME)
-    entries = ledger.read() if exists(ledger.path) else []
-    sealed: PolicySnapshot | None = None
-    roster: Roster | None = None
+def sealed_policy(
+    changes_dir: Path, entries: list[LedgerEntry]
+) -> tuple[PolicySnapshot, Roster] | None:
+    """The last policy sealed in `entries` and its roster, each seal checked to be a lead's of
+    the roster before it (the one walk every reader of the sealed policy goes through: the
+    commands, the store's writers). None before `dmarcops init`."""
+    found: tuple[PolicySnapshot, Roster] | None = None
     for index, entry in enumerate(entries):
         if entry.event is not LedgerEvent.POLICY:
             continue
-        problem = seal_problem(changes, entries, index, roster)
+        problem = seal_problem(changes_dir, entries, index, found[1] if found else None)
         if problem is not None:
             raise PolicyNotOfRecord(
                 problem,
-                file=ledger.path,
+                file=changes_dir / LEDGER_NAME,
                 line=entry.seq,
                 hint="Run `dmarcops audit verify`. Policy is sealed only by a lead "
                 "(`dmarcops init`, `dmarcops policy seal`).",
             )
-        sealed = load_snapshot(changes, str(entry.payload["policy_sha256"]))
-        roster = roster_of_snapshot(sealed)
-    return PolicyOfRecord(sealed, current_snapshot(repo))
+        snapshot = load_snapshot(changes_dir, str(entry.payload["policy_sha256"]))
+        found = (snapshot, roster_of_snapshot(snapshot))
+    return found
+
+
+def policy_of_record(repo: Path) -> PolicyOfRecord:
+    """The sealed policy and the working tree's; refused when a seal is not a lead's."""
+    changes = repo / "changes"
+    ledger = Ledger(changes / LEDGER_NAME)
+    found = sealed_policy(changes, ledger.read() if exists(ledger.path) else [])
+    return PolicyOfRecord(found[0] if found else None, current_snapshot(repo))
 
 
 def portfolio_of_record(repo: Path) -> Portfolio:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import InputError
+from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists, is_real_dir, make_dir, read_bytes, replace_text
 
 POLICY_DIR = "policy"
@@ -128,6 +129,11 @@ def load_snapshot(changes_dir: Path, digest: str) -> PolicySnapshot:
     if snapshot.sha256 != digest:
         raise ValueError(f"sealed policy {path.name} was edited (its hash is not its name)")
     return snapshot
+
+
+def roster_of_snapshot(snapshot: PolicySnapshot) -> Roster:
+    """The roster a sealed snapshot holds, read with the ordinary (schema-checked) loader."""
+    return load_roster(materialize(snapshot))
 
 
 _MATERIALIZED: dict[str, Path] = {}

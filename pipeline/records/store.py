@@ -45,11 +45,11 @@ from pipeline.records.ledger import (
     exclusive_lock,
     record_id_of,
 )
-from pipeline.records.policy_of_record import seal_problem
+from pipeline.records.policy_of_record import seal_problem, sealed_policy
 from pipeline.records.policy_seal import (
     PolicySnapshot,
     load_snapshot,
-    materialize,
+    roster_of_snapshot,
     store_snapshot,
 )
 from pipeline.records.record import (
@@ -84,20 +84,6 @@ class RecordMismatchError(GateRefused):
 
 class UntrustedSigner(GateRefused):
     """The key is not on the roster as sealed: its entry would not verify. Exit 2."""
-
-
-def sealed_policy_digest(entries: builtins.list[LedgerEntry]) -> str | None:
-    """The policy snapshot in force after `entries`: the last `policy` event's; None before init."""
-    for entry in reversed(entries):
-        if entry.event is LedgerEvent.POLICY:
-            digest = entry.payload.get("policy_sha256")
-            return digest if isinstance(digest, str) else None
-    return None
-
-
-def roster_of_snapshot(snapshot: PolicySnapshot) -> Roster:
-    """The roster a sealed snapshot holds, read with the ordinary (schema-checked) loader."""
-    return load_roster(materialize(snapshot))
 
 
 def record_file_bytes(record: ChangeRecord) -> bytes:
@@ -160,33 +146,10 @@ class RecordStore:
     # -- who may write
 
     def trusted_roster(self, entries: builtins.list[LedgerEntry]) -> Roster:
-        """The roster whose keys the next entry must verify with: the last sealed policy's, or,
-        before `dmarcops init` has sealed one, policy/roster.yaml as it is."""
-        digest = sealed_policy_digest(entries)
-        if digest is None:
-            return load_roster(self.changes_dir.parent)
-        try:
-            return roster_of_snapshot(load_snapshot(self.changes_dir, digest))
-        except ValueError as exc:
-            raise RecordMismatchError(
-                str(exc),
-                file=self.changes_dir / "policy",
-                hint="Run `dmarcops audit verify`; sealed policy snapshots are never edited.",
-            ) from None
-
-    def sealed_policy(self) -> PolicySnapshot | None:
-        """The policy of record (None before `dmarcops init`)."""
-        digest = sealed_policy_digest(self.ledger.read())
-        if digest is None:
-            return None
-        try:
-            return load_snapshot(self.changes_dir, digest)
-        except ValueError as exc:
-            raise RecordMismatchError(
-                str(exc),
-                file=self.changes_dir / "policy",
-                hint="Run `dmarcops audit verify`; sealed policy snapshots are never edited.",
-            ) from None
+        """The roster whose keys the next entry must verify with: the last sealed policy's (each
+        seal checked to be a lead's), or, before `dmarcops init`, policy/roster.yaml as it is."""
+        found = sealed_policy(self.changes_dir, entries)
+        return found[1] if found else load_roster(self.changes_dir.parent)
 
     def seal_policy(
         self, snapshot: PolicySnapshot, at: datetime, signer: Signer, *, genesis: bool = False
