@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 def copy_example(dest: Path) -> Path:
     """The shipped example portfolio (zones/, policy/, sandbox/) copied to `dest`."""
     for part in ("zones", "policy", "sandbox", "changes"):
-        shutil.copytree(REPO / part, dest / part)
+        # Lock files are the working copy's (gitignored), never part of the example.
+        shutil.copytree(REPO / part, dest / part, ignore=shutil.ignore_patterns(".lock", ".locks"))
     return dest
 
 
