@@ -147,3 +147,19 @@ def test_a_record_names_the_policy_that_judged_it(
     assert apply(repo, plan_path, sender_dns).exit_code == EXIT_OK
     sealed = RecordStore(repo / "changes").ledger.read()[0].payload["policy_sha256"]
     assert record(repo, "2026-0001")["policy_sha256"] == sealed
+
+
+def test_a_pending_policy_edit_does_not_hold_up_a_rollback(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert cli(repo, "approve", "--plan", str(plan_path), "--request", "CR-0001-alpha",
+               "--key", str(KEYS / "mhara.pem"), "--at", "2026-12-01T10:00:00Z").exit_code == 0  # fmt: skip
+    assert apply(repo, plan_path, sender_dns).exit_code == EXIT_OK
+    _lower_every_risk(repo)  # a policy edit waiting for a lead: never applied, never in the way
+    result = cli(repo, "rollback", "2026-0001", "--key", str(KEYS / "jchen.pem"), "--reason",
+                 "quarantine is catching the CRM's mail", "--at", "2026-12-01T11:00:00",
+                 "--nameserver", f"127.0.0.1:{sender_dns.port}")  # fmt: skip
+    assert result.exit_code == EXIT_OK, result.output
+    assert record(repo, "2026-0002")["change_type"] == "Emergency rollback"

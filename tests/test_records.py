@@ -482,7 +482,7 @@ def test_overdue_emergency_review_is_listed_fails_audit_and_clears_after_review(
     now = "2026-06-10T12:00:00Z"  # 3 h after the first review was due
 
     result = cli(tmp_path, "reviews", "overdue", "--at", now)
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # an overdue review is a finding a monitor alerts on
     assert late.id in result.stdout and "3 h overdue" in result.stdout
     assert not_yet_due.id not in result.stdout and planned.id not in result.stdout
 

@@ -196,3 +196,24 @@ def test_a_re_signed_record_cannot_change_what_its_approvals_say(tmp_path: Path,
     )
     problems = [str(p) for p in verify(store.changes_dir, LATER.replace(month=12, day=1))]
     assert any(p.startswith("2026-0002: ") and "approval" in p for p in problems), problems
+
+
+def test_a_request_edited_after_its_change_is_named(tmp_path: Path) -> None:
+    store = _applied_example(tmp_path)
+    request = store.changes_dir / "requests" / "CR-0002-fabrikam-labs.yaml"
+    request.write_text(request.read_text().replace("rationale:", "rationale: (revised)", 1))
+    problems = [str(p) for p in verify(store.changes_dir, LATER.replace(month=12, day=1))]
+    assert any(
+        p.startswith("2026-0002: its change request CR-0002-fabrikam-labs.yaml was edited")
+        for p in problems
+    ), problems
+
+
+def test_an_emptied_ledger_is_named(tmp_path: Path) -> None:
+    store = _applied_example(tmp_path)
+    store.ledger.path.write_text("", encoding="utf-8")
+    shutil.rmtree(store.records_dir)
+    problems = [str(p) for p in verify(store.changes_dir, LATER.replace(month=12, day=1))]
+    assert any("a ledger that was begun has been emptied" in p for p in problems), problems
+    result = cli(store.changes_dir.parent, "audit", "verify")
+    assert result.exit_code == EXIT_GATE and "chain intact" not in result.output

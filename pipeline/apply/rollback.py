@@ -28,6 +28,7 @@ from pipeline.load.files import exists, read_text, replace_text
 from pipeline.load.portfolio import Portfolio
 from pipeline.load.yamlfile import load_yaml
 from pipeline.load.zones import ESCAPED_SEMICOLONS
+from pipeline.model import RecordKind
 from pipeline.plan.build import PlanOptions, make_plan
 from pipeline.plan.items import Plan
 from pipeline.records import ChangeRecord, RecordItem, RecordStore
@@ -117,7 +118,10 @@ def _emergency_request(original: ChangeRecord, options: RollbackOptions) -> dict
 def _check_rollback_plan(original: ChangeRecord, plan: Plan, force: bool) -> None:
     """Only the record's own items may change, and only from the state the record left."""
     mine = {(i.zone, i.name, i.type): i for i in original.items}
-    others = [i for i in plan.items if (i.zone, i.name, i.type) not in mine]
+    # Pending policy edits ride along in every plan and are never applied: a rollback is not
+    # held up by a policy change waiting for a lead's seal.
+    dns = [i for i in plan.items if i.kind is not RecordKind.POLICY]
+    others = [i for i in dns if (i.zone, i.name, i.type) not in mine]
     if others:
         raise GateRefused(
             f"rolling back {original.id} would also apply changes it did not make: "
@@ -125,9 +129,7 @@ def _check_rollback_plan(original: ChangeRecord, plan: Plan, force: bool) -> Non
             + "; nothing was changed",
             hint="Those zone files hold other pending edits: apply or revert them first.",
         )
-    moved = [
-        i for i in plan.items if sorted(i.before) != sorted(mine[(i.zone, i.name, i.type)].after)
-    ]
+    moved = [i for i in dns if sorted(i.before) != sorted(mine[(i.zone, i.name, i.type)].after)]
     if moved and not force:
         raise GateRefused(
             f"live DNS is no longer what {original.id} left: "

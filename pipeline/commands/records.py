@@ -21,7 +21,7 @@ import click
 
 from pipeline.clock import CommandTime, is_sandbox, read_only_time
 from pipeline.commands.common import command_time, key_option, reports_errors, signer_for
-from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
+from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, GateRefused, InputError
 from pipeline.gate.roster import load_roster
 from pipeline.load.portfolio import load_portfolio
 from pipeline.model import RiskLevel
@@ -357,7 +357,8 @@ def reviews_group() -> None:
 @_at_option
 @reports_errors
 def overdue_command(at: str | None) -> None:
-    """List emergency changes whose post-hoc review is past due and not recorded.
+    """List emergency changes whose post-hoc review is past due and not recorded. Exit 1 when
+    any is (a scheduled job or a monitor can alert on it), 0 when none.
 
     \b
     Example:
@@ -376,6 +377,7 @@ def overdue_command(at: str | None) -> None:
             f"review due {show_utc(record.emergency.review_due)} ({hours:.0f} h overdue)  "
             f"executed by {plain(record.executed_by) or '-'}"
         )
+    sys.exit(EXIT_INPUT)  # issue 9: an overdue review is a finding, not a listing
 
 
 # --- close and seal -----------------------------------------------------------------------------

@@ -32,9 +32,11 @@ from pathlib import Path
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.approvals import signed_payload
 from pipeline.gate.identity import Signer, signature_holds, signing_bytes
+from pipeline.gate.requests import REQUESTS_DIR, content_sha256
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists, make_dir, read_bytes, read_text
 from pipeline.load.jsonfile import parse_json
+from pipeline.load.yamlfile import load_yaml
 from pipeline.model import RiskLevel
 from pipeline.records.ledger import (
     GENESIS,
@@ -674,6 +676,18 @@ def audit(
     last_events = _check_histories(entries, problems)
     _check_numbering(entries, problems)
     rosters: dict[str, Roster] = {}
+    if (
+        not lines
+        and (store.changes_dir / "policy").is_dir()
+        and any((store.changes_dir / "policy").glob("*.json"))
+    ):
+        problems.append(
+            AuditProblem(
+                "",
+                "the ledger is empty, yet changes/policy/ holds sealed policies: a ledger that "
+                "was begun has been emptied",
+            )
+        )
     actors = _check_signatures(store, entries, problems, rosters)
     _check_files(store, last_events, utc(now), problems, sandbox_clients, actors, rosters)
     if anchor is not None:
@@ -921,6 +935,29 @@ def _check_cited(
             )
 
 
+def _check_request(root: Path, record: ChangeRecord, problems: builtins.list[AuditProblem]) -> None:
+    """The change request a record cites, when still in the repository, is the one it recorded:
+    a request is evidence, and editing it after the change would rewrite why it was made."""
+    if not record.request_sha256 or not record.request_id:
+        return
+    path = root / REQUESTS_DIR / f"{record.request_id}.yaml"
+    if not exists(path):
+        return  # archived or removed: the record keeps its hash and the author's signature
+    try:
+        digest = content_sha256(load_yaml(path).data)
+    except InputError as exc:
+        problems.append(AuditProblem(record.id, f"its change request: {exc.message}"))
+        return
+    if digest != record.request_sha256:
+        problems.append(
+            AuditProblem(
+                record.id,
+                f"its change request {path.name} was edited after the change was recorded "
+                f"(content {digest[:16]}, recorded {record.request_sha256[:16]})",
+            )
+        )
+
+
 def _check_histories(
     entries: builtins.list[tuple[int, LedgerEntry]], problems: builtins.list[AuditProblem]
 ) -> dict[str, tuple[int, LedgerEntry]]:
@@ -1052,6 +1089,8 @@ def _check_files(
             _check_signers(record, actors, problems)
         if record is not None and rosters is not None and stem in rosters:
             _check_cited(record, rosters[stem], problems)
+        if record is not None:
+            _check_request(store.changes_dir.parent, record, problems)
         if (
             record is not None
             and record.simulated
