@@ -1,0 +1,525 @@
+"""Red team: the analyst jchen (holding only tests/keys/jchen.pem, with write access to the
+repository) against the signed ledger and the policy of record.
+
+Each test asserts that the control HOLDS: refusal with the documented exit code, nothing written,
+no traceback. An attack that gets through is kept as a strict xfail whose reason starts with
+"BYPASS:" and says what got through and where. Other people's keys (mhara, the bot) are used only
+to build the legitimate history the attack starts from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from bypass_helpers import assert_untouched, plan, raw_cli, records
+from click.testing import Result
+from dns_server import NamedServer
+from signing import JCHEN
+from test_lifecycle import KEYS, apply, approve, cli, request
+from test_plan_named import make_repo
+
+from pipeline.errors import EXIT_CRASH, EXIT_GATE, EXIT_INPUT, EXIT_OK
+from pipeline.records import RecordStore
+from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent
+from pipeline.records.policy_seal import (
+    PolicySnapshot,
+    current_snapshot,
+    materialize,
+    store_snapshot,
+)
+from pipeline.records.record import ChangeRecord
+from pipeline.records.store import UntrustedSigner
+
+JCHEN_KEY = str(KEYS / "jchen.pem")
+TUESDAY = "2026-12-01T10:00:00Z"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, client_dns: NamedServer) -> Path:
+    return make_repo(tmp_path / "repo", with_requests=False)
+
+
+@pytest.fixture
+def applied(repo: Path, client_dns: NamedServer, sender_dns: NamedServer) -> Path:
+    """Legitimate history: jchen's medium change, approved by the lead mhara, applied by jchen
+    (record 2026-0001, open)."""
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, _ = plan(repo, sender_dns)
+    assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == EXIT_OK
+    assert apply(repo, plan_path, sender_dns).exit_code == EXIT_OK
+    assert records(repo) == ["2026-0001.json"]
+    return repo
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def _ledger(repo: Path) -> Path:
+    return repo / "changes" / "ledger.jsonl"
+
+
+def _no_crash(result: Result) -> None:
+    text = result.output + (result.stderr or "")
+    assert result.exit_code != EXIT_CRASH, text
+    assert "Traceback" not in text and "hit a bug" not in text, text
+    assert result.exception is None or isinstance(result.exception, SystemExit), text
+
+
+def _refused(result: Result, code: int = EXIT_GATE) -> None:
+    _no_crash(result)
+    assert result.exit_code == code, result.output + (result.stderr or "")
+
+
+def _lower_every_risk(repo: Path) -> None:
+    rules = repo / "policy" / "risk-rules.yaml"
+    text = rules.read_text()
+    rules.write_text(text.replace("risk: medium", "risk: low").replace("risk: high", "risk: low"))
+
+
+def _make_jchen_lead(repo: Path) -> None:
+    roster = repo / "policy" / "roster.yaml"
+    head, tail = roster.read_text().split("  - id: mhara", 1)
+    roster.write_text(head.replace("role: analyst", "role: lead", 1) + "  - id: mhara" + tail)
+
+
+def _swap_ids(repo: Path) -> None:
+    """The roster edit that renames ids: jchen's entry (and key) becomes `mhara`, a lead; the real
+    mhara becomes `mhara-old`."""
+    roster = repo / "policy" / "roster.yaml"
+    head, tail = roster.read_text().split("  - id: mhara", 1)
+    head = head.replace("id: jchen", "id: mhara", 1).replace("role: analyst", "role: lead", 1)
+    roster.write_text(head + "  - id: mhara-old" + tail)
+
+
+def _snapshot_with(repo: Path, extra: dict[str, str]) -> str:
+    files = dict(current_snapshot(repo).files)
+    files.update(extra)
+    return store_snapshot(repo / "changes", PolicySnapshot(files))
+
+
+def _append_jchen_seal(repo: Path, digest: str) -> None:
+    """A `policy` line appended by hand, genuinely signed with jchen's own key."""
+    store = RecordStore(repo / "changes")
+    entries = store.ledger.read()
+    store.ledger.append(
+        entries,
+        event=LedgerEvent.POLICY,
+        signer=JCHEN,
+        at=entries[-1].at,
+        roster=store.trusted_roster(entries),
+        payload={"policy_sha256": digest},
+    )
+
+
+def _jchen_genesis(repo: Path, digest: str) -> None:
+    """The ledger rewritten as a single genesis line signed by jchen."""
+    line = LedgerEntry.make(
+        seq=1,
+        event=LedgerEvent.POLICY,
+        signer=JCHEN,
+        at=datetime(2026, 1, 5, tzinfo=UTC),
+        prev=GENESIS,
+        payload={"policy_sha256": digest},
+    )
+    _ledger(repo).write_text(line.to_line())
+
+
+def _command(repo: Path, name: str, sender_dns: NamedServer) -> list[str]:
+    return {
+        "plan": ["plan", "--at", TUESDAY, "--nameserver", f"127.0.0.1:{sender_dns.port}"],
+        "audit": ["audit", "verify", "--at", TUESDAY],
+        "status": ["policy", "status"],
+        "seal": ["policy", "seal", "--key", JCHEN_KEY],
+        "recover": ["recover", "--key", JCHEN_KEY],
+        "anchor": ["audit", "anchor", "--out", str(repo.parent / "anchor.json")],
+        "window": ["window", "alpha", "--at", "2026-12-01T10:00:00"],
+    }[name]
+
+
+# --- BYPASS: the lead's genesis can be removed or replaced -----------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BYPASS: deleting changes/ledger.jsonl (and changes/policy/) removes the policy of "
+    "record; every gating command then judges by the working tree's policy/ (policy_of_record "
+    "returns sealed=None, portfolio_of_record loads policy/ as edited), so jchen's own risk "
+    "downgrade lets `apply` run a medium change on the author's signature alone. Only a later "
+    "`audit verify` notices; apply/plan do not refuse a ledger without a genesis once a "
+    "repository has one (pipeline/records/policy_of_record.py policy_of_record).",
+)
+def test_deleting_the_ledger_does_not_unseal_the_policy(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    _lower_every_risk(repo)
+    _ledger(repo).unlink()
+    shutil.rmtree(repo / "changes" / "policy")
+    result = cli(
+        repo, "apply", "--plan", str(plan(repo, sender_dns)[0]), "--key", JCHEN_KEY,
+        "--at", TUESDAY.rstrip("Z"), "--nameserver", f"127.0.0.1:{sender_dns.port}",
+    )  # fmt: skip
+    _refused(result)
+    assert_untouched(repo, client_dns)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BYPASS: jchen deletes the ledger and snapshots, makes themself a lead in "
+    "policy/roster.yaml and runs `dmarcops init --key jchen.pem`: the genesis only has to be "
+    "signed by a lead of the roster it seals itself (RecordStore.seal_policy genesis=True, "
+    "policy_of_record.seal_problem with roster None, store._check_signatures line 1), so policy "
+    "is sealed without a lead, a medium change applies as low on jchen's signature alone, and "
+    "`audit verify` says 'chain intact' over the rewritten history of mhara's genesis. Only an "
+    "anchor kept outside the repository catches it (see the twin below).",
+)
+def test_a_genesis_sealed_by_an_analyst_is_not_policy_of_record(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    _lower_every_risk(repo)
+    _make_jchen_lead(repo)
+    _ledger(repo).unlink()
+    shutil.rmtree(repo / "changes" / "policy")
+    init = cli(repo, "init", "--key", JCHEN_KEY, "--at", "2026-12-01T09:00:00Z")
+    _no_crash(init)
+    if init.exit_code == EXIT_OK:
+        plan_path, _ = plan(repo, sender_dns)
+        _no_crash(apply(repo, plan_path, sender_dns))
+    verdict = raw_cli(repo, "audit", "verify", "--at", "2026-12-01T11:00:00Z")
+    _no_crash(verdict)
+    assert init.exit_code == EXIT_GATE or verdict.exit_code == EXIT_GATE, verdict.output
+
+
+def test_the_replaced_genesis_is_caught_by_an_anchor(repo: Path) -> None:
+    anchor = repo.parent / "anchor.json"
+    assert raw_cli(repo, "audit", "anchor", "--out", str(anchor)).exit_code == EXIT_OK
+    _make_jchen_lead(repo)
+    _ledger(repo).unlink()
+    shutil.rmtree(repo / "changes" / "policy")
+    assert cli(repo, "init", "--key", JCHEN_KEY, "--at", TUESDAY).exit_code == EXIT_OK
+    verdict = raw_cli(repo, "audit", "verify", "--at", TUESDAY, "--anchor", str(anchor))
+    _refused(verdict)
+    assert "differs from the anchor" in verdict.output
+
+
+# --- BYPASS: a policy file the seal does not see ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BYPASS: a dot-file client profile (policy/clients/.shadow.yaml) is loaded by the "
+    "portfolio (Path.glob('*.yaml') matches dot-files, pipeline/load/portfolio.py "
+    "collect_problems) but skipped by the seal (policy_seal._walk ignores names starting with "
+    "'.'), so it is never pending: `policy status` says 'policy/ is as sealed' and gating "
+    "commands (`window .shadow`, plan, apply) judge by a client profile no lead sealed.",
+)
+def test_a_hidden_client_profile_is_pending_not_policy(repo: Path) -> None:
+    gamma = (repo / "policy" / "clients" / "gamma.yaml").read_text()
+    hidden = gamma.replace("gamma.example", "shadow.example").replace("Gamma Bank", "Shadow")
+    (repo / "policy" / "clients" / ".shadow.yaml").write_text(hidden)
+    status = raw_cli(repo, "policy", "status")
+    window = raw_cli(repo, "window", ".shadow", "--at", "2026-12-01T10:00:00")
+    _no_crash(status)
+    _no_crash(window)
+    assert status.exit_code == EXIT_GATE or window.exit_code == EXIT_INPUT, window.output
+
+
+# --- tracebacks from a hostile snapshot's file names ------------------------------------------
+
+
+_OUTSIDE = "BYPASS (traceback): a genesis line (signed by jchen) naming a snapshot with a file "
+_GENESIS_CRASH = {
+    ("../x", "plan"),
+    ("../x", "audit"),
+    ("../x", "status"),
+    ("/etc/x", "plan"),
+    ("/etc/x", "audit"),
+    ("/etc/x", "status"),
+    ("", "plan"),
+    ("", "audit"),
+    ("", "status"),
+    ("", "recover"),
+}
+
+
+def _genesis_case(name: str, command: str) -> object:
+    if (name, command) not in _GENESIS_CRASH:
+        return pytest.param(name, command)
+    why = (
+        "'' makes materialize() index parts[0] of an empty path (IndexError, "
+        "policy_seal.py materialize)"
+        if name == ""
+        else f"{name!r} makes materialize() raise ValueError, which seal_problem does not catch "
+        "for the genesis (policy_of_record.py seal_problem: roster_of_snapshot outside the try)"
+    )
+    return pytest.param(
+        name,
+        command,
+        marks=pytest.mark.xfail(strict=True, reason=f"{_OUTSIDE}{why}; exit 70 crash"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [
+        _genesis_case(n, c)
+        for n in ("../x", "/etc/x", "", "policy", "policy/" + "a" * 300)
+        for c in ("plan", "audit", "status", "recover")
+    ],
+)
+def test_a_genesis_naming_a_file_outside_policy_is_refused(
+    repo: Path, sender_dns: NamedServer, name: str, command: str
+) -> None:
+    _jchen_genesis(repo, _snapshot_with(repo, {name: "x"}))
+    before = _ledger(repo).read_bytes()
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _no_crash(result)
+    assert result.exit_code in (EXIT_INPUT, EXIT_GATE)
+    assert _ledger(repo).read_bytes() == before
+
+
+def _appended_case(name: str, command: str) -> object:
+    if not (name == "" and command == "recover"):
+        return pytest.param(name, command)
+    return pytest.param(
+        name,
+        command,
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="BYPASS (traceback): jchen appends a policy line (own key) naming a snapshot "
+            "with a file named ''; `recover --key jchen.pem` calls signer_for before "
+            "portfolio_of_record, RecordStore.trusted_roster loads the last policy line without "
+            "seal_problem and catches only ValueError, and materialize() raises IndexError "
+            "(store.py trusted_roster, policy_seal.py materialize); exit 70 crash",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "command"),
+    [_appended_case(n, c) for n in ("", "../x", "/etc/x") for c in ("plan", "audit", "recover")],
+)
+def test_an_appended_seal_naming_a_file_outside_policy_is_refused(
+    repo: Path, sender_dns: NamedServer, name: str, command: str
+) -> None:
+    _append_jchen_seal(repo, _snapshot_with(repo, {name: "x"}))
+    before = _ledger(repo).read_bytes()
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _refused(result)
+    assert _ledger(repo).read_bytes() == before
+
+
+# --- hostile ledger lines --------------------------------------------------------------------
+
+
+def _hostile_lines(first: dict[str, object]) -> dict[str, str]:
+    return {
+        "bigint": '{"seq": 1' + "0" * 5000 + "}",
+        "nested": "[" * 100000 + "]" * 100000,
+        "bad-time": json.dumps(dict(first, seq=2, at="9999-99-99T99:99:99Z")),
+        "nul": '{"format": 2, "seq": 2}\x00',
+        "array": "[1, 2]",
+        "nan": '{"format": 2, "seq": NaN}',
+        "surrogate": '{"record_id": "\\ud800"}',
+        "bool-seq": json.dumps(dict(first, seq=True)),
+        "payload-list": json.dumps(dict(first, seq=2, payload=[1])),
+    }
+
+
+def _line_case(kind: str, command: str) -> object:
+    if not (kind == "bigint" and command == "audit"):
+        return pytest.param(kind, command)
+    return pytest.param(
+        kind,
+        command,
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason="BYPASS (traceback): a ledger line holding an integer of more than 4300 digits "
+            "crashes `audit verify`: from_line's ValueError is caught, but then record_id_of() "
+            "calls json.loads again and catches only JSONDecodeError/RecursionError, not the "
+            "int-conversion ValueError (pipeline/records/ledger.py record_id_of); exit 70",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "command"),
+    [
+        _line_case(k, c)
+        for k in _hostile_lines({})
+        for c in ("audit", "plan", "status", "anchor", "recover")
+    ],
+)
+def test_a_hostile_ledger_line_is_refused_by_name(
+    repo: Path, sender_dns: NamedServer, kind: str, command: str
+) -> None:
+    first = json.loads(_ledger(repo).read_text().splitlines()[0])
+    with _ledger(repo).open("a", encoding="utf-8") as handle:
+        handle.write(_hostile_lines(first)[kind] + "\n")
+    before = _ledger(repo).read_bytes()
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _refused(result)
+    assert _ledger(repo).read_bytes() == before
+
+
+# --- hostile sealed snapshot file --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "form", ["missing", "symlink", "fifo", "huge", "nested", "types", "directory", "other-hash"]
+)
+@pytest.mark.parametrize("command", ["audit", "plan", "status", "seal", "recover", "window"])
+def test_a_hostile_sealed_snapshot_is_refused(
+    repo: Path, sender_dns: NamedServer, form: str, command: str
+) -> None:
+    changes = repo / "changes"
+    digest = RecordStore(changes).ledger.read()[0].payload["policy_sha256"]
+    path = changes / "policy" / f"{digest}.json"
+    good = path.read_bytes()
+    path.unlink()
+    if form == "symlink":
+        (repo / "elsewhere.json").write_bytes(good)
+        path.symlink_to(repo / "elsewhere.json")
+    elif form == "fifo":
+        os.mkfifo(path)
+    elif form == "huge":
+        path.write_bytes(good[:-2] + b" " * (70 * 1024 * 1024) + b"}\n")
+    elif form == "nested":
+        path.write_bytes(b"[" * 200000 + b"]" * 200000)
+    elif form == "types":
+        body = {"format": "dmarcops-policy/1", "files": {"policy/roster.yaml": 5}}
+        path.write_text(json.dumps(body))
+    elif form == "directory":
+        path.mkdir()
+    elif form == "other-hash":
+        path.write_text(json.dumps({"format": "dmarcops-policy/1", "files": {}}))
+    _lower_every_risk(repo)  # with the seal unreadable, the edit must not judge either
+    before = _ledger(repo).read_bytes()
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _refused(result)
+    assert _ledger(repo).read_bytes() == before
+
+
+# --- seal without a lead, someone else's name ------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["plan", "status", "seal", "recover", "window", "audit"])
+def test_an_analyst_seal_that_renames_ids_is_not_policy_of_record(
+    repo: Path, sender_dns: NamedServer, command: str
+) -> None:
+    # jchen's own signed `policy` line over a roster where jchen's key is the lead "mhara".
+    _swap_ids(repo)
+    _lower_every_risk(repo)
+    _append_jchen_seal(repo, current_snapshot(repo).sha256)
+    store_snapshot(repo / "changes", current_snapshot(repo))
+    before = _ledger(repo).read_bytes()
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _refused(result)
+    if command == "audit":
+        assert "policy sealed by jchen, who is not a lead" in result.output
+    assert _ledger(repo).read_bytes() == before
+
+
+def test_a_pending_roster_rename_seals_nothing_and_names_nobody_else(
+    repo: Path, sender_dns: NamedServer
+) -> None:
+    _swap_ids(repo)
+    before = _ledger(repo).read_bytes()
+    seal = raw_cli(repo, "policy", "seal", "--key", JCHEN_KEY)
+    _refused(seal)
+    assert "not a lead" in seal.output
+    env = {"DMARCOPS_KEY": JCHEN_KEY}
+    _refused(raw_cli(repo, "policy", "seal", env=env))
+    status = raw_cli(repo, "policy", "status")
+    _refused(status)
+    assert "pending: policy/roster.yaml" in status.output
+    assert _ledger(repo).read_bytes() == before
+
+
+def test_policy_seal_by_an_analyst_through_the_environment_is_refused(repo: Path) -> None:
+    _lower_every_risk(repo)
+    before = _ledger(repo).read_bytes()
+    env = {"DMARCOPS_KEY": JCHEN_KEY, "DMARCOPS_NOW": TUESDAY}
+    result = raw_cli(repo, "policy", "seal", env=env)
+    _refused(result)
+    assert "not a lead" in result.output
+    assert _ledger(repo).read_bytes() == before
+
+
+def test_init_again_is_refused(repo: Path) -> None:
+    _make_jchen_lead(repo)
+    before = _ledger(repo).read_bytes()
+    _refused(raw_cli(repo, "init", "--key", JCHEN_KEY))
+    _refused(raw_cli(repo, "init", "--key", JCHEN_KEY, env={"DMARCOPS_NOW": TUESDAY}))
+    assert _ledger(repo).read_bytes() == before
+
+
+def test_materialized_policy_is_private_and_read_only(repo: Path) -> None:
+    root = materialize(current_snapshot(repo))
+    assert stat.S_IMODE(root.parent.stat().st_mode) == 0o700
+    roster = root / "policy" / "roster.yaml"
+    assert stat.S_IMODE(roster.stat().st_mode) == stat.S_IRUSR
+
+
+# --- records in someone else's name ------------------------------------------------------------
+
+
+def _record_state(repo: Path) -> tuple[bytes, bytes]:
+    return _ledger(repo).read_bytes(), (repo / "changes/records/2026-0001.json").read_bytes()
+
+
+def test_close_by_typed_name_with_jchens_key_is_refused(applied: Path) -> None:
+    before = _record_state(applied)
+    result = cli(applied, "close", "2026-0001", "--outcome", "accepted", "--force",
+                 "--key", JCHEN_KEY, "--by", "mhara", "--at", "2026-12-01T11:00:00Z")  # fmt: skip
+    _refused(result, EXIT_INPUT)
+    assert "not mhara's" in result.output
+    assert _record_state(applied) == before
+
+
+def test_close_with_an_injected_time_is_refused(applied: Path) -> None:
+    before = _record_state(applied)
+    env = {"DMARCOPS_NOW": "2026-12-09T10:00:00Z", "DMARCOPS_KEY": JCHEN_KEY}
+    result = raw_cli(applied, "close", "2026-0001", "--outcome", "accepted", env=env)
+    _no_crash(result)
+    assert result.exit_code in (EXIT_INPUT, EXIT_GATE), result.output
+    assert _record_state(applied) == before
+
+
+def test_close_after_an_analyst_seal_that_renames_ids_is_refused(applied: Path) -> None:
+    _swap_ids(applied)
+    _append_jchen_seal(applied, current_snapshot(applied).sha256)
+    store_snapshot(applied / "changes", current_snapshot(applied))
+    before = _record_state(applied)
+    result = cli(applied, "close", "2026-0001", "--outcome", "accepted", "--force",
+                 "--key", JCHEN_KEY, "--at", "2026-12-01T11:00:00Z")  # fmt: skip
+    _refused(result)
+    assert _record_state(applied) == before
+
+
+def test_a_record_naming_another_executor_is_not_written(applied: Path) -> None:
+    store = RecordStore(applied / "changes")
+    base = store.get("2026-0001")
+    data = base.to_json()
+    before = _ledger(applied).read_bytes()
+
+    def build(record_id: str) -> ChangeRecord:
+        return replace(ChangeRecord.from_json({**data, "id": record_id}), executed_by="mhara")
+
+    with pytest.raises(UntrustedSigner, match="names mhara as executor"):
+        store.create(build, base.created_at, JCHEN)
+    assert _ledger(applied).read_bytes() == before
+    assert records(applied) == ["2026-0001.json"]
+
+
+def test_audit_of_the_legitimate_history_is_clean(applied: Path) -> None:
+    verdict = raw_cli(applied, "audit", "verify", "--at", "2026-12-01T11:00:00Z")
+    assert verdict.exit_code == EXIT_OK, verdict.output
