@@ -18,14 +18,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from bypass_helpers import assert_untouched, plan, raw_cli, records
+from bypass_helpers import approve, assert_untouched, plan, raw_cli, records
 from click.testing import Result
 from dns_server import NamedServer
-from signing import JCHEN
-from test_lifecycle import KEYS, apply, approve, cli, request
+from signing import JCHEN, SIGNED_AT, reseal
+from test_lifecycle import KEYS, RATIONALE, apply, cli, request
 from test_plan_named import make_repo
 
 from pipeline.errors import EXIT_CRASH, EXIT_GATE, EXIT_INPUT, EXIT_OK
+from pipeline.gate.approvals import generate_key, load_private_key, sign, write_approval
+from pipeline.gate.identity import load_signer
+from pipeline.gate.requests import load_requests, sign_request
+from pipeline.gate.roster import load_roster
 from pipeline.records import RecordStore
 from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent
 from pipeline.records.policy_seal import (
@@ -523,3 +527,112 @@ def test_a_record_naming_another_executor_is_not_written(applied: Path) -> None:
 def test_audit_of_the_legitimate_history_is_clean(applied: Path) -> None:
     verdict = raw_cli(applied, "audit", "verify", "--at", "2026-12-01T11:00:00Z")
     assert verdict.exit_code == EXIT_OK, verdict.output
+
+
+# --- a fresh key of jchen's own, put in someone else's roster entry ----------------------------
+
+
+def _fresh_key_for(repo: Path, analyst: str, tmp: Path) -> Path:
+    """jchen generates a key of their own and writes its public half into `analyst`'s entry of
+    the working roster (a pending, unsealed edit)."""
+    key = tmp / f"fresh-{analyst}.pem"
+    public = generate_key(key)
+    roster = repo / "policy" / "roster.yaml"
+    text = roster.read_text()
+    start = text.index(f"  - id: {analyst}\n")
+    at = text.index("public_key: ", start)
+    end = text.index("\n", at)
+    roster.write_text(text[:at] + f"public_key: {public}" + text[end:])
+    return key
+
+
+def test_a_request_signed_with_a_key_swapped_into_a_peers_entry_does_not_count(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer, tmp_path: Path
+) -> None:
+    # jchen files a request as sokafor, signs it with a key jchen put in sokafor's (unsealed)
+    # entry, then approves "sokafor's" change as the peer with jchen's own key.
+    key = _fresh_key_for(repo, "sokafor", tmp_path)
+    body = {"type": "other", "client": "alpha", "covers": ["alpha.example"]}
+    body |= {"author": "sokafor", "rationale": RATIONALE}
+    (repo / "changes" / "requests").mkdir(exist_ok=True)
+    (repo / "changes" / "requests" / "CR-0001-alpha.yaml").write_text(json.dumps(body))
+    sign_request(repo, "CR-0001-alpha", load_signer(key, load_roster(repo)), SIGNED_AT)
+    planned = cli(repo, *_command(repo, "plan", sender_dns))
+    _refused(planned)
+    assert "does not verify with sokafor's key" in planned.stderr
+    requests = cli(repo, "requests", "check", "--at", TUESDAY)
+    _no_crash(requests)
+    assert requests.exit_code in (EXIT_INPUT, EXIT_GATE), requests.output
+    assert records(repo) == []
+    assert_untouched(repo, client_dns)
+    # Through the CLI, the swapped key is nobody's: the sealed roster does not hold it.
+    refused = cli(repo, "sign-request", "CR-0001-alpha", "--key", str(key), "--at", TUESDAY)
+    _no_crash(refused)
+    assert refused.exit_code in (EXIT_INPUT, EXIT_GATE)
+
+
+def test_an_approval_signed_with_a_key_swapped_into_a_leads_entry_does_not_count(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer, tmp_path: Path
+) -> None:
+    key = _fresh_key_for(repo, "mhara", tmp_path)
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, plan_hash = plan(repo, sender_dns)
+    as_mhara = approve(repo, plan_path, "CR-0001-alpha", "mhara", key=str(key))
+    _refused(as_mhara, EXIT_INPUT)
+    # The approval file written by hand, signed with the swapped key in mhara's name.
+    (req,) = [r for r in load_requests(repo) if r.id == "CR-0001-alpha"]
+    at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    write_approval(repo, sign(load_private_key(key), plan_hash, req.id, "mhara", at, req.sha256))
+    _refused(apply(repo, plan_path, sender_dns))
+    assert_untouched(repo, client_dns)
+
+
+# --- history: a lead's genesis from elsewhere, a lead's last seal dropped ------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BYPASS: the genesis is not bound to its repository. jchen replaces this repository's "
+    "ledger with the genesis line of another dmarcops repository (here the project's own example "
+    "ledger, genuinely signed by the lead mhara), copies its snapshot and its policy/: `audit "
+    "verify` says 'chain intact' and `policy status` 'as sealed', though mhara's genesis of this "
+    "repository is gone. No analyst key is needed (policy_of_record / store._check_signatures "
+    "accept any first line signed by a lead of the roster it seals); only an anchor catches it.",
+)
+def test_a_genesis_from_another_repository_is_not_this_ones(repo: Path) -> None:
+    example = Path(__file__).resolve().parent.parent
+    line = (example / "changes" / "ledger.jsonl").read_text().splitlines()[0]
+    digest = json.loads(line)["payload"]["policy_sha256"]
+    shutil.rmtree(repo / "changes" / "policy")
+    (repo / "changes" / "policy").mkdir()
+    shutil.copy(example / "changes" / "policy" / f"{digest}.json", repo / "changes" / "policy")
+    shutil.rmtree(repo / "policy")
+    shutil.copytree(example / "policy", repo / "policy")
+    _ledger(repo).write_text(line + "\n")
+    verdict = raw_cli(repo, "audit", "verify", "--at", TUESDAY)
+    _no_crash(verdict)
+    assert verdict.exit_code == EXIT_GATE, verdict.output
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BYPASS (documented known gap, docs/threat-model.md 'Known gaps'): a lead seals a "
+    "roster that removes jchen; jchen drops that last ledger line (nothing after it pins it) "
+    "and keeps acting: `recover --key jchen.pem` accepts the key, `policy status` shows the "
+    "removal only as a pending edit, and `audit verify` says 'chain intact'. Only an anchor "
+    "taken after the seal catches it.",
+)
+def test_dropping_a_leads_last_seal_is_detected(repo: Path) -> None:
+    roster = repo / "policy" / "roster.yaml"
+    text = roster.read_text()
+    start = text.index("  - id: jchen\n")
+    roster.write_text(text[:start] + text[text.index("  - id: mhara\n") :])
+    reseal(repo)  # mhara revokes jchen
+    assert raw_cli(repo, "recover", "--key", JCHEN_KEY).exit_code == EXIT_INPUT
+    lines = _ledger(repo).read_text().splitlines(keepends=True)
+    _ledger(repo).write_text("".join(lines[:-1]))
+    acting = raw_cli(repo, "recover", "--key", JCHEN_KEY)
+    verdict = raw_cli(repo, "audit", "verify", "--at", TUESDAY)
+    _no_crash(acting)
+    _no_crash(verdict)
+    assert acting.exit_code != EXIT_OK or verdict.exit_code == EXIT_GATE, verdict.output
