@@ -636,3 +636,82 @@ def test_dropping_a_leads_last_seal_is_detected(repo: Path) -> None:
     _no_crash(acting)
     _no_crash(verdict)
     assert acting.exit_code != EXIT_OK or verdict.exit_code == EXIT_GATE, verdict.output
+
+
+# --- odd seal payloads, actors that write to the terminal, typed names and times -------------
+
+
+def _append_raw_seal(repo: Path, payload: dict[str, object], actor: str = "jchen") -> None:
+    """A `policy` line written by hand (hashed, signed with jchen's key) after the last one."""
+    store = RecordStore(repo / "changes")
+    last = store.ledger.read()[-1]
+    entry = LedgerEntry.make(
+        seq=last.seq + 1,
+        event=LedgerEvent.POLICY,
+        signer=replace(JCHEN, analyst=actor),
+        at=last.at,
+        prev=last.entry_sha256,
+        payload=payload,
+    )
+    with _ledger(repo).open("a", encoding="utf-8") as handle:
+        handle.write(entry.to_line())
+
+
+@pytest.mark.parametrize(
+    "digest",
+    ["a" * 300, "abc\u0000def", "../../policy/roster", "", 5, None, ["x"], {"a": 1}],
+    ids=["long", "nul", "traversal", "empty", "int", "null", "list", "object"],
+)
+@pytest.mark.parametrize("command", ["plan", "audit", "recover", "status"])
+def test_an_odd_seal_payload_is_refused(
+    repo: Path, sender_dns: NamedServer, digest: object, command: str
+) -> None:
+    _append_raw_seal(repo, {"policy_sha256": digest})
+    before = _ledger(repo).read_bytes()
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _refused(result)
+    assert _ledger(repo).read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["plan", "audit", "status"])
+def test_a_seal_in_a_leads_name_signed_by_jchen_is_refused(
+    repo: Path, sender_dns: NamedServer, command: str
+) -> None:
+    _lower_every_risk(repo)
+    digest = store_snapshot(repo / "changes", current_snapshot(repo))
+    _append_raw_seal(repo, {"policy_sha256": digest}, actor="mhara")
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _refused(result)
+    assert "not signed by mhara" in result.output + (result.stderr or "")
+
+
+@pytest.mark.parametrize("command", ["plan", "audit", "status"])
+def test_an_actor_with_terminal_escapes_is_shown_escaped(
+    repo: Path, sender_dns: NamedServer, command: str
+) -> None:
+    _append_raw_seal(
+        repo,
+        {"policy_sha256": current_snapshot(repo).sha256},  # the sealed one: the actor is named
+        actor="jchen\n\x1b[32mok: 0 problems, chain intact\x1b[0m",
+    )
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _refused(result)
+    text = result.output + (result.stderr or "")
+    assert "\x1b[32m" not in text
+    assert "\nok: 0 problems" not in text
+    assert "not a lead" in text or "not on the roster" in text
+
+
+def test_review_and_apply_in_someone_elses_name_or_time_are_refused(
+    applied: Path, sender_dns: NamedServer
+) -> None:
+    before = _record_state(applied)
+    review = cli(applied, "review", "2026-0001", "--key", JCHEN_KEY, "--by", "mhara",
+                 "--verdict", "justified", "--notes", "checked", "--at", TUESDAY)  # fmt: skip
+    _refused(review, EXIT_INPUT)
+    env = {"DMARCOPS_KEY": JCHEN_KEY, "DMARCOPS_NOW": "2026-12-02T10:00:00Z"}
+    closed = raw_cli(applied, "close", "2026-0001", "--outcome", "accepted", "--by", "sokafor",
+                     env=env)  # fmt: skip
+    _no_crash(closed)
+    assert closed.exit_code in (EXIT_INPUT, EXIT_GATE)
+    assert _record_state(applied) == before
