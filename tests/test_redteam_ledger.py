@@ -9,6 +9,7 @@ to build the legitimate history the attack starts from.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -715,3 +716,45 @@ def test_review_and_apply_in_someone_elses_name_or_time_are_refused(
     _no_crash(closed)
     assert closed.exit_code in (EXIT_INPUT, EXIT_GATE)
     assert _record_state(applied) == before
+
+
+def _armored(blob: bytes) -> str:
+    body = base64.b64encode(blob).decode()
+    return f"-----BEGIN SSH SIGNATURE-----\n{body}\n-----END SSH SIGNATURE-----"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "",
+        "é",
+        "A" * 100000,
+        _armored(b"garbage"),
+        _armored(b"SSHSIG\x00\x00\x00\x01\xff\xff\xff\xff"),
+        _armored(b"SSHSIG\x00\x00\x00\x01\x00\x00\x00\x00" * 3),
+        "-----BEGIN SSH SIGNATURE-----\n\x00\n-----END SSH SIGNATURE-----",
+        "-----BEGIN SSH SIGNATURE-----",
+    ],
+    ids=[
+        "empty",
+        "non-ascii",
+        "long",
+        "armored-garbage",
+        "huge-length",
+        "empty-fields",
+        "nul",
+        "unterminated",
+    ],
+)
+@pytest.mark.parametrize("command", ["plan", "audit", "status", "recover"])
+def test_a_hostile_signature_on_the_genesis_is_refused(
+    repo: Path, sender_dns: NamedServer, signature: str, command: str
+) -> None:
+    # jchen replaces mhara's signature on the genesis (the signature is outside the entry hash).
+    first = json.loads(_ledger(repo).read_text())
+    _ledger(repo).write_text(json.dumps(dict(first, signature=signature)) + "\n")
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    if command == "recover":  # reads no policy seal, signs nothing: nothing to recover
+        _no_crash(result)
+    else:
+        _refused(result)
