@@ -758,3 +758,32 @@ def test_a_hostile_signature_on_the_genesis_is_refused(
         _no_crash(result)
     else:
         _refused(result)
+
+
+_HOSTILE_YAML = {
+    "deep": "a: " + "[" * 50000 + "]" * 50000 + "\n",
+    "aliases": "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "analysts: *i\n",
+    "binary": "\x00\x01\x02",
+    "tags": "analysts: !!python/object/apply:os.system ['true']\n",
+}
+
+
+@pytest.mark.parametrize("content", list(_HOSTILE_YAML))
+@pytest.mark.parametrize("where", ["working", "jchen-genesis"])
+@pytest.mark.parametrize("command", ["plan", "audit", "status"])
+def test_a_hostile_roster_file_is_refused(
+    repo: Path, sender_dns: NamedServer, content: str, where: str, command: str
+) -> None:
+    if where == "working":
+        (repo / "policy" / "roster.yaml").write_text(_HOSTILE_YAML[content])
+    else:
+        _jchen_genesis(repo, _snapshot_with(repo, {"policy/roster.yaml": _HOSTILE_YAML[content]}))
+    result = raw_cli(repo, *_command(repo, command, sender_dns))
+    _no_crash(result)
+    if command != "audit" or where != "working":  # audit reads no working roster after init
+        assert result.exit_code in (EXIT_INPUT, EXIT_GATE), result.output
