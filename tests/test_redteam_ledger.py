@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from bypass_helpers import approvals as approvals_of
 from bypass_helpers import approve, assert_untouched, plan, raw_cli, records
 from click.testing import Result
 from dns_server import NamedServer
@@ -787,3 +788,39 @@ def test_a_hostile_roster_file_is_refused(
     _no_crash(result)
     if command != "audit" or where != "working":  # audit reads no working roster after init
         assert result.exit_code in (EXIT_INPUT, EXIT_GATE), result.output
+
+
+def _ssh_pub_of(repo: Path, analyst: str, path: Path) -> Path:
+    """An OpenSSH .pub file made from `analyst`'s *public* roster key (no private key behind it)."""
+    raw = base64.b64decode(load_roster(repo).get(analyst).public_key)  # type: ignore[union-attr]
+    blob = b"".join(len(p).to_bytes(4, "big") + p for p in (b"ssh-ed25519", raw))
+    path.write_text(f"ssh-ed25519 {base64.b64encode(blob).decode()} {analyst}@forged\n")
+    return path
+
+
+@pytest.mark.parametrize("command", ["seal", "approve", "recover"])
+def test_a_leads_public_key_as_an_ssh_pub_signs_nothing(
+    repo: Path, sender_dns: NamedServer, tmp_path: Path, command: str
+) -> None:
+    # `--key X.pub` names the key whose private half an ssh-agent holds: jchen builds mhara.pub
+    # from mhara's public roster key (and runs no agent holding it).
+    pub = str(_ssh_pub_of(repo, "mhara", tmp_path / "mhara.pub"))
+    env = {"SSH_AUTH_SOCK": str(tmp_path / "no-agent")}
+    if command == "seal":
+        _lower_every_risk(repo)
+        before = _ledger(repo).read_bytes()
+        result = raw_cli(repo, "policy", "seal", "--key", pub, env=env)
+    elif command == "approve":
+        request(repo, "CR-0001-alpha", ["alpha.example"])
+        plan_path, _ = plan(repo, sender_dns)
+        before = _ledger(repo).read_bytes()
+        result = raw_cli(repo, "approve", "--plan", str(plan_path), "--request", "CR-0001-alpha",
+                         "--key", pub, env=env)  # fmt: skip
+        assert approvals_of(repo) == []
+    else:
+        before = _ledger(repo).read_bytes()
+        result = raw_cli(repo, "recover", "--key", pub, env=env)
+    _no_crash(result)
+    if command != "recover":  # recover with nothing to recover signs nothing
+        assert result.exit_code in (EXIT_INPUT, EXIT_GATE), result.output
+    assert _ledger(repo).read_bytes() == before
