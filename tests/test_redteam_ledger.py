@@ -824,3 +824,40 @@ def test_a_leads_public_key_as_an_ssh_pub_signs_nothing(
     if command != "recover":  # recover with nothing to recover signs nothing
         assert result.exit_code in (EXIT_INPUT, EXIT_GATE), result.output
     assert _ledger(repo).read_bytes() == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BYPASS (availability): store_snapshot() writes changes/policy/<sha>.json only when "
+    "nothing exists at that path and never checks what is there (policy_seal.py store_snapshot; "
+    "also RecordStore.seal_policy and `dmarcops init`). jchen predicts the hash of the policy a "
+    "lead is about to seal and plants garbage, a symlink or a directory there: the lead's "
+    "`policy seal` reports success (exit 0) and signs a line naming it, after which every gating "
+    "command refuses (exit 2, 'not a dmarcops-policy/1 snapshot' / 'symbolic link' / "
+    "'directory') until someone restores the file by hand.",
+)
+@pytest.mark.parametrize("planted", ["garbage", "symlink-outside", "directory"])
+def test_a_snapshot_planted_before_the_leads_seal_does_not_poison_it(
+    repo: Path, tmp_path: Path, planted: str
+) -> None:
+    # jchen predicts the hash of the policy a lead is about to seal and plants a file there.
+    _lower_every_risk(repo)
+    digest = current_snapshot(repo).sha256
+    path = repo / "changes" / "policy" / f"{digest}.json"
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    if planted == "garbage":
+        path.write_text("{}")
+    elif planted == "symlink-outside":
+        path.symlink_to(outside)
+    else:
+        path.mkdir()
+    seal = raw_cli(
+        repo, "policy", "seal", "--key", str(KEYS / "mhara.pem")
+    )  # the lead, in good faith
+    _no_crash(seal)
+    assert outside.read_text() == "{}"
+    status = raw_cli(repo, "policy", "status")
+    _no_crash(status)
+    # Either the seal refuses (and says why), or it stands and the repository keeps working.
+    assert seal.exit_code in (EXIT_INPUT, EXIT_GATE) or status.exit_code == EXIT_OK, status.output
