@@ -861,3 +861,103 @@ def test_a_snapshot_planted_before_the_leads_seal_does_not_poison_it(
     _no_crash(status)
     # Either the seal refuses (and says why), or it stands and the repository keeps working.
     assert seal.exit_code in (EXIT_INPUT, EXIT_GATE) or status.exit_code == EXIT_OK, status.output
+
+
+@pytest.mark.parametrize(
+    "form", ["nested", "not-utf8", "symlink", "fifo", "types", "array", "md-fifo"]
+)
+@pytest.mark.parametrize("command", ["audit", "list", "show", "close", "overdue"])
+def test_a_hostile_record_file_is_refused_by_name(
+    applied: Path, tmp_path: Path, form: str, command: str
+) -> None:
+    path = applied / "changes" / "records" / "2026-0001.json"
+    good = json.loads(path.read_text())
+    if form != "md-fifo":
+        path.unlink()
+    if form == "bigint":
+        path.write_text('{"id": 1' + "0" * 5000 + "}")
+    elif form == "nested":
+        path.write_text("[" * 100000 + "]" * 100000)
+    elif form == "not-utf8":
+        path.write_bytes(b'{"id": "\xff"}')
+    elif form == "symlink":
+        (tmp_path / "outside.json").write_text(json.dumps(good))
+        path.symlink_to(tmp_path / "outside.json")
+    elif form == "fifo":
+        os.mkfifo(path)
+    elif form == "types":
+        path.write_text(json.dumps(dict(good, approvals="x", executed_at=5, zones={"a": 1})))
+    elif form == "array":
+        path.write_text("[]")
+    else:
+        md = path.with_suffix(".md")
+        md.unlink()
+        os.mkfifo(md)
+    before = _ledger(applied).read_bytes()
+    args = {
+        "audit": ["audit", "verify", "--at", "2026-12-01T11:00:00Z"],
+        "list": ["records", "list"],
+        "show": ["records", "show", "2026-0001"],
+        "close": ["close", "2026-0001", "--outcome", "accepted", "--force", "--key", JCHEN_KEY],
+        "overdue": ["reviews", "overdue"],
+    }[command]
+    result = raw_cli(applied, *args)
+    _no_crash(result)
+    if form == "md-fifo" and command in ("list", "show", "overdue"):
+        return  # the JSON is intact: read-only commands may answer from it
+    if command == "close" and form == "md-fifo":
+        return
+    assert result.exit_code in (EXIT_INPUT, EXIT_GATE), result.output
+    assert _ledger(applied).read_bytes() == before
+
+
+_BIGINT_CRASH = (
+    "BYPASS (traceback): a JSON file holding an integer of more than 4300 digits crashes the "
+    "command: pipeline/load/jsonfile.py parse_json catches JSONDecodeError and RecursionError but "
+    "not the ValueError Python raises converting such an integer; exit 70"
+)
+
+
+def _bigint_case(*values: str) -> object:
+    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=_BIGINT_CRASH))
+
+
+@pytest.mark.parametrize(
+    ("form", "command"),
+    [_bigint_case("bigint", c) for c in ("audit", "list", "show", "close", "overdue")],
+)
+def test_a_record_file_with_a_huge_integer_is_refused(
+    applied: Path, tmp_path: Path, form: str, command: str
+) -> None:
+    test_a_hostile_record_file_is_refused_by_name(applied, tmp_path, form, command)
+
+
+@pytest.mark.parametrize(
+    ("planted", "command"),
+    [
+        _bigint_case(p, c)
+        for p in ("request-signature", "approval", "plan-file")
+        for c in ("plan", "apply")
+        if c == "apply" or p == "request-signature"  # plan reads no approval or plan file
+    ],
+)
+def test_a_gate_file_with_a_huge_integer_is_refused(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer, planted: str, command: str
+) -> None:
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, plan_hash = plan(repo, sender_dns)
+    bigint = '{"plan_hash": 1' + "0" * 5000 + "}"
+    if planted == "request-signature":
+        (repo / "changes" / "requests" / "CR-0001-alpha.sig.json").write_text(bigint)
+    elif planted == "approval":
+        directory = repo / "changes" / "approvals" / plan_hash
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "CR-0001-alpha--mhara.json").write_text(bigint)
+    else:
+        plan_path.write_text(bigint)
+    if command == "plan":
+        result = cli(repo, *_command(repo, "plan", sender_dns))
+    else:
+        result = apply(repo, plan_path, sender_dns)
+    _refused(result, result.exit_code if result.exit_code == EXIT_INPUT else EXIT_GATE)
+    assert_untouched(repo, client_dns)
