@@ -961,3 +961,48 @@ def test_a_gate_file_with_a_huge_integer_is_refused(
         result = apply(repo, plan_path, sender_dns)
     _refused(result, result.exit_code if result.exit_code == EXIT_INPUT else EXIT_GATE)
     assert_untouched(repo, client_dns)
+
+
+_YAML_BIGINT_CRASH = (
+    "BYPASS (traceback): a YAML file holding an integer of more than 4300 digits crashes the "
+    "command: PyYAML's construct_yaml_int raises ValueError (int conversion limit), which "
+    "pipeline/load/yamlfile.py load_yaml does not turn into an InputError; exit 70. jchen commits "
+    "it under policy/ (a pending edit: every gating command must still load the working tree) or "
+    "as a change request."
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "command"),
+    [
+        pytest.param(t, c, marks=pytest.mark.xfail(strict=True, reason=_YAML_BIGINT_CRASH))
+        for t, c in (
+            ("policy/roster.yaml", "plan"),
+            ("policy/clients/alpha.yaml", "plan"),
+            ("policy/settings.yaml", "status"),
+            ("policy/settings.yaml", "plan"),
+            ("changes/requests/CR-0001-alpha.yaml", "plan"),
+            ("changes/requests/CR-0001-alpha.yaml", "requests"),
+        )
+    ],
+)
+def test_a_yaml_file_with_a_huge_integer_is_refused(
+    repo: Path, sender_dns: NamedServer, target: str, command: str
+) -> None:
+    path = repo / target
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = path.read_text() if path.exists() else ""
+    if target.startswith("changes/requests/"):
+        text = "type: other\nclient: alpha\ncovers: [alpha.example]\nauthor: jchen\n"
+        text += "rationale: " + "1" + "0" * 5000 + "\n"
+    elif "roster" in target:
+        text = text.replace("github_id: 7100001", "github_id: 1" + "0" * 5000, 1)
+    else:
+        text += "\nzzz: 1" + "0" * 5000 + "\n"
+    path.write_text(text)
+    before = _ledger(repo).read_bytes()
+    args = ["requests", "check"] if command == "requests" else _command(repo, command, sender_dns)
+    result = raw_cli(repo, *args)
+    _no_crash(result)
+    assert result.exit_code in (EXIT_INPUT, EXIT_GATE), result.output
+    assert _ledger(repo).read_bytes() == before
