@@ -1006,3 +1006,29 @@ def test_a_yaml_file_with_a_huge_integer_is_refused(
     _no_crash(result)
     assert result.exit_code in (EXIT_INPUT, EXIT_GATE), result.output
     assert _ledger(repo).read_bytes() == before
+
+
+def test_acts_in_the_automations_name_do_not_count(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # The automation never authors or approves; jchen cannot sign as it either. A request
+    # authored by dmarcops-bot and an approval in its name, both signed with jchen's key.
+    request(repo, "CR-0001-alpha", ["alpha.example"])
+    plan_path, plan_hash = plan(repo, sender_dns)
+    (req,) = [r for r in load_requests(repo) if r.id == "CR-0001-alpha"]
+    at = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    write_approval(
+        repo, sign(load_private_key(KEYS / "jchen.pem"), plan_hash, req.id, "dmarcops-bot", at,
+                   req.sha256)
+    )  # fmt: skip
+    _refused(apply(repo, plan_path, sender_dns))
+    assert_untouched(repo, client_dns)
+    bot_request = cli(repo, "sign-request", "CR-0001-alpha", "--key", JCHEN_KEY, "--as",
+                      "dmarcops-bot", "--at", TUESDAY)  # fmt: skip
+    _no_crash(bot_request)
+    assert bot_request.exit_code in (EXIT_INPUT, EXIT_GATE), bot_request.output
+    # A pending roster edit giving jchen the automation role changes nothing: still refused.
+    roster = repo / "policy" / "roster.yaml"
+    roster.write_text(roster.read_text().replace("role: analyst", "role: automation", 1))
+    _refused(apply(repo, plan_path, sender_dns))
+    assert records(repo) == []
