@@ -152,43 +152,41 @@ def _command(repo: Path, name: str, sender_dns: NamedServer) -> list[str]:
 # --- BYPASS: the lead's genesis can be removed or replaced -----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS: deleting changes/ledger.jsonl (and changes/policy/) removes the policy of "
-    "record; every gating command then judges by the working tree's policy/ (policy_of_record "
-    "returns sealed=None, portfolio_of_record loads policy/ as edited), so jchen's own risk "
-    "downgrade lets `apply` run a medium change on the author's signature alone. Only a later "
-    "`audit verify` notices; apply/plan do not refuse a ledger without a genesis once a "
-    "repository has one (pipeline/records/policy_of_record.py policy_of_record).",
-)
 def test_deleting_the_ledger_does_not_unseal_the_policy(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer
 ) -> None:
     request(repo, "CR-0001-alpha", ["alpha.example"])
     _lower_every_risk(repo)
+    plan_path, _ = plan(repo, sender_dns)  # judged by the sealed table while the ledger is there
     _ledger(repo).unlink()
     shutil.rmtree(repo / "changes" / "policy")
+    # Without a ledger there is no policy of record, and nothing is judged by the working tree's.
+    replanned = cli(repo, *_command(repo, "plan", sender_dns))
+    _refused(replanned)
+    assert "no policy of record" in replanned.output
     result = cli(
-        repo, "apply", "--plan", str(plan(repo, sender_dns)[0]), "--key", JCHEN_KEY,
+        repo, "apply", "--plan", str(plan_path), "--key", JCHEN_KEY,
         "--at", TUESDAY.rstrip("Z"), "--nameserver", f"127.0.0.1:{sender_dns.port}",
     )  # fmt: skip
     _refused(result)
     assert_untouched(repo, client_dns)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS: jchen deletes the ledger and snapshots, makes themself a lead in "
-    "policy/roster.yaml and runs `dmarcops init --key jchen.pem`: the genesis only has to be "
-    "signed by a lead of the roster it seals itself (RecordStore.seal_policy genesis=True, "
-    "policy_of_record.seal_problem with roster None, store._check_signatures line 1), so policy "
-    "is sealed without a lead, a medium change applies as low on jchen's signature alone, and "
-    "`audit verify` says 'chain intact' over the rewritten history of mhara's genesis. Only an "
-    "anchor kept outside the repository catches it (see the twin below).",
-)
+# The genesis is pinned where jchen cannot edit it: DMARCOPS_GENESIS in the protected CI
+# environment and in the auditor's notes (`audit verify --genesis`). Without the pin a ledger
+# rebuilt from scratch is indistinguishable from a new repository's (docs/threat-model.md).
+
+
+def _pin(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "DMARCOPS_GENESIS", RecordStore(repo / "changes").ledger.read()[0].entry_sha256
+    )
+
+
 def test_a_genesis_sealed_by_an_analyst_is_not_policy_of_record(
-    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    _pin(repo, monkeypatch)
     request(repo, "CR-0001-alpha", ["alpha.example"])
     _lower_every_risk(repo)
     _make_jchen_lead(repo)
@@ -219,14 +217,6 @@ def test_the_replaced_genesis_is_caught_by_an_anchor(repo: Path) -> None:
 # --- BYPASS: a policy file the seal does not see ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS: a dot-file client profile (policy/clients/.shadow.yaml) is loaded by the "
-    "portfolio (Path.glob('*.yaml') matches dot-files, pipeline/load/portfolio.py "
-    "collect_problems) but skipped by the seal (policy_seal._walk ignores names starting with "
-    "'.'), so it is never pending: `policy status` says 'policy/ is as sealed' and gating "
-    "commands (`window .shadow`, plan, apply) judge by a client profile no lead sealed.",
-)
 def test_a_hidden_client_profile_is_pending_not_policy(repo: Path) -> None:
     gamma = (repo / "policy" / "clients" / "gamma.yaml").read_text()
     hidden = gamma.replace("gamma.example", "shadow.example").replace("Gamma Bank", "Shadow")
@@ -241,36 +231,8 @@ def test_a_hidden_client_profile_is_pending_not_policy(repo: Path) -> None:
 # --- tracebacks from a hostile snapshot's file names ------------------------------------------
 
 
-_OUTSIDE = "BYPASS (traceback): a genesis line (signed by jchen) naming a snapshot with a file "
-_GENESIS_CRASH = {
-    ("../x", "plan"),
-    ("../x", "audit"),
-    ("../x", "status"),
-    ("/etc/x", "plan"),
-    ("/etc/x", "audit"),
-    ("/etc/x", "status"),
-    ("", "plan"),
-    ("", "audit"),
-    ("", "status"),
-    ("", "recover"),
-}
-
-
 def _genesis_case(name: str, command: str) -> object:
-    if (name, command) not in _GENESIS_CRASH:
-        return pytest.param(name, command)
-    why = (
-        "'' makes materialize() index parts[0] of an empty path (IndexError, "
-        "policy_seal.py materialize)"
-        if name == ""
-        else f"{name!r} makes materialize() raise ValueError, which seal_problem does not catch "
-        "for the genesis (policy_of_record.py seal_problem: roster_of_snapshot outside the try)"
-    )
-    return pytest.param(
-        name,
-        command,
-        marks=pytest.mark.xfail(strict=True, reason=f"{_OUTSIDE}{why}; exit 70 crash"),
-    )
+    return pytest.param(name, command)
 
 
 @pytest.mark.parametrize(
@@ -293,20 +255,7 @@ def test_a_genesis_naming_a_file_outside_policy_is_refused(
 
 
 def _appended_case(name: str, command: str) -> object:
-    if not (name == "" and command == "recover"):
-        return pytest.param(name, command)
-    return pytest.param(
-        name,
-        command,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BYPASS (traceback): jchen appends a policy line (own key) naming a snapshot "
-            "with a file named ''; `recover --key jchen.pem` calls signer_for before "
-            "portfolio_of_record, RecordStore.trusted_roster loads the last policy line without "
-            "seal_problem and catches only ValueError, and materialize() raises IndexError "
-            "(store.py trusted_roster, policy_seal.py materialize); exit 70 crash",
-        ),
-    )
+    return pytest.param(name, command)
 
 
 @pytest.mark.parametrize(
@@ -341,19 +290,7 @@ def _hostile_lines(first: dict[str, object]) -> dict[str, str]:
 
 
 def _line_case(kind: str, command: str) -> object:
-    if not (kind == "bigint" and command == "audit"):
-        return pytest.param(kind, command)
-    return pytest.param(
-        kind,
-        command,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BYPASS (traceback): a ledger line holding an integer of more than 4300 digits "
-            "crashes `audit verify`: from_line's ValueError is caught, but then record_id_of() "
-            "calls json.loads again and catches only JSONDecodeError/RecursionError, not the "
-            "int-conversion ValueError (pipeline/records/ledger.py record_id_of); exit 70",
-        ),
-    )
+    return pytest.param(kind, command)
 
 
 @pytest.mark.parametrize(
@@ -592,16 +529,10 @@ def test_an_approval_signed_with_a_key_swapped_into_a_leads_entry_does_not_count
 # --- history: a lead's genesis from elsewhere, a lead's last seal dropped ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS: the genesis is not bound to its repository. jchen replaces this repository's "
-    "ledger with the genesis line of another dmarcops repository (here the project's own example "
-    "ledger, genuinely signed by the lead mhara), copies its snapshot and its policy/: `audit "
-    "verify` says 'chain intact' and `policy status` 'as sealed', though mhara's genesis of this "
-    "repository is gone. No analyst key is needed (policy_of_record / store._check_signatures "
-    "accept any first line signed by a lead of the roster it seals); only an anchor catches it.",
-)
-def test_a_genesis_from_another_repository_is_not_this_ones(repo: Path) -> None:
+def test_a_genesis_from_another_repository_is_not_this_ones(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pin(repo, monkeypatch)
     example = Path(__file__).resolve().parent.parent
     line = (example / "changes" / "ledger.jsonl").read_text().splitlines()[0]
     digest = json.loads(line)["payload"]["policy_sha256"]
@@ -826,16 +757,6 @@ def test_a_leads_public_key_as_an_ssh_pub_signs_nothing(
     assert _ledger(repo).read_bytes() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BYPASS (availability): store_snapshot() writes changes/policy/<sha>.json only when "
-    "nothing exists at that path and never checks what is there (policy_seal.py store_snapshot; "
-    "also RecordStore.seal_policy and `dmarcops init`). jchen predicts the hash of the policy a "
-    "lead is about to seal and plants garbage, a symlink or a directory there: the lead's "
-    "`policy seal` reports success (exit 0) and signs a line naming it, after which every gating "
-    "command refuses (exit 2, 'not a dmarcops-policy/1 snapshot' / 'symbolic link' / "
-    "'directory') until someone restores the file by hand.",
-)
 @pytest.mark.parametrize("planted", ["garbage", "symlink-outside", "directory"])
 def test_a_snapshot_planted_before_the_leads_seal_does_not_poison_it(
     repo: Path, tmp_path: Path, planted: str
@@ -911,15 +832,8 @@ def test_a_hostile_record_file_is_refused_by_name(
     assert _ledger(applied).read_bytes() == before
 
 
-_BIGINT_CRASH = (
-    "BYPASS (traceback): a JSON file holding an integer of more than 4300 digits crashes the "
-    "command: pipeline/load/jsonfile.py parse_json catches JSONDecodeError and RecursionError but "
-    "not the ValueError Python raises converting such an integer; exit 70"
-)
-
-
 def _bigint_case(*values: str) -> object:
-    return pytest.param(*values, marks=pytest.mark.xfail(strict=True, reason=_BIGINT_CRASH))
+    return pytest.param(*values)
 
 
 @pytest.mark.parametrize(
@@ -963,19 +877,10 @@ def test_a_gate_file_with_a_huge_integer_is_refused(
     assert_untouched(repo, client_dns)
 
 
-_YAML_BIGINT_CRASH = (
-    "BYPASS (traceback): a YAML file holding an integer of more than 4300 digits crashes the "
-    "command: PyYAML's construct_yaml_int raises ValueError (int conversion limit), which "
-    "pipeline/load/yamlfile.py load_yaml does not turn into an InputError; exit 70. jchen commits "
-    "it under policy/ (a pending edit: every gating command must still load the working tree) or "
-    "as a change request."
-)
-
-
 @pytest.mark.parametrize(
     ("target", "command"),
     [
-        pytest.param(t, c, marks=pytest.mark.xfail(strict=True, reason=_YAML_BIGINT_CRASH))
+        pytest.param(t, c)
         for t, c in (
             ("policy/roster.yaml", "plan"),
             ("policy/clients/alpha.yaml", "plan"),

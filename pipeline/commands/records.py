@@ -11,6 +11,7 @@ record, rollback window not over, review missing, audit problems).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, GateRefused, I
 from pipeline.gate.roster import load_roster
 from pipeline.load.portfolio import load_portfolio
 from pipeline.model import RiskLevel
-from pipeline.records.policy_of_record import policy_of_record, portfolio_of_record
+from pipeline.records.policy_of_record import GENESIS_PIN, policy_of_record, portfolio_of_record
 from pipeline.records.record import (
     REVIEW_VERDICTS,
     ChangeRecord,
@@ -249,8 +250,15 @@ def _read_anchor(path: Path) -> list[tuple[int, str, str]]:
     metavar="FILE",
     help="An anchor from `dmarcops audit anchor`: no anchored line may be gone or rewritten.",
 )
+@click.option(
+    "--genesis",
+    envvar=GENESIS_PIN,
+    metavar="SHA256",
+    help="The genesis `dmarcops init` printed: the ledger must begin with exactly it "
+    f"(env {GENESIS_PIN}).",
+)
 @reports_errors
-def verify_command(at: str | None, anchor_file: Path | None) -> None:
+def verify_command(at: str | None, anchor_file: Path | None, genesis: str | None) -> None:
     """Verify the hash chain, every record against its last ledger event, gap-free numbering and
     overdue emergency reviews. Prints each problem with the record it concerns; exit 2 if any.
 
@@ -261,7 +269,11 @@ def verify_command(at: str | None, anchor_file: Path | None) -> None:
     store = _store()
     anchor = _read_anchor(anchor_file) if anchor_file is not None else None
     report = audit(
-        store.changes_dir, _now(at), sandbox_clients=_sandbox_clients(store), anchor=anchor
+        store.changes_dir,
+        _now(at),
+        sandbox_clients=_sandbox_clients(store),
+        anchor=anchor,
+        genesis=(genesis or "").strip() or None,
     )
     if report.ok:
         click.echo(
@@ -448,6 +460,13 @@ def init_command(key_file: Path) -> None:
 
     store = _store()
     repo = store.changes_dir.parent
+    pin = os.environ.get(GENESIS_PIN, "").strip()
+    if pin:
+        raise GateRefused(
+            f"this repository's genesis is pinned ({GENESIS_PIN}={pin[:16]}...): it already had "
+            "a ledger, and a new one would not be it",
+            hint="Restore changes/ledger.jsonl and changes/policy/ from the repository's history.",
+        )
     snapshot = current_snapshot(repo)
     load_portfolio(repo)  # a policy that does not load is not sealed
     signer = load_signer(key_file, load_roster(repo))
@@ -455,6 +474,11 @@ def init_command(key_file: Path) -> None:
     click.echo(
         f"sealed: policy {entry.payload['policy_sha256'][:16]} ({len(snapshot.files)} files) as "
         f"the genesis of the ledger, signed by {signer.analyst}"
+    )
+    click.echo(
+        f"genesis: {entry.entry_sha256}\n  Pin it where analysts cannot edit it: "
+        f"{GENESIS_PIN} in the protected CI environment, and in your auditor's notes "
+        f"(`dmarcops audit verify --genesis ...`)."
     )
 
 
@@ -473,7 +497,7 @@ def policy_status_command() -> None:
     Example:
       dmarcops policy status
     """
-    record = policy_of_record(_store().changes_dir.parent)
+    record = policy_of_record(_store().changes_dir.parent, required=False)
     if record.sealed is None:
         click.echo("no policy of record: a lead runs `dmarcops init --key KEY` to seal policy/")
         sys.exit(EXIT_GATE)
@@ -505,7 +529,7 @@ def policy_seal_command(key_file: Path) -> None:
 
     store = _store()
     repo = store.changes_dir.parent
-    record = policy_of_record(repo)
+    record = policy_of_record(repo, required=False)
     if record.sealed is None:
         raise GateRefused(
             "no policy of record yet", hint="A lead runs `dmarcops init --key KEY` first."

@@ -53,6 +53,12 @@ def parse_json(text: str, path: Path, what: str, hint: str) -> Any:
         raise json_syntax_error(exc, path, what, hint) from None
     except RecursionError:  # thousands of levels: the parser itself gives up
         raise too_deep from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's int limit)
+        raise InputError(
+            f"{what}: refused: a value cannot be read ({exc})".split("; use")[0],
+            file=path,
+            hint=hint,
+        ) from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise too_deep
     return value

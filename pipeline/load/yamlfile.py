@@ -200,6 +200,13 @@ def load_yaml(
         raise InputError(
             "refused: the YAML nests too deeply", file=path, hint="Flatten the structure."
         ) from None
+    except ValueError as exc:
+        # PyYAML's int() of a number with thousands of digits (Python's int limit), and the like.
+        raise InputError(
+            f"refused: a value cannot be read ({exc})".split("; use")[0],
+            file=path,
+            hint="No dmarcops file holds numbers that long: remove it or quote it as text.",
+        ) from None
     lines: dict[JsonPath, int] = {}
     if node is not None:
         _walk(node, (), lines, path)

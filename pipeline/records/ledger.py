@@ -196,6 +196,8 @@ class LedgerEntry:
             raise ValueError(f"not JSON ({exc.msg})") from None
         except RecursionError:  # thousands of nested brackets: no entry looks like that
             raise ValueError("not a ledger entry (nested too deeply)") from None
+        except ValueError:  # an integer of thousands of digits (Python's int limit)
+            raise ValueError("not a ledger entry (a number too long to read)") from None
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         if data.get("format") != FORMAT:
@@ -255,7 +257,7 @@ def record_id_of(line: str) -> str:
     """The record a damaged line is about, when that much can still be read (for messages)."""
     try:
         data = json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, too deep, a number too long
         return ""
     value = data.get("record_id") if isinstance(data, dict) else None
     return value if isinstance(value, str) and RECORD_ID.match(value) else ""

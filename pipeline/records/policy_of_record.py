@@ -18,10 +18,11 @@ plan says so (a repository in that state has no trustworthy audit trail; `audit 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pipeline.errors import GateRefused
+from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import signature_holds
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists
@@ -38,6 +39,12 @@ from pipeline.records.policy_seal import (
 
 def _sha(text: str | None) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest() if text is not None else ""
+
+
+# The genesis's entry_sha256, pinned where the analyst cannot edit it (a protected CI
+# environment variable, the auditor's notes): a ledger rebuilt from scratch, or a genesis copied
+# from another repository, is then refused. `dmarcops init` prints the value to pin.
+GENESIS_PIN = "DMARCOPS_GENESIS"
 
 
 class PolicyNotOfRecord(GateRefused):
@@ -91,7 +98,10 @@ def seal_problem(
     if roster is None:
         if index != 0:
             return f"ledger line {entry.seq}: the genesis policy seal must be the first line"
-        roster = roster_of_snapshot(snapshot)
+        try:
+            roster = roster_of_snapshot(snapshot)
+        except InputError as exc:
+            return f"ledger line {entry.seq}: the roster it seals: {exc.message}"
     member = roster.get(entry.actor)
     if member is None or not member.is_lead:
         return (
@@ -109,6 +119,15 @@ def sealed_policy(
     """The last policy sealed in `entries` and its roster, each seal checked to be a lead's of
     the roster before it (the one walk every reader of the sealed policy goes through: the
     commands, the store's writers). None before `dmarcops init`."""
+    pin = os.environ.get(GENESIS_PIN, "").strip()
+    if pin and (not entries or entries[0].entry_sha256 != pin):
+        raise PolicyNotOfRecord(
+            "the ledger does not begin with this repository's pinned genesis "
+            f"({GENESIS_PIN}={pin[:16]}...): it was removed, replaced or copied from elsewhere",
+            file=changes_dir / LEDGER_NAME,
+            hint="Restore changes/ledger.jsonl and changes/policy/ from the repository's history; "
+            "nothing is judged by a policy of record that is not the pinned one.",
+        )
     found: tuple[PolicySnapshot, Roster] | None = None
     for index, entry in enumerate(entries):
         if entry.event is not LedgerEvent.POLICY:
@@ -127,11 +146,21 @@ def sealed_policy(
     return found
 
 
-def policy_of_record(repo: Path) -> PolicyOfRecord:
-    """The sealed policy and the working tree's; refused when a seal is not a lead's."""
+def policy_of_record(repo: Path, *, required: bool = True) -> PolicyOfRecord:
+    """The sealed policy and the working tree's; refused when a seal is not a lead's, and, when
+    `required` (every gating command), when there is none: a repository without a ledger is
+    either new (a lead runs `dmarcops init`) or one whose audit trail was removed, and in neither
+    may the working tree's policy/ judge a change."""
     changes = repo / "changes"
     ledger = Ledger(changes / LEDGER_NAME)
     found = sealed_policy(changes, ledger.read() if exists(ledger.path) else [])
+    if found is None and required:
+        raise PolicyNotOfRecord(
+            "no policy of record: changes/ledger.jsonl has no genesis (missing or empty)",
+            file=ledger.path,
+            hint="In a new repository a lead runs `dmarcops init --key KEY`. In one that had a "
+            "ledger, restore it from the repository's history: the audit trail was removed.",
+        )
     return PolicyOfRecord(found[0] if found else None, current_snapshot(repo))
 
 

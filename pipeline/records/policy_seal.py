@@ -62,8 +62,10 @@ def _walk(directory: Path, root: Path) -> list[Path]:
         path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
             found += _walk(path, root)
-        elif not entry.name.startswith("."):
-            found.append(path)  # read_bytes refuses a link, FIFO or device by name
+        else:
+            # Every file, dot-files too: the loaders' globs match `.shadow.yaml`, so the seal
+            # must see it. read_bytes refuses a link, FIFO or device by name.
+            found.append(path)
     return found
 
 
@@ -90,6 +92,18 @@ def current_snapshot(root: Path) -> PolicySnapshot:
     return PolicySnapshot(files)
 
 
+def _inside_policy(name: str) -> bool:
+    """A relative, normalised path under policy/ (what current_snapshot writes), nothing else."""
+    parts = name.split("/")
+    return (
+        len(parts) >= 2
+        and parts[0] == POLICY_DIR
+        and all(p not in ("", ".", "..") for p in parts)
+        and "\x00" not in name
+        and "\\" not in name
+    )
+
+
 def snapshot_path(changes_dir: Path, digest: str) -> Path:
     return changes_dir / SNAPSHOTS / f"{digest}.json"
 
@@ -98,9 +112,16 @@ def store_snapshot(changes_dir: Path, snapshot: PolicySnapshot) -> str:
     """Write the snapshot under its own hash (once) and return the hash. Caller holds the lock."""
     digest = snapshot.sha256
     path = snapshot_path(changes_dir, digest)
-    if not exists(path):
-        make_dir(path.parent, root=changes_dir.parent)
-        replace_text(path, snapshot.canonical().decode("ascii") + "\n", root=changes_dir.parent)
+    text = snapshot.canonical().decode("ascii") + "\n"
+    # Checked, never trusted: whatever sits at that name (planted garbage, a link, a FIFO) is
+    # replaced by rename, so the line a lead signs always names a snapshot that loads.
+    try:
+        if exists(path) and read_bytes(path, root=changes_dir.parent, log=True) == text.encode():
+            return digest
+    except InputError:
+        pass
+    make_dir(path.parent, root=changes_dir.parent)
+    replace_text(path, text, root=changes_dir.parent)
     return digest
 
 
@@ -115,7 +136,7 @@ def load_snapshot(changes_dir: Path, digest: str) -> PolicySnapshot:
         raise ValueError(f"sealed policy {path.name}: {exc.message}") from None
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, too deep, a number too long
         raise ValueError(f"sealed policy {path.name} is not JSON") from None
     files = data.get("files") if isinstance(data, dict) else None
     if (
@@ -125,6 +146,9 @@ def load_snapshot(changes_dir: Path, digest: str) -> PolicySnapshot:
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items())
     ):
         raise ValueError(f"sealed policy {path.name} is not a {SNAPSHOT_FORMAT} snapshot")
+    for name in files:
+        if not _inside_policy(name):
+            raise ValueError(f"sealed policy {path.name} names a file outside policy/: {name!r}")
     snapshot = PolicySnapshot(files)
     if snapshot.sha256 != digest:
         raise ValueError(f"sealed policy {path.name} was edited (its hash is not its name)")
@@ -154,8 +178,7 @@ def materialize(snapshot: PolicySnapshot) -> Path:
     root = private / f"sealed-policy-{digest[:16]}"
     root.mkdir()
     for relative, text in snapshot.files.items():
-        parts = Path(relative).parts
-        if parts[0] != POLICY_DIR or ".." in parts or Path(relative).is_absolute():
+        if not _inside_policy(relative):
             raise ValueError(f"sealed policy names a file outside policy/: {relative!r}")
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)

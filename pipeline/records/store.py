@@ -666,6 +666,7 @@ def audit(
     now: datetime,
     sandbox_clients: frozenset[str] | None = None,
     anchor: builtins.list[tuple[int, str, str]] | None = None,
+    genesis: str | None = None,
 ) -> AuditReport:
     """Check the audit trail: the chain, every record against its last event, the numbering, and
     overdue emergency reviews. Reads damaged files instead of stopping at the first problem."""
@@ -692,6 +693,14 @@ def audit(
     _check_files(store, last_events, utc(now), problems, sandbox_clients, actors, rosters)
     if anchor is not None:
         _check_anchor(entries, anchor, problems)
+    if genesis is not None and (not entries or entries[0][1].entry_sha256 != genesis):
+        problems.append(
+            AuditProblem(
+                "",
+                f"the ledger does not begin with the pinned genesis {genesis[:16]}...: it was "
+                "replaced, rebuilt or copied from another repository",
+            )
+        )
     head = entries[-1][1].entry_sha256 if entries else GENESIS
     return AuditReport(tuple(problems), len(last_events), len(lines), head)
 
