@@ -140,6 +140,35 @@ def test_weaker_reviews_bypass_and_force_pushes_are_each_named(github: FakeGitHu
     assert "ruleset 42 lets OrganizationAdmin 1 bypass (always)" in result.stdout
 
 
+def test_the_example_in_docs_github_md_is_what_check_setup_prints(github: FakeGitHub) -> None:
+    text = (REPO / "docs" / "github.md").read_text(encoding="utf-8")
+    block = re.search(r"\$ GITHUB_REPOSITORY=.*?check-setup\n(.*?)\n```", text, re.DOTALL)
+    assert block, "docs/github.md lost its check-setup example"
+    data = ruleset()
+    rule(data, "required_status_checks")["parameters"]["required_status_checks"][0].pop(
+        "integration_id"
+    )
+    rule(data, "pull_request")["parameters"]["dismiss_stale_reviews_on_push"] = False
+    data["bypass_actors"].append(
+        {"actor_id": 1, "actor_type": "OrganizationAdmin", "bypass_mode": "always"}
+    )
+    github.rulesets[42] = data
+    result = check_setup()
+
+    assert result.exit_code == EXIT_INPUT
+    assert result.stdout + result.stderr == block.group(1) + "\n"
+
+
+def test_a_bypass_list_the_token_cannot_see_is_not_taken_as_empty(github: FakeGitHub) -> None:
+    data = ruleset()
+    data.pop("bypass_actors")  # what GitHub answers a token that may not edit the ruleset
+    github.rulesets[42] = data
+    result = check_setup()
+
+    assert missing(result) == ["no bypass"]
+    assert "bypass list is not visible to this token" in result.stdout
+
+
 def test_an_evaluate_only_ruleset_enforces_nothing(github: FakeGitHub) -> None:
     github.rulesets[42] = ruleset(enforcement="evaluate")
 

@@ -111,6 +111,7 @@ def test_an_approved_pull_request_is_gated_from_main_and_the_verdict_is_a_check_
     # The verdict is the check run only: no commit status that any token could also post.
     assert github.requests("POST", "/statuses/") == []
     assert "Approval gate: **passing**" in run.comment
+    assert f"`dmarcops/gate` on `{head[:7]}`" in run.comment
     # main is still checked out; the pull request's zone file was laid over it as data.
     assert git(pr.root, "rev-parse", "--abbrev-ref", "HEAD") == "main"
     assert "pct=100" in (pr.root / NWH_PATIENTS).read_text(encoding="utf-8")

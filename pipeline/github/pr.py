@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -142,6 +142,7 @@ class PullRequestGate:
     # policy, code, workflows): the privileged gate judges by the default branch's copies, and
     # asks for a lead's approving review of the head before such a pull request may merge.
     rule_changes: tuple[str, ...] = ()
+    verdict_name: str = STATUS_CONTEXT  # the commit status, or the check run (github gate)
 
     @property
     def lead_approved(self) -> bool:
@@ -303,7 +304,7 @@ def render_gate(gated: PullRequestGate, roster: Roster) -> str:
     lines = [
         f"### Approval gate: **{verdict}**",
         "",
-        f"{code(STATUS_CONTEXT)} on {code(short_sha(gated.head_sha))}: "
+        f"{code(gated.verdict_name)} on {code(short_sha(gated.head_sha))}: "
         f"{escape(gated.description())}",
         "",
     ]
@@ -585,6 +586,8 @@ def run_pull_request_gate(
         ],
         options.rule_changes,
     )
+    if options.check_name:
+        gated = replace(gated, verdict_name=options.check_name)
 
     if options.out is not None:
         options.out.write_text(render_json(plan, request_refs(gated.coverage)), encoding="utf-8")

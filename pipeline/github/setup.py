@@ -133,7 +133,15 @@ def effective_settings(api: GitHubClient, branch: str) -> _Effective:
         found.sources.append(f"ruleset {ruleset.get('name', ruleset_id)!s} ({ruleset_id})")
         if ruleset.get("enforcement") != "active":
             continue  # GET rules/branches lists active rules only; belt and braces
-        for actor in ruleset.get("bypass_actors") or []:
+        if not isinstance(ruleset.get("bypass_actors"), list):
+            # GitHub leaves the list out for a token that may not edit the ruleset: unknown is
+            # not "nobody".
+            found.bypass.append(
+                f"ruleset {ruleset_id}: its bypass list is not visible to this token (read it "
+                "with an administrator's token)"
+            )
+            continue
+        for actor in ruleset["bypass_actors"]:
             if not isinstance(actor, dict):
                 continue
             kind = str(actor.get("actor_type") or "?")
