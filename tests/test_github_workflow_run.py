@@ -303,3 +303,33 @@ def test_the_check_run_is_posted_with_the_workflows_token_on_the_head(
     assert posted.body["head_sha"] == head and posted.body["status"] == "completed"
     assert posted.headers["Authorization"].startswith("Bearer ")
     assert posted.body["details_url"].endswith("/actions/runs/4242")
+
+
+def test_a_file_name_that_is_not_utf8_outside_the_data_is_listed_not_a_crash(
+    pr: PullRequestRepo, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    odd = os.path.join(os.fsencode(pr.root), b"notes-\xff\x1b[31m.md")
+    with open(odd, "wb") as out:
+        out.write(b"hello\n")
+    head = medium_change(pr)
+    approve(github, 17, "jchen-msp", head)
+    run = run_gate(pr, github, monkeypatch, head)
+
+    assert run.result.exit_code == 0, run.everything_printed
+    assert "not taken from the pull request" in run.result.stdout
+    assert "\x1b" not in run.result.stdout  # shown escaped, never sent to the terminal
+
+
+def test_a_green_status_posted_by_another_token_changes_nothing(
+    pr: PullRequestRepo, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = medium_change(pr)
+    forged = fixture("status")
+    forged.update(state="success", context="dmarcops/approvals", description="approved")
+    forged["creator"] = {"login": "mhara-msp", "id": 7100002, "type": "User"}
+    github.statuses[head] = [forged]
+    run = run_gate(pr, github, monkeypatch, head)
+
+    assert run.result.exit_code == EXIT_GATE
+    assert run.check["conclusion"] == "failure"
+    assert github.requests("GET", "/status") == []  # the gate never reads statuses

@@ -106,7 +106,8 @@ def is_data_path(path: str) -> bool:
 def _changes(repo: Path, base: str, head: str) -> list[tuple[str, str]]:
     """(status letter, path) of every path the pull request changed since `base`."""
     raw = _git(repo, "diff", "--no-renames", "--name-status", "-z", base, head, "--")
-    fields = raw.decode("utf-8", "surrogateescape").split("\0")
+    # A name that is not UTF-8 is shown with U+FFFD: it can never match a data path anyway.
+    fields = raw.decode("utf-8", "replace").split("\0")
     out: list[tuple[str, str]] = []
     for i in range(0, len(fields) - 1, 2):
         out.append((fields[i][:1], fields[i + 1]))
