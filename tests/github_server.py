@@ -81,6 +81,12 @@ class FakeGitHub:
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     commit_pulls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     statuses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    check_runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Branch protection as GitHub keeps it: rulesets by id (GET rules/branches/{branch} is derived
+    # from the active ones, as GitHub does) and classic protection by branch.
+    rulesets: dict[int, dict[str, Any]] = field(default_factory=dict)
+    protection: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_branch: str = "main"
     # (method, path) -> (HTTP status, JSON body): answer this instead of the normal response.
     failures: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
@@ -118,7 +124,7 @@ class FakeGitHub:
             status, data = self.failures[(method, path)]
             return status, data, {}
         prefix = f"/repos/{self.repository}"
-        if not path.startswith(prefix + "/"):
+        if path != prefix and not path.startswith(prefix + "/"):
             return _not_found()
         rest = path[len(prefix) :]
         if method == "GET" and (m := re.fullmatch(r"/pulls/(\d+)", rest)):
@@ -150,7 +156,55 @@ class FakeGitHub:
             status["target_url"] = body.get("target_url")
             self.statuses.setdefault(m.group(1), []).append(copy.deepcopy(status))
             return 201, status, {}
+        if method == "POST" and rest == "/check-runs":
+            if not isinstance(body, dict) or not isinstance(body.get("head_sha"), str):
+                return 422, {"message": "Invalid request", "errors": ["head_sha"]}, {}
+            run = fixture("check_run")
+            run["id"] = 100 + sum(len(v) for v in self.check_runs.values())
+            run.update(
+                {k: body[k] for k in ("name", "head_sha", "status", "conclusion") if k in body}
+            )
+            run["output"].update(body.get("output") or {})
+            self.check_runs.setdefault(body["head_sha"], []).append(run)
+            return 201, run, {}
+        if method == "GET" and rest == "":
+            repo = fixture("repository")
+            repo["default_branch"] = self.default_branch
+            return 200, repo, {}
+        if method == "GET" and rest == "/rulesets":
+            summaries = [
+                {k: v for k, v in r.items() if k not in ("rules", "conditions", "bypass_actors")}
+                for r in self.rulesets.values()
+            ]
+            return self._page(path, query, summaries)
+        if method == "GET" and (m := re.fullmatch(r"/rulesets/(\d+)", rest)):
+            found = self.rulesets.get(int(m.group(1)))
+            return (200, found, {}) if found else _not_found()
+        if method == "GET" and (m := re.fullmatch(r"/rules/branches/([^/]+)", rest)):
+            in_force = [
+                {
+                    **rule,
+                    "ruleset_source_type": "Repository",
+                    "ruleset_source": self.repository,
+                    "ruleset_id": r["id"],
+                }
+                for r in self.rulesets.values()
+                if r.get("enforcement") == "active" and self._targets(r, m.group(1))
+                for rule in r.get("rules", [])
+            ]
+            return self._page(path, query, in_force)
+        if method == "GET" and (m := re.fullmatch(r"/branches/([^/]+)/protection", rest)):
+            if m.group(1) in self.protection:
+                return 200, self.protection[m.group(1)], {}
+            return 404, {"message": "Branch not protected"}, {}
         return _not_found()
+
+    def _targets(self, ruleset: dict[str, Any], branch: str) -> bool:
+        include = ruleset.get("conditions", {}).get("ref_name", {}).get("include", [])
+        names = {"~ALL", f"refs/heads/{branch}"}
+        if branch == self.default_branch:
+            names.add("~DEFAULT_BRANCH")
+        return bool(names & set(include))
 
     def _page(
         self, path: str, query: dict[str, str], items: list[dict[str, Any]]

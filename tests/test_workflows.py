@@ -4,8 +4,10 @@ and the properties the gate depends on hold (triggers, concurrency, least privil
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,15 @@ from portfolio import REPO, write
 
 WORKFLOWS = REPO / ".github" / "workflows"
 LINTER = REPO / "scripts" / "actionlint.mjs"
+# Pinned by commit SHA (a tag can be moved to other code); the comment names the release.
 ALLOWED_ACTIONS = {
-    "actions/checkout@v4",
-    "actions/setup-python@v5",
-    "actions/upload-artifact@v4",
-    "aws-actions/configure-aws-credentials@v4",
+    "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683",  # v4.2.2
+    "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065",  # v5.6.0
+    "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02",  # v4.6.2
+    "aws-actions/configure-aws-credentials@7474bc4690e29a8392af63c5b98e7449536d5c3a",  # v4.3.1
 }
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+SHIPPED = ["apply.yml", "gate.yml", "plan.yml", "scheduled.yml"]
 
 
 def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -54,15 +59,15 @@ def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for job in workflow["jobs"].values() for step in job["steps"]]
 
 
-def test_workflows_are_the_three_we_ship() -> None:
-    assert sorted(all_workflows()) == ["apply.yml", "plan.yml", "scheduled.yml"]
+def test_workflows_are_the_four_we_ship() -> None:
+    assert sorted(all_workflows()) == SHIPPED
 
 
 def test_actionlint_accepts_our_workflows() -> None:
     result = actionlint()
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ok, 3 workflow file(s)" in result.stdout
+    assert "ok, 4 workflow file(s)" in result.stdout
 
 
 def test_actionlint_names_the_problem_in_a_broken_workflow(tmp_path: Path) -> None:
@@ -111,16 +116,38 @@ def test_plan_concurrency_is_per_pull_request_and_cancels() -> None:
     assert concurrency["cancel-in-progress"] is True
 
 
-def test_plan_checks_out_full_history_and_runs_the_gate() -> None:
+def test_plan_is_unprivileged_and_only_validates() -> None:
     plan = load("plan.yml")
+    (job,) = plan["jobs"].values()
     checkout = next(s for s in steps(plan) if s.get("uses", "").startswith("actions/checkout"))
     runs = [s["run"] for s in steps(plan) if "run" in s]
 
+    assert job["permissions"] == {"contents": "read"}
+    assert checkout["with"]["persist-credentials"] is False
+    assert runs == ["pip install .", "dmarcops validate"]
+    assert all("env" not in s for s in steps(plan))  # no token, no key, nothing
+    assert "environment" not in job
+
+
+def test_gate_follows_plan_from_the_default_branch_and_posts_the_check() -> None:
+    gate = load("gate.yml")
+    (job,) = gate["jobs"].values()
+    checkout = next(s for s in steps(gate) if s.get("uses", "").startswith("actions/checkout"))
+    runs = [s["run"] for s in steps(gate) if "run" in s]
+
+    assert gate["on"] == {"workflow_run": {"workflows": ["plan"], "types": ["completed"]}}
+    assert checkout["with"]["ref"] == "${{ github.event.repository.default_branch }}"
     assert checkout["with"]["fetch-depth"] == 0
-    assert runs.index("dmarcops validate") < runs.index("dmarcops github pr --out plan.json")
-    gate = next(s for s in steps(plan) if s.get("run") == "dmarcops github pr --out plan.json")
-    assert gate["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
-    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps(plan))
+    assert checkout["with"]["persist-credentials"] is False
+    fetch = next(r for r in runs if "git fetch" in r)
+    assert 'git fetch --no-tags --quiet origin "$HEAD_SHA"' in fetch
+    assert runs.index(fetch) < runs.index("dmarcops github gate --out plan.json")
+    step = next(s for s in steps(gate) if s.get("run") == "dmarcops github gate --out plan.json")
+    assert step["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    # Reading live DNS only: the transfer-only key, never the update key.
+    assert step["env"]["DMARCOPS_BIND_KEY_NAME"] == "${{ secrets.DMARCOPS_BIND_PLAN_KEY_NAME }}"
+    assert "environment" not in job
+    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps(gate))
 
 
 @pytest.mark.parametrize("name", ["apply.yml", "scheduled.yml"])
@@ -149,7 +176,7 @@ def test_scheduled_runs_every_30_minutes_and_by_hand() -> None:
     assert "workflow_dispatch" in on
 
 
-@pytest.mark.parametrize("name", ["apply.yml", "plan.yml", "scheduled.yml"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_every_job_declares_least_privilege_and_a_timeout(name: str) -> None:
     workflow = load(name)
 
@@ -162,11 +189,19 @@ def test_every_job_declares_least_privilege_and_a_timeout(name: str) -> None:
 
 def test_permissions_are_exactly_what_each_job_needs() -> None:
     plan = load("plan.yml")["jobs"]["plan"]["permissions"]
+    gate = load("gate.yml")["jobs"]["gate"]["permissions"]
     apply = load("apply.yml")["jobs"]["apply"]["permissions"]
     scheduled = load("scheduled.yml")["jobs"]["scheduled"]["permissions"]
 
-    assert plan["contents"] == "read"
-    assert {plan[k] for k in ("pull-requests", "issues", "statuses")} == {"write"}
+    assert plan == {"contents": "read"}
+    # Only the gate posts the check; no job may post commit statuses any more.
+    assert gate == {
+        "contents": "read",
+        "pull-requests": "write",
+        "issues": "write",
+        "checks": "write",
+        "id-token": "write",
+    }
     assert (
         apply
         == scheduled
@@ -178,7 +213,14 @@ def test_permissions_are_exactly_what_each_job_needs() -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["apply.yml", "plan.yml", "scheduled.yml"])
+@pytest.mark.parametrize("name", ["apply.yml", "scheduled.yml"])
+def test_update_credentials_live_in_the_production_environment(name: str) -> None:
+    (job,) = load(name)["jobs"].values()
+
+    assert job["environment"] == "production"
+
+
+@pytest.mark.parametrize("name", ["apply.yml", "gate.yml", "scheduled.yml"])
 def test_aws_uses_a_role_never_stored_keys(name: str) -> None:
     aws = [
         s
@@ -194,14 +236,18 @@ def test_aws_uses_a_role_never_stored_keys(name: str) -> None:
         assert "vars.DMARCOPS_AWS" in step["if"]
 
 
-@pytest.mark.parametrize("name", ["apply.yml", "plan.yml", "scheduled.yml"])
-def test_actions_pinned_by_major_version(name: str) -> None:
+@pytest.mark.parametrize("name", SHIPPED)
+def test_actions_pinned_by_commit_sha(name: str) -> None:
     used = {s["uses"] for s in steps(load(name)) if "uses" in s}
 
     assert used <= ALLOWED_ACTIONS
+    text = (WORKFLOWS / name).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if "uses:" in line:  # the release the SHA is, for the reader and for updates
+            assert re.search(r"@[0-9a-f]{40}\s+# v\d+\.\d+\.\d+", line), line
 
 
-@pytest.mark.parametrize("name", ["apply.yml", "plan.yml", "scheduled.yml"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_secrets_reach_commands_only_through_env(name: str) -> None:
     # A secret expanded into a script can end up in the log in ways masking does not catch
     # (transformed, split); through env the shell never sees it as script text.
@@ -217,3 +263,157 @@ def test_records_are_committed_back_without_skip_ci(name: str) -> None:
     assert "github-actions[bot]" in commit["run"]
     assert "[skip ci]" not in commit["run"]
     assert commit["if"] == "${{ !cancelled() }}"
+
+
+# --- what a pull request can reach -----------------------------------------------------------
+
+PULL_REQUEST_TRIGGERS = ("pull_request", "pull_request_target")
+# Triggers whose jobs run with the base repository's token and secrets while a pull request's
+# commit is at hand: they may read its files as data, never check it out or run it.
+PRIVILEGED_WITH_PR_DATA = ("pull_request_target", "workflow_run")
+RUNS_THE_CHECKOUT = re.compile(
+    r"\bgit\s+(checkout|switch|worktree|reset|merge|rebase|pull|apply|am)\b"
+)
+DEFAULT_BRANCH = "${{ github.event.repository.default_branch }}"
+
+
+def triggers(workflow: dict[str, Any]) -> set[str]:
+    on = workflow["on"]
+    return {on} if isinstance(on, str) else set(on)
+
+
+def pull_request_exposure(workflow: dict[str, Any], text: str) -> list[str]:
+    """What in this workflow a pull request's author could use to get at a secret or a write
+    scope, or to run their code where one is; empty when nothing."""
+    found: list[str] = []
+    on = triggers(workflow)
+    if on & set(PULL_REQUEST_TRIGGERS):
+        # The workflow file itself may be the pull request's: no secret may be named in it, no
+        # environment (its secrets), no write scope, no cloud token.
+        for secret in sorted(set(re.findall(r"secrets\.([A-Za-z0-9_]+)", text)) - {"GITHUB_TOKEN"}):
+            found.append(f"secret {secret} in a workflow a pull request triggers")
+        for job_id, job in workflow["jobs"].items():
+            if "environment" in job:
+                found.append(f"{job_id}: environment {job['environment']}")
+            for scope, level in (job.get("permissions") or {}).items():
+                if level not in ("read", "none"):
+                    found.append(f"{job_id}: {scope}: {level}")
+            if not isinstance(job.get("permissions"), dict):
+                found.append(f"{job_id}: no permissions block (the token's default may write)")
+    privileged = on & set(PRIVILEGED_WITH_PR_DATA)
+    if privileged:
+        for job_id, job in workflow["jobs"].items():
+            for step in job.get("steps", []):
+                uses = step.get("uses", "")
+                if uses.startswith("./"):
+                    found.append(f"{job_id}: local action {uses} (could be the pull request's)")
+                if (
+                    uses.startswith("actions/checkout")
+                    and (step.get("with") or {}).get("ref") != DEFAULT_BRANCH
+                ):
+                    found.append(f"{job_id}: checks out something other than the default branch")
+                if RUNS_THE_CHECKOUT.search(step.get("run", "")):
+                    found.append(f"{job_id}: a run step puts the pull request's files in place")
+    return found
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_no_pull_request_reaches_a_secret_or_runs_code_where_one_is(name: str) -> None:
+    text = (WORKFLOWS / name).read_text(encoding="utf-8")
+
+    assert pull_request_exposure(load(name), text) == []
+
+
+@pytest.mark.parametrize(
+    ("workflow", "expected"),
+    [
+        (
+            "on: pull_request\n"
+            "jobs:\n"
+            "  plan:\n"
+            "    permissions: {contents: read, statuses: write}\n"
+            "    environment: production\n"
+            "    steps:\n"
+            "      - run: dmarcops plan\n"
+            "        env: {KEY: '${{ secrets.DMARCOPS_BIND_KEY_SECRET }}'}\n",
+            [
+                "secret DMARCOPS_BIND_KEY_SECRET in a workflow a pull request triggers",
+                "plan: environment production",
+                "plan: statuses: write",
+            ],
+        ),
+        (
+            "on: pull_request_target\n"
+            "jobs:\n"
+            "  gate:\n"
+            "    permissions: {contents: read}\n"
+            "    steps:\n"
+            "      - uses: actions/checkout@v4\n"
+            "        with: {ref: '${{ github.event.pull_request.head.sha }}'}\n"
+            "      - uses: ./.github/actions/setup\n",
+            [
+                "gate: checks out something other than the default branch",
+                "gate: local action ./.github/actions/setup (could be the pull request's)",
+            ],
+        ),
+        (
+            "on: {workflow_run: {workflows: [plan], types: [completed]}}\n"
+            "jobs:\n"
+            "  gate:\n"
+            "    permissions: {checks: write}\n"
+            "    steps:\n"
+            "      - uses: actions/checkout@v4\n"
+            "        with: {ref: '${{ github.event.repository.default_branch }}'}\n"
+            '      - run: git fetch origin "$SHA" && git checkout FETCH_HEAD -- .\n',
+            ["gate: a run step puts the pull request's files in place"],
+        ),
+    ],
+)
+def test_the_exposure_check_catches_what_it_looks_for(workflow: str, expected: list[str]) -> None:
+    data = yaml.safe_load(workflow)
+    data["on"] = data.pop(True)
+
+    assert pull_request_exposure(data, workflow) == expected
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    assert ZIZMOR.exists(), "zizmor is missing: scripts/test installs it (pip install -e '.[test]')"
+    return subprocess.run(
+        [str(ZIZMOR), "--offline", "--no-progress", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_zizmor_finds_nothing_in_our_workflows() -> None:
+    result = zizmor(WORKFLOWS)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings to report" in result.stdout + result.stderr
+
+
+def test_zizmor_names_an_injection_and_a_privileged_checkout(tmp_path: Path) -> None:
+    broken = write(
+        tmp_path / "broken.yml",
+        "on: pull_request_target\n"
+        "permissions: {}\n"
+        "jobs:\n"
+        "  build:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    permissions: {contents: write}\n"
+        "    steps:\n"
+        "      - uses: actions/checkout@v4\n"
+        "        with:\n"
+        "          ref: ${{ github.event.pull_request.head.sha }}\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n",
+    )
+    result = zizmor(broken)
+    said = result.stdout + result.stderr
+
+    assert result.returncode != 0
+    assert "template-injection" in said
+    assert "dangerous-triggers" in said
+    assert "unpinned-uses" in said

@@ -23,11 +23,23 @@ from pipeline.commands.common import (
     reports_errors,
     signer_for,
 )
-from pipeline.errors import EXIT_GATE, DmarcopsError, GateRefused, InputError
+from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, GateRefused, InputError
 from pipeline.gate.identity import Signer
-from pipeline.github.api import GitHubClient
-from pipeline.github.events import PullRequestEvent, PushEvent, read_event
-from pipeline.github.pr import STATUS_CONTEXT, PullRequestGateOptions, run_pull_request_gate
+from pipeline.github.api import GitHubClient, PullRequest
+from pipeline.github.events import (
+    WORKFLOW_RUN,
+    PullRequestEvent,
+    PushEvent,
+    WorkflowRunEvent,
+    read_event,
+)
+from pipeline.github.pr import (
+    CHECK_NAME,
+    STATUS_CONTEXT,
+    PullRequestGateOptions,
+    run_pull_request_gate,
+)
+from pipeline.github.setup import GITHUB_ACTIONS_APP_ID
 from pipeline.load.files import exists, read_text
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.render.safe import clean, shown
@@ -47,7 +59,8 @@ def _path_from_env(name: str) -> Path | None:
 
 @click.group("github")
 def github_group() -> None:
-    """Run inside GitHub Actions: the pull-request gate (`pr`). Reads GITHUB_EVENT_NAME,
+    """Run inside GitHub Actions: the privileged gate (`gate`, on workflow_run), the merge and
+    scheduled runs, the branch-protection check (`check-setup`); `pr` is the older in-PR gate. Reads GITHUB_EVENT_NAME,
     GITHUB_EVENT_PATH, GITHUB_REPOSITORY, GITHUB_TOKEN, GITHUB_API_URL and GITHUB_STEP_SUMMARY as
     Actions sets them.
     """
@@ -223,3 +236,157 @@ def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None
         click.echo(f"closed {record_id}: accepted (rollback window over, applied and verified)")
     for record_id in attention:
         click.echo(f"needs a person: {record_id} (rollback window over; not clean enough to close)")
+
+
+def _open_pull_request(api: GitHubClient, event: WorkflowRunEvent) -> PullRequest | None:
+    """The open pull request whose head is the commit the plan run was for. The numbers come from
+    GitHub's event (never from the plan run's artifacts); for a fork's pull request GitHub lists
+    none, and the commit's pull requests are asked for instead."""
+    candidates = [api.pull_request(n) for n in event.pull_requests]
+    if not candidates:
+        candidates = api.pulls_for_commit(event.head_sha)
+    for pull in candidates:
+        if pull.state == "open" and pull.head_sha == event.head_sha:
+            return pull
+    return None
+
+
+@github_group.command("gate")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the JSON plan to FILE (upload it as the run's artifact).",
+)
+@click.option(
+    "--at",
+    type=click.DateTime(formats=AT_FORMATS),
+    envvar="DMARCOPS_NOW",
+    metavar="UTC-TIME",
+    help="Gate as if it were this UTC time (sandbox clients only).",
+)
+@click.option(
+    "--check-name",
+    default=CHECK_NAME,
+    show_default=True,
+    help="Name of the check run the verdict is posted as (the ruleset requires it).",
+)
+@click.pass_obj
+@reports_errors
+def gate_command(repo: Path, out: Path | None, at: datetime | None, check_name: str) -> None:
+    """The privileged gate, on workflow_run after the unprivileged plan workflow: run from the
+    default branch's checkout, lay the pull request's zone files, change requests, approvals and
+    evidence over it (from its head commit's git objects, never checked out), plan and gate them
+    by the default branch's policy of record and ledger, and post the verdict as the check run
+    `dmarcops/gate` on the head commit plus one pull request comment. Files the pull request
+    changes elsewhere are not taken; those that judge (policy/, the ledger, code, workflows)
+    need a lead's approving review. Exit 0 green, 2 red, 1 bad input or a GitHub problem.
+
+    \b
+    The head commit must be in the clone: `git fetch --no-tags origin SHA` (gate.yml does).
+    """
+    from pipeline.cli import load_checked
+    from pipeline.github.overlay import overlay_pull_request
+
+    event = read_event()
+    if not isinstance(event, WorkflowRunEvent):
+        raise InputError(
+            "`dmarcops github gate` runs on workflow_run events (after the plan workflow)",
+            hint="See .github/workflows/gate.yml; on a pull request itself `dmarcops validate` "
+            "runs, unprivileged.",
+        )
+    api = GitHubClient.from_environment()
+    pull = _open_pull_request(api, event)
+    if pull is None:
+        click.echo(
+            f"no open pull request has {event.head_sha[:12]} as its head any more: "
+            "nothing to gate (a newer push is gated by its own run)"
+        )
+        return
+    try:
+        overlay = overlay_pull_request(repo, pull.head_sha)
+        for path in overlay.not_taken:
+            click.echo(
+                f"not taken from the pull request (judged as on the default branch): {shown(path)}"
+            )
+        portfolio = load_checked(repo)
+        gated = run_pull_request_gate(
+            portfolio,
+            PullRequestEvent(
+                name=WORKFLOW_RUN,
+                action=event.action,
+                number=pull.number,
+                head_sha=pull.head_sha,
+                head_ref=pull.head_ref,
+                base_sha=overlay.base,
+                base_ref=pull.base_ref,
+                author=pull.author,
+            ),
+            api,
+            PullRequestGateOptions(
+                # HEAD is the default branch: what differs from it is the pull request's overlay.
+                base_ref="HEAD",
+                now=command_time(at, "github gate", portfolio).now,
+                out=out,
+                step_summary=_path_from_env("GITHUB_STEP_SUMMARY"),
+                target_url=_run_url(),
+                workspace=_path_from_env("GITHUB_WORKSPACE"),
+                verify_head=False,
+                check_name=check_name,
+                rule_changes=overlay.judging,
+            ),
+            click.echo,
+        )
+    except DmarcopsError as exc:
+        # A run that could not gate says so on the head commit: never a missing or stale check.
+        first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+        with contextlib.suppress(DmarcopsError):
+            api.create_check_run(
+                pull.head_sha,
+                check_name,
+                "failure",
+                f"not gated: {clean(first)}",
+                clean(str(exc)),
+                _run_url(),
+            )
+        raise
+    if not gated.green:
+        for problem in gated.problems():
+            click.echo(click.style("refused: ", fg="red", bold=True) + problem, err=True)
+        sys.exit(EXIT_GATE)
+
+
+@github_group.command("check-setup")
+@click.option("--branch", help="The protected branch. Default: the repository's default branch.")
+@click.option("--check-name", default=CHECK_NAME, show_default=True, help="The required check.")
+@click.option(
+    "--app-id",
+    type=int,
+    default=GITHUB_ACTIONS_APP_ID,
+    show_default=True,
+    help="The app the required check must come from (15368: GitHub Actions).",
+)
+@reports_errors
+def check_setup_command(branch: str | None, check_name: str, app_id: int) -> None:
+    """Read the default branch's rulesets and classic protection through the REST API and report
+    every setting the gate depends on that is missing or weaker than docs/github.md asks: the
+    required check from its app, reviews (code owners, stale dismissal, last push), force pushes,
+    deletion, linear history and bypass. Exit 0 all in place, 1 any missing or weaker.
+
+    Needs GITHUB_REPOSITORY and a GITHUB_TOKEN that may read the repository's administration
+    settings (a lead's fine-grained token; the workflow's own token cannot).
+    """
+    from pipeline.github.setup import check_setup
+
+    api = GitHubClient.from_environment()
+    info = api.repository_info()
+    target = branch or str(info["default_branch"])
+    findings, sources = check_setup(api, target, check_name, app_id)
+    click.echo(f"{api.repository} {target}: read from {', '.join(sources) or 'no rules at all'}")
+    for finding in findings:
+        mark = "ok     " if finding.ok else "MISSING"
+        click.echo(f"  {mark} {finding.setting}: {clean(finding.detail)}")
+    weak = [f for f in findings if not f.ok]
+    if weak:
+        click.echo(f"{len(weak)} setting(s) missing or weaker than docs/github.md asks", err=True)
+        sys.exit(EXIT_INPUT)
+    click.echo("ok: the branch is protected as the gate needs")

@@ -44,6 +44,17 @@ _WRITE_COMMENTS = (
     "from a fork gets a read-only token whatever the workflow asks for"
 )
 _WRITE_STATUSES = "the workflow needs `permissions: statuses: write`"
+_WRITE_CHECKS = (
+    "the workflow needs `permissions: checks: write`; only the privileged gate (gate.yml, on "
+    "workflow_run from the default branch) has it"
+)
+_READ_ADMIN = (
+    "reading rulesets and branch protection needs a token with the repository's Administration "
+    "(read) permission: a fine-grained token or a GitHub App, not the workflow's GITHUB_TOKEN"
+)
+CHECK_CONCLUSIONS = ("success", "failure", "neutral", "cancelled", "action_required")
+CHECK_TITLE_LIMIT = 255
+CHECK_SUMMARY_LIMIT = 65_535  # GitHub refuses a longer output.summary
 
 
 @dataclass(frozen=True)
@@ -323,9 +334,12 @@ class GitHubClient:
     def _get(self, path: str, permission: str) -> Any:
         return self._call("GET", self.api_url + path, path, permission)[0]
 
-    def _get_all(self, path: str, permission: str) -> list[Any]:
+    def _get_all(
+        self, path: str, permission: str, query: Mapping[str, str] | None = None
+    ) -> list[Any]:
         """Every page of a list endpoint (`per_page=100`, then the Link header's rel="next")."""
-        url: str | None = f"{self.api_url}{path}?per_page={PER_PAGE}"
+        params = urllib.parse.urlencode({**(query or {}), "per_page": str(PER_PAGE)})
+        url: str | None = f"{self.api_url}{path}?{params}"
         items: list[Any] = []
         seen: set[str] = set()
         while url is not None:
@@ -405,3 +419,75 @@ class GitHubClient:
             body["target_url"] = target_url
         path = self._path("statuses", self._sha(sha))
         self._call("POST", self.api_url + path, path, _WRITE_STATUSES, body)
+
+    def create_check_run(
+        self,
+        sha: str,
+        name: str,
+        conclusion: str,
+        title: str,
+        summary: str,
+        details_url: str | None = None,
+    ) -> int:
+        """A completed check run on `sha`, created as whoever owns the token: with the workflow's
+        GITHUB_TOKEN that is the GitHub Actions app (id 15368), which a ruleset can pin the
+        required check to. Returns its id."""
+        if conclusion not in CHECK_CONCLUSIONS:
+            raise ValueError(
+                f"check run conclusion {conclusion!r} is not one of {CHECK_CONCLUSIONS}"
+            )
+        body: dict[str, Any] = {
+            "name": name,
+            "head_sha": self._sha(sha),
+            "status": "completed",
+            "conclusion": conclusion,
+            "output": {
+                "title": title[:CHECK_TITLE_LIMIT],
+                "summary": summary[:CHECK_SUMMARY_LIMIT],
+            },
+        }
+        if details_url:
+            body["details_url"] = details_url
+        path = self._path("check-runs")
+        data, _ = self._call("POST", self.api_url + path, path, _WRITE_CHECKS, body)
+        return int(_Shape(data, f"POST {path}").field("id", kind=int))
+
+    def repository_info(self) -> dict[str, Any]:
+        """GET /repos/{owner}/{repo}: default_branch, id (the numeric id OIDC subjects carry)."""
+        path = self._path()
+        data = self._get(path, _READ_ADMIN)
+        _Shape(data, f"GET {path}").field("default_branch")
+        return dict(data)
+
+    def branch_rules(self, branch: str) -> list[dict[str, Any]]:
+        """Every rule in force on `branch`, from all rulesets (repository and organisation)."""
+        path = self._path("rules", "branches", branch)
+        return [r for r in self._get_all(path, _READ_ADMIN) if isinstance(r, dict)]
+
+    def rulesets(self) -> list[dict[str, Any]]:
+        """The repository's rulesets and its organisation's (summaries: id, name, enforcement)."""
+        path = self._path("rulesets")
+        return [
+            r
+            for r in self._get_all(path, _READ_ADMIN, {"includes_parents": "true"})
+            if isinstance(r, dict)
+        ]
+
+    def ruleset(self, ruleset_id: int) -> dict[str, Any]:
+        """One ruleset in full: rules, conditions and bypass_actors (visible to admins)."""
+        path = self._path("rulesets", ruleset_id)
+        data = self._get(path, _READ_ADMIN)
+        _Shape(data, f"GET {path}").field("id", kind=int)
+        return dict(data)
+
+    def branch_protection(self, branch: str) -> dict[str, Any] | None:
+        """Classic branch protection of `branch`; None when the branch has none (GitHub: 404)."""
+        path = self._path("branches", branch, "protection")
+        try:
+            data = self._get(path, _READ_ADMIN)
+        except EnvironmentProblem as exc:
+            if " answered 404" in exc.message:
+                return None
+            raise
+        _Shape(data, f"GET {path}")
+        return dict(data)

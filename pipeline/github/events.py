@@ -18,6 +18,7 @@ from pipeline.load.jsonfile import load_json
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_review")
 PUSH = "push"
+WORKFLOW_RUN = "workflow_run"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,22 @@ class PushEvent:
     after: str  # the commit pushed: for a merged pull request, its merge commit
 
 
-Event = PullRequestEvent | PushEvent
+@dataclass(frozen=True)
+class WorkflowRunEvent:
+    """workflow_run (completed): the unprivileged plan workflow finished for a pull request.
+
+    Everything here comes from GitHub, not from the run's artifacts: the head commit the run was
+    for, and the pull requests GitHub associates with it (empty for a fork's)."""
+
+    action: str
+    head_sha: str
+    head_branch: str
+    event: str  # what started the plan run: pull_request or pull_request_review
+    pull_requests: tuple[int, ...]
+    repository_id: int | None = None
+
+
+Event = PullRequestEvent | PushEvent | WorkflowRunEvent
 
 
 class _Payload:
@@ -87,8 +103,32 @@ def parse_event(name: str, data: Any, source: str = "event payload") -> Event:
         return PushEvent(
             ref=payload.get("ref"), before=payload.get("before"), after=payload.get("after")
         )
+    if name == WORKFLOW_RUN:
+        runs = (
+            payload.data["workflow_run"]
+            if isinstance(payload.data.get("workflow_run"), dict)
+            else {}
+        )
+        numbers = []
+        for pull in runs.get("pull_requests") or []:
+            number = pull.get("number") if isinstance(pull, dict) else None
+            if isinstance(number, int) and not isinstance(number, bool):
+                numbers.append(number)
+        repo_id = (
+            payload.data.get("repository", {}).get("id")
+            if isinstance(payload.data.get("repository"), dict)
+            else None
+        )
+        return WorkflowRunEvent(
+            action=str(payload.data.get("action") or ""),
+            head_sha=payload.get("workflow_run", "head_sha"),
+            head_branch=str(runs.get("head_branch") or ""),
+            event=str(runs.get("event") or ""),
+            pull_requests=tuple(numbers),
+            repository_id=repo_id if isinstance(repo_id, int) else None,
+        )
     raise InputError(
-        f"dmarcops reads pull_request, pull_request_review and push events, not {name!r}",
+        f"dmarcops reads pull_request, pull_request_review, workflow_run and push events, not {name!r}",
         hint="Run the gate `on: pull_request` and `on: pull_request_review`, the apply `on: push`. "
         "(pull_request_target would run it with a write token on a fork's files: not supported.)",
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +28,12 @@ from pipeline.gate import approvals as gate
 from pipeline.gate import decide
 from pipeline.gate.requests import ChangeRequest, Coverage, cover, describe
 from pipeline.gate.roster import Roster
-from pipeline.github.api import STATUS_DESCRIPTION_LIMIT, GitHubClient, IssueComment
+from pipeline.github.api import (
+    CHECK_SUMMARY_LIMIT,
+    STATUS_DESCRIPTION_LIMIT,
+    GitHubClient,
+    IssueComment,
+)
 from pipeline.github.events import PullRequestEvent
 from pipeline.github.reviews import GitHubReviewApprovals, short_sha
 from pipeline.load.portfolio import Portfolio
@@ -45,6 +50,9 @@ from pipeline.render.markdown_text import code, escape
 from pipeline.render.safe import clean
 
 STATUS_CONTEXT = "dmarcops/approvals"
+# The check run the privileged gate (`dmarcops github gate`, gate.yml) creates; a ruleset requires
+# it from the GitHub Actions app (docs/github.md), so a status posted with another token is ignored.
+CHECK_NAME = "dmarcops/gate"
 COMMENT_LIMIT = 65_536  # GitHub refuses a longer comment body
 SUMMARY_LIMIT = 1_048_576  # $GITHUB_STEP_SUMMARY: 1 MiB a step
 ROLES = decide.ROLE_LABELS
@@ -130,10 +138,24 @@ class PullRequestGate:
     requests: tuple[RequestGate, ...]
     reviews: GitHubReviewApprovals
     head_sha: str
+    # Paths the pull request changes that dmarcops reads to judge (policy/, the ledger, sealed
+    # policy, code, workflows): the privileged gate judges by the default branch's copies, and
+    # asks for a lead's approving review of the head before such a pull request may merge.
+    rule_changes: tuple[str, ...] = ()
+    verdict_name: str = STATUS_CONTEXT  # the commit status, or the check run (github gate)
+
+    @property
+    def lead_approved(self) -> bool:
+        return any(c.analyst.is_lead for c in self.reviews.counted)
 
     def problems(self) -> list[str]:
         """What keeps the gate red, shortest first, for the commit status."""
         out: list[str] = []
+        if self.rule_changes and not self.lead_approved:
+            out.append(
+                f"changes {len(self.rule_changes)} file(s) that judge changes "
+                f"({self.rule_changes[0]}): needs a lead's approving review"
+            )
         failed = self.plan.failed_zones
         if failed:
             out.append(f"live DNS unreadable for {', '.join(z.zone for z in failed)}")
@@ -186,6 +208,7 @@ def gate_pull_request(
     roster: Roster,
     reviews: GitHubReviewApprovals,
     sources: Sequence[gate.ApprovalSource] = (),
+    rule_changes: Sequence[str] = (),
 ) -> PullRequestGate:
     """Cover the plan's changes with requests and evaluate each request's approval chain for this
     plan, from the reviews and any further sources (the signed approval files)."""
@@ -207,7 +230,9 @@ def gate_pull_request(
         gated.append(
             RequestGate(request, decision.risk, coverage.items_of(request.id), decision, refusal)
         )
-    return PullRequestGate(plan, coverage, tuple(gated), reviews, reviews.head_sha)
+    return PullRequestGate(
+        plan, coverage, tuple(gated), reviews, reviews.head_sha, tuple(rule_changes)
+    )
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -279,10 +304,21 @@ def render_gate(gated: PullRequestGate, roster: Roster) -> str:
     lines = [
         f"### Approval gate: **{verdict}**",
         "",
-        f"{code(STATUS_CONTEXT)} on {code(short_sha(gated.head_sha))}: "
+        f"{code(gated.verdict_name)} on {code(short_sha(gated.head_sha))}: "
         f"{escape(gated.description())}",
         "",
     ]
+    if gated.rule_changes:
+        state = "approved by a lead" if gated.lead_approved else "needs a lead's approving review"
+        lines += [
+            f"#### Files that judge changes ({state})",
+            "",
+            "This pull request changes files dmarcops reads to judge. The gate judged it by the "
+            "default branch's copies; a policy edit counts only once a lead seals it on main.",
+            "",
+        ]
+        lines += [f"- {code(p)}" for p in gated.rule_changes]
+        lines.append("")
     for req in gated.requests:
         lines += _request_section(req, gated, roster)
     if gated.coverage.uncovered:
@@ -483,6 +519,12 @@ class PullRequestGateOptions:
     step_summary: Path | None = None  # $GITHUB_STEP_SUMMARY
     target_url: str | None = None  # the workflow run, linked from the commit status
     workspace: Path | None = None  # $GITHUB_WORKSPACE: annotation paths are relative to it
+    # The privileged gate: the work tree is the default branch with the pull request's data laid
+    # over it (overlay.py), so it is not the head commit; the verdict is a check run of this name
+    # instead of the commit status.
+    verify_head: bool = True
+    check_name: str | None = None
+    rule_changes: tuple[str, ...] = ()
 
 
 def select_pr_zones(
@@ -518,7 +560,8 @@ def run_pull_request_gate(
 ) -> PullRequestGate:
     """Plan, gate and report one pull request; the caller turns `green` into the exit code."""
     repo = portfolio.root
-    verify_checkout(repo, event.head_sha)
+    if options.verify_head:
+        verify_checkout(repo, event.head_sha)
     zones = select_pr_zones(portfolio, event, options, echo)
     now = (options.now or datetime.now(UTC)).astimezone(UTC)
     if zones:
@@ -541,7 +584,10 @@ def run_pull_request_gate(
                 gate.SignedApprovalFiles(repo), pr_author_ids(roster, event.author)
             )
         ],
+        options.rule_changes,
     )
+    if options.check_name:
+        gated = replace(gated, verdict_name=options.check_name)
 
     if options.out is not None:
         options.out.write_text(render_json(plan, request_refs(gated.coverage)), encoding="utf-8")
@@ -553,9 +599,23 @@ def run_pull_request_gate(
         with options.step_summary.open("a", encoding="utf-8") as out:
             out.write(summary + "\n")
     state = "success" if gated.green else "failure"
-    api.set_status(event.head_sha, state, STATUS_CONTEXT, gated.description(), options.target_url)
+    if options.check_name:
+        api.create_check_run(
+            event.head_sha,
+            options.check_name,
+            state,
+            gated.description(),
+            render_comment(gated, portfolio, roster, CHECK_SUMMARY_LIMIT),
+            options.target_url,
+        )
+        verdict = options.check_name
+    else:
+        api.set_status(
+            event.head_sha, state, STATUS_CONTEXT, gated.description(), options.target_url
+        )
+        verdict = STATUS_CONTEXT
     comment, added = upsert_comment(api, event.number, body)
-    echo(f"{STATUS_CONTEXT} {state} on {event.head_sha[:12]}: {clean(gated.description())}")
+    echo(f"{verdict} {state} on {event.head_sha[:12]}: {clean(gated.description())}")
     echo(f"plan {plan.hash[:16]}: {len(plan.items)} change(s) in {len(zones)} zone(s)")
     echo(
         f"comment {comment.id} {'created' if added else 'updated'} on pull request #{event.number}"
