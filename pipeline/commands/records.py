@@ -202,6 +202,38 @@ def audit_group() -> None:
     """Check the audit trail (changes/ledger.jsonl and changes/records/)."""
 
 
+@audit_group.command("quarter")
+@click.argument("quarter", metavar="YYYYQN")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+)
+@_at_option
+@reports_errors
+def quarter_command(quarter: str, fmt: str, at: str | None) -> None:
+    """The quarterly review: every place the policy was bent in QUARTER (emergencies and their
+    verdicts, forced closes, freeze exceptions, rollbacks, recovered applies), counts per client,
+    analyst, risk and type, open outcomes, overdue reviews, and the policy follow-ups the reviews
+    named. Read from the change records; run `dmarcops audit verify` first.
+
+    \b
+    Examples:
+      dmarcops audit quarter 2026Q3
+      dmarcops audit quarter 2026Q3 --format json > review-2026Q3.json
+    """
+    from pipeline.records.quarter import Quarter, quarter_report
+    from pipeline.render.quarter import render_quarter
+
+    report = quarter_report(_store().all(), Quarter.parse(quarter), _now(at))
+    if fmt == "json":
+        click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_quarter(report), nl=False)
+
+
 @audit_group.command("anchor")
 @click.option(
     "--out",

@@ -30,7 +30,7 @@ from pipeline.render.safe import clean
 FORMAT_VERSION = 1
 # "2026-1247" in the seed: the UTC year, then a sequence number of at least four digits.
 RECORD_ID = re.compile(r"^(\d{4})-(\d{4,})$")
-_WIRE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_WIRE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$", re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -133,7 +133,9 @@ def parse_wire_time(text: str) -> datetime:
     """A time as the audit trail writes it; anything else is refused, never guessed."""
     if not _WIRE_TIME.match(text):
         raise ValueError(f"{text!r} is not YYYY-MM-DDTHH:MM:SSZ")
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    # The shape is checked above; fromisoformat is ~10x faster than strptime, which counts at
+    # tens of thousands of records (benchmarks/audit_scale.py). It still refuses month 13.
+    return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 
 
 def canonical_bytes(value: object) -> bytes:
