@@ -234,6 +234,67 @@ def quarter_command(quarter: str, fmt: str, at: str | None) -> None:
         click.echo(render_quarter(report), nl=False)
 
 
+@audit_group.command("sample")
+@click.option("--n", "count", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--seed", required=True, help="Any text; the same seed picks the same records.")
+@click.option("--quarter", metavar="YYYYQN", help="Only records executed in this quarter.")
+@reports_errors
+def sample_command(count: int, seed: str, quarter: str | None) -> None:
+    """Pick records for a spot check, reproducibly: sealed records, weighted towards high risk
+    (4) over medium (2) and low (1), an emergency three times its risk's weight. The same seed and
+    the same records give the same picks (pipeline/records/sample.py documents the draw).
+
+    \b
+    Example:
+      dmarcops audit sample --n 10 --seed 2026Q3-audit --quarter 2026Q3
+    """
+    from pipeline.records.quarter import Quarter
+    from pipeline.records.sample import pick
+
+    records = [r for r in _store().all() if r.sealed]
+    if quarter is not None:
+        period = Quarter.parse(quarter)
+        records = [r for r in records if period.holds(r)]
+    picked = pick(records, count, seed)
+    click.echo(f"sample {plain(seed)!r}: {len(picked)} of {len(records)} sealed record(s)")
+    for p in picked:
+        r = p.record
+        emergency = ", emergency" if r.emergency else ""
+        click.echo(
+            f"  {r.id}  {plain(r.client)}  {r.risk.label}{emergency}  weight {p.weight}  "
+            f"executed by {plain(r.executed_by) or '-'}"
+        )
+
+
+@audit_group.command("attest")
+@click.argument("record_id", metavar="ID")
+@key_option("Your private key: the finding is yours because you sign it.")
+@click.option("--verdict", required=True, type=click.Choice(["ok", "finding"]))
+@click.option("--notes", required=True, metavar="TEXT", help="What was checked and found.")
+@click.option("--sample", "sample_seed", default="", metavar="SEED", help="The sample's seed.")
+@reports_errors
+def attest_command(
+    record_id: str, key_file: Path, verdict: str, notes: str, sample_seed: str
+) -> None:
+    """Record your signed spot-check finding about a record into the ledger. It binds the
+    record's current content: `audit verify` names the record if it differs later.
+
+    \b
+    Example:
+      dmarcops audit attest 2026-0007 --key ~/.config/dmarcops/auditor.pem --verdict ok \\
+          --notes "Approvals, window and verification match the plan" --sample 2026Q3-audit
+    """
+    from pipeline.clock import system_now
+
+    store = _store()
+    signer = signer_for(store.changes_dir.parent, key_file)
+    entry = store.attest(record_id, verdict, notes, system_now(), signer, sample=sample_seed)
+    click.echo(
+        f"attested: {record_id} {verdict} by {signer.analyst} "
+        f"(ledger line {entry.seq}, record {str(entry.payload['record_sha256'])[:16]})"
+    )
+
+
 @audit_group.command("anchor")
 @click.option(
     "--out",

@@ -76,6 +76,10 @@ class LedgerEvent(enum.StrEnum):
     REVIEWED = "reviewed"  # the post-hoc review of an emergency: signed by the reviewer
     SEALED = "sealed"
     POLICY = "policy"  # a policy snapshot sealed (payload: policy_sha256); names no record
+    # An auditor's signed spot-check finding about one record (payload: record, its hash,
+    # verdict, notes, the sample it came from). It changes no record, so it is not a record
+    # event: the record it concerns is in the payload.
+    ATTESTED = "attested"
 
 
 RECORD_EVENTS = frozenset(

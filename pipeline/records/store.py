@@ -33,7 +33,7 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.gate.approvals import signed_payload
 from pipeline.gate.identity import Signer, signature_holds, signing_bytes
 from pipeline.gate.requests import REQUESTS_DIR, content_sha256
-from pipeline.gate.roster import Roster, load_roster
+from pipeline.gate.roster import Analyst, Roster, load_roster
 from pipeline.load.files import exists, make_dir, read_bytes, read_text
 from pipeline.load.jsonfile import parse_json
 from pipeline.load.yamlfile import load_yaml
@@ -82,6 +82,9 @@ class SealedRecordError(GateRefused):
 
 class RecordMismatchError(GateRefused):
     """A record file no longer matches the ledger: writing over it would bury the difference."""
+
+
+ATTEST_VERDICTS = ("ok", "finding")
 
 
 class UntrustedSigner(GateRefused):
@@ -201,6 +204,71 @@ class RecordStore:
                 roster=roster,
                 payload={"policy_sha256": digest},
             )
+
+    def attest(
+        self,
+        record_id: str,
+        verdict: str,
+        notes: str,
+        at: datetime,
+        signer: Signer,
+        sample: str = "",
+    ) -> LedgerEntry:
+        """Record an auditor's signed spot-check finding about a record (issue 12, item 2).
+
+        The finding binds the record's current hash: the auditor vouches for the record as it
+        is, and `audit verify` names it if the record differs later. An attestation is a
+        person's judgement: the automation's key cannot give one.
+        """
+        if verdict not in ATTEST_VERDICTS:
+            raise InputError(
+                f"verdict {verdict!r} is not one of {', '.join(ATTEST_VERDICTS)}",
+                hint="ok: the record holds up; finding: something is wrong (say what in --notes).",
+            )
+        if not notes.strip():
+            raise InputError("an attestation needs notes (--notes): what was checked and found")
+        at = utc(at)
+        with exclusive_lock(self.changes_dir):
+            entries = self.ledger.read()
+            last = next((e for e in reversed(entries) if e.record_id == record_id), None)
+            if last is None:
+                raise UnknownRecordError(
+                    f"no change record {record_id}",
+                    hint="`dmarcops audit sample` picks the records to check.",
+                )
+            raw = self._raw(record_id)
+            digest = hashlib.sha256(canonical_bytes(_load_json(raw, self.json_path(record_id))))
+            if digest.hexdigest() != last.record_sha256:
+                raise RecordMismatchError(
+                    f"record {record_id} differs from what the ledger recorded; nothing attested",
+                    file=self.json_path(record_id),
+                    hint="Run `dmarcops audit verify`.",
+                )
+            roster = self.trusted_roster(entries)
+            member = roster.get(signer.analyst)
+            if member is not None and not member.is_person:
+                raise UntrustedSigner(
+                    f"{signer.analyst} is the automation's key; an attestation is a person's",
+                    hint="The auditor attests with their own key.",
+                )
+            _check_signer(signer, roster)
+            return self.ledger.append(
+                entries,
+                event=LedgerEvent.ATTESTED,
+                signer=signer,
+                at=at,
+                roster=roster,
+                payload={
+                    "record": record_id,
+                    "record_sha256": last.record_sha256,
+                    "verdict": verdict,
+                    "notes": notes.strip(),
+                    "sample": sample,
+                },
+            )
+
+    def attestations(self) -> builtins.list[LedgerEntry]:
+        return [e for e in self.ledger.read() if e.event is LedgerEvent.ATTESTED]
 
     # -- numbering and writing
 
@@ -769,6 +837,7 @@ def _check_signatures(
         builtins.list
     )
     roster: Roster | None = None
+    current_hash: dict[str, str] = {}  # each record's hash as of the line being checked
     for number, entry in entries:
         if roster is None:
             if entry.event is LedgerEvent.POLICY and number == 1:
@@ -821,12 +890,40 @@ def _check_signatures(
                 problems.append(AuditProblem("", problem))
             else:
                 roster = _sealed_roster(store, entry, number, problems) or roster
+        if entry.event is LedgerEvent.ATTESTED:
+            _check_attestation(entry, number, current_hash, member, problems)
         if entry.record_id:
+            current_hash[entry.record_id] = entry.record_sha256
             automation = member is not None and not member.is_person
             actors[(entry.record_id, entry.event)].append((number, entry.actor, automation))
             if entry.event is LedgerEvent.CREATED and rosters is not None:
                 rosters[entry.record_id] = roster
     return actors
+
+
+def _check_attestation(
+    entry: LedgerEntry,
+    number: int,
+    current_hash: dict[str, str],
+    member: Analyst | None,
+    problems: builtins.list[AuditProblem],
+) -> None:
+    """An attestation names a record that existed, as it was then, and is a person's."""
+    payload = entry.payload
+    rid = payload.get("record")
+    digest = payload.get("record_sha256")
+    where = f"ledger line {number} (attested)"
+    if not isinstance(rid, str) or not RECORD_ID.match(rid) or not isinstance(digest, str):
+        problems.append(AuditProblem("", f"{where}: names no record"))
+        return
+    if payload.get("verdict") not in ATTEST_VERDICTS:
+        problems.append(AuditProblem(rid, f"{where}: verdict is not one of ok | finding"))
+    if rid not in current_hash:
+        problems.append(AuditProblem(rid, f"{where}: attests a record the ledger had not created"))
+    elif current_hash[rid] != digest:
+        problems.append(AuditProblem(rid, f"{where}: attests a version of the record it never had"))
+    if member is not None and not member.is_person:
+        problems.append(AuditProblem(rid, f"{where}: given with the automation's key"))
 
 
 def _sealed_roster(
