@@ -7,8 +7,10 @@ closure." A record file alone cannot prove that; the ledger can. Each line is on
   canonical bytes after the event; `record_prev` chains the events of one record, so a deleted
   line names the record it belonged to, not only the place where the chain broke;
 - `policy` events seal a policy snapshot (pipeline/records/policy_seal.py): the first is written
-  by `dmarcops init`, later ones when an approved policy change is applied. Signatures are checked
-  against the roster of the snapshot in force when they were made.
+  by `dmarcops init`, later ones by a lead's `dmarcops policy seal`. Signatures are checked
+  against the roster of the snapshot in force when they were made;
+- `attested` events hold an auditor's signed spot-check finding about one record (in the payload:
+  the record and its hash), written by `dmarcops audit attest`.
 
 Every line chains to the line before (`prev`), is hashed (`entry_sha256`, over every field but the
 hash and the signature) and is signed by its actor: an Ed25519 signature (or an sshsig) over the
