@@ -681,3 +681,41 @@ def test_review_verdict_follow_up_and_late_marking(store: RecordStore, tmp_path:
     marked = store.get(late.id).emergency
     assert marked is not None and marked.late and marked.verdict == "justified"
     assert verify(store.changes_dir, T0 + timedelta(days=3)) == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"approver": "MHARA"}, ["2026-0001", "2026-0003"]),  # jchen only proposed: not counted
+        ({"approver": "jchen"}, []),
+        ({"change_type": "policy progression"}, ["2026-0001", "2026-0002", "2026-0003", "2026-0004"]),
+        ({"change_type": "DKIM rotation"}, []),
+        ({"outcome": "open"}, ["2026-0001", "2026-0002", "2026-0003", "2026-0004"]),
+        ({"outcome": "accepted"}, []),
+        ({"text": "STABLE AT 99.3%"}, ["2026-0001", "2026-0002", "2026-0003", "2026-0004"]),
+        ({"text": "no such words"}, []),
+    ],
+)  # fmt: skip
+def test_list_filters_auditors_use(
+    portfolio: RecordStore, filters: dict[str, Any], expected: list[str]
+) -> None:
+    assert [r.id for r in portfolio.list(**filters)] == expected
+
+
+def test_records_list_as_json_and_csv(portfolio: RecordStore, tmp_path: Path) -> None:
+    as_json = cli(tmp_path, "records", "list", "--approver", "mhara", "--format", "json")
+    assert as_json.exit_code == 0, as_json.output
+    rows = json.loads(as_json.stdout)
+    assert [(r["id"], r["approvers"], r["outcome"]) for r in rows] == [
+        ("2026-0001", "mhara", "open"),
+        ("2026-0003", "mhara", "open"),
+    ]
+    as_csv = cli(tmp_path, "records", "list", "--client", "fabrikam-labs", "--format", "csv")
+    assert as_csv.exit_code == 0, as_csv.output
+    lines = as_csv.stdout.splitlines()
+    assert lines[0] == "id,client,zones,risk,type,executed_at,executed_by,approvers,outcome,sealed"
+    assert lines[1].startswith("2026-0002,fabrikam-labs,fabrikam.example,low,Policy progression,")
+    from pipeline.cli import main
+
+    bad = CliRunner().invoke(main, ["--repo", str(tmp_path), "records", "list", "--type", "x"])
+    assert bad.exit_code == EXIT_INPUT and "Traceback" not in bad.output  # a usage error: 1

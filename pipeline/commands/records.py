@@ -10,6 +10,8 @@ record, rollback window not over, review missing, audit problems).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -29,8 +31,11 @@ from pipeline.model import RiskLevel
 from pipeline.records.policy_of_record import GENESIS_PIN, policy_of_record, portfolio_of_record
 from pipeline.records.record import (
     REVIEW_VERDICTS,
+    ApprovalRole,
     ChangeRecord,
+    ChangeType,
     Outcome,
+    format_utc,
     parse_time,
     plain,
     show_utc,
@@ -163,6 +168,26 @@ def _date_bound(text: str | None, *, what: str, end_of_day: bool) -> datetime | 
 @click.option("--risk", type=click.Choice([r.label for r in RiskLevel]), help="Only this risk.")
 @click.option("--since", metavar="DATE", help="Executed (else filed) at or after DATE (UTC).")
 @click.option("--until", metavar="DATE", help="Executed (else filed) before DATE's end (UTC).")
+@click.option("--approver", help="Only records this person approved (peer, lead or client).")
+@click.option(
+    "--type",
+    "change_type",
+    type=click.Choice([t.value for t in ChangeType], case_sensitive=False),
+    help="Only this change type.",
+)
+@click.option(
+    "--outcome",
+    type=click.Choice(["open", *(o.value for o in Outcome)]),
+    help="Only this outcome (open: not yet sealed).",
+)
+@click.option("--text", help="Only records whose rationale or notes contain TEXT (any case).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
 @reports_errors
 def list_records(
     client: str | None,
@@ -171,13 +196,20 @@ def list_records(
     risk: str | None,
     since: str | None,
     until: str | None,
+    approver: str | None,
+    change_type: str | None,
+    outcome: str | None,
+    text: str | None,
+    fmt: str,
 ) -> None:
-    """List change records as a table: id, client, zones, risk, type, executed, outcome, sealed.
+    """List change records: id, client, zones, risk, type, executed, executor, outcome, sealed.
 
     \b
     Examples:
       dmarcops records list --client northwind-health --since 2026-01-01
-      dmarcops records list --analyst "J. Chen" --risk high
+      dmarcops records list --analyst jchen --risk high
+      dmarcops records list --approver mhara --outcome rolled-back --format csv > rollbacks.csv
+      dmarcops records list --text "payroll" --format json
     """
     records = _store().list(
         client=client,
@@ -186,12 +218,61 @@ def list_records(
         risk=RiskLevel.parse(risk) if risk else None,
         since=_date_bound(since, what="--since", end_of_day=False),
         until=_date_bound(until, what="--until", end_of_day=True),
+        approver=approver,
+        change_type=change_type,
+        outcome=outcome,
+        text=text,
     )
+    if fmt == "json":
+        click.echo(json.dumps([_row(r) for r in records], indent=2, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(_ROW_FIELDS), lineterminator="\n")
+        writer.writeheader()
+        # Spreadsheet formula injection: a cell a user wrote that starts with = + - @ is quoted.
+        writer.writerows({k: _cell(v) for k, v in _row(r).items()} for r in records)
+        click.echo(out.getvalue(), nl=False)
+        return
     if not records:
         click.echo("no change records match")
         return
     for line in _table(records):
         click.echo(line)
+
+
+_ROW_FIELDS = (
+    "id",
+    "client",
+    "zones",
+    "risk",
+    "type",
+    "executed_at",
+    "executed_by",
+    "approvers",
+    "outcome",
+    "sealed",
+)
+
+
+def _row(r: ChangeRecord) -> dict[str, str]:
+    return {
+        "id": r.id,
+        "client": r.client,
+        "zones": " ".join(r.zones),
+        "risk": r.risk.label,
+        "type": r.change_type.value,
+        "executed_at": format_utc(r.executed_at) if r.executed_at else "",
+        "executed_by": r.executed_by,
+        "approvers": " ".join(a.who for a in r.approvals if a.role is not ApprovalRole.ANALYST),
+        "outcome": r.outcome.value if r.outcome else "open",
+        "sealed": "yes" if r.sealed else "no",
+    }
+
+
+def _cell(value: str) -> str:
+    value = plain(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
 
 
 # --- audit verify -------------------------------------------------------------------------------

@@ -562,12 +562,20 @@ class RecordStore:
         risk: RiskLevel | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        approver: str | None = None,
+        change_type: str | None = None,
+        outcome: str | None = None,
+        text: str | None = None,
     ) -> builtins.list[ChangeRecord]:
         """Records matching every filter given. Dates look at `ChangeRecord.when` (executed, else
         filed): `since` inclusive, `until` exclusive. `analyst` matches the author, any approver,
-        the executor, the emergency reviewer or the closer, ignoring case."""
+        the executor, the emergency reviewer or the closer, ignoring case; `approver` only who
+        approved (peer, lead or client); `outcome` "open" for a record not yet sealed; `text` a
+        case-insensitive substring of the rationale or the internal notes."""
         wanted_domain = domain.rstrip(".").lower() if domain else None
         wanted_analyst = analyst.casefold() if analyst else None
+        wanted_approver = approver.casefold() if approver else None
+        wanted_text = text.casefold() if text else None
         out = []
         for record in self.all():
             if client is not None and record.client != client:
@@ -585,6 +593,23 @@ class RecordStore:
             if since is not None and record.when < utc(since):
                 continue
             if until is not None and record.when >= utc(until):
+                continue
+            if wanted_approver is not None and wanted_approver not in {
+                a.who.casefold() for a in record.approvals if a.role is not ApprovalRole.ANALYST
+            }:
+                continue
+            if change_type is not None and record.change_type.value.casefold() != (
+                change_type.casefold()
+            ):
+                continue
+            if (
+                outcome is not None
+                and (record.outcome.value if record.outcome else "open") != outcome
+            ):
+                continue
+            if wanted_text is not None and wanted_text not in (
+                f"{record.rationale}\n{record.internal_notes}".casefold()
+            ):
                 continue
             out.append(record)
         return out
