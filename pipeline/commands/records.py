@@ -97,6 +97,55 @@ def records_group() -> None:
     """Show and search change records (changes/records/): by client, domain, analyst, risk, date."""
 
 
+@records_group.command("export")
+@click.option("--client", "client_id", required=True, help="The client whose records to export.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="A new directory for the bundle.",
+)
+@key_option("Your private key: you sign the export's manifest.")
+@reports_errors
+def export_command(client_id: str, out: Path, key_file: Path) -> None:
+    """Write CLIENT's change records as a bundle they can verify offline: the records (internal
+    notes kept or removed per the client's MSA, `export_internal_notes` in policy/clients/), the
+    signed ledger lines about them, the signers' public keys and a manifest of hashes with the
+    ledger's head, signed by you. `dmarcops audit verify --export DIR` checks it.
+
+    \b
+    Example:
+      dmarcops records export --client northwind-health --out /tmp/nwh-2026Q3 \\
+          --key ~/.config/dmarcops/mhara.pem
+    """
+    from pipeline.clock import system_now
+    from pipeline.records.export import export_client
+
+    store = _store()
+    repo = store.changes_dir.parent
+    portfolio = portfolio_of_record(repo)  # the MSA setting as sealed, not as edited
+    client = portfolio.clients.get(client_id)
+    if client is None:
+        raise InputError(
+            f"no client {client_id!r}", hint=f"Clients: {', '.join(sorted(portfolio.clients))}."
+        )
+    signer = signer_for(repo, key_file)
+    done = export_client(
+        store,
+        client_id,
+        out,
+        notes_kept=client.export_internal_notes,
+        signer=signer,
+        at=system_now(),
+    )
+    notes = "kept (the client's MSA allows them)" if done.notes_kept else "removed"
+    click.echo(
+        f"exported: {len(done.records)} record(s) of {client_id} to {out}, internal notes "
+        f"{notes}, manifest signed by {signer.analyst}"
+    )
+
+
 @records_group.command("show")
 @click.argument("record_id", metavar="ID")
 @click.option(
@@ -431,8 +480,17 @@ def _read_anchor(path: Path) -> list[tuple[int, str, str]]:
     help="The genesis `dmarcops init` printed: the ledger must begin with exactly it "
     f"(env {GENESIS_PIN}).",
 )
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Verify a client export (`dmarcops records export`) instead of the repository.",
+)
 @reports_errors
-def verify_command(at: str | None, anchor_file: Path | None, genesis: str | None) -> None:
+def verify_command(
+    at: str | None, anchor_file: Path | None, genesis: str | None, export_dir: Path | None
+) -> None:
     """Verify the hash chain, every record against its last ledger event, gap-free numbering and
     overdue emergency reviews. Prints each problem with the record it concerns; exit 2 if any.
 
@@ -440,6 +498,9 @@ def verify_command(at: str | None, anchor_file: Path | None, genesis: str | None
     Example:
       dmarcops audit verify
     """
+    if export_dir is not None:
+        _verify_export(export_dir)
+        return
     store = _store()
     anchor = _read_anchor(anchor_file) if anchor_file is not None else None
     report = audit(
@@ -460,6 +521,27 @@ def verify_command(at: str | None, anchor_file: Path | None, genesis: str | None
     click.echo(
         click.style("refused: ", fg="red", bold=True)
         + f"{len(report.problems)} problem(s) in the audit trail",
+        err=True,
+    )
+    sys.exit(EXIT_GATE)
+
+
+def _verify_export(directory: Path) -> None:
+    from pipeline.records.export import verify_export
+
+    if not directory.is_dir():
+        raise InputError("not a directory", file=directory, hint="Pass the export's directory.")
+    problems, keys = verify_export(directory)
+    if not problems:
+        click.echo(f"ok: export {directory} verifies; signed with these keys (compare them with "
+                   "the ones your MSP published):")  # fmt: skip
+        for actor, texts in sorted(keys.items()):
+            click.echo(f"  {plain(actor)}: {', '.join(plain(t) for t in texts)}")
+        return
+    for problem in problems:
+        click.echo(click.style("problem: ", fg="red", bold=True) + plain(problem))
+    click.echo(
+        click.style("refused: ", fg="red", bold=True) + f"{len(problems)} problem(s) in the export",
         err=True,
     )
     sys.exit(EXIT_GATE)

@@ -68,6 +68,8 @@ class ClientProfile:
     authorised_approvers: tuple[AuthorisedApprover, ...] = ()
     team: str = ""
     file: Path = Path()
+    # The client's MSA: does a records export give them the MSP's internal notes?
+    export_internal_notes: bool = False
 
     def freeze_on(self, day: date) -> Freeze | None:
         return next((f for f in self.freezes if f.covers(day)), None)
@@ -245,6 +247,7 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
         ),
         team=data.get("team", ""),
         file=doc.path,
+        export_internal_notes=bool(data.get("export_internal_notes", False)),
     )
 
 
