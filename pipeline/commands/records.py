@@ -146,6 +146,59 @@ def export_command(client_id: str, out: Path, key_file: Path) -> None:
     )
 
 
+@records_group.command("retention")
+@click.option("--purge", is_flag=True, help="Remove them, leaving signed tombstones (a lead).")
+@click.option(
+    "--key",
+    "key_file",
+    envvar="DMARCOPS_KEY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="A lead's private key: needed with --purge (env DMARCOPS_KEY).",
+)
+@_at_option
+@reports_errors
+def retention_command(purge: bool, key_file: Path | None, at: str | None) -> None:
+    """List the sealed records whose client's retention has ended (`retention_years` in the
+    client's sealed profile; regulated clients and clients without it: kept indefinitely). With
+    --purge, a lead removes them: each leaves a signed tombstone in the ledger, so `audit
+    verify` still passes. Without --purge nothing is changed.
+
+    \b
+    Examples:
+      dmarcops records retention
+      dmarcops records retention --purge --key ~/.config/dmarcops/mhara.pem
+    """
+    from pipeline.records.retention import expired
+
+    store = _store()
+    repo = store.changes_dir.parent
+    portfolio = portfolio_of_record(repo)
+    if purge:
+        if at is not None:
+            raise GateRefused(
+                "--purge uses the system clock; --at is for listing only",
+                hint="Drop --at (and DMARCOPS_NOW) to purge.",
+            )
+        if key_file is None:
+            raise InputError("--purge needs a lead's --key", hint="Pass --key FILE.")
+    now = _now(at)
+    due = expired(store.all(), portfolio.clients, now)
+    if not due:
+        click.echo("no record has outlived its retention")
+        return
+    signer = signer_for(repo, key_file) if purge and key_file is not None else None
+    for item in due:
+        r = item.record
+        if signer is not None:
+            store.purge(r.id, now, signer)
+        verb = "purged" if signer is not None else "may be purged"
+        click.echo(
+            f"{r.id}  {plain(r.client)}  sealed {show_utc(r.closed_at or now)}  kept until "
+            f"{show_utc(item.kept_until)}  {verb}"
+        )
+
+
 @records_group.command("show")
 @click.argument("record_id", metavar="ID")
 @click.option(

@@ -70,6 +70,8 @@ class ClientProfile:
     file: Path = Path()
     # The client's MSA: does a records export give them the MSP's internal notes?
     export_internal_notes: bool = False
+    # Years a sealed record is kept (policy/clients/ retention_years); None: indefinitely.
+    retention_years: int | None = None
 
     def freeze_on(self, day: date) -> Freeze | None:
         return next((f for f in self.freezes if f.covers(day)), None)
@@ -248,6 +250,7 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
         team=data.get("team", ""),
         file=doc.path,
         export_internal_notes=bool(data.get("export_internal_notes", False)),
+        retention_years=data.get("retention_years"),
     )
 
 

@@ -82,10 +82,19 @@ class LedgerEvent(enum.StrEnum):
     # verdict, notes, the sample it came from). It changes no record, so it is not a record
     # event: the record it concerns is in the payload.
     ATTESTED = "attested"
+    # A sealed record removed at the end of its client's retention period: the line keeps its
+    # id and last hash, so numbering and the chain still verify without the file.
+    PURGED = "purged"
 
 
 RECORD_EVENTS = frozenset(
-    {LedgerEvent.CREATED, LedgerEvent.UPDATED, LedgerEvent.REVIEWED, LedgerEvent.SEALED}
+    {
+        LedgerEvent.CREATED,
+        LedgerEvent.UPDATED,
+        LedgerEvent.REVIEWED,
+        LedgerEvent.SEALED,
+        LedgerEvent.PURGED,
+    }
 )
 
 

@@ -267,6 +267,57 @@ class RecordStore:
                 },
             )
 
+    def purge(self, record_id: str, at: datetime, signer: Signer) -> LedgerEntry:
+        """Remove a sealed record at the end of its retention, leaving a signed tombstone.
+
+        The caller decides that the retention has ended (`pipeline.records.retention`); this
+        refuses anything but a sealed record, and anyone but a lead.
+        """
+        at = utc(at)
+        with exclusive_lock(self.changes_dir):
+            entries = self.ledger.read()
+            last = next((e for e in reversed(entries) if e.record_id == record_id), None)
+            if last is None or last.event is LedgerEvent.PURGED:
+                raise UnknownRecordError(f"no change record {record_id} to purge")
+            if last.event is not LedgerEvent.SEALED:
+                raise GateRefused(
+                    f"record {record_id} is not sealed: only a sealed record's retention ends",
+                    hint=f"Close it first: dmarcops close {record_id} ...",
+                )
+            raw = self._raw(record_id)
+            if (
+                hashlib.sha256(
+                    canonical_bytes(_load_json(raw, self.json_path(record_id)))
+                ).hexdigest()
+                != last.record_sha256
+            ):
+                raise RecordMismatchError(
+                    f"record {record_id} differs from what the ledger recorded; not purged",
+                    file=self.json_path(record_id),
+                    hint="Run `dmarcops audit verify`.",
+                )
+            roster = self.trusted_roster(entries)
+            member = roster.get(signer.analyst)
+            if member is None or not member.is_lead:
+                raise UntrustedSigner(
+                    f"{signer.analyst} is not a lead: only a lead ends a record's retention",
+                    hint="A lead runs `dmarcops records retention --purge --key THEIR-KEY`.",
+                )
+            entry = self.ledger.append(
+                entries,
+                event=LedgerEvent.PURGED,
+                signer=signer,
+                at=at,
+                roster=roster,
+                record_id=record_id,
+                record_sha256=last.record_sha256,
+            )
+            # The tombstone is on disk first: a crash here leaves a purged record whose file
+            # remains, which audit names, never a missing file the ledger cannot explain.
+            for path in (self.json_path(record_id), self.markdown_path(record_id)):
+                path.unlink(missing_ok=True)
+            return entry
+
     def attestations(self) -> builtins.list[LedgerEntry]:
         return [e for e in self.ledger.read() if e.event is LedgerEvent.ATTESTED]
 
@@ -917,6 +968,14 @@ def _check_signatures(
                 roster = _sealed_roster(store, entry, number, problems) or roster
         if entry.event is LedgerEvent.ATTESTED:
             _check_attestation(entry, number, current_hash, member, problems)
+        if entry.event is LedgerEvent.PURGED and (member is None or not member.is_lead):
+            problems.append(
+                AuditProblem(
+                    entry.record_id,
+                    f"ledger line {number} (purged): purged by {plain(entry.actor)}, who is not "
+                    "a lead (only a lead ends a record's retention)",
+                )
+            )
         if entry.record_id:
             current_hash[entry.record_id] = entry.record_sha256
             automation = member is not None and not member.is_person
@@ -1128,7 +1187,24 @@ def _check_histories(
                         "duplicate record id",
                     )
                 )
-            if seen_entry.event is LedgerEvent.SEALED:
+            if seen_entry.event is LedgerEvent.PURGED:
+                problems.append(
+                    AuditProblem(
+                        rid,
+                        f"ledger line {number}: {entry.event.value} after the record was purged "
+                        f"at line {seen_number}",
+                    )
+                )
+            elif entry.event is LedgerEvent.PURGED:
+                if seen_entry.event is not LedgerEvent.SEALED:
+                    problems.append(
+                        AuditProblem(
+                            rid,
+                            f"ledger line {number}: purged, but the record was never sealed "
+                            "(only sealed records reach the end of their retention)",
+                        )
+                    )
+            elif seen_entry.event is LedgerEvent.SEALED:
                 problems.append(
                     AuditProblem(
                         rid,
@@ -1198,12 +1274,18 @@ def _check_files(
                 continue  # a temp file of an interrupted write; the real file is checked
             files[path.stem] = path
     owner_of_hash = {entry.record_sha256: rid for rid, (_, entry) in last_events.items()}
-    for rid in sorted(set(last_events) - set(files), key=_sort_key):
+    purged = {rid for rid, (_, e) in last_events.items() if e.event is LedgerEvent.PURGED}
+    for rid in sorted(set(last_events) - set(files) - purged, key=_sort_key):
         problems.append(
             AuditProblem(rid, "the ledger records it but its record file is missing (deleted?)")
         )
     for stem in sorted(files):
         path = files[stem]
+        if stem in purged:
+            problems.append(
+                AuditProblem(stem, f"{path.name}: the ledger purged this record; its file is back")
+            )
+            continue
         if not RECORD_ID.match(stem) or stem not in last_events:
             problems.append(
                 AuditProblem(
