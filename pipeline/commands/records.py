@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -197,6 +198,32 @@ def retention_command(purge: bool, key_file: Path | None, at: str | None) -> Non
             f"{r.id}  {plain(r.client)}  sealed {show_utc(r.closed_at or now)}  kept until "
             f"{show_utc(item.kept_until)}  {verb}"
         )
+
+
+@records_group.command("archive")
+@click.option("--to", "url", required=True, metavar="s3://BUCKET/PREFIX", help="The WORM archive.")
+@reports_errors
+def archive_command(url: str) -> None:
+    """Write sealed records and the ledger to an S3 bucket with Object Lock (COMPLIANCE mode,
+    retained until the record's retention ends; the ledger and indefinitely kept records for 100
+    years). Never overwrites: an archived object whose content differs is reported (exit 2) and
+    left alone. Credentials by the standard AWS chain.
+
+    \b
+    Example:
+      dmarcops records archive --to s3://msp-dmarcops-archive/changes
+    """
+    from pipeline.clock import system_now
+    from pipeline.records.archive import ArchiveUrl, archive
+
+    store = _store()
+    portfolio = portfolio_of_record(store.changes_dir.parent)
+    run = archive(store, portfolio.clients, ArchiveUrl.parse(url), system_now())
+    click.echo(f"archived: {len(run.written)} object(s) written to {plain(url)}")
+    for reason in run.refused:
+        click.echo(click.style("problem: ", fg="red", bold=True) + plain(reason))
+    if run.refused:
+        sys.exit(EXIT_GATE)
 
 
 @records_group.command("show")
@@ -534,6 +561,12 @@ def _read_anchor(path: Path) -> list[tuple[int, str, str]]:
     f"(env {GENESIS_PIN}).",
 )
 @click.option(
+    "--archive",
+    "archive_url",
+    metavar="s3://BUCKET/PREFIX",
+    help="Also compare the repository with the WORM archive and name every difference.",
+)
+@click.option(
     "--export",
     "export_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -542,7 +575,11 @@ def _read_anchor(path: Path) -> list[tuple[int, str, str]]:
 )
 @reports_errors
 def verify_command(
-    at: str | None, anchor_file: Path | None, genesis: str | None, export_dir: Path | None
+    at: str | None,
+    anchor_file: Path | None,
+    genesis: str | None,
+    archive_url: str | None,
+    export_dir: Path | None,
 ) -> None:
     """Verify the hash chain, every record against its last ledger event, gap-free numbering and
     overdue emergency reviews. Prints each problem with the record it concerns; exit 2 if any.
@@ -563,6 +600,18 @@ def verify_command(
         anchor=anchor,
         genesis=(genesis or "").strip() or None,
     )
+    if archive_url is not None:
+        from pipeline.records.archive import ArchiveUrl, verify_archive
+        from pipeline.records.store import AuditProblem
+
+        differences = verify_archive(store, ArchiveUrl.parse(archive_url))
+        report = replace(
+            report,
+            problems=(
+                *report.problems,
+                *(AuditProblem("", f"archive: {d}") for d in differences),
+            ),
+        )
     if report.ok:
         click.echo(
             f"ok: {report.records} records, {report.entries} ledger entries, chain intact\n"
