@@ -22,6 +22,7 @@ from signing import KEYS, sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
 
+from pipeline.errors import EXIT_GATE
 from pipeline.github.merge import OUTCOME_MARKER
 
 REPOSITORY = "msp-example/dns"
@@ -325,3 +326,19 @@ def test_a_queued_change_survives_a_passing_failure(
     done = run(merged.root, "scheduled", "--at", "2026-12-01T10:30:00Z")
     assert "applied in its window" in done.output
     assert not pending.exists()
+
+
+def test_a_push_to_main_without_a_pull_request_applies_nothing_above_low(
+    merged: Merged, client_dns: NamedServer, github: FakeGitHub
+) -> None:
+    github.commit_pulls[merged.merge] = []  # nobody merged a pull request: a direct push
+    result = run(merged.root, "merge", "--at", "2026-12-01T10:05:00Z")
+    assert result.exit_code == EXIT_GATE, result.output
+    assert "pushed to main without a pull request" in result.output
+    assert "_dmarc.alpha.example" in result.output
+    assert not (merged.root / "changes/records").exists() or not list(
+        (merged.root / "changes/records").glob("*.json")
+    )
+    assert served(client_dns, "_dmarc.alpha.example.") != [
+        "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
+    ]

@@ -35,6 +35,7 @@ from pipeline.live.dns import Nameservers
 from pipeline.load.files import exists, replace_text
 from pipeline.load.jsonfile import load_json
 from pipeline.load.portfolio import Portfolio
+from pipeline.model import RecordKind, RiskLevel
 from pipeline.plan.build import PlanOptions, make_plan
 from pipeline.plan.changes import zones_changed_since
 from pipeline.plan.items import Plan
@@ -161,6 +162,22 @@ def apply_merge(
     )
     if not plan.items:
         return MergeResult(pr.number if pr else None, plan.hash, (), None, "nothing to apply")
+    if pr is None:
+        # Issue 10: a push to main that no pull request merged was reviewed by nobody on GitHub;
+        # only what the author's signature alone may carry (low risk) applies that way.
+        above = sorted(
+            {
+                i.fqdn
+                for i in plan.items
+                if i.kind is not RecordKind.POLICY and i.risk > RiskLevel.LOW
+            }
+        )
+        if above:
+            raise GateRefused(
+                f"pushed to main without a pull request: only low-risk changes apply that way, "
+                f"and this push holds {', '.join(above)} above low; nothing was applied",
+                hint="Open a pull request for it: its review is the peer (and lead) approval.",
+            )
     plan_path = save_plan(repo, plan)
     sources: tuple[GitHubReviewApprovals, ...] = ()
     if pr is not None:
