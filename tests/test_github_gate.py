@@ -603,3 +603,23 @@ def test_a_long_plan_is_cut_but_the_marker_and_the_checklist_stay() -> None:
     assert body.endswith(checklist)
     assert "too long for one comment" in body
     assert fit("short\n", checklist, 4096) == "short\n\n" + checklist
+
+
+def test_a_renamed_reviewer_counts_by_id_and_a_taken_login_does_not(
+    pr: PullRequestRepo, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = medium_change(pr)
+    # jchen renamed the account (the roster still says jchen-msp): the numeric id decides.
+    approve(github, 11, "jia-chen-new", head)
+    github.reviews[7][-1]["user"]["id"] = 7100001
+    run = gate(pr, github, monkeypatch, head)
+    assert run.result.exit_code == 0, run.comment
+    assert "- [x] peer review: &#64;jia-chen-new" in run.comment
+
+    # Someone else registers the login jchen-msp gave up: same login, another account.
+    github.reviews[7] = []
+    approve(github, 12, "jchen-msp", head)
+    github.reviews[7][-1]["user"]["id"] = 9999999
+    run = gate(pr, github, monkeypatch, head)
+    assert run.result.exit_code != 0, run.everything_printed
+    assert "- [ ] peer review" in run.comment

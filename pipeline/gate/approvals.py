@@ -220,7 +220,8 @@ def _signature_ok(approval: Approval, analyst: Analyst) -> bool:
 
 # The reference pipeline.github.reviews gives an approval read from a GitHub review.
 GITHUB_REVIEW_REFERENCE = re.compile(
-    r"^GitHub review [0-9]+ by @(?P<login>[A-Za-z0-9-]+(\[bot\])?) on [0-9a-f]{7,64}$"
+    r"^GitHub review [0-9]+ by @(?P<login>[A-Za-z0-9-]+(\[bot\])?)( \(id (?P<id>[0-9]{1,12})\))?"
+    r" on [0-9a-f]{7,64}$"
 )
 
 
@@ -230,11 +231,11 @@ def _github_login_ok(approval: Approval, analyst: Analyst) -> bool:
     # changes/approvals/ claiming source "github" never gets here with such a reference: its
     # reference is its path, so it does not verify.
     match = GITHUB_REVIEW_REFERENCE.match(approval.reference)
-    return (
-        match is not None
-        and not approval.signature
-        and match.group("login").lower() == analyst.github.lower()
-    )
+    if match is None or approval.signature:
+        return False
+    if match.group("id") is not None:  # a renamed account: its numeric id is the roster's
+        return analyst.github_id is not None and int(match.group("id")) == analyst.github_id
+    return match.group("login").lower() == analyst.github.lower()
 
 
 # How each source proves who approved, behind the same `verify`: signed approvals carry their

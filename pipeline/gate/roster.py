@@ -123,12 +123,18 @@ class Roster:
         return next((a for a in self.analysts if a.id == analyst_id), None)
 
     def by_github(self, login: str, user_id: int | None = None) -> Analyst | None:
-        """The analyst with this GitHub login; when the roster and the caller both know the numeric
-        user id, it must match too (a renamed or re-registered login is someone else)."""
+        """The analyst behind a GitHub account. GitHub's numeric user id, when the caller has it,
+        decides: it survives a rename (the roster's login may be the old one) and a login that
+        was given up and taken by someone else is not the roster's person. Without an id, the
+        login (case-insensitive)."""
+        if user_id is not None:
+            by_id = next((a for a in self.analysts if a.github_id == user_id), None)
+            if by_id is not None:
+                return by_id
         login = login.lower()  # GitHub logins are case-insensitive
         found = next((a for a in self.analysts if a.github.lower() == login), None)
         if found is not None and user_id is not None and found.github_id is not None:
-            return found if found.github_id == user_id else None
+            return None  # the login is the roster's, the account is not (re-registered)
         return found
 
     def id_of_key(self, public_key: str) -> str | None:

@@ -80,6 +80,7 @@ class Review:
     submitted_at: datetime | None  # None while PENDING
     commit_id: str | None  # None when the reviewed commit was garbage-collected (force-push)
     html_url: str = ""
+    user_id: int | None = None  # GitHub's numeric id: it survives a rename, a login does not
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,13 @@ def _review(data: Any, endpoint: str) -> Review:
         submitted_at=_time(shape.data.get("submitted_at")),
         commit_id=commit if isinstance(commit, str) else None,
         html_url=str(shape.data.get("html_url") or ""),
+        user_id=_user_id(shape.data.get("user")),
     )
+
+
+def _user_id(user: Any) -> int | None:
+    value = user.get("id") if isinstance(user, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _comment(data: Any, endpoint: str) -> IssueComment:

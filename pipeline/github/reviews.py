@@ -30,9 +30,17 @@ def short_sha(sha: str | None) -> str:
     return sha[:7] if sha else "(unknown commit)"
 
 
-def review_reference(review: Review) -> str:
-    """How an approval from this review is referenced (and verified: gate.approvals)."""
-    return f"GitHub review {review.id} by @{review.login} on {review.commit_id}"
+def review_reference(review: Review, analyst: Analyst | None = None) -> str:
+    """How an approval from this review is referenced (and verified: gate.approvals). When the
+    reviewer's login is not the roster's (a renamed account, matched by its numeric id), the id
+    is part of the reference, so the verifier matches the id instead of the login."""
+    renamed = (
+        analyst is not None
+        and review.user_id is not None
+        and (review.login or "").lower() != analyst.github.lower()
+    )
+    by = f"@{review.login} (id {review.user_id})" if renamed else f"@{review.login}"
+    return f"GitHub review {review.id} by {by} on {review.commit_id}"
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ def _judge(
                 discounted.append(DiscountedReview(review, f"it {WITHDRAWING[review.state]}"))
             continue
         reason = _reason(review, latest_say, pr_author, head_sha, roster)
-        analyst = roster.by_github(review.login) if review.login else None
+        analyst = roster.by_github(review.login, review.user_id) if review.login else None
         if reason is None and analyst is not None:
             counted.append(CountedReview(review, analyst))
         else:
@@ -99,7 +107,7 @@ def _reason(
             f"{short_sha(head_sha)}: the changes were pushed after the review, so the plan may "
             "differ; it needs a new approving review"
         )
-    if roster.by_github(review.login) is None:
+    if roster.by_github(review.login, review.user_id) is None:
         return (
             f"@{review.login} is not on the analyst roster (no `github: {review.login}` in "
             "policy/roster.yaml)"
@@ -139,7 +147,7 @@ class GitHubReviewApprovals:
                 analyst=c.analyst.id,
                 approved_at=(c.review.submitted_at or datetime.now(UTC)).replace(microsecond=0),
                 source=GITHUB,
-                reference=review_reference(c.review),
+                reference=review_reference(c.review, c.analyst),
                 signature="",
             )
             for c in self.counted
