@@ -202,15 +202,9 @@ def test_permissions_are_exactly_what_each_job_needs() -> None:
         "checks": "write",
         "id-token": "write",
     }
-    assert (
-        apply
-        == scheduled
-        == {
-            "contents": "write",
-            "pull-requests": "write",
-            "id-token": "write",
-        }
-    )
+    assert scheduled == {"contents": "write", "pull-requests": "write", "id-token": "write"}
+    # The apply also opens an issue when its change records cannot be pushed (issue 10, item 5).
+    assert apply == {**scheduled, "issues": "write"}
 
 
 @pytest.mark.parametrize("name", ["apply.yml", "scheduled.yml"])
@@ -417,3 +411,14 @@ def test_zizmor_names_an_injection_and_a_privileged_checkout(tmp_path: Path) -> 
     assert "template-injection" in said
     assert "dangerous-triggers" in said
     assert "unpinned-uses" in said
+
+
+def test_records_that_cannot_be_pushed_are_kept_and_reported() -> None:
+    steps = load("apply.yml")["jobs"]["apply"]["steps"]
+    names = [step.get("name", "") for step in steps]
+    keep = steps[names.index("Keep the change records that could not be pushed")]
+    issue = steps[names.index("Open an issue about the records")]
+    assert names.index("Commit change records to main") < names.index(keep["name"])
+    assert keep["if"] == "${{ failure() }}" and keep["with"]["path"] == "changes/"
+    assert "dmarcops records reconcile --from" in issue["run"]
+    assert "failure()" in issue["if"]

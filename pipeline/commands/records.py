@@ -226,6 +226,38 @@ def archive_command(url: str) -> None:
         sys.exit(EXIT_GATE)
 
 
+@records_group.command("reconcile")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="The changes/ directory of an apply run's artifact.",
+)
+@reports_errors
+def reconcile_command(source: Path) -> None:
+    """Put back the change records an apply wrote but could not push (the run uploaded its
+    changes/ as an artifact and opened an issue): the ledger lines and records the repository is
+    missing, checked line by line (chain, hash, signature) and record by record (its hash), and
+    only when the repository's ledger is a prefix of the artifact's. Nothing else is written.
+
+    \b
+    Example:
+      gh run download 4242 -n apply-records-run4242-1 -D /tmp/run4242
+      dmarcops records reconcile --from /tmp/run4242/changes
+    """
+    from pipeline.records.reconcile import reconcile
+
+    done = reconcile(_store(), source)
+    if not done.lines:
+        click.echo("nothing to reconcile: the repository already holds the artifact's ledger")
+        return
+    click.echo(
+        f"reconciled: {done.lines} ledger line(s), record(s) {', '.join(done.records) or '-'}"
+    )
+
+
 @records_group.command("show")
 @click.argument("record_id", metavar="ID")
 @click.option(

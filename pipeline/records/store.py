@@ -104,7 +104,7 @@ def _pretty(data: object) -> bytes:
     return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     # A reader (or a crash) sees the old file or the new one, never half of one.
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     # O_NOFOLLOW: a symbolic link planted at the temporary name must not be written through.
@@ -562,8 +562,8 @@ class RecordStore:
         # not leave a record file behind either.
         _check_signer(signer, roster)
         make_dir(self.records_dir, root=self.changes_dir.parent)
-        _write_atomic(self.json_path(record.id), record_file_bytes(record))
-        _write_atomic(self.markdown_path(record.id), record.render_markdown().encode("utf-8"))
+        write_atomic(self.json_path(record.id), record_file_bytes(record))
+        write_atomic(self.markdown_path(record.id), record.render_markdown().encode("utf-8"))
         self.ledger.append(
             entries,
             record_id=record.id,
