@@ -95,6 +95,11 @@ class FakeGitHub:
     default_branch: str = "main"
     # (method, path) -> (HTTP status, JSON body): answer this instead of the normal response.
     failures: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    # (method, path) -> answers to give first, one per request, before the normal response:
+    # (HTTP status, JSON body, headers), for the retries of a transient failure.
+    transient: dict[tuple[str, str], list[tuple[int, dict[str, Any], dict[str, str]]]] = field(
+        default_factory=dict
+    )
     received: list[Received] = field(default_factory=list)
     next_comment_id: int = 9000
     _server: ThreadingHTTPServer | None = None
@@ -129,6 +134,8 @@ class FakeGitHub:
         if (method, path) in self.failures:
             status, data = self.failures[(method, path)]
             return status, data, {}
+        if self.transient.get((method, path)):
+            return self.transient[(method, path)].pop(0)
         prefix = f"/repos/{self.repository}"
         if path != prefix and not path.startswith(prefix + "/"):
             return _not_found()

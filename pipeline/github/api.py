@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -197,6 +198,42 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
+# Transient answers worth another try (GitHub's REST guidance): 5xx for requests that do the same
+# thing twice (GET, PUT, PATCH, DELETE; a POST could create a second comment), and rate limits for
+# any request (GitHub did not act on it). Waits follow Retry-After or x-ratelimit-reset, else
+# 1, 2, 4 s; nothing waits more than MAX_RETRY_WAIT (a limit further off is reported instead).
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+MAX_ATTEMPTS = 4
+MAX_RETRY_WAIT = 60.0
+
+
+def _retry_wait(method: str, status: int, headers: Any, message: str, attempt: int) -> float | None:
+    """Seconds to wait before trying again, or None: do not retry."""
+    if attempt >= MAX_ATTEMPTS:
+        return None
+    backoff = float(2 ** (attempt - 1))
+    retry_after = headers.get("Retry-After") if headers is not None else None
+    limited = status == 429 or (
+        status == 403
+        and (
+            retry_after is not None
+            or "secondary rate limit" in message.lower()
+            or (headers is not None and headers.get("x-ratelimit-remaining") == "0")
+        )
+    )
+    if limited:
+        wait = backoff
+        if retry_after is not None and retry_after.strip().isdigit():
+            wait = float(retry_after.strip())
+        elif headers is not None and (reset := headers.get("x-ratelimit-reset", "")).isdigit():
+            wait = max(0.0, float(reset) - time.time())
+        return wait if wait <= MAX_RETRY_WAIT else None
+    if status in RETRY_STATUSES and method in IDEMPOTENT:
+        return backoff
+    return None
+
+
 def _message(body: bytes) -> str:
     try:
         data = json.loads(body.decode("utf-8", "replace"))
@@ -239,6 +276,8 @@ class GitHubClient:
         self.timeout = timeout
         self._token = token
         self._opener = urllib.request.build_opener(_SameOriginRedirects())
+        # How long to wait before a retry; tests pass a recorder instead of time.sleep.
+        self.sleep: Any = time.sleep
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> GitHubClient:
@@ -274,18 +313,29 @@ class GitHubClient:
         request.add_header("Authorization", f"Bearer {self._token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
-        try:
-            with self._opener.open(request, timeout=self.timeout) as response:
-                raw = response.read()
-                headers = response.headers
-        except urllib.error.HTTPError as exc:
-            raise self._problem(method, endpoint, exc, permission) from None
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise EnvironmentProblem(
-                f"GitHub API {method} {endpoint}: cannot reach {self.api_url}: {reason}",
-                hint="Check GITHUB_API_URL and the runner's network.",
-            ) from None
+        attempt = 1
+        while True:
+            try:
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    raw = response.read()
+                    headers = response.headers
+                break
+            except urllib.error.HTTPError as exc:
+                try:
+                    message = _message(exc.read())
+                except OSError:
+                    message = ""
+                wait = _retry_wait(method, exc.code, exc.headers, message, attempt)
+                if wait is None:
+                    raise self._problem(method, endpoint, exc, permission, message) from None
+                self.sleep(wait)
+                attempt += 1
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise EnvironmentProblem(
+                    f"GitHub API {method} {endpoint}: cannot reach {self.api_url}: {reason}",
+                    hint="Check GITHUB_API_URL and the runner's network.",
+                ) from None
         if not raw:
             return None, headers
         try:
@@ -296,13 +346,14 @@ class GitHubClient:
             ) from None
 
     def _problem(
-        self, method: str, endpoint: str, exc: urllib.error.HTTPError, permission: str
+        self,
+        method: str,
+        endpoint: str,
+        exc: urllib.error.HTTPError,
+        permission: str,
+        message: str,
     ) -> EnvironmentProblem:
         status = exc.code
-        try:
-            message = _message(exc.read())
-        except OSError:
-            message = ""
         message = message.replace(self._token, "***") if self._token else message
         headers = exc.headers
         if status == 401:
