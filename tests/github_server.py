@@ -161,6 +161,13 @@ class FakeGitHub:
                         existing["body"] = body["body"]
                         return 200, existing, {}
             return _not_found()
+        if method == "DELETE" and (m := re.fullmatch(r"/issues/comments/(\d+)", rest)):
+            for thread in self.comments.values():
+                for existing in list(thread):
+                    if existing["id"] == int(m.group(1)):
+                        thread.remove(existing)
+                        return 204, None, {}
+            return _not_found()
         if method == "POST" and (m := re.fullmatch(r"/statuses/([0-9a-f]{40})", rest)):
             if not isinstance(body.get("description", ""), str) or len(body["description"]) > 140:
                 return 422, {"message": "Validation Failed"}, {}
@@ -256,7 +263,7 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 status, data = 401, {"message": "Bad credentials"}
             else:
                 status, data, headers = api.answer(self.command, parts.path, query, body)
-            payload = json.dumps(data).encode()
+            payload = json.dumps(data).encode() if data is not None else b""
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
@@ -268,6 +275,7 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
         do_GET = _serve
         do_POST = _serve
         do_PATCH = _serve
+        do_DELETE = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

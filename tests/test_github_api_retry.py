@@ -84,3 +84,40 @@ def test_retries_end_and_a_far_limit_is_reported_not_waited(github: FakeGitHub) 
     with pytest.raises(EnvironmentProblem, match="answered 429"):
         api.reviews(7)
     assert waits == []
+
+
+# --- the one plan comment per pull request ---------------------------------------------------
+
+
+def _bot_comment(github: FakeGitHub, body: str) -> int:
+    github.next_comment_id += 1
+    comment = {"id": github.next_comment_id, "body": body, "user": {"login": "github-actions[bot]"},
+               "html_url": f"https://github.com/{REPOSITORY}/pull/7#issuecomment-1"}  # fmt: skip
+    github.comments.setdefault(7, []).append(comment)
+    return github.next_comment_id
+
+
+def test_extra_plan_comments_are_removed_and_the_first_kept(github: FakeGitHub) -> None:
+    from pipeline.github.pr import upsert_comment
+    from pipeline.render.markdown import MARKER
+
+    first = _bot_comment(github, MARKER + "\nold plan")
+    _bot_comment(github, MARKER + "\nan older version's second comment")
+    api, _ = client(github)
+    comment, added = upsert_comment(api, 7, MARKER + "\nnew plan")
+    assert (comment.id, added) == (first, False)
+    assert [c["body"] for c in github.comments[7]] == [MARKER + "\nnew plan"]
+
+
+def test_a_plan_comment_deleted_by_hand_is_posted_again(github: FakeGitHub) -> None:
+    from pipeline.github.pr import upsert_comment
+    from pipeline.render.markdown import MARKER
+
+    gone = _bot_comment(github, MARKER + "\nold plan")
+    # Someone deletes it after dmarcops listed the comments, before the edit.
+    path = f"/repos/{REPOSITORY}/issues/comments/{gone}"
+    github.transient[("PATCH", path)] = [(404, {"message": "Not Found"}, {})]
+    api, waits = client(github)
+    comment, added = upsert_comment(api, 7, MARKER + "\nnew plan")
+    assert added and comment.id != gone and waits == []
+    assert github.comments[7][-1]["body"] == MARKER + "\nnew plan"

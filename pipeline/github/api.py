@@ -208,6 +208,14 @@ MAX_ATTEMPTS = 4
 MAX_RETRY_WAIT = 60.0
 
 
+class GitHubApiError(EnvironmentProblem):
+    """GitHub answered with an error status (kept, so a caller can tell a 404 from the rest)."""
+
+    def __init__(self, message: str, *, hint: str = "", status: int) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
 def _retry_wait(method: str, status: int, headers: Any, message: str, attempt: int) -> float | None:
     """Seconds to wait before trying again, or None: do not retry."""
     if attempt >= MAX_ATTEMPTS:
@@ -382,7 +390,7 @@ class GitHubClient:
         else:
             hint = ""
         text = f"GitHub API {method} {endpoint} answered {status}"
-        return EnvironmentProblem(f"{text}: {message}" if message else text, hint=hint)
+        return GitHubApiError(f"{text}: {message}" if message else text, hint=hint, status=status)
 
     def _path(self, *parts: str | int) -> str:
         owner, name = self.repository.split("/")
@@ -458,6 +466,10 @@ class GitHubClient:
         path = self._path("issues", "comments", comment_id)
         data, _ = self._call("PATCH", self.api_url + path, path, _WRITE_COMMENTS, {"body": body})
         return _comment(data, f"PATCH {path}")
+
+    def delete_comment(self, comment_id: int) -> None:
+        path = self._path("issues", "comments", comment_id)
+        self._call("DELETE", self.api_url + path, path, _WRITE_COMMENTS)
 
     def set_status(
         self,

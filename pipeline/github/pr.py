@@ -31,6 +31,7 @@ from pipeline.gate.roster import Roster
 from pipeline.github.api import (
     CHECK_SUMMARY_LIMIT,
     STATUS_DESCRIPTION_LIMIT,
+    GitHubApiError,
     GitHubClient,
     IssueComment,
 )
@@ -504,9 +505,22 @@ def upsert_comment(api: GitHubClient, number: int, body: str) -> tuple[IssueComm
 
     Only a bot's comment is ours: a person's comment that starts with the marker is left alone
     (and could not be edited with the workflow's token anyway)."""
-    for comment in api.issue_comments(number):
-        if comment.body.startswith(MARKER) and (comment.login or "").endswith("[bot]"):
-            return api.update_comment(comment.id, body), False
+    ours = [
+        c
+        for c in api.issue_comments(number)
+        if c.body.startswith(MARKER) and (c.login or "").endswith("[bot]")
+    ]
+    # Exactly one plan comment per pull request: extras (two runs racing, an older version's)
+    # are removed, keeping the first so its place in the conversation stays.
+    for extra in ours[1:]:
+        api.delete_comment(extra.id)
+    if ours:
+        try:
+            return api.update_comment(ours[0].id, body), False
+        except GitHubApiError as exc:
+            if exc.status != 404:
+                raise
+            # Deleted by hand between the listing and the edit: post it again.
     return api.create_comment(number, body), True
 
 
