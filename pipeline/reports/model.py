@@ -71,11 +71,11 @@ class Report:
 
     @property
     def schema(self) -> str:
-        """Which format the report follows, for people: rfc9990 when it says so by namespace,
-        version 1.0 or any element only RFC 9990 defines."""
+        """Which format the report follows, for people: rfc9990 when it says so by namespace or
+        carries an element only RFC 9990 defines. Not by <version>1.0</version>: RFC 7489's
+        schema has that element too, and Microsoft's reports carry it."""
         if (
             self.namespace == RFC9990_NAMESPACE
-            or self.version.strip() == "1.0"
             or self.np
             or self.testing
             or self.discovery_method

@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 
 MIB = 1024 * 1024
 
@@ -97,7 +97,7 @@ def _mbox_messages(data: bytes) -> list[bytes]:
     return messages
 
 
-def _attachments(message: EmailMessage) -> Iterator[tuple[str, bytes]]:
+def _attachments(message: Message) -> Iterator[tuple[str, bytes]]:
     for index, part in enumerate(message.walk(), start=1):
         if part.is_multipart():
             continue
@@ -149,13 +149,24 @@ def unpack(
         found = 0
         for number, raw in enumerate(messages, start=1):
             where = f"{name}!message{number}" if kind == "mbox" else name
-            message = email.message_from_bytes(raw, policy=email.policy.default)
-            assert isinstance(message, EmailMessage)  # policy.default builds EmailMessage
-            for filename, payload in _attachments(message):
+            # compat32, not policy.default: the modern header parser raises (IndexError,
+            # HeaderParseError) on headers spammers and broken reporters send, lazily, on first
+            # access; the old one reads what it can. And still: the standard library's mail
+            # parser is not written for hostile input, so whatever it raises on one message is
+            # that message's problem, never the run's.
+            try:
+                message = email.message_from_bytes(raw, policy=email.policy.compat32)
+                attachments = list(_attachments(message))
+            except Exception as exc:
+                yield Problem(where, f"not a readable mail: {type(exc).__name__}: {exc}")
+                continue
+            for filename, payload in attachments:
                 found += 1
                 yield from unpack(f"{where}!{filename}", payload, limits, depth + 1)
-        if not found:
+        if not found and len(messages) == 1:
             yield Problem(name, "no report attachment (XML, gzip or zip) in the mail")
+        elif not found:
+            yield Problem(name, "no report attachment (XML, gzip or zip) in any message")
     else:
         yield Problem(name, "not a report: neither XML, gzip, zip nor a mail")
 
