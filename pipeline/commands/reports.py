@@ -19,8 +19,11 @@ import click
 from pipeline.clock import read_only_time
 from pipeline.commands.common import AT_FORMATS, reports_errors
 from pipeline.errors import EXIT_INPUT, InputError
+from pipeline.gate import decide
 from pipeline.load.portfolio import load_portfolio
+from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.render.safe import clean
+from pipeline.reports.evidence import evidence_document, load_evidence, write_evidence
 from pipeline.reports.ingest import ingest_paths
 from pipeline.reports.s3 import read_prefix
 from pipeline.reports.store import DEFAULT_STORE, counts, open_store
@@ -194,6 +197,81 @@ def summary_command(
         click.echo(render_csv(summary), nl=False)
     else:
         click.echo(render_text(summary, unknown), nl=False)
+
+
+@reports.command("evidence")
+@click.option("--client", "client_id", required=True, help="The client (policy/clients/<id>.yaml).")
+@click.option("--domain", required=True, help="The domain whose DMARC policy is to tighten.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=14,
+    show_default=True,
+    help="The period: this many days up to now (or --at).",
+)
+@click.option(
+    "--at",
+    "at",
+    envvar="DMARCOPS_NOW",
+    type=click.DateTime(formats=AT_FORMATS),
+    help="The end of the period, UTC (env DMARCOPS_NOW; default: now).",
+)
+@_store_option
+@click.pass_obj
+@reports_errors
+def evidence_command(
+    repo: Path, client_id: str, domain: str, days: int, at: datetime | None, store: Path | None
+) -> None:
+    """Compute pass-rate evidence for a policy progression from the report store and write it
+    to changes/evidence/reports-<sha256>.json; the request names it as
+    `details.report_evidence: <sha256>`, and the gate judges it against the thresholds of
+    policy/gate.yaml (`report_evidence`).
+
+    \b
+    Examples:
+      dmarcops reports evidence --client fabrikam-labs --domain fabrikam.example --days 14
+    """
+    portfolio = portfolio_of_record(repo)
+    client = portfolio.clients.get(client_id)
+    if client is None:
+        raise InputError(
+            f"no client {client_id!r}", hint=f"Clients: {', '.join(sorted(portfolio.clients))}."
+        )
+    domain = domain.rstrip(".").lower()
+    if not any(domain == d or domain.endswith("." + d) for d in client.domains):
+        raise InputError(
+            f"{domain!r} is not a domain of {client_id}",
+            hint=f"Its domains: {', '.join(client.domains)}.",
+        )
+    until = read_only_time(at).now.replace(microsecond=0)
+    since = until - timedelta(days=days)
+    path = _store_path(repo, store)
+    if not path.is_file() or path.is_symlink():
+        raise InputError(
+            "no report store yet",
+            file=path,
+            hint="Ingest reports first: dmarcops reports ingest PATH...",
+        )
+    with closing(open_store(path, root=repo if store is None else None)) as connection:
+        rows = load_rows(connection, (domain,), since, until)
+    document = evidence_document(
+        rows, len({r.report for r in rows}), client_id, domain, since, until
+    )
+    digest, written = write_evidence(repo, document)
+    evidence = load_evidence(repo, digest)
+    rate = f"{100 * evidence.dmarc_pass / evidence.messages:.2f}%" if evidence.messages else "-"
+    click.echo(f"wrote {clean(str(written.relative_to(repo)))}")
+    click.echo(
+        f"  {clean(domain)} {since:%Y-%m-%d %H:%M}..{until:%Y-%m-%d %H:%M} UTC: "
+        f"{evidence.messages} messages in {evidence.reports} report(s), {rate} DMARC pass, "
+        f"{len(evidence.sources)} source(s)"
+    )
+    rules = portfolio.gate.report_evidence
+    for target, need in (rules.thresholds if rules else {}).items():
+        shortfalls = decide.evidence_shortfalls(evidence, need, until)
+        verdict = "meets it" if not shortfalls else "falls short: " + "; ".join(shortfalls)
+        click.echo(f"  p={target} threshold (policy/gate.yaml): {clean(verdict)}")
+    click.echo(f'  in the request: details: report_evidence: "{digest}"')
 
 
 def register(group: click.Group) -> None:

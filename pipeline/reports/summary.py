@@ -64,6 +64,7 @@ class StoredRow:
     dkim_domains: tuple[str, ...]
     spf_domains: tuple[str, ...]
     reasons: tuple[str, ...]
+    report: int = 0  # the store's key of the report the record came from
 
 
 def _covers(domains: Iterable[str], name: str) -> bool:
@@ -78,12 +79,13 @@ def load_rows(
     wanted = [d.lower().rstrip(".") for d in domains]
     rows: list[StoredRow] = []
     query = (
-        "SELECT r.org_name, r.begin_ts, c.source_ip, c.count, c.disposition, c.dkim_aligned, "
+        "SELECT r.id, r.org_name, r.begin_ts, c.source_ip, c.count, c.disposition, c.dkim_aligned, "
         "c.spf_aligned, c.header_from, c.envelope_from, c.dkim_domains, c.spf_domains, c.reasons "
         "FROM records c JOIN reports r ON c.report = r.id "
         "WHERE r.begin_ts >= ? AND r.begin_ts < ? ORDER BY r.begin_ts, r.org_name, r.report_id"
     )
     for (
+        key,
         org,
         begin,
         ip,
@@ -113,6 +115,7 @@ def load_rows(
                 tuple(dkd.split()),
                 tuple(spd.split()),
                 tuple(reasons.split()),
+                int(key),
             )
         )
     return rows
