@@ -172,7 +172,7 @@ def test_above_threshold_is_accepted_for_quarantine_not_reject(repo: Path, tmp_p
 
 
 def test_below_threshold_names_the_failing_source(repo: Path, tmp_path: Path) -> None:
-    digest, out = evidence_for(repo, tmp_path, crm_failing=50)
+    digest, _ = evidence_for(repo, tmp_path, crm_failing=50)
     # The CRM (167.89.55.10) sends 100 of 1110 a day (9%: a major source) and half fail.
     (problem,) = judge(repo, request(repo, digest), TO_QUARANTINE)
     assert "pass rate 94.59%, below 98%" in problem
