@@ -114,7 +114,9 @@ def ingest_command(repo: Path, paths: tuple[str, ...], store: Path | None) -> No
         f"duplicate(s), {len(result.problems)} problem(s) in {result.seconds:.2f} s "
         f"({rate:.0f} reports/s)"
     )
-    click.echo(f"store {clean(str(path))}: {total_reports} reports, {total_records} records")
+    # Shown relative to the working directory, as every file dmarcops names.
+    shown = InputError("", file=path).where
+    click.echo(f"store {clean(shown)}: {total_reports} reports, {total_records} records")
     if result.problems:
         sys.exit(EXIT_INPUT)
 

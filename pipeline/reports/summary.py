@@ -314,7 +314,7 @@ def render_text(summary: Summary, unknown: list[FailingSource], limit: int = 20)
     for name, rows in summary.groups.items():
         lines += ["", *_table(_TITLES[name], rows, limit)]
     if unknown:
-        lines += ["", "failing sources (unknown senders first by volume):"]
+        lines += ["", "failing sources, most failing mail first:"]
         for source in unknown[:limit]:
             sender = (
                 f"catalog: {clean(source.sender.name)}"
