@@ -403,6 +403,16 @@ def test_the_store_is_rebuildable(repo: Path, tmp_path: Path) -> None:
     assert before == after and len(after) == 5
 
 
+def test_nothing_to_store_writes_nothing(repo: Path, tmp_path: Path) -> None:
+    result = run(repo, "reports", "ingest", str(tmp_path / "no-such-file"), str(MALFORMED))
+    assert result.exit_code == EXIT_INPUT
+    assert "no-such-file: cannot read: No such file or directory" in result.output
+    assert "store .dmarcops/reports.sqlite: not written (nothing to store)" in result.output or (
+        "not written (nothing to store)" in result.output
+    )
+    assert not (repo / ".dmarcops").exists()
+
+
 def test_summary_input_errors(repo: Path) -> None:
     missing = run(repo, "reports", "summary", "--client", "fabrikam-labs")
     assert missing.exit_code == EXIT_INPUT and "no report store yet" in missing.output

@@ -24,7 +24,7 @@ from pipeline.load.portfolio import load_portfolio
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.render.safe import clean
 from pipeline.reports.evidence import evidence_document, load_evidence, write_evidence
-from pipeline.reports.ingest import ingest_paths
+from pipeline.reports.ingest import LazyStore, ingest_paths
 from pipeline.reports.s3 import read_prefix
 from pipeline.reports.store import DEFAULT_STORE, counts, open_store
 from pipeline.reports.summary import (
@@ -92,9 +92,12 @@ def ingest_command(repo: Path, paths: tuple[str, ...], store: Path | None) -> No
     """
     path = _store_path(repo, store)
     root = repo if store is None else None
-    with closing(open_store(path, root=root)) as connection:
-        result = ingest_paths(connection, list(paths), s3_reader=read_prefix)
-        total_reports, total_records = counts(connection)
+    lazy = LazyStore(lambda: open_store(path, root=root))
+    try:
+        result = ingest_paths(lazy, list(paths), s3_reader=read_prefix)
+        totals = counts(lazy.connection()) if lazy.opened else None
+    finally:
+        lazy.close()
     for warning in result.warnings:
         click.echo(
             click.style("warning: ", fg="yellow", bold=True)
@@ -116,7 +119,10 @@ def ingest_command(repo: Path, paths: tuple[str, ...], store: Path | None) -> No
     )
     # Shown relative to the working directory, as every file dmarcops names.
     shown = InputError("", file=path).where
-    click.echo(f"store {clean(shown)}: {total_reports} reports, {total_records} records")
+    if totals is None:
+        click.echo(f"store {clean(shown)}: not written (nothing to store)")
+    else:
+        click.echo(f"store {clean(shown)}: {totals[0]} reports, {totals[1]} records")
     if result.problems:
         sys.exit(EXIT_INPUT)
 
@@ -182,14 +188,7 @@ def summary_command(
             )
     until = read_only_time(at).now
     start = parse_since(since, until)
-    path = _store_path(repo, store)
-    if not path.is_file() or path.is_symlink():
-        raise InputError(
-            "no report store yet",
-            file=path,
-            hint="Ingest reports first: dmarcops reports ingest PATH...",
-        )
-    with closing(open_store(path, root=repo if store is None else None)) as connection:
+    with closing(open_store(_store_path(repo, store), readonly=True)) as connection:
         rows = load_rows(connection, chosen, start, until)
     summary = summarise(rows, client_id, chosen, start, until)
     unknown = unknown_senders(rows, portfolio.senders)
@@ -247,14 +246,7 @@ def evidence_command(
         )
     until = read_only_time(at).now.replace(microsecond=0)
     since = until - timedelta(days=days)
-    path = _store_path(repo, store)
-    if not path.is_file() or path.is_symlink():
-        raise InputError(
-            "no report store yet",
-            file=path,
-            hint="Ingest reports first: dmarcops reports ingest PATH...",
-        )
-    with closing(open_store(path, root=repo if store is None else None)) as connection:
+    with closing(open_store(_store_path(repo, store), readonly=True)) as connection:
         rows = load_rows(connection, (domain,), since, until)
     document = evidence_document(
         rows, len({r.report for r in rows}), client_id, domain, since, until

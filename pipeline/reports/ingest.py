@@ -35,6 +35,42 @@ class IngestResult:
     seconds: float = 0.0
 
 
+class LazyStore:
+    """The store's connection, opened when the first report is to be stored: an ingest that
+    finds nothing to store (a mistyped path, a drop of broken files) creates no store and
+    writes nothing."""
+
+    def __init__(self, opener: Callable[[], sqlite3.Connection]) -> None:
+        self._opener = opener
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def of(cls, connection: sqlite3.Connection) -> LazyStore:
+        return cls(lambda: connection)
+
+    @property
+    def opened(self) -> bool:
+        return self._connection is not None
+
+    def connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = self._opener()
+        return self._connection
+
+    def commit(self) -> None:
+        if self._connection is not None:
+            self._connection.commit()
+
+    def rollback(self) -> None:
+        if self._connection is not None:
+            self._connection.rollback()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 def _walk(path: Path) -> Iterator[Path | Problem]:
     """Regular files under `path`, sorted; a link or special file is a Problem, never followed
     (a link in a report drop could point at anything on the machine)."""
@@ -42,6 +78,9 @@ def _walk(path: Path) -> Iterator[Path | Problem]:
         mode = os.lstat(path).st_mode
     except OSError as exc:
         yield Problem(str(path), f"cannot read: {exc.strerror}")
+        return
+    except ValueError as exc:  # a name the file system cannot encode
+        yield Problem(str(path), f"cannot read: {exc}")
         return
     if stat.S_ISDIR(mode):
         try:
@@ -59,12 +98,13 @@ def _walk(path: Path) -> Iterator[Path | Problem]:
 
 
 def ingest_bytes(
-    connection: sqlite3.Connection,
+    store: LazyStore | sqlite3.Connection,
     name: str,
     data: bytes,
     result: IngestResult,
     limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
 ) -> None:
+    lazy = store if isinstance(store, LazyStore) else LazyStore.of(store)
     for item in unpack(name, data, limits):
         if isinstance(item, Problem):
             result.problems.append(item)
@@ -76,7 +116,7 @@ def ingest_bytes(
             result.problems.append(Problem(item.name, exc.reason))
             continue
         result.warnings += [Problem(item.name, warning) for warning in report.warnings]
-        if add_report(connection, report, item.name):
+        if add_report(lazy.connection(), report, item.name):
             result.stored += 1
             result.records += len(report.rows)
             result.messages += report.messages
@@ -84,8 +124,20 @@ def ingest_bytes(
             result.duplicates += 1
 
 
+def _ingest_file(
+    store: LazyStore, name: str, data: bytes, result: IngestResult, limits: UnpackLimits
+) -> None:
+    # One transaction per input file: an interrupted run keeps every file it finished.
+    try:
+        ingest_bytes(store, name, data, result, limits)
+    except BaseException:
+        store.rollback()
+        raise
+    store.commit()
+
+
 def ingest_paths(
-    connection: sqlite3.Connection,
+    store: LazyStore | sqlite3.Connection,
     paths: list[str],
     limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
     *,
@@ -93,6 +145,7 @@ def ingest_paths(
 ) -> IngestResult:
     """Ingest every path (file, directory, or s3://bucket/prefix through `s3_reader`), committing
     once per input file so an interrupted run keeps what it finished."""
+    lazy = store if isinstance(store, LazyStore) else LazyStore.of(store)
     result = IngestResult()
     started = time.perf_counter()
     for raw in paths:
@@ -103,8 +156,7 @@ def ingest_paths(
             try:
                 for name, data in s3_reader(raw):
                     result.files += 1
-                    with connection:
-                        ingest_bytes(connection, name, data, result, limits)
+                    _ingest_file(lazy, name, data, result, limits)
             except InputError as exc:
                 result.problems.append(Problem(raw, exc.message))
             continue
@@ -118,7 +170,6 @@ def ingest_paths(
                 result.problems.append(Problem(str(item), exc.message))
                 continue
             result.files += 1
-            with connection:
-                ingest_bytes(connection, str(item), data, result, limits)
+            _ingest_file(lazy, str(item), data, result, limits)
     result.seconds = time.perf_counter() - started
     return result

@@ -15,7 +15,7 @@ from contextlib import closing
 from pathlib import Path
 
 from pipeline.errors import InputError
-from pipeline.load.files import make_dir
+from pipeline.load.files import exists, is_regular, make_dir
 from pipeline.reports.model import Report
 
 # Bumped when the tables change; an older store is rebuilt from its files by ingesting again.
@@ -59,9 +59,40 @@ CREATE INDEX IF NOT EXISTS reports_domain ON reports(domain, begin_ts);
 """
 
 
-def open_store(path: Path, *, root: Path | None = None) -> sqlite3.Connection:
+def open_store(
+    path: Path, *, root: Path | None = None, readonly: bool = False
+) -> sqlite3.Connection:
     """The store at `path`, created when missing. Its directory must resolve inside the
-    repository (make_dir), like every other directory dmarcops writes into."""
+    repository (make_dir), like every other directory dmarcops writes into. `readonly`: an
+    existing store, opened so that nothing can be written (summary, evidence)."""
+    if readonly:
+        if not is_regular(path):
+            raise InputError(
+                "no report store yet"
+                if not exists(path)
+                else "the report store is not a regular file",
+                file=path,
+                hint="Ingest reports first: dmarcops reports ingest PATH...",
+            )
+        try:
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            connection.execute("SELECT count(*) FROM reports").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise InputError(
+                f"cannot use the report store: {exc}",
+                file=path,
+                hint="Delete it and ingest the report files again (it is rebuildable).",
+            ) from None
+        if version != SCHEMA_VERSION:
+            connection.close()
+            raise InputError(
+                f"the report store has schema version {version}, this dmarcops reads "
+                f"{SCHEMA_VERSION}",
+                file=path,
+                hint="Delete it and ingest the report files again (it is rebuildable).",
+            )
+        return connection
     make_dir(path.parent, root=root)
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise InputError(
