@@ -45,7 +45,7 @@ def parse_since(value: str, now: datetime) -> datetime:
     if match:
         amount, unit = int(match.group(1)), match.group(2)
         hours = {"h": 1, "d": 24, "w": 24 * 7}[unit] * amount
-        return now - timedelta(hours=hours)
+        return _before(now, timedelta(hours=hours))
     for fmt in AT_FORMATS:
         try:
             return datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC)
@@ -55,6 +55,16 @@ def parse_since(value: str, now: datetime) -> datetime:
         f"--since {value!r} is neither a duration nor a date",
         hint="Write 30d, 12h, 2w, or a UTC date such as 2026-11-01.",
     )
+
+
+def _before(now: datetime, span: timedelta) -> datetime:
+    try:
+        return now - span
+    except OverflowError:  # --at 0001-01-01 --since 30d
+        raise InputError(
+            f"the period would start before the year 1 (--at {now:%Y-%m-%d})",
+            hint="Give --at a real date.",
+        ) from None
 
 
 def _store_path(repo: Path, store: Path | None) -> Path:
@@ -188,6 +198,11 @@ def summary_command(
             )
     until = read_only_time(at).now
     start = parse_since(since, until)
+    if start >= until:
+        raise InputError(
+            f"--since {since!r} is not before the end of the period ({until:%Y-%m-%d %H:%M} UTC)",
+            hint="Give --since a duration (30d) or an earlier date, or --at a later one.",
+        )
     with closing(open_store(_store_path(repo, store), readonly=True)) as connection:
         rows = load_rows(connection, chosen, start, until)
     summary = summarise(rows, client_id, chosen, start, until)
@@ -245,7 +260,7 @@ def evidence_command(
             hint=f"Its domains: {', '.join(client.domains)}.",
         )
     until = read_only_time(at).now.replace(microsecond=0)
-    since = until - timedelta(days=days)
+    since = _before(until, timedelta(days=days))
     with closing(open_store(_store_path(repo, store), readonly=True)) as connection:
         rows = load_rows(connection, (domain,), since, until)
     document = evidence_document(

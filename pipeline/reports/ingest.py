@@ -149,6 +149,10 @@ def ingest_paths(
     result = IngestResult()
     started = time.perf_counter()
     for raw in paths:
+        if not raw.strip():
+            # Path("") is the working directory: an empty argument is a slip, not a request.
+            result.problems.append(Problem(repr(raw), "an empty path"))
+            continue
         if raw.startswith("s3://"):
             if s3_reader is None:
                 result.problems.append(Problem(raw, "S3 is not available in this run"))
