@@ -151,6 +151,7 @@ def test_containers_are_recognised_by_content() -> None:
     assert kind_of(mail) == "mail"
     assert kind_of(mbox(mail)) == "mbox"
     assert kind_of(b"\x00\x01binary") == "unknown"
+    assert kind_of(b"Return-Path:<bounce@b.example>\nFrom: a@b.example\n\nhi") == "mail"
     # A gzip named .zip is still read as gzip.
     items = list(unpack("report.zip", gzipped(xml)))
     assert [type(i) for i in items] == [Payload] and items[0].data == xml

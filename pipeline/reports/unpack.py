@@ -52,7 +52,7 @@ class Problem:
     reason: str
 
 
-_MAIL_HEADER = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
+_MAIL_HEADER = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:")
 _MBOX_SEPARATOR = re.compile(rb"(?:^|\n)From [^\n]*\n")
 
 
