@@ -103,6 +103,10 @@ def open_store(
     try:
         connection = sqlite3.connect(path)
         connection.execute("PRAGMA foreign_keys = ON")
+        # No fsync per commit (one commit per input file): a killed process still leaves a
+        # consistent store (the journal is written before the file is), only a power loss can
+        # damage it, and the store is a cache rebuilt from the report files. 3-4x faster.
+        connection.execute("PRAGMA synchronous = OFF")
         version = connection.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION):
             connection.close()
