@@ -30,6 +30,7 @@ from pipeline.commands.common import (
 )
 from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
+from pipeline.commands.reports import register as register_reports_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.requests import collect_requests, cover, signature_refusal
@@ -507,6 +508,7 @@ register_approval_commands(main)
 register_records_commands(main)
 register_apply_commands(main)
 register_github_commands(main)
+register_reports_commands(main)
 
 
 if __name__ == "__main__":

@@ -630,6 +630,9 @@ WRITING_COMMANDS = {
     "keygen",
     "codeowners",
 }
+# `reports ingest` writes the report store, `reports evidence` an evidence file; `reports
+# summary` is read-only. A refused (or entirely failed) run of either still writes nothing.
+WRITING_SUBCOMMANDS = {("audit", "anchor"), ("reports", "ingest"), ("reports", "evidence")}
 
 
 def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -724,7 +727,7 @@ def test_command_line(scratch: Path, crash_dir: Path, argv: tuple[str, ...]) -> 
             repo,
             crash_dir,
             *argv,
-            writes=argv[0] in WRITING_COMMANDS or tuple(argv[:2]) == ("audit", "anchor"),
+            writes=argv[0] in WRITING_COMMANDS or tuple(argv[:2]) in WRITING_SUBCOMMANDS,
             root=workdir,
         )
     finally:

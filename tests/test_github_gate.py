@@ -287,7 +287,13 @@ def test_high_risk_without_the_clients_approval_is_red_and_the_checklist_says_so
 
     assert run.result.exit_code == EXIT_GATE
     assert run.status["state"] == "failure"
-    assert run.status["description"] == "CR-0004-northwind-health needs client approval"
+    # Editing CR-0004 takes it off policy/gate.yaml's grandfathered list, so its move to
+    # p=reject now needs report evidence too (docs/reports.md); the client approval is still named.
+    assert (
+        run.status["description"]
+        == "CR-0004-northwind-health needs report evidence + client approval"
+    )
+    assert "carries no report evidence" in run.comment
     assert f"- [x] peer review: &#64;jchen-msp (review 15 on `{head[:7]}`)" in run.comment
     assert "- [ ] client approval: a high-risk change needs written approval" in run.comment
     assert "dana.whitfield&#64;northwind-health.example" in run.comment

@@ -22,21 +22,24 @@ one was not given when the change ran).
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.errors import InputError
 from pipeline.gate import approvals as signed
 from pipeline.gate.approvals import Approval, ApprovalEvidence
 from pipeline.gate.evidence import DnsFunc, check_client_mail
 from pipeline.gate.requests import ChangeRequest, CoverableItem, signature_problem
 from pipeline.gate.roster import Analyst, Roster
 from pipeline.gate.windows import Window, check_apply_time
-from pipeline.load.gate_policy import GatePolicy, Role
+from pipeline.load.gate_policy import GatePolicy, PassRateThreshold, Role
 from pipeline.load.portfolio import ClientProfile, Freeze, Portfolio
 from pipeline.model import Fact, RiskLevel
+from pipeline.reports.evidence import Evidence, load_evidence
 
 # The rule codes of time refusals: the merge path queues a change refused only for these.
 TIME_RULES = frozenset({"outside-window", "freeze", "freeze-rollback", "weekend"})
@@ -383,6 +386,128 @@ def _repo_root(request: ChangeRequest) -> Path:
     return request.file.parent.parent.parent
 
 
+# --- pass-rate evidence from aggregate reports -----------------------------------------------
+
+_POLICY_ORDER = {"none": 0, "quarantine": 1, "reject": 2}
+_P_TAG = re.compile(r"(?:^|;)\s*p\s*=\s*([A-Za-z]+)", re.IGNORECASE)
+
+
+def _dmarc_p(values: Sequence[str]) -> str:
+    """The p= of a DMARC TXT value ("none" when there is no record or no p: what receivers
+    apply then is no enforcement)."""
+    for value in values:
+        text = value.replace("\\;", ";")
+        if text.lstrip().lower().startswith("v=dmarc1"):
+            match = _P_TAG.search(text)
+            if match and match.group(1).lower() in _POLICY_ORDER:
+                return match.group(1).lower()
+    return "none"
+
+
+def tightened_policy(item: GateItem) -> tuple[str, str] | None:
+    """(domain, target p) when the item moves a domain's DMARC p= up (none -> quarantine ->
+    reject, a new record straight at quarantine or reject included); None otherwise."""
+    if item.type != "TXT" or not (item.name == "_dmarc" or item.name.startswith("_dmarc.")):
+        return None
+    before, after = _dmarc_p(item.before), _dmarc_p(item.after)
+    if _POLICY_ORDER[after] <= _POLICY_ORDER[before]:
+        return None
+    host = item.name.removeprefix("_dmarc").lstrip(".")
+    return (f"{host}.{item.zone}" if host else item.zone), after
+
+
+def evidence_shortfalls(evidence: Evidence, need: PassRateThreshold, now: datetime) -> list[str]:
+    """Each way the evidence falls short of the threshold, in words. Rates are recomputed from
+    the counts with integers, never read from the file."""
+    found: list[str] = []
+    if evidence.days < need.min_days:
+        found.append(f"it covers {evidence.days:.1f} days, fewer than {need.min_days}")
+    age = (now - evidence.until).total_seconds() / 86400
+    if age > need.max_age_days:
+        found.append(
+            f"it is stale: its period ended {evidence.until:%Y-%m-%d}, {age:.0f} days ago "
+            f"(at most {need.max_age_days})"
+        )
+    if evidence.until > now:
+        found.append(f"its period ends {evidence.until:%Y-%m-%d %H:%M}, after now")
+    if evidence.messages < need.min_messages:
+        found.append(f"{evidence.messages} messages, fewer than {need.min_messages}")
+    if evidence.messages and evidence.dmarc_pass * 100 < need.min_pass_rate * evidence.messages:
+        rate = 100 * evidence.dmarc_pass / evidence.messages
+        found.append(f"pass rate {rate:.2f}%, below {need.min_pass_rate:g}%")
+    failing = [
+        s
+        for s in evidence.sources
+        if s.messages * 100 >= need.major_source_share * evidence.messages
+        and s.dmarc_pass * 100 < need.min_source_pass_rate * s.messages
+    ]
+    if failing:
+        found.append(
+            f"major sources below {need.min_source_pass_rate:g}%: "
+            + ", ".join(
+                f"{s.source_ip} ({100 * s.dmarc_pass / s.messages:.1f}% of {s.messages})"
+                for s in failing
+            )
+        )
+    return found
+
+
+def _report_evidence_problems(
+    request: ChangeRequest, items: Sequence[GateItem], ctx: GateContext
+) -> list[Problem]:
+    """A change that tightens DMARC p= must carry computed report evidence meeting the policy's
+    threshold for its target (issue 14: a typed pass rate is whatever the analyst types)."""
+    rules = ctx.policy.report_evidence
+    if rules is None or request.is_emergency or ctx.emergency is not None:
+        # Emergencies answer an incident (a spoofing wave); their post-hoc review judges them.
+        return []
+    if (request.id, request.sha256) in rules.grandfathered:
+        return []
+    problems: list[Problem] = []
+    digest = dict(request.details).get("report_evidence", "")
+    for item in items:
+        tightened = tightened_policy(item)
+        if tightened is None or tightened[1] not in rules.thresholds:
+            continue
+        domain, target = tightened
+        need = rules.thresholds[target]
+        if not digest:
+            problems.append(
+                Refused(
+                    "report-evidence",
+                    f"{domain} moves to p={target}, and {request.id} carries no report evidence: "
+                    f"run `dmarcops reports evidence --client {request.client} --domain {domain} "
+                    f"--days {need.min_days}` and put its hash in details.report_evidence",
+                )
+            )
+            continue
+        try:
+            evidence = load_evidence(_repo_root(request), digest)
+        except InputError as exc:
+            problems.append(Refused("report-evidence", f"report evidence for {domain}: {exc}"))
+            continue
+        if (evidence.client, evidence.domain) != (request.client, domain):
+            problems.append(
+                Refused(
+                    "report-evidence",
+                    f"the report evidence is for {evidence.client} / {evidence.domain}, not "
+                    f"{request.client} / {domain}",
+                )
+            )
+            continue
+        shortfalls = evidence_shortfalls(evidence, need, ctx.now)
+        if shortfalls:
+            problems.append(
+                Refused(
+                    "report-evidence",
+                    f"{domain} may not move to p={target} on this evidence "
+                    f"({evidence.sha256[:16]}, {evidence.since:%Y-%m-%d}..{evidence.until:%Y-%m-%d}): "
+                    + "; ".join(shortfalls),
+                )
+            )
+    return problems
+
+
 # --- emergencies --------------------------------------------------------------------------------
 
 
@@ -500,6 +625,8 @@ def decide(
                 f"{request.id} is for client {request.client}, not {ctx.client.id}",
             )
         )
+
+    problems += _report_evidence_problems(request, items, ctx)
 
     chain = _chain(request, risk, items, ctx)
     hours = rollback_hours(ctx.rollback_by_risk, risk, items)

@@ -127,6 +127,9 @@ class RequestGate:
         for line in self.decision.missing:
             if line.startswith(" "):
                 continue  # why an offered approval does not count
+            if line.endswith("[report-evidence]"):
+                roles.append("report evidence")  # docs/reports.md: DMARC p= moving up
+                continue
             role = line.split(":", 1)[0]
             roles.append(role if role in ROLES else "approval chain")
         return list(dict.fromkeys(roles))

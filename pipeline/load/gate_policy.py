@@ -39,6 +39,26 @@ class FactPattern:
 
 
 @dataclass(frozen=True)
+class PassRateThreshold:
+    """What aggregate-report evidence must show before a domain's DMARC policy tightens to one
+    target (quarantine, reject): policy/gate.yaml `report_evidence.thresholds`."""
+
+    min_pass_rate: float  # percent of messages passing DMARC, over the whole period
+    min_days: int  # length of the period the evidence covers
+    min_messages: int  # below this the rate says too little
+    max_age_days: int  # the period must have ended at most this long before the change
+    major_source_share: float  # percent of the messages that makes a source "major"
+    min_source_pass_rate: float  # every major source must pass at least this
+
+
+@dataclass(frozen=True)
+class ReportEvidencePolicy:
+    thresholds: Mapping[str, PassRateThreshold] = field(default_factory=dict)
+    # Requests filed before the rule existed, by id and content hash (an edit drops them).
+    grandfathered: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
 class GatePolicy:
     chains: Mapping[RiskLevel, tuple[Role, ...]]
     policy_change_risk: RiskLevel = RiskLevel.HIGH
@@ -49,6 +69,8 @@ class GatePolicy:
     emergency_review_hours: int = 24
     deescalations: tuple[FactPattern, ...] = ()
     incident_reference: re.Pattern[str] = re.compile(r"^(INC|PD|OPS|SEC)-[0-9]{1,10}$")
+    # None: no pass-rate rule (a gate.yaml without `report_evidence`).
+    report_evidence: ReportEvidencePolicy | None = None
 
 
 DEFAULT_CHAINS: Mapping[RiskLevel, tuple[Role, ...]] = {
@@ -78,4 +100,26 @@ def gate_policy_from_data(data: Mapping[str, Any]) -> GatePolicy:
             for p in emergency["deescalations"]
         ),
         incident_reference=re.compile(emergency["incident_reference"]),
+        report_evidence=_report_evidence(data.get("report_evidence")),
+    )
+
+
+def _report_evidence(data: Mapping[str, Any] | None) -> ReportEvidencePolicy | None:
+    if data is None:
+        return None
+    return ReportEvidencePolicy(
+        thresholds={
+            target: PassRateThreshold(
+                min_pass_rate=float(t["min_pass_rate"]),
+                min_days=int(t["min_days"]),
+                min_messages=int(t["min_messages"]),
+                max_age_days=int(t["max_age_days"]),
+                major_source_share=float(t["major_source_share"]),
+                min_source_pass_rate=float(t["min_source_pass_rate"]),
+            )
+            for target, t in data["thresholds"].items()
+        },
+        grandfathered=frozenset(
+            (str(g["request"]), str(g["sha256"])) for g in data.get("grandfathered", [])
+        ),
     )
