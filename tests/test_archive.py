@@ -96,7 +96,7 @@ def test_every_difference_with_the_archive_is_named(store: RecordStore, s3: Any)
     # Archiving again does not overwrite the genuine copy with the edited one.
     code, output = run(store, "records", "archive", "--to", URL, "--at", "2026-07-21T12:00:00Z")
     assert code == EXIT_GATE
-    assert "records/2026-0001.json: the archive holds different content; not overwritten" in output
+    assert "records/2026-0001.json: differs from what the ledger recorded; not archived" in output
     body = s3.get_object(Bucket=BUCKET, Key="changes/records/2026-0001.json")["Body"].read()
     assert b"99.3%" in body
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from signing import JCHEN, MHARA, genesis
+from signing import BOT, JCHEN, MHARA, genesis
 from test_records import cli, make_record
 
 from pipeline.errors import EXIT_GATE, EXIT_INPUT
@@ -27,10 +27,11 @@ def main_and_run(tmp_path: Path) -> tuple[RecordStore, Path]:
     run_root = tmp_path / "run"
     shutil.copytree(main.changes_dir.parent, run_root)
     run = RecordStore(run_root / "changes")
+    # What an apply on merge and a scheduled close write: lines the automation's key signs.
     for n in (1, 2):
         at = START + timedelta(days=n)
-        run.create(lambda rid, a=at: make_record(rid, executed_at=a), at, JCHEN)
-    run.seal("2026-0001", Outcome.ACCEPTED, START + timedelta(days=3), MHARA)
+        run.create(lambda rid, a=at: make_record(rid, executed_at=a), at, BOT)
+    run.seal("2026-0001", Outcome.ACCEPTED, START + timedelta(days=3), BOT)
     return main, run.changes_dir
 
 
@@ -51,7 +52,9 @@ def test_the_missing_records_come_back_and_the_trail_verifies(
     assert again.stdout.startswith("nothing to reconcile")
 
 
-@pytest.mark.parametrize("damage", ["edited record", "forged line", "diverged main"])
+@pytest.mark.parametrize(
+    "damage", ["edited record", "forged line", "diverged main", "a person's line", "policy line"]
+)
 def test_an_artifact_that_does_not_continue_main_writes_nothing(
     main_and_run: tuple[RecordStore, Path], damage: str
 ) -> None:
@@ -63,12 +66,25 @@ def test_an_artifact_that_does_not_continue_main_writes_nothing(
         ledger = artifact / "ledger.jsonl"
         lines = ledger.read_text().splitlines()
         data = json.loads(lines[-1])
-        data["actor"] = "jchen"  # mhara's seal claimed by jchen: hash and signature no longer hold
+        data["actor"] = "jchen"  # the bot's seal claimed by jchen: not the automation's, and forged
         lines[-1] = json.dumps(data, sort_keys=True, separators=(",", ":"))
         ledger.write_text("\n".join(lines) + "\n")
-    else:
+    elif damage == "diverged main":
         main.create(lambda rid: make_record(rid, executed_at=START + timedelta(days=5)),
                     START + timedelta(days=5), JCHEN)  # fmt: skip
+    else:
+        # An analyst appends, in the artifact, a line of their own (a genuine signature): a
+        # close that skipped the store's gates, or a policy seal. Not the automation's: refused.
+        run = RecordStore(artifact)
+        if damage == "a person's line":
+            run.update(run.get("2026-0003"), START + timedelta(days=4), JCHEN)
+        else:
+            from pipeline.records.ledger import LedgerEvent
+
+            entries = run.ledger.read()
+            run.ledger.append(entries, event=LedgerEvent.POLICY, signer=MHARA,
+                              at=START + timedelta(days=4), roster=run.trusted_roster(entries),
+                              payload={"policy_sha256": entries[0].payload["policy_sha256"]})  # fmt: skip
     before = main.ledger.lines(), sorted(p.name for p in main.records_dir.iterdir())
     result = cli(main.changes_dir.parent, "records", "reconcile", "--from", str(artifact))
     assert result.exit_code == EXIT_GATE, result.output

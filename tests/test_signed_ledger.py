@@ -217,3 +217,23 @@ def test_an_emptied_ledger_is_named(tmp_path: Path) -> None:
     assert any("a ledger that was begun has been emptied" in p for p in problems), problems
     result = cli(store.changes_dir.parent, "audit", "verify")
     assert result.exit_code == EXIT_GATE and "chain intact" not in result.output
+
+
+def test_a_line_break_inside_a_note_does_not_split_the_ledger(tmp_path: Path) -> None:
+    store = genesis(tmp_path)
+    store.create(make_record, at=T0, signer=JCHEN)
+    store.seal("2026-0001", Outcome.ACCEPTED, LATER, MHARA)
+    # U+2028 and U+0085 are line breaks to str.splitlines(): one line must stay one line.
+    store.attest("2026-0001", "ok", "fine\u2028really\x85yes", LATER, SOKAFOR)
+    assert len(store.ledger.read()) == 4
+    assert verify(store.changes_dir, LATER) == []
+
+
+def test_a_lone_surrogate_in_a_ledger_line_is_a_finding_not_a_crash(store: RecordStore) -> None:
+    lines = store.ledger.path.read_text().splitlines()
+    data = json.loads(lines[-1])
+    data["actor"] = "\ud800"
+    lines[-1] = json.dumps(data)
+    store.ledger.path.write_text("\n".join(lines) + "\n")
+    problems = [str(p) for p in verify(store.changes_dir, LATER)]
+    assert any("lone surrogate" in p for p in problems), problems

@@ -101,8 +101,15 @@ def archive(
     refused: list[str] = []
     try:
         existing = _listing(s3, url)
+        recorded = {e.record_id: e.record_sha256 for e in store.ledger.read() if e.record_id}
         for record in store.all():
             if not record.sealed:
+                continue
+            if record.sha256() != recorded.get(record.id):
+                # Never lock an edited file into the archive: the genuine one could not follow.
+                refused.append(
+                    f"records/{record.id}.json: differs from what the ledger recorded; not archived"
+                )
                 continue
             until = kept_until(record, clients.get(record.client)) or now + FOREVER
             for name, path in (
@@ -187,7 +194,9 @@ def verify_archive(store: RecordStore, url: ArchiveUrl) -> list[str]:
                 problems.append(
                     f"ledger: archived segments skip lines {expected_first}-{first - 1}"
                 )
-            archived_lines += _get(s3, url, name).decode("utf-8", "replace").splitlines()
+            archived_lines += [
+                x for x in _get(s3, url, name).decode("utf-8", "replace").split("\n") if x
+            ]
             expected_first = last + 1
         lines = store.ledger.lines()
         for number, archived_line in enumerate(archived_lines, 1):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pipeline.errors import InputError
+from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer, signature_holds, signing_bytes
 from pipeline.gate.roster import Roster
 from pipeline.load.files import read_bytes
@@ -99,6 +99,14 @@ def export_client(
     manifest_records = []
     last_hash = {e.record_id: e.record_sha256 for e in lines if e.record_id}
     for record in records:
+        # Only records as the ledger holds them are exported (and signed for): an edited file
+        # is refused here, not handed to the client.
+        if record.sha256() != last_hash.get(record.id):
+            raise GateRefused(
+                f"record {record.id} differs from what the ledger recorded; nothing was exported",
+                file=store.json_path(record.id),
+                hint="Run `dmarcops audit verify`.",
+            )
         if notes_kept:
             body = record_file_bytes(record)
             markdown = record.render_markdown()
@@ -203,7 +211,8 @@ def verify_export(directory: Path) -> tuple[list[str], dict[str, list[str]]]:
     client = manifest.get("client")
     ledger_hash: dict[str, str] = {}
     raw_ledger = _read(directory, "ledger.jsonl", problems) or b""
-    for number, line in enumerate(raw_ledger.decode("utf-8", "replace").splitlines(), 1):
+    text = raw_ledger.decode("utf-8", "replace")
+    for number, line in enumerate([x for x in text.split("\n") if x], 1):
         try:
             entry = LedgerEntry.from_line(line)
         except ValueError as exc:
@@ -215,7 +224,10 @@ def verify_export(directory: Path) -> tuple[list[str], dict[str, list[str]]]:
             problems.append(f"ledger.jsonl line {number}: not signed by {entry.actor}'s key")
         if entry.record_id:
             ledger_hash[entry.record_id] = entry.record_sha256
-    for item in manifest.get("records", []):
+    listed_records = manifest.get("records", [])
+    if not isinstance(listed_records, list):
+        return [*problems, f"{MANIFEST}: records is not a list"], {}
+    for item in listed_records:
         rid = str(item.get("id", "")) if isinstance(item, dict) else ""
         data = _read(directory, f"records/{rid}.json", problems)
         if data is None:

@@ -162,7 +162,12 @@ class LedgerEntry:
         return {**self.body(), "entry_sha256": self.entry_sha256, "signature": self.signature}
 
     def to_line(self) -> str:
-        return canonical_bytes(self.to_json()).decode("utf-8") + "\n"
+        # ASCII on disk (\uXXXX escapes): a U+2028 in an auditor's note must not split the line
+        # for a reader that splits on every line break. The hash is over the body, not this text.
+        return (
+            json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+            + "\n"
+        )
 
     @classmethod
     def make(
@@ -215,6 +220,10 @@ class LedgerEntry:
             raise ValueError("not a ledger entry (a number too long to read)") from None
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        try:
+            canonical_bytes(data)
+        except UnicodeEncodeError:  # "\ud800": a lone surrogate no UTF-8 hash can be taken over
+            raise ValueError("not a ledger entry (a lone surrogate in a string)") from None
         if data.get("format") != FORMAT:
             raise ValueError(
                 f"format {data.get('format')!r} is not {FORMAT} (an unsigned line of an earlier "
@@ -316,7 +325,9 @@ class Ledger:
                 line=raw.count(b"\n", 0, exc.start) + 1,
                 hint=_AUDIT_HINT,
             ) from None
-        return text.splitlines()
+        # Only "\n" ends a line (what append writes); splitlines() would also split at U+2028.
+        lines = text.split("\n")
+        return lines[:-1] if lines and lines[-1] == "" else lines
 
     def read(self) -> list[LedgerEntry]:
         """Every entry, for writers: a line that cannot be read stops them (nothing is appended

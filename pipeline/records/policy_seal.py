@@ -97,6 +97,8 @@ def _inside_policy(name: str) -> bool:
     parts = name.split("/")
     return (
         len(parts) >= 2
+        and len(name.encode("utf-8", "surrogatepass")) <= 1000
+        and all(len(p.encode("utf-8", "surrogatepass")) <= 200 for p in parts)
         and parts[0] == POLICY_DIR
         and all(p not in ("", ".", "..") for p in parts)
         and "\x00" not in name
@@ -181,8 +183,11 @@ def materialize(snapshot: PolicySnapshot) -> Path:
         if not _inside_policy(relative):
             raise ValueError(f"sealed policy names a file outside policy/: {relative!r}")
         path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        path.chmod(stat.S_IRUSR)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            path.chmod(stat.S_IRUSR)
+        except (OSError, UnicodeEncodeError) as exc:  # a name that is both file and directory
+            raise ValueError(f"sealed policy cannot hold {relative!r}: {exc}") from None
     _MATERIALIZED[digest] = root
     return root

@@ -44,7 +44,7 @@ class Quarter:
     @classmethod
     def parse(cls, text: str) -> Quarter:
         match = _QUARTER.match(text.strip())
-        if match is None:
+        if match is None or not 1 <= int(match.group(1)) <= 9998:
             raise InputError(
                 f"{text!r} is not a quarter",
                 hint="Write the year and the quarter, e.g. 2026Q3.",

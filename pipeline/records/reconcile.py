@@ -23,12 +23,14 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.clock import system_now
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import signature_holds
 from pipeline.load.files import exists, make_dir, open_append, read_bytes
-from pipeline.records.ledger import LEDGER_NAME, LedgerEntry, exclusive_lock
+from pipeline.records.ledger import LEDGER_NAME, LedgerEntry, LedgerEvent, exclusive_lock
 from pipeline.records.record import canonical_bytes
 from pipeline.records.store import RECORDS_DIR, RecordStore, write_atomic
 
@@ -37,6 +39,17 @@ from pipeline.records.store import RECORDS_DIR, RecordStore, write_atomic
 class Reconciled:
     lines: int
     records: tuple[str, ...]
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.split("\n")  # only "\n" ends a ledger line (ledger.Ledger.lines)
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+# What an apply or a scheduled run writes: the only lines reconcile puts back, and only when the
+# automation's key signed them. A seal of policy, an attestation or a purge is a person's act
+# and never arrives this way.
+RECONCILABLE = frozenset({LedgerEvent.CREATED, LedgerEvent.UPDATED, LedgerEvent.SEALED})
 
 
 def _source_bytes(path: Path) -> bytes:
@@ -63,7 +76,7 @@ def reconcile(store: RecordStore, source: Path) -> Reconciled:
             hint="Download the run's artifact (gh run download RUN -n apply-records-...) and pass "
             "its changes/ directory.",
         )
-    theirs = _source_bytes(ledger_path).decode("utf-8", "replace").splitlines()
+    theirs = _lines(_source_bytes(ledger_path).decode("utf-8", "replace"))
     with exclusive_lock(store.changes_dir):
         ours = store.ledger.lines()
         if theirs[: len(ours)] != ours:
@@ -90,6 +103,8 @@ def reconcile(store: RecordStore, source: Path) -> Reconciled:
         roster = store.trusted_roster(entries)
         prev = entries[-1].entry_sha256 if entries else "0" * 64
         seq = entries[-1].seq if entries else 0
+        last_at = entries[-1].at if entries else datetime.min.replace(tzinfo=UTC)
+        now = system_now()
         last_hash: dict[str, str] = {}
         for number, line in enumerate(missing, len(ours) + 1):
             try:
@@ -97,6 +112,20 @@ def reconcile(store: RecordStore, source: Path) -> Reconciled:
             except ValueError as exc:
                 raise GateRefused(f"line {number}: {exc}", file=ledger_path) from None
             member = roster.get(entry.actor)
+            if entry.event not in RECONCILABLE or member is None or member.is_person:
+                raise GateRefused(
+                    f"line {number} of the artifact's ledger is a {entry.event.value} line signed "
+                    f"by {entry.actor}: only what the automation recorded (created, updated, "
+                    "sealed) is put back this way; nothing was written",
+                    file=ledger_path,
+                )
+            if entry.at < last_at or entry.at > now:
+                raise GateRefused(
+                    f"line {number} of the artifact's ledger is dated {entry.at:%Y-%m-%d %H:%M} "
+                    "UTC, before the line above it or in the future; nothing was written",
+                    file=ledger_path,
+                )
+            last_at = entry.at
             if (
                 entry.seq != seq + 1
                 or entry.prev != prev

@@ -176,7 +176,6 @@ class RecordStore:
                         file=self.ledger.path,
                         hint="A policy change is a change: edit policy/, plan, approve, apply.",
                     )
-                digest = store_snapshot(self.changes_dir, snapshot)
                 roster = roster_of_snapshot(snapshot)
                 member = roster.get(signer.analyst)
                 if member is None or not member.is_lead:
@@ -185,6 +184,7 @@ class RecordStore:
                         "is signed by a lead",
                         hint="A lead runs `dmarcops init --key THEIR-KEY`.",
                     )
+                digest = store_snapshot(self.changes_dir, snapshot)
             else:
                 roster = self.trusted_roster(entries)
                 member = roster.get(signer.analyst)
@@ -227,6 +227,10 @@ class RecordStore:
             )
         if not notes.strip():
             raise InputError("an attestation needs notes (--notes): what was checked and found")
+        try:
+            (notes + sample).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError("--notes or --sample holds bytes that are not UTF-8 text") from None
         at = utc(at)
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
