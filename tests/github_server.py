@@ -63,6 +63,7 @@ def pull_request(number: int, author: str, head_sha: str, base_sha: str) -> dict
     data: dict[str, Any] = fixture("pull_request")
     data["number"] = number
     data["user"]["login"] = author
+    data["user"]["id"] = ROSTER_IDS.get(author.lower(), data["user"]["id"])
     data["head"]["sha"] = head_sha
     data["base"]["sha"] = base_sha
     return data

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from github_server import FakeGitHub, comment, fixture, pull_request, review
+from github_server import ROSTER_IDS, FakeGitHub, comment, fixture, pull_request, review
 from portfolio import copy_example
 from signing import sign_if_valid
 
@@ -177,10 +177,12 @@ def gate(
     author: str = "mhara-msp",
     event: str = "pull_request",
     args: tuple[str, ...] = (),
+    author_id: int | None = None,
 ) -> GateRun:
     payload = fixture(f"event_{event}")
     payload["pull_request"]["number"] = NUMBER
     payload["pull_request"]["user"]["login"] = author
+    payload["pull_request"]["user"]["id"] = author_id or ROSTER_IDS.get(author.lower(), 1)
     payload["pull_request"]["head"]["sha"] = head
     payload["pull_request"]["base"]["sha"] = pr.base
     event_file = pr.root.parent / "event.json"
@@ -523,6 +525,7 @@ def test_events_become_typed_values() -> None:
         base_ref="main",
         author="mhara-msp",
         review_id=80,
+        author_id=583231,  # the recorded payload's user.id: the account, whatever its login
     )
     assert parse_event("push", fixture("event_push")) == PushEvent(
         "refs/heads/main",
@@ -628,4 +631,16 @@ def test_a_renamed_reviewer_counts_by_id_and_a_taken_login_does_not(
     github.reviews[7][-1]["user"]["id"] = 9999999
     run = gate(pr, github, monkeypatch, head)
     assert run.result.exit_code != 0, run.everything_printed
+    assert "- [ ] peer review" in run.comment
+
+
+def test_a_renamed_pull_request_author_still_cannot_approve_their_own(
+    pr: PullRequestRepo, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sokafor opened the pull request under a new login; the roster still says sokafor-msp.
+    head = medium_change(pr)
+    approve(github, 11, "sokafor-renamed", head)
+    github.reviews[7][-1]["user"]["id"] = 7100003
+    run = gate(pr, github, monkeypatch, head, author="sokafor-renamed", author_id=7100003)
+    assert run.result.exit_code != 0, run.comment
     assert "- [ ] peer review" in run.comment

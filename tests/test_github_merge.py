@@ -16,7 +16,7 @@ import pytest
 from click.testing import Result
 from clockcli import invoke_at
 from dns_server import NamedServer
-from github_server import FakeGitHub, fixture, pull_request, review
+from github_server import ROSTER_IDS, FakeGitHub, fixture, pull_request, review
 from portfolio import write
 from signing import KEYS, sign_if_valid
 from test_apply_named import served
@@ -108,6 +108,7 @@ def merged(
     payload = fixture("event_pull_request")
     payload["pull_request"].update(number=NUMBER)
     payload["pull_request"]["user"]["login"] = "jchen-msp"
+    payload["pull_request"]["user"]["id"] = ROSTER_IDS.get("jchen-msp".lower(), 1)
     payload["pull_request"]["head"]["sha"] = head
     payload["pull_request"]["base"]["sha"] = base
     event = tmp_path / "pr-event.json"
@@ -298,6 +299,7 @@ def test_the_pull_request_author_cannot_approve_with_a_signed_file(
     payload = fixture("event_pull_request")
     payload["pull_request"].update(number=NUMBER)
     payload["pull_request"]["user"]["login"] = "jchen-msp"
+    payload["pull_request"]["user"]["id"] = ROSTER_IDS.get("jchen-msp".lower(), 1)
     payload["pull_request"]["head"]["sha"] = head
     payload["pull_request"]["base"]["sha"] = base
     event = tmp_path / "event.json"

@@ -186,6 +186,10 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
         command_time(at, "github merge", portfolio_of_record(repo)).now,
         nameservers_from(nameservers, 3.0),
         pusher=os.environ.get("GITHUB_ACTOR"),
+        # Actions sets the numeric id beside the login; it survives a rename.
+        pusher_id=int(os.environ["GITHUB_ACTOR_ID"])
+        if os.environ.get("GITHUB_ACTOR_ID", "").isdigit()
+        else None,
         signer=automation_signer(repo),
     )
     report(api, result)

@@ -69,6 +69,7 @@ class PullRequest:
     base_ref: str
     merged: bool
     merge_commit_sha: str | None
+    author_id: int | None = None  # user.id: the account, whatever its login is today
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def _pull_request(data: Any, endpoint: str) -> PullRequest:
         # `merged` is only in the full object; `merged_at` is in the listing's too.
         merged=bool(shape.data.get("merged") or shape.data.get("merged_at")),
         merge_commit_sha=merge_sha if isinstance(merge_sha, str) else None,
+        author_id=_user_id(shape.data.get("user")),
     )
 
 

@@ -34,6 +34,7 @@ class PullRequestEvent:
     base_ref: str
     author: str  # login of whoever opened the pull request
     review_id: int | None = None  # the review that triggered a pull_request_review run
+    author_id: int | None = None  # their numeric GitHub id: it survives a rename
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def parse_event(name: str, data: Any, source: str = "event payload") -> Event:
             base_ref=payload.get("pull_request", "base", "ref"),
             author=payload.get("pull_request", "user", "login"),
             review_id=review_id,
+            author_id=_user_id(payload.data.get("pull_request")),
         )
     if name == PUSH:
         return PushEvent(
@@ -154,3 +156,9 @@ def read_event(environ: Mapping[str, str] | None = None) -> Event:
         log=True,
     )
     return parse_event(name, data, str(path))
+
+
+def _user_id(pull: Any) -> int | None:
+    user = pull.get("user") if isinstance(pull, dict) else None
+    value = user.get("id") if isinstance(user, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

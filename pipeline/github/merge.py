@@ -75,14 +75,17 @@ def reviewed_plan_hash(api: GitHubClient, number: int) -> str | None:
     return None
 
 
-def executor(roster: Roster, *logins: str | None) -> str:
-    """The roster id the change runs as: who merged, else who authored the pull request."""
-    for login in logins:
-        analyst = roster.by_github(login) if login else None
+def executor(roster: Roster, *accounts: tuple[str | None, int | None]) -> str:
+    """The roster id the change runs as: who merged, else who authored the pull request; each
+    found by numeric GitHub id when known (a rename keeps the person, a re-registered login
+    does not)."""
+    for login, user_id in accounts:
+        analyst = roster.by_github(login, user_id) if login else None
         if analyst is not None:
             return analyst.id
     raise GateRefused(
-        f"none of {', '.join(repr(x) for x in logins if x)} is on the analyst roster",
+        f"none of {', '.join(repr(login) for login, _ in accounts if login)} is on the analyst "
+        "roster",
         hint="Add the analyst's `github:` login to policy/roster.yaml.",
     )
 
@@ -152,6 +155,7 @@ def apply_merge(
     nameservers: Nameservers | None = None,
     pusher: str | None = None,
     signer: Signer | None = None,
+    pusher_id: int | None = None,
 ) -> MergeResult:
     portfolio = portfolio_of_record(repo)
     roster = roster_of_record(repo)
@@ -193,7 +197,7 @@ def apply_merge(
                 api.reviews(pr.number), pr.author, pr.head_sha, plan.hash, roster
             ),
         )
-    by = executor(roster, pusher, pr.author if pr else None)
+    by = executor(roster, (pusher, pusher_id), (pr.author, pr.author_id) if pr else (None, None))
     waiting = _time_problems(portfolio, plan, now)
     if waiting:
         store = RecordStore(repo / "changes")
@@ -234,7 +238,9 @@ def apply_merge(
             now=now,
             nameservers=nameservers,
             approval_sources=sources,
-            excluded_approvers=pr_author_ids(roster, pr.author) if pr else frozenset(),
+            excluded_approvers=(
+                pr_author_ids(roster, pr.author, pr.author_id) if pr else frozenset()
+            ),
             signer=signer,
         ),
     )
@@ -264,7 +270,7 @@ def _fresh_review_source(
     reviews = GitHubReviewApprovals(
         api.reviews(pr.number), pr.author, pr.head_sha, pending.plan_hash, roster
     )
-    return (reviews,), pr_author_ids(roster, pr.author), ""
+    return (reviews,), pr_author_ids(roster, pr.author, pr.author_id), ""
 
 
 def run_scheduled(

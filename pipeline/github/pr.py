@@ -198,9 +198,10 @@ class PullRequestGate:
         return text
 
 
-def pr_author_ids(roster: Roster, login: str) -> frozenset[str]:
-    """The roster ids of the pull request's author (whose approvals never count on it)."""
-    analyst = roster.by_github(login)
+def pr_author_ids(roster: Roster, login: str, user_id: int | None = None) -> frozenset[str]:
+    """The roster ids of the pull request's author (whose approvals never count on it), found by
+    their numeric GitHub id when known (a renamed author is still the author)."""
+    analyst = roster.by_github(login, user_id)
     return frozenset({analyst.id}) if analyst is not None else frozenset()
 
 
@@ -598,7 +599,7 @@ def run_pull_request_gate(
         reviews,
         [
             gate.ExcludingAnalysts(
-                gate.SignedApprovalFiles(repo), pr_author_ids(roster, event.author)
+                gate.SignedApprovalFiles(repo), pr_author_ids(roster, event.author, event.author_id)
             )
         ],
         options.rule_changes,
