@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,9 +95,7 @@ def load_plannable(
         if record.pending and not problems:
             portfolio, problems = collect_problems(repo, record.root(repo))
         if portfolio is not None:
-            portfolio = replace(
-                portfolio, policy_sha256=record.sha256, pending_policy=record.pending_files()
-            )
+            portfolio = record.stamp(portfolio)
     try:
         roster = roster_of_record(repo) if of_record else load_roster(repo)
     except InputError as exc:

@@ -143,7 +143,7 @@ def _pull_request(data: Any, endpoint: str) -> PullRequest:
         # `merged` is only in the full object; `merged_at` is in the listing's too.
         merged=bool(shape.data.get("merged") or shape.data.get("merged_at")),
         merge_commit_sha=merge_sha if isinstance(merge_sha, str) else None,
-        author_id=_user_id(shape.data.get("user")),
+        author_id=user_id(shape.data.get("user")),
     )
 
 
@@ -157,11 +157,12 @@ def _review(data: Any, endpoint: str) -> Review:
         submitted_at=_time(shape.data.get("submitted_at")),
         commit_id=commit if isinstance(commit, str) else None,
         html_url=str(shape.data.get("html_url") or ""),
-        user_id=_user_id(shape.data.get("user")),
+        user_id=user_id(shape.data.get("user")),
     )
 
 
-def _user_id(user: Any) -> int | None:
+def user_id(user: Any) -> int | None:
+    """GitHub's numeric id of a user object (None when absent or not an integer)."""
     value = user.get("id") if isinstance(user, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

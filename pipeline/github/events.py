@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import EnvironmentProblem, InputError
+from pipeline.github.api import user_id
 from pipeline.load.jsonfile import load_json
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_review")
@@ -99,7 +100,7 @@ def parse_event(name: str, data: Any, source: str = "event payload") -> Event:
             base_ref=payload.get("pull_request", "base", "ref"),
             author=payload.get("pull_request", "user", "login"),
             review_id=review_id,
-            author_id=_user_id(payload.data.get("pull_request")),
+            author_id=_author_id(payload.data.get("pull_request")),
         )
     if name == PUSH:
         return PushEvent(
@@ -158,7 +159,5 @@ def read_event(environ: Mapping[str, str] | None = None) -> Event:
     return parse_event(name, data, str(path))
 
 
-def _user_id(pull: Any) -> int | None:
-    user = pull.get("user") if isinstance(pull, dict) else None
-    value = user.get("id") if isinstance(user, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _author_id(pull: Any) -> int | None:
+    return user_id(pull.get("user")) if isinstance(pull, dict) else None

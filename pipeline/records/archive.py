@@ -26,7 +26,7 @@ from typing import Any
 from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.load.files import read_bytes
 from pipeline.load.portfolio import ClientProfile
-from pipeline.records.ledger import LedgerEvent
+from pipeline.records.ledger import LedgerEvent, split_lines
 from pipeline.records.retention import kept_until
 from pipeline.records.store import RecordStore
 
@@ -194,9 +194,7 @@ def verify_archive(store: RecordStore, url: ArchiveUrl) -> list[str]:
                 problems.append(
                     f"ledger: archived segments skip lines {expected_first}-{first - 1}"
                 )
-            archived_lines += [
-                x for x in _get(s3, url, name).decode("utf-8", "replace").split("\n") if x
-            ]
+            archived_lines += split_lines(_get(s3, url, name).decode("utf-8", "replace"))
             expected_first = last + 1
         lines = store.ledger.lines()
         for number, archived_line in enumerate(archived_lines, 1):

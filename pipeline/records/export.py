@@ -34,7 +34,7 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer, signature_holds, signing_bytes
 from pipeline.gate.roster import Roster
 from pipeline.load.files import read_bytes
-from pipeline.records.ledger import LedgerEntry, LedgerEvent
+from pipeline.records.ledger import LedgerEntry, LedgerEvent, split_lines
 from pipeline.records.policy_seal import load_snapshot, roster_of_snapshot
 from pipeline.records.record import canonical_bytes, format_utc
 from pipeline.records.store import RecordStore, record_file_bytes
@@ -211,8 +211,7 @@ def verify_export(directory: Path) -> tuple[list[str], dict[str, list[str]]]:
     client = manifest.get("client")
     ledger_hash: dict[str, str] = {}
     raw_ledger = _read(directory, "ledger.jsonl", problems) or b""
-    text = raw_ledger.decode("utf-8", "replace")
-    for number, line in enumerate([x for x in text.split("\n") if x], 1):
+    for number, line in enumerate(split_lines(raw_ledger.decode("utf-8", "replace")), 1):
         try:
             entry = LedgerEntry.from_line(line)
         except ValueError as exc:

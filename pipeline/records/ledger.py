@@ -277,6 +277,13 @@ class LedgerEntry:
         )
 
 
+def split_lines(text: str) -> list[str]:
+    """A ledger's lines: only "\n" ends one (what `Ledger.append` writes); str.splitlines()
+    would also split at U+2028 or U+0085 inside a note."""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
 def record_id_of(line: str) -> str:
     """The record a damaged line is about, when that much can still be read (for messages)."""
     try:
@@ -325,9 +332,7 @@ class Ledger:
                 line=raw.count(b"\n", 0, exc.start) + 1,
                 hint=_AUDIT_HINT,
             ) from None
-        # Only "\n" ends a line (what append writes); splitlines() would also split at U+2028.
-        lines = text.split("\n")
-        return lines[:-1] if lines and lines[-1] == "" else lines
+        return split_lines(text)
 
     def read(self) -> list[LedgerEntry]:
         """Every entry, for writers: a line that cannot be read stops them (nothing is appended

@@ -74,6 +74,10 @@ class PolicyOfRecord:
             for path in self.pending
         )
 
+    def stamp(self, portfolio: Portfolio) -> Portfolio:
+        """The portfolio marked with the seal that judges it and the edits still pending."""
+        return replace(portfolio, policy_sha256=self.sha256, pending_policy=self.pending_files())
+
     def root(self, repo: Path) -> Path:
         """Where to read policy/ from: the sealed copy when the working tree differs."""
         return materialize(self.sealed) if self.sealed is not None and self.pending else repo
@@ -172,7 +176,7 @@ def portfolio_of_record(repo: Path) -> Portfolio:
     portfolio = load_portfolio(repo)
     if record.pending:
         portfolio = load_portfolio(repo, policy_root=record.root(repo))
-    return replace(portfolio, policy_sha256=record.sha256, pending_policy=record.pending_files())
+    return record.stamp(portfolio)
 
 
 def roster_of_record(repo: Path) -> Roster:

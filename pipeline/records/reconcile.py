@@ -30,7 +30,13 @@ from pipeline.clock import system_now
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import signature_holds
 from pipeline.load.files import exists, make_dir, open_append, read_bytes
-from pipeline.records.ledger import LEDGER_NAME, LedgerEntry, LedgerEvent, exclusive_lock
+from pipeline.records.ledger import (
+    LEDGER_NAME,
+    LedgerEntry,
+    LedgerEvent,
+    exclusive_lock,
+    split_lines,
+)
 from pipeline.records.record import canonical_bytes
 from pipeline.records.store import RECORDS_DIR, RecordStore, write_atomic
 
@@ -39,11 +45,6 @@ from pipeline.records.store import RECORDS_DIR, RecordStore, write_atomic
 class Reconciled:
     lines: int
     records: tuple[str, ...]
-
-
-def _lines(text: str) -> list[str]:
-    lines = text.split("\n")  # only "\n" ends a ledger line (ledger.Ledger.lines)
-    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 # What an apply or a scheduled run writes: the only lines reconcile puts back, and only when the
@@ -76,7 +77,7 @@ def reconcile(store: RecordStore, source: Path) -> Reconciled:
             hint="Download the run's artifact (gh run download RUN -n apply-records-...) and pass "
             "its changes/ directory.",
         )
-    theirs = _lines(_source_bytes(ledger_path).decode("utf-8", "replace"))
+    theirs = split_lines(_source_bytes(ledger_path).decode("utf-8", "replace"))
     with exclusive_lock(store.changes_dir):
         ours = store.ledger.lines()
         if theirs[: len(ours)] != ours:
