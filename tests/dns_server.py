@@ -1,6 +1,6 @@
 """A real BIND 9 `named` on loopback for tests: authoritative zones, TSIG, RFC 2136 updates.
 
-Facts this relies on are in shared/docs/octodns-notes.md ("BIND 9 on loopback"): `named -f -n 1`
+Facts this relies on about BIND 9 on loopback: `named -f -n 1`
 with a config in a temp dir answers in about 0.2 s and stops on SIGTERM in a few ms. Tests that
 need DNS must FAIL when `named` is missing (never skip), so a missing binary raises
 `NamedNotFoundError` instead of returning something a test could skip on.
@@ -35,7 +35,7 @@ NAMED_FALLBACKS = ("/usr/sbin/named",)
 HOST = "127.0.0.1"
 DEFAULT_TTL = 300
 # An NS target outside every test zone: BIND refuses updates that leave an in-zone NS host
-# without an address ("post update name server sanity check failed"), see octodns-notes.md.
+# without an address ("post update name server sanity check failed").
 OUTSIDE_NS = ("ns1.example.net.", "ns1.example.org.")
 
 

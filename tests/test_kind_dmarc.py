@@ -1,4 +1,4 @@
-"""DMARC validation (D1-D7) and facts, against email-auth-rules.md."""
+"""DMARC validation (D1-D7) and facts, against RFC 7489 (docs/rules.md)."""
 
 from __future__ import annotations
 

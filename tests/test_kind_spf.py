@@ -1,4 +1,4 @@
-"""SPF validation (S1-S9) and facts, against email-auth-rules.md."""
+"""SPF validation (S1-S9) and facts, against RFC 7208 (docs/rules.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The README's quick start: `dmarcops plan` on the shipped example portfolio, sandbox provider.
 
 The example must show at least one low, one medium and one high change, each with its reason, and
-the same plan must come out as text, JSON (the product.md contract) and markdown.
+the same plan must come out as text, JSON (the contract approvals bind) and markdown.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_example_plan_has_low_medium_and_high_with_reasons(repo: Path) -> None:
         assert c["reasons"], c
         assert any(r.startswith(c["risk"] + ":") for r in c["reasons"]), c["reasons"]
     assert plan["risk"] == "high"
-    # The JSON contract of product.md.
+    # The JSON contract approvals and the workflows rely on.
     for key in ("plan_hash", "risk", "changes"):
         assert key in plan
     for c in plan["changes"]:

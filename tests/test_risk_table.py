@@ -1,4 +1,4 @@
-"""One test per row of the change -> risk table (email-auth-rules.md), through the whole chain:
+"""One test per row of the change -> risk table (policy/risk-rules.yaml, docs/rules.md), through the whole chain:
 real record values -> diff facts -> the shipped policy/risk-rules.yaml -> risk level and reasons.
 """
 

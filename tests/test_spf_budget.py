@@ -66,7 +66,7 @@ def test_nested_includes_are_counted_recursively(counter: SpfBudgetCounter) -> N
 
 def test_qualified_terms_count_like_unqualified(counter: SpfBudgetCounter) -> None:
     # ~include (1) + ?a (1) + -mx (1) + +exists (1) = 4; a counter that only matched bare
-    # "include:" / "a" would say 0-2 (the octodns-spf bug in email-auth-rules.md).
+    # "include:" / "a" would say 0-2 (a known miscount of octodns-spf).
     budget = counter.count(
         f"v=spf1 ~include:{SENDGRID} ?a:{MAIL_HOST} -mx:{DEEP3} +exists:{MAIL_HOST} -all", CLIENT
     )

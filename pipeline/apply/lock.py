@@ -1,4 +1,4 @@
-"""One apply per client at a time, across processes (product.md: "takes a per-client lock").
+"""One apply per client at a time, across processes (README: "under a per-client lock").
 
 An advisory `flock` on changes/.locks/<client>.lock: the kernel drops it when the process dies, so a
 crashed apply never leaves a client locked forever.

@@ -1,4 +1,4 @@
-"""A plan that changed after approval is never applied (product.md, lifecycle step 6).
+"""A plan that changed after approval is never applied (README: the plan made again from live DNS must equal the approved one).
 
 The approved plan is the JSON that `dmarcops plan --out` saved and the approvals signed (its
 plan_hash). Just before applying, under the client lock, the plan is made again from live DNS: any

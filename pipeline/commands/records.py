@@ -4,7 +4,7 @@ Read-only commands (records, audit verify, reviews overdue) may look at any mome
 DMARCOPS_NOW). `close` and `review` write to the audit trail, so they take the system clock
 (pipeline.clock): a typed time is refused there unless the record's client is on the sandbox.
 The library takes `now` as a parameter, so tests and replays judge windows at a fixed time.
-Exit codes (product.md): 1 bad input (unknown id, unreadable time), 2 a gate refused (sealed
+Exit codes (docs/exit-codes.md): 1 bad input (unknown id, unreadable time), 2 a gate refused (sealed
 record, rollback window not over, review missing, audit problems).
 """
 

@@ -1,4 +1,4 @@
-"""Which owned record kind a (name, type) is: the pipeline's scope (product.md "Scope").
+"""Which owned record kind a (name, type) is: the pipeline's scope (README: "Zone files hold only what the pipeline owns").
 
 Names are relative to the zone ("" is the apex). Everything for which `kind_of` answers None belongs
 to the client and is never created, changed or deleted by the pipeline.

@@ -1,6 +1,6 @@
 """GitHub pull request reviews as approvals of the plan, behind the same `ApprovalSource` as signed files.
 
-A review counts as a peer approval only when all of these hold (github-notes.md pitfalls):
+A review counts as a peer approval only when all of these hold (docs/github.md):
 - its state is APPROVED, and no later review by the same person requested changes or was dismissed
   (their latest say is what counts; a plain comment review changes nothing);
 - it approves the pull request's current head commit: a review of an earlier push approved other

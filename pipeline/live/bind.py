@@ -1,6 +1,6 @@
 """Compare-and-set for BIND: RFC 2136 updates that carry the approved before-state as prerequisites.
 
-octodns-bind sends its updates without prerequisites (octodns-notes.md), so between our stale-plan
+octodns-bind sends its updates without prerequisites (an octodns-bind behaviour; docs/providers.md), so between our stale-plan
 check and the update someone else's change could be overwritten. Here each change requires the live
 RRset to be exactly what the plan saw (RFC 2136 2.4.2, "RRset exists (value dependent)"), or absent
 for a create; the server then refuses the whole batch (NXRRSET/YXRRSET) instead of writing over a

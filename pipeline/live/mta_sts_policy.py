@@ -1,6 +1,6 @@
 """Reading MTA-STS policy files: the desired one beside the zone file, the live one where it is served.
 
-dmarcops does not host policy files (product.md non-goals) but validates them (M2) and diffs them, so
+dmarcops does not host policy files (out of scope) but validates them (M2) and diffs them, so
 a mode change or an MX change is classified, and a policy changed without a new `_mta-sts` id (M3) is
 caught. The live policy is read from `mta_sts_policies` in the client's provider entry: a URL
 template (default https://mta-sts.{domain}/.well-known/mta-sts.txt) or a path relative to the

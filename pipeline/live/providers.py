@@ -1,7 +1,7 @@
 """octoDNS providers built from policy/providers.yaml: the only way live DNS is read or written.
 
 We build providers ourselves instead of through octoDNS's Manager: the Manager aborts the whole sync on
-one zone's exception, and we plan (and later apply) zone by zone (octodns-notes.md).
+one zone's exception, and we plan (and later apply) zone by zone (an octoDNS behaviour; docs/providers.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The octoDNS processor that keeps the pipeline to the records it owns (product.md "Scope").
+"""The octoDNS processor that keeps the pipeline to the records it owns (README: "Zone files hold only what the pipeline owns").
 
 Records the pipeline does not own are copied, as they are live, into the desired zone before octoDNS
 computes changes: they can never appear as creates, updates or deletes, and a provider that writes

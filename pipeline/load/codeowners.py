@@ -1,7 +1,7 @@
 """.github/CODEOWNERS generated from the client profiles' `team:`, so that branch protection's
 "require review from code owners" asks each client's team to review changes to its zones.
 
-GitHub's rules shape what we write (github-notes.md):
+GitHub's rules shape what we write (docs/github.md, "CODEOWNERS"):
 - the last matching pattern wins, so the MSP-wide owners come first and each client's lines after;
 - one invalid line disables the whole file (no code owner is requested at all, and a ruleset that
   requires code-owner review then has nobody to wait for), so every owner is checked here first.

@@ -1,6 +1,6 @@
 """The repository as typed values: client profiles, zone files, providers, sender catalog, risk rules.
 
-Layout (product.md): zones/<client>/<domain>.yaml, policy/clients/<client>.yaml, policy/providers.yaml,
+Layout (README, "Repository layout"): zones/<client>/<domain>.yaml, policy/clients/<client>.yaml, policy/providers.yaml,
 policy/senders.yaml, policy/risk-rules.yaml, policy/settings.yaml, JSON Schemas in policy/schemas/.
 Every problem is an InputError naming the file and line; `collect_problems` gathers them all for
 `dmarcops validate`, `load_portfolio` stops at the first.

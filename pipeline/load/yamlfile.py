@@ -1,7 +1,7 @@
 """YAML with line numbers: safe loading, duplicate keys refused, JSON Schema errors mapped to lines.
 
 Every YAML file the pipeline reads goes through `load_yaml`, so every input error can name the file
-and the line (product.md: "the message names the file and line").
+and the line (docs/exit-codes.md, "Where an error points").
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def _records(doc: YamlDocument) -> list[tuple[str, int | None, dict[str, object]
 
 
 def scope_problems(doc: YamlDocument) -> list[InputError]:
-    """Records in a zone file that the pipeline does not own (product.md "Scope")."""
+    """Records in a zone file that the pipeline does not own (README: "Zone files hold only what the pipeline owns")."""
     problems = []
     for name, line, record in _records(doc):
         rtype = str(record.get("type", ""))

@@ -2,7 +2,7 @@
 
 The plan hash is a SHA-256 over the normalised items (zone, name, type, sorted before values, sorted
 after values, TTLs), never over rendered text: an approval binds to what will change, not to how it
-was displayed (github-notes.md: "comparing rendered plan text" is a known pitfall).
+was displayed (a rendered text changes with the renderer; the values it shows do not).
 """
 
 from __future__ import annotations

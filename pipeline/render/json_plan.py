@@ -1,4 +1,4 @@
-"""The plan as JSON: the contract of product.md ("Contracts others build on")."""
+"""The plan as JSON: the contract others build on (approvals bind its hash; the GitHub workflows read it)."""
 
 from __future__ import annotations
 
