@@ -33,8 +33,9 @@ from pipeline.errors import EXIT_GATE, EXIT_INPUT, EnvironmentProblem, InputErro
 from pipeline.gate.approvals import GITHUB, Approval, verify
 from pipeline.gate.roster import load_roster
 from pipeline.github.api import GitHubClient
+from pipeline.github.comment import fit, where_the_plan_is
 from pipeline.github.events import PullRequestEvent, PushEvent, parse_event
-from pipeline.github.pr import fit, workflow_command, zones_changed
+from pipeline.github.pr import workflow_command, zones_changed
 from pipeline.github.reviews import GitHubReviewApprovals
 from pipeline.render.markdown import MARKER
 
@@ -603,15 +604,31 @@ def test_workflow_commands_escape_properties_and_message() -> None:
     assert workflow_command("notice", "plain") == "::notice::plain"
 
 
-def test_a_long_plan_is_cut_but_the_marker_and_the_checklist_stay() -> None:
-    plan = MARKER + "\n## dmarcops plan\n" + "".join(f"| row {i} | é |\n" for i in range(5000))
-    checklist = "### Approval gate: **failing**\n- [ ] peer review: ...\n"
-    body = fit(plan, checklist, 4096)
-    assert len(body.encode("utf-8")) <= 4096
-    assert body.startswith(MARKER)
-    assert body.endswith(checklist)
-    assert "too long for one comment" in body
-    assert fit("short\n", checklist, 4096) == "short\n\n" + checklist
+def test_a_long_comment_drops_the_drafts_first_then_cuts_but_keeps_the_verdict() -> None:
+    head = "### Approval gate: **failing** · `dmarcops/gate` on `abc1234`\n**Missing:** x\n"
+    table = "| Domain | Record |\n|---|---|\n" + "".join(f"| row {i} | é |\n" for i in range(40))
+    checklist = "#### `CR-1`\n\n- [ ] peer review: ...\n"
+    drafts = "<details>\n" + "".join(f"draft line {i}\n" for i in range(5000)) + "</details>\n"
+
+    whole = fit(head, table, checklist, "", 4096)
+    assert whole == f"{MARKER}\n{head}\n{table}\n{checklist}\n"  # fits: nothing said
+
+    no_drafts = fit(head, table, checklist, drafts, 4096, "https://github.example/run/1")
+    assert len(no_drafts.encode("utf-8")) <= 4096
+    assert no_drafts.startswith(f"{MARKER}\n{head}")
+    assert "draft line" not in no_drafts and "| row 39 | é |" in no_drafts
+    assert no_drafts.endswith(
+        checklist + "\n" + where_the_plan_is("https://github.example/run/1") + "\n"
+    )
+    assert "[the workflow run](https://github.example/run/1)" in no_drafts
+
+    long_table = table + "".join(f"| more {i} | é |\n" for i in range(5000))
+    cut = fit(head, long_table, checklist, drafts, 4096)
+    assert len(cut.encode("utf-8")) <= 4096
+    assert cut.startswith(f"{MARKER}\n{head}")
+    assert cut.endswith(checklist)  # the checklist keeps its budget before the table
+    assert "| more 0 | é |" in cut and "| more 4999 | é |" not in cut
+    assert "longer than one comment may be" in cut
 
 
 def test_a_renamed_reviewer_counts_by_id_and_a_taken_login_does_not(

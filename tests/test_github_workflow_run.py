@@ -333,3 +333,58 @@ def test_a_green_status_posted_by_another_token_changes_nothing(
     assert run.result.exit_code == EXIT_GATE
     assert run.check["conclusion"] == "failure"
     assert github.requests("GET", "/status") == []  # the gate never reads statuses
+
+
+def test_a_gate_that_crashes_posts_a_failed_check_not_a_pending_one_and_no_internals(
+    pr: PullRequestRepo, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    head = medium_change(pr)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("internal state: token=ghs_do_not_show")
+
+    monkeypatch.setattr("pipeline.commands.github.run_pull_request_gate", broken)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    outputs = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    run = run_gate(pr, github, monkeypatch, head)
+
+    assert run.result.exit_code == 70, run.everything_printed  # a bug: EX_SOFTWARE, crash log
+    assert run.check["status"] == "completed" and run.check["conclusion"] == "failure"
+    assert (
+        run.check["output"]["title"]
+        == "not gated: dmarcops hit a bug (RuntimeError); the run's log names the crash log"
+    )
+    assert "ghs_do_not_show" not in json.dumps(run.check)
+    assert "ghs_do_not_show" not in run.everything_printed
+    assert list((tmp_path / "state" / "dmarcops").glob("crash-*.log"))
+    # gate.yml's fallback step reads this and stays quiet: the verdict is already on the commit.
+    assert outputs.read_text(encoding="utf-8") == "check_posted=true\n"
+
+
+def test_a_gate_that_cannot_reach_github_leaves_the_fallback_to_post_the_check(
+    pr: PullRequestRepo, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    head = medium_change(pr)
+    outputs = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # nothing listens: unreachable
+    run = run_gate(pr, github, monkeypatch, head)
+
+    assert run.result.exit_code == EXIT_INPUT
+    assert "cannot reach http://127.0.0.1:9" in run.result.stderr
+    assert not github.check_runs.get(head)
+    assert not outputs.exists()  # no check_posted: gate.yml's fallback posts "could not run"
+
+
+def test_a_normal_run_tells_the_fallback_its_check_is_posted(
+    pr: PullRequestRepo, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    head = medium_change(pr)
+    outputs = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    run = run_gate(pr, github, monkeypatch, head)
+
+    assert run.result.exit_code == EXIT_GATE  # no review yet: red, and the check says so
+    assert run.check["conclusion"] == "failure"
+    assert outputs.read_text(encoding="utf-8") == "check_posted=true\n"

@@ -26,6 +26,10 @@ ALLOWED_ACTIONS = {
 }
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 SHIPPED = ["apply.yml", "gate.yml", "plan.yml", "scheduled.yml"]
+INSTALL = (
+    "pip install --require-hashes --no-deps -r requirements/workflows.lock\n"
+    "pip install --no-deps --no-build-isolation --no-index .\n"
+)
 
 
 def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -103,7 +107,17 @@ def test_actionlint_refuses_an_empty_directory(tmp_path: Path) -> None:
 def test_plan_runs_on_pull_requests_and_reviews() -> None:
     on = load("plan.yml")["on"]
 
-    assert on["pull_request"]["types"] == ["opened", "synchronize", "reopened"]
+    assert on["pull_request"]["types"] == ["opened", "synchronize", "reopened", "edited"]
+    # A new base branch is gated again; a title or body edit is not (the job is skipped, and
+    # gate.yml skips a skipped plan run).
+    (job,) = load("plan.yml")["jobs"].values()
+    assert job["if"] == (
+        "${{ github.event.action != 'edited' || github.event.changes.base != null }}"
+    )
+    assert (
+        "github.event.workflow_run.conclusion != 'skipped'"
+        in load("gate.yml")["jobs"]["gate"]["if"]
+    )
     assert on["pull_request_review"]["types"] == ["submitted", "dismissed"]
     # The status is required on every pull request: a paths filter would leave some waiting.
     assert "paths" not in on["pull_request"]
@@ -124,7 +138,7 @@ def test_plan_is_unprivileged_and_only_validates() -> None:
 
     assert job["permissions"] == {"contents": "read"}
     assert checkout["with"]["persist-credentials"] is False
-    assert runs == ["pip install .", "dmarcops validate"]
+    assert runs == [INSTALL, "dmarcops validate"]
     assert all("env" not in s for s in steps(plan))  # no token, no key, nothing
     assert "environment" not in job
 
@@ -422,3 +436,25 @@ def test_records_that_cannot_be_pushed_are_kept_and_reported() -> None:
     assert keep["if"] == "${{ failure() }}" and keep["with"]["path"] == "changes/"
     assert "dmarcops records reconcile --from" in issue["run"]
     assert "failure()" in issue["if"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_workflow_installs_only_from_the_hashed_lock(name: str) -> None:
+    installs = [s["run"] for s in steps(load(name)) if "pip " in s.get("run", "")]
+
+    # One install step, exactly the locked one: no `pip install .` that would resolve ranges.
+    assert installs == [INSTALL]
+
+
+def test_a_gate_that_fails_before_its_verdict_never_leaves_the_check_pending() -> None:
+    gate = load("gate.yml")
+    names = [s.get("name") for s in steps(gate)]
+    step = next(s for s in steps(gate) if s.get("id") == "gate")
+    fallback = next(s for s in steps(gate) if s.get("name") == "Report a gate that could not run")
+
+    assert step["run"] == "dmarcops github gate --out plan.json"
+    assert names.index(fallback["name"]) > names.index(step["name"])
+    assert fallback["if"] == "${{ failure() && steps.gate.outputs.check_posted != 'true' }}"
+    assert 'gh api --method POST "repos/${GITHUB_REPOSITORY}/check-runs"' in fallback["run"]
+    assert "-f name=dmarcops/gate" in fallback["run"] and "conclusion=failure" in fallback["run"]
+    assert fallback["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"

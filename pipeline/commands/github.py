@@ -33,13 +33,9 @@ from pipeline.github.events import (
     WorkflowRunEvent,
     read_event,
 )
-from pipeline.github.pr import (
-    CHECK_NAME,
-    STATUS_CONTEXT,
-    PullRequestGateOptions,
-    run_pull_request_gate,
-)
+from pipeline.github.pr import PullRequestGateOptions, run_pull_request_gate
 from pipeline.github.setup import GITHUB_ACTIONS_APP_ID
+from pipeline.github.verdict import CHECK_NAME, STATUS_CONTEXT
 from pipeline.load.files import exists, read_text
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.render.safe import clean, shown
@@ -242,6 +238,15 @@ def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None
         click.echo(f"needs a person: {record_id} (rollback window over; not clean enough to close)")
 
 
+def _note_check_posted() -> None:
+    """Tell gate.yml's fallback step that the verdict is on the commit (`check_posted=true` in
+    $GITHUB_OUTPUT), so it does not post "could not run" over it."""
+    output = _path_from_env("GITHUB_OUTPUT")
+    if output is not None:
+        with output.open("a", encoding="utf-8") as out:
+            out.write("check_posted=true\n")
+
+
 def _open_pull_request(api: GitHubClient, event: WorkflowRunEvent) -> PullRequest | None:
     """The open pull request whose head is the commit the plan run was for. The numbers come from
     GitHub's event (never from the plan run's artifacts); for a fork's pull request GitHub lists
@@ -340,19 +345,29 @@ def gate_command(repo: Path, out: Path | None, at: datetime | None, check_name: 
             ),
             click.echo,
         )
-    except DmarcopsError as exc:
-        # A run that could not gate says so on the head commit: never a missing or stale check.
-        first = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+    except Exception as exc:
+        # A run that could not gate says so on the head commit: never a missing or stale check,
+        # whether the input was bad (exit 1) or dmarcops hit a bug (exit 70, crash log).
+        # A bug's own text stays in the crash log: it may quote anything the code held.
+        known = isinstance(exc, DmarcopsError)
+        message = (
+            exc.message
+            if isinstance(exc, DmarcopsError)
+            else f"dmarcops hit a bug ({type(exc).__name__}); the run's log names the crash log"
+        )
+        first = message.splitlines()[0] if message else type(exc).__name__
         with contextlib.suppress(DmarcopsError):
             api.create_check_run(
                 pull.head_sha,
                 check_name,
                 "failure",
                 f"not gated: {clean(first)}",
-                clean(str(exc)),
+                clean(str(exc)) if known else message,
                 _run_url(),
             )
+            _note_check_posted()
         raise
+    _note_check_posted()
     if not gated.green:
         for problem in gated.problems():
             click.echo(click.style("refused: ", fg="red", bold=True) + problem, err=True)

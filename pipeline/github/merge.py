@@ -29,8 +29,8 @@ from pipeline.gate.identity import Signer
 from pipeline.gate.requests import cover
 from pipeline.gate.roster import Roster
 from pipeline.github.api import GitHubClient, PullRequest
-from pipeline.github.pr import pr_author_ids
 from pipeline.github.reviews import GitHubReviewApprovals
+from pipeline.github.verdict import pr_author_ids
 from pipeline.live.dns import Nameservers
 from pipeline.load.files import exists, replace_text
 from pipeline.load.jsonfile import load_json

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.github.api import GitHubClient
-from pipeline.github.pr import CHECK_NAME
+from pipeline.github.verdict import CHECK_NAME
 
 GITHUB_ACTIONS_APP_ID = 15368  # GitHub's own app id for check runs made with GITHUB_TOKEN
 # The records push after an apply goes through a deploy key on the bypass list
