@@ -93,6 +93,9 @@ class FakeGitHub:
     # from the active ones, as GitHub does) and classic protection by branch.
     rulesets: dict[int, dict[str, Any]] = field(default_factory=dict)
     protection: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Deployment environments by name, and each one's custom deployment branch policies.
+    environments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    branch_policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     default_branch: str = "main"
     # (method, path) -> (HTTP status, JSON body): answer this instead of the normal response.
     failures: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
@@ -218,6 +221,17 @@ class FakeGitHub:
             if m.group(1) in self.protection:
                 return 200, self.protection[m.group(1)], {}
             return 404, {"message": "Branch not protected"}, {}
+        if method == "GET" and (m := re.fullmatch(r"/environments/([^/]+)", rest)):
+            found = self.environments.get(urllib.parse.unquote(m.group(1)))
+            return (200, found, {}) if found else _not_found()
+        if method == "GET" and (
+            m := re.fullmatch(r"/environments/([^/]+)/deployment-branch-policies", rest)
+        ):
+            name = urllib.parse.unquote(m.group(1))
+            if name not in self.environments:
+                return _not_found()
+            policies = self.branch_policies.get(name, [])
+            return 200, {"total_count": len(policies), "branch_policies": policies}, {}
         return _not_found()
 
     def _targets(self, ruleset: dict[str, Any], branch: str) -> bool:

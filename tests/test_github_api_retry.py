@@ -44,7 +44,7 @@ def test_a_server_error_on_a_read_is_retried_with_backoff(github: FakeGitHub) ->
     ("status", "body", "headers", "waited"),
     [
         (429, {"message": "Too Many Requests"}, {"Retry-After": "3"}, [3.0]),
-        (403, {"message": "You have exceeded a secondary rate limit."}, {}, [1.0]),
+        (403, {"message": "You have exceeded a secondary rate limit."}, {}, [60.0]),
         (403, {"message": "API rate limit exceeded"}, {"x-ratelimit-remaining": "0",
                                                       "x-ratelimit-reset": "0"}, [0.0]),
     ],

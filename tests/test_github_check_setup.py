@@ -32,7 +32,18 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
         monkeypatch.setenv("GITHUB_API_URL", server.url)
         monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
         monkeypatch.setenv("GITHUB_REPOSITORY", REPOSITORY)
+        for name in ("production", "gate"):
+            server.environments[name] = environment(name)
+            server.branch_policies[name] = fixture("deployment_branch_policies")["branch_policies"]
         yield server
+
+
+def environment(name: str, **changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = fixture("environment")
+    data["name"] = name
+    data["url"] = data["url"].replace("/production", f"/{name}")
+    data.update(changes)
+    return data
 
 
 def check_setup(*args: str) -> Result:
@@ -194,6 +205,8 @@ def test_classic_branch_protection_counts_too(github: FakeGitHub) -> None:
 
 def test_another_branch_and_app_can_be_named(github: FakeGitHub) -> None:
     github.default_branch = "trunk"
+    for name in github.environments:  # the environments deploy from the default branch
+        github.branch_policies[name] = [{"id": 9, "name": "trunk", "type": "branch"}]
     data = ruleset()
     rule(data, "required_status_checks")["parameters"]["required_status_checks"][0][
         "integration_id"
@@ -218,3 +231,79 @@ def test_a_token_that_may_not_read_the_settings_is_told_what_it_needs(github: Fa
     assert "Administration" in result.stderr
     assert "Traceback" not in result.output
     assert TOKEN not in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "policies", "detail"),
+    [
+        ("production", None, [], "missing: create it (Settings > Environments)"),
+        ("gate", None, [], "missing: create it (Settings > Environments)"),
+        (
+            "production",
+            {"deployment_branch_policy": None},
+            [],
+            "any branch may deploy: set a deployment branch policy",
+        ),
+        (
+            "gate",
+            {
+                "deployment_branch_policy": {
+                    "protected_branches": True,
+                    "custom_branch_policies": False,
+                }
+            },
+            [],
+            "any protected branch may deploy: use a custom policy naming the default branch",
+        ),
+        (
+            "production",
+            None,
+            [
+                {"id": 1, "name": "main", "type": "branch"},
+                {"id": 2, "name": "release/*", "type": "branch"},
+            ],
+            "deploys from branch main, branch release/*: allow the branch main only",
+        ),
+        (
+            "gate",
+            None,
+            [{"id": 3, "name": "v*", "type": "tag"}],
+            "deploys from tag v*: allow the branch main only",
+        ),
+    ],
+)
+def test_an_environment_other_branches_can_deploy_from_is_named(
+    github: FakeGitHub, name: str, change: dict[str, Any] | None, policies: list[Any], detail: str
+) -> None:
+    github.rulesets[42] = ruleset()
+    if change is None and not policies:
+        del github.environments[name]
+    if change is not None:
+        github.environments[name].update(change)
+    if policies:
+        github.branch_policies[name] = policies
+    result = check_setup()
+
+    assert result.exit_code == EXIT_INPUT
+    setting = (
+        f"environment {name}"
+        if "missing" in detail
+        else f"environment {name}: deploys from main only"
+    )
+    assert missing(result) == [f"environment {name}"]  # the setting's name up to its colon
+    assert f"  MISSING {setting}: {detail}" in result.stdout
+
+
+def test_the_documented_environments_pass_and_are_read_by_name(github: FakeGitHub) -> None:
+    github.rulesets[42] = ruleset()
+    result = check_setup()
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "  ok      environment production: deploys from main only: branch policy: main"
+        in result.stdout
+    )
+    assert (
+        "  ok      environment gate: deploys from main only: branch policy: main" in result.stdout
+    )
+    assert github.requests("GET", r"/environments/gate/deployment-branch-policies$")

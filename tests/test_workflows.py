@@ -23,6 +23,7 @@ ALLOWED_ACTIONS = {
     "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065",  # v5.6.0
     "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02",  # v4.6.2
     "aws-actions/configure-aws-credentials@7474bc4690e29a8392af63c5b98e7449536d5c3a",  # v4.3.1
+    "actions/create-github-app-token@1b10c78c7865c340bc4f6099eb2f838309f1e8c3",  # v3.1.1
 }
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 SHIPPED = ["apply.yml", "gate.yml", "plan.yml", "scheduled.yml"]
@@ -157,10 +158,23 @@ def test_gate_follows_plan_from_the_default_branch_and_posts_the_check() -> None
     assert 'git fetch --no-tags --quiet origin "$HEAD_SHA"' in fetch
     assert runs.index(fetch) < runs.index("dmarcops github gate --out plan.json")
     step = next(s for s in steps(gate) if s.get("run") == "dmarcops github gate --out plan.json")
-    assert step["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
+    # The app's installation token when the app is configured, else the job's own token.
+    assert step["env"]["GITHUB_TOKEN"] == "${{ steps.app.outputs.token || github.token }}"
+    app = next(s for s in steps(gate) if s.get("id") == "app")
+    assert app["uses"].startswith("actions/create-github-app-token@")
+    assert app["if"] == "${{ vars.DMARCOPS_APP_CLIENT_ID != '' }}"
+    assert app["with"]["private-key"] == "${{ secrets.DMARCOPS_APP_PRIVATE_KEY }}"
+    # Scoped down to what the gate does: no contents write, no administration, no workflows.
+    assert {k: v for k, v in app["with"].items() if k.startswith("permission-")} == {
+        "permission-checks": "write",
+        "permission-pull-requests": "write",
+        "permission-issues": "write",
+        "permission-contents": "read",
+    }
     # Reading live DNS only: the transfer-only key, never the update key.
     assert step["env"]["DMARCOPS_BIND_KEY_NAME"] == "${{ secrets.DMARCOPS_BIND_PLAN_KEY_NAME }}"
-    assert "environment" not in job
+    # Its secrets live in the `gate` environment (default branch only), never `production`.
+    assert job["environment"] == "gate"
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in steps(gate))
 
 

@@ -399,7 +399,7 @@ def check_setup_command(branch: str | None, check_name: str, app_id: int) -> Non
     api = GitHubClient.from_environment()
     info = api.repository_info()
     target = branch or str(info["default_branch"])
-    findings, sources = check_setup(api, target, check_name, app_id)
+    findings, sources = check_setup(api, target, check_name, app_id, str(info["default_branch"]))
     click.echo(f"{api.repository} {target}: read from {', '.join(sources) or 'no rules at all'}")
     for finding in findings:
         mark = "ok     " if finding.ok else "MISSING"

@@ -53,6 +53,10 @@ _READ_ADMIN = (
     "reading rulesets and branch protection needs a token with the repository's Administration "
     "(read) permission: a fine-grained token or a GitHub App, not the workflow's GITHUB_TOKEN"
 )
+_READ_ENVIRONMENTS = (
+    "reading deployment environments needs a token with the repository's Actions (read) "
+    "permission (a fine-grained token or a GitHub App)"
+)
 CHECK_CONCLUSIONS = ("success", "failure", "neutral", "cancelled", "action_required")
 CHECK_TITLE_LIMIT = 255
 CHECK_SUMMARY_LIMIT = 65_535  # GitHub refuses a longer output.summary
@@ -209,6 +213,7 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 MAX_ATTEMPTS = 4
 MAX_RETRY_WAIT = 60.0
+SECONDARY_LIMIT_WAIT = 60.0  # "wait at least one minute" (GitHub's REST best practices)
 
 
 class GitHubApiError(EnvironmentProblem):
@@ -234,7 +239,9 @@ def _retry_wait(method: str, status: int, headers: Any, message: str, attempt: i
         )
     )
     if limited:
-        wait = backoff
+        # GitHub's documented order: Retry-After; else, with no requests left, the reset time;
+        # else a secondary limit, for which GitHub asks for at least a minute.
+        wait = SECONDARY_LIMIT_WAIT if status == 403 else backoff
         if retry_after is not None and retry_after.strip().isdigit():
             wait = float(retry_after.strip())
         elif headers is not None and (reset := headers.get("x-ratelimit-reset", "")).isdigit():
@@ -552,6 +559,36 @@ class GitHubClient:
         data = self._get(path, _READ_ADMIN)
         _Shape(data, f"GET {path}").field("id", kind=int)
         return dict(data)
+
+    def environment(self, name: str) -> dict[str, Any] | None:
+        """A deployment environment (protection rules, deployment branch policy); None when the
+        repository has no environment of that name (GitHub: 404)."""
+        path = self._path("environments", name)
+        try:
+            data = self._get(path, _READ_ENVIRONMENTS)
+        except GitHubApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        _Shape(data, f"GET {path}").field("name")
+        return dict(data)
+
+    def deployment_branch_policies(self, name: str) -> list[dict[str, Any]]:
+        """The environment's custom deployment branch (and tag) policies, at most 100: an
+        environment meant for one branch has one."""
+        path = self._path("environments", name, "deployment-branch-policies")
+        data = self._call(
+            "GET", f"{self.api_url}{path}?per_page={PER_PAGE}", path, _READ_ENVIRONMENTS
+        )[0]
+        policies = _Shape(data, f"GET {path}").field("branch_policies", kind=list)
+        total = data.get("total_count") if isinstance(data, dict) else None
+        if isinstance(total, int) and total > len(policies):
+            raise EnvironmentProblem(
+                f"GitHub API GET {path}: {total} deployment branch policies; dmarcops reads at "
+                f"most {PER_PAGE}",
+                hint="An environment the pipeline uses should allow the default branch only.",
+            )
+        return [p for p in policies if isinstance(p, dict)]
 
     def branch_protection(self, branch: str) -> dict[str, Any] | None:
         """Classic branch protection of `branch`; None when the branch has none (GitHub: 404)."""

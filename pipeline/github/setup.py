@@ -11,7 +11,12 @@ and names every setting that is missing or weaker than docs/github.md asks:
   stale approvals dismissed on push and the last push approved by someone else;
 - force pushes blocked, deletion blocked, linear history required;
 - nobody bypasses: no ruleset bypass actor (deploy keys excepted, for the records push), classic
-  protection enforced for administrators, no pull-request bypass allowances.
+  protection enforced for administrators, no pull-request bypass allowances;
+- the deployment environments that hold the secrets: `production` (apply and records-push
+  credentials) and `gate` (the GitHub App's key, the read-only transfer key) each deploy from the
+  default branch only, so a workflow on another branch cannot read them. (Required reviewers on
+  `production` are the team's choice, not checked: they would hold every apply, whatever its
+  risk; the approval chain the gate re-verifies at apply is the control. docs/github.md.)
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from typing import Any
 from pipeline.github.api import GitHubClient
 from pipeline.github.verdict import CHECK_NAME
 
+# The environments the workflows name (.github/workflows): production for apply.yml and
+# scheduled.yml's credentials, gate for gate.yml's.
+PRODUCTION = "production"
+GATE_ENVIRONMENT = "gate"
 GITHUB_ACTIONS_APP_ID = 15368  # GitHub's own app id for check runs made with GITHUB_TOKEN
 # The records push after an apply goes through a deploy key on the bypass list
 # (docs/github.md, "How change records reach main"); any other bypass actor is a way around the gate.
@@ -157,8 +166,50 @@ def effective_settings(api: GitHubClient, branch: str) -> _Effective:
     return found
 
 
+def _branch_only(api: GitHubClient, name: str, env: dict[str, Any], branch: str) -> Finding:
+    """Deployments (and so the environment's secrets) from `branch` only."""
+    setting = f"environment {name}: deploys from {branch} only"
+    policy = env.get("deployment_branch_policy")
+    if not isinstance(policy, dict):
+        return Finding(setting, False, "any branch may deploy: set a deployment branch policy")
+    if policy.get("protected_branches") is True:
+        return Finding(
+            setting,
+            False,
+            "any protected branch may deploy: use a custom policy naming the default branch",
+        )
+    if policy.get("custom_branch_policies") is not True:
+        return Finding(setting, False, "no deployment branch policy in force")
+    names = sorted(
+        f"{p.get('type', 'branch')} {p.get('name')}" for p in api.deployment_branch_policies(name)
+    )
+    if names == [f"branch {branch}"]:
+        return Finding(setting, True, f"branch policy: {branch}")
+    shown = ", ".join(names) or "nothing"
+    return Finding(setting, False, f"deploys from {shown}: allow the branch {branch} only")
+
+
+def check_environments(api: GitHubClient, branch: str) -> list[Finding]:
+    findings: list[Finding] = []
+    for name in (PRODUCTION, GATE_ENVIRONMENT):
+        env = api.environment(name)
+        if env is None:
+            findings.append(
+                Finding(
+                    f"environment {name}", False, "missing: create it (Settings > Environments)"
+                )
+            )
+            continue
+        findings.append(_branch_only(api, name, env, branch))
+    return findings
+
+
 def check_setup(
-    api: GitHubClient, branch: str, check: str = CHECK_NAME, app_id: int = GITHUB_ACTIONS_APP_ID
+    api: GitHubClient,
+    branch: str,
+    check: str = CHECK_NAME,
+    app_id: int = GITHUB_ACTIONS_APP_ID,
+    default_branch: str | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Every setting the gate depends on, judged; and where the settings were read from."""
     found = effective_settings(api, branch)
@@ -205,5 +256,8 @@ def check_setup(
             not found.bypass,
             "; ".join(found.bypass) if found.bypass else "nobody bypasses (deploy keys aside)",
         ),
+        # The workflows that use the environments run on the default branch, whichever branch
+        # --branch names.
+        *check_environments(api, default_branch or branch),
     ]
     return findings, found.sources
