@@ -1,12 +1,24 @@
-"""Ingest speed of `dmarcops reports ingest` on a generated corpus (issue 14, part 6).
+"""Ingest speed of `dmarcops reports ingest` on a generated corpus, beside parsedmarc's parser on
+the same files in the same run (issue 14, part 6).
 
+    .venv/bin/pip install -e '.[benchmarks]'                         # parsedmarc, once
     .venv/bin/python benchmarks/reports_ingest.py                    # 10,000 reports, 10 rows each
     .venv/bin/python benchmarks/reports_ingest.py --reports 2000 --rows 20 --keep /tmp/corpus
+    .venv/bin/python benchmarks/reports_ingest.py --no-parsedmarc    # dmarcops only
 
 The corpus is mixed as receivers send it: 40% gzip, 30% zip, 20% bare XML, 10% .eml with a gzip
-attachment; the rows mix passing, DKIM-only and failing sources. It prints files, reports,
-records, seconds, reports/s and the process's peak RSS (ru_maxrss). parsedmarc is not compared
-here (it is not a dependency of this project).
+attachment; the rows mix passing, DKIM-only and failing sources. Each parser runs in a process of
+its own, so each peak RSS (ru_maxrss: interpreter, imports and work) is its own:
+
+- dmarcops: `ingest_paths` over the directory: read, unpack, parse (defusedxml) and store every
+  record in SQLite;
+- parsedmarc: `parsedmarc.parse_report_file(bytes, offline=True)` on every file, in the same order,
+  results kept in a list and nothing stored. offline=True makes no DNS query; parsedmarc still
+  looks each source IP up in the IP database it bundles (country, AS), which is part of its parse.
+
+Both count reports and messages, and the two counts must agree. It prints, per parser, files,
+reports, seconds, reports/s and peak RSS, then the ratio; it exits 1 when a count disagrees or a
+report is lost.
 """
 
 from __future__ import annotations
@@ -14,9 +26,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import json
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +39,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline.reports.ingest import ingest_paths
-from pipeline.reports.store import open_store
 
 DAY0 = 1795132800  # 2026-11-20T00:00:00Z
 
@@ -87,12 +98,95 @@ def write_corpus(directory: Path, reports: int, rows: int) -> None:
             (directory / f"r{n}.eml").write_bytes(mail.as_bytes())
 
 
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_dmarcops(corpus: Path, work: Path) -> dict[str, float]:
+    from pipeline.reports.ingest import ingest_paths
+    from pipeline.reports.store import open_store
+
+    connection = open_store(work / "reports.sqlite")
+    result = ingest_paths(connection, [str(corpus)])
+    records = connection.execute("SELECT count(*) FROM records").fetchone()[0]
+    connection.close()
+    return {
+        "files": result.files,
+        "reports": result.stored,
+        "records": records,
+        "messages": result.messages,
+        "problems": len(result.problems),
+        "seconds": result.seconds,
+    }
+
+
+def run_parsedmarc(corpus: Path, work: Path) -> dict[str, float]:
+    import logging
+
+    import parsedmarc
+
+    logging.getLogger("parsedmarc").setLevel(logging.CRITICAL)
+    parsed = []
+    problems = files = 0
+    began = time.perf_counter()
+    for path in sorted(corpus.iterdir(), key=lambda p: p.name):
+        files += 1
+        try:
+            parsed.append(parsedmarc.parse_report_file(path.read_bytes(), offline=True))
+        except Exception:  # one broken report is counted, as dmarcops counts it
+            problems += 1
+    seconds = time.perf_counter() - began
+    reports = [p["report"] for p in parsed if p.get("report_type") == "aggregate"]
+    return {
+        "files": files,
+        "reports": len(reports),
+        "records": sum(len(r["records"]) for r in reports),
+        "messages": sum(rec["count"] for r in reports for rec in r["records"]),
+        "problems": problems,
+        "seconds": seconds,
+    }
+
+
+def child(which: str, corpus: Path, work: Path) -> int:
+    runner = run_dmarcops if which == "dmarcops" else run_parsedmarc
+    result = runner(corpus, work)
+    result["peak_mib"] = peak_mib()
+    print(json.dumps(result))
+    return 0
+
+
+def measure(which: str, corpus: Path, work: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", which, "--corpus", str(corpus), "--work", str(work)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def show(name: str, r: dict[str, float]) -> None:
+    print(
+        f"{name:<10} {int(r['files'])} files, {int(r['reports'])} reports, {int(r['records'])} "
+        f"records, {int(r['messages'])} messages, {int(r['problems'])} problems in "
+        f"{r['seconds']:.2f} s: {r['reports'] / r['seconds']:.0f} reports/s; "
+        f"peak RSS {r['peak_mib']:.0f} MiB"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=10_000)
     parser.add_argument("--rows", type=int, default=10)
     parser.add_argument("--keep", type=Path, help="Write the corpus here and keep it.")
+    parser.add_argument("--no-parsedmarc", action="store_true", help="Measure dmarcops only.")
+    parser.add_argument("--child", choices=["dmarcops", "parsedmarc"], help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return child(args.child, args.corpus, args.work)
     work = Path(tempfile.mkdtemp(prefix="dmarcops-reports-bench-"))
     corpus = args.keep or work / "corpus"
     corpus.mkdir(parents=True, exist_ok=True)
@@ -101,20 +195,31 @@ def main() -> int:
     print(
         f"corpus: {args.reports} reports x {args.rows} rows in {time.perf_counter() - began:.1f} s"
     )
-    connection = open_store(work / "reports.sqlite")
-    result = ingest_paths(connection, [str(corpus)])
-    records = connection.execute("SELECT count(*) FROM records").fetchone()[0]
-    connection.close()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"ingest: {result.files} files, {result.stored} reports, {records} records, "
-        f"{len(result.problems)} problems in {result.seconds:.2f} s: "
-        f"{result.stored / result.seconds:.0f} reports/s, {records / result.seconds:.0f} records/s; "
-        f"peak RSS {peak_mib:.0f} MiB"
+    ours = measure("dmarcops", corpus, work)
+    show("dmarcops", ours)
+    ok = (
+        ours["reports"] == args.reports
+        and ours["records"] == args.reports * args.rows
+        and not ours["problems"]
     )
+    if not args.no_parsedmarc:
+        try:
+            import parsedmarc  # noqa: F401
+        except ImportError:
+            print("parsedmarc: not installed (pip install -e '.[benchmarks]'); not compared")
+        else:
+            theirs = measure("parsedmarc", corpus, work)
+            show("parsedmarc", theirs)
+            speed = (ours["reports"] / ours["seconds"]) / (theirs["reports"] / theirs["seconds"])
+            print(
+                f"ratio      dmarcops {speed:.1f}x parsedmarc's reports/s, "
+                f"{ours['peak_mib'] / theirs['peak_mib']:.2f}x its peak RSS"
+            )
+            if (theirs["reports"], theirs["messages"]) != (ours["reports"], ours["messages"]):
+                print("the parsers disagree on the reports or messages read")
+                ok = False
     shutil.rmtree(work)
-    ok = result.stored == args.reports and records == args.reports * args.rows
-    return 0 if ok and not result.problems else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import io
 import zipfile
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -121,3 +122,62 @@ def build_drop(directory: Path) -> Path:
     (nested / INVALID_UTF8.name).write_bytes(INVALID_UTF8.read_bytes())
     (directory / MALFORMED.name).write_bytes(MALFORMED.read_bytes())
     return directory
+
+
+# ---- generated daily reports (verification in the rollback window, issue 14 part 5) ----------
+
+# (source IP, messages, passes DMARC, disposition): one <record> of a daily report.
+Row = tuple[str, int, bool, str]
+
+
+def daily_report(org: str, report_id: str, domain: str, day: datetime, rows: list[Row]) -> str:
+    """One receiver's report for one UTC day, in RFC 7489 appendix C form. A passing row passes
+    DKIM and SPF aligned (auth_results for the domain); a failing one authenticates nothing."""
+    begin = int(day.timestamp())
+    records = "".join(
+        f"<record><row><source_ip>{ip}</source_ip><count>{count}</count><policy_evaluated>"
+        f"<disposition>{disposition}</disposition><dkim>{'pass' if ok else 'fail'}</dkim>"
+        f"<spf>{'pass' if ok else 'fail'}</spf></policy_evaluated></row>"
+        f"<identifiers><header_from>{domain}</header_from></identifiers><auth_results>"
+        + (
+            f"<dkim><domain>{domain}</domain><result>pass</result><selector>s1</selector></dkim>"
+            f"<spf><domain>{domain}</domain><result>pass</result></spf>"
+            if ok
+            else f"<spf><domain>{domain}</domain><result>fail</result></spf>"
+        )
+        + "</auth_results></record>"
+        for ip, count, ok, disposition in rows
+    )
+    return (
+        f"<feedback><report_metadata><org_name>{org}</org_name><email>dmarc@{org}</email>"
+        f"<report_id>{report_id}</report_id><date_range><begin>{begin}</begin>"
+        f"<end>{begin + 86399}</end></date_range></report_metadata><policy_published>"
+        f"<domain>{domain}</domain><p>none</p></policy_published>{records}</feedback>"
+    )
+
+
+def write_days(
+    directory: Path,
+    domain: str,
+    first: datetime,
+    days: int,
+    rows: list[Row],
+    org: str = "google.com",
+) -> Path:
+    """`days` daily reports from `first` (a UTC midnight), the same rows each day, gzipped as
+    Google sends them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for n in range(days):
+        day = first + timedelta(days=n)
+        name = f"{org}!{domain}!{int(day.timestamp())}!{int(day.timestamp()) + 86399}.xml.gz"
+        xml = daily_report(org, f"{org}-{domain}-{day:%Y%m%d}", domain, day, rows)
+        (directory / name).write_bytes(gzipped(xml.encode()))
+    return directory
+
+
+# A domain's usual day: the mail platform, the CRM (a legitimate source) and a little spoofing.
+HEALTHY: list[Row] = [
+    ("209.85.220.41", 1000, True, "none"),
+    ("167.89.55.10", 100, True, "none"),
+    ("203.0.113.77", 10, False, "none"),
+]

@@ -40,7 +40,13 @@ def store(tmp_path: Path) -> RecordStore:
         at = START + timedelta(days=n)
         store.create(lambda rid, a=at: make_record(rid, executed_at=a), at, JCHEN)
     for rid in ("2026-0001", "2026-0002"):
-        store.seal(rid, Outcome.ACCEPTED, START + timedelta(days=10), MHARA)
+        store.seal(
+            rid,
+            Outcome.ACCEPTED,
+            START + timedelta(days=10),
+            MHARA,
+            without_evidence="no reports in this test",
+        )
     return store
 
 
@@ -74,7 +80,13 @@ def test_sealed_records_and_the_ledger_are_archived_locked(store: RecordStore, s
     with pytest.raises(ClientError):
         s3.delete_object(Bucket=BUCKET, Key="changes/records/2026-0001.json", VersionId=version)
     # Archiving again writes only what is new: the third record once sealed, the new lines.
-    store.seal("2026-0003", Outcome.ACCEPTED, START + timedelta(days=11), MHARA)
+    store.seal(
+        "2026-0003",
+        Outcome.ACCEPTED,
+        START + timedelta(days=11),
+        MHARA,
+        without_evidence="no reports in this test",
+    )
     code, output = run(store, "records", "archive", "--to", URL, "--at", "2026-07-21T12:00:00Z")
     assert output == f"archived: 3 object(s) written to {URL}\n", output
     assert _verify(store)[0] == 0

@@ -47,7 +47,7 @@ def store(tmp_path: Path) -> RecordStore:
     second = store.create(make_record, at=T0, signer=JCHEN)
     store.update(replace(first, executed_at=T0, executed_by="jchen"), at=T0, signer=JCHEN)
     store.create(make_record, at=T0, signer=JCHEN)
-    store.seal(first.id, Outcome.ACCEPTED, LATER, JCHEN)
+    store.seal(first.id, Outcome.ACCEPTED, LATER, JCHEN, without_evidence="no reports in this test")
     store.update(replace(second, internal_notes="client asked for a call"), at=LATER, signer=JCHEN)
     fourth = store.create(lambda rid: make_record(rid, executed_at=LATER), at=LATER, signer=JCHEN)
     store.seal(fourth.id, Outcome.SUPERSEDED, LATER, MHARA, forced=True)

@@ -37,7 +37,13 @@ def store(tmp_path: Path) -> RecordStore:
             at,
             JCHEN,
         )
-    store.seal("2026-0001", Outcome.ACCEPTED, START + timedelta(days=10), MHARA)
+    store.seal(
+        "2026-0001",
+        Outcome.ACCEPTED,
+        START + timedelta(days=10),
+        MHARA,
+        without_evidence="no reports in this test",
+    )
     return store
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from clockcli import invoke_at
 from dns_server import NamedServer
 from github_server import ROSTER_IDS, FakeGitHub, fixture, pull_request, review
 from portfolio import write
+from reports_fixtures import HEALTHY, write_days
 from signing import KEYS, sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
@@ -179,7 +181,7 @@ def test_merge_in_window_applies_with_the_review_as_evidence(
 
 
 def test_merge_outside_the_window_is_queued_then_applied_by_the_scheduler(
-    merged: Merged, client_dns: NamedServer, github: FakeGitHub
+    merged: Merged, client_dns: NamedServer, github: FakeGitHub, tmp_path: Path
 ) -> None:
     monday = run(merged.root, "merge", "--at", "2026-11-30T10:00:00Z")
     assert monday.exit_code == 0, monday.output
@@ -202,9 +204,20 @@ def test_merge_outside_the_window_is_queued_then_applied_by_the_scheduler(
         "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
     ]
     assert len(outcome_comments(github)) == 2  # queued, then applied
-    # After the rollback window the scheduler closes the clean record.
+    # After the rollback window, with no report after the change yet, the record stays open.
     later = run(merged.root, "scheduled", "--at", "2026-12-01T19:00:00Z")
-    assert "closed 2026-0001: accepted" in later.output
+    assert "stays open: 2026-0001 (no evidence yet: no report store" in later.output
+    # Once the post-change reports are in the store, the scheduler closes the clean record.
+    drop = tmp_path / "rua"
+    write_days(drop, "alpha.example", datetime(2026, 11, 17, tzinfo=UTC), 14, HEALTHY)
+    write_days(drop, "alpha.example", datetime(2026, 12, 2, tzinfo=UTC), 2, HEALTHY)
+    ingest = invoke_at(["--repo", str(merged.root), "reports", "ingest", str(drop)])
+    assert ingest.exit_code == 0, ingest.output
+    closing = run(merged.root, "scheduled", "--at", "2026-12-04T06:00:00Z")
+    assert (
+        "closed 2026-0001: accepted on report evidence (alpha.example: 2220 messages over 2 "
+        "day(s), 99.10% DMARC pass (before 99.10%))" in closing.output
+    )
 
 
 def test_a_merge_whose_plan_is_not_the_reviewed_one_is_refused(

@@ -17,6 +17,7 @@ from click.testing import Result
 from clockcli import invoke_at
 from dns_server import NamedServer
 from portfolio import REPO, write
+from reports_fixtures import HEALTHY, write_days
 from signing import BOT, JCHEN, reseal, sign_if_valid
 from test_apply_named import served
 from test_plan_named import make_repo
@@ -116,7 +117,9 @@ def record(repo: Path, rid: str) -> dict[str, Any]:
     return data
 
 
-def test_whole_lifecycle(repo: Path, client_dns: NamedServer, sender_dns: NamedServer) -> None:
+def test_whole_lifecycle(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer, tmp_path: Path
+) -> None:
     request(repo, "CR-0001-alpha", ["alpha.example"])
     plan_path, plan_hash = plan(repo, sender_dns)
     assert approve(repo, plan_path, "CR-0001-alpha", "mhara").exit_code == 0
@@ -152,7 +155,9 @@ def test_whole_lifecycle(repo: Path, client_dns: NamedServer, sender_dns: NamedS
         "2026-12-01T12:00:00Z",
     )
     assert early.exit_code == 2
-    closed = cli(
+    # The rollback window is over, but no report covers a day after the change: never accepted
+    # on silence (issue 14 part 5).
+    silent = cli(
         repo,
         "close",
         "2026-0001",
@@ -163,14 +168,39 @@ def test_whole_lifecycle(repo: Path, client_dns: NamedServer, sender_dns: NamedS
         "--at",
         "2026-12-01T19:00:00Z",
     )
+    assert silent.exit_code == 2, silent.output
+    assert "not closed as accepted on silence" in silent.stderr
+    assert "no evidence yet: no report store" in silent.stderr
+    assert not (repo / "changes" / "evidence").exists()  # the refused close left nothing
+    # Two weeks before the change and two days after it, as Google reports them.
+    drop = tmp_path / "rua"
+    write_days(drop, "alpha.example", datetime(2026, 11, 17, tzinfo=UTC), 14, HEALTHY)
+    after = [(ip, n, ok, "none" if ok else "quarantine") for ip, n, ok, _ in HEALTHY]
+    write_days(drop, "alpha.example", datetime(2026, 12, 2, tzinfo=UTC), 2, after)
+    assert cli(repo, "reports", "ingest", str(drop)).exit_code == 0
+    closed = cli(
+        repo,
+        "close",
+        "2026-0001",
+        "--outcome",
+        "accepted",
+        "--key",
+        str(KEYS / "jchen.pem"),
+        "--at",
+        "2026-12-04T06:00:00Z",
+    )
     assert closed.exit_code == 0, closed.output
-    assert record(repo, "2026-0001")["sealed"] is True
-    audit = cli(repo, "audit", "verify", "--at", "2026-12-01T19:00:00Z")
+    assert "report evidence: accepted" in closed.stdout
+    sealed = record(repo, "2026-0001")
+    assert sealed["sealed"] is True
+    assert sealed["report_verification"]["post_messages"] == 2220
+    assert sealed["report_verification"]["baseline_messages"] == 14 * 1110
+    audit = cli(repo, "audit", "verify", "--at", "2026-12-04T06:00:00Z")
     assert audit.exit_code == 0, audit.output
     # Sealed means sealed: an edit is detected and the record named.
     path = repo / "changes" / "records" / "2026-0001.json"
     path.write_text(path.read_text().replace("jchen", "sokafor"))
-    tampered = cli(repo, "audit", "verify", "--at", "2026-12-01T19:00:00Z")
+    tampered = cli(repo, "audit", "verify", "--at", "2026-12-04T06:00:00Z")
     assert tampered.exit_code == 2
     assert "2026-0001" in tampered.output
 
@@ -472,7 +502,7 @@ def test_an_applied_plan_is_not_applied_twice(repo: Path, sender_dns: NamedServe
 
 
 def test_scheduler_closes_clean_records_and_leaves_the_rest(
-    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer, tmp_path: Path
 ) -> None:
 
     from pipeline.apply.pending import close_finished
@@ -484,15 +514,32 @@ def test_scheduler_closes_clean_records_and_leaves_the_rest(
     assert apply(repo, plan_path, sender_dns).exit_code == 0
     store = RecordStore(repo / "changes")
     # Inside the rollback window (8 h from 10:00): nothing is closed.
-    assert close_finished(store, datetime(2026, 12, 1, 17, 0, tzinfo=UTC), BOT) == ([], [])
-    closed, attention = close_finished(store, datetime(2026, 12, 1, 18, 30, tzinfo=UTC), BOT)
-    assert (closed, attention) == (["2026-0001"], [])
+    inside = close_finished(store, datetime(2026, 12, 1, 17, 0, tzinfo=UTC), BOT)
+    assert (inside.closed, inside.waiting, inside.attention) == ([], [], [])
+    # The window is over but no report covers a day after the change: it stays open.
+    silent = close_finished(store, datetime(2026, 12, 1, 18, 30, tzinfo=UTC), BOT)
+    assert silent.closed == []
+    assert silent.waiting == [
+        ("2026-0001", "no evidence yet: no report store (run `dmarcops reports ingest` first)")
+    ]
+    assert not record(repo, "2026-0001")["sealed"]
+    # Reports arrive: a baseline and two days after the change. The next run closes it.
+    drop = tmp_path / "rua"
+    write_days(drop, "alpha.example", datetime(2026, 11, 17, tzinfo=UTC), 14, HEALTHY)
+    write_days(drop, "alpha.example", datetime(2026, 12, 2, tzinfo=UTC), 2, HEALTHY)
+    assert cli(repo, "reports", "ingest", str(drop)).exit_code == 0
+    run = close_finished(store, datetime(2026, 12, 4, 6, 0, tzinfo=UTC), BOT)
+    assert [rid for rid, _ in run.closed] == ["2026-0001"], run
+    assert run.closed[0][1] == (
+        "alpha.example: 2220 messages over 2 day(s), 99.10% DMARC pass (before 99.10%)"
+    )
     sealed = record(repo, "2026-0001")
     assert (sealed["sealed"], sealed["outcome"], sealed["closed_by"]) == (
         True,
         "accepted",
         "dmarcops-bot",  # the automation's key signed the close
     )
+    assert sealed["report_verification"]["verdict"] == "accepted"
     # An emergency whose review is missing is left for a person.
     request(repo, "CR-0002-alpha", ["beta.example"])
     beta_plan, _ = plan(repo, sender_dns, "2026-12-05T03:00:00Z", "beta.example")
@@ -508,8 +555,9 @@ def test_scheduler_closes_clean_records_and_leaves_the_rest(
         "INC-2042",
     )
     assert emergency.exit_code == 0, emergency.output
-    closed, attention = close_finished(store, datetime(2026, 12, 9, 12, 0, tzinfo=UTC), BOT)
-    assert (closed, attention) == ([], ["2026-0002"])
+    later = close_finished(store, datetime(2026, 12, 9, 12, 0, tzinfo=UTC), BOT)
+    assert later.closed == []
+    assert later.attention == [("2026-0002", "not clean enough to close")]
 
 
 def test_risk_edited_in_the_saved_plan_does_not_lower_the_gate(

@@ -24,7 +24,13 @@ NOW = datetime(2026, 10, 2, 12, 0, tzinfo=UTC)
 def history(tmp_path: Path) -> RecordStore:
     store = genesis(tmp_path)
     june = store.create(lambda rid: make_record(rid), datetime(2026, 6, 9, tzinfo=UTC), JCHEN)
-    store.seal(june.id, Outcome.ACCEPTED, datetime(2026, 6, 10, tzinfo=UTC), JCHEN)  # 2026Q2
+    store.seal(
+        june.id,
+        Outcome.ACCEPTED,
+        datetime(2026, 6, 10, tzinfo=UTC),
+        JCHEN,
+        without_evidence="no reports in this test",
+    )  # 2026Q2
 
     due = JULY + timedelta(hours=24)
     late = store.create(
@@ -160,7 +166,18 @@ def test_an_earlier_quarter_holds_only_its_own_records(history: RecordStore) -> 
     result = cli(history.changes_dir.parent, "audit", "quarter", "2026q2", "--format", "json",
                  "--at", "2026-10-02T12:00:00Z")  # fmt: skip
     report = json.loads(result.stdout)
-    assert report["records"] == ["2026-0001"] and report["bends"] == []
+    assert report["records"] == ["2026-0001"]
+    # Its only bend: it was closed as accepted by a person's override, without report evidence.
+    assert report["bends"] == [
+        {
+            "kind": "accepted without evidence",
+            "record": "2026-0001",
+            "client": "northwind-health",
+            "analyst": "jchen",
+            "detail": "closed as accepted 2026-06-10T00:00:00Z by jchen without report "
+            "evidence: no reports in this test",
+        }
+    ]
 
 
 @pytest.mark.parametrize("text", ["2026Q5", "Q3", "2026-Q3", "２０２６Q3", ""])

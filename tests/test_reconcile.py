@@ -3,6 +3,7 @@ never landed, put back from the run's artifact, checked line by line and record 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from test_records import cli, make_record
 
 from pipeline.errors import EXIT_GATE, EXIT_INPUT
 from pipeline.records import Outcome, RecordStore, verify
+from pipeline.records.record import ReportCheck
 
 START = datetime(2026, 7, 7, 9, 30, tzinfo=UTC)
 
@@ -31,7 +33,13 @@ def main_and_run(tmp_path: Path) -> tuple[RecordStore, Path]:
     for n in (1, 2):
         at = START + timedelta(days=n)
         run.create(lambda rid, a=at: make_record(rid, executed_at=a), at, BOT)
-    run.seal("2026-0001", Outcome.ACCEPTED, START + timedelta(days=3), BOT)
+    # A scheduled close seals the report verification it was accepted on (issue 14 part 5).
+    evidence = b'{"kind": "dmarcops-report-verification", "verdict": "accepted"}\n'
+    digest = hashlib.sha256(evidence).hexdigest()
+    (run.changes_dir / "evidence").mkdir()
+    (run.changes_dir / "evidence" / f"verification-{digest}.json").write_bytes(evidence)
+    check = ReportCheck(digest, "accepted", START + timedelta(days=3), 1000, 990, 300, 297, 2, "ok")
+    run.seal("2026-0001", Outcome.ACCEPTED, START + timedelta(days=3), BOT, verification=check)
     return main, run.changes_dir
 
 
@@ -47,6 +55,8 @@ def test_the_missing_records_come_back_and_the_trail_verifies(
     assert main.ledger.lines() == RecordStore(artifact).ledger.lines()
     assert main.get("2026-0003").executed_at == START + timedelta(days=2)
     assert main.get("2026-0001").sealed
+    # The verification the close sealed came along: audit verify finds its file.
+    assert (main.changes_dir / "evidence").is_dir()
     assert verify(main.changes_dir, START + timedelta(days=10)) == []
     again = cli(main.changes_dir.parent, "records", "reconcile", "--from", str(artifact))
     assert again.stdout.startswith("nothing to reconcile")

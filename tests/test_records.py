@@ -376,7 +376,9 @@ def test_update_refuses_a_record_file_edited_behind_its_back(store: RecordStore)
 def test_a_sealed_record_is_never_written_again(store: RecordStore) -> None:
     record = store.create(make_record, at=T0, signer=JCHEN)
     end = record.rollback_window.end
-    sealed = store.seal(record.id, Outcome.ACCEPTED, end, JCHEN)
+    sealed = store.seal(
+        record.id, Outcome.ACCEPTED, end, JCHEN, without_evidence="no reports in this test"
+    )
     assert (sealed.sealed, sealed.outcome, sealed.closed_forced) == (True, Outcome.ACCEPTED, False)
     before = (store.records_dir / f"{record.id}.json").read_bytes(), store.ledger.lines()
     with pytest.raises(SealedRecordError) as refused:
@@ -422,7 +424,7 @@ def test_close_before_the_rollback_window_ends_is_refused_unless_forced(
     # At the window's end no force is needed, and none is recorded.
     result = cli(
         tmp_path, "close", second.id, "--outcome", "accepted", "--key", str(KEYS / "mhara.pem"),
-        "--at", "2026-06-09T17:23:00Z", "--force",
+        "--at", "2026-06-09T17:23:00Z", "--force", "--without-evidence", "no reports in this test",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert store.get(second.id).closed_forced is False
@@ -439,7 +441,8 @@ def test_a_sealed_record_cannot_be_changed_through_the_cli(
     assert cli(tmp_path, "review", record.id, "--key", str(KEYS / "mhara.pem"), "--verdict", "justified", "--notes", "ok",
                "--at", "2026-06-09T12:00:00Z").exit_code == 0  # fmt: skip
     assert cli(tmp_path, "close", record.id, "--outcome", "accepted", "--key", str(KEYS / "jchen.pem"),
-               "--at", "2026-06-10T00:00:00Z").exit_code == 0  # fmt: skip
+               "--at", "2026-06-10T00:00:00Z", "--without-evidence", "no reports in this test",
+               ).exit_code == 0  # fmt: skip
     sealed_bytes = (store.records_dir / f"{record.id}.json").read_bytes()
     for args in (
         ("close", record.id, "--outcome", "failed", "--key", str(KEYS / "jchen.pem"), "--force"),

@@ -37,7 +37,13 @@ def store(tmp_path: Path) -> RecordStore:
         store.create(lambda rid, c=client, z=zone, a=at: make_record(rid, client=c, zone=z,
                                                                     executed_at=a), at, JCHEN)  # fmt: skip
     for rid in ("2026-0001", "2026-0002", "2026-0003"):
-        store.seal(rid, Outcome.ACCEPTED, START + timedelta(days=30), MHARA)
+        store.seal(
+            rid,
+            Outcome.ACCEPTED,
+            START + timedelta(days=30),
+            MHARA,
+            without_evidence="no reports in this test",
+        )
     return store
 
 

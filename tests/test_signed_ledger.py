@@ -33,7 +33,9 @@ def store(tmp_path: Path) -> RecordStore:
 
 
 def test_a_close_signed_by_the_closer_verifies(store: RecordStore) -> None:
-    store.seal("2026-0001", Outcome.ACCEPTED, LATER, MHARA)
+    store.seal(
+        "2026-0001", Outcome.ACCEPTED, LATER, MHARA, without_evidence="no reports in this test"
+    )
     assert verify(store.changes_dir, LATER) == []
     entry = store.ledger.read()[-1]
     assert (entry.actor, entry.event.value) == ("mhara", "sealed")
@@ -48,7 +50,9 @@ def test_a_signer_claiming_another_name_is_refused_before_anything_is_written(
     forged = Signer("mhara", JCHEN.key)
     before = store.ledger.lines(), store.json_path("2026-0001").read_bytes()
     with pytest.raises(GateRefused, match="sealed roster"):
-        store.seal("2026-0001", Outcome.ACCEPTED, LATER, forged)
+        store.seal(
+            "2026-0001", Outcome.ACCEPTED, LATER, forged, without_evidence="no reports in this test"
+        )
     assert (store.ledger.lines(), store.json_path("2026-0001").read_bytes()) == before
 
 
@@ -222,7 +226,9 @@ def test_an_emptied_ledger_is_named(tmp_path: Path) -> None:
 def test_a_line_break_inside_a_note_does_not_split_the_ledger(tmp_path: Path) -> None:
     store = genesis(tmp_path)
     store.create(make_record, at=T0, signer=JCHEN)
-    store.seal("2026-0001", Outcome.ACCEPTED, LATER, MHARA)
+    store.seal(
+        "2026-0001", Outcome.ACCEPTED, LATER, MHARA, without_evidence="no reports in this test"
+    )
     # U+2028 and U+0085 are line breaks to str.splitlines(): one line must stay one line.
     store.attest("2026-0001", "ok", "fine\u2028really\x85yes", LATER, SOKAFOR)
     assert len(store.ledger.read()) == 4

@@ -65,7 +65,7 @@ def store(tmp_path: Path) -> RecordStore:
     store.update(replace(first, executed_at=T0, executed_by="jchen"), at=T0, signer=JCHEN)
     store.create(lambda rid: _with_request_time(make_record(rid)), at=T0, signer=JCHEN)
     # The lead closes it: her signature over the ledger's head pins every line before it.
-    store.seal(first.id, Outcome.ACCEPTED, LATER, MHARA)
+    store.seal(first.id, Outcome.ACCEPTED, LATER, MHARA, without_evidence="no reports in this test")
     store.create(lambda rid: _with_request_time(make_record(rid)), at=LATER, signer=JCHEN)
     assert verify(store.changes_dir, LATER) == []
     return store

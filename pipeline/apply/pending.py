@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,9 @@ from pipeline.gate.identity import Signer
 from pipeline.load.files import make_dir
 from pipeline.load.jsonfile import load_json
 from pipeline.records import ChangeRecord, Outcome, RecordStore, VerificationStatus, ZoneStatus
+from pipeline.records.policy_of_record import portfolio_of_record
+from pipeline.reports.store import DEFAULT_STORE
+from pipeline.reports.verify import ACCEPTED, ANOMALY, ReportSource, check_record, seal_evidence
 
 PENDING_DIR = Path("changes") / "pending"
 
@@ -104,21 +107,48 @@ def ready_to_close(record: ChangeRecord, now: datetime) -> bool:
     return all(v.status is VerificationStatus.VERIFIED for v in record.verification)
 
 
+@dataclass
+class CloseRun:
+    """What the scheduled run's pass over the open records did (issue 14 part 5)."""
+
+    closed: list[tuple[str, str]] = field(default_factory=list)  # (record, the evidence)
+    waiting: list[tuple[str, str]] = field(default_factory=list)  # past the window, no evidence
+    anomalies: list[tuple[str, str]] = field(default_factory=list)  # rollback recommended
+    attention: list[tuple[str, str]] = field(default_factory=list)  # a person must close it
+
+
 def close_finished(
-    store: RecordStore, now: datetime, signer: Signer | None
-) -> tuple[list[str], list[str]]:
-    """Seal every record whose rollback window ended cleanly; list the ones a person must close."""
-    closed: list[str] = []
-    attention: list[str] = []
-    for record in store.all():
-        if record.sealed or record.executed_at is None or now < record.rollback_window.end:
-            continue
-        if ready_to_close(record, now):
-            if signer is None:  # nobody to sign the close: a person closes it instead
-                attention.append(record.id)
+    store: RecordStore,
+    now: datetime,
+    signer: Signer | None,
+    reports: Path | None = None,
+) -> CloseRun:
+    """Verify every applied, open record against the aggregate reports (`reports`: the report
+    store, .dmarcops/reports.sqlite under the repository by default) and seal, as accepted, each
+    whose rollback window ended cleanly *and* whose post-change reports say so. Never on silence:
+    without that evidence the record stays open; an anomaly is reported, in the window or after.
+    """
+    root = store.changes_dir.parent
+    policy = portfolio_of_record(root).gate.report_verification
+    run = CloseRun()
+    with ReportSource.open(reports or root / DEFAULT_STORE) as source:
+        for record in store.all():
+            if record.sealed or record.executed_at is None:
                 continue
-            store.seal(record.id, Outcome.ACCEPTED, now, signer)
-            closed.append(record.id)
-        else:
-            attention.append(record.id)
-    return closed, attention
+            check = check_record(record, source, policy, now)
+            if check.verdict == ANOMALY:
+                run.anomalies.append((record.id, check.summary))
+                continue
+            if now < record.rollback_window.end:
+                continue
+            if not ready_to_close(record, now):
+                run.attention.append((record.id, "not clean enough to close"))
+            elif check.verdict != ACCEPTED:
+                run.waiting.append((record.id, check.summary))
+            elif signer is None:  # nobody to sign the close: a person closes it instead
+                run.attention.append((record.id, "no automation key to sign the close"))
+            else:
+                reference = seal_evidence(root, check)
+                store.seal(record.id, Outcome.ACCEPTED, now, signer, verification=reference)
+                run.closed.append((record.id, check.summary))
+    return run

@@ -216,14 +216,18 @@ def automation_signer(repo: Path) -> Signer | None:
 @reports_errors
 def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None:
     """The scheduled run: apply queued changes whose window has opened (comment on their pull
-    request) and close, as accepted, records whose rollback window ended with everything applied
-    and verified. Lists the records a person must close.
+    request); verify every applied, open record against the aggregate reports in the report store
+    (`dmarcops reports verify`: what was received since the change against the baseline before
+    it), and close as accepted the records whose rollback window ended with everything applied
+    and verified and whose post-change reports say so. Never on silence: a record without that
+    evidence stays open. Lists anomalies (rollback recommended) and the records a person must
+    close.
     """
     from pipeline.github.merge import run_scheduled
 
     repo: Path = click.get_current_context().obj
     api = GitHubClient.from_environment() if os.environ.get("GITHUB_TOKEN") else None
-    results, closed, attention = run_scheduled(
+    results, run = run_scheduled(
         repo,
         command_time(at, "github scheduled", portfolio_of_record(repo)).now,
         api,
@@ -232,10 +236,17 @@ def scheduled_command(nameservers: tuple[str, ...], at: datetime | None) -> None
     )
     for result in results:
         click.echo(f"plan {result.plan_hash[:16]}: {clean(result.message)}")
-    for record_id in closed:
-        click.echo(f"closed {record_id}: accepted (rollback window over, applied and verified)")
-    for record_id in attention:
-        click.echo(f"needs a person: {record_id} (rollback window over; not clean enough to close)")
+    for record_id, why in run.closed:
+        click.echo(f"closed {record_id}: accepted on report evidence ({clean(why)})")
+    for record_id, why in run.waiting:
+        click.echo(f"stays open: {record_id} ({clean(why)})")
+    for record_id, why in run.anomalies:
+        click.echo(
+            f"ANOMALY: {record_id}: {clean(why)}; rollback recommended "
+            f"(dmarcops reports verify --record {record_id})"
+        )
+    for record_id, why in run.attention:
+        click.echo(f"needs a person: {record_id} (rollback window over; {clean(why)})")
 
 
 def _note_check_posted() -> None:

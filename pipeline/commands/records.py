@@ -805,30 +805,98 @@ def overdue_command(at: str | None) -> None:
     is_flag=True,
     help="Close before the rollback window has ended; the record says it was forced.",
 )
+@click.option(
+    "--without-evidence",
+    "without_evidence",
+    metavar="REASON",
+    default="",
+    help="Close as accepted although the aggregate reports do not show it (no post-change "
+    "reports, an anomaly): why. Signed by you; the quarterly review lists it.",
+)
+@click.option(
+    "--store",
+    "report_store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The report store the verification reads (default: .dmarcops/reports.sqlite).",
+)
 @_at_option
 @reports_errors
 def close_command(
-    record_id: str, outcome: str, key_file: Path, by: str | None, force: bool, at: str | None
+    record_id: str,
+    outcome: str,
+    key_file: Path,
+    by: str | None,
+    force: bool,
+    without_evidence: str,
+    report_store: Path | None,
+    at: str | None,
 ) -> None:
     """Log the outcome of a change and seal its record: it is never edited again; a follow-up is
     a new record that references it. Refused (exit 2) before the rollback window has ended unless
     --force, and for an emergency change whose post-hoc review is not recorded.
 
+    Never accepted on silence: the reports received since the change are compared with the
+    baseline before it (`dmarcops reports verify`) and the comparison is sealed into the record
+    by hash. `--outcome accepted` is refused (exit 2) unless it says accepted, or you give
+    --without-evidence REASON.
+
     \b
     Example:
       dmarcops close 2026-0001 --outcome accepted --key ~/.config/dmarcops/jchen.pem
+      dmarcops close 2026-0002 --outcome accepted --without-evidence "client's rua mailbox \
+        was down all week; checked delivery with the client" --key ~/.config/dmarcops/jchen.pem
     """
+    from pipeline.reports.store import DEFAULT_STORE
+    from pipeline.reports.verify import ReportSource, check_record, seal_evidence
+
     when = _mutating_now(at, "close", record_id)
     store = _store()
-    signer = signer_for(store.changes_dir.parent, key_file, by)
-    record = store.seal(
-        record_id, Outcome(outcome), when.now, signer, forced=force, simulated=when.simulated
-    )
+    repo = store.changes_dir.parent
+    signer = signer_for(repo, key_file, by)
+    current = store.get(record_id)
+    verification = None
+    written: Path | None = None
+    if current.executed_at is not None and not current.sealed:
+        policy = portfolio_of_record(repo).gate.report_verification
+        with ReportSource.open(report_store or repo / DEFAULT_STORE) as source:
+            check = check_record(current, source, policy, when.now)
+        evidence_dir = repo / "changes" / "evidence"
+        had_dir = evidence_dir.is_dir()
+        existed = set(evidence_dir.glob("verification-*.json"))
+        verification = seal_evidence(repo, check)
+        path = repo / verification.file
+        written = None if path in existed else path
+    try:
+        record = store.seal(
+            record_id,
+            Outcome(outcome),
+            when.now,
+            signer,
+            forced=force,
+            simulated=when.simulated,
+            verification=verification,
+            without_evidence=without_evidence,
+        )
+    except BaseException:
+        if written is not None:  # a refused close leaves nothing behind
+            written.unlink(missing_ok=True)
+            if not had_dir:
+                written.parent.rmdir()
+        raise
     assert record.closed_at is not None
     forced = " (forced: before the rollback window ended)" if record.closed_forced else ""
     click.echo(
         f"sealed: {record.id} {outcome} {show_utc(record.closed_at)} by {signer.analyst}{forced}"
     )
+    if record.report_verification is not None:
+        click.echo(f"  report evidence: {plain(record.report_verification.show())}")
+        click.echo(f"    {plain(record.report_verification.summary)}")
+        click.echo(f"    sealed: {record.report_verification.file}")
+    if record.closed_without_evidence:
+        click.echo(
+            f"  closed without report evidence: {plain(record.closed_without_evidence)} "
+            "(listed by `dmarcops audit quarter`)"
+        )
 
 
 @click.command("init")

@@ -23,6 +23,8 @@ from pipeline.gate import decide
 from pipeline.load.portfolio import load_portfolio
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.render.safe import clean
+from pipeline.reports.asn import load_asn_table
+from pipeline.reports.chart import svg_chart
 from pipeline.reports.evidence import evidence_document, load_evidence, write_evidence
 from pipeline.reports.ingest import LazyStore, ingest_paths
 from pipeline.reports.s3 import read_prefix
@@ -162,6 +164,19 @@ def ingest_command(repo: Path, paths: tuple[str, ...], store: Path | None) -> No
     default="text",
     show_default=True,
 )
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the pass rate per day as an SVG chart to this file (.svg).",
+)
+@click.option(
+    "--asn-table",
+    "asn_table",
+    envvar="DMARCOPS_ASN_TABLE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An offline IP-to-ASN table (iptoasn.com's ip2asn TSV, plain or .gz): source IPs are "
+    "also grouped by AS (env DMARCOPS_ASN_TABLE). No lookup leaves the machine.",
+)
 @_store_option
 @click.pass_obj
 @reports_errors
@@ -172,6 +187,8 @@ def summary_command(
     since: str,
     at: datetime | None,
     fmt: str,
+    chart: Path | None,
+    asn_table: Path | None,
     store: Path | None,
 ) -> None:
     """Messages, DKIM-aligned, SPF-aligned and DMARC pass rate for a client's domains, per
@@ -205,8 +222,25 @@ def summary_command(
         )
     with closing(open_store(_store_path(repo, store), readonly=True)) as connection:
         rows = load_rows(connection, chosen, start, until)
-    summary = summarise(rows, client_id, chosen, start, until)
+    if chart is not None and chart.suffix.lower() != ".svg":
+        raise InputError(
+            f"--chart {chart.name!r}: the chart is written as SVG only",
+            hint="Name it .svg; for a PNG, convert it (rsvg-convert chart.svg -o chart.png).",
+        )
+    asn = load_asn_table(asn_table) if asn_table is not None else None
+    summary = summarise(rows, client_id, chosen, start, until, asn=asn)
     unknown = unknown_senders(rows, portfolio.senders)
+    if chart is not None:
+        try:
+            if chart.is_symlink():
+                raise OSError(0, "it is a symbolic link; not written through")
+            chart.write_text(svg_chart(summary), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(
+                f"cannot write the chart: {exc.strerror or exc}",
+                file=chart,
+                hint="Give --chart a file in a directory that exists and that you may write.",
+            ) from None
     if fmt == "json":
         click.echo(render_json(summary, unknown), nl=False)
     elif fmt == "csv":
@@ -281,6 +315,79 @@ def evidence_command(
         verdict = "meets it" if not shortfalls else "falls short: " + "; ".join(shortfalls)
         click.echo(f"  p={target} threshold (policy/gate.yaml): {clean(verdict)}")
     click.echo(f'  in the request: details: report_evidence: "{digest}"')
+
+
+@reports.command("verify")
+@click.option(
+    "--record",
+    "record_ids",
+    multiple=True,
+    metavar="ID",
+    help="Only this change record (repeatable; default: every applied record not yet closed).",
+)
+@click.option(
+    "--at",
+    "at",
+    envvar="DMARCOPS_NOW",
+    type=click.DateTime(formats=AT_FORMATS),
+    help="Verify as if it were this UTC time (env DMARCOPS_NOW; default: now).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@_store_option
+@click.pass_obj
+@reports_errors
+def verify_command(
+    repo: Path,
+    record_ids: tuple[str, ...],
+    at: datetime | None,
+    fmt: str,
+    store: Path | None,
+) -> None:
+    """Verification in the rollback window: for each applied change record not yet closed (or
+    each --record), the aggregate reports received since the change against the baseline before
+    it, per domain and per major source, and the verdict: accepted proposed (with the numbers),
+    stays open ("no evidence yet"), or ANOMALY (a legitimate source newly failing, the pass rate
+    falling, more mail quarantined or rejected: rollback recommended). Thresholds: policy/gate.yaml
+    `report_verification`. The scheduled run closes on the same comparison. Exit 1 when any
+    record shows an anomaly (a monitor can alert on it), 0 otherwise.
+
+    \b
+    Examples:
+      dmarcops reports verify
+      dmarcops reports verify --record 2026-0007 --format json
+    """
+    from pipeline.records.store import RecordStore
+    from pipeline.reports.verify import ANOMALY, ReportSource, check_record, to_verify
+    from pipeline.reports.verify import render_json as verify_json
+    from pipeline.reports.verify import render_text as verify_text
+
+    now = read_only_time(at).now
+    records = RecordStore(repo / "changes")
+    if record_ids:
+        chosen = [records.get(record_id) for record_id in record_ids]
+        for record in chosen:
+            if record.executed_at is None:
+                raise InputError(
+                    f"record {record.id} was never applied: there is nothing to verify",
+                    hint="Only applied changes have reports after them.",
+                )
+    else:
+        chosen = to_verify(records.all())
+    policy = portfolio_of_record(repo).gate.report_verification
+    with ReportSource.open(_store_path(repo, store)) as source:
+        checks = [check_record(record, source, policy, now) for record in chosen]
+    if fmt == "json":
+        click.echo(verify_json(checks), nl=False)
+    else:
+        click.echo(verify_text(checks, now), nl=False)
+    if any(check.verdict == ANOMALY for check in checks):
+        sys.exit(EXIT_INPUT)
 
 
 def register(group: click.Group) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.apply.pending import (
+    CloseRun,
     PendingChange,
     close_finished,
     queue,
@@ -279,8 +280,9 @@ def run_scheduled(
     api: GitHubClient | None = None,
     nameservers: Nameservers | None = None,
     signer: Signer | None = None,
-) -> tuple[list[MergeResult], list[str], list[str]]:
-    """Apply queued changes whose window is open; close records whose rollback window ended."""
+) -> tuple[list[MergeResult], CloseRun]:
+    """Apply queued changes whose window is open; verify the open records against the
+    aggregate reports and close those whose rollback window ended with evidence."""
     portfolio = portfolio_of_record(repo)
     roster = roster_of_record(repo)
     results: list[MergeResult] = []
@@ -330,5 +332,4 @@ def run_scheduled(
             result = MergeResult(pending.pull_request, pending.plan_hash, (), None, message)
         results.append(result)
         report(api, result)
-    closed, attention = close_finished(RecordStore(repo / "changes"), now, signer)
-    return results, closed, attention
+    return results, close_finished(RecordStore(repo / "changes"), now, signer)

@@ -59,6 +59,40 @@ class ReportEvidencePolicy:
 
 
 @dataclass(frozen=True)
+class VerificationPolicy:
+    """How the reports after a change are compared with those before it (issue 14 part 5):
+    policy/gate.yaml `report_verification`. Rates in percent, drops in percentage points."""
+
+    baseline_days: int
+    min_post_days: int
+    min_post_messages: int
+    min_volume_ratio: float
+    max_pass_rate_drop: float
+    major_source_share: float
+    legitimate_pass_rate: float
+    max_source_pass_rate_drop: float
+    min_source_messages: int
+    max_enforced_increase: float
+
+    def to_json(self) -> dict[str, int | float]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+DEFAULT_VERIFICATION = VerificationPolicy(
+    baseline_days=14,
+    min_post_days=1,
+    min_post_messages=100,
+    min_volume_ratio=50.0,
+    max_pass_rate_drop=2.0,
+    major_source_share=5.0,
+    legitimate_pass_rate=90.0,
+    max_source_pass_rate_drop=10.0,
+    min_source_messages=20,
+    max_enforced_increase=2.0,
+)
+
+
+@dataclass(frozen=True)
 class GatePolicy:
     chains: Mapping[RiskLevel, tuple[Role, ...]]
     policy_change_risk: RiskLevel = RiskLevel.HIGH
@@ -71,6 +105,9 @@ class GatePolicy:
     incident_reference: re.Pattern[str] = re.compile(r"^(INC|PD|OPS|SEC)-[0-9]{1,10}$")
     # None: no pass-rate rule (a gate.yaml without `report_evidence`).
     report_evidence: ReportEvidencePolicy | None = None
+    # A gate.yaml without `report_verification` gets these defaults (the shipped values):
+    # verification never falls back to accepting on silence.
+    report_verification: VerificationPolicy = field(default_factory=lambda: DEFAULT_VERIFICATION)
 
 
 DEFAULT_CHAINS: Mapping[RiskLevel, tuple[Role, ...]] = {
@@ -101,6 +138,7 @@ def gate_policy_from_data(data: Mapping[str, Any]) -> GatePolicy:
         ),
         incident_reference=re.compile(emergency["incident_reference"]),
         report_evidence=_report_evidence(data.get("report_evidence")),
+        report_verification=_report_verification(data.get("report_verification")),
     )
 
 
@@ -122,4 +160,21 @@ def _report_evidence(data: Mapping[str, Any] | None) -> ReportEvidencePolicy | N
         grandfathered=frozenset(
             (str(g["request"]), str(g["sha256"])) for g in data.get("grandfathered", [])
         ),
+    )
+
+
+def _report_verification(data: Mapping[str, Any] | None) -> VerificationPolicy:
+    if data is None:
+        return DEFAULT_VERIFICATION
+    return VerificationPolicy(
+        baseline_days=int(data["baseline_days"]),
+        min_post_days=int(data["min_post_days"]),
+        min_post_messages=int(data["min_post_messages"]),
+        min_volume_ratio=float(data["min_volume_ratio"]),
+        max_pass_rate_drop=float(data["max_pass_rate_drop"]),
+        major_source_share=float(data["major_source_share"]),
+        legitimate_pass_rate=float(data["legitimate_pass_rate"]),
+        max_source_pass_rate_drop=float(data["max_source_pass_rate_drop"]),
+        min_source_messages=int(data["min_source_messages"]),
+        max_enforced_increase=float(data["max_enforced_increase"]),
     )

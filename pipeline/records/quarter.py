@@ -8,7 +8,9 @@ never was).
 
 Bends the records hold and the review lists: emergency changes (with their verdict, follow-up,
 incident and whether the review was late or is missing), forced closes, freeze exceptions,
-rollbacks, applies finished from a journal (recovered). Two kinds the issue names are not in the
+rollbacks, applies finished from a journal (recovered), and records closed as accepted without
+aggregate-report evidence (issue 14 part 5: a person's signed override with its reason, or an
+acceptance with neither evidence nor reason). Two kinds the issue names are not in the
 records yet and are said so in the report instead of being guessed: changes made outside standard
 change management at a client's direction, and approvals that a lead gave because the analyst was
 shadowing.
@@ -74,7 +76,9 @@ class Quarter:
 class Bend:
     """One place where the policy was bent, with the record that shows it."""
 
-    kind: str  # "emergency" | "forced close" | "freeze exception" | "rollback" | "recovered"
+    # "emergency" | "forced close" | "freeze exception" | "rollback" | "recovered" |
+    # "accepted without evidence"
+    kind: str
     record_id: str
     client: str
     analyst: str
@@ -172,6 +176,27 @@ def _bends(record: ChangeRecord, now: datetime) -> list[Bend]:
         )
         linked = f" (linked: {', '.join(record.references)})" if record.references else ""
         found.append(bend("rollback", what + linked))
+    if record.closed_without_evidence:
+        closed = format_utc(record.closed_at) if record.closed_at else "?"
+        check = record.report_verification
+        said = f"; the reports said {check.verdict}: {check.summary}" if check else ""
+        found.append(
+            bend(
+                "accepted without evidence",
+                f"closed as accepted {closed} by {record.closed_by} without report evidence: "
+                f"{record.closed_without_evidence}{said}",
+            )
+        )
+    elif (
+        record.sealed and record.outcome is Outcome.ACCEPTED and record.report_verification is None
+    ):
+        found.append(
+            bend(
+                "accepted without evidence",
+                f"closed as accepted by {record.closed_by} with no report verification and no "
+                "reason in the record (sealed before dmarcops required either?)",
+            )
+        )
     if record.recovery is not None:
         found.append(
             bend("recovered", f"finished from an interrupted apply: {record.recovery.detail}")

@@ -38,7 +38,7 @@ from pipeline.records.ledger import (
     split_lines,
 )
 from pipeline.records.record import canonical_bytes
-from pipeline.records.store import RECORDS_DIR, RecordStore, write_atomic
+from pipeline.records.store import RECORDS_DIR, RecordStore, verification_file, write_atomic
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,33 @@ def _is_known_version(store: RecordStore, rid: str, ours_last: dict[str, str]) -
     except (InputError, ValueError, RecursionError):
         return False
     return hashlib.sha256(canonical_bytes(data)).hexdigest() == ours_last.get(rid)
+
+
+def _verification_copy(
+    store: RecordStore, source: Path, rid: str, data: object
+) -> list[tuple[Path, bytes]]:
+    """The report verification a closed record seals (changes/evidence/verification-<sha>.json,
+    issue 14 part 5) comes along with it, when the repository lacks it and it hashes to its name."""
+    check = data.get("report_verification") if isinstance(data, dict) else None
+    digest = check.get("sha256") if isinstance(check, dict) else None
+    if not isinstance(digest, str) or len(digest) != 64 or not digest.isalnum():
+        return []
+    dest = verification_file(store.changes_dir, digest)
+    if exists(dest):
+        return []
+    src = source / dest.parent.name / dest.name
+    try:
+        body = _source_bytes(src)
+    except InputError as exc:
+        raise GateRefused(
+            f"record {rid}: its report verification: {exc.message}", file=src
+        ) from None
+    if hashlib.sha256(body).hexdigest() != digest:
+        raise GateRefused(
+            f"record {rid}: its report verification does not hash to its name; nothing was written",
+            file=src,
+        )
+    return [(dest, body)]
 
 
 def reconcile(store: RecordStore, source: Path) -> Reconciled:
@@ -162,6 +189,7 @@ def reconcile(store: RecordStore, source: Path) -> Reconciled:
                             "written",
                             file=src,
                         )
+                    copies += _verification_copy(store, source, rid, data)
                 dest = store.records_dir / src.name
                 if (
                     exists(dest)
@@ -176,6 +204,7 @@ def reconcile(store: RecordStore, source: Path) -> Reconciled:
                 copies.append((dest, body))
         make_dir(store.records_dir, root=store.changes_dir.parent)
         for dest, body in copies:
+            make_dir(dest.parent, root=store.changes_dir.parent)
             write_atomic(dest, body)
         fd = open_append(store.ledger.path, root=store.changes_dir.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -562,6 +562,80 @@ class Recovery:
         )
 
 
+REPORT_VERDICTS = ("accepted", "no-evidence", "anomaly")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ReportCheck:
+    """What the aggregate reports said when the record was closed (issue 14 part 5): the
+    comparison of the reports received since the change with the baseline before it, computed
+    from the report store by pipeline.reports.verify and written to
+    changes/evidence/verification-<sha256>.json; the record seals its hash and the totals."""
+
+    sha256: str
+    verdict: str  # REPORT_VERDICTS
+    as_of: datetime  # the end of the post-change period
+    baseline_messages: int
+    baseline_dmarc_pass: int
+    post_messages: int
+    post_dmarc_pass: int
+    post_days: int  # UTC days on which a post-change report began
+    summary: str  # why, in one line (from the comparison, never typed)
+
+    def __post_init__(self) -> None:
+        _normalise_times(self, "as_of")
+        if self.verdict not in REPORT_VERDICTS:
+            raise ValueError(f"report verdict {self.verdict!r} is not one of {REPORT_VERDICTS}")
+        if not _SHA256.match(self.sha256):
+            raise ValueError(f"report verification {self.sha256[:80]!r} is not a SHA-256")
+
+    @property
+    def file(self) -> str:
+        return f"changes/evidence/verification-{self.sha256}.json"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "verdict": self.verdict,
+            "as_of": format_utc(self.as_of),
+            "baseline_messages": self.baseline_messages,
+            "baseline_dmarc_pass": self.baseline_dmarc_pass,
+            "post_messages": self.post_messages,
+            "post_dmarc_pass": self.post_dmarc_pass,
+            "post_days": self.post_days,
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> ReportCheck:
+        return _read(
+            lambda: cls(
+                sha256=f.text("sha256"),
+                verdict=f.text("verdict"),
+                as_of=f.time("as_of"),
+                baseline_messages=f.number("baseline_messages"),
+                baseline_dmarc_pass=f.number("baseline_dmarc_pass"),
+                post_messages=f.number("post_messages"),
+                post_dmarc_pass=f.number("post_dmarc_pass"),
+                post_days=f.number("post_days"),
+                summary=f.text("summary"),
+            )
+        )
+
+    def show(self) -> str:
+        def rate(passed: int, messages: int) -> str:
+            return f"{100 * passed / messages:.2f}%" if messages else "-"
+
+        return (
+            f"{self.verdict} as of {show_utc(self.as_of)}: after the change "
+            f"{self.post_messages} messages over {self.post_days} day(s), "
+            f"{rate(self.post_dmarc_pass, self.post_messages)} DMARC pass; before "
+            f"{self.baseline_messages} messages, "
+            f"{rate(self.baseline_dmarc_pass, self.baseline_messages)}"
+        )
+
+
 # --- the record -------------------------------------------------------------------------------
 
 
@@ -606,6 +680,10 @@ class ChangeRecord:
     simulated: bool = False
     # SHA-256 of the change request's content as signed and approved (pipeline.gate.requests).
     request_sha256: str = ""
+    # Issue 14 part 5: what the aggregate reports said at the close, and the reason a person
+    # gave for closing as accepted without that evidence (the quarterly review lists it).
+    report_verification: ReportCheck | None = None
+    closed_without_evidence: str = ""
 
     def __post_init__(self) -> None:
         if not RECORD_ID.match(self.id):
@@ -693,6 +771,16 @@ class ChangeRecord:
             # Only when set: records written before the field existed keep their hashes.
             **({"recovery": self.recovery.to_json()} if self.recovery else {}),
             **({"simulated": True} if self.simulated else {}),
+            **(
+                {"report_verification": self.report_verification.to_json()}
+                if self.report_verification
+                else {}
+            ),
+            **(
+                {"closed_without_evidence": self.closed_without_evidence}
+                if self.closed_without_evidence
+                else {}
+            ),
         }
 
     @classmethod
@@ -707,6 +795,9 @@ class ChangeRecord:
         emergency = f.optional_object("emergency")
         rollback_window = f.optional_object("rollback_window")
         recovery = f.optional_object("recovery") if "recovery" in f.data else None
+        checked = (
+            f.optional_object("report_verification") if "report_verification" in f.data else None
+        )
         if rollback_window is None:
             raise RecordFormatError("record.rollback_window: missing")
         return _read(
@@ -744,6 +835,10 @@ class ChangeRecord:
                 policy_sha256=f.text("policy_sha256") if "policy_sha256" in f.data else "",
                 recovery=Recovery.from_fields(recovery) if recovery else None,
                 simulated=f.data.get("simulated") is True,
+                report_verification=ReportCheck.from_fields(checked) if checked else None,
+                closed_without_evidence=(
+                    f.text("closed_without_evidence") if "closed_without_evidence" in f.data else ""
+                ),
             )
         )
 
@@ -906,6 +1001,16 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
                 " before the rollback window ended (forced)." if record.closed_forced else "."
             )
     closing = [("Outcome", outcome)]
+    if record.report_verification is not None:
+        check = record.report_verification
+        closing.append(
+            (
+                "Report evidence",
+                f"{t(check.show())} ({t(check.summary)}); {c(check.file)}",
+            )
+        )
+    if record.closed_without_evidence:
+        closing.append(("Closed without report evidence", t(record.closed_without_evidence)))
     if record.references:
         closing.append(("References", ", ".join(f"#{r}" for r in record.references)))
     closing.append(("Sealed", "yes: never edited again" if record.sealed else "no"))

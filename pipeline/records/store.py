@@ -62,6 +62,7 @@ from pipeline.records.record import (
     ChangeRecord,
     Outcome,
     RecordFormatError,
+    ReportCheck,
     canonical_bytes,
     format_utc,
     plain,
@@ -417,14 +418,23 @@ class RecordStore:
         signer: Signer,
         forced: bool = False,
         simulated: bool = False,
+        *,
+        verification: ReportCheck | None = None,
+        without_evidence: str = "",
     ) -> ChangeRecord:
         """Log the outcome and seal the record: it is never written again.
 
         Refused before the rollback window has ended unless `forced` (recorded as closed_forced,
         so the early close shows in the record); refused for an emergency change whose post-hoc
         review is not recorded, forced or not: that review is the price of skipping approval.
+
+        Never accepted on silence (issue 14 part 5): `accepted` needs the aggregate-report
+        `verification` (pipeline.reports.verify, its file under changes/evidence/) saying
+        accepted, or a person's `without_evidence` reason, which the record keeps and the
+        quarterly review lists. The automation's key cannot give that reason.
         """
         at = utc(at)
+        without_evidence = without_evidence.strip()
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
             current = self._current(record_id, entries)
@@ -442,6 +452,9 @@ class RecordStore:
                     f"{show_utc(current.rollback_window.end)}; the outcome is logged after it",
                     hint="Use --force to close it earlier; the record will say it was forced.",
                 )
+            _check_acceptance(
+                self, record_id, Outcome(outcome), verification, without_evidence, signer, entries
+            )
             sealed = replace(
                 current,
                 outcome=Outcome(outcome),
@@ -450,6 +463,8 @@ class RecordStore:
                 closed_forced=early,
                 sealed=True,
                 simulated=current.simulated or simulated,
+                report_verification=verification,
+                closed_without_evidence=without_evidence,
             )
             roster = self.trusted_roster(entries)
             self._write(sealed, entries, LedgerEvent.SEALED, at, signer, roster, simulated)
@@ -668,6 +683,68 @@ class RecordStore:
                 continue
             out.append(record)
         return out
+
+
+def verification_file(changes_dir: Path, sha256: str) -> Path:
+    """Where the report verification a record seals is kept (pipeline.reports.verify)."""
+    return changes_dir / "evidence" / f"verification-{sha256}.json"
+
+
+def verification_problem(changes_dir: Path, check: ReportCheck) -> str:
+    """Why the verification file a record cites cannot be used ("" when it can)."""
+    path = verification_file(changes_dir, check.sha256)
+    try:
+        raw = read_bytes(path, limit=16 * 1024 * 1024, root=changes_dir.parent)
+    except InputError as exc:
+        return f"its report verification {check.file} cannot be read: {exc.message}"
+    if hashlib.sha256(raw).hexdigest() != check.sha256:
+        return f"its report verification {check.file} does not hash to its name (edited)"
+    return ""
+
+
+def _check_acceptance(
+    store: RecordStore,
+    record_id: str,
+    outcome: Outcome,
+    verification: ReportCheck | None,
+    without_evidence: str,
+    signer: Signer,
+    entries: builtins.list[LedgerEntry],
+) -> None:
+    """The seal's rule against acceptance by silence (RecordStore.seal)."""
+    if without_evidence and outcome is not Outcome.ACCEPTED:
+        raise InputError(
+            "a reason for closing without report evidence is for --outcome accepted only",
+            hint="Other outcomes need no report evidence.",
+        )
+    if verification is not None:
+        problem = verification_problem(store.changes_dir, verification)
+        if problem:
+            raise GateRefused(f"record {record_id}: {problem}")
+    if outcome is not Outcome.ACCEPTED:
+        return
+    if without_evidence:
+        member = store.trusted_roster(entries).get(signer.analyst)
+        if member is not None and not member.is_person:
+            raise UntrustedSigner(
+                f"{signer.analyst} is the automation's key: it closes as accepted on report "
+                "evidence only, never by an override",
+                hint="A person closes it: dmarcops close ID --outcome accepted "
+                "--without-evidence REASON --key THEIR-KEY.",
+            )
+        return
+    if verification is None or verification.verdict != "accepted":
+        said = (
+            f"the aggregate reports say {verification.verdict}: {verification.summary}"
+            if verification is not None
+            else "no report verification was given"
+        )
+        raise GateRefused(
+            f"record {record_id} is not closed as accepted on silence: {said}",
+            hint="Wait for post-change reports (`dmarcops reports verify --record "
+            f"{record_id}`), close with the real outcome, or close as accepted with "
+            "--without-evidence REASON (signed by you; the quarterly review lists it).",
+        )
 
 
 def _check_signer(signer: Signer, roster: Roster) -> None:
@@ -1388,6 +1465,10 @@ def _check_file(
             )
         )
     problems.extend(AuditProblem(rid, why) for why in chronology(record))
+    if record.report_verification is not None:
+        problem = verification_problem(path.parent.parent, record.report_verification)
+        if problem:
+            problems.append(AuditProblem(rid, problem))
     markdown = path.with_suffix(".md")
     if exists(markdown) and _text_or_none(markdown) != record.render_markdown():
         # The rendering is what people read on GitHub: it must say what the sealed JSON says.

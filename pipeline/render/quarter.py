@@ -16,6 +16,7 @@ _BEND_TITLES = {
     "freeze exception": "Freeze exceptions",
     "rollback": "Rollbacks",
     "recovered": "Applies finished from a journal",
+    "accepted without evidence": "Closed as accepted without report evidence",
 }
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from pipeline.load.portfolio import Sender, SenderCatalog
 from pipeline.render.safe import clean
+from pipeline.reports.asn import AsnTable
 
 
 @dataclass
@@ -65,6 +66,8 @@ class StoredRow:
     spf_domains: tuple[str, ...]
     reasons: tuple[str, ...]
     report: int = 0  # the store's key of the report the record came from
+    begin: int = 0  # the report's period, POSIX seconds (verification splits on the change)
+    end: int = 0
 
 
 def _covers(domains: Iterable[str], name: str) -> bool:
@@ -79,7 +82,7 @@ def load_rows(
     wanted = [d.lower().rstrip(".") for d in domains]
     rows: list[StoredRow] = []
     query = (
-        "SELECT r.id, r.org_name, r.begin_ts, c.source_ip, c.count, c.disposition, c.dkim_aligned, "
+        "SELECT r.id, r.org_name, r.begin_ts, r.end_ts, c.source_ip, c.count, c.disposition, c.dkim_aligned, "
         "c.spf_aligned, c.header_from, c.envelope_from, c.dkim_domains, c.spf_domains, c.reasons "
         "FROM records c JOIN reports r ON c.report = r.id "
         "WHERE r.begin_ts >= ? AND r.begin_ts < ? ORDER BY r.begin_ts, r.org_name, r.report_id"
@@ -88,6 +91,7 @@ def load_rows(
         key,
         org,
         begin,
+        end,
         ip,
         count,
         disp,
@@ -116,6 +120,8 @@ def load_rows(
                 tuple(spd.split()),
                 tuple(reasons.split()),
                 int(key),
+                int(begin),
+                int(end),
             )
         )
     return rows
@@ -142,10 +148,28 @@ class Summary:
 
 
 def summarise(
-    rows: list[StoredRow], client: str, domains: tuple[str, ...], since: datetime, until: datetime
+    rows: list[StoredRow],
+    client: str,
+    domains: tuple[str, ...],
+    since: datetime,
+    until: datetime,
+    *,
+    asn: AsnTable | None = None,
 ) -> Summary:
+    """The counts in total and per group; with an offline AS table (pipeline.reports.asn), also
+    per autonomous system of the source IP (`asn`)."""
     summary = Summary(client, domains, since, until)
-    for name, key in GROUPS:
+    groups_wanted = list(GROUPS)
+    if asn is not None:
+        cache: dict[str, str] = {}
+
+        def by_asn(row: StoredRow) -> str:
+            if row.source_ip not in cache:
+                cache[row.source_ip] = asn.lookup(row.source_ip)
+            return cache[row.source_ip]
+
+        groups_wanted.insert(3, ("asn", by_asn))
+    for name, key in groups_wanted:
         groups: dict[str, Stats] = defaultdict(Stats)
         for row in rows:
             groups[key(row)].add(row.count, row.dkim_aligned, row.spf_aligned)
@@ -273,6 +297,7 @@ _TITLES = {
     "domain": "per domain (From:)",
     "reporter": "per reporting org",
     "source_ip": "per source IP",
+    "asn": "per source AS (offline table)",
     "envelope_from": "per envelope domain (MAIL FROM)",
     "day": "per day (UTC, by report start)",
 }
