@@ -20,6 +20,7 @@ import yaml
 from pipeline.apply.run import open_requests
 from pipeline.commands.apply import register as register_apply_commands
 from pipeline.commands.approvals import register as register_approval_commands
+from pipeline.commands.calendar import register as register_calendar_commands
 from pipeline.commands.common import (
     AT_FORMATS,
     DmarcopsGroup,
@@ -34,6 +35,7 @@ from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.requests import collect_requests, cover, signature_refusal
 from pipeline.gate.roster import load_roster
+from pipeline.gate.templates import collect_templates
 from pipeline.gate.windows import next_window
 from pipeline.load.codeowners import (
     CODEOWNERS,
@@ -101,6 +103,9 @@ def load_plannable(
     except InputError as exc:
         problems.append(exc)
     problems.extend(collect_requests(repo, roster)[1])
+    if not of_record:
+        # `validate`: the working tree's ticket templates too (requests are judged by the sealed).
+        problems.extend(collect_templates(repo)[1])
     broken: dict[str, InputError] = {}
     if portfolio is not None:
         for zone_file in portfolio.zone_files:
@@ -219,8 +224,9 @@ def validate(repo: Path) -> None:
 @click.pass_obj
 @reports_errors
 def window(repo: Path, client_id: str, risk: str, at: datetime | None) -> None:
-    """Print CLIENT's next open change window: inside its standing window, outside freezes, with a
-    rollback window that runs into neither a freeze nor an unstaffed weekend.
+    """Print CLIENT's next open change window: inside one of its standing windows that takes the
+    risk, outside freezes and blackout dates, with a rollback window that runs into neither a
+    freeze nor an unstaffed weekend and ends inside staffed hours (policy/staffing.yaml).
 
     \b
     Examples:
@@ -233,9 +239,10 @@ def window(repo: Path, client_id: str, risk: str, at: datetime | None) -> None:
         raise InputError(
             f"no client {client_id!r}", hint=f"Clients: {', '.join(sorted(portfolio.clients))}."
         )
-    hours = rollback_hours_for(portfolio, risk)
+    hours = rollback_hours_for(portfolio, risk, client_id)
     now = at.replace(tzinfo=UTC) if at else datetime.now(UTC)
-    decision = next_window(client, now, hours)
+    level = RiskLevel.HIGH if risk == "reject" else RiskLevel.parse(risk)
+    decision = next_window(client, now, hours, level)
     if decision.window is None:
         raise GateRefused(decision.reason)
     tz = ZoneInfo(client.timezone)
@@ -251,11 +258,14 @@ def window(repo: Path, client_id: str, risk: str, at: datetime | None) -> None:
     )
 
 
-def rollback_hours_for(portfolio: Portfolio, risk: str) -> int:
+def rollback_hours_for(portfolio: Portfolio, risk: str, client_id: str) -> int:
+    """The rollback window of a change of this risk for this client (its calendar may lengthen
+    the portfolio's), a p=reject change's as its risk rule says."""
+    by_risk = decide.rollback_by_risk(portfolio, client_id)
     if risk == "reject":
         reject = next(r for r in portfolio.rules.rules if r.id == "dmarc-policy-reject")
-        return reject.rollback_hours or portfolio.rules.rollback_hours[RiskLevel.HIGH]
-    return portfolio.rules.rollback_hours[RiskLevel.parse(risk)]
+        return max(reject.rollback_hours or 0, by_risk[RiskLevel.HIGH])
+    return by_risk[RiskLevel.parse(risk)]
 
 
 @main.command("octodns-config")
@@ -506,6 +516,7 @@ register_records_commands(main)
 register_apply_commands(main)
 register_github_commands(main)
 register_reports_commands(main)
+register_calendar_commands(main)
 
 
 if __name__ == "__main__":

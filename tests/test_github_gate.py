@@ -570,8 +570,8 @@ def _review(review_id: int, login: str, commit_id: str, state: str = "APPROVED")
 
 
 def test_zones_changed_follows_zone_client_and_policy_files(pr: PullRequestRepo) -> None:
-    edit(pr.root, "policy/clients/fabrikam-labs.yaml", "weekend_coverage: true", "")
-    commit(pr.root, "fabrikam profile")
+    edit(pr.root, "policy/calendars/fabrikam-labs.yaml", "weekend_coverage: true", "")
+    commit(pr.root, "fabrikam calendar")
     assert zones_changed(pr.root, pr.base) == {"fabrikam.example"}
 
     medium_change(pr)

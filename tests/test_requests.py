@@ -28,6 +28,7 @@ from pipeline.gate.requests import (
     load_requests,
     new_request,
 )
+from pipeline.gate.templates import load_templates
 from pipeline.model import RiskLevel
 
 if "requests" not in main.commands:  # until pipeline/cli.py registers them itself
@@ -235,9 +236,10 @@ EXPECTED_FIELDS = {
 }
 
 
-@pytest.mark.parametrize("rtype", list(RequestType))
+@pytest.mark.parametrize("rtype", list(EXPECTED_FIELDS))
 def test_a_filled_template_loads_with_the_seed_fields(repo: Path, rtype: RequestType) -> None:
-    text = new_request(rtype, "fabrikam-labs", ["fabrikam.example _dmarc TXT"], "jchen")
+    template = load_templates(repo).get(rtype.value)
+    text = new_request(template, "fabrikam-labs", ["fabrikam.example _dmarc TXT"], "jchen")
     assert PROMPT.search(text)
     write(repo / REQ, fill(text))
     (loaded,) = load_requests(repo)
@@ -249,7 +251,8 @@ def test_a_filled_template_loads_with_the_seed_fields(repo: Path, rtype: Request
 
 
 def test_a_template_prompt_left_in_is_refused_with_its_line(repo: Path) -> None:
-    text = new_request("policy-progression", "fabrikam-labs", ["fabrikam.example"], "jchen")
+    template = load_templates(repo).get("policy-progression")
+    text = new_request(template, "fabrikam-labs", ["fabrikam.example"], "jchen")
     write(repo / REQ, fill(text, leave="target_policy"))
     line = next(i for i, t in enumerate(fill(text).splitlines(), 1) if "target_policy" in t)
     with pytest.raises(InputError, match="template prompt left in") as caught:

@@ -11,7 +11,8 @@ from portfolio import copy_example
 
 from pipeline.cli import main
 from pipeline.gate.windows import check_apply_time, next_window
-from pipeline.load.portfolio import ChangeWindow, ClientProfile, Freeze
+from pipeline.load.calendar import ChangeWindow, Freeze
+from pipeline.load.portfolio import ClientProfile
 
 NY = ClientProfile(
     id="acme",
@@ -20,6 +21,10 @@ NY = ClientProfile(
     domains=("acme.example",),
     timezone="America/New_York",
 )
+
+
+def with_calendar(client: ClientProfile, **changes: object) -> ClientProfile:
+    return replace(client, calendar=replace(client.calendar, **changes))
 
 
 def utc(text: str) -> datetime:
@@ -46,14 +51,16 @@ def test_daylight_saving_moves_the_window_in_utc() -> None:
 
 
 def test_inside_a_freeze_is_refused_with_its_reason() -> None:
-    frozen = replace(NY, freezes=(Freeze(date(2026, 12, 1), date(2026, 12, 3), "Year-end close"),))
+    frozen = with_calendar(
+        NY, freezes=(Freeze(date(2026, 12, 1), date(2026, 12, 3), "Year-end close"),)
+    )
     decision = check_apply_time(frozen, utc("2026-12-01T15:00"), 8)
     assert not decision.ok
     assert "Year-end close" in decision.reason
 
 
 def test_rollback_window_may_not_run_into_a_freeze() -> None:
-    frozen = replace(NY, freezes=(Freeze(date(2026, 12, 4), date(2026, 12, 10), "Peak"),))
+    frozen = with_calendar(NY, freezes=(Freeze(date(2026, 12, 4), date(2026, 12, 10), "Peak"),))
     # Thursday 11:00 local + 24 h ends Friday 2026-12-04: inside the freeze.
     decision = check_apply_time(frozen, utc("2026-12-03T16:00"), 24)
     assert not decision.ok
@@ -66,7 +73,7 @@ def test_rollback_window_may_not_run_into_an_unstaffed_weekend() -> None:
     decision = check_apply_time(NY, utc("2026-12-03T15:00"), 72)
     assert not decision.ok
     assert "weekend" in decision.reason
-    covered = replace(NY, weekend_coverage=True)
+    covered = with_calendar(NY, weekend_coverage=True)
     assert check_apply_time(covered, utc("2026-12-03T15:00"), 72).ok
     assert check_apply_time(NY, utc("2026-12-01T15:00"), 72).ok  # Tuesday + 72 h = Friday
 
@@ -79,7 +86,7 @@ def test_next_window_skips_days_freezes_and_weekend_rollbacks() -> None:
     # Thursday afternoon with a 72 h rollback: Thursday is past, and Thursday would reach Sunday.
     decision = next_window(NY, utc("2026-12-03T14:00"), 72)
     assert decision.rollback.start == utc("2026-12-08T14:00")
-    frozen = replace(NY, freezes=(Freeze(date(2026, 12, 8), date(2026, 12, 10), "Audit"),))
+    frozen = with_calendar(NY, freezes=(Freeze(date(2026, 12, 8), date(2026, 12, 10), "Audit"),))
     decision = next_window(frozen, friday, 8)
     assert decision.rollback.start == utc("2026-12-15T14:00")
 
@@ -91,7 +98,7 @@ def test_inside_an_open_window_the_next_window_is_now() -> None:
 
 
 def test_custom_window_days_and_hours() -> None:
-    custom = replace(NY, change_window=ChangeWindow(frozenset({0}), time(14, 0), time(16, 0)))
+    custom = with_calendar(NY, windows=(ChangeWindow(frozenset({0}), time(14, 0), time(16, 0)),))
     assert check_apply_time(custom, utc("2026-11-30T19:30"), 2).ok  # Monday 14:30 local
     assert not check_apply_time(custom, utc("2026-12-01T19:30"), 2).ok  # Tuesday
 

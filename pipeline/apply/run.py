@@ -93,6 +93,7 @@ class Gated:
     change_window: TimeWindow | None
     rollback_hours: int
     freeze_exception: str = ""
+    on_call: str = ""  # the on-call owner whose cover passed the Friday rule
 
 
 def open_requests(root: Path, store: RecordStore) -> list[ChangeRequest]:
@@ -197,6 +198,7 @@ def gate_requests(
                 TimeWindow(window.start, window.end) if window is not None else None,
                 decision.rollback_hours,
                 decision.freeze_exception,
+                decision.on_call,
             )
         )
     if refusals:
@@ -215,12 +217,9 @@ def _keys(changes: Any) -> list[tuple[str, str, str]]:
 
 def _record_type(request: ChangeRequest, items: list[PlanItem]) -> ChangeType:
     names = {t.value: t for t in ChangeType}
-    wanted = {
-        "new-sender": ChangeType.NEW_SENDER,
-        "policy-progression": ChangeType.POLICY_PROGRESSION,
-        "dkim-rotation": ChangeType.DKIM_ROTATION,
-        "emergency-rollback": ChangeType.EMERGENCY_ROLLBACK,
-    }.get(str(request.type.value))
+    # The ticket template names its records' change type (policy/templates/); without one, what
+    # the change does decides.
+    wanted = names.get(request.template.change_type) if request.template is not None else None
     if wanted is not None:
         return wanted
     derived = {change_type(i.kind, i.facts) for i in items}
@@ -515,6 +514,7 @@ def _journaled(
                 ),
                 references=((g.request.rollback_of,) if g.request.rollback_of else ()),
                 freeze_exception=g.freeze_exception,
+                on_call=g.on_call,
                 incident=options.incident if options.emergency_reason else "",
                 simulated=options.simulated,
                 # The policy of record that judged it (pipeline.records.policy_of_record).

@@ -42,7 +42,6 @@ from pipeline.gate.requests import (
     REQUEST_ID,
     REQUESTS_DIR,
     ChangeRequest,
-    RequestType,
     Selector,
     client_domains,
     collect_requests,
@@ -53,6 +52,7 @@ from pipeline.gate.requests import (
     request_path,
     sign_request,
     signature_refusal,
+    templates_for,
 )
 from pipeline.gate.roster import Roster
 from pipeline.load.portfolio import Portfolio
@@ -60,7 +60,6 @@ from pipeline.records.policy_of_record import portfolio_of_record, roster_of_rec
 from pipeline.render.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
-TYPE_NAMES = [t.value for t in RequestType] + ["sender"]
 
 
 def _error(text: str) -> None:
@@ -276,18 +275,42 @@ def _review(
     )
 
 
+def _list_templates(repo: Path) -> None:
+    templates, problems = templates_for(repo)
+    if problems:
+        raise problems[0]
+    for template in templates:
+        aliases = f" (also: {', '.join(template.aliases)})" if template.aliases else ""
+        click.echo(f"{template.id}{aliases}: {shown(template.title)}")
+        click.echo(f"  routes through: {clean(template.routing)}")
+        fields = [name for name, _ in template.fields] + [
+            f"details.{d.name}" + ("" if d.format == "text" else f" ({d.format})")
+            for d in template.details
+            if d.required
+        ]
+        click.echo(f"  requires: {', '.join(['rationale', 'evidence', *fields])}")
+        if template.may_change is not None:
+            kinds = ", ".join(sorted(k.value for k in template.may_change))
+            click.echo(f"  may change: {kinds}")
+
+
 @click.command("new")
-@click.argument("type_name", metavar="TYPE", type=click.Choice(TYPE_NAMES))
-@click.option("--client", required=True, help="Client id (policy/clients/<client>.yaml).")
+@click.argument("type_name", metavar="TYPE", required=False)
+@click.option(
+    "--list",
+    "list_only",
+    is_flag=True,
+    help="List the ticket templates (policy/templates/) with what each requires, and stop.",
+)
+@click.option("--client", help="Client id (policy/clients/<client>.yaml).")
 @click.option(
     "--cover",
     "covers",
     multiple=True,
-    required=True,
     help="Which changes the request covers: 'ZONE', 'ZONE NAME' or 'ZONE NAME TYPE' "
     "(@ for the apex; repeatable).",
 )
-@click.option("--author", required=True, help="Your roster id.")
+@click.option("--author", help="Your roster id.")
 @click.option("--id", "request_id", help="Request id. Default: CR-<next number>-<client>.")
 @click.option("--rollback-of", help="For emergency-rollback: the change record number.")
 @click.option(
@@ -301,25 +324,44 @@ def _review(
 @reports_errors
 def new(
     repo: Path,
-    type_name: str,
-    client: str,
+    type_name: str | None,
+    list_only: bool,
+    client: str | None,
     covers: tuple[str, ...],
-    author: str,
+    author: str | None,
     request_id: str | None,
     rollback_of: str | None,
     key_file: Path | None,
 ) -> None:
-    """Write a change request from the seed's ticket template for TYPE (new-sender,
-    policy-progression, dkim-rotation, emergency-rollback, other) under changes/requests/.
-    Replace every <<...>> prompt before committing it: a request that still holds one is refused.
+    """Write a change request from the ticket template TYPE under changes/requests/. The
+    templates are data, one file each in policy/templates/ (new-sender or sender,
+    policy-progression, dkim-rotation, emergency-rollback, other, and any the MSP adds; `--list`
+    shows them). Replace every <<...>> prompt before committing it: a request that still holds
+    one is refused.
 
     \b
     Examples:
+      dmarcops new --list
       dmarcops new new-sender --client fabrikam-labs --cover 'fabrikam.example @ TXT' \\
           --author jchen --id CR-0007-fabrikam-sendgrid
       dmarcops new policy-progression --client northwind-health \\
           --cover 'northwind-health.example _dmarc TXT' --author mhara
     """
+    if list_only:
+        _list_templates(repo)
+        return
+    missing = [
+        name
+        for name, value in (("TYPE", type_name), ("--client", client), ("--author", author))
+        if not value
+    ] + ([] if covers else ["--cover"])
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)} (or --list to see the templates)")
+    assert type_name is not None and client is not None and author is not None
+    templates, problems = templates_for(repo)
+    if problems:
+        raise problems[0]
+    template = templates.get(type_name)
     if not (repo / "policy" / "clients" / f"{client}.yaml").exists():
         known = sorted(p.stem for p in (repo / "policy" / "clients").glob("*.yaml"))
         raise InputError(f"no client {client!r}", hint=f"Clients: {', '.join(known) or 'none'}.")
@@ -356,9 +398,7 @@ def new(
             f"{request_id!r} is not a change request id",
             hint="Use CR-<number>-<words>, e.g. CR-0007-fabrikam-sendgrid.",
         )
-    text = new_request(
-        RequestType.parse(type_name), client, covers, author, rollback_of=rollback_of
-    )
+    text = new_request(template, client, covers, author, rollback_of=rollback_of)
     path = request_path(repo, request_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from pipeline.errors import InputError
 from pipeline.gate import approvals as signed
@@ -36,13 +37,14 @@ from pipeline.gate.evidence import DnsFunc, check_client_mail
 from pipeline.gate.requests import ChangeRequest, CoverableItem, signature_problem
 from pipeline.gate.roster import Analyst, Roster
 from pipeline.gate.windows import Window, check_apply_time
+from pipeline.load.calendar import Freeze
 from pipeline.load.gate_policy import GatePolicy, PassRateThreshold, Role
-from pipeline.load.portfolio import ClientProfile, Freeze, Portfolio
+from pipeline.load.portfolio import ClientProfile, Portfolio
 from pipeline.model import Fact, RiskLevel
 from pipeline.reports.evidence import Evidence, load_evidence
 
 # The rule codes of time refusals: the merge path queues a change refused only for these.
-TIME_RULES = frozenset({"outside-window", "freeze", "freeze-rollback", "weekend"})
+TIME_RULES = frozenset({"outside-window", "freeze", "freeze-rollback", "weekend", "unstaffed"})
 POLICY_KIND = "policy"
 
 
@@ -131,6 +133,9 @@ class Judgement:
     rollback_hours: int
     change_window: Window | None
     freeze_exception: str  # "" unless a freeze was passed by exception, then what and why
+    # The on-call owner whose cover passed the staffed-hours and weekend rules (the Friday
+    # rule), "" when none was needed: the record names them.
+    on_call: str
     emergency: Emergency | None
 
     @property
@@ -557,39 +562,89 @@ def _names_freeze(given: str, freeze: Freeze) -> bool:
     }
 
 
-def _timing(
-    request: ChangeRequest, risk: RiskLevel, hours: int, ctx: GateContext
-) -> tuple[Window | None, str, list[Problem]]:
-    """The change window, a freeze exception, or why not now (seed: windows, freezes, the
-    "rollback window of zero" change)."""
-    timing = check_apply_time(ctx.client, ctx.now, hours)
-    if timing.ok:
-        return timing.window, "", []
-    freeze = timing.freeze
-    if freeze is not None:
-        given = request.client_approval
-        if risk is RiskLevel.HIGH and given is not None and _names_freeze(given.freeze, freeze):
-            unfrozen = check_apply_time(replace(ctx.client, freezes=()), ctx.now, hours)
-            if not unfrozen.ok:
-                return None, "", [Refused(unfrozen.rule, unfrozen.reason)]
-            return (
-                unfrozen.window,
-                f"freeze exception: {freeze.start}..{freeze.end} ({freeze.reason}) knowingly "
-                f"overridden by {given.approver} ({given.reference})",
-                [],
-            )
+def _on_call_problem(request: ChangeRequest, rollback: Window, ctx: GateContext) -> str | None:
+    """Why the request's on-call owner cannot cover the unwatched hours (None: they can)."""
+    owner = ctx.roster.get(request.on_call)
+    if owner is None or not owner.is_person:
+        return f"{request.on_call!r}, named as on-call owner, is not an analyst on the roster"
+    if _shadowing(owner, ctx):
         return (
-            None,
-            "",
-            [
-                Refused(
-                    timing.rule,
-                    f"{timing.reason}. During a freeze only an emergency, or a high-risk change "
-                    "whose client approval names the freeze (client_approval.freeze), passes",
-                )
-            ],
+            f"{owner.id} is shadowing until {owner.shadowing_until(ctx.policy.shadowing_days)} "
+            "and cannot be on call alone"
         )
-    return None, "", [Refused(timing.rule, timing.reason)]
+    calendar = ctx.client.calendar
+    if calendar.on_call:
+        tz = ZoneInfo(ctx.client.timezone)
+        ends = rollback.end.astimezone(tz).date()
+        rota = calendar.on_call_on(ends)
+        if owner.id not in rota:
+            return (
+                f"{owner.id} is not {ctx.client.id}'s on-call owner on {ends}, when the rollback "
+                f"window ends (the calendar names {', '.join(rota) or 'nobody'} that day)"
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class _Timing:
+    window: Window | None = None
+    freeze_exception: str = ""
+    on_call: str = ""
+    problems: tuple[Problem, ...] = ()
+
+
+def _timing(request: ChangeRequest, risk: RiskLevel, hours: int, ctx: GateContext) -> _Timing:
+    """The change window, a freeze exception, on-call cover, or why not now (seed: windows,
+    freezes, the "rollback window of zero" change: no one watching on a Friday afternoon)."""
+    client = ctx.client
+    freeze_exception = ""
+    on_call = False
+    # At most two exceptions, each granted once: a freeze named by the client's approval, and an
+    # on-call owner covering the hours nobody is staffed.
+    for _ in range(3):
+        timing = check_apply_time(client, ctx.now, hours, risk, on_call=on_call)
+        if timing.ok:
+            return _Timing(timing.window, freeze_exception, request.on_call if on_call else "")
+        freeze = timing.freeze
+        if freeze is not None and not freeze_exception:
+            given = request.client_approval
+            if risk is RiskLevel.HIGH and given is not None and _names_freeze(given.freeze, freeze):
+                client = replace(client, calendar=replace(client.calendar, freezes=()))
+                freeze_exception = (
+                    f"freeze exception: {freeze.start}..{freeze.end} ({freeze.reason}) knowingly "
+                    f"overridden by {given.approver} ({given.reference})"
+                )
+                continue
+            return _Timing(
+                problems=(
+                    Refused(
+                        timing.rule,
+                        f"{timing.reason}. During a freeze only an emergency, or a high-risk "
+                        "change whose client approval names the freeze (client_approval.freeze), "
+                        "passes",
+                    ),
+                )
+            )
+        if timing.coverable and not on_call:
+            if not request.on_call:
+                return _Timing(
+                    problems=(
+                        Refused(
+                            timing.rule,
+                            f"{timing.reason}. Unless the client's on-call owner covers it "
+                            "(`on_call:` in the request, signed by its author)",
+                        ),
+                    )
+                )
+            problem = _on_call_problem(request, timing.rollback, ctx)
+            if problem is not None:
+                return _Timing(
+                    problems=(Refused(timing.rule, timing.reason), Refused("on-call", problem))
+                )
+            on_call = True
+            continue
+        return _Timing(problems=(Refused(timing.rule, timing.reason),))
+    raise AssertionError("unreachable: each exception is granted once")
 
 
 # --- the decision -----------------------------------------------------------------------------
@@ -634,6 +689,7 @@ def decide(
     ignored: list[str] = []
     window: Window | None = None
     freeze_exception = ""
+    on_call = ""
     emergency = ctx.emergency
     if emergency is None and request.is_emergency and ctx.stage is not Stage.APPLY:
         emergency = Emergency(request.emergency_reason or "", request.incident)
@@ -659,8 +715,13 @@ def decide(
                 Refused("executor-not-on-roster", f"{ctx.executor!r} is not on the analyst roster")
             )
         if emergency is None:
-            window, freeze_exception, time_problems = _timing(request, risk, hours, ctx)
-            problems += time_problems
+            timing = _timing(request, risk, hours, ctx)
+            window, freeze_exception, on_call = (
+                timing.window,
+                timing.freeze_exception,
+                timing.on_call,
+            )
+            problems += timing.problems
 
     judged = dict(
         request=request,
@@ -672,6 +733,7 @@ def decide(
         rollback_hours=hours,
         change_window=window,
         freeze_exception=freeze_exception,
+        on_call=on_call,
         emergency=emergency,
     )
     if problems:
@@ -720,9 +782,18 @@ def context(
         roster=roster,
         client=portfolio.clients[client_id],
         policy=portfolio.gate,
-        rollback_by_risk=portfolio.rules.rollback_hours,
+        rollback_by_risk=rollback_by_risk(portfolio, client_id),
         **extra,
     )
+
+
+def rollback_by_risk(portfolio: Portfolio, client_id: str) -> Mapping[RiskLevel, int]:
+    """The rollback window per risk for this client: the portfolio's (policy/risk-rules.yaml),
+    lengthened where the client's calendar says so."""
+    return {
+        **portfolio.rules.rollback_hours,
+        **portfolio.clients[client_id].calendar.rollback_hours,
+    }
 
 
 def explain(decision: Decision) -> str:

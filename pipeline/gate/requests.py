@@ -8,7 +8,6 @@ item must be covered by exactly one request, and a request must say why in words
 
 from __future__ import annotations
 
-import enum
 import functools
 import hashlib
 import json
@@ -18,16 +17,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pipeline.diff.kinds import kind_of
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer, signing_bytes, verify_signature
 from pipeline.gate.roster import Roster, load_roster
+from pipeline.gate.templates import (
+    TEMPLATES_DIR,
+    DetailField,
+    TemplateSet,
+    TicketTemplate,
+    collect_templates,
+)
 from pipeline.load.files import replace_text
 from pipeline.load.jsonfile import load_json
 from pipeline.load.yamlfile import JsonPath, YamlDocument, iter_schema_errors, load_yaml
-from pipeline.model import RecordKind, RiskLevel
+from pipeline.model import RiskLevel
 
 REQUESTS_DIR = Path("changes") / "requests"
 SCHEMA = Path("policy") / "schemas" / "change-request.schema.json"
@@ -47,19 +53,45 @@ SIGNED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class RequestType(enum.Enum):
-    """The seed's ticket templates ("Ticket templates for routine changes")."""
+class RequestType(str):
+    """The ticket template a request follows: a file of policy/templates/ (pipeline.gate.templates).
 
-    NEW_SENDER = "new-sender"
-    POLICY_PROGRESSION = "policy-progression"
-    DKIM_ROTATION = "dkim-rotation"
-    EMERGENCY_ROLLBACK = "emergency-rollback"
-    OTHER = "other"
+    Any template's name is a request type, so a new template needs no code; the constants name
+    the seed's four (and "other"). One object per name, so `is` compares as `==` does.
+    """
+
+    __slots__ = ()
+    _known: ClassVar[dict[str, RequestType]] = {}
+    NEW_SENDER: ClassVar[RequestType]
+    POLICY_PROGRESSION: ClassVar[RequestType]
+    DKIM_ROTATION: ClassVar[RequestType]
+    EMERGENCY_ROLLBACK: ClassVar[RequestType]
+    OTHER: ClassVar[RequestType]
+
+    def __new__(cls, value: str) -> RequestType:
+        known = cls._known.get(value)
+        if known is None:
+            known = cls._known[value] = super().__new__(cls, value)
+        return known
+
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"RequestType({self.value!r})"
 
     @classmethod
     def parse(cls, text: str) -> RequestType:
         # `dmarcops new sender` is accepted as the short form of new-sender.
         return cls("new-sender" if text == "sender" else text)
+
+
+RequestType.NEW_SENDER = RequestType("new-sender")
+RequestType.POLICY_PROGRESSION = RequestType("policy-progression")
+RequestType.DKIM_ROTATION = RequestType("dkim-rotation")
+RequestType.EMERGENCY_ROLLBACK = RequestType("emergency-rollback")
+RequestType.OTHER = RequestType("other")
 
 
 @dataclass(frozen=True)
@@ -182,6 +214,9 @@ class ChangeRequest:
     rollback_of: str | None = None
     emergency_reason: str | None = None
     incident: str = ""  # a declared incident's reference (policy/gate.yaml emergency)
+    # The roster id of the client's on-call owner who covers a rollback window that ends outside
+    # staffed hours (the Friday rule, pipeline.gate.decide); "" when none is named.
+    on_call: str = ""
     file: Path = Path()
     # Line of each top-level key, so a gate can point at `requested_risk:` or `client_approval:`.
     lines: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
@@ -190,13 +225,19 @@ class ChangeRequest:
     sha256: str = ""
     signature: RequestSignature | None = None  # as read; `signature_problem` judges it
     signature_error: str | None = None  # why <id>.sig.json exists but could not be read
+    # The ticket template it follows, as the policy of record has it (None: built in code).
+    template: TicketTemplate | None = field(default=None, compare=False, repr=False)
 
     def line_of(self, key: str) -> int | None:
         return dict(self.lines).get(key)
 
     @property
     def is_emergency(self) -> bool:
-        return self.type is RequestType.EMERGENCY_ROLLBACK or self.emergency_reason is not None
+        if self.emergency_reason is not None:
+            return True
+        if self.template is not None:
+            return self.template.emergency
+        return self.type == RequestType.EMERGENCY_ROLLBACK
 
     def covers_item(self, item: CoverableItem) -> bool:
         return item.client == self.client and any(s.matches(item) for s in self.covers)
@@ -225,16 +266,6 @@ def describe(item: CoverableItem) -> str:
     return f"{item.zone} {item.name or '@'} {item.type}"
 
 
-# What each ticket template may change (seed: "Ticket templates for routine changes"). A template
-# routes a change through its risk path, so a change of another kind under it would borrow that
-# path: a DMARC change filed as a "routine" DKIM rotation. Types not listed may cover any kind.
-TEMPLATE_KINDS: Mapping[RequestType, frozenset[RecordKind]] = {
-    RequestType.NEW_SENDER: frozenset({RecordKind.SPF, RecordKind.DKIM}),
-    RequestType.POLICY_PROGRESSION: frozenset({RecordKind.DMARC}),
-    RequestType.DKIM_ROTATION: frozenset({RecordKind.DKIM}),
-}
-
-
 def _selector(text: str) -> str:
     # "s2026", "s2026._domainkey" or "s2026 (RSA 2048)": the first label of the first word.
     words = text.strip().lower().split()
@@ -242,10 +273,13 @@ def _selector(text: str) -> str:
 
 
 def template_problem(request: ChangeRequest, item: CoverableItem) -> str | None:
-    """Why `item` does not belong under `request`'s ticket template (None: it does)."""
-    allowed = TEMPLATE_KINDS.get(request.type)
-    if allowed is None:
+    """Why `item` does not belong under `request`'s ticket template (None: it does). A template
+    routes a change through its risk path, so a change of another kind under it would borrow that
+    path: a DMARC change filed as a "routine" DKIM rotation."""
+    template = request.template
+    if template is None or template.may_change is None:
         return None
+    allowed = template.may_change
     kind = kind_of(item.name, item.type)
     if kind not in allowed:
         names = ", ".join(sorted(k.value for k in allowed))
@@ -253,15 +287,13 @@ def template_problem(request: ChangeRequest, item: CoverableItem) -> str | None:
             f"a {request.type.value} request may change only {names} records, and "
             f"{describe(item)} is {kind.value if kind else 'not an owned record'}"
         )
-    if request.type is RequestType.DKIM_ROTATION:
+    if template.selectors_from:
         details = dict(request.details)
-        selectors = {_selector(details.get(k, "")) for k in ("current_selector", "new_selector")}
+        selectors = {_selector(details.get(k, "")) for k in template.selectors_from}
         selector = item.name.lower().split(".")[0]
         if selector not in selectors:
-            return (
-                f"{describe(item)} is selector {selector!r}, but the rotation is from "
-                f"{details.get('current_selector')!r} to {details.get('new_selector')!r}"
-            )
+            named = " to ".join(repr(details.get(k)) for k in template.selectors_from)
+            return f"{describe(item)} is selector {selector!r}, but the rotation is from {named}"
     return None
 
 
@@ -459,9 +491,24 @@ def _load_one(root: Path, request_id: str) -> tuple[ChangeRequest | None, list[I
                 hint=f"Requests in {REQUESTS_DIR}/: {', '.join(known) or 'none'}.",
             )
         ]
-    problems: list[InputError] = []
-    request = _check_file(path, root, load_roster(root), problems)
+    templates, problems = templates_for(root)
+    request = _check_file(path, root, load_roster(root), templates, problems)
     return request, problems
+
+
+def templates_for(root: Path) -> tuple[TemplateSet, list[InputError]]:
+    """The ticket templates requests are judged by: as the policy of record has them (an edited
+    template counts once a lead seals it, like any policy), the working tree's before
+    `dmarcops init`; with every problem found in them."""
+    from pipeline.records.policy_of_record import policy_of_record  # records imports the gate
+
+    try:
+        where = policy_of_record(root, required=False).root(root)
+    except (GateRefused, InputError):
+        # A ledger or a policy/ that cannot be read: the gating commands refuse it by name
+        # themselves (and `validate` names the file); the working tree's templates meanwhile.
+        where = root
+    return collect_templates(where)
 
 
 def _shown(request: ChangeRequest) -> str:
@@ -616,47 +663,93 @@ PASS_RATE = re.compile(r"^(?P<percent>[0-9]{1,3}(\.[0-9]+)?)% (.* )?over (?P<day
 MIN_PASS_RATE_DAYS = 14
 
 
-def _check_details(doc: YamlDocument, rtype: RequestType, details: Mapping[str, Any]) -> None:
-    """The template fields the schema's patterns cannot judge: real dates, sane pass rates."""
-    if "planned_date" in details and rtype in (
-        RequestType.POLICY_PROGRESSION,
-        RequestType.DKIM_ROTATION,
-    ):
+def _check_value(doc: YamlDocument, detail: DetailField, value: str) -> None:
+    where = ("details", detail.name)
+    if detail.format == "date":
         try:
-            datetime.strptime(str(details["planned_date"]), "%Y-%m-%d")
+            datetime.strptime(value, "%Y-%m-%d")
         except ValueError:
             raise doc.error(
-                ("details", "planned_date"),
-                f"planned_date {details['planned_date']!r} is not a calendar date",
+                where,
+                f"{detail.name} {value!r} is not a calendar date",
                 hint="Write it as YYYY-MM-DD, e.g. 2026-12-01.",
             ) from None
-    if rtype is RequestType.POLICY_PROGRESSION:
-        match = PASS_RATE.match(str(details.get("pass_rate_evidence", "")))
-        if match is None:  # the schema's pattern keeps this from happening
-            raise doc.error(("details", "pass_rate_evidence"), "cannot read the pass rate")
+    if detail.format == "pass-rate":
+        match = PASS_RATE.match(value)
+        if match is None:
+            raise doc.error(
+                where,
+                f"{detail.name} {value!r} does not give a pass rate and its period",
+                hint='Write the aligned pass rate, then the period: "99.3% aligned pass over 14 '
+                'days at pct=50".',
+            )
         percent, days = float(match.group("percent")), int(match.group("days"))
         if percent > 100:
             raise doc.error(
-                ("details", "pass_rate_evidence"),
+                where,
                 f"a pass rate of {match.group('percent')}% is over 100%",
                 hint="Copy the aligned pass rate from the aggregate-report export.",
             )
-        if days < MIN_PASS_RATE_DAYS:
+        if days < detail.min_days:
             raise doc.error(
-                ("details", "pass_rate_evidence"),
+                where,
                 f"a pass rate over {days} days is too short a period to progress a policy "
-                f"(at least {MIN_PASS_RATE_DAYS} days)",
-                hint="Wait until the reports cover at least 14 days at the current policy "
-                "(seed: policy progression template, aggregate reports of the last 14 days).",
+                f"(at least {detail.min_days} days)",
+                hint=f"Wait until the reports cover at least {detail.min_days} days at the current "
+                "policy (seed: policy progression template, aggregate reports of the last 14 days).",
             )
+    if detail.pattern and not re.match(detail.pattern, value):
+        raise doc.error(
+            where,
+            f"{detail.name} {value!r} is not in the form the template asks for",
+            hint=f"{detail.prompt} (pattern {detail.pattern})",
+        )
 
 
-def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> ChangeRequest:
+def _check_template(doc: YamlDocument, template: TicketTemplate, data: Mapping[str, Any]) -> None:
+    """The fields and details the request's ticket template requires, in the forms it gives."""
+    for name, prompt in template.fields:
+        if name not in data:
+            raise doc.error(
+                (),
+                f"a {template.id} request needs `{name}:` ({prompt})",
+                hint=f"{template.file.name} lists what a {template.title} request holds.",
+            )
+    if "rollback_of" in data and "rollback_of" not in dict(template.fields):
+        raise doc.error(
+            ("rollback_of",),
+            f"rollback_of belongs to emergency-rollback requests, not {template.id}",
+            hint="Set `type: emergency-rollback` or remove rollback_of.",
+        )
+    details: Mapping[str, Any] = data.get("details") or {}
+    for detail in template.details:
+        if detail.name not in details:
+            if detail.required:
+                raise doc.error(
+                    ("details",) if "details" in data else (),
+                    f"a {template.id} request needs details.{detail.name} ({detail.prompt})",
+                    hint=f"{template.file.name} lists the pre-built fields of a {template.title} "
+                    "request.",
+                )
+            continue
+        _check_value(doc, detail, str(details[detail.name]))
+
+
+def _request(
+    doc: YamlDocument, request_id: str, root: Path, roster: Roster, templates: TemplateSet
+) -> ChangeRequest:
     data: Mapping[str, Any] = doc.data
     problem = rationale_problem(data.get("rationale"))
     if problem:
         raise doc.error(("rationale",), problem, hint=RATIONALE_HINT)
-    rtype = RequestType(data["type"])
+    template = next((t for t in templates if t.id == data["type"]), None)
+    if template is None:
+        raise doc.error(
+            ("type",),
+            f"no ticket template {data['type']!r}",
+            hint=f"Templates (policy/templates/): {', '.join(t.id for t in templates) or 'none'}.",
+        )
+    rtype = RequestType(template.id)
     if "emergency_reason" in data:
         problem = rationale_problem(data["emergency_reason"], "emergency_reason")
         if problem:
@@ -666,14 +759,7 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
                 hint="Say what is breaking now and why it cannot wait for the standard approval "
                 'cycle (seed: "the emergency that wasn\'t actually an emergency" erodes the policy).',
             )
-    if "rollback_of" in data and rtype is not RequestType.EMERGENCY_ROLLBACK:
-        raise doc.error(
-            ("rollback_of",),
-            f"rollback_of belongs to emergency-rollback requests, not {rtype.value}",
-            hint="Set `type: emergency-rollback` or remove rollback_of.",
-        )
-
-    _check_details(doc, rtype, data.get("details", {}))
+    _check_template(doc, template, data)
 
     client = data["client"]
     clients_dir = root / "policy" / "clients"
@@ -742,16 +828,18 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
         rollback_of=data.get("rollback_of"),
         emergency_reason=data.get("emergency_reason"),
         incident=str(data.get("incident", "")),
+        on_call=str(data.get("on_call", "")),
         file=doc.path,
         lines=tuple((str(key), doc.line_of((str(key),)) or 0) for key in data),
         sha256=content_sha256(data),
         signature=signature,
         signature_error=unreadable,
+        template=template,
     )
 
 
 def _check_file(
-    path: Path, root: Path, roster: Roster, problems: list[InputError]
+    path: Path, root: Path, roster: Roster, templates: TemplateSet, problems: list[InputError]
 ) -> ChangeRequest | None:
     request_id = path.stem
     if path.suffix != ".yaml":
@@ -793,7 +881,7 @@ def _check_file(
         problems.extend(errors)
         return None
     try:
-        return _request(doc, request_id, root, roster)
+        return _request(doc, request_id, root, roster, templates)
     except InputError as exc:
         problems.append(exc)
         return None
@@ -818,20 +906,21 @@ def collect_requests(
         if p.suffix in (".yaml", ".yml") or p.name.endswith(SIGNATURE_SUFFIX)
         for st in [p.lstat()]
     )
-    requests, problems = _collect(root, roster, stamp)
-    return list(requests), list(problems)
+    templates, problems = templates_for(root)
+    requests, found = _collect(root, roster, templates, stamp)
+    return list(requests), [*problems, *found]
 
 
 @functools.lru_cache(maxsize=8)
 def _collect(
-    root: Path, roster: Roster, stamp: tuple[tuple[str, int, int], ...]
+    root: Path, roster: Roster, templates: TemplateSet, stamp: tuple[tuple[str, int, int], ...]
 ) -> tuple[tuple[ChangeRequest, ...], tuple[InputError, ...]]:
     requests: list[ChangeRequest] = []
     problems: list[InputError] = []
     for name, _, _ in stamp:
         if name.endswith(SIGNATURE_SUFFIX):
             continue  # read with its request
-        request = _check_file(root / REQUESTS_DIR / name, root, roster, problems)
+        request = _check_file(root / REQUESTS_DIR / name, root, roster, templates, problems)
         if request is not None:
             requests.append(request)
     return tuple(requests), tuple(problems)
@@ -859,100 +948,29 @@ def next_request_id(root: Path, client: str) -> str:
     return f"CR-{max(numbers, default=0) + 1:04d}-{client}"
 
 
-@dataclass(frozen=True)
-class Template:
-    title: str
-    routing: str
-    rationale: str
-    evidence: str
-    details: tuple[tuple[str, str], ...]
-
-
-# The seed's ticket templates: their pre-built fields, as prompts the analyst must replace.
-TEMPLATES: Mapping[RequestType, Template] = {
-    RequestType.NEW_SENDER: Template(
-        "New SaaS sender",
-        "low risk when the sender is pre-approved and the SPF budget has headroom; medium otherwise",
-        "why the client needs this sender now: which team, what mail, since when",
-        "the sender's SPF/DKIM setup page, the client's ticket, a report showing its mail failing",
-        (
-            ("sender_name", "the SaaS sender, e.g. SendGrid"),
-            ("spf_include", "the sender's published SPF include, e.g. include:sendgrid.net"),
-            ("dkim_selector", "the DKIM selector to create, e.g. s1 (s1._domainkey CNAME)"),
-            (
-                "alignment",
-                "alignment requirements: which From and Return-Path domains the sender will use",
-            ),
-        ),
-    ),
-    RequestType.POLICY_PROGRESSION: Template(
-        "Policy progression",
-        "medium risk (peer review); high for p=reject (client approval too)",
-        "why the domain is ready for the next phase: pass rate, period, senders still failing",
-        "aggregate-report pass rate over the last 14 days, senders still failing and why",
-        (
-            ("current_policy", "the live policy, e.g. p=quarantine; pct=50"),
-            ("target_policy", "the policy after this change, e.g. p=quarantine; pct=100"),
-            ("pass_rate_evidence", "pass rate and period, e.g. 99.3% over 14 days, all senders"),
-            ("planned_date", "planned date, YYYY-MM-DD, inside the client's change window"),
-        ),
-    ),
-    RequestType.DKIM_ROTATION: Template(
-        "DKIM rotation",
-        "low risk on the documented rotation schedule; medium when off schedule",
-        "why rotate now: the documented schedule, a key-length upgrade or a suspected leak",
-        "the rotation schedule entry or the finding that prompted it",
-        (
-            ("current_selector", "the selector signing now, e.g. s2025"),
-            ("new_selector", "the new selector's name, e.g. s2026"),
-            ("planned_date", "planned date, YYYY-MM-DD"),
-        ),
-    ),
-    RequestType.EMERGENCY_ROLLBACK: Template(
-        "Emergency rollback",
-        "emergency: post-hoc peer review within 24 hours, logged at once",
-        "what the rollback restores and why that stops the breakage",
-        "bounce messages, report excerpts or the client's incident ticket",
-        (
-            ("current_state", "the live record value that is breaking mail"),
-            ("target_state", "the value to roll back to"),
-            ("notified", "who was notified, and when (UTC): client contact, on-call peer"),
-        ),
-    ),
-    RequestType.OTHER: Template(
-        "Other change",
-        "the risk the rules compute",
-        "why this change, now, with facts",
-        "what supports the rationale",
-        (),
-    ),
-}
-
-
 def _prompt(text: str) -> str:
     return json.dumps(f"<<{text}>>")
 
 
 def new_request(
-    type: RequestType | str,
+    template: TicketTemplate,
     client: str,
     covers: Sequence[str],
     author: str,
     *,
     rollback_of: str | None = None,
 ) -> str:
-    """The YAML text of a new request from the seed's ticket template for `type`.
+    """The YAML text of a new request from a ticket template (policy/templates/<type>.yaml).
 
     Every field the analyst must supply is a <<...>> prompt; a request still holding one is refused.
     """
-    rtype = type if isinstance(type, RequestType) else RequestType.parse(type)
-    template = TEMPLATES[rtype]
     lines = [
-        f'# Change request from the seed\'s "{template.title}" ticket template.',
+        f'# Change request from the "{template.title}" ticket template '
+        f"({TEMPLATES_DIR.as_posix()}/{template.id}.yaml).",
         f"# Routes through: {template.routing}.",
         "# Schema: policy/schemas/change-request.schema.json",
         "# Replace every <<...>> prompt; a request that still holds one is refused.",
-        f"type: {rtype.value}",
+        f"type: {template.id}",
         f"client: {json.dumps(client)}",
         "covers:",
         *(f"  - {json.dumps(c)}" for c in covers),
@@ -961,22 +979,12 @@ def new_request(
         "evidence:",
         f"  - {_prompt(template.evidence)}",
     ]
-    if rtype is RequestType.EMERGENCY_ROLLBACK:
-        lines.append(
-            "rollback_of: "
-            + (
-                json.dumps(rollback_of)
-                if rollback_of
-                else _prompt("the record number, e.g. 2026-1247")
-            )
-        )
-        lines.append(
-            "emergency_reason: "
-            + _prompt("why this is an emergency: what is breaking now, since when (UTC), for whom")
-        )
+    for name, prompt in template.fields:
+        given = rollback_of if name == "rollback_of" else None
+        lines.append(f"{name}: " + (json.dumps(given) if given else _prompt(prompt)))
     if template.details:
         lines.append("details:")
-        lines += [f"  {key}: {_prompt(prompt)}" for key, prompt in template.details]
+        lines += [f"  {d.name}: {_prompt(d.prompt)}" for d in template.details]
     lines += [
         "# requested_risk: low          # optional; a level below the computed one is refused",
         "# client_approval:             # required for high-risk changes (p=reject, removing a",
@@ -984,5 +992,7 @@ def new_request(
         "#   approver: name@client.example            # one of the client's authorised_approvers",
         "#   at: 2026-06-08T09:14:00Z                 # UTC",
         '#   reference: "<message-id@mail.client.example>"   # or a ticket id such as CHG-2291',
+        "# on_call: ROSTER-ID           # the client's on-call owner, who covers a rollback window",
+        "#                              # ending outside staffed hours (the Friday rule)",
     ]
     return "\n".join(lines) + "\n"

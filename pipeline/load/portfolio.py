@@ -11,39 +11,25 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import date, time
+from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pipeline.classify.rules import RiskRules, rules_from_data
 from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector
 from pipeline.errors import InputError
+from pipeline.load.calendar import (
+    Calendar,
+    Freeze,
+    StaffedHours,
+    calendar_from,
+    check_rollback_overrides,
+    staffed_hours_from,
+)
 from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_from_data
 from pipeline.load.provider_classes import provider_class_problem, provider_secret_problem
 from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
-
-
-@dataclass(frozen=True)
-class Freeze:
-    start: date
-    end: date  # inclusive
-    reason: str
-
-    def covers(self, day: date) -> bool:
-        return self.start <= day <= self.end
-
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@dataclass(frozen=True)
-class ChangeWindow:
-    """The client's standing change window, in its own time zone (seed: Tue-Thu mornings)."""
-
-    days: frozenset[int] = frozenset({1, 2, 3})  # Monday is 0, as in date.weekday()
-    start: time = time(9, 0)
-    end: time = time(12, 0)
 
 
 @dataclass(frozen=True)
@@ -61,10 +47,10 @@ class ClientProfile:
     regulated: bool = False
     industry: str = ""
     timezone: str = "UTC"
-    freezes: tuple[Freeze, ...] = ()
     dkim: Mapping[str, DkimLifecycle] = field(default_factory=dict)
-    change_window: ChangeWindow = field(default_factory=ChangeWindow)
-    weekend_coverage: bool = False
+    # Windows, freezes, blackouts, staffed hours, scheduled changes, on call: one model
+    # (pipeline.load.calendar), from policy/calendars/<client>.yaml and the profile's older keys.
+    calendar: Calendar = field(default_factory=Calendar)
     authorised_approvers: tuple[AuthorisedApprover, ...] = ()
     team: str = ""
     file: Path = Path()
@@ -72,6 +58,14 @@ class ClientProfile:
     export_internal_notes: bool = False
     # Years a sealed record is kept (policy/clients/ retention_years); None: indefinitely.
     retention_years: int | None = None
+
+    @property
+    def freezes(self) -> tuple[Freeze, ...]:
+        return self.calendar.freezes
+
+    @property
+    def weekend_coverage(self) -> bool:
+        return self.calendar.weekend_coverage
 
     def freeze_on(self, day: date) -> Freeze | None:
         return next((f for f in self.freezes if f.covers(day)), None)
@@ -171,7 +165,12 @@ def _day(doc: YamlDocument, where: tuple[str | int, ...], text: Any) -> date:
         ) from None
 
 
-def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
+def _client(
+    doc: YamlDocument,
+    client_id: str,
+    calendar_doc: YamlDocument | None = None,
+    staffing: StaffedHours | None = None,
+) -> ClientProfile:
     data = doc.data
     tz = data.get("timezone", "UTC")
     try:
@@ -182,15 +181,8 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
             f"unknown time zone {tz!r}",
             hint="Use an IANA name such as Europe/Berlin or America/Chicago.",
         ) from None
-    freezes = []
-    for i, f in enumerate(data.get("freezes", [])):
-        start = _day(doc, ("freezes", i, "start"), f["start"])
-        end = _day(doc, ("freezes", i, "end"), f["end"])
-        if end < start:
-            raise doc.error(
-                ("freezes", i, "end"), f"freeze ends ({end}) before it starts ({start})"
-            )
-        freezes.append(Freeze(start, end, f["reason"]))
+    domains = tuple(str(d) for d in data["domains"])
+    calendar = calendar_from(doc, calendar_doc, domains, staffing)
     dkim: dict[str, DkimLifecycle] = {}
     for domain, d in data.get("dkim", {}).items():
         if domain not in data["domains"]:
@@ -201,12 +193,6 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
             )
         dkim[domain] = DkimLifecycle(
             active=frozenset(d.get("active", [])),
-            scheduled=tuple(
-                ScheduledSelector(
-                    s["selector"], _day(doc, ("dkim", domain, "scheduled", i), s["planned"])
-                )
-                for i, s in enumerate(d.get("scheduled", []))
-            ),
             retired=tuple(
                 RetiredSelector(
                     s["selector"], _day(doc, ("dkim", domain, "retired", i), s["since"])
@@ -214,36 +200,29 @@ def _client(doc: YamlDocument, client_id: str) -> ClientProfile:
                 for i, s in enumerate(d.get("retired", []))
             ),
         )
-    window = data.get("change_window", {})
-    default = ChangeWindow()
-    opens = time.fromisoformat(window["start"]) if "start" in window else default.start
-    closes = time.fromisoformat(window["end"]) if "end" in window else default.end
-    if closes <= opens:
-        raise doc.error(
-            ("change_window", "end"),
-            f"the change window ends ({closes:%H:%M}) before it starts ({opens:%H:%M})",
-            hint="Windows are within one day, in the client's time zone.",
+    # The documented rotation schedule (seed: routine rotation is low risk) is the calendar's
+    # DKIM rotations that name their new selector.
+    for change in calendar.scheduled:
+        if change.type != "dkim-rotation" or not change.selector:
+            continue
+        lifecycle = dkim.get(change.domain, DkimLifecycle())
+        dkim[change.domain] = replace(
+            lifecycle,
+            scheduled=(
+                *lifecycle.scheduled,
+                ScheduledSelector(change.selector, change.steps[0].planned),
+            ),
         )
     return ClientProfile(
         id=client_id,
         name=data["name"],
         provider=data["provider"],
-        domains=tuple(data["domains"]),
+        domains=domains,
         regulated=bool(data.get("regulated", False)),
         industry=data.get("industry", ""),
         timezone=tz,
-        freezes=tuple(freezes),
         dkim=dkim,
-        change_window=ChangeWindow(
-            days=(
-                frozenset(WEEKDAYS.index(d) for d in window["days"])
-                if "days" in window
-                else default.days
-            ),
-            start=opens,
-            end=closes,
-        ),
-        weekend_coverage=bool(data.get("weekend_coverage", False)),
+        calendar=calendar,
         authorised_approvers=tuple(
             AuthorisedApprover(a["name"], a["email"]) for a in data.get("authorised_approvers", [])
         ),
@@ -296,14 +275,42 @@ def collect_problems(
             )
         ]
 
+    staffing: StaffedHours | None = None
+    staffing_path = policy / "staffing.yaml"
+    if staffing_path.exists():
+        doc = _checked(root, staffing_path, "staffing", problems)
+        if doc is not None:
+            try:
+                staffing = staffed_hours_from(doc)
+            except InputError as exc:
+                problems.append(exc)
+
     clients: dict[str, ClientProfile] = {}
     owner_of: dict[str, ClientProfile] = {}
+    calendars = policy / "calendars"
+    if calendars.is_dir():
+        profiles = {p.stem for p in (policy / "clients").glob("*.yaml")}
+        problems.extend(
+            InputError(
+                f"calendar for {path.stem!r}, which has no client profile",
+                file=path,
+                hint=f"Create policy/clients/{path.stem}.yaml, or rename the file.",
+            )
+            for path in sorted(calendars.glob("*.yaml"))
+            if path.stem not in profiles
+        )
     for path in sorted((policy / "clients").glob("*.yaml")):
         doc = _checked(root, path, "client", problems)
         if doc is None:
             continue
+        calendar_doc: YamlDocument | None = None
+        calendar_path = calendars / path.name
+        if calendar_path.exists():
+            calendar_doc = _checked(root, calendar_path, "calendar", problems)
+            if calendar_doc is None:
+                continue
         try:
-            client = _client(doc, path.stem)
+            client = _client(doc, path.stem, calendar_doc, staffing)
         except InputError as exc:
             problems.append(exc)
             continue
@@ -366,6 +373,10 @@ def collect_problems(
     doc = _checked(root, policy / "risk-rules.yaml", "risk-rules", problems)
     if doc is not None:
         rules = rules_from_data(doc.data)
+        for client in clients.values():
+            problem = check_rollback_overrides(client.calendar, rules.rollback_hours)
+            if problem is not None:
+                problems.append(problem)
 
     gate = GatePolicy(DEFAULT_CHAINS)
     gate_path = policy / "gate.yaml"

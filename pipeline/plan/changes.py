@@ -6,8 +6,9 @@ the policy that judges it, differs between REF and the work tree:
 
 - `zones/<client>/<domain>.yaml` or its MTA-STS policy file `<domain>.mta-sts.txt` changed: that
   zone;
-- `policy/clients/<client>.yaml` changed: every zone of that client (freezes, regulated, DKIM
-  schedule and provider all change how its zones are planned and classified);
+- `policy/clients/<client>.yaml` or `policy/calendars/<client>.yaml` changed: every zone of that
+  client (freezes, regulated, DKIM schedule and provider all change how its zones are planned and
+  classified);
 - `changes/requests/<id>.yaml` changed: the zones it covers (the plan shows which request covers
   each change, and refuses changes no request covers);
 - risk rules, sender catalog, providers, settings or a JSON Schema changed: every zone;
@@ -181,11 +182,16 @@ def zones_for_paths(root: Path, paths: Iterable[str]) -> ChangedZones:
                 add(domain, f"{path} changed")
             elif domain not in existing:  # not merely moved to another client or suffix
                 removed.append(path)
-        elif len(parts) == 3 and parts[:2] == ("policy", "clients") and path.endswith(".yaml"):
+        elif (
+            len(parts) == 3
+            and parts[:2] in (("policy", "clients"), ("policy", "calendars"))
+            and path.endswith(".yaml")
+        ):
             client = PurePosixPath(path).stem
+            what = "client profile" if parts[1] == "clients" else "client calendar"
             for domain, (owner, _) in existing.items():
                 if owner == client:
-                    add(domain, f"{path} changed (client profile)")
+                    add(domain, f"{path} changed ({what})")
         elif path.startswith(f"{REQUESTS_DIR.as_posix()}/") and path.endswith(ZONE_SUFFIXES):
             for domain in _request_zones(root, path):
                 add(domain, f"{path} changed (change request)")

@@ -168,6 +168,14 @@ def _bends(record: ChangeRecord, now: datetime) -> list[Bend]:
         )
     if record.freeze_exception:
         found.append(bend("freeze exception", record.freeze_exception))
+    if record.on_call:
+        found.append(
+            bend(
+                "on-call cover",
+                f"{record.on_call} covered a rollback window ending outside staffed hours "
+                f"(until {format_utc(record.rollback_window.end)})",
+            )
+        )
     if record.change_type is ChangeType.EMERGENCY_ROLLBACK or record.outcome is Outcome.ROLLED_BACK:
         what = (
             "an emergency rollback"

@@ -673,6 +673,9 @@ class ChangeRecord:
     # Written only when set, so records made before these fields keep their hashes.
     freeze_exception: str = ""  # the freeze a client approval knowingly overrode, and who
     incident: str = ""  # the declared incident an emergency answered
+    # The on-call owner who covered a rollback window ending outside staffed hours (the Friday
+    # rule); written only when set.
+    on_call: str = ""
     policy_sha256: str = ""  # the sealed policy the decision used
     recovery: Recovery | None = None  # finished from an interrupted apply's journal
     # Written under an injected time (a sandbox rehearsal, pipeline.clock): `audit verify` refuses
@@ -764,6 +767,7 @@ class ChangeRecord:
                 for key, value in (
                     ("freeze_exception", self.freeze_exception),
                     ("incident", self.incident),
+                    ("on_call", self.on_call),
                     ("policy_sha256", self.policy_sha256),
                 )
                 if value
@@ -832,6 +836,7 @@ class ChangeRecord:
                 internal_notes=f.text("internal_notes"),
                 freeze_exception=f.text("freeze_exception") if "freeze_exception" in f.data else "",
                 incident=f.text("incident") if "incident" in f.data else "",
+                on_call=f.text("on_call") if "on_call" in f.data else "",
                 policy_sha256=f.text("policy_sha256") if "policy_sha256" in f.data else "",
                 recovery=Recovery.from_fields(recovery) if recovery else None,
                 simulated=f.data.get("simulated") is True,
@@ -940,6 +945,16 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
                     else []
                 ),
                 *([("Incident", t(record.incident))] if record.incident else []),
+                *(
+                    [
+                        (
+                            "On call",
+                            f"{t(record.on_call)} (covers the rollback window outside staffed hours)",
+                        )
+                    ]
+                    if record.on_call
+                    else []
+                ),
                 *([("Policy", c(record.policy_sha256[:16]))] if record.policy_sha256 else []),
             ],
         )

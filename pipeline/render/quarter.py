@@ -14,6 +14,7 @@ _BEND_TITLES = {
     "emergency": "Emergency changes",
     "forced close": "Forced closes (before the rollback window ended)",
     "freeze exception": "Freeze exceptions",
+    "on-call cover": "On-call covers (rollback windows ending outside staffed hours)",
     "rollback": "Rollbacks",
     "recovered": "Applies finished from a journal",
     "accepted without evidence": "Closed as accepted without report evidence",
