@@ -431,7 +431,10 @@ def plan(
     show_progress = many and sys.stderr.isatty()
     requests = open_requests(repo, RecordStore(repo / "changes"))
     result = make_plan(portfolio, options, progress=_progress if show_progress else None)
-    coverage = cover(result.items, requests)
+    # A self-serve client's changes are recommendations (docs/drift.md): no request covers them,
+    # and the one gate refuses to approve or apply them [self-serve-tier].
+    advised = {z.client for z in result.zones if z.recommend_only}
+    coverage = cover([i for i in result.items if i.client not in advised], requests)
     refs = {
         (item.zone, item.name, item.type): RequestRef(
             request.id, request.type.value, request.author, request.rationale

@@ -508,6 +508,31 @@ def _report_evidence_problems(
     return problems
 
 
+# --- service tiers (issue 13 item 7) ------------------------------------------------------
+
+
+def tier_refusals(client: ClientProfile, stage: Stage) -> list[Refused]:
+    """A self-serve client is monitored and advised only: the MSP plans, reports drift and
+    recommends (`dmarcops recommend`), but never approves or applies a change to its records,
+    emergencies included (the client's own team makes them). Also asked by apply for a
+    self-serve client's changes that no request covers, so the refusal names this rule."""
+    if not client.self_serve or stage is Stage.PLAN:
+        return []
+    return [
+        Refused(
+            "self-serve-tier",
+            f"{client.id} is on the self-serve tier (policy/clients/{client.id}.yaml "
+            f"`tier: self-serve`): the MSP monitors and recommends, and does not make its changes; "
+            f"send the recommendation (`dmarcops recommend --client {client.id}`) to the "
+            "client's DNS team",
+        )
+    ]
+
+
+def _tier_problems(request: ChangeRequest, ctx: GateContext) -> list[Problem]:
+    return list(tier_refusals(ctx.client, ctx.stage))
+
+
 # --- emergencies --------------------------------------------------------------------------------
 
 
@@ -627,6 +652,7 @@ def decide(
         )
 
     problems += _report_evidence_problems(request, items, ctx)
+    problems += _tier_problems(request, ctx)
 
     chain = _chain(request, risk, items, ctx)
     hours = rollback_hours(ctx.rollback_by_risk, risk, items)

@@ -146,7 +146,10 @@ def plan_zone(
     client = portfolio.clients[zone_file.client]
     provider_config = portfolio.providers[client.provider]
     if broken is not None:
-        return ZoneResult(client.id, zone_file.domain, client.provider, error=broken), []
+        return (
+            ZoneResult(client.id, zone_file.domain, client.provider, error=broken, tier=client.tier),
+            [],
+        )
     try:
         desired = load_desired(zone_file)
     except InputError as exc:
@@ -175,6 +178,7 @@ def plan_zone(
         pre_approved_sender=portfolio.senders.pre_approved_sender,
         dkim=client.dkim.get(zone_file.domain, DkimLifecycle()),
         regulated=client.regulated,
+        delegations=client.ns_delegations.get(zone_file.domain, {}),
     )
 
     findings = record_findings(ctx)
@@ -207,9 +211,27 @@ def plan_zone(
             budget_source=budget_source,
             octodns_plan=octodns_plan,
             octodns_target=target,
+            tier=client.tier,
+            owned_live=owned_rrsets(scope.existing),
+            owned_desired=owned_rrsets(scope.desired),
+            context=ctx,
         ),
         items,
     )
+
+
+def owned_rrsets(zone: Zone) -> dict[RRsetKey, tuple[int, tuple[str, ...]]]:
+    """(name, type) -> (ttl, the values the pipeline owns) of every owned RRset in `zone`; a TXT
+    set holding no v=spf1 value is the client's and is left out."""
+    out: dict[RRsetKey, tuple[int, tuple[str, ...]]] = {}
+    for record in zone.records:
+        kind = kind_of(record.name, record._type)
+        if kind is None:
+            continue
+        values = tuple(v for v in raw_values(record) if is_owned_value(kind, v))
+        if values:
+            out[(record.name, record._type)] = (int(record.ttl), values)
+    return out
 
 
 def record_findings(ctx: ZoneContext) -> list[Finding]:
@@ -239,6 +261,7 @@ def offline_findings(portfolio: Portfolio, zone_file: ZoneFile, now: datetime) -
         pre_approved_sender=portfolio.senders.pre_approved_sender,
         dkim=client.dkim.get(zone_file.domain, DkimLifecycle()),
         regulated=client.regulated,
+        delegations=client.ns_delegations.get(zone_file.domain, {}),
     )
     findings = record_findings(ctx)
     policy = desired_policy(zone_file)
