@@ -27,6 +27,7 @@ from pipeline.commands.common import (
     reports_errors,
     set_debug,
 )
+from pipeline.commands.drift import register as register_drift_commands
 from pipeline.commands.github import register as register_github_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.commands.reports import register as register_reports_commands
@@ -509,6 +510,7 @@ register_records_commands(main)
 register_apply_commands(main)
 register_github_commands(main)
 register_reports_commands(main)
+register_drift_commands(main)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ from pipeline.gate.requests import (
 from pipeline.gate.roster import Roster
 from pipeline.load.portfolio import Portfolio
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
+from pipeline.records.store import RecordStore
 from pipeline.render.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -179,7 +180,9 @@ def approve(
     portfolio = portfolio_of_record(repo)
     clients = {str(c.client) for c in plan.changes if c.client}  # policy items: no client
     when = command_time(at, "approve", portfolio, clients)
-    coverage = cover(plan.changes, requests)
+    # As plan and apply do: an executed request's `covers:` no longer claims later changes.
+    done = {r.request_id for r in RecordStore(repo / "changes").all() if r.executed_at is not None}
+    coverage = cover(plan.changes, [r for r in requests if r.id not in done])
     items = coverage.items_of(request.id)
     if not items:
         claimed = [describe(i) for i, rs in coverage.conflicts if request in rs]

@@ -50,7 +50,9 @@ def validate(name: str, rtype: str, values: tuple[str, ...], ctx: ZoneContext) -
             problem = f"{value} is an address: NS names a host (RFC 1035 3.3.11)"
         if problem is not None:
             findings.append(
-                Finding("N1", Severity.ERROR, f"NS {value}: {problem}; resolvers cannot follow it", name)
+                Finding(
+                    "N1", Severity.ERROR, f"NS {value}: {problem}; resolvers cannot follow it", name
+                )
             )
         elif host == fqdn or host.endswith("." + fqdn):
             findings.append(

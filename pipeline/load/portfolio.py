@@ -288,7 +288,9 @@ def _delegations(doc: YamlDocument, data: Mapping[str, Any]) -> dict[str, dict[s
                 f"NS delegations for {domain!r}, which is not one of this client's domains",
                 hint="List the domain under `domains:` or fix the name.",
             )
-        out[domain] = {str(sub).lower().removesuffix("." + domain): str(p) for sub, p in subs.items()}
+        out[domain] = {
+            str(sub).lower().removesuffix("." + domain): str(p) for sub, p in subs.items()
+        }
     return out
 
 

@@ -91,7 +91,7 @@ def _rrsets(zone: Zone) -> dict[RRsetKey, tuple[str, ...]]:
     return {(r.name, r._type): raw_values(r) for r in zone.records}
 
 
-def _client_context(client: ClientProfile, now: datetime) -> ClientContext:
+def client_context(client: ClientProfile, now: datetime) -> ClientContext:
     today = now.astimezone(ZoneInfo(client.timezone)).date()
     freeze = client.freeze_on(today)
     return ClientContext(
@@ -147,7 +147,9 @@ def plan_zone(
     provider_config = portfolio.providers[client.provider]
     if broken is not None:
         return (
-            ZoneResult(client.id, zone_file.domain, client.provider, error=broken, tier=client.tier),
+            ZoneResult(
+                client.id, zone_file.domain, client.provider, error=broken, tier=client.tier
+            ),
             [],
         )
     try:
@@ -196,7 +198,7 @@ def plan_zone(
         policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
     except InputError as exc:  # a policy file refused (a link, a FIFO): this zone only
         return ZoneResult(client.id, zone_file.domain, client.provider, error=str(exc)), []
-    client_ctx = _client_context(client, now)
+    client_ctx = client_context(client, now)
     items: list[PlanItem] = []
     for change in octodns_plan.changes if octodns_plan else []:
         extra = policy_facts if (change.record.name, change.record._type) == STS_KEY else []

@@ -563,7 +563,9 @@ class Adoption:
     def from_fields(cls, f: _Fields) -> Adoption:
         return _read(
             lambda: cls(
-                observed_at=f.time("observed_at"), adopted_by=f.text("adopted_by"), note=f.text("note")
+                observed_at=f.time("observed_at"),
+                adopted_by=f.text("adopted_by"),
+                note=f.text("note"),
             )
         )
 
@@ -583,7 +585,9 @@ class Check:
 
     def __post_init__(self) -> None:
         if self.status not in CHECK_STATUSES:
-            raise ValueError(f"check status {self.status!r} is not one of {', '.join(CHECK_STATUSES)}")
+            raise ValueError(
+                f"check status {self.status!r} is not one of {', '.join(CHECK_STATUSES)}"
+            )
         _normalise_times(self, "at")
 
     def to_json(self) -> dict[str, Any]:
@@ -755,6 +759,8 @@ class ChangeRecord:
         names = {a.who for a in self.approvals} | {self.executed_by, self.closed_by}
         if self.emergency is not None:
             names.add(self.emergency.reviewed_by)
+        if self.adopted is not None:
+            names.add(self.adopted.adopted_by)
         return frozenset(n for n in names if n)
 
     @property
@@ -933,7 +939,12 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
                 ("Change type", t(record.change_type.value)),
                 ("Risk level", record.risk.label.capitalize()),
                 ("Plan", c(record.plan_hash)),
-                ("Change request", c(record.request_id)),
+                (
+                    "Change request",
+                    c(record.request_id)
+                    if record.request_id
+                    else "none (changed outside the pipeline)",
+                ),
             ],
         )
     )
@@ -962,9 +973,16 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
                     "Change window",
                     record.change_window.show()
                     if record.change_window
+                    else "none (changed outside the pipeline)"
+                    if record.adopted is not None
                     else "none (emergency change: the window was skipped)",
                 ),
-                ("Rollback window", record.rollback_window.show()),
+                (
+                    "Rollback window",
+                    "none: the pipeline sent nothing to roll back (a revert is a new request)"
+                    if record.adopted is not None
+                    else record.rollback_window.show(),
+                ),
                 *(
                     [("Freeze exception", t(record.freeze_exception))]
                     if record.freeze_exception

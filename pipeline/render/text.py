@@ -44,7 +44,9 @@ def _short(value: str) -> str:
     return value if len(value) <= LONG else f"{value[: LONG - 20]}... ({len(value)} chars)"
 
 
-RECOMMENDATION = "none needed: a recommendation only (self-serve tier: the client's DNS team makes it)"
+RECOMMENDATION = (
+    "none needed: a recommendation only (self-serve tier: the client's DNS team makes it)"
+)
 
 
 def _item(item: PlanItem, request: RequestRef | None, recommend: bool = False) -> list[str]:
