@@ -14,7 +14,8 @@ from clockcli import invoke_at
 from dns_server import NamedServer
 from portfolio import write
 from test_apply_named import served
-from test_lifecycle import KEYS, apply, approve, cli, plan, record, repo, request  # noqa: F401
+from test_lifecycle import KEYS, apply, approve, cli, plan, record, request
+from test_plan_named import make_repo
 
 ALPHA = "alpha.example"
 DMARC_LIVE = "v=DMARC1; p=none; rua=mailto:dmarc@alpha.example"
@@ -46,6 +47,11 @@ def adopt(repo: Path, sender_dns: NamedServer, *args: str, key: str = "jchen") -
         "2026-12-01T11:30:00Z",
         *args,
     )
+
+
+@pytest.fixture
+def repo(tmp_path: Path, client_dns: NamedServer) -> Path:
+    return make_repo(tmp_path / "repo", with_requests=False)
 
 
 @pytest.fixture
