@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,6 +44,7 @@ from pipeline.reports.evidence import Evidence, load_evidence
 # The rule codes of time refusals: the merge path queues a change refused only for these.
 TIME_RULES = frozenset({"outside-window", "freeze", "freeze-rollback", "weekend"})
 POLICY_KIND = "policy"
+DKIM_SWITCH = "dkim-switch"
 
 
 class Stage(enum.Enum):
@@ -118,6 +119,9 @@ class GateContext:
     restores: Callable[[GateItem], bool] = lambda item: False
     # Answers the DKIM key lookups of a client approval's stored e-mail (None: system resolvers).
     dnsfunc: DnsFunc | None = None
+    # A dkim-switch request's new selector as checked in live DNS by the caller
+    # (pipeline.live.selector): (domain, selector) -> (published and valid?, what was found).
+    selector_checks: Mapping[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -533,6 +537,38 @@ def _tier_problems(request: ChangeRequest, ctx: GateContext) -> list[Problem]:
     return list(tier_refusals(ctx.client, ctx.stage))
 
 
+# --- DKIM active-selector switch (issue 13 item 5) -----------------------------------------
+
+
+def _dkim_switch_problems(request: ChangeRequest, ctx: GateContext) -> list[Problem]:
+    """A signing provider switched to a selector receivers cannot find fails DKIM for every
+    message: the new selector must be published and hold a valid key in live DNS, checked at
+    approval and again at execution."""
+    if request.type.value != DKIM_SWITCH or ctx.stage is Stage.PLAN:
+        return []
+    selector = dict(request.details).get("new_selector", "").strip()
+    problems: list[Problem] = []
+    for domain in dict.fromkeys(s.zone for s in request.covers):
+        found = ctx.selector_checks.get((domain, selector))
+        if found is None:
+            problems.append(
+                Refused(
+                    "dkim-switch-unverified",
+                    f"{selector}._domainkey.{domain} was not checked in live DNS: a dkim-switch "
+                    "is judged only with the live answer",
+                )
+            )
+        elif not found[0]:
+            problems.append(
+                Refused(
+                    "dkim-switch-unpublished",
+                    f"the new selector {selector} is not published and valid in live DNS "
+                    f"({found[1]}); publish it first (a dkim-rotation request), then switch",
+                )
+            )
+    return problems
+
+
 # --- emergencies --------------------------------------------------------------------------------
 
 
@@ -653,6 +689,7 @@ def decide(
 
     problems += _report_evidence_problems(request, items, ctx)
     problems += _tier_problems(request, ctx)
+    problems += _dkim_switch_problems(request, ctx)
 
     chain = _chain(request, risk, items, ctx)
     hours = rollback_hours(ctx.rollback_by_risk, risk, items)

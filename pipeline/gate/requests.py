@@ -55,11 +55,22 @@ class RequestType(enum.Enum):
     DKIM_ROTATION = "dkim-rotation"
     EMERGENCY_ROLLBACK = "emergency-rollback"
     OTHER = "other"
+    # Changes that are not DNS record edits (issue 13 item 5; pipeline.gate.manual): the same
+    # lifecycle, with manual steps and a verification checklist instead of a plan's diff.
+    PLATFORM = "platform"  # a tenant-level setting at a mail platform
+    DKIM_SWITCH = "dkim-switch"  # the signing provider switches to another published selector
+
+    @property
+    def manual(self) -> bool:
+        return self in MANUAL_TYPES
 
     @classmethod
     def parse(cls, text: str) -> RequestType:
         # `dmarcops new sender` is accepted as the short form of new-sender.
         return cls("new-sender" if text == "sender" else text)
+
+
+MANUAL_TYPES = frozenset({RequestType.PLATFORM, RequestType.DKIM_SWITCH})
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,10 @@ class ChangeRequest:
     sha256: str = ""
     signature: RequestSignature | None = None  # as read; `signature_problem` judges it
     signature_error: str | None = None  # why <id>.sig.json exists but could not be read
+    # A manual change (platform, dkim-switch): what the executor does by hand, and what they
+    # check afterwards (pipeline.gate.manual).
+    steps: tuple[str, ...] = ()
+    checklist: tuple[str, ...] = ()
 
     def line_of(self, key: str) -> int | None:
         return dict(self.lines).get(key)
@@ -199,7 +214,14 @@ class ChangeRequest:
         return self.type is RequestType.EMERGENCY_ROLLBACK or self.emergency_reason is not None
 
     def covers_item(self, item: CoverableItem) -> bool:
+        if self.type.manual:
+            # Its `covers:` names the domains it affects; it never claims a DNS plan item.
+            return False
         return item.client == self.client and any(s.matches(item) for s in self.covers)
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.zone for s in self.covers))
 
 
 class CoverableItem(Protocol):
@@ -651,6 +673,34 @@ def _check_details(doc: YamlDocument, rtype: RequestType, details: Mapping[str, 
             )
 
 
+def _check_manual(
+    doc: YamlDocument, rtype: RequestType, covers: Sequence[Selector], data: Mapping[str, Any]
+) -> None:
+    """A manual request names domains, not records; only a manual request has steps."""
+    if not rtype.manual:
+        for key in ("steps", "checklist"):
+            if key in data:
+                raise doc.error(
+                    (key,),
+                    f"{key} belong to platform and dkim-switch requests, not {rtype.value}",
+                    hint="A DNS change is verified against the authoritative servers; remove it.",
+                )
+        return
+    for i, selector in enumerate(covers):
+        if selector.name is not None:
+            raise doc.error(
+                ("covers", i),
+                f"a {rtype.value} request covers domains, not records: write {selector.zone!r}",
+                hint="It changes no DNS record; `covers:` says which domains it affects.",
+            )
+    if rtype is RequestType.DKIM_SWITCH and len({s.zone for s in covers}) != 1:
+        raise doc.error(
+            ("covers",),
+            "a dkim-switch request covers exactly one domain",
+            hint="File one request per domain: each switches to its own selector.",
+        )
+
+
 def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> ChangeRequest:
     data: Mapping[str, Any] = doc.data
     problem = rationale_problem(data.get("rationale"))
@@ -698,6 +748,8 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
                 "changes; file one request per client.",
             )
         covers.append(selector)
+
+    _check_manual(doc, rtype, covers, data)
 
     author = data["author"]
     if author not in roster:
@@ -747,6 +799,8 @@ def _request(doc: YamlDocument, request_id: str, root: Path, roster: Roster) -> 
         sha256=content_sha256(data),
         signature=signature,
         signature_error=unreadable,
+        steps=tuple(str(x) for x in data.get("steps", ())),
+        checklist=tuple(str(x) for x in data.get("checklist", ())),
     )
 
 
@@ -929,6 +983,47 @@ TEMPLATES: Mapping[RequestType, Template] = {
 }
 
 
+# Issue 13 item 5: the manual changes' templates (kept apart from the seed's four).
+TEMPLATES = {
+    **TEMPLATES,
+    RequestType.PLATFORM: Template(
+        "Platform change",
+        "the risk rules' platform-setting rule (medium: peer review); high for a regulated "
+        "client or in a freeze",
+        "why this tenant-level setting changes now, and what mail it affects",
+        "the platform's admin page or the vendor's guidance, the client's ticket",
+        (
+            ("platform", "the mail platform, e.g. Microsoft 365"),
+            ("setting", "the tenant-level setting, e.g. DKIM signing for custom domains"),
+            ("current_value", "its value now, e.g. disabled"),
+            ("new_value", "its value after the change, e.g. enabled"),
+        ),
+    ),
+    RequestType.DKIM_SWITCH: Template(
+        "DKIM active-selector switch",
+        "low on the documented rotation schedule, medium off it; refused unless the new "
+        "selector is published and valid in live DNS",
+        "why the provider signs with the new selector now: the rotation schedule, a key leak",
+        "the rotation record that published the new selector",
+        (
+            ("platform", "the signing provider, e.g. Google Workspace"),
+            ("current_selector", "the selector signing now, e.g. s2025"),
+            ("new_selector", "the published selector to sign with, e.g. s2026"),
+        ),
+    ),
+}
+MANUAL_PROMPTS: Mapping[RequestType, tuple[str, str]] = {
+    RequestType.PLATFORM: (
+        "each step at the platform, in order, e.g. Admin centre > Email authentication > DKIM > Enable",
+        "what proves it worked, e.g. a test mail to an outside mailbox passes DKIM as d=client.example",
+    ),
+    RequestType.DKIM_SWITCH: (
+        "each step at the provider, e.g. Admin console > Gmail > Authenticate email > selector s2026 > Start authentication",
+        "what proves it worked, e.g. a test mail's DKIM-Signature has s=s2026 and passes",
+    ),
+}
+
+
 def _prompt(text: str) -> str:
     return json.dumps(f"<<{text}>>")
 
@@ -977,6 +1072,9 @@ def new_request(
     if template.details:
         lines.append("details:")
         lines += [f"  {key}: {_prompt(prompt)}" for key, prompt in template.details]
+    if rtype.manual:
+        step, check = MANUAL_PROMPTS[rtype]
+        lines += ["steps:", f"  - {_prompt(step)}", "checklist:", f"  - {_prompt(check)}"]
     lines += [
         "# requested_risk: low          # optional; a level below the computed one is refused",
         "# client_approval:             # required for high-risk changes (p=reject, removing a",
