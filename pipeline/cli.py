@@ -29,6 +29,7 @@ from pipeline.commands.common import (
 )
 from pipeline.commands.drift import register as register_drift_commands
 from pipeline.commands.github import register as register_github_commands
+from pipeline.commands.manual import register as register_manual_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.commands.reports import register as register_reports_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
@@ -511,6 +512,7 @@ register_apply_commands(main)
 register_github_commands(main)
 register_reports_commands(main)
 register_drift_commands(main)
+register_manual_commands(main)
 
 
 if __name__ == "__main__":
