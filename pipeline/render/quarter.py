@@ -16,6 +16,8 @@ _BEND_TITLES = {
     "freeze exception": "Freeze exceptions",
     "rollback": "Rollbacks",
     "recovered": "Applies finished from a journal",
+    "outside change management": ("Outside standard change management at the client's direction"),
+    "unrecorded change": "Changed outside the pipeline, adopted afterwards",
 }
 
 
