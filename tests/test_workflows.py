@@ -422,3 +422,14 @@ def test_records_that_cannot_be_pushed_are_kept_and_reported() -> None:
     assert keep["if"] == "${{ failure() }}" and keep["with"]["path"] == "changes/"
     assert "dmarcops records reconcile --from" in issue["run"]
     assert "failure()" in issue["if"]
+
+
+def test_the_scheduled_run_reports_drift_last() -> None:
+    # Issue 13 item 4: a record changed by hand shows up within one scheduled run; the drift
+    # step runs after the records commit and fails the run while drift exists.
+    names = [s.get("name", "") for s in steps(load("scheduled.yml"))]
+    drift = next(s for s in steps(load("scheduled.yml")) if "dmarcops drift" in s.get("run", ""))
+    assert names[-1] == drift["name"]
+    assert names.index("Commit change records to main") < names.index(drift["name"])
+    assert drift["if"] == "${{ !cancelled() }}"
+    assert "GITHUB_STEP_SUMMARY" in drift["run"] and "pipefail" in drift["run"]
