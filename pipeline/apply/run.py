@@ -163,7 +163,7 @@ def gate_requests(
     ]
     if tiered:
         raise GateRefused(
-            "apply refused; nothing was changed:\n  - " + "\n  - ".join(tiered),
+            "apply refused; nothing was changed: " + "; ".join(tiered),
             hint="A self-serve client's records are changed by its own DNS team; "
             "`dmarcops recommend` writes what the MSP would change and why.",
         )

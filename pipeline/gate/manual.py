@@ -278,7 +278,7 @@ def execute(
     )
     if not decision.allowed:
         raise GateRefused(
-            "manual change refused; do not carry out its steps:\n  - " + decide.explain(decision),
+            "manual change refused; do not carry out its steps: " + decide.explain(decision),
             hint="Approvals: dmarcops approve --request ID; windows: dmarcops window CLIENT.",
         )
     client = portfolio.clients[request.client]
