@@ -28,7 +28,9 @@ from pipeline.commands.common import (
     reports_errors,
     set_debug,
 )
+from pipeline.commands.drift import register as register_drift_commands
 from pipeline.commands.github import register as register_github_commands
+from pipeline.commands.manual import register as register_manual_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.commands.reports import register as register_reports_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
@@ -441,7 +443,10 @@ def plan(
     show_progress = many and sys.stderr.isatty()
     requests = open_requests(repo, RecordStore(repo / "changes"))
     result = make_plan(portfolio, options, progress=_progress if show_progress else None)
-    coverage = cover(result.items, requests)
+    # A self-serve client's changes are recommendations (docs/drift.md): no request covers them,
+    # and the one gate refuses to approve or apply them [self-serve-tier].
+    advised = {z.client for z in result.zones if z.recommend_only}
+    coverage = cover([i for i in result.items if i.client not in advised], requests)
     refs = {
         (item.zone, item.name, item.type): RequestRef(
             request.id, request.type.value, request.author, request.rationale
@@ -517,6 +522,8 @@ register_apply_commands(main)
 register_github_commands(main)
 register_reports_commands(main)
 register_calendar_commands(main)
+register_drift_commands(main)
+register_manual_commands(main)
 
 
 if __name__ == "__main__":

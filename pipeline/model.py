@@ -54,6 +54,9 @@ class RecordKind(enum.Enum):
     MTA_STS_HOST = "mta-sts-host"
     TLS_RPT = "tls-rpt"
     REPORT_AUTH = "report-auth"
+    # NS at a sub-domain (never the apex): the delegation of a reporting or sending sub-domain to
+    # other nameservers (pipeline.diff.ns). The zone's own apex NS belongs to its DNS team.
+    NS_DELEGATION = "ns-delegation"
     # Not a DNS record: an edit under policy/ not sealed yet (pipeline.records.policy_of_record).
     # It is listed in the plan and hashed with it; a lead's seal, not an apply, makes it count.
     POLICY = "policy"

@@ -217,6 +217,8 @@ def fill(template: str, leave: str = "") -> str:
             "planned_date": "2026-12-01",
             "rollback_of": "2026-1247",
             "pass_rate_evidence": '"99.3% aligned pass over 14 days at pct=50"',
+            "current_selector": "s2025",
+            "new_selector": "s2026",
         }.get(key, f'"{GOOD_RATIONALE}"')
         lines.append(PROMPT.sub(value, line))
     return "\n".join(lines) + "\n"
@@ -233,19 +235,24 @@ EXPECTED_FIELDS = {
     RequestType.DKIM_ROTATION: {"current_selector", "new_selector", "planned_date"},
     RequestType.EMERGENCY_ROLLBACK: {"current_state", "target_state", "notified"},
     RequestType.OTHER: set(),
+    RequestType.PLATFORM: {"platform", "setting", "current_value", "new_value"},
+    RequestType.DKIM_SWITCH: {"platform", "current_selector", "new_selector"},
 }
 
 
 @pytest.mark.parametrize("rtype", list(EXPECTED_FIELDS))
 def test_a_filled_template_loads_with_the_seed_fields(repo: Path, rtype: RequestType) -> None:
+    # A platform or dkim-switch request covers domains, not records (docs/drift.md).
+    covers = "fabrikam.example" if rtype.manual else "fabrikam.example _dmarc TXT"
     template = load_templates(repo).get(rtype.value)
-    text = new_request(template, "fabrikam-labs", ["fabrikam.example _dmarc TXT"], "jchen")
+    text = new_request(template, "fabrikam-labs", [covers], "jchen")
     assert PROMPT.search(text)
     write(repo / REQ, fill(text))
     (loaded,) = load_requests(repo)
     assert loaded.type is rtype
     assert {key for key, _ in loaded.details} == EXPECTED_FIELDS[rtype]
-    assert loaded.covers == (Selector("fabrikam.example", "_dmarc", "TXT"),)
+    assert loaded.covers == (Selector.parse(covers),)
+    assert bool(loaded.steps) == bool(loaded.checklist) == rtype.manual
     if rtype is RequestType.EMERGENCY_ROLLBACK:
         assert loaded.rollback_of == "2026-1247" and loaded.is_emergency
 

@@ -472,3 +472,14 @@ def test_a_gate_that_fails_before_its_verdict_never_leaves_the_check_pending() -
     assert 'gh api --method POST "repos/${GITHUB_REPOSITORY}/check-runs"' in fallback["run"]
     assert "-f name=dmarcops/gate" in fallback["run"] and "conclusion=failure" in fallback["run"]
     assert fallback["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+
+
+def test_the_scheduled_run_reports_drift_last() -> None:
+    # Issue 13 item 4: a record changed by hand shows up within one scheduled run; the drift
+    # step runs after the records commit and fails the run while drift exists.
+    names = [s.get("name", "") for s in steps(load("scheduled.yml"))]
+    drift = next(s for s in steps(load("scheduled.yml")) if "dmarcops drift" in s.get("run", ""))
+    assert names[-1] == drift["name"]
+    assert names.index("Commit change records to main") < names.index(drift["name"])
+    assert drift["if"] == "${{ !cancelled() }}"
+    assert "GITHUB_STEP_SUMMARY" in drift["run"] and "pipefail" in drift["run"]

@@ -100,6 +100,8 @@ def ready_to_close(record: ChangeRecord, now: datetime) -> bool:
         return False
     if record.emergency is not None and not record.emergency.reviewed:
         return False
+    if record.manual is not None and not record.manual.verified:
+        return False  # a manual change: every checklist line verified (dmarcops manual verify)
     if not record.zone_results or any(
         z.status is not ZoneStatus.APPLIED for z in record.zone_results
     ):

@@ -155,6 +155,19 @@ def gate_requests(
             hint="Pass --key with your private key (env DMARCOPS_KEY); on GitHub, set "
             "DMARCOPS_SIGNING_KEY to the automation's key file.",
         )
+    # The one gate's client-level rule first: a self-serve client's changes are never applied,
+    # whether or not someone filed a request for them [self-serve-tier].
+    tiered = [
+        f"{client_id}: {refusal}"
+        for client_id in sorted({i.client for i in current if i.client})
+        for refusal in decide.tier_refusals(portfolio.clients[client_id], decide.Stage.APPLY)
+    ]
+    if tiered:
+        raise GateRefused(
+            "apply refused; nothing was changed: " + "; ".join(tiered),
+            hint="A self-serve client's records are changed by its own DNS team; "
+            "`dmarcops recommend` writes what the MSP would change and why.",
+        )
     coverage = cover(current, open_requests(portfolio.root, store))
     coverage.check()
     sources: list[gate.ApprovalSource] = [
@@ -519,6 +532,7 @@ def _journaled(
                 simulated=options.simulated,
                 # The policy of record that judged it (pipeline.records.policy_of_record).
                 policy_sha256=portfolio.policy_sha256,
+                change_management=client.outside_change_management,
             )
 
         opened.append((store.create(build, now, signer, options.simulated), keys))

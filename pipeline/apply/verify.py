@@ -58,7 +58,12 @@ def _served_values(answer: dns.message.Message, fqdn: str, rtype: str) -> tuple[
     name = dns.name.from_text(fqdn)
     kind = dns.rdatatype.from_text(rtype)
     values: list[str] = []
-    for rrset in answer.answer:
+    sections = list(answer.answer)
+    if kind == dns.rdatatype.NS:
+        # At a delegation point the parent's server answers with a referral: the NS set is in
+        # the authority section, not the answer (RFC 1034 4.3.2 step 3b).
+        sections += list(answer.authority)
+    for rrset in sections:
         if rrset.name != name or rrset.rdtype != kind:
             continue
         for rdata in rrset:

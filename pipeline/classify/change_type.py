@@ -10,6 +10,7 @@ NEW_SENDER = "New sender"
 POLICY_PROGRESSION = "Policy progression"
 DKIM_ROTATION = "DKIM rotation"
 OTHER = "Other"
+NS_DELEGATION = "NS delegation"
 
 
 def change_type(kind: RecordKind, facts: Sequence[Fact]) -> str:
@@ -20,4 +21,6 @@ def change_type(kind: RecordKind, facts: Sequence[Fact]) -> str:
         return NEW_SENDER
     if kind is RecordKind.DKIM:
         return DKIM_ROTATION
+    if kind is RecordKind.NS_DELEGATION:
+        return NS_DELEGATION
     return OTHER

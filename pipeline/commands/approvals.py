@@ -57,6 +57,7 @@ from pipeline.gate.requests import (
 from pipeline.gate.roster import Roster
 from pipeline.load.portfolio import Portfolio
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
+from pipeline.records.store import RecordStore
 from pipeline.render.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -116,11 +117,12 @@ def keygen(out: Path) -> None:
 @click.option(
     "--plan",
     "plan_file",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The JSON plan you reviewed (`dmarcops plan --out plan.json`).",
+    help="The JSON plan you reviewed (`dmarcops plan --out plan.json`). Not for a platform or "
+    "dkim-switch request, whose manual plan is made from the request (`dmarcops manual show`).",
 )
 @click.option("--request", "request_id", required=True, help="The change request you approve.")
+@nameserver_option("Resolver to follow a CNAME'd DKIM selector (dkim-switch), HOST[:PORT].")
 @click.option(
     "--as",
     "analyst_id",
@@ -145,8 +147,9 @@ def keygen(out: Path) -> None:
 @reports_errors
 def approve(
     repo: Path,
-    plan_file: Path,
+    plan_file: Path | None,
     request_id: str,
+    nameservers: tuple[str, ...],
     analyst_id: str | None,
     key_file: Path,
     at: datetime | None,
@@ -162,7 +165,11 @@ def approve(
       dmarcops plan --out plan.json
       dmarcops approve --plan plan.json --request CR-0007-fabrikam-sendgrid \\
           --key ~/.config/dmarcops/mhara.pem
+      dmarcops approve --request CR-0009-fabrikam-labs --key ~/.config/dmarcops/mhara.pem
     """
+    if plan_file is None:
+        _approve_manual(repo, request_id, analyst_id, key_file, at, nameservers)
+        return
     plan = load_plan_file(plan_file)
     roster = roster_of_record(repo)
     # Who approves is the owner of the key that signs; --as only has to agree.
@@ -178,7 +185,9 @@ def approve(
     portfolio = portfolio_of_record(repo)
     clients = {str(c.client) for c in plan.changes if c.client}  # policy items: no client
     when = command_time(at, "approve", portfolio, clients)
-    coverage = cover(plan.changes, requests)
+    # As plan and apply do: an executed request's `covers:` no longer claims later changes.
+    done = {r.request_id for r in RecordStore(repo / "changes").all() if r.executed_at is not None}
+    coverage = cover(plan.changes, [r for r in requests if r.id not in done])
     items = coverage.items_of(request.id)
     if not items:
         claimed = [describe(i) for i, rs in coverage.conflicts if request in rs]
@@ -247,6 +256,49 @@ def approve(
         f"  {shown(request.id)} is {'fully approved' if decision.ok else 'not yet approved'}"
     )
     _show_decision(decision)
+
+
+def _approve_manual(
+    repo: Path,
+    request_id: str,
+    analyst_id: str | None,
+    key_file: Path,
+    at: datetime | None,
+    nameservers: tuple[str, ...],
+) -> None:
+    """A platform or dkim-switch request: the approval binds its manual plan's hash."""
+    from pipeline.commands.manual import manual_request, show_decision
+    from pipeline.gate import manual as manual_changes
+
+    roster = roster_of_record(repo)
+    signer = load_signer(key_file, roster, claimed=analyst_id)
+    try:
+        request = manual_request(repo, request_id)
+    except InputError as exc:
+        if "changes DNS records" in exc.message:
+            raise InputError(
+                f"{request_id} changes DNS records: approve it as planned",
+                hint="dmarcops plan --out plan.json, then dmarcops approve --plan plan.json "
+                f"--request {request_id} --key YOUR-KEY",
+            ) from None
+        raise
+    portfolio = portfolio_of_record(repo)
+    when = command_time(at, "approve", portfolio, [request.client])
+    plan = manual_changes.manual_plan(
+        portfolio, request, when.now, nameservers_from(nameservers, portfolio.settings.timeout)
+    )
+    approval, decision = manual_changes.approve(
+        portfolio, plan, signer, when.now, roster, when.simulated
+    )
+    click.echo(
+        f"approved: {request.id} ({request.type.value}, risk {decision.risk.label}) in manual "
+        f"plan {plan.plan_hash[:16]} by {signer.analyst} at {utc_text(approval.approved_at)}"
+        f"{when.label}"
+    )
+    click.echo(
+        f"  {shown(request.id)} is {'fully approved' if decision.ok else 'not yet approved'}"
+    )
+    show_decision(decision)
 
 
 def _review(

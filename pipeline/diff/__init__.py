@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pipeline.diff import bimi, dkim, dmarc, mtasts, reportauth, spf, tlsrpt
+from pipeline.diff import bimi, dkim, dmarc, mtasts, ns, reportauth, spf, tlsrpt
 from pipeline.diff.context import ZoneContext
 from pipeline.model import Fact, Finding, RecordKind
 
@@ -37,6 +37,7 @@ KIND_MODULES: Mapping[RecordKind, KindRules] = MappingProxyType(
         RecordKind.MTA_STS_HOST: KindRules(mtasts.validate_host, mtasts.host_facts),
         RecordKind.TLS_RPT: KindRules(tlsrpt.validate, tlsrpt.facts),
         RecordKind.REPORT_AUTH: KindRules(reportauth.validate, reportauth.facts),
+        RecordKind.NS_DELEGATION: KindRules(ns.validate, ns.facts),
     }
 )
 

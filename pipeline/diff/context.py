@@ -71,6 +71,9 @@ class ZoneContext:
     pre_approved_sender: Callable[[str], str | None] = lambda term: None
     dkim: DkimLifecycle = field(default_factory=DkimLifecycle)
     regulated: bool = False
+    # NS delegations of this zone as the client profile documents them (`ns_delegations:`):
+    # sub-domain name relative to the zone -> "sending" | "reporting" (pipeline.diff.ns).
+    delegations: Mapping[str, str] = field(default_factory=dict)
 
     def fqdn(self, name: str) -> str:
         return f"{name}.{self.zone}" if name else self.zone

@@ -19,6 +19,10 @@ def _labels(name: str) -> list[str]:
 def kind_of(name: str, rtype: str) -> RecordKind | None:
     labels = _labels(name)
     rtype = rtype.upper()
+    if rtype == "NS":
+        # A delegation of a sub-domain (a zone cut below the apex). The apex NS set is the zone's
+        # own and is never owned: it is copied from live DNS untouched (pipeline.live.scope).
+        return RecordKind.NS_DELEGATION if labels else None
     if "_report" in labels and labels[-1:] != ["_report"]:
         # <domain>._report._dmarc[.sub]: a DMARC report-destination authorisation (RFC 7489 7.1)
         i = labels.index("_report")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +46,7 @@ from pipeline.reports.evidence import Evidence, load_evidence
 # The rule codes of time refusals: the merge path queues a change refused only for these.
 TIME_RULES = frozenset({"outside-window", "freeze", "freeze-rollback", "weekend", "unstaffed"})
 POLICY_KIND = "policy"
+DKIM_SWITCH = "dkim-switch"
 
 
 class Stage(enum.Enum):
@@ -120,6 +121,9 @@ class GateContext:
     restores: Callable[[GateItem], bool] = lambda item: False
     # Answers the DKIM key lookups of a client approval's stored e-mail (None: system resolvers).
     dnsfunc: DnsFunc | None = None
+    # A dkim-switch request's new selector as checked in live DNS by the caller
+    # (pipeline.live.selector): (domain, selector) -> (published and valid?, what was found).
+    selector_checks: Mapping[tuple[str, str], tuple[bool, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -513,6 +517,63 @@ def _report_evidence_problems(
     return problems
 
 
+# --- service tiers (issue 13 item 7) ------------------------------------------------------
+
+
+def tier_refusals(client: ClientProfile, stage: Stage) -> list[Refused]:
+    """A self-serve client is monitored and advised only: the MSP plans, reports drift and
+    recommends (`dmarcops recommend`), but never approves or applies a change to its records,
+    emergencies included (the client's own team makes them). Also asked by apply for a
+    self-serve client's changes that no request covers, so the refusal names this rule."""
+    if not client.self_serve or stage is Stage.PLAN:
+        return []
+    return [
+        Refused(
+            "self-serve-tier",
+            f"{client.id} is on the self-serve tier (policy/clients/{client.id}.yaml "
+            f"`tier: self-serve`): the MSP monitors and recommends, and does not make its changes; "
+            f"send the recommendation (`dmarcops recommend --client {client.id}`) to the "
+            "client's DNS team",
+        )
+    ]
+
+
+def _tier_problems(request: ChangeRequest, ctx: GateContext) -> list[Problem]:
+    return list(tier_refusals(ctx.client, ctx.stage))
+
+
+# --- DKIM active-selector switch (issue 13 item 5) -----------------------------------------
+
+
+def _dkim_switch_problems(request: ChangeRequest, ctx: GateContext) -> list[Problem]:
+    """A signing provider switched to a selector receivers cannot find fails DKIM for every
+    message: the new selector must be published and hold a valid key in live DNS, checked at
+    approval and again at execution."""
+    if request.type.value != DKIM_SWITCH or ctx.stage is Stage.PLAN:
+        return []
+    selector = dict(request.details).get("new_selector", "").strip()
+    problems: list[Problem] = []
+    for domain in dict.fromkeys(s.zone for s in request.covers):
+        found = ctx.selector_checks.get((domain, selector))
+        if found is None:
+            problems.append(
+                Refused(
+                    "dkim-switch-unverified",
+                    f"{selector}._domainkey.{domain} was not checked in live DNS: a dkim-switch "
+                    "is judged only with the live answer",
+                )
+            )
+        elif not found[0]:
+            problems.append(
+                Refused(
+                    "dkim-switch-unpublished",
+                    f"the new selector {selector} is not published and valid in live DNS "
+                    f"({found[1]}); publish it first (a dkim-rotation request), then switch",
+                )
+            )
+    return problems
+
+
 # --- emergencies --------------------------------------------------------------------------------
 
 
@@ -682,6 +743,8 @@ def decide(
         )
 
     problems += _report_evidence_problems(request, items, ctx)
+    problems += _tier_problems(request, ctx)
+    problems += _dkim_switch_problems(request, ctx)
 
     chain = _chain(request, risk, items, ctx)
     hours = rollback_hours(ctx.rollback_by_risk, risk, items)

@@ -67,6 +67,11 @@ class RequestType(str):
     DKIM_ROTATION: ClassVar[RequestType]
     EMERGENCY_ROLLBACK: ClassVar[RequestType]
     OTHER: ClassVar[RequestType]
+    # Changes that are not DNS record edits (issue 13 item 5; pipeline.gate.manual): the same
+    # lifecycle, with manual steps and a verification checklist instead of a plan's diff. Their
+    # templates are data like the others; what makes them manual is the code that runs them.
+    PLATFORM: ClassVar[RequestType]  # a tenant-level setting at a mail platform
+    DKIM_SWITCH: ClassVar[RequestType]  # the signing provider switches to a published selector
 
     def __new__(cls, value: str) -> RequestType:
         known = cls._known.get(value)
@@ -81,6 +86,10 @@ class RequestType(str):
     def __repr__(self) -> str:
         return f"RequestType({self.value!r})"
 
+    @property
+    def manual(self) -> bool:
+        return self in MANUAL_TYPES
+
     @classmethod
     def parse(cls, text: str) -> RequestType:
         # `dmarcops new sender` is accepted as the short form of new-sender.
@@ -92,6 +101,9 @@ RequestType.POLICY_PROGRESSION = RequestType("policy-progression")
 RequestType.DKIM_ROTATION = RequestType("dkim-rotation")
 RequestType.EMERGENCY_ROLLBACK = RequestType("emergency-rollback")
 RequestType.OTHER = RequestType("other")
+RequestType.PLATFORM = RequestType("platform")
+RequestType.DKIM_SWITCH = RequestType("dkim-switch")
+MANUAL_TYPES = frozenset({RequestType.PLATFORM, RequestType.DKIM_SWITCH})
 
 
 @dataclass(frozen=True)
@@ -227,6 +239,10 @@ class ChangeRequest:
     signature_error: str | None = None  # why <id>.sig.json exists but could not be read
     # The ticket template it follows, as the policy of record has it (None: built in code).
     template: TicketTemplate | None = field(default=None, compare=False, repr=False)
+    # A manual change (platform, dkim-switch): what the executor does by hand, and what they
+    # check afterwards (pipeline.gate.manual).
+    steps: tuple[str, ...] = ()
+    checklist: tuple[str, ...] = ()
 
     def line_of(self, key: str) -> int | None:
         return dict(self.lines).get(key)
@@ -240,7 +256,14 @@ class ChangeRequest:
         return self.type == RequestType.EMERGENCY_ROLLBACK
 
     def covers_item(self, item: CoverableItem) -> bool:
+        if self.type.manual:
+            # Its `covers:` names the domains it affects; it never claims a DNS plan item.
+            return False
         return item.client == self.client and any(s.matches(item) for s in self.covers)
+
+    @property
+    def domains(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.zone for s in self.covers))
 
 
 class CoverableItem(Protocol):
@@ -735,6 +758,43 @@ def _check_template(doc: YamlDocument, template: TicketTemplate, data: Mapping[s
         _check_value(doc, detail, str(details[detail.name]))
 
 
+def _check_manual(
+    doc: YamlDocument, rtype: RequestType, covers: Sequence[Selector], data: Mapping[str, Any]
+) -> None:
+    """A manual request names domains, not records; only a manual request has steps."""
+    if not rtype.manual:
+        for key in ("steps", "checklist"):
+            if key in data:
+                raise doc.error(
+                    (key,),
+                    f"{key} belong to platform and dkim-switch requests, not {rtype.value}",
+                    hint="A DNS change is verified against the authoritative servers; remove it.",
+                )
+        return
+    for key in ("steps", "checklist"):
+        if not data.get(key):
+            raise doc.error(
+                (),
+                f"a {rtype.value} request needs `{key}:` (a list: "
+                + ("what is done by hand, in order" if key == "steps" else "what proves it worked")
+                + ")",
+                hint="`dmarcops new " + rtype.value + "` writes the skeleton with both.",
+            )
+    for i, selector in enumerate(covers):
+        if selector.name is not None:
+            raise doc.error(
+                ("covers", i),
+                f"a {rtype.value} request covers domains, not records: write {selector.zone!r}",
+                hint="It changes no DNS record; `covers:` says which domains it affects.",
+            )
+    if rtype is RequestType.DKIM_SWITCH and len({s.zone for s in covers}) != 1:
+        raise doc.error(
+            ("covers",),
+            "a dkim-switch request covers exactly one domain",
+            hint="File one request per domain: each switches to its own selector.",
+        )
+
+
 def _request(
     doc: YamlDocument, request_id: str, root: Path, roster: Roster, templates: TemplateSet
 ) -> ChangeRequest:
@@ -784,6 +844,8 @@ def _request(
                 "changes; file one request per client.",
             )
         covers.append(selector)
+
+    _check_manual(doc, rtype, covers, data)
 
     author = data["author"]
     if author not in roster:
@@ -835,6 +897,8 @@ def _request(
         signature=signature,
         signature_error=unreadable,
         template=template,
+        steps=tuple(str(x) for x in data.get("steps", ())),
+        checklist=tuple(str(x) for x in data.get("checklist", ())),
     )
 
 
@@ -985,6 +1049,9 @@ def new_request(
     if template.details:
         lines.append("details:")
         lines += [f"  {d.name}: {_prompt(d.prompt)}" for d in template.details]
+    if template.manual is not None:
+        step, check = template.manual
+        lines += ["steps:", f"  - {_prompt(step)}", "checklist:", f"  - {_prompt(check)}"]
     lines += [
         "# requested_risk: low          # optional; a level below the computed one is refused",
         "# client_approval:             # required for high-risk changes (p=reject, removing a",

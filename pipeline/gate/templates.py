@@ -56,6 +56,9 @@ class TicketTemplate:
     emergency: bool = False  # skips the approval wait; post-hoc review
     change_type: str = ""  # the change record's "Change type"; "": derived from the facts
     aliases: tuple[str, ...] = ()
+    # A change that is not a DNS record edit (platform, dkim-switch: pipeline.gate.manual): the
+    # prompts for its manual steps and its verification checklist.
+    manual: tuple[str, str] | None = None
     file: Path = Path()
 
     def detail(self, name: str) -> DetailField | None:
@@ -136,6 +139,11 @@ def _template(doc: YamlDocument, template_id: str) -> TicketTemplate:
         emergency=bool(data.get("emergency", False)),
         change_type=str(data.get("change_type", "")),
         aliases=tuple(str(a) for a in data.get("aliases", ())),
+        manual=(
+            (str(data["manual"]["steps"]), str(data["manual"]["checklist"]))
+            if "manual" in data
+            else None
+        ),
         file=doc.path,
     )
 

@@ -31,6 +31,10 @@ from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_fr
 from pipeline.load.provider_classes import provider_class_problem, provider_secret_problem
 from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
 
+SELF_SERVE = "self-serve"
+OUTSIDE = "outside"
+OUTSIDE_LABEL = "outside standard change management at client's direction"
+
 
 @dataclass(frozen=True)
 class AuthorisedApprover:
@@ -58,6 +62,23 @@ class ClientProfile:
     export_internal_notes: bool = False
     # Years a sealed record is kept (policy/clients/ retention_years); None: indefinitely.
     retention_years: int | None = None
+    # Service tier and change management (issue 13 item 7; docs/drift.md "Service tiers").
+    tier: str = "managed"  # managed | self-serve
+    change_management: str = "standard"  # standard | outside
+    change_management_direction: str = ""  # the client's written direction, when outside
+    # NS delegations by domain: sub-domain (relative) -> "sending" | "reporting".
+    ns_delegations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    @property
+    def self_serve(self) -> bool:
+        return self.tier == SELF_SERVE
+
+    @property
+    def outside_change_management(self) -> str:
+        """The label every record of an "outside" client carries; "" for standard clients."""
+        if self.change_management != OUTSIDE:
+            return ""
+        return f"{OUTSIDE_LABEL} (direction: {self.change_management_direction})"
 
     @property
     def freezes(self) -> tuple[Freeze, ...]:
@@ -230,7 +251,26 @@ def _client(
         file=doc.path,
         export_internal_notes=bool(data.get("export_internal_notes", False)),
         retention_years=data.get("retention_years"),
+        tier=str(data.get("tier", "managed")),
+        change_management=str(data.get("change_management", "standard")),
+        change_management_direction=str(data.get("change_management_direction", "")).strip(),
+        ns_delegations=_delegations(doc, data),
     )
+
+
+def _delegations(doc: YamlDocument, data: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for domain, subs in data.get("ns_delegations", {}).items():
+        if domain not in data["domains"]:
+            raise doc.error(
+                ("ns_delegations", domain),
+                f"NS delegations for {domain!r}, which is not one of this client's domains",
+                hint="List the domain under `domains:` or fix the name.",
+            )
+        out[domain] = {
+            str(sub).lower().removesuffix("." + domain): str(p) for sub, p in subs.items()
+        }
+    return out
 
 
 def _checked(

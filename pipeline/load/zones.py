@@ -68,8 +68,9 @@ def scope_problems(doc: YamlDocument) -> list[InputError]:
                     f"record {shown} {rtype} is outside the pipeline's scope",
                     file=doc.path,
                     line=line,
-                    hint="Zone files hold only _dmarc, SPF, DKIM, BIMI, MTA-STS, TLS-RPT and "
-                    "report-authorisation records; other records belong to the client's DNS team.",
+                    hint="Zone files hold only _dmarc, SPF, DKIM, BIMI, MTA-STS, TLS-RPT, "
+                    "report-authorisation records and NS delegations of sub-domains (never the "
+                    "apex NS); other records belong to the client's DNS team.",
                 )
             )
         elif kind is RecordKind.SPF:

@@ -91,7 +91,7 @@ def _rrsets(zone: Zone) -> dict[RRsetKey, tuple[str, ...]]:
     return {(r.name, r._type): raw_values(r) for r in zone.records}
 
 
-def _client_context(client: ClientProfile, now: datetime) -> ClientContext:
+def client_context(client: ClientProfile, now: datetime) -> ClientContext:
     today = now.astimezone(ZoneInfo(client.timezone)).date()
     freeze = client.freeze_on(today)
     return ClientContext(
@@ -146,7 +146,12 @@ def plan_zone(
     client = portfolio.clients[zone_file.client]
     provider_config = portfolio.providers[client.provider]
     if broken is not None:
-        return ZoneResult(client.id, zone_file.domain, client.provider, error=broken), []
+        return (
+            ZoneResult(
+                client.id, zone_file.domain, client.provider, error=broken, tier=client.tier
+            ),
+            [],
+        )
     try:
         desired = load_desired(zone_file)
     except InputError as exc:
@@ -175,6 +180,7 @@ def plan_zone(
         pre_approved_sender=portfolio.senders.pre_approved_sender,
         dkim=client.dkim.get(zone_file.domain, DkimLifecycle()),
         regulated=client.regulated,
+        delegations=client.ns_delegations.get(zone_file.domain, {}),
     )
 
     findings = record_findings(ctx)
@@ -192,7 +198,7 @@ def plan_zone(
         policy_facts = _mta_sts_policy(portfolio, provider_config, zone_file, ctx, findings)
     except InputError as exc:  # a policy file refused (a link, a FIFO): this zone only
         return ZoneResult(client.id, zone_file.domain, client.provider, error=str(exc)), []
-    client_ctx = _client_context(client, now)
+    client_ctx = client_context(client, now)
     items: list[PlanItem] = []
     for change in octodns_plan.changes if octodns_plan else []:
         extra = policy_facts if (change.record.name, change.record._type) == STS_KEY else []
@@ -207,9 +213,27 @@ def plan_zone(
             budget_source=budget_source,
             octodns_plan=octodns_plan,
             octodns_target=target,
+            tier=client.tier,
+            owned_live=owned_rrsets(scope.existing),
+            owned_desired=owned_rrsets(scope.desired),
+            context=ctx,
         ),
         items,
     )
+
+
+def owned_rrsets(zone: Zone) -> dict[RRsetKey, tuple[int, tuple[str, ...]]]:
+    """(name, type) -> (ttl, the values the pipeline owns) of every owned RRset in `zone`; a TXT
+    set holding no v=spf1 value is the client's and is left out."""
+    out: dict[RRsetKey, tuple[int, tuple[str, ...]]] = {}
+    for record in zone.records:
+        kind = kind_of(record.name, record._type)
+        if kind is None:
+            continue
+        values = tuple(v for v in raw_values(record) if is_owned_value(kind, v))
+        if values:
+            out[(record.name, record._type)] = (int(record.ttl), values)
+    return out
 
 
 def record_findings(ctx: ZoneContext) -> list[Finding]:
@@ -239,6 +263,7 @@ def offline_findings(portfolio: Portfolio, zone_file: ZoneFile, now: datetime) -
         pre_approved_sender=portfolio.senders.pre_approved_sender,
         dkim=client.dkim.get(zone_file.domain, DkimLifecycle()),
         regulated=client.regulated,
+        delegations=client.ns_delegations.get(zone_file.domain, {}),
     )
     findings = record_findings(ctx)
     policy = desired_policy(zone_file)

@@ -80,6 +80,19 @@ class ZoneResult:
     # not part of the plan's identity.
     octodns_plan: Any = field(default=None, compare=False, repr=False)
     octodns_target: Any = field(default=None, compare=False, repr=False)
+    # The client's service tier (policy/clients/ `tier:`): a self-serve client's changes are
+    # recommendations, never applied (pipeline.gate.decide, rule self-serve-tier).
+    tier: str = "managed"
+    # The owned RRsets as live DNS serves them and as the zone file wants them, (name, type) ->
+    # (ttl, owned values), and the zone's diff context: what `dmarcops drift` compares with the
+    # records. Not part of the plan's identity.
+    owned_live: Any = field(default=None, compare=False, repr=False)
+    owned_desired: Any = field(default=None, compare=False, repr=False)
+    context: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def recommend_only(self) -> bool:
+        return self.tier == "self-serve"
 
     @property
     def failed(self) -> bool:

@@ -6,12 +6,15 @@ disk is what was recorded (docs/audit-trail.md).
 
 from pipeline.records.ledger import Ledger, LedgerCorrupt, LedgerEntry, LedgerEvent
 from pipeline.records.record import (
+    Adoption,
     ApprovalEvidence,
     ApprovalRole,
     ApprovalSource,
     ChangeRecord,
     ChangeType,
+    Check,
     Emergency,
+    ManualChange,
     Outcome,
     RecordFormatError,
     RecordItem,
@@ -36,6 +39,7 @@ from pipeline.records.store import (
 )
 
 __all__ = [
+    "Adoption",
     "ApprovalEvidence",
     "ApprovalRole",
     "ApprovalSource",
@@ -43,11 +47,13 @@ __all__ = [
     "AuditReport",
     "ChangeRecord",
     "ChangeType",
+    "Check",
     "Emergency",
     "Ledger",
     "LedgerCorrupt",
     "LedgerEntry",
     "LedgerEvent",
+    "ManualChange",
     "Outcome",
     "RecordFormatError",
     "RecordItem",

@@ -8,12 +8,13 @@ never was).
 
 Bends the records hold and the review lists: emergency changes (with their verdict, follow-up,
 incident and whether the review was late or is missing), forced closes, freeze exceptions,
-rollbacks, applies finished from a journal (recovered), and records closed as accepted without
+rollbacks, applies finished from a journal (recovered), records closed as accepted without
 aggregate-report evidence (issue 14 part 5: a person's signed override with its reason, or an
-acceptance with neither evidence nor reason). Two kinds the issue names are not in the
-records yet and are said so in the report instead of being guessed: changes made outside standard
-change management at a client's direction, and approvals that a lead gave because the analyst was
-shadowing.
+acceptance with neither evidence nor reason), changes made outside standard change management at
+a client's direction (the record's `change_management` label, from the client's profile), and
+changes made outside the pipeline and adopted afterwards (`dmarcops drift adopt`). One kind the
+issue names is not in the records yet and is said so in the report instead of being guessed:
+approvals that a lead gave because the analyst was shadowing.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ from pipeline.records.record import ChangeRecord, ChangeType, Outcome, format_ut
 _QUARTER = re.compile(r"^(\d{4})[Qq]([1-4])$", re.ASCII)
 
 NOT_RECORDED = (
-    "changes outside standard change management at a client's direction (no record field "
-    "holds it yet)",
     "approvals a lead gave because the analyst was shadowing (the gate requires them; the record "
     "does not yet say why a lead approved)",
 )
@@ -77,7 +76,7 @@ class Bend:
     """One place where the policy was bent, with the record that shows it."""
 
     # "emergency" | "forced close" | "freeze exception" | "rollback" | "recovered" |
-    # "accepted without evidence"
+    # "accepted without evidence" | "outside change management" | "unrecorded change"
     kind: str
     record_id: str
     client: str
@@ -208,6 +207,18 @@ def _bends(record: ChangeRecord, now: datetime) -> list[Bend]:
     if record.recovery is not None:
         found.append(
             bend("recovered", f"finished from an interrupted apply: {record.recovery.detail}")
+        )
+    if record.change_management:
+        found.append(bend("outside change management", record.change_management))
+    if record.adopted is not None:
+        found.append(
+            Bend(
+                "unrecorded change",
+                record.id,
+                record.client,
+                record.adopted.adopted_by,
+                f"{record.adopted.note} (seen live {format_utc(record.adopted.observed_at)})",
+            )
         )
     return found
 

@@ -42,6 +42,11 @@ class ChangeType(enum.StrEnum):
     DKIM_ROTATION = "DKIM rotation"
     EMERGENCY_ROLLBACK = "Emergency rollback"
     OTHER = "Other"
+    # Issue 13: changes that are not (or were not) the pipeline's own record edits.
+    NS_DELEGATION = "NS delegation"
+    PLATFORM = "Platform change"  # a tenant-level setting at a mail platform (manual)
+    DKIM_SWITCH = "DKIM selector switch"  # the provider signs with another selector (manual)
+    ADOPTED = "Unrecorded change (adopted)"  # changed outside the pipeline, adopted (drift)
 
 
 class ApprovalRole(enum.StrEnum):
@@ -535,6 +540,116 @@ class Verification:
 
 
 @dataclass(frozen=True)
+class Adoption:
+    """A change made outside the pipeline (found by `dmarcops drift`) and adopted as the new
+    recorded state by an analyst: nobody accountable executed it, so the record says who
+    adopted it and when it was seen live."""
+
+    observed_at: datetime
+    adopted_by: str
+    note: str  # "changed outside the pipeline, adopted by jchen: ..."
+
+    def __post_init__(self) -> None:
+        _normalise_times(self, "observed_at")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "observed_at": format_utc(self.observed_at),
+            "adopted_by": self.adopted_by,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Adoption:
+        return _read(
+            lambda: cls(
+                observed_at=f.time("observed_at"),
+                adopted_by=f.text("adopted_by"),
+                note=f.text("note"),
+            )
+        )
+
+
+CHECK_STATUSES = ("pending", "verified", "failed")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a manual change's verification checklist, and what the executor found."""
+
+    item: str
+    status: str = "pending"  # CHECK_STATUSES
+    at: datetime | None = None
+    by: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in CHECK_STATUSES:
+            raise ValueError(
+                f"check status {self.status!r} is not one of {', '.join(CHECK_STATUSES)}"
+            )
+        _normalise_times(self, "at")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "status": self.status,
+            "at": _time_or_none(self.at),
+            "by": self.by,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Check:
+        return _read(
+            lambda: cls(
+                item=f.text("item"),
+                status=f.text("status"),
+                at=f.optional_time("at"),
+                by=f.text("by"),
+                note=f.text("note"),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ManualChange:
+    """A change that is not a DNS record edit (request types `platform` and `dkim-switch`): the
+    steps an analyst carries out by hand at the platform, and the checklist that verifies them."""
+
+    kind: str  # "platform" | "dkim-switch"
+    platform: str  # the mail platform or signing provider (Microsoft 365, Google Workspace, ...)
+    setting: str  # the tenant-level setting, or "DKIM signing selector"
+    steps: tuple[str, ...]
+    checklist: tuple[Check, ...]
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.checklist) and all(c.status == "verified" for c in self.checklist)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "platform": self.platform,
+            "setting": self.setting,
+            "steps": list(self.steps),
+            "checklist": [c.to_json() for c in self.checklist],
+        }
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> ManualChange:
+        return _read(
+            lambda: cls(
+                kind=f.text("kind"),
+                platform=f.text("platform"),
+                setting=f.text("setting"),
+                steps=f.texts("steps"),
+                checklist=tuple(Check.from_fields(c) for c in f.objects("checklist")),
+            )
+        )
+
+
+@dataclass(frozen=True)
 class Recovery:
     """An apply that was interrupted and finished later from its journal (changes/journal/): the
     zones it had sent were checked against live DNS and recorded as observed."""
@@ -687,6 +802,11 @@ class ChangeRecord:
     # gave for closing as accepted without that evidence (the quarterly review lists it).
     report_verification: ReportCheck | None = None
     closed_without_evidence: str = ""
+    # Issue 13. Written only when set, so records made before these fields keep their hashes.
+    # The client's change management is outside the MSP's standard (label and direction).
+    change_management: str = ""
+    adopted: Adoption | None = None  # a drift adopted as the recorded state (`drift adopt`)
+    manual: ManualChange | None = None  # a platform change or a DKIM selector switch
 
     def __post_init__(self) -> None:
         if not RECORD_ID.match(self.id):
@@ -720,6 +840,8 @@ class ChangeRecord:
         names = {a.who for a in self.approvals} | {self.executed_by, self.closed_by}
         if self.emergency is not None:
             names.add(self.emergency.reviewed_by)
+        if self.adopted is not None:
+            names.add(self.adopted.adopted_by)
         return frozenset(n for n in names if n)
 
     @property
@@ -785,6 +907,9 @@ class ChangeRecord:
                 if self.closed_without_evidence
                 else {}
             ),
+            **({"change_management": self.change_management} if self.change_management else {}),
+            **({"adopted": self.adopted.to_json()} if self.adopted else {}),
+            **({"manual": self.manual.to_json()} if self.manual else {}),
         }
 
     @classmethod
@@ -802,6 +927,8 @@ class ChangeRecord:
         checked = (
             f.optional_object("report_verification") if "report_verification" in f.data else None
         )
+        adopted = f.optional_object("adopted") if "adopted" in f.data else None
+        manual = f.optional_object("manual") if "manual" in f.data else None
         if rollback_window is None:
             raise RecordFormatError("record.rollback_window: missing")
         return _read(
@@ -844,6 +971,11 @@ class ChangeRecord:
                 closed_without_evidence=(
                     f.text("closed_without_evidence") if "closed_without_evidence" in f.data else ""
                 ),
+                change_management=f.text("change_management")
+                if "change_management" in f.data
+                else "",
+                adopted=Adoption.from_fields(adopted) if adopted else None,
+                manual=ManualChange.from_fields(manual) if manual else None,
             )
         )
 
@@ -907,7 +1039,12 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
                 ("Change type", t(record.change_type.value)),
                 ("Risk level", record.risk.label.capitalize()),
                 ("Plan", c(record.plan_hash)),
-                ("Change request", c(record.request_id)),
+                (
+                    "Change request",
+                    c(record.request_id)
+                    if record.request_id
+                    else "none (changed outside the pipeline)",
+                ),
             ],
         )
     )
@@ -936,9 +1073,16 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
                     "Change window",
                     record.change_window.show()
                     if record.change_window
+                    else "none (changed outside the pipeline)"
+                    if record.adopted is not None
                     else "none (emergency change: the window was skipped)",
                 ),
-                ("Rollback window", record.rollback_window.show()),
+                (
+                    "Rollback window",
+                    "none: the pipeline sent nothing to roll back (a revert is a new request)"
+                    if record.adopted is not None
+                    else record.rollback_window.show(),
+                ),
                 *(
                     [("Freeze exception", t(record.freeze_exception))]
                     if record.freeze_exception
@@ -956,17 +1100,48 @@ def _render(record: ChangeRecord, *, markdown: bool, include_internal: bool) -> 
                     else []
                 ),
                 *([("Policy", c(record.policy_sha256[:16]))] if record.policy_sha256 else []),
+                *(
+                    [("Change management", t(record.change_management))]
+                    if record.change_management
+                    else []
+                ),
             ],
         )
     )
-    execution = [
-        (
-            "Executed",
-            f"{show_utc(record.executed_at)} by {t(record.executed_by)}"
-            if record.executed_at
-            else "not yet",
+    if record.adopted is not None:
+        executed = (
+            f"outside the pipeline (seen live {show_utc(record.adopted.observed_at)}); "
+            f"{t(record.adopted.note)}"
         )
-    ]
+    elif record.executed_at:
+        executed = f"{show_utc(record.executed_at)} by {t(record.executed_by)}"
+    else:
+        executed = "not yet"
+    execution = [("Executed", executed)]
+    if record.manual is not None:
+        manual = record.manual
+        execution.append(
+            ("Manual change", f"{t(manual.platform)}: {t(manual.setting)} ({t(manual.kind)})")
+        )
+        execution.append(
+            (
+                "Steps",
+                separator.join(f"{n}. {t(step)}" for n, step in enumerate(manual.steps, 1))
+                or "(none)",
+            )
+        )
+        execution.append(
+            (
+                "Checklist",
+                separator.join(
+                    f"{n}. [{check.status}] {t(check.item)}"
+                    + (f" ({t(check.by)} {show_utc(check.at)})" if check.at else "")
+                    + (f": {t(check.note)}" if check.note else "")
+                    for n, check in enumerate(manual.checklist, 1)
+                )
+                or "(none)",
+            )
+        )
     execution.extend(
         (
             f"Zone {t(z.zone)}",
@@ -1061,6 +1236,8 @@ def _approval_lines(
     missing = (
         "not obtained before execution (emergency change: post-hoc review)"
         if record.emergency is not None
+        else "none: changed outside the pipeline (adopted, not approved)"
+        if record.adopted is not None
         else "missing"
     )
     peers = "; ".join(evidence(a, "approved") for a in of(ApprovalRole.PEER))
@@ -1075,7 +1252,7 @@ def _approval_lines(
             peers
             or (
                 "not required (low-risk: self-approved)"
-                if record.risk is RiskLevel.LOW
+                if record.risk is RiskLevel.LOW and record.adopted is None
                 else missing
             ),
         ),

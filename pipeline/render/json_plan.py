@@ -14,7 +14,9 @@ from pipeline.render.safe import json_text
 FORMAT_VERSION = 1
 
 
-def item_to_json(item: PlanItem, request: RequestRef | None = None) -> dict[str, Any]:
+def item_to_json(
+    item: PlanItem, request: RequestRef | None = None, recommend: bool = False
+) -> dict[str, Any]:
     return {
         "client": item.client,
         "zone": item.zone,
@@ -35,6 +37,8 @@ def item_to_json(item: PlanItem, request: RequestRef | None = None) -> dict[str,
         "request": (
             {"id": request.id, "type": request.type, "author": request.author} if request else None
         ),
+        # A self-serve client's change: what the MSP recommends, never applied (docs/drift.md).
+        "recommendation_only": recommend,
     }
 
 
@@ -42,6 +46,7 @@ def plan_to_json(
     plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None
 ) -> dict[str, Any]:
     requests = requests or {}
+    advised = {z.client for z in plan.zones if z.recommend_only}
     counts = plan.action_counts()
     risks = plan.risk_counts()
     return {
@@ -57,7 +62,10 @@ def plan_to_json(
             "zones": len(plan.zones),
             "failed_zones": len(plan.failed_zones),
         },
-        "changes": [item_to_json(i, requests.get((i.zone, i.name, i.type))) for i in plan.items],
+        "changes": [
+            item_to_json(i, requests.get((i.zone, i.name, i.type)), i.client in advised)
+            for i in plan.items
+        ],
         "zones": [
             {
                 "client": z.client,
@@ -66,6 +74,7 @@ def plan_to_json(
                 "status": "failed" if z.failed else "planned",
                 "error": z.error,
                 "spf_budget_source": z.budget_source,
+                "tier": z.tier,
                 "findings": [f.to_json() for f in z.findings],
             }
             for z in plan.zones

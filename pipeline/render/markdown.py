@@ -35,10 +35,13 @@ def _values(values: tuple[str, ...]) -> str:
     return "<br>".join(code(v) for v in values) if values else "_(none)_"
 
 
-def _item(item: PlanItem, request: RequestRef | None) -> list[str]:
+def _item(item: PlanItem, request: RequestRef | None, recommend: bool = False) -> list[str]:
     rationale = (
         f"{escape(request.rationale)} (request {code(request.id)} by {escape(request.author)})"
         if request
+        else "_a recommendation only: the client is on the self-serve tier and its DNS team "
+        "makes the change_"
+        if recommend
         else "**missing: no change request covers this change**"
     )
     lines = [
@@ -90,7 +93,9 @@ def _zone(
         lines.append("")
         return lines
     for item in items:
-        lines.extend(_item(item, requests.get((item.zone, item.name, item.type))))
+        lines.extend(
+            _item(item, requests.get((item.zone, item.name, item.type)), zone.recommend_only)
+        )
     others = [f for f in zone.findings if f.name not in {i.name for i in items}]
     if others:
         lines.append("Findings on unchanged records:")

@@ -18,6 +18,8 @@ _BEND_TITLES = {
     "rollback": "Rollbacks",
     "recovered": "Applies finished from a journal",
     "accepted without evidence": "Closed as accepted without report evidence",
+    "outside change management": ("Outside standard change management at the client's direction"),
+    "unrecorded change": "Changed outside the pipeline, adopted afterwards",
 }
 
 

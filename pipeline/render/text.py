@@ -44,7 +44,12 @@ def _short(value: str) -> str:
     return value if len(value) <= LONG else f"{value[: LONG - 20]}... ({len(value)} chars)"
 
 
-def _item(item: PlanItem, request: RequestRef | None) -> list[str]:
+RECOMMENDATION = (
+    "none needed: a recommendation only (self-serve tier: the client's DNS team makes it)"
+)
+
+
+def _item(item: PlanItem, request: RequestRef | None, recommend: bool = False) -> list[str]:
     risk = click.style(item.risk.label.upper(), fg=RISK_COLOUR[item.risk], bold=True)
     lines = [
         f"  {ACTION_MARK[item.action]} {shown(item.fqdn)} {clean(item.type)} ({item.kind.value}) "
@@ -70,6 +75,8 @@ def _item(item: PlanItem, request: RequestRef | None) -> list[str]:
         lines.append(
             f"      request: {clean(request.id)} ({clean(request.type)}, by {clean(request.author)})"
         )
+    elif recommend:
+        lines.append(f"      request: {RECOMMENDATION}")
     else:
         lines.append(
             click.style("      request: NONE (every change needs a change request)", fg="red")
@@ -100,7 +107,9 @@ def render_text(plan: Plan, requests: Mapping[ItemKey, RequestRef] | None = None
         out.extend(
             line
             for item in items
-            for line in _item(item, requests.get((item.zone, item.name, item.type)))
+            for line in _item(
+                item, requests.get((item.zone, item.name, item.type)), zone.recommend_only
+            )
         )
         if not items:
             out.append("  no changes")
