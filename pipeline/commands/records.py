@@ -856,7 +856,8 @@ def close_command(
     current = store.get(record_id)
     verification = None
     written: Path | None = None
-    if current.executed_at is not None and not current.sealed:
+    # A manual change is verified by its signed checklist, not by reports (RecordStore.seal).
+    if current.executed_at is not None and not current.sealed and current.manual is None:
         policy = portfolio_of_record(repo).gate.report_verification
         with ReportSource.open(report_store or repo / DEFAULT_STORE) as source:
             check = check_record(current, source, policy, when.now)

@@ -453,7 +453,7 @@ class RecordStore:
                     hint="Use --force to close it earlier; the record will say it was forced.",
                 )
             _check_acceptance(
-                self, record_id, Outcome(outcome), verification, without_evidence, signer, entries
+                self, current, Outcome(outcome), verification, without_evidence, signer, entries
             )
             sealed = replace(
                 current,
@@ -704,14 +704,23 @@ def verification_problem(changes_dir: Path, check: ReportCheck) -> str:
 
 def _check_acceptance(
     store: RecordStore,
-    record_id: str,
+    record: ChangeRecord,
     outcome: Outcome,
     verification: ReportCheck | None,
     without_evidence: str,
     signer: Signer,
     entries: builtins.list[LedgerEntry],
 ) -> None:
-    """The seal's rule against acceptance by silence (RecordStore.seal)."""
+    """The seal's rule against acceptance by silence (RecordStore.seal).
+
+    Two kinds of record carry their evidence in themselves rather than in aggregate reports:
+    an adoption (`dmarcops drift adopt`: the adopter signs that the live value found outside
+    the pipeline is accepted, and the record holds what was found) and a manual change
+    (platform, DKIM selector switch) whose every checklist line a person signed as verified
+    (`dmarcops manual verify`): the checklist is that change's verification, and reports
+    cannot see a tenant setting. Neither is silence.
+    """
+    record_id = record.id
     if without_evidence and outcome is not Outcome.ACCEPTED:
         raise InputError(
             "a reason for closing without report evidence is for --outcome accepted only",
@@ -723,6 +732,17 @@ def _check_acceptance(
             raise GateRefused(f"record {record_id}: {problem}")
     if outcome is not Outcome.ACCEPTED:
         return
+    if record.adopted is not None and verification is None and not without_evidence:
+        return
+    if record.manual is not None and verification is None and not without_evidence:
+        if record.manual.verified:
+            return
+        raise GateRefused(
+            f"record {record_id} is not closed as accepted on silence: its verification "
+            "checklist is not verified line by line",
+            hint=f"Record each check: dmarcops manual verify {record_id} --pass N --key KEY; or "
+            "close as accepted with --without-evidence REASON.",
+        )
     if without_evidence:
         member = store.trusted_roster(entries).get(signer.analyst)
         if member is not None and not member.is_person:
