@@ -172,3 +172,34 @@ def test_the_gate_matches_the_policy_table(
         if when == "outside window" and expected(risk, "in window", approver, client):
             # Only the time is wrong: the refusal says so, and nothing about approvals.
             assert decide.only_waiting_for_time(decision)
+
+
+def test_a_shadowing_authors_medium_change_says_why_it_needs_a_lead(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    # The lead is in the chain because the author is shadowing, not for a policy edit: the
+    # refusal must name that rule, or the analyst hunts for a policy file they never touched.
+    portfolio, roster = world
+    now = TIMES["in window"]
+    started = (now - timedelta(days=10)).date()
+    roster = replace(
+        roster,
+        analysts=tuple(
+            replace(a, start_date=started) if a.id == "jchen" else a for a in roster.analysts
+        ),
+    )
+    approvals = [
+        sign(key("sokafor"), PLAN, "CR-0001-nwh", "sokafor", now - timedelta(hours=1), REQ_SHA)
+    ]
+    decision = decide.decide(
+        request_of(TYPES[0], "none", now),
+        [Item(RiskLevel.MEDIUM)],
+        approvals,
+        decide.context(
+            portfolio, "northwind-health", decide.Stage.APPLY, now, PLAN, roster, executor="jchen"
+        ),
+    )
+    assert not decision.allowed
+    (lead,) = [str(p) for p in decision.problems if "lead" in str(p).split(":")[0]]
+    assert "a medium-risk change by jchen (shadowing) needs the approval of a lead" in lead
+    assert "a policy change" not in lead

@@ -178,6 +178,8 @@ VECTORS: tuple[Vector, ...] = (
     valid(S, "v=spf1 exists:%{d2}.%{h}.%{v}.%{o}.%{s}.%{p}._spf.example.com -all", "letters"),
     valid(S, "v=spf1 exists:%{l}.%_%-%%.example.com -all", "macro-literal escapes"),
     valid(S, "v=spf1 include:_spf.example.com exp=explain._spf.%{d} -all", "exp with a macro"),
+    # domain-end is "." toplabel: after a macro one literal label is a whole domain-end (7.1).
+    valid(S, "v=spf1 exists:%{i}.example -all", "one label after a macro"),
     valid(S, "v=spf1 unknown-mod=whatever -all", "unknown modifiers are ignored (6)"),
     valid(S, "v=spf1 ptr -all", "ptr: a warning, not an error"),
     valid(S, "v=spf1 ?all", "neutral: a warning, not an error"),
@@ -220,6 +222,9 @@ VECTORS: tuple[Vector, ...] = (
     invalid(S, "S1", "v=spf1 exists:%i.example.com -all", "% not followed by { _ - %"),
     invalid(S, "S1", "v=spf1 exists:%{i}.example.com% -all", "lone % at the end"),
     invalid(S, "S1", "v=spf1 exp=%{x}.example.com -all", "bad macro in exp"),
+    invalid(S, "S1", "v=spf1 exists:%{i}example -all", "no '.' toplabel after the macro"),
+    invalid(S, "S1", "v=spf1 exists:%{i}.123 -all", "all-digit top label after a macro"),
+    invalid(S, "S1", "v=spf1 exists:%{i}.ex..ample -all", "empty label after a macro"),
     invalid(S, "S1", "v=spf1 ip4:192.0.2.1\tinclude:_spf.example.com -all", "tab between terms"),
     invalid(S, "S1", "v=spf1 include:_spf.example.com\t-all", "tab between terms"),
     invalid(S, "S7", "v=spf1 include:a.example.cominclude:b.example.com -all", "glued terms"),

@@ -240,9 +240,14 @@ def _domain_spec_problem(spec: str) -> str | None:
     if _MACRO_AT_END.search(spec):
         return None  # domain-end is a macro: the name is known only at evaluation time
     if "%" in spec:
-        # Macros before a literal domain-end ("%{i}._spf.example.com"): what follows the last
-        # macro must still end in "." toplabel.
-        return domain_problem(spec.rsplit("}", 1)[-1].lstrip(".") or spec)
+        # Macros before a literal domain-end ("%{i}._spf.example.com", "%{i}.example"): what
+        # follows the last macro must hold "." toplabel; one label after the macro is enough,
+        # the macro's expansion supplies the rest of the name.
+        tail = spec.rsplit("}", 1)[-1]
+        if "." not in tail.rstrip("."):
+            return "after the last macro the domain must end in '.' and a top label"
+        problem = domain_problem("m" + tail)  # "m" stands in for the expansion
+        return problem.replace("m" + tail, spec) if problem else None
     return domain_problem(spec)
 
 

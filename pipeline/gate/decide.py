@@ -354,12 +354,22 @@ def _approval_chain(
         (a := ctx.roster.get(p.analyst)) is not None and a.is_lead for p in peers
     ):
         leads = ", ".join(a.id for a in ctx.roster.analysts if a.is_lead) or "none on the roster"
-        why = (
-            "a policy change"
-            if Role.LEAD in ctx.policy.policy_change_needs
-            and Role.LEAD not in ctx.policy.chains[risk]
-            else "this change"
-        )
+        # Say which rule put the lead in the chain (_chain): the risk's own chain, a shadowing
+        # author or executor, or a policy edit.
+        shadowing = [
+            a.id
+            for a in (
+                ctx.roster.get(request.author),
+                ctx.roster.get(ctx.executor) if ctx.executor else None,
+            )
+            if a is not None and _shadowing(a, ctx)
+        ]
+        if Role.LEAD in ctx.policy.chains[risk]:
+            why = "this change"
+        elif shadowing and risk >= ctx.policy.shadow_own_needs_lead:
+            why = f"a {risk.label}-risk change by {' and '.join(dict.fromkeys(shadowing))} (shadowing)"
+        else:
+            why = "a policy change"
         problems.append(
             Missing(
                 "lead",
