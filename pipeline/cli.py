@@ -270,6 +270,25 @@ def rollback_hours_for(portfolio: Portfolio, risk: str, client_id: str) -> int:
     return by_risk[RiskLevel.parse(risk)]
 
 
+@main.command("explain")
+@click.argument("code")
+@reports_errors
+def explain_command(code: str) -> None:
+    """Print the rule behind a finding code (D4, S1, K3, ...): what it checks, its severity and
+    the RFC clause, from docs/rules.md. Example: `dmarcops explain S3`.
+    """
+    from pipeline.diff.explain import render_entry, rule_entries
+
+    entries = rule_entries()
+    entry = entries.get(code.strip().upper())
+    if entry is None:
+        raise InputError(
+            f"no finding code {code!r}",
+            hint="Known codes: " + ", ".join(sorted(entries)) + " (docs/rules.md).",
+        )
+    click.echo(render_entry(entry), nl=False)
+
+
 @main.command("octodns-config")
 @click.pass_obj
 @reports_errors
