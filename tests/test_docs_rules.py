@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -65,6 +66,18 @@ def test_explain_prints_the_entry_and_refuses_an_unknown_code() -> None:
 def test_the_wheel_carries_the_rules_document(tmp_path: Path) -> None:
     # pipeline/diff/rules.md is a link to docs/rules.md: the built package must hold its text,
     # or `dmarcops explain` fails wherever dmarcops is installed from a wheel (the workflows).
+    # Built from a copy (links kept as links): setuptools writes build/ beside the sources.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT / "pipeline",
+        source / "pipeline",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    (source / "docs").mkdir()
+    shutil.copy(ROOT / "docs" / "rules.md", source / "docs" / "rules.md")
+    shutil.copy(ROOT / "pyproject.toml", source / "pyproject.toml")
+    assert (source / "pipeline" / "diff" / "rules.md").is_symlink()
     built = subprocess.run(
         [
             sys.executable,
