@@ -215,3 +215,56 @@ def test_adopt_needs_a_selection_a_roster_key_and_a_real_drift(
     bot = adopt(repo, sender_dns, "--all", "--zone", ALPHA, key="dmarcops-bot")
     assert bot.exit_code == 2 and "a person adopts" in bot.stderr
     assert not (repo / "changes/records").exists()
+
+
+def test_the_scheduled_run_opens_one_record_per_drift_and_adoption_supersedes_it(
+    in_step: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    repo = in_step
+    bot = str(KEYS / "dmarcops-bot.pem")
+    at = ("--at", "2026-12-01T11:00:00Z")  # the machine's clock (tests/clockcli.py)
+    unsigned = drift(repo, sender_dns, "--open-records")
+    assert unsigned.exit_code == 1 and "give --key FILE" in unsigned.stderr
+    nothing = drift(repo, sender_dns, "--open-records", "--key", bot, *at)
+    assert nothing.exit_code == 0 and "opened" not in nothing.stderr
+    assert not (repo / "changes/records/2026-0001.json").exists()
+
+    sneaky = "v=DMARC1; p=reject; rua=mailto:dmarc@alpha.example"
+    client_dns.update(ALPHA, "_dmarc", "TXT", [sneaky])
+    found = drift(repo, sender_dns, "--open-records", "--key", bot, *at)
+    assert found.exit_code == 1, found.output  # still drift: opening a record explains nothing
+    assert (
+        "opened change record 2026-0001: alpha alpha.example, 1 unrecorded change(s), high risk\n"
+        in found.stderr
+    )
+    opened = record(repo, "2026-0001")
+    assert opened["change_type"] == "Unrecorded change (open)"
+    assert opened["sealed"] is False and opened.get("executed_at") is None
+    assert opened["items"][0]["before"] == [DMARC_LIVE]
+    assert opened["items"][0]["after"] == [sneaky]
+    assert opened["risk"] == "high"  # p=none -> p=reject by hand
+    # The next scheduled run sees the same drift: no second record, and still exit 1.
+    again = drift(repo, sender_dns, "--open-records", "--key", bot, *at)
+    assert again.exit_code == 1
+    assert "already open: change record 2026-0001 (alpha.example)\n" in again.stderr
+    assert not (repo / "changes/records/2026-0002.json").exists()
+    code, report = drift_json(repo, sender_dns)
+    assert code == 1 and [i["status"] for i in report["items"]] == ["unrecorded"]
+
+    # Nobody closes it as accepted, not even a person with a reason-less close.
+    accepted = cli(
+        repo, "close", "2026-0001", "--outcome", "accepted", "--key", str(KEYS / "jchen.pem"), *at
+    )
+    assert accepted.exit_code == 2 and "never closed as accepted" in accepted.output
+
+    adopted = adopt(repo, sender_dns, "--record", "alpha.example _dmarc TXT")
+    assert adopted.exit_code == 0, adopted.output
+    assert "change record 2026-0002" in adopted.stdout
+    assert record(repo, "2026-0002")["outcome"] == "accepted"
+    closed = record(repo, "2026-0001")
+    assert closed["sealed"] is True and closed["outcome"] == "superseded"
+    assert closed["closed_by"] == "jchen"
+    assert drift(repo, sender_dns, "--open-records", "--key", bot, *at).exit_code == 0
+    assert not (repo / "changes/records/2026-0003.json").exists()
+    verified = cli(repo, "audit", "verify")
+    assert verified.exit_code == 0, verified.output

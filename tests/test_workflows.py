@@ -474,12 +474,25 @@ def test_a_gate_that_fails_before_its_verdict_never_leaves_the_check_pending() -
     assert fallback["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
 
 
-def test_the_scheduled_run_reports_drift_last() -> None:
-    # Issue 13 item 4: a record changed by hand shows up within one scheduled run; the drift
-    # step runs after the records commit and fails the run while drift exists.
-    names = [s.get("name", "") for s in steps(load("scheduled.yml"))]
-    drift = next(s for s in steps(load("scheduled.yml")) if "dmarcops drift" in s.get("run", ""))
-    assert names[-1] == drift["name"]
-    assert names.index("Commit change records to main") < names.index(drift["name"])
-    assert drift["if"] == "${{ !cancelled() }}"
+def test_the_scheduled_run_opens_records_for_drift_and_fails_last() -> None:
+    # Issue 13 item 4: a record changed by hand shows up within one scheduled run with a record
+    # opened for it: the drift step opens the records before the records commit (or they would
+    # be lost with the runner), and the run fails after the push while drift exists.
+    every = steps(load("scheduled.yml"))
+    names = [s.get("name", "") for s in every]
+    drift = next(s for s in every if "dmarcops drift" in s.get("run", ""))
+    assert "dmarcops drift --open-records" in drift["run"]
+    assert drift["id"] == "drift" and drift["if"] == "${{ !cancelled() }}"
     assert "GITHUB_STEP_SUMMARY" in drift["run"] and "pipefail" in drift["run"]
+    # Only a clean drift says "none": any failure of the command counts as drift found.
+    lines = [line.strip() for line in drift["run"].splitlines()]
+    (at,) = [n for n, line in enumerate(lines) if line.startswith("if dmarcops drift")]
+    assert lines[at].endswith("; then")
+    assert lines[at + 1] == 'echo "drift=none" >> "$GITHUB_OUTPUT"'
+    commit = names.index("Commit change records to main")
+    assert names.index(drift["name"]) < commit
+    fail = every[-1]
+    assert fail["if"] == "${{ !cancelled() && steps.drift.outputs.drift != 'none' }}"
+    assert "exit 1" in fail["run"] and names.index(fail["name"]) > commit
+    # The key that signs the opened records: the automation's, written before the drift step.
+    assert names.index("Write the automation's signing key") < names.index(drift["name"])

@@ -110,6 +110,21 @@ def _scoped(func: F) -> F:
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Also save the JSON report."
 )
+@click.option(
+    "--open-records",
+    is_flag=True,
+    help="Open a change record for each zone with unrecorded changes (once per change; the "
+    "scheduled run does this), signed with --key.",
+)
+@click.option(
+    "--key",
+    "key_file",
+    envvar=["DMARCOPS_KEY", "DMARCOPS_SIGNING_KEY"],
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="With --open-records: the key that signs the records (a person's or the automation's; "
+    "env DMARCOPS_KEY or DMARCOPS_SIGNING_KEY).",
+)
 @at_option("Compare as if it were this UTC time (freezes and schedules for the risk).")
 @click.pass_context
 @reports_errors
@@ -120,6 +135,8 @@ def drift_group(
     nameservers: tuple[str, ...],
     fmt: str,
     out: Path | None,
+    open_records: bool,
+    key_file: Path | None,
     at: datetime | None,
 ) -> None:
     """Compare live DNS with the zone files and the last change records, and report every
@@ -132,14 +149,44 @@ def drift_group(
     Examples:
       dmarcops drift
       dmarcops drift --client fabrikam-labs --format json --out drift.json
+      dmarcops drift --open-records --key ~/.config/dmarcops/jchen.pem
       dmarcops drift adopt --record 'fabrikam.example _dmarc TXT' --key ~/.config/dmarcops/jchen.pem
     """
     if ctx.invoked_subcommand is not None:
         return
     repo: Path = ctx.obj
+    if open_records and key_file is None:
+        raise InputError(
+            "--open-records signs the records it opens: give --key FILE",
+            hint="Your key, or the automation's (env DMARCOPS_SIGNING_KEY in the scheduled run).",
+        )
     portfolio, broken = _load(repo)
-    options = _options(portfolio, broken, clients, zones, nameservers, now_from(at))
+    # Writing records takes the system clock (a typed time only on the sandbox).
+    when = (
+        command_time(at, "drift --open-records", portfolio, clients or None)
+        if open_records
+        else None
+    )
+    options = _options(
+        portfolio, broken, clients, zones, nameservers, when.now if when else now_from(at)
+    )
     report = detect_drift(portfolio, options)
+    if when is not None and key_file is not None:
+        signer = signer_for(repo, key_file)
+        opened, known = adopting.open_records(
+            portfolio, report, signer, when.now, simulated=when.simulated
+        )
+        for record in opened:
+            click.echo(
+                f"opened change record {record.id}: {shown(record.client)} "
+                f"{', '.join(record.zones)}, {len(record.items)} unrecorded change(s), "
+                f"{record.risk.label} risk{when.label}",
+                err=True,
+            )
+        for record in known:
+            click.echo(
+                f"already open: change record {record.id} ({', '.join(record.zones)})", err=True
+            )
     if fmt == "json":
         click.echo(drift_render.render_json(report), nl=False)
     elif fmt == "markdown":

@@ -42,6 +42,10 @@ from pipeline.records import (
 from pipeline.records.record import show_utc
 
 ADOPTED_NOTE = "changed outside the pipeline, adopted by {who}"
+OPENED_NOTE = (
+    "changed outside the pipeline; nobody has adopted or reverted it yet "
+    "(`dmarcops drift adopt`, or a request that puts the recorded value back)"
+)
 
 
 @dataclass(frozen=True)
@@ -152,12 +156,69 @@ def adopt(
             record = _record(portfolio, client.id, client.name, key[1], mine, signer, now, note)
             created = store.create(partial(_with_id, record), now, signer, simulated)
             sealed = store.seal(created.id, Outcome.ACCEPTED, now, signer, simulated=simulated)
+            # The records the scheduled run opened for this zone's drift end here: the
+            # adoption's record carries the change from now on.
+            for opened in open_drift_records(store, key[1]):
+                store.seal(opened.id, Outcome.SUPERSEDED, now, signer, simulated=simulated)
             out.append(Adopted(sealed, path, bool(write and to_write), snippet(to_write)))
     except BaseException:
         for path, text in saved.items():
             path.write_text(text, encoding="utf-8")
         raise
     return out
+
+
+def open_drift_records(store: RecordStore, zone: str) -> list[ChangeRecord]:
+    """The records `drift --open-records` opened for a zone that nobody closed yet."""
+    return [
+        r
+        for r in store.all()
+        if r.change_type is ChangeType.UNRECORDED and not r.sealed and zone in r.zones
+    ]
+
+
+def open_records(
+    portfolio: Portfolio,
+    report: DriftReport,
+    signer: Signer,
+    now: datetime,
+    *,
+    simulated: bool = False,
+) -> tuple[list[ChangeRecord], list[ChangeRecord]]:
+    """One open change record per zone with unrecorded changes, so a change made by hand at the
+    provider is in the audit trail from the first scheduled run that sees it, before anybody
+    decides. Idempotent: a zone whose open record already holds the same transitions gets no
+    second one (returned as the second list). The record is open, never executed by the
+    pipeline (it sent nothing); only a person ends it: `drift adopt` supersedes it, a revert
+    closes it as rolled-back. The automation's key may open it (it signs what it observed)."""
+    unrecorded = report.unrecorded
+    store = RecordStore(portfolio.root / "changes")
+    by_zone: dict[tuple[str, str], list[DriftItem]] = {}
+    for item in unrecorded:
+        by_zone.setdefault((item.client, item.zone), []).append(item)
+    opened: list[ChangeRecord] = []
+    known: list[ChangeRecord] = []
+    for (client_id, zone), mine in sorted(by_zone.items()):
+        digest = drift_hash(mine)
+        already = [r for r in open_drift_records(store, zone) if r.plan_hash == digest]
+        if already:
+            known.extend(already)
+            continue
+        client = portfolio.clients[client_id]
+        found = _record(portfolio, client_id, client.name, zone, mine, signer, now, "")
+        record = replace(
+            found,
+            change_type=ChangeType.UNRECORDED,
+            rationale=(
+                f"Found by dmarcops drift on {show_utc(now)}: live DNS differs from "
+                + ", ".join(sorted({i.baseline for i in mine}))
+                + f"; {OPENED_NOTE}."
+            ),
+            executed_at=None,
+            adopted=None,
+        )
+        opened.append(store.create(partial(_with_id, record), now, signer, simulated))
+    return opened, known
 
 
 def _with_id(record: ChangeRecord, record_id: str) -> ChangeRecord:

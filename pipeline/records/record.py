@@ -47,6 +47,9 @@ class ChangeType(enum.StrEnum):
     PLATFORM = "Platform change"  # a tenant-level setting at a mail platform (manual)
     DKIM_SWITCH = "DKIM selector switch"  # the provider signs with another selector (manual)
     ADOPTED = "Unrecorded change (adopted)"  # changed outside the pipeline, adopted (drift)
+    # Found by `dmarcops drift --open-records` (the scheduled run): open until a person adopts it
+    # (superseded by the adoption's record) or reverts it (closed as rolled-back).
+    UNRECORDED = "Unrecorded change (open)"
 
 
 class ApprovalRole(enum.StrEnum):

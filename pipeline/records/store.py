@@ -60,6 +60,7 @@ from pipeline.records.record import (
     ApprovalRole,
     ApprovalSource,
     ChangeRecord,
+    ChangeType,
     Outcome,
     RecordFormatError,
     ReportCheck,
@@ -732,6 +733,13 @@ def _check_acceptance(
             raise GateRefused(f"record {record_id}: {problem}")
     if outcome is not Outcome.ACCEPTED:
         return
+    if record.change_type is ChangeType.UNRECORDED:
+        raise GateRefused(
+            f"record {record_id} holds a change made outside the pipeline that nobody has "
+            "adopted: it is never closed as accepted",
+            hint="Adopt it (`dmarcops drift adopt`, which supersedes this record) or revert it "
+            f"through a request, then `dmarcops close {record_id} --outcome rolled-back`.",
+        )
     if record.adopted is not None and verification is None and not without_evidence:
         return
     if record.manual is not None and verification is None and not without_evidence:
@@ -1474,7 +1482,11 @@ def _check_file(
     for ref in record.references:
         if ref not in known:
             problems.append(AuditProblem(rid, f"references record {ref}, which does not exist"))
-    if record.executed_at is None and now - record.created_at > INTERRUPTED_AFTER:
+    if (
+        record.executed_at is None
+        and record.change_type is not ChangeType.UNRECORDED  # drift found it; nobody executed it
+        and now - record.created_at > INTERRUPTED_AFTER
+    ):
         # apply writes the record before it touches DNS and completes it afterwards: a record
         # left half-way is an apply that was killed; what it changed must be checked live.
         problems.append(
