@@ -28,11 +28,11 @@ def rules_text() -> str:
     return resources.files("pipeline.diff").joinpath("rules.md").read_text(encoding="utf-8")
 
 
-def rule_entries(text: str | None = None) -> dict[str, RuleEntry]:
+def rule_entries() -> dict[str, RuleEntry]:
     """Every row `| CODE | rule | severity | clause |` of the rules document, by code."""
     entries: dict[str, RuleEntry] = {}
     kind = ""
-    for line in (rules_text() if text is None else text).splitlines():
+    for line in rules_text().splitlines():
         if line.startswith("## "):
             kind = line[3:].strip()
             continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -143,6 +143,7 @@ def adopt(
     files = {key: repo / "zones" / key[0] / f"{key[1]}.yaml" for key in by_zone}
     saved = {path: read_text(path, root=repo) for path in files.values() if exists(path)}
     out: list[Adopted] = []
+    already_open = _open_drift_records(store.all())
     try:
         for key, mine in sorted(by_zone.items()):
             client = portfolio.clients[key[0]]
@@ -158,7 +159,7 @@ def adopt(
             sealed = store.seal(created.id, Outcome.ACCEPTED, now, signer, simulated=simulated)
             # The records the scheduled run opened for this zone's drift end here: the
             # adoption's record carries the change from now on.
-            for opened in open_drift_records(store, key[1]):
+            for opened in already_open.get(key[1], []):
                 store.seal(opened.id, Outcome.SUPERSEDED, now, signer, simulated=simulated)
             out.append(Adopted(sealed, path, bool(write and to_write), snippet(to_write)))
     except BaseException:
@@ -168,13 +169,14 @@ def adopt(
     return out
 
 
-def open_drift_records(store: RecordStore, zone: str) -> list[ChangeRecord]:
-    """The records `drift --open-records` opened for a zone that nobody closed yet."""
-    return [
-        r
-        for r in store.all()
-        if r.change_type is ChangeType.UNRECORDED and not r.sealed and zone in r.zones
-    ]
+def _open_drift_records(records: Iterable[ChangeRecord]) -> dict[str, list[ChangeRecord]]:
+    """By zone: the records `drift --open-records` opened that nobody closed yet."""
+    by_zone: dict[str, list[ChangeRecord]] = {}
+    for r in records:
+        if r.change_type is ChangeType.UNRECORDED and not r.sealed:
+            for zone in r.zones:
+                by_zone.setdefault(zone, []).append(r)
+    return by_zone
 
 
 def open_records(
@@ -191,16 +193,16 @@ def open_records(
     second one (returned as the second list). The record is open, never executed by the
     pipeline (it sent nothing); only a person ends it: `drift adopt` supersedes it, a revert
     closes it as rolled-back. The automation's key may open it (it signs what it observed)."""
-    unrecorded = report.unrecorded
     store = RecordStore(portfolio.root / "changes")
+    already_open = _open_drift_records(store.all())
     by_zone: dict[tuple[str, str], list[DriftItem]] = {}
-    for item in unrecorded:
+    for item in report.unrecorded:
         by_zone.setdefault((item.client, item.zone), []).append(item)
     opened: list[ChangeRecord] = []
     known: list[ChangeRecord] = []
     for (client_id, zone), mine in sorted(by_zone.items()):
         digest = drift_hash(mine)
-        already = [r for r in open_drift_records(store, zone) if r.plan_hash == digest]
+        already = [r for r in already_open.get(zone, []) if r.plan_hash == digest]
         if already:
             known.extend(already)
             continue

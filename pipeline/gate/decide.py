@@ -219,13 +219,17 @@ def _chain(
     chain = list(ctx.policy.chains[risk])
     if any(is_policy_item(i) for i in items):
         chain += [r for r in ctx.policy.policy_change_needs if r not in chain]
-    author = ctx.roster.get(request.author)
-    executor = ctx.roster.get(ctx.executor) if ctx.executor else None
-    if risk >= ctx.policy.shadow_own_needs_lead and any(
-        a is not None and _shadowing(a, ctx) for a in (author, executor)
-    ):
+    if _shadowing_actors(request, risk, ctx):
         chain.append(Role.LEAD)  # seed: new analysts shadow; their changes need a lead
     return tuple(dict.fromkeys(chain))
+
+
+def _shadowing_actors(request: ChangeRequest, risk: RiskLevel, ctx: GateContext) -> list[str]:
+    """The author and executor still shadowing, when the risk makes their change need a lead."""
+    if risk < ctx.policy.shadow_own_needs_lead:
+        return []
+    ids = dict.fromkeys(i for i in (request.author, ctx.executor) if i)
+    return [a.id for i in ids if (a := ctx.roster.get(i)) is not None and _shadowing(a, ctx)]
 
 
 def _shadowing(analyst: Analyst, ctx: GateContext) -> bool:
@@ -356,18 +360,11 @@ def _approval_chain(
         leads = ", ".join(a.id for a in ctx.roster.analysts if a.is_lead) or "none on the roster"
         # Say which rule put the lead in the chain (_chain): the risk's own chain, a shadowing
         # author or executor, or a policy edit.
-        shadowing = [
-            a.id
-            for a in (
-                ctx.roster.get(request.author),
-                ctx.roster.get(ctx.executor) if ctx.executor else None,
-            )
-            if a is not None and _shadowing(a, ctx)
-        ]
+        shadowing = _shadowing_actors(request, risk, ctx)
         if Role.LEAD in ctx.policy.chains[risk]:
             why = "this change"
-        elif shadowing and risk >= ctx.policy.shadow_own_needs_lead:
-            why = f"a {risk.label}-risk change by {' and '.join(dict.fromkeys(shadowing))} (shadowing)"
+        elif shadowing:
+            why = f"a {risk.label}-risk change by {' and '.join(shadowing)} (shadowing)"
         else:
             why = "a policy change"
         problems.append(
