@@ -30,6 +30,7 @@ from pipeline.commands.common import (
 )
 from pipeline.commands.drift import register as register_drift_commands
 from pipeline.commands.github import register as register_github_commands
+from pipeline.commands.loading import load_checked, load_plannable
 from pipeline.commands.manual import register as register_manual_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.commands.reports import register as register_reports_commands
@@ -37,7 +38,6 @@ from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.requests import collect_requests, cover, signature_refusal
 from pipeline.gate.roster import load_roster
-from pipeline.gate.templates import collect_templates
 from pipeline.gate.windows import next_window
 from pipeline.load.codeowners import (
     CODEOWNERS,
@@ -48,16 +48,14 @@ from pipeline.load.codeowners import (
 )
 from pipeline.load.files import replace_text
 from pipeline.load.octodns_config import octodns_config
-from pipeline.load.portfolio import Portfolio, collect_problems, load_portfolio
+from pipeline.load.portfolio import Portfolio, load_portfolio
 from pipeline.load.yamlfile import load_yaml
-from pipeline.load.zones import check_zone_file
 from pipeline.model import RiskLevel, Severity
 from pipeline.plan.build import PlanOptions, make_plan, offline_findings, select_zones
 from pipeline.plan.changes import ChangedZones, zones_changed_since
 from pipeline.plan.items import RequestRef
 from pipeline.records import RecordStore
 from pipeline.records.policy_of_record import (
-    policy_of_record,
     portfolio_of_record,
     roster_of_record,
 )
@@ -67,66 +65,6 @@ from pipeline.render.safe import clean, shown
 from pipeline.render.text import render_text
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def load_checked(
-    repo: Path, zones_only: list[str] | None = None, *, of_record: bool = True
-) -> Portfolio:
-    """Everything the plan reads, validated; all problems reported together, exit 1."""
-    return load_plannable(repo, zones_only, isolate_zone_files=False, of_record=of_record)[0]
-
-
-def load_plannable(
-    repo: Path,
-    zones_only: list[str] | None = None,
-    *,
-    isolate_zone_files: bool = True,
-    of_record: bool = True,
-) -> tuple[Portfolio, dict[str, InputError]]:
-    """Like load_checked, but a zone file with problems only takes its own zone out of the plan
-    (its problems are printed and returned by domain); the policy files must all be right.
-
-    `of_record`: judge by the policy of record (plan, the GitHub gate). The working tree's
-    policy/ must load either way (an edit that does not is refused by name); `validate` checks
-    the working tree's files and nothing else (of_record=False).
-    """
-    portfolio, problems = collect_problems(repo)
-    roster = None
-    if of_record and not problems:
-        # The plan is judged by the sealed policy, which differs from the working tree's only
-        # while a policy edit waits for a lead's seal (its files then appear as policy items).
-        record = policy_of_record(repo)
-        if record.pending and not problems:
-            portfolio, problems = collect_problems(repo, record.root(repo))
-        if portfolio is not None:
-            portfolio = record.stamp(portfolio)
-    try:
-        roster = roster_of_record(repo) if of_record else load_roster(repo)
-    except InputError as exc:
-        problems.append(exc)
-    problems.extend(collect_requests(repo, roster)[1])
-    if not of_record:
-        # `validate`: the working tree's ticket templates too (requests are judged by the sealed).
-        problems.extend(collect_templates(repo)[1])
-    broken: dict[str, InputError] = {}
-    if portfolio is not None:
-        for zone_file in portfolio.zone_files:
-            if zones_only is None or zone_file.domain in zones_only:
-                found = check_zone_file(zone_file, portfolio.schema_path("zone"))
-                if found and isolate_zone_files and not problems:
-                    broken[zone_file.domain] = found[0]
-                    for problem in found:
-                        click.echo(
-                            click.style("error: ", fg="red", bold=True) + str(problem), err=True
-                        )
-                else:
-                    problems.extend(found)
-    if problems:
-        for problem in problems[1:]:
-            click.echo(click.style("error: ", fg="red", bold=True) + str(problem), err=True)
-        raise problems[0]
-    assert portfolio is not None
-    return portfolio, broken
 
 
 @click.group(

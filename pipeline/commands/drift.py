@@ -33,7 +33,7 @@ from pipeline.render.safe import clean, shown
 
 
 def _load(repo: Path) -> tuple[Portfolio, dict[str, str]]:
-    from pipeline.cli import load_plannable  # the CLI's one "load and validate everything"
+    from pipeline.commands.loading import load_plannable
 
     portfolio, broken = load_plannable(repo)
     return portfolio, {domain: str(problem) for domain, problem in broken.items()}

@@ -110,7 +110,7 @@ def pr_command(
         env: {GITHUB_TOKEN: "${{ github.token }}"}
     with permissions: contents: read, pull-requests: write, issues: write, statuses: write.
     """
-    from pipeline.cli import load_checked  # the one "load and validate everything" of the CLI
+    from pipeline.commands.loading import load_checked
 
     event = read_event()
     if not isinstance(event, PullRequestEvent):
@@ -304,7 +304,7 @@ def gate_command(repo: Path, out: Path | None, at: datetime | None, check_name: 
     \b
     The head commit must be in the clone: `git fetch --no-tags origin SHA` (gate.yml does).
     """
-    from pipeline.cli import load_checked
+    from pipeline.commands.loading import load_checked
     from pipeline.github.overlay import overlay_pull_request
 
     event = read_event()

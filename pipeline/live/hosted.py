@@ -19,7 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from pipeline.apply.verify import Checkable, Clock, ItemCheck, verify_by_provider
-from pipeline.live.providers import HOSTED_ZONES, POWERDNS, ROUTE53
+from pipeline.live.providers import POWERDNS, ROUTE53
+from pipeline.load.portfolio import HOSTED_ZONES
 
 
 class ProviderRefusal(Exception):

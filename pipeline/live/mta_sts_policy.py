@@ -1,4 +1,4 @@
-"""Reading MTA-STS policy files: the desired one beside the zone file, the live one where it is served.
+"""Reading the live MTA-STS policy where it is served (the desired one: pipeline.load.mta_sts).
 
 dmarcops does not host policy files (out of scope) but validates them (M2) and diffs them, so
 a mode change or an MX change is classified, and a policy changed without a new `_mta-sts` id (M3) is
@@ -14,11 +14,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.live.providers import DEFAULT_POLICY_URL, MTA_STS_POLICIES
 from pipeline.load.files import exists, read_text
-from pipeline.load.portfolio import ProviderConfig, ZoneFile
-
-MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 3.3: senders should not accept larger policies
+from pipeline.load.mta_sts import MAX_POLICY_BYTES
+from pipeline.load.portfolio import DEFAULT_POLICY_URL, MTA_STS_POLICIES, ProviderConfig
 
 
 @dataclass(frozen=True)
@@ -26,18 +24,6 @@ class LivePolicy:
     text: str | None  # None: no policy is published
     source: str
     error: str = ""  # set when the policy could not be read: its state is unknown
-
-
-def desired_policy_path(zone_file: ZoneFile) -> Path:
-    return zone_file.path.with_name(f"{zone_file.domain}.mta-sts.txt")
-
-
-def desired_policy(zone_file: ZoneFile) -> str | None:
-    """The policy file beside the zone file, None when there is none. Read like every repository
-    file (pipeline.load.files): a link, FIFO, directory or oversized file there is refused with an
-    InputError naming it, not skipped, so a policy is never silently left out of the plan."""
-    path = desired_policy_path(zone_file)
-    return read_text(path, limit=MAX_POLICY_BYTES) if exists(path) else None
 
 
 def live_policy(

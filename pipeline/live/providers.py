@@ -14,19 +14,11 @@ from typing import Any
 from pipeline.clock import SANDBOX_CLASSES
 from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.load.files import exists
-from pipeline.load.portfolio import ProviderConfig
+from pipeline.load.portfolio import DMARCOPS_KEYS, DNS_SERVER, ProviderConfig
 from pipeline.load.provider_classes import provider_class_problem
 from pipeline.load.yamlfile import load_yaml
 
 ENV_PREFIX = "env/"
-# Keys of ours in a provider entry, taken out before the options reach the octoDNS class.
-MTA_STS_POLICIES = "mta_sts_policies"
-# "host:port" of a DNS server authoritative for the provider's zones, for verification by DNS
-# where the provider's own host and port are an HTTP API (PowerDNS).
-DNS_SERVER = "dns_server"
-# Route 53: domain -> hosted zone id, where a zone is named by id instead of found by name.
-HOSTED_ZONES = "hosted_zones"
-DMARCOPS_KEYS = frozenset({"class", MTA_STS_POLICIES, DNS_SERVER, HOSTED_ZONES})
 ROUTE53 = "octodns_route53.Route53Provider"
 POWERDNS = "octodns_powerdns.PowerDnsProvider"
 # botocore's retries (with exponential backoff) cover Route 53's Throttling and
@@ -35,7 +27,6 @@ POWERDNS = "octodns_powerdns.PowerDnsProvider"
 # five retries after the first request wait at most 31 s in all (a random base under 1 s,
 # doubled each time).
 ROUTE53_ATTEMPTS = 5
-DEFAULT_POLICY_URL = "https://mta-sts.{domain}/.well-known/mta-sts.txt"  # RFC 8461 3.3
 
 
 def _secret(config: ProviderConfig, key: str, value: str) -> Any:

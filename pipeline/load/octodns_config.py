@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.live.providers import DMARCOPS_KEYS
-from pipeline.load.portfolio import Portfolio
+from pipeline.load.portfolio import DMARCOPS_KEYS, Portfolio
 from pipeline.load.zones import DEFAULT_TTL, ESCAPED_SEMICOLONS
 
 

@@ -31,6 +31,17 @@ from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_fr
 from pipeline.load.provider_classes import provider_class_problem, provider_secret_problem
 from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
 
+# Keys of ours in a provider entry, taken out before the options reach the octoDNS class.
+MTA_STS_POLICIES = "mta_sts_policies"
+# "host:port" of a DNS server authoritative for the provider's zones, for verification by DNS
+# where the provider's own host and port are an HTTP API (PowerDNS).
+DNS_SERVER = "dns_server"
+# Route 53: domain -> hosted zone id, where a zone is named by id instead of found by name.
+HOSTED_ZONES = "hosted_zones"
+DMARCOPS_KEYS = frozenset({"class", MTA_STS_POLICIES, DNS_SERVER, HOSTED_ZONES})
+DEFAULT_POLICY_URL = "https://mta-sts.{domain}/.well-known/mta-sts.txt"  # RFC 8461 3.3
+
+
 SELF_SERVE = "self-serve"
 OUTSIDE = "outside"
 OUTSIDE_LABEL = "outside standard change management at client's direction"

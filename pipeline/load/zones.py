@@ -24,6 +24,7 @@ from octodns.zone import Zone
 
 from pipeline.diff.kinds import is_spf_value, kind_of
 from pipeline.errors import InputError
+from pipeline.load.mta_sts import desired_policy
 from pipeline.load.portfolio import ZoneFile
 from pipeline.load.yamlfile import JsonPath, YamlDocument, iter_schema_errors, load_yaml
 from pipeline.model import RecordKind
@@ -106,8 +107,6 @@ def check_zone_file(zone_file: ZoneFile, schema_path: Path) -> list[InputError]:
         load_desired(zone_file)
         # The desired MTA-STS policy beside the zone file is part of the zone: a hostile one
         # (a link, a FIFO, too large, not UTF-8) takes this zone out of the plan, by name.
-        from pipeline.live.mta_sts_policy import desired_policy
-
         desired_policy(zone_file)
     except InputError as exc:
         return [exc]

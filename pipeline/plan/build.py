@@ -27,10 +27,11 @@ from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused, InputError
 from pipeline.live.dns import Nameservers, make_resolver, report_authorised
 from pipeline.live.hosted import check_plan, prepare_zone
-from pipeline.live.mta_sts_policy import desired_policy, live_policy
+from pipeline.live.mta_sts_policy import live_policy
 from pipeline.live.providers import build_provider, check_local_zone
 from pipeline.live.scope import OwnedRecordsOnly, raw_values
 from pipeline.live.spf_budget import SpfBudgetCounter, estimate_from_catalog
+from pipeline.load.mta_sts import desired_policy
 from pipeline.load.portfolio import ClientProfile, Portfolio, ProviderConfig, ZoneFile
 from pipeline.load.zones import load_desired
 from pipeline.model import Fact, Finding, RecordKind, Severity, SpfBudget, fact

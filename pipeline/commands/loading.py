@@ -1,0 +1,79 @@
+"""The commands' one "load and validate everything": every problem reported together, exit 1.
+
+`plan`, `validate`, the GitHub gate and drift all load the repository through here, so they agree on
+what is plannable and what policy judges it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.errors import InputError
+from pipeline.gate.requests import collect_requests
+from pipeline.gate.roster import load_roster
+from pipeline.gate.templates import collect_templates
+from pipeline.load.portfolio import Portfolio, collect_problems
+from pipeline.load.zones import check_zone_file
+from pipeline.records.policy_of_record import policy_of_record, roster_of_record
+
+
+def load_checked(
+    repo: Path, zones_only: list[str] | None = None, *, of_record: bool = True
+) -> Portfolio:
+    """Everything the plan reads, validated; all problems reported together, exit 1."""
+    return load_plannable(repo, zones_only, isolate_zone_files=False, of_record=of_record)[0]
+
+
+def load_plannable(
+    repo: Path,
+    zones_only: list[str] | None = None,
+    *,
+    isolate_zone_files: bool = True,
+    of_record: bool = True,
+) -> tuple[Portfolio, dict[str, InputError]]:
+    """Like load_checked, but a zone file with problems only takes its own zone out of the plan
+    (its problems are printed and returned by domain); the policy files must all be right.
+
+    `of_record`: judge by the policy of record (plan, the GitHub gate). The working tree's
+    policy/ must load either way (an edit that does not is refused by name); `validate` checks
+    the working tree's files and nothing else (of_record=False).
+    """
+    portfolio, problems = collect_problems(repo)
+    roster = None
+    if of_record and not problems:
+        # The plan is judged by the sealed policy, which differs from the working tree's only
+        # while a policy edit waits for a lead's seal (its files then appear as policy items).
+        record = policy_of_record(repo)
+        if record.pending and not problems:
+            portfolio, problems = collect_problems(repo, record.root(repo))
+        if portfolio is not None:
+            portfolio = record.stamp(portfolio)
+    try:
+        roster = roster_of_record(repo) if of_record else load_roster(repo)
+    except InputError as exc:
+        problems.append(exc)
+    problems.extend(collect_requests(repo, roster)[1])
+    if not of_record:
+        # `validate`: the working tree's ticket templates too (requests are judged by the sealed).
+        problems.extend(collect_templates(repo)[1])
+    broken: dict[str, InputError] = {}
+    if portfolio is not None:
+        for zone_file in portfolio.zone_files:
+            if zones_only is None or zone_file.domain in zones_only:
+                found = check_zone_file(zone_file, portfolio.schema_path("zone"))
+                if found and isolate_zone_files and not problems:
+                    broken[zone_file.domain] = found[0]
+                    for problem in found:
+                        click.echo(
+                            click.style("error: ", fg="red", bold=True) + str(problem), err=True
+                        )
+                else:
+                    problems.extend(found)
+    if problems:
+        for problem in problems[1:]:
+            click.echo(click.style("error: ", fg="red", bold=True) + str(problem), err=True)
+        raise problems[0]
+    assert portfolio is not None
+    return portfolio, broken
