@@ -481,6 +481,7 @@ register_reports_commands(main)
 register_calendar_commands(main)
 register_drift_commands(main)
 register_manual_commands(main)
+__import__("pipeline.commands.shard", fromlist=["register"]).register(main)  # dmarcops shard
 
 
 if __name__ == "__main__":
