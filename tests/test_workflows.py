@@ -527,7 +527,7 @@ def test_the_portfolio_is_planned_in_a_matrix_of_client_shards_and_merged_once()
     split = _step(prepare, "dmarcops shard split")
     assert split["id"] == "split"
     assert "dmarcops shard split --out shards.json" in split["run"]
-    assert split["env"] == {"DMARCOPS_SHARD_ZONES": "${{ vars.DMARCOPS_SHARD_ZONES || '1500' }}"}
+    assert split["env"] == {"DMARCOPS_SHARD_ZONES": "${{ vars.DMARCOPS_SHARD_ZONES || '10000' }}"}
     assert 'echo "matrix=${matrix}" >> "$GITHUB_OUTPUT"' in split["run"]
     assert "date -u +%Y-%m-%dT%H:%M:%SZ" in split["run"]
     assert prepare["outputs"] == {
