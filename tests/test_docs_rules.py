@@ -233,6 +233,9 @@ def test_every_cited_repository_path_exists() -> None:
         *(ROOT / ".github" / "workflows").glob("*.yml"),
         *(ROOT / "benchmarks").glob("*.*"),
         *(ROOT / "scripts").glob("*"),
+        *(ROOT / "policy").rglob("*.yaml"),
+        *(ROOT / "changes").glob("*.md"),
+        *(ROOT / "tests").glob("*.py"),
     ]
     missing = []
     for source in sources:
@@ -246,3 +249,28 @@ def test_every_cited_repository_path_exists() -> None:
             if not path.exists() and not module.exists():
                 missing.append(f"{source.relative_to(ROOT)} cites {cited}")
     assert missing == []
+
+
+def test_nothing_cites_the_background_documents_outside_the_repository() -> None:
+    # The rules a newcomer reads must be in the repository: a citation of a document only the
+    # founders had (or of a sibling checkout) is a dead end, and the path test above cannot see it
+    # when it is written without a directory.
+    outside = re.compile(
+        r"\.\./shared|shared/(seed|docs)/|\b(product|email-auth-rules|octodns-notes|github-notes|style)\.md\b"
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in [
+            ROOT / "README.md",
+            *ROOT.glob("docs/*.md"),
+            *(ROOT / "pipeline").rglob("*.py"),
+            *(ROOT / "policy").rglob("*.*"),
+            *(ROOT / "tests").glob("*.py"),
+            *(ROOT / "benchmarks").glob("*.*"),
+            *(ROOT / "scripts").glob("*"),
+            *(ROOT / ".github").rglob("*.yml"),
+        ]
+        if path.is_file() and path != Path(__file__)
+        for match in outside.finditer(path.read_text(encoding="utf-8", errors="replace"))
+    ]
+    assert found == []
