@@ -61,8 +61,8 @@ from pipeline.records.policy_of_record import (
 )
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import render_markdown
-from pipeline.render.safe import clean, shown
 from pipeline.render.text import render_text
+from pipeline.text.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -431,7 +431,7 @@ def plan(
             continue  # its zone-file problems were printed with their lines above
         click.echo(
             click.style("error: ", fg="red", bold=True)
-            # The error can quote the provider's or a file's text: escaped (render/safe.py).
+            # The error can quote the provider's or a file's text: escaped (text/safe.py).
             + f"{shown(failed.zone)}: could not read live DNS through {shown(failed.provider)}: "
             + clean(failed.error),
             err=True,

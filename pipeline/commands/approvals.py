@@ -40,10 +40,7 @@ from pipeline.gate.identity import load_signer
 from pipeline.gate.requests import (
     PROMPT,
     REQUEST_ID,
-    REQUESTS_DIR,
     ChangeRequest,
-    Selector,
-    client_domains,
     collect_requests,
     cover,
     describe,
@@ -56,9 +53,10 @@ from pipeline.gate.requests import (
 )
 from pipeline.gate.roster import Roster
 from pipeline.load.portfolio import Portfolio
+from pipeline.load.request_files import REQUESTS_DIR, Selector, client_domains
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.records.store import RecordStore
-from pipeline.render.safe import clean, shown
+from pipeline.text.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 

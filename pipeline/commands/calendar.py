@@ -21,7 +21,7 @@ from pipeline.records.policy_of_record import portfolio_of_record, roster_of_rec
 from pipeline.records.store import RecordStore
 from pipeline.render.calendar import render_json, render_markdown, render_text
 from pipeline.render.calendar_ics import render_ics
-from pipeline.render.safe import clean
+from pipeline.text.safe import clean
 
 MAX_DAYS = 400  # a calendar longer than a year is a typo in --to
 

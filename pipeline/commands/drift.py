@@ -26,10 +26,10 @@ from pipeline.drift import recommend
 from pipeline.drift import render as drift_render
 from pipeline.drift.detect import detect as detect_drift
 from pipeline.errors import EXIT_INPUT, InputError
-from pipeline.gate.requests import Selector
 from pipeline.load.portfolio import Portfolio
+from pipeline.load.request_files import Selector
 from pipeline.plan.build import PlanOptions
-from pipeline.render.safe import clean, shown
+from pipeline.text.safe import clean, shown
 
 
 def _load(repo: Path) -> tuple[Portfolio, dict[str, str]]:

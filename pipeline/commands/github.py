@@ -38,7 +38,7 @@ from pipeline.github.setup import GITHUB_ACTIONS_APP_ID
 from pipeline.github.verdict import CHECK_NAME, STATUS_CONTEXT
 from pipeline.load.files import exists, read_text
 from pipeline.records.policy_of_record import portfolio_of_record
-from pipeline.render.safe import clean, shown
+from pipeline.text.safe import clean, shown
 
 
 def _run_url() -> str | None:

@@ -22,7 +22,6 @@ from pipeline.errors import EXIT_INPUT, InputError
 from pipeline.gate import decide
 from pipeline.load.portfolio import load_portfolio
 from pipeline.records.policy_of_record import portfolio_of_record
-from pipeline.render.safe import clean
 from pipeline.reports.asn import load_asn_table
 from pipeline.reports.chart import svg_chart
 from pipeline.reports.evidence import evidence_document, load_evidence, write_evidence
@@ -37,6 +36,7 @@ from pipeline.reports.summary import (
     summarise,
     unknown_senders,
 )
+from pipeline.text.safe import clean
 
 _RELATIVE = re.compile(r"^\s*(\d{1,4})\s*([dhw])\s*$")
 
@@ -362,10 +362,10 @@ def verify_command(
       dmarcops reports verify
       dmarcops reports verify --record 2026-0007 --format json
     """
+    from pipeline.apply.verify_reports import ANOMALY, ReportSource, check_record, to_verify
+    from pipeline.apply.verify_reports import render_json as verify_json
+    from pipeline.apply.verify_reports import render_text as verify_text
     from pipeline.records.store import RecordStore
-    from pipeline.reports.verify import ANOMALY, ReportSource, check_record, to_verify
-    from pipeline.reports.verify import render_json as verify_json
-    from pipeline.reports.verify import render_text as verify_text
 
     now = read_only_time(at).now
     records = RecordStore(repo / "changes")

@@ -34,12 +34,13 @@ from pipeline.errors import InputError
 from pipeline.gate import approvals as signed
 from pipeline.gate.approvals import Approval, ApprovalEvidence
 from pipeline.gate.evidence import DnsFunc, check_client_mail
-from pipeline.gate.requests import ChangeRequest, CoverableItem, signature_problem
+from pipeline.gate.requests import ChangeRequest, signature_problem
 from pipeline.gate.roster import Analyst, Roster
 from pipeline.gate.windows import Window, check_apply_time
 from pipeline.load.calendar import Freeze
 from pipeline.load.gate_policy import GatePolicy, PassRateThreshold, Role
 from pipeline.load.portfolio import ClientProfile, Portfolio
+from pipeline.load.request_files import CoverableItem
 from pipeline.model import Fact, RiskLevel
 from pipeline.reports.evidence import Evidence, load_evidence
 

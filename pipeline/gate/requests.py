@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pipeline.diff.kinds import kind_of
 from pipeline.errors import GateRefused, InputError
@@ -32,19 +32,16 @@ from pipeline.gate.templates import (
 )
 from pipeline.load.files import replace_text
 from pipeline.load.jsonfile import load_json
+from pipeline.load.request_files import REQUESTS_DIR as REQUESTS_DIR
+from pipeline.load.request_files import CoverableItem, Selector, client_domains
 from pipeline.load.yamlfile import JsonPath, YamlDocument, iter_schema_errors, load_yaml
 from pipeline.model import RiskLevel
 
-REQUESTS_DIR = Path("changes") / "requests"
 SCHEMA = Path("policy") / "schemas" / "change-request.schema.json"
 
 # The id is the file stem; "--" is reserved as the separator in approval file names.
 REQUEST_ID = re.compile(r"^CR-[0-9]{4,}(-[a-z0-9]+)*$")
 PROMPT = re.compile(r"<<.*?>>", re.DOTALL)
-# The `covers:` item pattern of change-request.schema.json, for checking selectors given on the CLI.
-SELECTOR = re.compile(
-    r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?( (@|[A-Za-z0-9_*][A-Za-z0-9_.-]*)( [A-Z][A-Z0-9]*)?)?$"
-)
 TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ")
 # The author's signature of a request lives beside it: changes/requests/<id>.sig.json.
 SIGNATURE_SUFFIX = ".sig.json"
@@ -104,42 +101,6 @@ RequestType.OTHER = RequestType("other")
 RequestType.PLATFORM = RequestType("platform")
 RequestType.DKIM_SWITCH = RequestType("dkim-switch")
 MANUAL_TYPES = frozenset({RequestType.PLATFORM, RequestType.DKIM_SWITCH})
-
-
-@dataclass(frozen=True)
-class Selector:
-    """`zone`, `zone name` or `zone name TYPE`; name "@" is the apex (plan items use "")."""
-
-    zone: str
-    name: str | None = None
-    type: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Selector | None:
-        if not SELECTOR.match(text):
-            return None
-        parts = text.split()
-        zone = parts[0].lower().rstrip(".")
-        name = parts[1].lower() if len(parts) > 1 else None
-        if name is not None:
-            name = "" if name == "@" else name.removesuffix("." + zone)
-        rtype = parts[2].upper() if len(parts) > 2 else None
-        return cls(zone, name, rtype)
-
-    def matches(self, item: CoverableItem) -> bool:
-        return (
-            item.zone.lower() == self.zone
-            and (self.name is None or item.name.lower() == self.name)
-            and (self.type is None or item.type.upper() == self.type)
-        )
-
-    def __str__(self) -> str:
-        parts = [self.zone]
-        if self.name is not None:
-            parts.append(self.name or "@")
-        if self.type is not None:
-            parts.append(self.type)
-        return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -264,21 +225,6 @@ class ChangeRequest:
     @property
     def domains(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(s.zone for s in self.covers))
-
-
-class CoverableItem(Protocol):
-    """What coverage needs of a plan item: a `PlanItem`, or a change read back from plan JSON."""
-
-    @property
-    def client(self) -> str: ...
-    @property
-    def zone(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def risk(self) -> RiskLevel: ...
 
 
 ItemT = TypeVar("ItemT", bound=CoverableItem)
@@ -656,28 +602,6 @@ def _timestamp(text: str) -> datetime | None:
         except ValueError:
             continue
     return None
-
-
-def client_domains(root: Path, client: str) -> list[str] | None:
-    """The client's domains, or None when its profile is unreadable (`validate` reports that)."""
-    path = root / "policy" / "clients" / f"{client}.yaml"
-    try:
-        stamp = path.stat().st_mtime_ns
-    except OSError:
-        return None
-    domains = _client_domains(path, stamp)
-    return list(domains) if domains is not None else None
-
-
-@functools.lru_cache(maxsize=1024)
-def _client_domains(path: Path, stamp: int) -> tuple[str, ...] | None:
-    # Many requests name the same client: read its profile once per version of the file.
-    try:
-        data = load_yaml(path).data
-    except InputError:
-        return None
-    domains = data.get("domains") if isinstance(data, dict) else None
-    return tuple(str(d).lower() for d in domains) if isinstance(domains, list) else None
 
 
 # policy-progression's pass_rate_evidence: "99.3% aligned pass over 14 days[ ...]" (the schema's

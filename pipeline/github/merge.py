@@ -44,7 +44,7 @@ from pipeline.records import ChangeRecord, RecordStore
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import MARKER
-from pipeline.render.markdown_text import code, escape
+from pipeline.text.markdown import code, escape
 
 PLANS_DIR = Path("changes") / "plans"
 OUTCOME_MARKER = "<!-- dmarcops-outcome -->"

@@ -46,7 +46,7 @@ from pipeline.records import RecordStore
 from pipeline.records.policy_of_record import roster_of_record
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import MARKER
-from pipeline.render.safe import clean
+from pipeline.text.safe import clean
 
 ANNOTATION_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -112,7 +112,7 @@ def _property(value: str) -> str:
 
 def _visible(value: str) -> str:
     # The Actions log renders ANSI escape sequences: every other control, bidi or invisible
-    # character is shown escaped (render/safe.py); newlines and carriage returns are kept for
+    # character is shown escaped (text/safe.py); newlines and carriage returns are kept for
     # the %0A / %0D encoding below.
     return "".join(
         part if part in ("\r", "\n") else clean(part) for part in re.split(r"([\r\n])", value)
