@@ -83,7 +83,9 @@ def test_the_one_ignored_import_is_the_documented_one() -> None:
 def test_a_function_level_import_up_the_layers_breaks_the_contract(tmp_path: Path) -> None:
     # A copy of the package whose lowest module imports the CLI inside a function: the import
     # runs only when called, yet the layering is broken and lint-imports must say so.
-    shutil.copytree(ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("*.pyc"))
+    shutil.copytree(
+        ROOT / "pipeline", tmp_path / "pipeline", ignore=shutil.ignore_patterns("*.pyc")
+    )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     safe = tmp_path / "pipeline" / "text" / "safe.py"
     safe.write_text(
