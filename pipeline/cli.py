@@ -36,7 +36,9 @@ from pipeline.commands.records import register as register_records_commands
 from pipeline.commands.reports import register as register_reports_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate import decide
-from pipeline.gate.requests import collect_requests, cover, signature_refusal
+from pipeline.gate.coverage import cover
+from pipeline.gate.request_loader import collect_requests
+from pipeline.gate.requests import signature_refusal
 from pipeline.gate.roster import load_roster
 from pipeline.gate.windows import next_window
 from pipeline.load.codeowners import (

@@ -12,7 +12,7 @@ from signing import reseal, sign_as_author
 
 from pipeline.cli import main
 from pipeline.errors import EXIT_INPUT
-from pipeline.gate.requests import load_requests
+from pipeline.gate.request_loader import load_requests
 from pipeline.gate.templates import SEED_TEMPLATES, load_templates
 
 BIMI = """\

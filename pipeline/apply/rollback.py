@@ -21,8 +21,10 @@ from octodns.yaml import safe_dump
 from pipeline.apply.run import ApplyOptions, run_apply
 from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused, InputError
+from pipeline.gate.authoring import next_request_id, sign_request
 from pipeline.gate.identity import Signer
-from pipeline.gate.requests import load_requests, next_request_id, request_path, sign_request
+from pipeline.gate.request_loader import load_requests
+from pipeline.gate.requests import request_path
 from pipeline.live.dns import Nameservers
 from pipeline.load.files import exists, read_text, replace_text
 from pipeline.load.portfolio import Portfolio

@@ -27,8 +27,10 @@ from pipeline.classify.change_type import change_type
 from pipeline.errors import EnvironmentProblem, GateRefused, InputError
 from pipeline.gate import approvals as gate
 from pipeline.gate import decide
+from pipeline.gate.coverage import cover
 from pipeline.gate.identity import Signer
-from pipeline.gate.requests import ChangeRequest, cover, load_requests
+from pipeline.gate.request_loader import load_requests
+from pipeline.gate.requests import ChangeRequest
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio
 from pipeline.model import RiskLevel

@@ -35,21 +35,17 @@ from pipeline.gate.approvals import (
     utc_text,
     write_approval,
 )
+from pipeline.gate.authoring import new_request, next_request_id, sign_request
+from pipeline.gate.coverage import cover, describe
 from pipeline.gate.evidence import DnsFunc, dns_txt, parse_mail, store_eml, verify_dkim
 from pipeline.gate.identity import load_signer
+from pipeline.gate.request_loader import collect_requests, templates_for
 from pipeline.gate.requests import (
     PROMPT,
     REQUEST_ID,
     ChangeRequest,
-    collect_requests,
-    cover,
-    describe,
-    new_request,
-    next_request_id,
     request_path,
-    sign_request,
     signature_refusal,
-    templates_for,
 )
 from pipeline.gate.roster import Roster
 from pipeline.load.portfolio import Portfolio

@@ -15,7 +15,7 @@ from pipeline.calendar import build_calendar, this_week
 from pipeline.clock import read_only_time
 from pipeline.commands.common import AT_FORMATS, reports_errors
 from pipeline.errors import InputError
-from pipeline.gate.requests import collect_requests
+from pipeline.gate.request_loader import collect_requests
 from pipeline.load.files import replace_text
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.records.store import RecordStore

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from pipeline.errors import InputError
-from pipeline.gate.requests import collect_requests
+from pipeline.gate.request_loader import collect_requests
 from pipeline.gate.roster import load_roster
 from pipeline.gate.templates import collect_templates
 from pipeline.load.portfolio import Portfolio, collect_problems

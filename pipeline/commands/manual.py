@@ -24,7 +24,8 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate import manual as manual_changes
 from pipeline.gate.approvals import SignedApprovalFiles
-from pipeline.gate.requests import ChangeRequest, collect_requests, signature_refusal
+from pipeline.gate.request_loader import collect_requests
+from pipeline.gate.requests import ChangeRequest, signature_refusal
 from pipeline.load.portfolio import Portfolio
 from pipeline.records import ChangeRecord, RecordStore
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pipeline.classify.change_type import change_type
 from pipeline.gate import approvals as gate
 from pipeline.gate import decide
-from pipeline.gate.requests import Coverage, describe
+from pipeline.gate.coverage import Coverage, describe
 from pipeline.gate.roster import Roster
 from pipeline.github.reviews import short_sha
 from pipeline.github.verdict import ROLES, PullRequestGate, RequestGate

@@ -26,8 +26,8 @@ from pipeline.apply.run import ApplyOptions, open_requests, run_apply
 from pipeline.errors import DmarcopsError, GateRefused
 from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, load_plan_file
+from pipeline.gate.coverage import cover
 from pipeline.gate.identity import Signer
-from pipeline.gate.requests import cover
 from pipeline.gate.roster import Roster
 from pipeline.github.api import GitHubClient, PullRequest
 from pipeline.github.reviews import GitHubReviewApprovals

@@ -25,7 +25,7 @@ from pathlib import Path
 from pipeline.apply.run import open_requests
 from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.gate import approvals as gate
-from pipeline.gate.requests import describe
+from pipeline.gate.coverage import describe
 from pipeline.github.api import CHECK_SUMMARY_LIMIT, GitHubApiError, GitHubClient, IssueComment
 from pipeline.github.comment import SUMMARY_LIMIT, render_comment, request_refs
 from pipeline.github.events import PullRequestEvent
