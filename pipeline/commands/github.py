@@ -25,7 +25,7 @@ from pipeline.commands.common import (
 )
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, GateRefused, InputError
 from pipeline.gate.identity import Signer
-from pipeline.github.api import GitHubClient, PullRequest
+from pipeline.github.api import GitHubClient
 from pipeline.github.events import (
     WORKFLOW_RUN,
     PullRequestEvent,
@@ -33,6 +33,7 @@ from pipeline.github.events import (
     WorkflowRunEvent,
     read_event,
 )
+from pipeline.github.payloads import PullRequest
 from pipeline.github.pr import PullRequestGateOptions, run_pull_request_gate
 from pipeline.github.setup import GITHUB_ACTIONS_APP_ID
 from pipeline.github.verdict import CHECK_NAME, STATUS_CONTEXT

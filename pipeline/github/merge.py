@@ -29,7 +29,8 @@ from pipeline.gate.approvals import Approval, load_plan_file
 from pipeline.gate.coverage import cover
 from pipeline.gate.identity import Signer
 from pipeline.gate.roster import Roster
-from pipeline.github.api import GitHubClient, PullRequest
+from pipeline.github.api import GitHubClient
+from pipeline.github.payloads import PullRequest
 from pipeline.github.reviews import GitHubReviewApprovals
 from pipeline.github.verdict import pr_author_ids
 from pipeline.live.dns import Nameservers

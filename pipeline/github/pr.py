@@ -26,10 +26,12 @@ from pipeline.apply.run import open_requests
 from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.gate import approvals as gate
 from pipeline.gate.coverage import describe
-from pipeline.github.api import CHECK_SUMMARY_LIMIT, GitHubApiError, GitHubClient, IssueComment
+from pipeline.github.api import CHECK_SUMMARY_LIMIT, GitHubClient
 from pipeline.github.comment import SUMMARY_LIMIT, render_comment, request_refs
 from pipeline.github.events import PullRequestEvent
+from pipeline.github.payloads import IssueComment
 from pipeline.github.reviews import GitHubReviewApprovals
+from pipeline.github.transport import GitHubApiError
 from pipeline.github.verdict import (
     STATUS_CONTEXT,
     PullRequestGate,
