@@ -13,7 +13,7 @@ import click
 
 from pipeline.calendar import build_calendar, this_week
 from pipeline.clock import read_only_time
-from pipeline.commands.common import AT_FORMATS, reports_errors
+from pipeline.commands.common import AT_FORMATS, echo_warning, reports_errors
 from pipeline.errors import InputError
 from pipeline.gate.request_loader import collect_requests
 from pipeline.load.files import replace_text
@@ -108,9 +108,7 @@ def calendar(
     requests, problems = collect_requests(repo, roster_of_record(repo))
     for problem in problems:
         # A broken request is `requests check`'s to refuse; the calendar shows the rest.
-        click.echo(
-            click.style("warning: ", fg="yellow", bold=True) + f"left out: {problem}", err=True
-        )
+        echo_warning(f"left out: {problem}")
     view = build_calendar(
         portfolio,
         records,

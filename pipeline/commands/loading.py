@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
-
+from pipeline.commands.common import echo_error
 from pipeline.errors import InputError
 from pipeline.gate.request_loader import collect_requests
 from pipeline.gate.roster import load_roster
@@ -66,14 +65,12 @@ def load_plannable(
                 if found and isolate_zone_files and not problems:
                     broken[zone_file.domain] = found[0]
                     for problem in found:
-                        click.echo(
-                            click.style("error: ", fg="red", bold=True) + str(problem), err=True
-                        )
+                        echo_error(str(problem))
                 else:
                     problems.extend(found)
     if problems:
         for problem in problems[1:]:
-            click.echo(click.style("error: ", fg="red", bold=True) + str(problem), err=True)
+            echo_error(str(problem))
         raise problems[0]
     assert portfolio is not None
     return portfolio, broken

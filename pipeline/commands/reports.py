@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from pipeline.clock import read_only_time
-from pipeline.commands.common import AT_FORMATS, reports_errors
+from pipeline.commands.common import AT_FORMATS, echo_error, echo_warning, reports_errors
 from pipeline.errors import EXIT_INPUT, InputError
 from pipeline.gate import decide
 from pipeline.load.portfolio import load_portfolio
@@ -111,17 +111,9 @@ def ingest_command(repo: Path, paths: tuple[str, ...], store: Path | None) -> No
     finally:
         lazy.close()
     for warning in result.warnings:
-        click.echo(
-            click.style("warning: ", fg="yellow", bold=True)
-            + f"{clean(warning.name)}: {clean(warning.reason)}",
-            err=True,
-        )
+        echo_warning(f"{clean(warning.name)}: {clean(warning.reason)}")
     for problem in result.problems:
-        click.echo(
-            click.style("error: ", fg="red", bold=True)
-            + f"{clean(problem.name)}: {clean(problem.reason)}",
-            err=True,
-        )
+        echo_error(f"{clean(problem.name)}: {clean(problem.reason)}")
     rate = result.stored / result.seconds if result.seconds > 0 else 0.0
     click.echo(
         f"ingested {result.files} file(s): {result.stored} new report(s) "

@@ -17,8 +17,10 @@ import click
 from pipeline import clock
 from pipeline.clock import read_only_time
 from pipeline.commands.common import (
+    echo_error,
     nameserver_option,
     nameservers_from,
+    parse_selector,
     reports_errors,
 )
 from pipeline.errors import GateRefused, InputError
@@ -43,13 +45,9 @@ from pipeline.gate.requests import (
 )
 from pipeline.gate.roster import Roster
 from pipeline.load.portfolio import Portfolio
-from pipeline.load.request_files import Selector, client_domains
+from pipeline.load.request_files import client_domains
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.text.safe import clean, shown
-
-
-def _error(text: str) -> None:
-    click.echo(click.style("error: ", fg="red", bold=True) + text, err=True)
 
 
 def show_decision(decision: decide.Decision) -> None:
@@ -191,13 +189,7 @@ def new(
     signer = load_signer(key_file, roster, author) if key_file is not None else None
     domains = client_domains(repo, client) or []
     for text in covers:
-        selector = Selector.parse(text)
-        if selector is None:
-            raise InputError(
-                f"cannot read --cover {text!r}",
-                hint="Write 'ZONE', 'ZONE NAME' or 'ZONE NAME TYPE', e.g. "
-                "'fabrikam.example _dmarc TXT' (@ for the apex).",
-            )
+        selector = parse_selector(text, "--cover")
         if selector.zone not in domains:
             raise InputError(
                 f"{selector.zone} is not a domain of client {client!r}",
@@ -310,7 +302,7 @@ def check(repo: Path, plan_file: Path | None, nameservers: tuple[str, ...]) -> N
     requests, problems = collect_requests(repo, roster)
     if problems:
         for problem in problems[:-1]:  # in file and line order, the last one raised
-            _error(str(problem))
+            echo_error(str(problem))
         raise problems[-1]
     unsigned = [r for r in (signature_refusal(q, roster) for q in requests) if r is not None]
     if plan_file is None:
