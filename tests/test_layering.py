@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import grimp
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -78,6 +79,79 @@ def test_the_one_ignored_import_is_the_documented_one() -> None:
     assert ignored == ["pipeline.gate.request_loader -> pipeline.records.policy_of_record"]
     doc = (ROOT / "docs" / "architecture.md").read_text()
     assert "pipeline/gate/request_loader.py" in doc and "templates_for" in doc
+
+
+# Module cycles left, each made only by an import inside a function: load.files asks
+# load.yamlfile for policy/settings.yaml's limits (configured_limits), which reads through
+# load.files. The way out is configured_limits moving to yamlfile.py; a new cycle fails here.
+KNOWN_MODULE_CYCLES = [
+    {"pipeline.load.files", "pipeline.load.jsonfile", "pipeline.load.yamlfile"},
+]
+
+
+def _module_cycles(package: str = "pipeline") -> list[set[str]]:
+    """The strongly connected groups of more than one module (Tarjan, iteratively)."""
+    graph = grimp.build_graph(package, cache_dir=None)
+    modules = sorted(graph.modules)
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m) & set(modules)) for m in modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+    for start in modules:
+        if start in index:
+            continue
+        work = [(start, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            if i < len(edges[node]):
+                work.append((node, i + 1))
+                nxt = edges[node][i]
+                if nxt not in index:
+                    work.append((nxt, 0))
+                elif nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+                continue
+            if low[node] == index[node]:
+                group = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.add(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    groups.append(group)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return groups
+
+
+def test_no_module_imports_itself_back_but_the_known_cycles() -> None:
+    # Inside a package the layers do not apply, but a cycle between modules (two modules each
+    # importing the other, one of them inside a function) is a seam in the wrong place.
+    assert [c for c in _module_cycles() if c not in KNOWN_MODULE_CYCLES] == []
+
+
+def test_the_cycle_finder_finds_a_function_level_cycle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check above must be able to fail: a imports b at the top, b imports a inside a
+    # function (as gate.identity did gate.approvals, until the keys moved to identity.py).
+    package = tmp_path / "cyclic_example"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from cyclic_example import b\n")
+    (package / "b.py").write_text("def late() -> None:\n    from cyclic_example import a\n")
+    (package / "c.py").write_text("from cyclic_example import a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _module_cycles("cyclic_example") == [{"cyclic_example.a", "cyclic_example.b"}]
 
 
 def test_a_function_level_import_up_the_layers_breaks_the_contract(tmp_path: Path) -> None:

@@ -32,7 +32,6 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.approvals import (
     SignedApprovalFiles,
-    generate_key,
     load_plan_file,
     sign,
     utc_text,
@@ -40,7 +39,7 @@ from pipeline.gate.approvals import (
 )
 from pipeline.gate.coverage import cover, describe
 from pipeline.gate.evidence import dns_txt, parse_mail, store_eml, verify_dkim
-from pipeline.gate.identity import load_signer
+from pipeline.gate.identity import generate_key, load_signer
 from pipeline.gate.request_loader import collect_requests
 from pipeline.gate.requests import (
     ChangeRequest,
