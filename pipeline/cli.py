@@ -30,7 +30,7 @@ from pipeline.commands.common import (
 )
 from pipeline.commands.drift import register as register_drift_commands
 from pipeline.commands.github import register as register_github_commands
-from pipeline.commands.loading import load_checked, load_plannable
+from pipeline.commands.loading import load_checked, load_plannable, templates_of_record
 from pipeline.commands.manual import register as register_manual_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.commands.reports import register as register_reports_commands
@@ -147,7 +147,7 @@ def validate(repo: Path) -> None:
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
         f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules, "
         f"{sum(a.is_person for a in load_roster(repo).analysts)} analysts, "
-        f"{len(collect_requests(repo)[0])} change requests"
+        f"{len(collect_requests(repo, templates=templates_of_record(repo))[0])} change requests"
     )
 
 

@@ -188,7 +188,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
         )
         written.append(request_file)
         if options.signer is not None:
-            signed = sign_request(repo, request_file.stem, options.signer, options.now)
+            signed = sign_request(repo, request_file.stem, options.signer, options.now, roster)
             written.append(signed.file)
         plan = make_plan(
             portfolio_of_record(repo),

@@ -23,6 +23,7 @@ from pipeline.commands.common import (
     parse_selector,
     reports_errors,
 )
+from pipeline.commands.loading import templates_of_record
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.approvals import (
@@ -35,7 +36,7 @@ from pipeline.gate.authoring import new_request, next_request_id, sign_request
 from pipeline.gate.coverage import cover, describe
 from pipeline.gate.evidence import DnsFunc, dns_txt
 from pipeline.gate.identity import load_signer
-from pipeline.gate.request_loader import collect_requests, templates_for
+from pipeline.gate.request_loader import collect_requests
 from pipeline.gate.requests import (
     PROMPT,
     REQUEST_ID,
@@ -89,7 +90,7 @@ def review_decision(
 
 
 def _list_templates(repo: Path) -> None:
-    templates, problems = templates_for(repo)
+    templates, problems = templates_of_record(repo)
     if problems:
         raise problems[0]
     for template in templates:
@@ -171,7 +172,7 @@ def new(
     if missing:
         raise click.UsageError(f"missing {', '.join(missing)} (or --list to see the templates)")
     assert type_name is not None and client is not None and author is not None
-    templates, problems = templates_for(repo)
+    templates, problems = templates_of_record(repo)
     if problems:
         raise problems[0]
     template = templates.get(type_name)
@@ -219,7 +220,7 @@ def new(
         ) from None
     prompts = len(PROMPT.findall(text))
     if signer is not None and prompts == 0:
-        signed = sign_request(repo, request_id, signer, clock.system_now())
+        signed = sign_request(repo, request_id, signer, clock.system_now(), roster)
         click.echo(f"wrote {path.relative_to(repo)} and {signed.file.relative_to(repo)}")
         return
     click.echo(
@@ -231,7 +232,7 @@ def new(
 def _sign(repo: Path, request_id: str, key_file: Path, analyst_id: str | None) -> None:
     roster = roster_of_record(repo)
     signer = load_signer(key_file, roster, analyst_id)
-    signed = sign_request(repo, request_id, signer, clock.system_now())
+    signed = sign_request(repo, request_id, signer, clock.system_now(), roster)
     click.echo(
         f"signed: {request_id} by {signed.signer} at {utc_text(signed.signed_at)}, content "
         f"sha256:{signed.request_sha256}"

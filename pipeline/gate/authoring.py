@@ -12,6 +12,7 @@ from pipeline.errors import InputError
 from pipeline.gate.identity import Signer
 from pipeline.gate.request_loader import load_one
 from pipeline.gate.requests import RequestSignature, signature_path
+from pipeline.gate.roster import Roster
 from pipeline.gate.templates import (
     TEMPLATES_DIR,
     TicketTemplate,
@@ -20,12 +21,15 @@ from pipeline.load.files import replace_text
 from pipeline.load.request_files import REQUESTS_DIR
 
 
-def sign_request(root: Path, request_id: str, signer: Signer, at: datetime) -> RequestSignature:
+def sign_request(
+    root: Path, request_id: str, signer: Signer, at: datetime, roster: Roster | None = None
+) -> RequestSignature:
     """Sign the request's current content as its author and write <id>.sig.json.
 
-    InputError when the request is not valid yet or the key's owner is not its author.
+    InputError when the request is not valid yet (judged by `roster` and its policy's ticket
+    templates: the commands pass the roster of record) or the key's owner is not its author.
     """
-    request, problems = load_one(root, request_id)
+    request, problems = load_one(root, request_id, roster)
     if request is None:
         raise problems[0] if problems else InputError(f"no change request {request_id!r}")
     if signer.analyst != request.author:

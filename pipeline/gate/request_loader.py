@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import GateRefused, InputError
+from pipeline.errors import InputError
 from pipeline.gate.requests import (
     PROMPT,
     REQUEST_ID,
@@ -42,7 +42,9 @@ from pipeline.load.yamlfile import JsonPath, YamlDocument, iter_schema_errors, l
 from pipeline.model import RiskLevel
 
 
-def load_one(root: Path, request_id: str) -> tuple[ChangeRequest | None, list[InputError]]:
+def load_one(
+    root: Path, request_id: str, roster: Roster | None = None
+) -> tuple[ChangeRequest | None, list[InputError]]:
     path = request_path(root, request_id)
     if not path.exists():
         known = sorted(
@@ -54,24 +56,18 @@ def load_one(root: Path, request_id: str) -> tuple[ChangeRequest | None, list[In
                 hint=f"Requests in {REQUESTS_DIR}/: {', '.join(known) or 'none'}.",
             )
         ]
-    templates, problems = templates_for(root)
-    request = _check_file(path, root, load_roster(root), templates, problems)
+    roster = roster if roster is not None else load_roster(root)
+    templates, problems = templates_for(root, roster)
+    request = _check_file(path, root, roster, templates, problems)
     return request, problems
 
 
-def templates_for(root: Path) -> tuple[TemplateSet, list[InputError]]:
-    """The ticket templates requests are judged by: as the policy of record has them (an edited
-    template counts once a lead seals it, like any policy), the working tree's before
-    `dmarcops init`; with every problem found in them."""
-    from pipeline.records.policy_of_record import policy_of_record  # records imports the gate
-
-    try:
-        where = policy_of_record(root, required=False).root(root)
-    except (GateRefused, InputError):
-        # A ledger or a policy/ that cannot be read: the gating commands refuse it by name
-        # themselves (and `validate` names the file); the working tree's templates meanwhile.
-        where = root
-    return collect_templates(where)
+def templates_for(root: Path, roster: Roster) -> tuple[TemplateSet, list[InputError]]:
+    """The ticket templates requests are judged by, with every problem found in them: those of
+    the policy tree `roster` was read from, so that a request and its approvals answer to one
+    policy. The gating commands pass the roster of record (pipeline.records.policy_of_record):
+    an edited template counts once a lead seals it, like any policy."""
+    return collect_templates(roster.policy_root(root))
 
 
 # Phrases that say who agreed or where to look, not why the change is right (seed: "Because we
@@ -417,9 +413,15 @@ def _check_file(
 
 
 def collect_requests(
-    root: Path, roster: Roster | None = None
+    root: Path,
+    roster: Roster | None = None,
+    templates: tuple[TemplateSet, list[InputError]] | None = None,
 ) -> tuple[list[ChangeRequest], list[InputError]]:
-    """Every request under changes/requests/, with every problem found (for `requests check`)."""
+    """Every request under changes/requests/, with every problem found (for `requests check`).
+
+    Judged by `roster` (the working tree's when None) and the ticket templates of the same
+    policy tree, unless `templates` are given (`validate`: the working roster, the sealed
+    templates)."""
     directory = root / REQUESTS_DIR
     if not directory.is_dir():
         return [], []
@@ -435,8 +437,8 @@ def collect_requests(
         if p.suffix in (".yaml", ".yml") or p.name.endswith(SIGNATURE_SUFFIX)
         for st in [p.lstat()]
     )
-    templates, problems = templates_for(root)
-    requests, found = _collect(root, roster, templates, stamp)
+    template_set, problems = templates if templates is not None else templates_for(root, roster)
+    requests, found = _collect(root, roster, template_set, stamp)
     return list(requests), [*problems, *found]
 
 
