@@ -30,13 +30,15 @@ from pipeline.commands.common import (
 )
 from pipeline.commands.drift import register as register_drift_commands
 from pipeline.commands.github import register as register_github_commands
-from pipeline.commands.loading import load_checked, load_plannable
+from pipeline.commands.loading import load_checked, load_plannable, templates_of_record
 from pipeline.commands.manual import register as register_manual_commands
 from pipeline.commands.records import register as register_records_commands
 from pipeline.commands.reports import register as register_reports_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate import decide
-from pipeline.gate.requests import collect_requests, cover, signature_refusal
+from pipeline.gate.coverage import cover
+from pipeline.gate.request_loader import collect_requests
+from pipeline.gate.requests import signature_refusal
 from pipeline.gate.roster import load_roster
 from pipeline.gate.windows import next_window
 from pipeline.load.codeowners import (
@@ -61,8 +63,8 @@ from pipeline.records.policy_of_record import (
 )
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import render_markdown
-from pipeline.render.safe import clean, shown
 from pipeline.render.text import render_text
+from pipeline.text.safe import clean, shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,7 +147,7 @@ def validate(repo: Path) -> None:
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
         f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules, "
         f"{sum(a.is_person for a in load_roster(repo).analysts)} analysts, "
-        f"{len(collect_requests(repo)[0])} change requests"
+        f"{len(collect_requests(repo, templates=templates_of_record(repo))[0])} change requests"
     )
 
 
@@ -431,7 +433,7 @@ def plan(
             continue  # its zone-file problems were printed with their lines above
         click.echo(
             click.style("error: ", fg="red", bold=True)
-            # The error can quote the provider's or a file's text: escaped (render/safe.py).
+            # The error can quote the provider's or a file's text: escaped (text/safe.py).
             + f"{shown(failed.zone)}: could not read live DNS through {shown(failed.provider)}: "
             + clean(failed.error),
             err=True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.render.safe import clean
+from pipeline.text.safe import clean
 
 EXIT_OK = 0
 EXIT_INPUT = 1
@@ -59,7 +59,7 @@ class DmarcopsError(Exception):
 
     def __str__(self) -> str:
         # Messages quote file content and file names: their control and bidi characters are shown
-        # escaped, never sent to the terminal or the pull-request comment (render/safe.py).
+        # escaped, never sent to the terminal or the pull-request comment (text/safe.py).
         where, message, hint = clean(self.where), clean(self.message), clean(self.hint)
         text = f"{where}: {message}" if where else message
         return f"{text}\n  {hint}" if hint else text

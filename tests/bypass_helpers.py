@@ -17,8 +17,9 @@ from test_apply_named import served
 from test_lifecycle import KEYS, TUESDAY, cli
 
 from pipeline.cli import main
-from pipeline.gate.approvals import load_private_key, sign, write_approval
-from pipeline.gate.requests import load_requests
+from pipeline.gate.approvals import sign, write_approval
+from pipeline.gate.identity import load_private_key
+from pipeline.gate.request_loader import load_requests
 
 TUESDAY_DT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MONDAY = "2026-11-30T10:00:00Z"  # outside alpha's window

@@ -6,8 +6,10 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline.gate.authoring import sign_request
 from pipeline.gate.identity import Signer, load_signer
-from pipeline.gate.requests import RequestSignature, collect_requests, load_requests, sign_request
+from pipeline.gate.request_loader import collect_requests, load_requests
+from pipeline.gate.requests import RequestSignature
 from pipeline.gate.roster import load_roster
 from pipeline.records.policy_seal import current_snapshot
 from pipeline.records.store import RecordStore

@@ -26,15 +26,13 @@ from pipeline.gate import decide
 from pipeline.gate.approvals import (
     Approval,
     SignedApprovalFiles,
-    generate_key,
     load_plan_file,
-    load_private_key,
-    public_key_text,
     sign,
     verify,
     write_approval,
 )
 from pipeline.gate.decide import Decision
+from pipeline.gate.identity import generate_key, load_private_key, public_key_text
 from pipeline.gate.requests import (
     ChangeRequest,
     ClientApproval,

@@ -39,7 +39,7 @@ from test_lifecycle import KEYS, TUESDAY, apply, cli, record, request
 from test_plan_named import make_repo
 
 from pipeline.errors import EXIT_GATE, EXIT_INPUT
-from pipeline.gate.approvals import load_private_key
+from pipeline.gate.identity import load_private_key
 from pipeline.gate.requests import RequestSignature
 
 

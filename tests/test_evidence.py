@@ -24,16 +24,17 @@ from test_approvals import evaluate
 
 from pipeline.cli import main
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, InputError
-from pipeline.gate.approvals import PlannedChange, load_private_key, sign
+from pipeline.gate.approvals import PlannedChange, sign
+from pipeline.gate.coverage import cover
 from pipeline.gate.evidence import check_client_mail, dns_txt, store_eml
+from pipeline.gate.identity import load_private_key
+from pipeline.gate.request_loader import load_requests
 from pipeline.gate.requests import (
     ChangeRequest,
     ClientApproval,
     RequestType,
     Selector,
     content_sha256,
-    cover,
-    load_requests,
     signature_problem,
 )
 from pipeline.gate.roster import load_roster

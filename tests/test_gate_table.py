@@ -21,9 +21,10 @@ from test_approvals import author_signature, key
 
 from pipeline.gate import decide
 from pipeline.gate.approvals import sign
-from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType, Selector
+from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.load.request_files import Selector
 from pipeline.model import RiskLevel
 
 PLAN = "e5" * 32

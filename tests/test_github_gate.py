@@ -564,7 +564,7 @@ def test_an_approval_from_a_review_verifies_only_for_its_own_login(tmp_path: Pat
 
 
 def _review(review_id: int, login: str, commit_id: str, state: str = "APPROVED") -> Any:
-    from pipeline.github.api import _review as parse
+    from pipeline.github.payloads import parse_review as parse
 
     return parse(review(review_id, login, state, commit_id, "2026-11-27T12:00:00Z"), "test")
 

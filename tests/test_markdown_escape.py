@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.render.markdown_text import code, escape
+from pipeline.text.markdown import code, escape
 
 
 def test_links_images_and_html_are_neutralised() -> None:
@@ -15,7 +15,7 @@ def test_links_images_and_html_are_neutralised() -> None:
 def test_table_breaking_characters_and_newlines() -> None:
     out = escape("a | b\nc")
     assert "\n" not in out
-    # The newline is shown as its escape (render/safe.py), so the table row stays one row.
+    # The newline is shown as its escape (text/safe.py), so the table row stays one row.
     assert out == "a \\| b\\\\x0ac"
 
 
@@ -33,8 +33,8 @@ def test_code_span_survives_backticks_and_pipes() -> None:
 
 
 def test_terminal_output_never_carries_control_characters() -> None:
-    from pipeline.render.safe import clean
     from pipeline.render.text import _short
+    from pipeline.text.safe import clean
 
     hostile = "v=spf1 \x1b[2J\x1b[32mall good\x07 -all"
     assert "\x1b" not in clean(hostile) and "\x07" not in _short(hostile)

@@ -28,9 +28,10 @@ from test_lifecycle import KEYS, RATIONALE, apply, cli, request
 from test_plan_named import make_repo
 
 from pipeline.errors import EXIT_CRASH, EXIT_GATE, EXIT_INPUT, EXIT_OK
-from pipeline.gate.approvals import generate_key, load_private_key, sign, write_approval
-from pipeline.gate.identity import load_signer
-from pipeline.gate.requests import load_requests, sign_request
+from pipeline.gate.approvals import sign, write_approval
+from pipeline.gate.authoring import sign_request
+from pipeline.gate.identity import generate_key, load_private_key, load_signer
+from pipeline.gate.request_loader import load_requests
 from pipeline.gate.roster import load_roster
 from pipeline.records import RecordStore
 from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent

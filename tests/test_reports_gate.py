@@ -17,9 +17,11 @@ from test_approvals import author_signature
 from pipeline.cli import main
 from pipeline.errors import EXIT_CRASH, EXIT_OK
 from pipeline.gate import decide
-from pipeline.gate.requests import ChangeRequest, RequestType, Selector, load_requests
+from pipeline.gate.request_loader import load_requests
+from pipeline.gate.requests import ChangeRequest, RequestType
 from pipeline.gate.roster import load_roster
 from pipeline.load.portfolio import load_portfolio
+from pipeline.load.request_files import Selector
 from pipeline.model import RiskLevel
 
 PLAN = "e5" * 32

@@ -19,15 +19,10 @@ from pipeline.cli import main
 from pipeline.commands.approvals import register
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.gate.approvals import PlannedChange
-from pipeline.gate.requests import (
-    ChangeRequest,
-    RequestType,
-    Selector,
-    check_requested_risk,
-    cover,
-    load_requests,
-    new_request,
-)
+from pipeline.gate.authoring import new_request
+from pipeline.gate.coverage import check_requested_risk, cover
+from pipeline.gate.request_loader import load_requests
+from pipeline.gate.requests import ChangeRequest, RequestType, Selector
 from pipeline.gate.templates import load_templates
 from pipeline.model import RiskLevel
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from portfolio import REPO, copy_example, write
-from signing import reseal, sign_as_author
+from signing import KEYS, reseal, sign_as_author
 
 from pipeline.cli import main
 from pipeline.errors import EXIT_INPUT
-from pipeline.gate.requests import load_requests
+from pipeline.gate.request_loader import load_requests
 from pipeline.gate.templates import SEED_TEMPLATES, load_templates
 
 BIMI = """\
@@ -97,6 +97,29 @@ def test_a_request_of_the_new_type_is_held_to_its_fields(repo: Path) -> None:
     write(repo / NEW, FILLED.replace('  logo_url: "{url}"\n', "  vmc: none\n"))
     missing = run(repo, "requests", "check")
     assert "a bimi-publication request needs details.logo_url" in missing.output
+
+
+def test_an_edited_template_judges_no_request_until_a_lead_seals_it(repo: Path) -> None:
+    # The request and its approvals answer to one policy: the templates are read from the tree
+    # the roster of record came from, never from the edit waiting for its seal.
+    reseal(repo)
+    write(repo / NEW, FILLED.format(url="https://fabrikam.example/logo.svg"))
+    sign_as_author(repo, "CR-0007-fabrikam-labs")
+    template = repo / "policy/templates/bimi-publication.yaml"
+    write(template, BIMI.replace('pattern: "^https://"', 'pattern: "^ftp://"'))
+
+    checked = run(repo, "requests", "check")
+    assert checked.exit_code == 0, checked.output
+    validated = run(repo, "validate")
+    assert validated.exit_code == 0, validated.output
+    assert "is not in the form" not in validated.output
+    signed = run(repo, "sign-request", "CR-0007-fabrikam-labs", "--key", str(KEYS / "jchen.pem"))
+    assert signed.exit_code == 0, signed.output
+
+    reseal(repo)
+    refused = run(repo, "requests", "check")
+    assert refused.exit_code == EXIT_INPUT
+    assert "logo_url 'https://fabrikam.example/logo.svg' is not in the form" in refused.output
 
 
 def test_an_unknown_type_names_the_templates(repo: Path) -> None:

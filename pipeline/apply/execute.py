@@ -28,9 +28,10 @@ from pipeline.apply.verify import (
     authoritative_server,
     verify_by_dns,
     verify_by_provider,
+    verify_route53,
 )
 from pipeline.live.bind import guarded_apply
-from pipeline.live.hosted import class_of, route53_apply, verify_route53
+from pipeline.live.hosted import class_of, route53_apply
 from pipeline.live.providers import POWERDNS, ROUTE53
 from pipeline.plan.build import explain
 from pipeline.plan.items import Plan, PlanItem, ZoneResult

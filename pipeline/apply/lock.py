@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import GateRefused
 from pipeline.load.files import make_dir, open_lock
-from pipeline.render.safe import clean
+from pipeline.text.safe import clean
 
 
 @contextmanager

@@ -16,6 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.apply.verify_reports import (
+    ACCEPTED,
+    ANOMALY,
+    ReportSource,
+    check_record,
+    seal_evidence,
+)
 from pipeline.errors import InputError
 from pipeline.gate.approvals import Approval
 from pipeline.gate.identity import Signer
@@ -24,7 +31,6 @@ from pipeline.load.jsonfile import load_json
 from pipeline.records import ChangeRecord, Outcome, RecordStore, VerificationStatus, ZoneStatus
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.reports.store import DEFAULT_STORE
-from pipeline.reports.verify import ACCEPTED, ANOMALY, ReportSource, check_record, seal_evidence
 
 PENDING_DIR = Path("changes") / "pending"
 

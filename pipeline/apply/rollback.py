@@ -21,8 +21,10 @@ from octodns.yaml import safe_dump
 from pipeline.apply.run import ApplyOptions, run_apply
 from pipeline.diff.kinds import is_owned_value, kind_of
 from pipeline.errors import GateRefused, InputError
+from pipeline.gate.authoring import next_request_id, sign_request
 from pipeline.gate.identity import Signer
-from pipeline.gate.requests import load_requests, next_request_id, request_path, sign_request
+from pipeline.gate.request_loader import load_requests
+from pipeline.gate.requests import request_path
 from pipeline.live.dns import Nameservers
 from pipeline.load.files import exists, read_text, replace_text
 from pipeline.load.portfolio import Portfolio
@@ -186,7 +188,7 @@ def roll_back(portfolio: Portfolio, options: RollbackOptions) -> list[ChangeReco
         )
         written.append(request_file)
         if options.signer is not None:
-            signed = sign_request(repo, request_file.stem, options.signer, options.now)
+            signed = sign_request(repo, request_file.stem, options.signer, options.now, roster)
             written.append(signed.file)
         plan = make_plan(
             portfolio_of_record(repo),

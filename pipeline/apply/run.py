@@ -27,8 +27,10 @@ from pipeline.classify.change_type import change_type
 from pipeline.errors import EnvironmentProblem, GateRefused, InputError
 from pipeline.gate import approvals as gate
 from pipeline.gate import decide
+from pipeline.gate.coverage import cover
 from pipeline.gate.identity import Signer
-from pipeline.gate.requests import ChangeRequest, cover, load_requests
+from pipeline.gate.request_loader import load_requests
+from pipeline.gate.requests import ChangeRequest
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio
 from pipeline.model import RiskLevel
@@ -102,7 +104,7 @@ def open_requests(root: Path, store: RecordStore) -> list[ChangeRequest]:
     return [r for r in load_requests(root, roster_of_record(root)) if r.id not in done]
 
 
-def _evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]:
+def approval_evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]:
     out = []
     for e in decision.evidence:
         role, source = _ROLES.get(e.role, (ApprovalRole.PEER, ApprovalSource.SIGNED))
@@ -207,7 +209,7 @@ def gate_requests(
                 request,
                 decision.risk,
                 tuple(coverage.items_of(request.id)),
-                _evidence(decision),
+                approval_evidence(decision),
                 TimeWindow(window.start, window.end) if window is not None else None,
                 decision.rollback_hours,
                 decision.freeze_exception,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ import dns.rcode
 import dns.rdatatype
 from octodns.zone import Zone
 
+from pipeline.live.hosted import wait_insync
 from pipeline.live.scope import raw_values
 
 Clock = Callable[[], datetime]
@@ -185,3 +186,24 @@ def authoritative_server(target: Any) -> tuple[str, int] | None:
     if isinstance(host, str) and isinstance(port, int):
         return host, port
     return None
+
+
+def verify_route53(
+    target: Any, zone: str, items: Sequence[Checkable], timeout: float, clock: Clock
+) -> list[ItemCheck]:
+    """GetChange until INSYNC, then the records read back (Route 53 has no server a test can
+    query; in production its public servers serve what INSYNC says they have)."""
+    changes = list(getattr(target, "dmarcops_changes", ()))
+    try:
+        pending = wait_insync(target, changes, timeout)
+    except Exception as exc:
+        pending = f"GetChange failed: {str(exc).splitlines()[0] if str(exc) else exc}"
+    if pending:
+        return [
+            ItemCheck(i.zone, i.name, i.type, "unverifiable", clock(), "provider", pending)
+            for i in items
+        ]
+    target._r53_rrsets = {}  # the zone as cached before the apply: read it again
+    checks = verify_by_provider(target, zone, items, clock)
+    insync = f"change {', '.join(changes)} INSYNC; " if changes else ""
+    return [replace(c, detail=f"{insync}{c.detail}") for c in checks]

@@ -26,7 +26,7 @@ from pipeline.gate.approvals import load_plan_file
 from pipeline.live.dns import Nameservers
 from pipeline.records import ChangeRecord, RecordStore, ZoneStatus
 from pipeline.records.policy_of_record import portfolio_of_record
-from pipeline.render.safe import clean, shown
+from pipeline.text.safe import clean, shown
 
 P = ParamSpec("P")
 R = TypeVar("R")

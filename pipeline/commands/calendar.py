@@ -13,15 +13,15 @@ import click
 
 from pipeline.calendar import build_calendar, this_week
 from pipeline.clock import read_only_time
-from pipeline.commands.common import AT_FORMATS, reports_errors
+from pipeline.commands.common import AT_FORMATS, echo_warning, reports_errors
 from pipeline.errors import InputError
-from pipeline.gate.requests import collect_requests
+from pipeline.gate.request_loader import collect_requests
 from pipeline.load.files import replace_text
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.records.store import RecordStore
 from pipeline.render.calendar import render_json, render_markdown, render_text
 from pipeline.render.calendar_ics import render_ics
-from pipeline.render.safe import clean
+from pipeline.text.safe import clean
 
 MAX_DAYS = 400  # a calendar longer than a year is a typo in --to
 
@@ -108,9 +108,7 @@ def calendar(
     requests, problems = collect_requests(repo, roster_of_record(repo))
     for problem in problems:
         # A broken request is `requests check`'s to refuse; the calendar shows the rest.
-        click.echo(
-            click.style("warning: ", fg="yellow", bold=True) + f"left out: {problem}", err=True
-        )
+        echo_warning(f"left out: {problem}")
     view = build_calendar(
         portfolio,
         records,

@@ -45,6 +45,7 @@ from pipeline.errors import (
 from pipeline.gate.identity import Signer, load_signer
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio
+from pipeline.load.request_files import Selector
 from pipeline.records.store import RecordStore
 
 P = ParamSpec("P")
@@ -52,9 +53,32 @@ R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., object])
 
 
+def echo_error(text: str, label: str = "error: ") -> None:
+    """One labelled line on stderr; `text` is already escaped where it quotes input
+    (pipeline/text/safe.py)."""
+    click.echo(click.style(label, fg="red", bold=True) + text, err=True)
+
+
+def echo_warning(text: str) -> None:
+    """A `warning:` line on stderr: the run goes on (exit 0 unless something else fails)."""
+    click.echo(click.style("warning: ", fg="yellow", bold=True) + text, err=True)
+
+
 def report_error(exc: DmarcopsError) -> None:
-    label = "refused: " if isinstance(exc, GateRefused) else "error: "
-    click.echo(click.style(label, fg="red", bold=True) + str(exc), err=True)
+    echo_error(str(exc), "refused: " if isinstance(exc, GateRefused) else "error: ")
+
+
+def parse_selector(text: str, option: str) -> Selector:
+    """A selector given on the command line (`--cover`, `--record`), or InputError naming the
+    option and the forms it takes."""
+    selector = Selector.parse(text)
+    if selector is None:
+        raise InputError(
+            f"cannot read {option} {text!r}",
+            hint="Write 'ZONE', 'ZONE NAME' or 'ZONE NAME TYPE', e.g. "
+            "'fabrikam.example _dmarc TXT' (@ for the apex).",
+        )
+    return selector
 
 
 def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -223,11 +247,9 @@ def _refuse_nul(argv: Sequence[str]) -> int | None:
     refuses one with a ValueError: say so once here instead of in each option's converter."""
     for number, arg in enumerate(argv, start=1):
         if "\x00" in arg:
-            click.echo(
-                click.style("error: ", fg="red", bold=True)
-                + f"command-line argument {number} ({arg!r}) contains a NUL byte\n"
-                "  Remove it: no file name, id or value can hold one.",
-                err=True,
+            echo_error(
+                f"command-line argument {number} ({arg!r}) contains a NUL byte\n"
+                "  Remove it: no file name, id or value can hold one."
             )
             return EXIT_INPUT
     return None

@@ -14,10 +14,12 @@ import click
 from pipeline.commands.common import (
     at_option,
     command_time,
+    echo_error,
     key_option,
     nameserver_option,
     nameservers_from,
     now_from,
+    parse_selector,
     reports_errors,
     signer_for,
 )
@@ -26,10 +28,10 @@ from pipeline.drift import recommend
 from pipeline.drift import render as drift_render
 from pipeline.drift.detect import detect as detect_drift
 from pipeline.errors import EXIT_INPUT, InputError
-from pipeline.gate.requests import Selector
 from pipeline.load.portfolio import Portfolio
+from pipeline.load.request_files import Selector
 from pipeline.plan.build import PlanOptions
-from pipeline.render.safe import clean, shown
+from pipeline.text.safe import clean, shown
 
 
 def _load(repo: Path) -> tuple[Portfolio, dict[str, str]]:
@@ -198,11 +200,9 @@ def drift_group(
     for zone in report.failed_zones:
         if zone.zone in broken:
             continue  # its zone-file problems were printed with their lines
-        click.echo(
-            click.style("error: ", fg="red", bold=True)
-            + f"{shown(zone.zone)}: could not read live DNS through {shown(zone.provider)}: "
-            + clean(zone.error),
-            err=True,
+        echo_error(
+            f"{shown(zone.zone)}: could not read live DNS through {shown(zone.provider)}: "
+            + clean(zone.error)
         )
     if report.has_drift or report.failed_zones:
         sys.exit(EXIT_INPUT)
@@ -257,14 +257,7 @@ def adopt_command(
     """
     selectors: list[Selector] = []
     for text in records:
-        selector = Selector.parse(text)
-        if selector is None:
-            raise InputError(
-                f"cannot read --record {text!r}",
-                hint="Write 'ZONE', 'ZONE NAME' or 'ZONE NAME TYPE', e.g. "
-                "'fabrikam.example _dmarc TXT' (@ for the apex).",
-            )
-        selectors.append(selector)
+        selectors.append(parse_selector(text, "--record"))
     if not selectors and not adopt_all:
         raise InputError(
             "say which unrecorded changes to adopt",

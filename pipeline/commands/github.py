@@ -25,7 +25,7 @@ from pipeline.commands.common import (
 )
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, DmarcopsError, GateRefused, InputError
 from pipeline.gate.identity import Signer
-from pipeline.github.api import GitHubClient, PullRequest
+from pipeline.github.api import GitHubClient
 from pipeline.github.events import (
     WORKFLOW_RUN,
     PullRequestEvent,
@@ -33,12 +33,13 @@ from pipeline.github.events import (
     WorkflowRunEvent,
     read_event,
 )
+from pipeline.github.payloads import PullRequest
 from pipeline.github.pr import PullRequestGateOptions, run_pull_request_gate
 from pipeline.github.setup import GITHUB_ACTIONS_APP_ID
 from pipeline.github.verdict import CHECK_NAME, STATUS_CONTEXT
 from pipeline.load.files import exists, read_text
 from pipeline.records.policy_of_record import portfolio_of_record
-from pipeline.render.safe import clean, shown
+from pipeline.text.safe import clean, shown
 
 
 def _run_url() -> str | None:

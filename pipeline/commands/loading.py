@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click
-
-from pipeline.errors import InputError
-from pipeline.gate.requests import collect_requests
+from pipeline.commands.common import echo_error
+from pipeline.errors import GateRefused, InputError
+from pipeline.gate.request_loader import collect_requests
 from pipeline.gate.roster import load_roster
-from pipeline.gate.templates import collect_templates
+from pipeline.gate.templates import TemplateSet, collect_templates
 from pipeline.load.portfolio import Portfolio, collect_problems
 from pipeline.load.zones import check_zone_file
 from pipeline.records.policy_of_record import policy_of_record, roster_of_record
@@ -54,7 +53,9 @@ def load_plannable(
         roster = roster_of_record(repo) if of_record else load_roster(repo)
     except InputError as exc:
         problems.append(exc)
-    problems.extend(collect_requests(repo, roster)[1])
+    # `validate` judges the requests by the working roster but the sealed ticket templates.
+    templates = None if of_record else templates_of_record(repo)
+    problems.extend(collect_requests(repo, roster, templates)[1])
     if not of_record:
         # `validate`: the working tree's ticket templates too (requests are judged by the sealed).
         problems.extend(collect_templates(repo)[1])
@@ -66,14 +67,24 @@ def load_plannable(
                 if found and isolate_zone_files and not problems:
                     broken[zone_file.domain] = found[0]
                     for problem in found:
-                        click.echo(
-                            click.style("error: ", fg="red", bold=True) + str(problem), err=True
-                        )
+                        echo_error(str(problem))
                 else:
                     problems.extend(found)
     if problems:
         for problem in problems[1:]:
-            click.echo(click.style("error: ", fg="red", bold=True) + str(problem), err=True)
+            echo_error(str(problem))
         raise problems[0]
     assert portfolio is not None
     return portfolio, broken
+
+
+def templates_of_record(repo: Path) -> tuple[TemplateSet, list[InputError]]:
+    """The ticket templates of the policy of record, with every problem found in them: an
+    edited template counts once a lead seals it, like any policy. Before `dmarcops init`, or
+    where the ledger or policy/ cannot be read, the working tree's: the gating commands refuse
+    those by name themselves (and `validate` names the file)."""
+    try:
+        where = policy_of_record(repo, required=False).root(repo)
+    except (GateRefused, InputError):
+        where = repo
+    return collect_templates(where)

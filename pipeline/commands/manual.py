@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.apply import manual as manual_execution
 from pipeline.commands.common import (
     at_option,
     command_time,
@@ -23,11 +24,12 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate import manual as manual_changes
 from pipeline.gate.approvals import SignedApprovalFiles
-from pipeline.gate.requests import ChangeRequest, collect_requests, signature_refusal
+from pipeline.gate.request_loader import collect_requests
+from pipeline.gate.requests import ChangeRequest, signature_refusal
 from pipeline.load.portfolio import Portfolio
 from pipeline.records import ChangeRecord, RecordStore
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
-from pipeline.render.safe import clean, shown
+from pipeline.text.safe import clean, shown
 
 
 def manual_request(repo: Path, request_id: str) -> ChangeRequest:
@@ -163,7 +165,7 @@ def apply_command(
     signer = signer_for(repo, key_file, by)
     ns = nameservers_from(nameservers, portfolio.settings.timeout)
     plan = manual_changes.manual_plan(portfolio, request, when.now, ns)
-    record = manual_changes.execute(
+    record = manual_execution.execute(
         portfolio, plan, signer, when.now, roster_of_record(repo), when.simulated
     )
     _report(record, when.label)
@@ -224,7 +226,7 @@ def verify_command(
     when = command_time(at, "manual verify", portfolio_of_record(repo), [record.client])
     signer = signer_for(repo, key_file, by)
     results = {n: ("verified", note) for n in passed} | {n: ("failed", note) for n in failed}
-    updated = manual_changes.verify(store, record_id, results, signer, when.now, when.simulated)
+    updated = manual_execution.verify(store, record_id, results, signer, when.now, when.simulated)
     _report(updated, when.label)
     assert updated.manual is not None
     if updated.manual.verified:

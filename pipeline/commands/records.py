@@ -846,8 +846,8 @@ def close_command(
       dmarcops close 2026-0002 --outcome accepted --without-evidence "client's rua mailbox \
         was down all week; checked delivery with the client" --key ~/.config/dmarcops/jchen.pem
     """
+    from pipeline.apply.verify_reports import ReportSource, check_record, seal_evidence
     from pipeline.reports.store import DEFAULT_STORE
-    from pipeline.reports.verify import ReportSource, check_record, seal_evidence
 
     when = _mutating_now(at, "close", record_id)
     store = _store()

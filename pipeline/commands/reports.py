@@ -17,12 +17,11 @@ from pathlib import Path
 import click
 
 from pipeline.clock import read_only_time
-from pipeline.commands.common import AT_FORMATS, reports_errors
+from pipeline.commands.common import AT_FORMATS, echo_error, echo_warning, reports_errors
 from pipeline.errors import EXIT_INPUT, InputError
 from pipeline.gate import decide
 from pipeline.load.portfolio import load_portfolio
 from pipeline.records.policy_of_record import portfolio_of_record
-from pipeline.render.safe import clean
 from pipeline.reports.asn import load_asn_table
 from pipeline.reports.chart import svg_chart
 from pipeline.reports.evidence import evidence_document, load_evidence, write_evidence
@@ -37,6 +36,7 @@ from pipeline.reports.summary import (
     summarise,
     unknown_senders,
 )
+from pipeline.text.safe import clean
 
 _RELATIVE = re.compile(r"^\s*(\d{1,4})\s*([dhw])\s*$")
 
@@ -111,17 +111,9 @@ def ingest_command(repo: Path, paths: tuple[str, ...], store: Path | None) -> No
     finally:
         lazy.close()
     for warning in result.warnings:
-        click.echo(
-            click.style("warning: ", fg="yellow", bold=True)
-            + f"{clean(warning.name)}: {clean(warning.reason)}",
-            err=True,
-        )
+        echo_warning(f"{clean(warning.name)}: {clean(warning.reason)}")
     for problem in result.problems:
-        click.echo(
-            click.style("error: ", fg="red", bold=True)
-            + f"{clean(problem.name)}: {clean(problem.reason)}",
-            err=True,
-        )
+        echo_error(f"{clean(problem.name)}: {clean(problem.reason)}")
     rate = result.stored / result.seconds if result.seconds > 0 else 0.0
     click.echo(
         f"ingested {result.files} file(s): {result.stored} new report(s) "
@@ -362,10 +354,10 @@ def verify_command(
       dmarcops reports verify
       dmarcops reports verify --record 2026-0007 --format json
     """
+    from pipeline.apply.verify_reports import ANOMALY, ReportSource, check_record, to_verify
+    from pipeline.apply.verify_reports import render_json as verify_json
+    from pipeline.apply.verify_reports import render_text as verify_text
     from pipeline.records.store import RecordStore
-    from pipeline.reports.verify import ANOMALY, ReportSource, check_record, to_verify
-    from pipeline.reports.verify import render_json as verify_json
-    from pipeline.reports.verify import render_text as verify_text
 
     now = read_only_time(at).now
     records = RecordStore(repo / "changes")

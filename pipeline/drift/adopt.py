@@ -24,9 +24,9 @@ from pipeline.apply.rollback import restore
 from pipeline.drift.detect import DriftItem, DriftReport
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer
-from pipeline.gate.requests import Selector
 from pipeline.load.files import exists, read_text
 from pipeline.load.portfolio import Portfolio
+from pipeline.load.request_files import Selector
 from pipeline.load.zones import ESCAPED_SEMICOLONS
 from pipeline.records import (
     Adoption,

@@ -30,7 +30,8 @@ from pipeline import diff
 from pipeline.classify.rules import classify
 from pipeline.diff.context import RRsetKey, ZoneContext
 from pipeline.diff.kinds import is_owned_value, kind_of
-from pipeline.gate.requests import ChangeRequest, collect_requests
+from pipeline.gate.request_loader import collect_requests
+from pipeline.gate.requests import ChangeRequest
 from pipeline.load.portfolio import Portfolio
 from pipeline.model import Fact, Finding, RecordKind, RiskLevel, fact
 from pipeline.plan.build import PlanOptions, client_context, make_plan

@@ -19,8 +19,8 @@ from pipeline.classify.change_type import change_type
 from pipeline.drift.detect import UNRECORDED, DriftItem, DriftReport
 from pipeline.load.portfolio import ClientProfile
 from pipeline.plan.items import PlanItem
-from pipeline.render.markdown_text import code, escape
-from pipeline.render.safe import clean, json_text, shown
+from pipeline.text.markdown import code, escape
+from pipeline.text.safe import clean, json_text, shown
 
 ACTION_WORDS = {"create": "publish", "update": "change", "delete": "remove"}
 

@@ -10,9 +10,9 @@ import click
 
 from pipeline.drift.detect import PENDING, STATUS_TEXT, UNRECORDED, DriftItem, DriftReport
 from pipeline.model import RiskLevel
-from pipeline.render.markdown_text import code, escape
-from pipeline.render.safe import clean, json_text, shown
 from pipeline.render.text import RISK_COLOUR, _short
+from pipeline.text.markdown import code, escape
+from pipeline.text.safe import clean, json_text, shown
 
 MARK = {UNRECORDED: "!", PENDING: "~"}
 

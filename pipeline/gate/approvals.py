@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,17 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
-    Ed25519PublicKey,
 )
 
 from pipeline.errors import InputError
 from pipeline.gate.identity import Signer, signature_holds
 from pipeline.gate.requests import REQUEST_ID, ChangeRequest
 from pipeline.gate.roster import Analyst, Roster
-from pipeline.load.files import make_dir, read_bytes
+from pipeline.load.files import make_dir
 from pipeline.load.jsonfile import load_json
 from pipeline.model import RiskLevel
 
@@ -136,55 +133,6 @@ class Approval:
             request_sha256=str(data.get("request_sha256", "")),
             simulated=data.get("simulated") is True,
         )
-
-
-def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
-    """Base64 of the raw 32-byte public key: the form policy/roster.yaml holds."""
-    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return base64.b64encode(raw).decode()
-
-
-def generate_key(path: Path) -> str:
-    """Write a new Ed25519 private key (PKCS8 PEM, mode 0600) and return its public key (base64)."""
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise InputError(
-            "a key file already exists here",
-            file=path,
-            hint="Choose another path: overwriting would lose the key the roster trusts.",
-        ) from None
-    with os.fdopen(fd, "wb") as out:
-        os.fchmod(out.fileno(), 0o600)
-        out.write(pem)
-    return public_key_text(key)
-
-
-def load_private_key(path: Path) -> Ed25519PrivateKey:
-    # Outside the repository by design, but still only a regular file of key size: a FIFO or
-    # /dev/zero given as --key must not hang or exhaust the run.
-    data = read_bytes(path, limit=64 * 1024, outside_ok=True)
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise InputError(
-            "not an unencrypted PEM private key",
-            file=path,
-            hint="Use the file `dmarcops keygen --out FILE` wrote.",
-        ) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise InputError(
-            "not an Ed25519 key", file=path, hint="Create one with `dmarcops keygen --out FILE`."
-        )
-    return key
 
 
 def sign(

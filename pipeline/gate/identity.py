@@ -12,17 +12,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pipeline.errors import InputError
 from pipeline.gate import sshsig
 from pipeline.gate.roster import Roster
+from pipeline.load.files import read_bytes
 
 
 def signing_bytes(fields: dict[str, Any]) -> bytes:
@@ -45,8 +48,6 @@ class Signer:
 
 
 def _is_openssh(path: Path) -> bool:
-    from pipeline.load.files import read_bytes
-
     if path.suffix == ".pub":
         return True
     head = read_bytes(path, limit=64 * 1024, outside_ok=True)[:64]
@@ -61,14 +62,12 @@ def load_signer(path: Path, roster: Roster, claimed: str | None = None) -> Signe
     `claimed` is what the user typed (`--as`, `--by`): it must be that analyst, or the command is
     refused; it never chooses who the key speaks for.
     """
-    from pipeline.gate.approvals import load_private_key
-
     if _is_openssh(path):
         key: Ed25519PrivateKey | None = None
         public = sshsig.public_key_line(path)
     else:
         key = load_private_key(path)
-        public = _public_text(key)
+        public = public_key_text(key)
     signer_id = roster.id_of_key(public)
     if signer_id is None:
         raise InputError(
@@ -102,12 +101,6 @@ def signature_holds(keys: Sequence[Ed25519PublicKey], payload: bytes, signature:
     return False
 
 
-def _public_text(key: Ed25519PrivateKey) -> str:
-    from pipeline.gate.approvals import public_key_text
-
-    return public_key_text(key)
-
-
 def verify_signature(roster: Roster, analyst: str, payload: bytes, signature: str) -> bool:
     """True when `signature` over `payload` verifies with one of `analyst`'s roster keys."""
     member = roster.get(analyst)
@@ -117,3 +110,52 @@ def verify_signature(roster: Roster, analyst: str, payload: bytes, signature: st
         and member.is_person
         and signature_holds(member.public_keys(), payload, signature)
     )
+
+
+def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """Base64 of the raw 32-byte public key: the form policy/roster.yaml holds."""
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def generate_key(path: Path) -> str:
+    """Write a new Ed25519 private key (PKCS8 PEM, mode 0600) and return its public key (base64)."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(
+            "a key file already exists here",
+            file=path,
+            hint="Choose another path: overwriting would lose the key the roster trusts.",
+        ) from None
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(pem)
+    return public_key_text(key)
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    # Outside the repository by design, but still only a regular file of key size: a FIFO or
+    # /dev/zero given as --key must not hang or exhaust the run.
+    data = read_bytes(path, limit=64 * 1024, outside_ok=True)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        raise InputError(
+            "not an unencrypted PEM private key",
+            file=path,
+            hint="Use the file `dmarcops keygen --out FILE` wrote.",
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InputError(
+            "not an Ed25519 key", file=path, hint="Create one with `dmarcops keygen --out FILE`."
+        )
+    return key

@@ -13,8 +13,8 @@ has a DNS plan. They go through the same lifecycle all the same:
 - the one gate (pipeline.gate.decide) judges it at approval and at execution: the approval chain
   by risk, windows and freezes, the client's tier, and for a dkim-switch the new selector in live
   DNS (published, a valid key with p=), checked through the client's provider;
-- "apply" records the execution (`dmarcops manual apply`): the record holds the steps and a
-  checklist, all pending; the executor does the steps and records each check
+- "apply" records the execution (`dmarcops manual apply`, pipeline.apply.manual): the record
+  holds the steps and a checklist, all pending; the executor does the steps and records each check
   (`dmarcops manual verify`); `close` seals it as for any record.
 """
 
@@ -23,8 +23,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 from pipeline.classify.rules import classify
 from pipeline.errors import GateRefused, InputError
@@ -38,20 +38,6 @@ from pipeline.live.selector import check_selector
 from pipeline.load.portfolio import Portfolio
 from pipeline.model import Fact, RiskLevel, fact
 from pipeline.plan.build import client_context
-from pipeline.records import (
-    ApprovalEvidence,
-    ApprovalRole,
-    ApprovalSource,
-    ChangeRecord,
-    ChangeType,
-    Check,
-    ManualChange,
-    RecordItem,
-    RecordStore,
-    TimeWindow,
-    ZoneOutcome,
-    ZoneStatus,
-)
 
 ITEM_TYPES = {RequestType.PLATFORM: "PLATFORM", RequestType.DKIM_SWITCH: "DKIM-SWITCH"}
 
@@ -77,7 +63,7 @@ class ManualItem:
         return f"{self.name}.{self.zone}" if self.name else self.zone
 
 
-def _details(request: ChangeRequest) -> dict[str, str]:
+def request_details(request: ChangeRequest) -> dict[str, str]:
     return dict(request.details)
 
 
@@ -87,7 +73,7 @@ def manual_items(
     if not request.type.manual:
         raise InputError(f"{request.id} is a {request.type.value} request: it has a DNS plan")
     client = portfolio.clients[request.client]
-    details = _details(request)
+    details = request_details(request)
     out = []
     for domain in request.domains:
         if request.type is RequestType.DKIM_SWITCH:
@@ -152,7 +138,7 @@ def selector_checks(
     """For a dkim-switch: the new selector of each domain, looked up in live DNS now."""
     if request.type is not RequestType.DKIM_SWITCH:
         return {}
-    selector = _details(request)["new_selector"].strip()
+    selector = request_details(request)["new_selector"].strip()
     out = {}
     for domain in request.domains:
         found = check_selector(portfolio, request.client, domain, selector, nameservers)
@@ -235,138 +221,3 @@ def approve(
     write_approval(portfolio.root, approval)
     after = judge(portfolio, plan, decide.Stage.REVIEW, now, roster, [*history, approval])
     return approval, after
-
-
-_ROLES = {
-    "author": (ApprovalRole.ANALYST, ApprovalSource.SELF),
-    "peer review": (ApprovalRole.PEER, ApprovalSource.SIGNED),
-    "client approval": (ApprovalRole.CLIENT, ApprovalSource.CLIENT_REFERENCE),
-}
-
-
-def _evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]:
-    out = []
-    for e in decision.evidence:
-        role, source = _ROLES.get(e.role, (ApprovalRole.PEER, ApprovalSource.SIGNED))
-        out.append(
-            ApprovalEvidence(role, e.who, e.at, e.reference, source, e.signature, e.simulated)
-        )
-    return tuple(out)
-
-
-def execute(
-    portfolio: Portfolio,
-    plan: ManualPlan,
-    signer: Signer,
-    now: datetime,
-    roster: Roster,
-    simulated: bool = False,
-) -> ChangeRecord:
-    """The one gate at execution; then the change record, its checklist pending: the executor
-    now does the steps and records each check (`verify`)."""
-    request = plan.request
-    store = RecordStore(portfolio.root / "changes")
-    done = [r.id for r in store.all() if r.request_id == request.id and r.executed_at is not None]
-    if done:
-        raise GateRefused(
-            f"{request.id} was already executed (change record {', '.join(done)})",
-            hint="A request is executed once; file a new one for another change.",
-        )
-    approvals = SignedApprovalFiles(portfolio.root).approvals_for(plan.plan_hash, request.id)
-    decision = judge(
-        portfolio, plan, decide.Stage.APPLY, now, roster, approvals, executor=signer.analyst
-    )
-    if not decision.allowed:
-        raise GateRefused(
-            "manual change refused; do not carry out its steps: " + decide.explain(decision),
-            hint="Approvals: dmarcops approve --request ID; windows: dmarcops window CLIENT.",
-        )
-    client = portfolio.clients[request.client]
-    details = _details(request)
-    window = decision.change_window
-    change = ManualChange(
-        kind=request.type.value,
-        platform=details.get("platform", ""),
-        setting=details.get("setting", "DKIM signing selector"),
-        steps=request.steps,
-        checklist=tuple(Check(item) for item in request.checklist),
-    )
-
-    def build(record_id: str) -> ChangeRecord:
-        return ChangeRecord(
-            id=record_id,
-            client=client.id,
-            client_name=client.name,
-            zones=tuple(sorted({i.zone for i in plan.items})),
-            change_type=ChangeType.PLATFORM
-            if request.type is RequestType.PLATFORM
-            else ChangeType.DKIM_SWITCH,
-            risk=decision.risk,
-            plan_hash=plan.plan_hash,
-            request_id=request.id,
-            request_sha256=request.sha256,
-            rationale=request.rationale,
-            items=tuple(_record_item(i) for i in plan.items),
-            approvals=_evidence(decision),
-            change_window=TimeWindow(window.start, window.end) if window is not None else None,
-            rollback_window=TimeWindow(now, now + timedelta(hours=decision.rollback_hours)),
-            created_at=now,
-            executed_at=now,
-            executed_by=signer.analyst,
-            freeze_exception=decision.freeze_exception,
-            simulated=simulated,
-            policy_sha256=portfolio.policy_sha256,
-            change_management=client.outside_change_management,
-            manual=change,
-        )
-
-    return store.create(build, now, signer, simulated)
-
-
-def _record_item(item: ManualItem) -> RecordItem:
-    return RecordItem(
-        zone=item.zone,
-        name=item.name,
-        type=item.type,
-        action=item.action,
-        before=item.before,
-        after=item.after,
-        risk=item.risk,
-        facts=tuple(str(f) for f in item.facts),
-        reasons=item.reasons,
-    )
-
-
-def verify(
-    store: RecordStore,
-    record_id: str,
-    results: dict[int, tuple[str, str]],
-    signer: Signer,
-    now: datetime,
-    simulated: bool = False,
-) -> ChangeRecord:
-    """Record checklist results: line number (from 1) -> ("verified" | "failed", note). When
-    every line is verified, the record's domains count as applied (the scheduled run may close it
-    after its rollback window, as any clean record)."""
-    record = store.get(record_id)
-    if record.manual is None:
-        raise InputError(
-            f"record {record_id} is not a manual change: DNS changes are verified by apply"
-        )
-    if record.sealed:
-        raise GateRefused(f"record {record_id} is sealed: nothing is written to it again")
-    checklist = list(record.manual.checklist)
-    for number, (status, note) in sorted(results.items()):
-        if not 1 <= number <= len(checklist):
-            raise InputError(
-                f"record {record_id}'s checklist has {len(checklist)} line(s); there is no {number}"
-            )
-        checklist[number - 1] = Check(checklist[number - 1].item, status, now, signer.analyst, note)
-    manual = replace(record.manual, checklist=tuple(checklist))
-    zone_results = (
-        tuple(ZoneOutcome(z, ZoneStatus.APPLIED, 1) for z in record.zones)
-        if manual.verified
-        else ()
-    )
-    updated = replace(record, manual=manual, zone_results=zone_results)
-    return store.update(updated, now, signer, simulated)

@@ -119,6 +119,14 @@ class Roster:
     analysts: tuple[Analyst, ...]
     file: Path = Path()
 
+    def policy_root(self, default: Path) -> Path:
+        """The tree whose policy/ this roster was read from: the sealed copy for the roster of
+        record (pipeline.records.policy_of_record), the working tree for the working roster;
+        `default` for a roster made in code."""
+        if self.file == Path():
+            return default
+        return Path(*self.file.parts[: -len(ROSTER_FILE.parts)])
+
     def get(self, analyst_id: str) -> Analyst | None:
         return next((a for a in self.analysts if a.id == analyst_id), None)
 

@@ -20,12 +20,26 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.client import HTTPMessage
 from typing import Any
 
 from pipeline.errors import EnvironmentProblem
+from pipeline.github.payloads import (
+    IssueComment,
+    PullRequest,
+    Review,
+    Shape,
+    parse_comment,
+    parse_pull_request,
+    parse_review,
+)
+from pipeline.github.transport import (
+    GitHubApiError,
+    SameOriginRedirects,
+    error_message,
+    origin_of,
+    retry_wait,
+)
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -62,211 +76,6 @@ CHECK_TITLE_LIMIT = 255
 CHECK_SUMMARY_LIMIT = 65_535  # GitHub refuses a longer output.summary
 
 
-@dataclass(frozen=True)
-class PullRequest:
-    number: int
-    state: str  # open | closed
-    author: str  # user.login of whoever opened it
-    head_sha: str
-    head_ref: str
-    base_sha: str
-    base_ref: str
-    merged: bool
-    merge_commit_sha: str | None
-    author_id: int | None = None  # user.id: the account, whatever its login is today
-
-
-@dataclass(frozen=True)
-class Review:
-    """A pull request review, as GET /repos/{owner}/{repo}/pulls/{number}/reviews lists it."""
-
-    id: int
-    login: str | None  # None when the reviewer's account was deleted (GitHub shows "ghost")
-    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING
-    submitted_at: datetime | None  # None while PENDING
-    commit_id: str | None  # None when the reviewed commit was garbage-collected (force-push)
-    html_url: str = ""
-    user_id: int | None = None  # GitHub's numeric id: it survives a rename, a login does not
-
-
-@dataclass(frozen=True)
-class IssueComment:
-    id: int
-    body: str
-    login: str | None
-    html_url: str = ""
-
-
-def _time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-
-
-def _login(user: Any) -> str | None:
-    if isinstance(user, dict) and isinstance(user.get("login"), str):
-        return str(user["login"])
-    return None
-
-
-class _Shape:
-    """Reads fields of one response object; a missing or mistyped field is an EnvironmentProblem."""
-
-    def __init__(self, data: Any, endpoint: str) -> None:
-        if not isinstance(data, dict):
-            raise EnvironmentProblem(f"unexpected answer from {endpoint}: not a JSON object")
-        self.data: dict[str, Any] = data
-        self.endpoint = endpoint
-
-    def field(self, *path: str, kind: type = str) -> Any:
-        value: Any = self.data
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise EnvironmentProblem(
-                f"unexpected answer from {self.endpoint}: {'.'.join(path)} is missing or not "
-                f"a {kind.__name__}"
-            )
-        return value
-
-
-def _pull_request(data: Any, endpoint: str) -> PullRequest:
-    shape = _Shape(data, endpoint)
-    merge_sha = shape.data.get("merge_commit_sha")
-    return PullRequest(
-        number=shape.field("number", kind=int),
-        state=shape.field("state"),
-        author=shape.field("user", "login"),
-        head_sha=shape.field("head", "sha"),
-        head_ref=shape.field("head", "ref"),
-        base_sha=shape.field("base", "sha"),
-        base_ref=shape.field("base", "ref"),
-        # `merged` is only in the full object; `merged_at` is in the listing's too.
-        merged=bool(shape.data.get("merged") or shape.data.get("merged_at")),
-        merge_commit_sha=merge_sha if isinstance(merge_sha, str) else None,
-        author_id=user_id(shape.data.get("user")),
-    )
-
-
-def _review(data: Any, endpoint: str) -> Review:
-    shape = _Shape(data, endpoint)
-    commit = shape.data.get("commit_id")
-    return Review(
-        id=shape.field("id", kind=int),
-        login=_login(shape.data.get("user")),
-        state=shape.field("state").upper(),
-        submitted_at=_time(shape.data.get("submitted_at")),
-        commit_id=commit if isinstance(commit, str) else None,
-        html_url=str(shape.data.get("html_url") or ""),
-        user_id=user_id(shape.data.get("user")),
-    )
-
-
-def user_id(user: Any) -> int | None:
-    """GitHub's numeric id of a user object (None when absent or not an integer)."""
-    value = user.get("id") if isinstance(user, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _comment(data: Any, endpoint: str) -> IssueComment:
-    shape = _Shape(data, endpoint)
-    body = shape.data.get("body")
-    return IssueComment(
-        id=shape.field("id", kind=int),
-        body=body if isinstance(body, str) else "",
-        login=_login(shape.data.get("user")),
-        html_url=str(shape.data.get("html_url") or ""),
-    )
-
-
-class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect (a renamed repository) only within the API's origin: urllib would carry
-    the Authorization header to wherever the Location points."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: Any,
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if _origin(newurl) != _origin(req.full_url):
-            return None  # urllib then raises the 3xx as an HTTPError
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-# Transient answers worth another try (GitHub's REST guidance): 5xx for requests that do the same
-# thing twice (GET, PUT, PATCH, DELETE; a POST could create a second comment), and rate limits for
-# any request (GitHub did not act on it). Waits follow Retry-After or x-ratelimit-reset, else
-# 1, 2, 4 s; nothing waits more than MAX_RETRY_WAIT (a limit further off is reported instead).
-RETRY_STATUSES = frozenset({500, 502, 503, 504})
-IDEMPOTENT = frozenset({"GET", "PUT", "PATCH", "DELETE"})
-MAX_ATTEMPTS = 4
-MAX_RETRY_WAIT = 60.0
-SECONDARY_LIMIT_WAIT = 60.0  # "wait at least one minute" (GitHub's REST best practices)
-
-
-class GitHubApiError(EnvironmentProblem):
-    """GitHub answered with an error status (kept, so a caller can tell a 404 from the rest)."""
-
-    def __init__(self, message: str, *, hint: str = "", status: int) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-
-
-def _retry_wait(method: str, status: int, headers: Any, message: str, attempt: int) -> float | None:
-    """Seconds to wait before trying again, or None: do not retry."""
-    if attempt >= MAX_ATTEMPTS:
-        return None
-    backoff = float(2 ** (attempt - 1))
-    retry_after = headers.get("Retry-After") if headers is not None else None
-    limited = status == 429 or (
-        status == 403
-        and (
-            retry_after is not None
-            or "secondary rate limit" in message.lower()
-            or (headers is not None and headers.get("x-ratelimit-remaining") == "0")
-        )
-    )
-    if limited:
-        # GitHub's documented order: Retry-After; else, with no requests left, the reset time;
-        # else a secondary limit, for which GitHub asks for at least a minute.
-        wait = SECONDARY_LIMIT_WAIT if status == 403 else backoff
-        if retry_after is not None and retry_after.strip().isdigit():
-            wait = float(retry_after.strip())
-        elif headers is not None and (reset := headers.get("x-ratelimit-reset", "")).isdigit():
-            wait = max(0.0, float(reset) - time.time())
-        return wait if wait <= MAX_RETRY_WAIT else None
-    if status in RETRY_STATUSES and method in IDEMPOTENT:
-        return backoff
-    return None
-
-
-def _message(body: bytes) -> str:
-    try:
-        data = json.loads(body.decode("utf-8", "replace"))
-    except ValueError:
-        return ""
-    if not isinstance(data, dict):
-        return ""
-    message = str(data.get("message") or "")
-    errors = data.get("errors")
-    if isinstance(errors, list) and errors:
-        details = [str(e.get("message") or e.get("code") or e) for e in errors if e]
-        message += f" ({'; '.join(details)})" if details else ""
-    return message[:300]
-
-
 class GitHubClient:
     """The REST calls the pull-request gate and the apply stage need, with typed answers."""
 
@@ -293,7 +102,7 @@ class GitHubClient:
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self._token = token
-        self._opener = urllib.request.build_opener(_SameOriginRedirects())
+        self._opener = urllib.request.build_opener(SameOriginRedirects())
         # How long to wait before a retry; tests pass a recorder instead of time.sleep.
         self.sleep: Any = time.sleep
 
@@ -340,10 +149,10 @@ class GitHubClient:
                 break
             except urllib.error.HTTPError as exc:
                 try:
-                    message = _message(exc.read())
+                    message = error_message(exc.read())
                 except OSError:
                     message = ""
-                wait = _retry_wait(method, exc.code, exc.headers, message, attempt)
+                wait = retry_wait(method, exc.code, exc.headers, message, attempt)
                 if wait is None:
                     raise self._problem(method, endpoint, exc, permission, message) from None
                 self.sleep(wait)
@@ -434,7 +243,7 @@ class GitHubClient:
         if match is None:
             return None
         url: str = urllib.parse.urljoin(self.api_url + "/", str(match.group(1)))
-        if _origin(url) != _origin(self.api_url):
+        if origin_of(url) != origin_of(self.api_url):
             raise EnvironmentProblem(
                 f"GitHub API GET {path}: the next page is on another host",
                 hint="The token is only ever sent to GITHUB_API_URL.",
@@ -451,31 +260,31 @@ class GitHubClient:
 
     def pull_request(self, number: int) -> PullRequest:
         path = self._path("pulls", number)
-        return _pull_request(self._get(path, _READ_PULLS), f"GET {path}")
+        return parse_pull_request(self._get(path, _READ_PULLS), f"GET {path}")
 
     def reviews(self, number: int) -> list[Review]:
         """Every review of the pull request, oldest first (GitHub lists them chronologically)."""
         path = self._path("pulls", number, "reviews")
-        return [_review(r, f"GET {path}") for r in self._get_all(path, _READ_PULLS)]
+        return [parse_review(r, f"GET {path}") for r in self._get_all(path, _READ_PULLS)]
 
     def pulls_for_commit(self, sha: str) -> list[PullRequest]:
         """The pull requests a commit belongs to (for a merge commit: the PR it merged)."""
         path = self._path("commits", self._sha(sha), "pulls")
-        return [_pull_request(p, f"GET {path}") for p in self._get_all(path, _READ_PULLS)]
+        return [parse_pull_request(p, f"GET {path}") for p in self._get_all(path, _READ_PULLS)]
 
     def issue_comments(self, number: int) -> list[IssueComment]:
         path = self._path("issues", number, "comments")
-        return [_comment(c, f"GET {path}") for c in self._get_all(path, _READ_PULLS)]
+        return [parse_comment(c, f"GET {path}") for c in self._get_all(path, _READ_PULLS)]
 
     def create_comment(self, number: int, body: str) -> IssueComment:
         path = self._path("issues", number, "comments")
         data, _ = self._call("POST", self.api_url + path, path, _WRITE_COMMENTS, {"body": body})
-        return _comment(data, f"POST {path}")
+        return parse_comment(data, f"POST {path}")
 
     def update_comment(self, comment_id: int, body: str) -> IssueComment:
         path = self._path("issues", "comments", comment_id)
         data, _ = self._call("PATCH", self.api_url + path, path, _WRITE_COMMENTS, {"body": body})
-        return _comment(data, f"PATCH {path}")
+        return parse_comment(data, f"PATCH {path}")
 
     def delete_comment(self, comment_id: int) -> None:
         path = self._path("issues", "comments", comment_id)
@@ -530,13 +339,13 @@ class GitHubClient:
             body["details_url"] = details_url
         path = self._path("check-runs")
         data, _ = self._call("POST", self.api_url + path, path, _WRITE_CHECKS, body)
-        return int(_Shape(data, f"POST {path}").field("id", kind=int))
+        return int(Shape(data, f"POST {path}").field("id", kind=int))
 
     def repository_info(self) -> dict[str, Any]:
         """GET /repos/{owner}/{repo}: default_branch, id (the numeric id OIDC subjects carry)."""
         path = self._path()
         data = self._get(path, _READ_ADMIN)
-        _Shape(data, f"GET {path}").field("default_branch")
+        Shape(data, f"GET {path}").field("default_branch")
         return dict(data)
 
     def branch_rules(self, branch: str) -> list[dict[str, Any]]:
@@ -557,7 +366,7 @@ class GitHubClient:
         """One ruleset in full: rules, conditions and bypass_actors (visible to admins)."""
         path = self._path("rulesets", ruleset_id)
         data = self._get(path, _READ_ADMIN)
-        _Shape(data, f"GET {path}").field("id", kind=int)
+        Shape(data, f"GET {path}").field("id", kind=int)
         return dict(data)
 
     def environment(self, name: str) -> dict[str, Any] | None:
@@ -570,7 +379,7 @@ class GitHubClient:
             if exc.status == 404:
                 return None
             raise
-        _Shape(data, f"GET {path}").field("name")
+        Shape(data, f"GET {path}").field("name")
         return dict(data)
 
     def deployment_branch_policies(self, name: str) -> list[dict[str, Any]]:
@@ -580,7 +389,7 @@ class GitHubClient:
         data = self._call(
             "GET", f"{self.api_url}{path}?per_page={PER_PAGE}", path, _READ_ENVIRONMENTS
         )[0]
-        policies = _Shape(data, f"GET {path}").field("branch_policies", kind=list)
+        policies = Shape(data, f"GET {path}").field("branch_policies", kind=list)
         total = data.get("total_count") if isinstance(data, dict) else None
         if isinstance(total, int) and total > len(policies):
             raise EnvironmentProblem(
@@ -599,5 +408,5 @@ class GitHubClient:
             if " answered 404" in exc.message:
                 return None
             raise
-        _Shape(data, f"GET {path}")
+        Shape(data, f"GET {path}")
         return dict(data)

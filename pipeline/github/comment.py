@@ -10,7 +10,7 @@ Read top down by a reviewer with little time:
 GitHub refuses a comment body over 65,536 characters: the drafts are dropped first, then the table
 and the checklist are cut at a line, and the comment says where the whole plan is (the run's
 summary and its `plan.json` artifact). The marker and the two verdict lines always stay. Every
-string that came from a user or from DNS is escaped (pipeline.render.markdown_text).
+string that came from a user or from DNS is escaped (pipeline.text.markdown).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from pipeline.classify.change_type import change_type
 from pipeline.gate import approvals as gate
 from pipeline.gate import decide
-from pipeline.gate.requests import Coverage, describe
+from pipeline.gate.coverage import Coverage, describe
 from pipeline.gate.roster import Roster
 from pipeline.github.reviews import short_sha
 from pipeline.github.verdict import ROLES, PullRequestGate, RequestGate
@@ -26,8 +26,8 @@ from pipeline.load.portfolio import Portfolio
 from pipeline.model import RecordKind
 from pipeline.plan.items import ItemKey, PlanItem, RequestRef
 from pipeline.render.markdown import MARKER, render_markdown
-from pipeline.render.markdown_text import code, escape
 from pipeline.render.text import summary_line
+from pipeline.text.markdown import code, escape
 
 COMMENT_LIMIT = 65_536  # GitHub refuses a longer comment body
 SUMMARY_LIMIT = 1_048_576  # $GITHUB_STEP_SUMMARY: 1 MiB a step

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import EnvironmentProblem, InputError
-from pipeline.github.api import user_id
+from pipeline.github.payloads import user_id
 from pipeline.load.jsonfile import load_json
 
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_review")

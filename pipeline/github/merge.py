@@ -26,10 +26,11 @@ from pipeline.apply.run import ApplyOptions, open_requests, run_apply
 from pipeline.errors import DmarcopsError, GateRefused
 from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, load_plan_file
+from pipeline.gate.coverage import cover
 from pipeline.gate.identity import Signer
-from pipeline.gate.requests import cover
 from pipeline.gate.roster import Roster
-from pipeline.github.api import GitHubClient, PullRequest
+from pipeline.github.api import GitHubClient
+from pipeline.github.payloads import PullRequest
 from pipeline.github.reviews import GitHubReviewApprovals
 from pipeline.github.verdict import pr_author_ids
 from pipeline.live.dns import Nameservers
@@ -44,7 +45,7 @@ from pipeline.records import ChangeRecord, RecordStore
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import MARKER
-from pipeline.render.markdown_text import code, escape
+from pipeline.text.markdown import code, escape
 
 PLANS_DIR = Path("changes") / "plans"
 OUTCOME_MARKER = "<!-- dmarcops-outcome -->"

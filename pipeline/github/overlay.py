@@ -21,16 +21,14 @@ What is copied, and what is refused (InputError, exit 1: the check run then says
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import EnvironmentProblem, InputError
-from pipeline.load.files import configured_limits, make_dir
+from pipeline.load.files import configured_limits, make_dir, replace_bytes
 
 GIT_TIMEOUT = 60.0
 DATA_ROOTS = ("zones", "changes/requests", "changes/approvals", "changes/evidence")
@@ -136,22 +134,6 @@ def _clean_under(repo: Path) -> None:
         )
 
 
-def _replace_bytes(path: Path, data: bytes, repo: Path) -> None:
-    """As load.files.replace_text, for bytes: a temporary file renamed over the name, so a link
-    at the name is replaced and never written through; the directory must resolve inside."""
-    directory = make_dir(path.parent, root=repo)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def overlay_pull_request(repo: Path, head: str) -> Overlay:
     """Copy the pull request's changes under the data paths onto the work tree (the default
     branch at HEAD); refuse anything that is not a plain file at a data path's shape."""
@@ -211,6 +193,6 @@ def overlay_pull_request(repo: Path, head: str) -> Overlay:
                 os.unlink(target)  # unlink never follows a link at the name
             removed.append(path)
         else:
-            _replace_bytes(target, contents[path], repo)
+            replace_bytes(target, contents[path], root=repo)
             written.append(path)
     return Overlay(base, head, tuple(written), tuple(removed), tuple(not_taken))

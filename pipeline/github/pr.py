@@ -25,11 +25,13 @@ from pathlib import Path
 from pipeline.apply.run import open_requests
 from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.gate import approvals as gate
-from pipeline.gate.requests import describe
-from pipeline.github.api import CHECK_SUMMARY_LIMIT, GitHubApiError, GitHubClient, IssueComment
+from pipeline.gate.coverage import describe
+from pipeline.github.api import CHECK_SUMMARY_LIMIT, GitHubClient
 from pipeline.github.comment import SUMMARY_LIMIT, render_comment, request_refs
 from pipeline.github.events import PullRequestEvent
+from pipeline.github.payloads import IssueComment
 from pipeline.github.reviews import GitHubReviewApprovals
+from pipeline.github.transport import GitHubApiError
 from pipeline.github.verdict import (
     STATUS_CONTEXT,
     PullRequestGate,
@@ -46,7 +48,7 @@ from pipeline.records import RecordStore
 from pipeline.records.policy_of_record import roster_of_record
 from pipeline.render.json_plan import render_json
 from pipeline.render.markdown import MARKER
-from pipeline.render.safe import clean
+from pipeline.text.safe import clean
 
 ANNOTATION_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -112,7 +114,7 @@ def _property(value: str) -> str:
 
 def _visible(value: str) -> str:
     # The Actions log renders ANSI escape sequences: every other control, bidi or invisible
-    # character is shown escaped (render/safe.py); newlines and carriage returns are kept for
+    # character is shown escaped (text/safe.py); newlines and carriage returns are kept for
     # the %0A / %0D encoding below.
     return "".join(
         part if part in ("\r", "\n") else clean(part) for part in re.split(r"([\r\n])", value)

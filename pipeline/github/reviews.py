@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from pipeline.gate.approvals import GITHUB, Approval
 from pipeline.gate.roster import Analyst, Roster
-from pipeline.github.api import Review
+from pipeline.github.payloads import Review
 
 APPROVED = "APPROVED"
 WITHDRAWING = {"CHANGES_REQUESTED": "requested changes", "DISMISSED": "was dismissed"}

@@ -12,7 +12,8 @@ from datetime import datetime
 
 from pipeline.gate import approvals as gate
 from pipeline.gate import decide
-from pipeline.gate.requests import ChangeRequest, Coverage, cover
+from pipeline.gate.coverage import Coverage, cover
+from pipeline.gate.requests import ChangeRequest
 from pipeline.gate.roster import Roster
 from pipeline.github.api import STATUS_DESCRIPTION_LIMIT
 from pipeline.github.reviews import GitHubReviewApprovals

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
-from pipeline.apply.verify import Checkable, Clock, ItemCheck, verify_by_provider
 from pipeline.live.providers import POWERDNS, ROUTE53
 from pipeline.load.portfolio import HOSTED_ZONES
 
@@ -153,24 +151,3 @@ def wait_insync(target: Any, changes: Sequence[str], timeout: float) -> str:
             break
         time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
     return f"change {', '.join(pending)} still PENDING after {timeout:g} s" if pending else ""
-
-
-def verify_route53(
-    target: Any, zone: str, items: Sequence[Checkable], timeout: float, clock: Clock
-) -> list[ItemCheck]:
-    """GetChange until INSYNC, then the records read back (Route 53 has no server a test can
-    query; in production its public servers serve what INSYNC says they have)."""
-    changes = list(getattr(target, "dmarcops_changes", ()))
-    try:
-        pending = wait_insync(target, changes, timeout)
-    except Exception as exc:
-        pending = f"GetChange failed: {str(exc).splitlines()[0] if str(exc) else exc}"
-    if pending:
-        return [
-            ItemCheck(i.zone, i.name, i.type, "unverifiable", clock(), "provider", pending)
-            for i in items
-        ]
-    target._r53_rrsets = {}  # the zone as cached before the apply: read it again
-    checks = verify_by_provider(target, zone, items, clock)
-    insync = f"change {', '.join(changes)} INSYNC; " if changes else ""
-    return [replace(c, detail=f"{insync}{c.detail}") for c in checks]

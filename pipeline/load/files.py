@@ -312,11 +312,16 @@ def replace_text(path: Path, text: str, *, root: Path | None = None) -> Path:
     """Write a whole file dmarcops owns (a saved plan, a generated CODEOWNERS, a request it
     files) by writing a temporary file beside it and renaming it over the name: a symbolic link
     committed at that name is replaced, never written through to the file it points at."""
+    return replace_bytes(path, text.encode("utf-8"), root=root)
+
+
+def replace_bytes(path: Path, data: bytes, *, root: Path | None = None) -> Path:
+    """As `replace_text`, for bytes (a pull request's files laid over the default branch)."""
     directory = make_dir(path.parent, root=root)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

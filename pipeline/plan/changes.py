@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from pipeline.errors import EnvironmentProblem, InputError
-from pipeline.gate.requests import REQUESTS_DIR, Selector, client_domains
+from pipeline.load.request_files import REQUESTS_DIR, Selector, client_domains
 from pipeline.load.yamlfile import load_yaml
 
 # Files every plan depends on: a change to any of them can change any zone's risk or live state.

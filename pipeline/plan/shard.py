@@ -32,7 +32,7 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.load.files import is_real_dir
 from pipeline.load.jsonfile import load_json
 from pipeline.model import RiskLevel
-from pipeline.render.safe import json_text
+from pipeline.text.safe import json_text
 
 SHARDS_FORMAT = "dmarcops-shards/1"
 PLAN_FORMAT_VERSION = 1  # pipeline/render/json_plan.py FORMAT_VERSION: the plan JSON merged

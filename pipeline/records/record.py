@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 from pipeline.errors import InputError
 from pipeline.model import RiskLevel
 from pipeline.plan.items import PlanItem
-from pipeline.render.markdown_text import code, escape
-from pipeline.render.safe import clean
+from pipeline.text.markdown import code, escape
+from pipeline.text.safe import clean
 
 FORMAT_VERSION = 1
 # "2026-1247" in the seed: the UTC year, then a sequence number of at least four digits.

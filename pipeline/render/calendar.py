@@ -18,8 +18,8 @@ from pipeline.calendar.build import (
     Status,
     WindowEvent,
 )
-from pipeline.render.markdown_text import code, escape
-from pipeline.render.safe import clean
+from pipeline.text.markdown import code, escape
+from pipeline.text.safe import clean
 
 FORMAT_VERSION = 1
 

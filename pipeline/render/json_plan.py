@@ -9,7 +9,7 @@ from typing import Any
 from pipeline.classify.change_type import change_type
 from pipeline.model import RiskLevel
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
-from pipeline.render.safe import json_text
+from pipeline.text.safe import json_text
 
 FORMAT_VERSION = 1
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pipeline.classify.change_type import change_type
 from pipeline.model import RecordKind, RiskLevel, Severity
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef, ZoneResult
-from pipeline.render.markdown_text import code, escape
 from pipeline.render.text import summary_line
+from pipeline.text.markdown import code, escape
 
 MARKER = "<!-- dmarcops-plan -->"
 

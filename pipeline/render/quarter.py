@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pipeline.records.quarter import QuarterReport
 from pipeline.records.record import format_utc
-from pipeline.render.markdown_text import code, escape
+from pipeline.text.markdown import code, escape
 
 _BEND_TITLES = {
     "emergency": "Emergency changes",

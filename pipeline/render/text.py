@@ -11,7 +11,7 @@ import click
 
 from pipeline.model import RecordKind, RiskLevel, Severity
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef
-from pipeline.render.safe import clean, shown
+from pipeline.text.safe import clean, shown
 
 RISK_COLOUR = {RiskLevel.LOW: "green", RiskLevel.MEDIUM: "yellow", RiskLevel.HIGH: "red"}
 SEVERITY_COLOUR = {Severity.INFO: "cyan", Severity.WARNING: "yellow", Severity.ERROR: "red"}

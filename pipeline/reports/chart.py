@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from xml.sax.saxutils import escape, quoteattr
 
-from pipeline.render.safe import clean
 from pipeline.reports.summary import Stats, Summary
+from pipeline.text.safe import clean
 
 WIDTH, HEIGHT = 880, 420
 LEFT, RIGHT, TOP, BOTTOM = 64, 72, 56, 64

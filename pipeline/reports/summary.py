@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pipeline.load.portfolio import Sender, SenderCatalog
-from pipeline.render.safe import clean
 from pipeline.reports.asn import AsnTable
+from pipeline.text.safe import clean
 
 
 @dataclass

@@ -5,8 +5,9 @@ escape sequence (ESC [2J clears the reviewer's screen, ESC ]8 makes a link), a c
 overwrites the line it is on, a bell, a C1 control (U+009B is CSI on some terminals), a bidi override
 (U+202E shows "lave" for "eval") or a zero-width character that makes two names look the same.
 `clean` shows every such character as a visible escape instead; `shown` also quotes a value whose
-edges or content could mislead. The markdown escaper (markdown_text), the terminal plan (text), the
-JSON plan (json_plan) and every error message (errors.DmarcopsError) go through here.
+edges or content could mislead. The markdown escaper (text/markdown.py), the terminal plan
+(render/text.py), the JSON plan (render/json_plan.py) and every error message
+(errors.DmarcopsError) go through here.
 """
 
 from __future__ import annotations

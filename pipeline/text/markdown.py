@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.render.safe import clean
+from pipeline.text.safe import clean
 
 # Characters that start emphasis, code, links, images, HTML, tables, headings or strike-through.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>#!|~])")
@@ -12,7 +12,7 @@ _SPECIAL = re.compile(r"([\\`*_{}\[\]<>#!|~])")
 
 def escape(text: str) -> str:
     """Plain text shown as-is in markdown (and in a GitHub comment): no links, no HTML, no tables."""
-    # Control, bidi and invisible characters first (render/safe.py): their escapes are then
+    # Control, bidi and invisible characters first (text/safe.py): their escapes are then
     # markdown-escaped like any other backslash, so GitHub shows them as written.
     escaped = _SPECIAL.sub(r"\\\1", clean(text))
     # An entity, so "@team" in a user's string never pings anyone in a GitHub comment.

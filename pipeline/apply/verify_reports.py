@@ -15,10 +15,14 @@ written to changes/evidence/verification-<sha256>.json and the record seals its 
 The thresholds are policy/gate.yaml `report_verification` (pipeline.load.gate_policy).
 
 Which reports count: the baseline is the reports that ended at or before the change and began at
-most `baseline_days` before it (from that day's UTC midnight); the post-change period is the reports that began at or after the
-change plus the before-state's TTL (resolvers may serve the old record until then) and before
-now. A report spanning the change (a daily report of the day it was applied) belongs to neither
+most `baseline_days` before it (from that day's UTC midnight); the post-change period is the
+reports that began at or after the change plus the before-state's TTL (resolvers may serve the
+old record until then) and before now. A report spanning the change (a daily report of the day it was applied) belongs to neither
 and is counted as straddling. Sources are source IPs, as in the progression evidence.
+
+It reads the report store (pipeline.reports) and writes a change record's ReportCheck
+(pipeline.records), so it sits above both, beside the apply lifecycle that closes records on its
+verdict (pipeline.apply.pending).
 """
 
 from __future__ import annotations
@@ -480,7 +484,7 @@ def _line(name: str, period: Period) -> str:
 
 
 def render_text(checks: Sequence[RecordCheck], now: datetime) -> str:
-    from pipeline.render.safe import clean
+    from pipeline.text.safe import clean
 
     if not checks:
         return "no applied record is open: nothing to verify\n"
