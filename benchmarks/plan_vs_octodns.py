@@ -257,7 +257,9 @@ def write_repo(repo: Path, domains: list[Domain], concurrency: int) -> None:
         ROOT / "policy",
         repo / "policy",
         ignore=lambda d, names: (
-            {"clients", "providers.yaml", "settings.yaml"} if Path(d) == ROOT / "policy" else set()
+            {"clients", "calendars", "providers.yaml", "settings.yaml"}
+            if Path(d) == ROOT / "policy"
+            else set()
         ),
     )
     settings = {
