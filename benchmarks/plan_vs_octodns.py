@@ -52,10 +52,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import SENDER_ZONES  # noqa: E402
 from dns_server import NamedServer  # noqa: E402
+from signing import genesis, sign_all  # noqa: E402
 
 LIVE_TTL = 3600  # owned records: the zone files leave ttl out, and YamlProvider defaults to 3600
 OTHER_TTL = 300  # A/MX/www: not owned, their TTL never matters to the plan
 DIFFER_SHARE = 0.2
+TARGET_RATIO = 1.0  # issue 16: a full plan at or below octodns-sync's dry run
 ENV_PREFIX = "BENCH_BIND_"
 # One ordering for every record-name list we write: octoDNS's enforce_order uses natsort.
 NATSORT = natsort_keygen()
@@ -75,8 +77,11 @@ EXTRA_SENDERS = {
     "include:mail.zendesk.com": "Zendesk",
     "include:mailgun.org": "Mailgun",
 }
-# The usual progression; a changed domain moves one step up.
-DMARC_STEPS = ("p=none", "p=quarantine; pct=25", "p=quarantine", "p=reject")
+# The usual progression. A changed domain moves one step up inside p=quarantine (pct 25 -> 50 or
+# 50 -> 100): a step to another p= needs aggregate-report evidence (policy/gate.yaml
+# report_evidence), which a generated portfolio has no reports for.
+DMARC_STEPS = ("p=none", "p=quarantine; pct=25", "p=quarantine; pct=50", "p=quarantine", "p=reject")
+PCT_STEPS = (1, 2)  # indexes into DMARC_STEPS whose next step only raises pct
 LIVE_SELECTORS = ("google", "s2024", "k1", "selector1")
 NEW_SELECTOR = "s2026"
 # all-reports.test authorises reports for any domain (conftest), so external rua is looked up.
@@ -158,7 +163,7 @@ def make_domain(
     d.desired[""] = ("TXT", " ".join(["v=spf1", *spf_terms, spf_all]))
 
     rua = EXTERNAL_RUA if rng.random() < 0.3 else f"mailto:dmarc@{name}"
-    step = rng.randrange(len(DMARC_STEPS) - 1 if "dmarc" in changes else len(DMARC_STEPS))
+    step = rng.choice(PCT_STEPS) if "dmarc" in changes else rng.randrange(len(DMARC_STEPS))
     d.live.append(("_dmarc", "TXT", f"v=DMARC1; {DMARC_STEPS[step]}; rua={rua}", LIVE_TTL))
     if "dmarc" in changes:
         d.requests.append(
@@ -304,6 +309,10 @@ def write_repo(repo: Path, domains: list[Domain], concurrency: int) -> None:
         for d in owned:
             (repo / "zones" / client / f"{d.name}.yaml").write_text(zone_yaml(d))
     write_requests(repo, domains)
+    # The plan is judged by the sealed policy and counts only signed requests: without a
+    # genesis (sealed by the example's lead) and the authors' signatures it refuses every run.
+    genesis(repo)
+    sign_all(repo)
 
 
 def write_requests(repo: Path, domains: list[Domain]) -> None:
@@ -312,7 +321,8 @@ def write_requests(repo: Path, domains: list[Domain]) -> None:
     if not (repo / "policy" / "schemas" / "change-request.schema.json").exists():
         return
     roster = yaml.safe_load((repo / "policy" / "roster.yaml").read_text())
-    authors = [a["id"] for a in roster["analysts"]]
+    # People only: the automation's key signs ledger entries, never requests.
+    authors = [a["id"] for a in roster["analysts"] if a.get("role") != "automation"]
     directory = repo / "changes" / "requests"
     directory.mkdir(parents=True)
     number = 0
@@ -588,7 +598,11 @@ def main() -> int:
         if args.serve:
             serve(commands, secrets)
         else:
-            failures += run_all(commands, {**os.environ, **secrets}, outputs, args)
+            # As installed packages run: with bytecode cached (the warm-up writes it), even where
+            # the shell sets PYTHONDONTWRITEBYTECODE (octoDNS's was compiled by pip; ours is
+            # an editable install, compiled on first import).
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            failures += run_all(commands, {**env, **secrets}, outputs, args)
             results = report(commands, outputs, domains, args.concurrency, failures)
             results["named_start_seconds"] = client_dns.start_seconds
             (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -679,8 +693,8 @@ def report(
     print()
     for octo in (octo_default, octo_matched):
         ratio = median[dmarcops.label] / median[octo.label]
-        verdict = "ok" if ratio <= 1.2 else "MISSED"
-        print(f"ratio dmarcops / {octo.label}: {ratio:.2f} (target <= 1.2: {verdict})")
+        verdict = "ok" if ratio <= TARGET_RATIO else "MISSED"
+        print(f"ratio dmarcops / {octo.label}: {ratio:.2f} (target <= {TARGET_RATIO}: {verdict})")
         results[f"ratio vs {octo.label}"] = ratio
     peak = mb(max(r.max_rss_kb for r in dmarcops.runs))
     print(

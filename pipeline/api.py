@@ -224,11 +224,10 @@ def plan(
     Raises InputError for bad input in policy/ or the requests (zone-file problems only take
     their zone out); live DNS that cannot be read is a failed zone, never an exception.
     """
-    from pipeline.apply.run import open_requests
     from pipeline.commands.common import nameservers_from
     from pipeline.commands.loading import load_plannable
     from pipeline.gate import decide
-    from pipeline.gate.requests import cover, signature_refusal
+    from pipeline.gate.requests import cover, load_requests, signature_refusal
     from pipeline.plan.build import PlanOptions, make_plan
     from pipeline.records import RecordStore
     from pipeline.records.policy_of_record import roster_of_record
@@ -261,7 +260,13 @@ def plan(
     )
     if changed is not None and on_selected is not None:
         on_selected(changed)
-    requests = open_requests(root, RecordStore(root / "changes"))
+    roster = roster_of_record(root)
+    # The requests not yet executed (pipeline.apply.run.open_requests, without importing the
+    # apply machinery): an executed request's `covers:` must not claim later changes.
+    executed = {
+        r.request_id for r in RecordStore(root / "changes").all() if r.executed_at is not None
+    }
+    requests = [r for r in load_requests(root, roster) if r.id not in executed]
     result = make_plan(portfolio, options, progress=progress)
     # A self-serve client's changes are recommendations (docs/drift.md): no request covers them,
     # and the one gate refuses to approve or apply them [self-serve-tier].
@@ -280,7 +285,6 @@ def plan(
         coverage.check()
     except GateRefused as exc:
         refusals.append(str(exc))
-    roster = roster_of_record(root)
     for request in coverage.requests:
         decision = decide.decide(
             request,
