@@ -356,9 +356,10 @@ def classify(report: PlanReport) -> tuple[Classification, ...]:
 # --- render -------------------------------------------------------------------------------------
 
 
-def render(report: PlanReport, fmt: Format = "text") -> str:
+def render(report: PlanReport, fmt: Format = "text", *, color: bool = False) -> str:
     """The plan as `dmarcops plan --format FMT` prints it: "text" for people, "json" for
-    machines (the contract in README.md), "markdown" for pull requests."""
+    machines (the contract in README.md), "markdown" for pull requests. `color`: keep the text
+    format's terminal colours (ANSI), as the command shows them on a terminal."""
     if fmt == "json":
         from pipeline.render.json_plan import render_json
 
@@ -369,9 +370,12 @@ def render(report: PlanReport, fmt: Format = "text") -> str:
         names = {c.id: c.name for c in report.portfolio.clients.values()}
         return render_markdown(report.plan, names, report.requests)
     if fmt == "text":
+        import click
+
         from pipeline.render.text import render_text
 
-        return render_text(report.plan, report.requests)
+        text = render_text(report.plan, report.requests)
+        return text if color else click.unstyle(text)
     raise InputError(f"unknown plan format {fmt!r}", hint="Use text, json or markdown.")
 
 

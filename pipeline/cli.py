@@ -536,7 +536,8 @@ def plan(
         progress=_progress_if_many,
         on_selected=lambda changed: _report_changed(changed, changed_since or ""),
     )
-    click.echo(api.render(report, fmt), nl=False)  # type: ignore[arg-type]
+    # Coloured for a terminal; click.echo drops the colours elsewhere, as before.
+    click.echo(api.render(report, fmt, color=True), nl=False)  # type: ignore[arg-type]
     if out is not None:
         try:
             out.write_text(api.render(report, "json"), encoding="utf-8")
