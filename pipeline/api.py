@@ -327,7 +327,7 @@ class Classification:
     zone: str
     name: str
     type: str
-    change_type: str  # e.g. dmarc-policy-escalation, spf-sender-added (pipeline.classify)
+    change_type: str  # as the plan shows it: "Policy progression", "New sender", "Other"...
     risk: RiskLevel
     reasons: tuple[str, ...]  # the risk rules that matched, as the plan shows them
     rollback_hours: int
