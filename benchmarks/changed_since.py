@@ -7,7 +7,7 @@
    (sandbox/live/, octoDNS YamlProvider) matching them, with records the pipeline does not own
    beside them. Policy (risk rules, senders, providers, settings, roster, schemas) is the example
    portfolio's. It is committed to a new git repository.
-2. A second commit moves one domain's DMARC policy from p=none to p=quarantine, with the change
+2. A second commit adds a sender (SendGrid) to one domain's SPF record, with the signed change
    request that covers it: the shape of a typical pull request.
 3. Times, alternating, K runs each: `dmarcops plan --format json --changed-since HEAD~1` and
    `dmarcops plan --format json` (every zone). Wall time per run.
@@ -33,7 +33,13 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# The tests' signing helpers: the ledger's genesis sealed by the example's lead, requests signed
+# by their authors with the test keys (tests/keys/), as a real repository has them.
+sys.path.insert(0, str(ROOT / "tests"))
+from signing import genesis, sign_all  # noqa: E402
+
 PER_CLIENT = 10
+TARGET_FRACTION = 50  # issue 16: a one-client changed-since plan at most 1/50 of a full plan
 AT = "2026-12-01T09:00:00Z"  # a Tuesday: no example freeze, inside the default window
 # A real RSA-2048 DKIM public key (the example portfolio's s2025 selector), so validation is
 # judged on a realistic record; reused across domains because it never changes between runs.
@@ -44,6 +50,8 @@ DKIM = (
     "QPLs6HPc8M6+Okhzd7e7OaAtLG/Ht8K/gjeS1sPFpT+cZLOswPlFDbqP6uTYb1fQiCsacNgOIQnf+/Ztu6xo6kr0H0jdV"
     "EK6X0rLjuj1fThUyrqWr7/JXcr04ZbW9rbQIDAQAB"
 )
+SPF = "v=spf1 include:_spf.google.com ~all"
+SPF_ADDED = "v=spf1 include:_spf.google.com include:sendgrid.net ~all"
 GIT_ENV = {
     "GIT_CONFIG_GLOBAL": os.devnull,
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -52,6 +60,11 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "Benchmark",
     "GIT_COMMITTER_EMAIL": "bench@msp.example",
 }
+
+
+# As an installed package runs: with its bytecode cached. PYTHONDONTWRITEBYTECODE (set in some
+# CI and agent shells) would make every run compile dmarcops's modules again (about 0.3 s).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def git(repo: Path, *args: str) -> None:
@@ -64,16 +77,16 @@ def dmarc(domain: str, policy: str) -> str:
     return f"v=DMARC1\\; p={policy}\\; rua=mailto:dmarc@{domain}"
 
 
-def zone_text(domain: str, policy: str) -> str:
+def zone_text(domain: str, spf: str = SPF) -> str:
     # Written by hand, not yaml.dump: octoDNS wants the escaped semicolons exactly as shown.
     return (
         "---\n"
         "'':\n"
         "  type: TXT\n"
-        "  value: v=spf1 include:_spf.google.com ~all\n"
+        f"  value: {spf}\n"
         "_dmarc:\n"
         "  type: TXT\n"
-        f"  value: {dmarc(domain, policy)}\n"
+        f"  value: {dmarc(domain, 'none')}\n"
         "s2025._domainkey:\n"
         "  type: TXT\n"
         f"  value: {DKIM}\n"
@@ -106,7 +119,9 @@ def live_text(domain: str, index: int) -> str:
 
 def generate(dest: Path, domains: int) -> str:
     """Write and commit the portfolio, then the one-zone change. Returns the changed domain."""
-    shutil.copytree(ROOT / "policy", dest / "policy", ignore=shutil.ignore_patterns("clients"))
+    shutil.copytree(
+        ROOT / "policy", dest / "policy", ignore=shutil.ignore_patterns("clients", "calendars")
+    )
     (dest / "policy" / "clients").mkdir()
     (dest / "sandbox" / "live").mkdir(parents=True)
     (dest / "changes" / "requests").mkdir(parents=True)
@@ -127,51 +142,60 @@ def generate(dest: Path, domains: int) -> str:
         )
         (dest / "zones" / client).mkdir(parents=True)
         for offset, name in enumerate(names):
-            (dest / "zones" / client / f"{name}.yaml").write_text(zone_text(name, "none"))
+            (dest / "zones" / client / f"{name}.yaml").write_text(zone_text(name))
             (dest / "sandbox" / "live" / f"{name}.yaml").write_text(live_text(name, first + offset))
+    # The plan is judged by the sealed policy: without a genesis it refuses every run.
+    genesis(dest)
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", f"{domains} zones, matching live DNS")
 
     changed = f"client{domains // 2:04d}.example"
     client = f"bench{(domains // 2 - 1) // PER_CLIENT + 1:03d}"
-    (dest / "zones" / client / f"{changed}.yaml").write_text(zone_text(changed, "quarantine"))
+    (dest / "zones" / client / f"{changed}.yaml").write_text(zone_text(changed, SPF_ADDED))
+    # A new SPF sender: a typical pull request, and one the gate lets through at plan time
+    # without aggregate-report evidence (a DMARC p= step up needs it: policy/gate.yaml).
     request = {
-        "type": "policy-progression",
+        "type": "new-sender",
         "client": client,
-        "covers": [f"{changed} _dmarc TXT"],
+        "covers": [f"{changed} @ TXT"],
         "author": "jchen",
-        "rationale": "Aggregate reports show 99.2% aligned DMARC pass for 30 days at p=none; "
-        "p=quarantine is the next step of the client's documented rollout.",
+        "rationale": "The client's billing team moves invoice mail to SendGrid next week; without "
+        "the include its invoices fail SPF and land in spam once p=quarantine is in force.",
         "details": {
-            "current_policy": "p=none",
-            "target_policy": "p=quarantine",
-            "pass_rate_evidence": "99.2% aligned pass over 30 days",
-            "planned_date": "2026-12-01",
+            "sender_name": "SendGrid",
+            "spf_include": "include:sendgrid.net",
+            "dkim_selector": "s1._domainkey and s2._domainkey CNAMEs (next change)",
+            "alignment": "From: billing@ the domain, relaxed SPF alignment",
         },
     }
     (dest / "changes" / "requests" / f"CR-0001-{client}.yaml").write_text(
         yaml.safe_dump(request, sort_keys=False), encoding="utf-8"
     )
+    sign_all(dest)  # an unsigned request covers nothing: the plan would be refused
     git(dest, "add", "-A")
-    git(dest, "commit", "-q", "-m", f"{changed}: p=none -> p=quarantine")
+    git(dest, "commit", "-q", "-m", f"{changed}: SendGrid added to SPF")
     return changed
 
 
-def run_plan(repo: Path, *extra: str) -> tuple[float, dict[str, object]]:
+def run_plan(repo: Path, *extra: str) -> tuple[float, float, dict[str, object]]:
+    """Wall seconds, CPU seconds (user + system: less sensitive to other work on the machine)
+    and the JSON plan of one `dmarcops plan` run."""
     dmarcops = Path(sys.executable).with_name("dmarcops")
-    started = time.perf_counter()
-    done = subprocess.run(
-        [str(dmarcops), "--repo", str(repo), "plan", "--format", "json", "--at", AT, *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"dmarcops plan {' '.join(extra)} exited {done.returncode}:\n{done.stderr}")
-    result: dict[str, object] = json.loads(done.stdout)
-    return elapsed, result
+    argv = [str(dmarcops), "--repo", str(repo), "plan", "--format", "json", "--at", AT, *extra]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=CHILD_ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by us: tell Popen
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if proc.returncode != 0:
+        sys.exit(f"dmarcops plan {' '.join(extra)} exited {proc.returncode}:\n{stderr}")
+    result: dict[str, object] = json.loads(stdout)
+    return elapsed, usage.ru_utime + usage.ru_stime, result
 
 
 def main() -> None:
@@ -187,23 +211,34 @@ def main() -> None:
         changed = generate(work, args.domains)
         print(f"generated {args.domains} zones in {work} ({time.perf_counter() - started:.1f} s)")
         times: dict[str, list[float]] = {"changed-since HEAD~1": [], "full": []}
+        cpu: dict[str, list[float]] = {"changed-since HEAD~1": [], "full": []}
+        run_plan(work, "--changed-since", "HEAD~1")  # warm-up: writes the bytecode caches
         for _ in range(args.repeat):
             for label, extra in (
                 ("changed-since HEAD~1", ("--changed-since", "HEAD~1")),
                 ("full", ()),
             ):
-                elapsed, plan = run_plan(work, *extra)
+                elapsed, cpu_seconds, plan = run_plan(work, *extra)
                 changes = plan["changes"]
                 assert isinstance(changes, list)
                 found = sorted((c["zone"], c["name"], c["action"]) for c in changes)
-                if found != [(changed, "_dmarc", "update")]:
-                    sys.exit(f"{label}: expected one _dmarc update in {changed}, got {found}")
+                if found != [(changed, "", "update")]:
+                    sys.exit(f"{label}: expected one SPF update in {changed}, got {found}")
                 times[label].append(elapsed)
+                cpu[label].append(cpu_seconds)
         for label, values in times.items():
             print(
                 f"{label:>22}: median {statistics.median(values):6.2f} s  "
-                f"(runs: {', '.join(f'{v:.2f}' for v in values)})"
+                f"(runs: {', '.join(f'{v:.2f}' for v in values)}); "
+                f"CPU median {statistics.median(cpu[label]):.2f} s"
             )
+        cpu_ratio = statistics.median(cpu["full"]) / statistics.median(cpu["changed-since HEAD~1"])
+        ratio = statistics.median(times["full"]) / statistics.median(times["changed-since HEAD~1"])
+        verdict = "ok" if ratio >= TARGET_FRACTION else "MISSED"
+        print(
+            f"changed-since is 1/{ratio:.1f} of the full plan (target 1/{TARGET_FRACTION} or "
+            f"less: {verdict}); by CPU 1/{cpu_ratio:.1f}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        )
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -52,10 +52,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import SENDER_ZONES  # noqa: E402
 from dns_server import NamedServer  # noqa: E402
+from signing import KEYS, SIGNED_AT, genesis  # noqa: E402
+
+from pipeline.gate.identity import Signer, load_signer  # noqa: E402
+from pipeline.gate.requests import (  # noqa: E402
+    RequestSignature,
+    collect_requests,
+    signature_path,
+)
+from pipeline.gate.roster import load_roster  # noqa: E402
 
 LIVE_TTL = 3600  # owned records: the zone files leave ttl out, and YamlProvider defaults to 3600
 OTHER_TTL = 300  # A/MX/www: not owned, their TTL never matters to the plan
 DIFFER_SHARE = 0.2
+TARGET_RATIO = 1.0  # issue 16: a full plan at or below octodns-sync's dry run
 ENV_PREFIX = "BENCH_BIND_"
 # One ordering for every record-name list we write: octoDNS's enforce_order uses natsort.
 NATSORT = natsort_keygen()
@@ -75,8 +85,11 @@ EXTRA_SENDERS = {
     "include:mail.zendesk.com": "Zendesk",
     "include:mailgun.org": "Mailgun",
 }
-# The usual progression; a changed domain moves one step up.
-DMARC_STEPS = ("p=none", "p=quarantine; pct=25", "p=quarantine", "p=reject")
+# The usual progression. A changed domain moves one step up inside p=quarantine (pct 25 -> 50 or
+# 50 -> 100): a step to another p= needs aggregate-report evidence (policy/gate.yaml
+# report_evidence), which a generated portfolio has no reports for.
+DMARC_STEPS = ("p=none", "p=quarantine; pct=25", "p=quarantine; pct=50", "p=quarantine", "p=reject")
+PCT_STEPS = (1, 2)  # indexes into DMARC_STEPS whose next step only raises pct
 LIVE_SELECTORS = ("google", "s2024", "k1", "selector1")
 NEW_SELECTOR = "s2026"
 # all-reports.test authorises reports for any domain (conftest), so external rua is looked up.
@@ -158,7 +171,7 @@ def make_domain(
     d.desired[""] = ("TXT", " ".join(["v=spf1", *spf_terms, spf_all]))
 
     rua = EXTERNAL_RUA if rng.random() < 0.3 else f"mailto:dmarc@{name}"
-    step = rng.randrange(len(DMARC_STEPS) - 1 if "dmarc" in changes else len(DMARC_STEPS))
+    step = rng.choice(PCT_STEPS) if "dmarc" in changes else rng.randrange(len(DMARC_STEPS))
     d.live.append(("_dmarc", "TXT", f"v=DMARC1; {DMARC_STEPS[step]}; rua={rua}", LIVE_TTL))
     if "dmarc" in changes:
         d.requests.append(
@@ -257,7 +270,9 @@ def write_repo(repo: Path, domains: list[Domain], concurrency: int) -> None:
         ROOT / "policy",
         repo / "policy",
         ignore=lambda d, names: (
-            {"clients", "providers.yaml", "settings.yaml"} if Path(d) == ROOT / "policy" else set()
+            {"clients", "calendars", "providers.yaml", "settings.yaml"}
+            if Path(d) == ROOT / "policy"
+            else set()
         ),
     )
     settings = {
@@ -302,6 +317,31 @@ def write_repo(repo: Path, domains: list[Domain], concurrency: int) -> None:
         for d in owned:
             (repo / "zones" / client / f"{d.name}.yaml").write_text(zone_yaml(d))
     write_requests(repo, domains)
+    # The plan is judged by the sealed policy and counts only signed requests: without a
+    # genesis (sealed by the example's lead) and the authors' signatures it refuses every run.
+    genesis(repo)
+    sign_requests(repo)
+
+
+def sign_requests(repo: Path) -> None:
+    """Every request signed by its author with the test keys, as `dmarcops sign-request` signs
+    (pipeline.gate.requests.sign_request: the request's content hash, the author, the time, an
+    Ed25519 signature). The requests are loaded once: sign_request loads the one it signs with
+    the templates of the policy of record, which reads every client profile, so 2,500 requests
+    at 10,000 domains took 20 minutes that way."""
+    roster = load_roster(repo)
+    signers: dict[str, Signer] = {}
+    requests, problems = collect_requests(repo, roster)
+    assert not problems, problems[0]
+    for request in requests:
+        if request.author not in signers:
+            signers[request.author] = load_signer(KEYS / f"{request.author}.pem", roster)
+        signer = signers[request.author]
+        unsigned = RequestSignature(request.id, request.sha256, signer.analyst, SIGNED_AT, "")
+        signed = {**unsigned.to_json(), "signature": signer.sign(unsigned.payload())}
+        signature_path(repo, request.id).write_text(
+            json.dumps(signed, indent=2, sort_keys=True) + "\n"
+        )
 
 
 def write_requests(repo: Path, domains: list[Domain]) -> None:
@@ -310,7 +350,8 @@ def write_requests(repo: Path, domains: list[Domain]) -> None:
     if not (repo / "policy" / "schemas" / "change-request.schema.json").exists():
         return
     roster = yaml.safe_load((repo / "policy" / "roster.yaml").read_text())
-    authors = [a["id"] for a in roster["analysts"]]
+    # People only: the automation's key signs ledger entries, never requests.
+    authors = [a["id"] for a in roster["analysts"] if a.get("role") != "automation"]
     directory = repo / "changes" / "requests"
     directory.mkdir(parents=True)
     number = 0
@@ -375,6 +416,9 @@ class Run:
     seconds: float
     max_rss_kb: int
     exit_code: int
+    # User + system CPU of the child (and GNU time's, a few ms): what the command itself costs,
+    # far less sensitive than wall time to other work on a shared machine.
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -409,7 +453,7 @@ def timed(argv: list[str], env: dict[str, str], out: Path, err: Path) -> Run:
     if GNU_TIME.exists():
         # GNU time writes "Command exited with non-zero status N" first when the child fails.
         max_rss_kb = int(rss_file.read_text().split()[-1])
-    return Run(seconds, max_rss_kb, proc.returncode)
+    return Run(seconds, max_rss_kb, proc.returncode, usage.ru_utime + usage.ru_stime)
 
 
 # --- proof of work -------------------------------------------------------------------------
@@ -586,7 +630,11 @@ def main() -> int:
         if args.serve:
             serve(commands, secrets)
         else:
-            failures += run_all(commands, {**os.environ, **secrets}, outputs, args)
+            # As installed packages run: with bytecode cached (the warm-up writes it), even where
+            # the shell sets PYTHONDONTWRITEBYTECODE (octoDNS's was compiled by pip; ours is
+            # an editable install, compiled on first import).
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+            failures += run_all(commands, {**env, **secrets}, outputs, args)
             results = report(commands, outputs, domains, args.concurrency, failures)
             results["named_start_seconds"] = client_dns.start_seconds
             (work / "results.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -637,6 +685,7 @@ def run_all(
             phase = "warm-up" if round_no < 0 else f"run {round_no + 1}/{args.repeat}"
             print(
                 f"  {phase:10} {command.label:30} {run.seconds:7.2f} s {mb(run.max_rss_kb):7.1f} MB"
+                f" {run.cpu_seconds:7.2f} s CPU"
             )
             if run.exit_code != 0:
                 failures.append(
@@ -657,13 +706,14 @@ def report(
     """Prints the table, the ratios and the proof of work; returns them for results.json."""
     results: dict[str, Any] = {"domains": len(domains), "concurrency": concurrency, "commands": {}}
     print()
-    print(f"{'command':32} {'median s':>9} {'min s':>8} {'peak RSS MB':>12}  runs")
+    print(f"{'command':32} {'median s':>9} {'min s':>8} {'CPU s':>8} {'peak RSS MB':>12}  runs")
     for command in commands:
         seconds = [r.seconds for r in command.runs]
+        cpu = statistics.median(r.cpu_seconds for r in command.runs)
         rss = mb(max(r.max_rss_kb for r in command.runs))
         print(
             f"{command.label:32} {statistics.median(seconds):9.2f} {min(seconds):8.2f} "
-            f"{rss:12.1f}  {len(seconds)}"
+            f"{cpu:8.2f} {rss:12.1f}  {len(seconds)}"
         )
         results["commands"][command.label] = {
             "argv": command.argv,
@@ -671,15 +721,23 @@ def report(
             "median_seconds": statistics.median(seconds),
             "min_seconds": min(seconds),
             "peak_rss_mb": rss,
+            "cpu_seconds": [r.cpu_seconds for r in command.runs],
         }
     dmarcops, octo_default, octo_matched = commands
     median = {c.label: statistics.median(r.seconds for r in c.runs) for c in commands}
     print()
     for octo in (octo_default, octo_matched):
         ratio = median[dmarcops.label] / median[octo.label]
-        verdict = "ok" if ratio <= 1.2 else "MISSED"
-        print(f"ratio dmarcops / {octo.label}: {ratio:.2f} (target <= 1.2: {verdict})")
+        verdict = "ok" if ratio <= TARGET_RATIO else "MISSED"
+        cpu = statistics.median(r.cpu_seconds for r in dmarcops.runs) / statistics.median(
+            r.cpu_seconds for r in octo.runs
+        )
+        print(
+            f"ratio dmarcops / {octo.label}: {ratio:.2f} (target <= {TARGET_RATIO}: {verdict}); "
+            f"CPU {cpu:.2f}"
+        )
         results[f"ratio vs {octo.label}"] = ratio
+        results[f"cpu ratio vs {octo.label}"] = cpu
     peak = mb(max(r.max_rss_kb for r in dmarcops.runs))
     print(
         f"dmarcops peak RSS: {peak:.1f} MB (target <= 300 MB: {'ok' if peak <= 300 else 'MISSED'})"

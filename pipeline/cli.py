@@ -6,71 +6,202 @@ Exit codes (docs/exit-codes.md): 0 success, 1 error in input, environment or com
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import yaml
 
-from pipeline.apply.run import open_requests
-from pipeline.commands.apply import register as register_apply_commands
-from pipeline.commands.approvals import register as register_approval_commands
-from pipeline.commands.calendar import register as register_calendar_commands
 from pipeline.commands.common import (
     AT_FORMATS,
     DmarcopsGroup,
-    nameservers_from,
     reports_errors,
     set_debug,
 )
-from pipeline.commands.drift import register as register_drift_commands
-from pipeline.commands.github import register as register_github_commands
-from pipeline.commands.loading import load_checked, load_plannable, templates_of_record
-from pipeline.commands.manual import register as register_manual_commands
-from pipeline.commands.records import register as register_records_commands
-from pipeline.commands.reports import register as register_reports_commands
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
-from pipeline.gate import decide
-from pipeline.gate.coverage import cover
-from pipeline.gate.request_loader import collect_requests
-from pipeline.gate.requests import signature_refusal
-from pipeline.gate.roster import load_roster
-from pipeline.gate.windows import next_window
-from pipeline.load.codeowners import (
-    CODEOWNERS,
-    DEFAULT_OWNER,
-    codeowners_diff,
-    committed_codeowners,
-    generate_codeowners,
-)
-from pipeline.load.files import replace_text
-from pipeline.load.octodns_config import octodns_config
-from pipeline.load.portfolio import Portfolio, load_portfolio
-from pipeline.load.yamlfile import load_yaml
-from pipeline.model import RiskLevel, Severity
-from pipeline.plan.build import PlanOptions, make_plan, offline_findings, select_zones
-from pipeline.plan.changes import ChangedZones, zones_changed_since
-from pipeline.plan.items import RequestRef
-from pipeline.records import RecordStore
-from pipeline.records.policy_of_record import (
-    portfolio_of_record,
-    roster_of_record,
-)
-from pipeline.render.json_plan import render_json
-from pipeline.render.markdown import render_markdown
-from pipeline.render.text import render_text
+from pipeline.load.codeowners import DEFAULT_OWNER
+from pipeline.model import Severity
 from pipeline.text.safe import clean, shown
 
+if TYPE_CHECKING:
+    from pipeline.load.portfolio import Portfolio
+    from pipeline.plan.changes import ChangedZones
+
+# Each command imports what it needs when it runs: `dmarcops --help` and the start of every
+# command must not pay for octoDNS, dnspython, jsonschema, boto3 or cryptography
+# (tests/test_imports.py; benchmarks/README.md has the figures).
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The commands other modules define (pipeline/commands/<module>.py, each with a `register`):
+# name -> (module, the start of its help: enough for the listing, which shows at most 80
+# characters). The module is imported when the command runs; `dmarcops --help` lists the
+# commands from this table without importing any of them.
+# tests/test_imports.py checks the table against the modules' commands.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "apply": (
+        "apply",
+        "Apply an approved plan: check requests, approvals and the window; lock the client; plan again and refuse",
+    ),
+    "approve": (
+        "approvals",
+        "Sign your approval of one change request as planned in the plan file: it counts for that plan hash and",
+    ),
+    "audit": ("records", "Check the audit trail (changes/ledger.jsonl and changes/records/)."),
+    "calendar": (
+        "calendar",
+        "Print the change calendar: per client, its change windows, freezes and blackouts in the range, its scheduled",
+    ),
+    "close": (
+        "records",
+        "Log the outcome of a change and seal its record: it is never edited again; a follow-up is a new record",
+    ),
+    "drift": (
+        "drift",
+        "Compare live DNS with the zone files and the last change records, and report every owned record someone",
+    ),
+    "evidence": (
+        "approvals",
+        "Evidence sealed by hash under changes/evidence/: the client's approving e-mail.",
+    ),
+    "github": (
+        "github",
+        "Run inside GitHub Actions: the privileged gate (`gate`, on workflow_run), the merge and scheduled runs,",
+    ),
+    "init": (
+        "records",
+        "Seal the policy of record: every file under policy/ (roster included) as it is now becomes the first,",
+    ),
+    "keygen": (
+        "approvals",
+        "Create an Ed25519 key for signing approvals and print its public key, which goes into your entry in policy/roster.yaml",
+    ),
+    "manual": (
+        "manual",
+        "Changes that are not DNS record edits: `platform` (a tenant-level setting at a mail platform) and `dkim-switch`",
+    ),
+    "new": (
+        "approvals",
+        "Write a change request from the ticket template TYPE under changes/requests/.",
+    ),
+    "policy": ("records", "The policy of record: what is sealed, what waits for a lead's seal."),
+    "recommend": (
+        "drift",
+        "The recommendations for self-serve clients: what the MSP would change in their records (the zone file",
+    ),
+    "records": (
+        "records",
+        "Show and search change records (changes/records/): by client, domain, analyst, risk, date.",
+    ),
+    "recover": (
+        "apply",
+        "Finish the change records of an interrupted apply from its journal (changes/journal/): check live DNS",
+    ),
+    "reports": ("reports", "DMARC aggregate reports: ingest them, and read pass rates from them."),
+    "requests": (
+        "approvals",
+        "Change requests under changes/requests/: one per change, with a real rationale, signed by its author.",
+    ),
+    "review": (
+        "records",
+        "Record the post-hoc review of an emergency change (due within 24 hours of it; a later one is recorded",
+    ),
+    "reviews": ("records", "Post-hoc reviews of emergency changes."),
+    "rollback": (
+        "apply",
+        "Roll back change record RECORD_ID: restore its before-state in the zone files, file an emergency-rollback",
+    ),
+    "sign-request": (
+        "approvals",
+        "Sign a change request as its author: writes changes/requests/<ID>.sig.json, an Ed25519 signature over",
+    ),
+    "shard": (
+        "shard",
+        "Plan a large portfolio in client shards over a CI matrix, then merge the shard plans into",
+    ),
+}
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's commands, with those of LAZY_COMMANDS imported on first use (by name, or all of
+    them when a name is unknown, so that a command missing from the table still runs)."""
+
+    def __init__(self, group: click.Group, table: Mapping[str, tuple[str, str]]) -> None:
+        self._group = group
+        self._loaded: dict[str, click.Command] = {}
+        self._lazy = dict(table)
+
+    def _load(self, module: str) -> None:
+        for name in [n for n, (m, _) in self._lazy.items() if m == module]:
+            del self._lazy[name]
+        importlib.import_module(f"pipeline.commands.{module}").register(self._group)
+
+    def load_all(self) -> None:
+        for module in sorted({m for m, _ in self._lazy.values()}):
+            self._load(module)
+
+    def summary(self, name: str) -> str | None:
+        """The table's summary of a command not imported yet; None once it is."""
+        entry = self._lazy.get(name)
+        return entry[1] if entry is not None else None
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._loaded and name in self._lazy:
+            self._load(self._lazy[name][0])
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+        self._lazy.pop(name, None)
+
+    def __delitem__(self, name: str) -> None:
+        self._lazy.pop(name, None)
+        self._loaded.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaded or name in self._lazy
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self._loaded, *self._lazy}))
+
+    def __len__(self) -> int:
+        return len({*self._loaded, *self._lazy})
+
+
+class LazyGroup(DmarcopsGroup):
+    """The root group, its sub-commands imported when used (LAZY_COMMANDS)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands(self, LAZY_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None and isinstance(self.commands, LazyCommands):
+            self.commands.load_all()  # a command the table does not list yet
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with the table's summary for each command not imported."""
+        commands = self.commands
+        rows: list[tuple[str, click.Command]] = []
+        for name in self.list_commands(ctx):
+            summary = commands.summary(name) if isinstance(commands, LazyCommands) else None
+            command = click.Command(name, help=summary) if summary is not None else commands[name]
+            if not command.hidden:
+                rows.append((name, command))
+        if rows:
+            limit = formatter.width - 6 - max(len(name) for name, _ in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in rows])
 
 
 @click.group(
-    cls=DmarcopsGroup,
+    cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(
@@ -119,35 +250,31 @@ def validate(repo: Path) -> None:
     looked up). Prints each problem with its file and line; exit 1 for bad files, 2 when a record
     has an error finding (as `plan` refuses), 0 otherwise (warnings are printed).
     """
-    portfolio = load_checked(repo, of_record=False)  # the files as they are in the working tree
-    errors = 0
-    now = datetime.now(UTC)
-    for zone_file in portfolio.zone_files:
-        doc = load_yaml(zone_file.path)
-        for finding in offline_findings(portfolio, zone_file, now):
-            if finding.severity is Severity.INFO:
-                continue
-            errors += finding.severity is Severity.ERROR
-            where = InputError("", file=zone_file.path, line=doc.line_of((finding.name,))).where
-            label = click.style(
-                f"{finding.severity.label}: ",
-                fg="red" if finding.severity is Severity.ERROR else "yellow",
-                bold=True,
-            )
-            click.echo(f"{label}{clean(where)}: {finding.code} {clean(finding.message)}", err=True)
-    if errors:
+    from pipeline import api
+
+    report = api.validate(repo)  # the files as they are in the working tree
+    for found in report.findings:
+        finding = found.finding
+        where = InputError("", file=found.file, line=found.line).where
+        label = click.style(
+            f"{finding.severity.label}: ",
+            fg="red" if finding.severity is Severity.ERROR else "yellow",
+            bold=True,
+        )
+        click.echo(f"{label}{clean(where)}: {finding.code} {clean(finding.message)}", err=True)
+    if report.errors:
         click.echo(
             click.style("refused: ", fg="red", bold=True)
-            + f"{errors} record error(s): receivers would not apply these records as written; "
-            "fix them before planning (docs/rules.md explains each code)",
+            + f"{len(report.errors)} record error(s): receivers would not apply these records as "
+            "written; fix them before planning (docs/rules.md explains each code)",
             err=True,
         )
         sys.exit(EXIT_GATE)
+    portfolio = report.portfolio
     click.echo(
         f"ok: {len(portfolio.clients)} clients, {len(portfolio.zone_files)} zone files, "
         f"{len(portfolio.providers)} providers, {len(portfolio.rules.rules)} risk rules, "
-        f"{sum(a.is_person for a in load_roster(repo).analysts)} analysts, "
-        f"{len(collect_requests(repo, templates=templates_of_record(repo))[0])} change requests"
+        f"{report.analysts} analysts, {report.requests} change requests"
     )
 
 
@@ -175,6 +302,12 @@ def window(repo: Path, client_id: str, risk: str, at: datetime | None) -> None:
       dmarcops window fabrikam-labs
       dmarcops window northwind-health --risk reject
     """
+    from zoneinfo import ZoneInfo
+
+    from pipeline.gate.windows import next_window
+    from pipeline.model import RiskLevel
+    from pipeline.records.policy_of_record import portfolio_of_record
+
     portfolio = portfolio_of_record(repo)
     client = portfolio.clients.get(client_id)
     if client is None:
@@ -203,6 +336,9 @@ def window(repo: Path, client_id: str, risk: str, at: datetime | None) -> None:
 def rollback_hours_for(portfolio: Portfolio, risk: str, client_id: str) -> int:
     """The rollback window of a change of this risk for this client (its calendar may lengthen
     the portfolio's), a p=reject change's as its risk rule says."""
+    from pipeline.gate import decide
+    from pipeline.model import RiskLevel
+
     by_risk = decide.rollback_by_risk(portfolio, client_id)
     if risk == "reject":
         reject = next(r for r in portfolio.rules.rules if r.id == "dmarc-policy-reject")
@@ -236,6 +372,11 @@ def octodns_config_command(repo: Path) -> None:
     """Print an octoDNS config for the portfolio (zone files as sources, each client's provider
     as target), for octoDNS's own tools: `octodns-validate --config-file FILE`.
     """
+    import yaml
+
+    from pipeline.load.octodns_config import octodns_config
+    from pipeline.load.portfolio import load_portfolio
+
     portfolio = load_portfolio(repo)  # zone files are octoDNS's to judge here
     click.echo(yaml.safe_dump(octodns_config(portfolio), sort_keys=True), nl=False)
 
@@ -259,6 +400,14 @@ def codeowners_command(repo: Path, check: bool, default_owner: str) -> None:
       dmarcops codeowners
       dmarcops codeowners --check
     """
+    from pipeline.load.codeowners import (
+        CODEOWNERS,
+        codeowners_diff,
+        committed_codeowners,
+        generate_codeowners,
+    )
+    from pipeline.load.files import replace_text
+
     generated = generate_codeowners(repo, default_owner)
     committed = committed_codeowners(repo)
     if check:
@@ -282,6 +431,12 @@ def codeowners_command(repo: Path, check: bool, default_owner: str) -> None:
 
 def _progress(done: int, total: int) -> None:
     click.echo(f"\rplanning zones: {done}/{total}", nl=done == total, err=True)
+
+
+def _progress_if_many(done: int, total: int) -> None:
+    # Only for 20 zones or more, and only to a terminal.
+    if total >= 20 and sys.stderr.isatty():
+        _progress(done, total)
 
 
 def _report_changed(changed: ChangedZones, ref: str, at_most: int = 20) -> None:
@@ -372,64 +527,32 @@ def plan(
       dmarcops plan --nameserver 127.0.0.1:5353 --format json --out plan.json
       dmarcops plan --changed-since origin/main
     """
-    changed = zones_changed_since(repo, changed_since) if changed_since else None
-    only = None if changed is None or changed.everything else list(changed.zones)
-    # Zone files nobody touched were validated when they last changed (and `dmarcops validate`
-    # still checks them all); a portfolio-wide change validates everything.
-    # One broken zone file is reported and left out; the other zones are still planned (exit 1).
-    portfolio, broken = load_plannable(repo, zones_only=only)
-    for client in clients:
-        if client not in portfolio.clients:
-            raise InputError(
-                f"no client {client!r}",
-                hint=f"Clients: {', '.join(sorted(portfolio.clients))}.",
-            )
-    for zone in zones:
-        if zone.rstrip(".").lower() not in {z.domain for z in portfolio.zone_files}:
-            raise InputError(f"no zone file for {zone!r}", hint="See zones/<client>/<domain>.yaml.")
-    options = PlanOptions(
-        now=at.replace(tzinfo=UTC) if at else None,
+    from pipeline import api
+
+    report = api.plan(
+        repo,
         clients=clients,
         zones=zones,
-        nameservers=nameservers_from(nameservers, portfolio.settings.timeout),
+        nameservers=nameservers,
+        at=at.replace(tzinfo=UTC) if at else None,
         concurrency=concurrency,
-        changed_since=changed,
-        broken_zones={domain: str(problem) for domain, problem in broken.items()},
+        changed_since=changed_since,
+        progress=_progress_if_many,
+        on_selected=lambda changed: _report_changed(changed, changed_since or ""),
     )
-    if changed is not None and changed_since is not None:
-        _report_changed(changed, changed_since)
-    many = len(select_zones(portfolio, options)) >= 20
-    show_progress = many and sys.stderr.isatty()
-    requests = open_requests(repo, RecordStore(repo / "changes"))
-    result = make_plan(portfolio, options, progress=_progress if show_progress else None)
-    # A self-serve client's changes are recommendations (docs/drift.md): no request covers them,
-    # and the one gate refuses to approve or apply them [self-serve-tier].
-    advised = {z.client for z in result.zones if z.recommend_only}
-    coverage = cover([i for i in result.items if i.client not in advised], requests)
-    refs = {
-        (item.zone, item.name, item.type): RequestRef(
-            request.id, request.type.value, request.author, request.rationale
-        )
-        for item, request in coverage.covered
-    }
-    if fmt == "json":
-        click.echo(render_json(result, refs), nl=False)
-    elif fmt == "markdown":
-        names = {c.id: c.name for c in portfolio.clients.values()}
-        click.echo(render_markdown(result, names, refs), nl=False)
-    else:
-        click.echo(render_text(result, refs), nl=False)
+    # Coloured for a terminal; click.echo drops the colours elsewhere, as before.
+    click.echo(api.render(report, fmt, color=True), nl=False)  # type: ignore[arg-type]
     if out is not None:
         try:
-            out.write_text(render_json(result, refs), encoding="utf-8")
+            out.write_text(api.render(report, "json"), encoding="utf-8")
         except OSError as exc:
             raise InputError(
                 f"cannot write the plan: {exc.strerror or exc}",
                 file=out,
                 hint="Give --out a file in a directory that exists and that you may write.",
             ) from None
-    for failed in result.failed_zones:
-        if failed.zone in broken:
+    for failed in report.failed_zones:
+        if failed.zone in report.broken_zones:
             continue  # its zone-file problems were printed with their lines above
         click.echo(
             click.style("error: ", fg="red", bold=True)
@@ -438,52 +561,12 @@ def plan(
             + clean(failed.error),
             err=True,
         )
-    if result.failed_zones:
+    if report.failed_zones:
         sys.exit(EXIT_INPUT)
-    refusals: list[str] = []
-    if result.has_errors:
-        refusals.append("the desired state has validation errors (see ERROR findings above)")
-    try:
-        coverage.check()
-    except GateRefused as exc:
-        refusals.append(str(exc))
-    roster = roster_of_record(repo)
-    for request in coverage.requests:
-        decision = decide.decide(
-            request,
-            coverage.items_of(request.id),
-            (),
-            decide.context(
-                portfolio,
-                request.client,
-                decide.Stage.PLAN,
-                result.generated_at,
-                result.hash,
-                roster,
-            ),
-        )
-        refusals += [f"{request.id}: {problem}" for problem in decide.refused(decision)]
-    # A request its author has not signed (or edited since) covers nothing that can be approved.
-    refusals += [
-        str(refusal)
-        for refusal in (signature_refusal(r, roster) for r in coverage.requests)
-        if refusal is not None
-    ]
-    for refusal in refusals:
+    for refusal in report.refusals:
         click.echo(click.style("refused: ", fg="red", bold=True) + refusal, err=True)
-    if refusals:
+    if report.refusals:
         sys.exit(EXIT_GATE)
-
-
-register_approval_commands(main)
-register_records_commands(main)
-register_apply_commands(main)
-register_github_commands(main)
-register_reports_commands(main)
-register_calendar_commands(main)
-register_drift_commands(main)
-register_manual_commands(main)
-__import__("pipeline.commands.shard", fromlist=["register"]).register(main)  # dmarcops shard
 
 
 if __name__ == "__main__":

@@ -189,3 +189,24 @@ def test_the_example_policy_is_as_sealed() -> None:
     record = policy_of_record(REPO)
     assert record.sealed is not None
     assert record.pending == []
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_too_deep_yaml_is_refused_at_the_same_node_with_or_without_anchors(
+    tmp_path: Path, anchored: bool
+) -> None:
+    # A file without `&` takes the tree walk (no alias can exist), one with an anchor the graph
+    # walk (pipeline/load/yamlfile.py): both must stop at the same node, the first too deep.
+    from pipeline.load.yamlfile import MAX_YAML_DEPTH, load_yaml
+
+    (tmp_path / ".git").mkdir()  # the repository root load_yaml reads within
+    head = "ok: &x 1\n" if anchored else "ok: 1\n"
+    deep = "deep: " + "[" * MAX_YAML_DEPTH + "1" + "]" * MAX_YAML_DEPTH + "\n"
+    path = write(tmp_path / "deep.yaml", head + "fine: [[1]]\n" + deep)
+    with pytest.raises(InputError) as caught:
+        load_yaml(path)
+    assert caught.value.message == f"refused: the YAML nests more than {MAX_YAML_DEPTH} levels deep"
+    # The 64th "[" opens the 65th level (the top mapping is the first): line 3, column 70.
+    assert (caught.value.line, caught.value.column) == (3, 6 + MAX_YAML_DEPTH)
+    shallow = write(tmp_path / "shallow.yaml", head + "deep: " + "[" * 62 + "]" * 62 + "\n")
+    assert load_yaml(shallow).data["deep"] is not None

@@ -25,9 +25,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import wraps
-from importlib import metadata
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
@@ -42,11 +41,14 @@ from pipeline.errors import (
     GateRefused,
     InputError,
 )
-from pipeline.gate.identity import Signer, load_signer
-from pipeline.live.dns import Nameservers
-from pipeline.load.portfolio import Portfolio
-from pipeline.load.request_files import Selector
-from pipeline.records.store import RecordStore
+
+if TYPE_CHECKING:
+    # Imported where used: `dmarcops --help` and every command's start must not pay for the
+    # records, signing and DNS modules (tests/test_imports.py).
+    from pipeline.gate.identity import Signer
+    from pipeline.live.dns import Nameservers
+    from pipeline.load.portfolio import Portfolio
+    from pipeline.load.request_files import Selector
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -71,6 +73,8 @@ def report_error(exc: DmarcopsError) -> None:
 def parse_selector(text: str, option: str) -> Selector:
     """A selector given on the command line (`--cover`, `--record`), or InputError naming the
     option and the forms it takes."""
+    from pipeline.load.request_files import Selector
+
     selector = Selector.parse(text)
     if selector is None:
         raise InputError(
@@ -187,6 +191,8 @@ def crash_directories() -> list[Path]:
 
 
 def _version() -> str:
+    from importlib import metadata  # only a crash report needs it
+
     try:
         return metadata.version("dmarcops")
     except metadata.PackageNotFoundError:
@@ -403,6 +409,8 @@ def parse_nameserver(text: str) -> tuple[str, int | None]:
 
 
 def nameservers_from(values: tuple[str, ...], timeout: float) -> Nameservers | None:
+    from pipeline.live.dns import Nameservers
+
     if not values:
         return None
     parsed = [parse_nameserver(v) for part in values for v in part.split(",") if v.strip()]
@@ -448,5 +456,8 @@ def key_option(help_text: str = "Your private key: it signs the ledger entry.") 
 def signer_for(repo: Path, key_file: Path, claimed: str | None = None) -> Signer:
     """Who acts: the owner of `key_file` on the roster of record (the last sealed policy's, or
     policy/roster.yaml before `dmarcops init`). A typed name (`--as`, `--by`) only has to agree."""
+    from pipeline.gate.identity import load_signer
+    from pipeline.records.store import RecordStore
+
     store = RecordStore(repo / "changes")
     return load_signer(key_file, store.trusted_roster(store.ledger.read()), claimed=claimed)

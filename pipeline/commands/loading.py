@@ -6,6 +6,7 @@ what is plannable and what policy judges it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.commands.common import echo_error
@@ -31,13 +32,15 @@ def load_plannable(
     *,
     isolate_zone_files: bool = True,
     of_record: bool = True,
+    on_zone_problem: Callable[[InputError], None] | None = None,
 ) -> tuple[Portfolio, dict[str, InputError]]:
     """Like load_checked, but a zone file with problems only takes its own zone out of the plan
     (its problems are printed and returned by domain); the policy files must all be right.
 
     `of_record`: judge by the policy of record (plan, the GitHub gate). The working tree's
     policy/ must load either way (an edit that does not is refused by name); `validate` checks
-    the working tree's files and nothing else (of_record=False).
+    the working tree's files and nothing else (of_record=False). `on_zone_problem` gets each
+    problem of a zone file left out (default: printed to stderr).
     """
     portfolio, problems = collect_problems(repo)
     roster = None
@@ -67,7 +70,7 @@ def load_plannable(
                 if found and isolate_zone_files and not problems:
                     broken[zone_file.domain] = found[0]
                     for problem in found:
-                        echo_error(str(problem))
+                        (on_zone_problem or _print_problem)(problem)
                 else:
                     problems.extend(found)
     if problems:
@@ -88,3 +91,7 @@ def templates_of_record(repo: Path) -> tuple[TemplateSet, list[InputError]]:
     except (GateRefused, InputError):
         where = repo
     return collect_templates(where)
+
+
+def _print_problem(problem: InputError) -> None:
+    echo_error(str(problem))

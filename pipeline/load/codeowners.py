@@ -13,10 +13,13 @@ import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError
 from pipeline.load.files import exists, read_text
-from pipeline.load.portfolio import ClientProfile, load_portfolio
+
+if TYPE_CHECKING:  # the CLI reads DEFAULT_OWNER at start-up; the portfolio only when generating
+    from pipeline.load.portfolio import ClientProfile
 
 CODEOWNERS = Path(".github") / "CODEOWNERS"
 # The MSP's DMARC leads: pipeline code, workflows and portfolio-wide policy are theirs.
@@ -122,6 +125,8 @@ def codeowners_diff(committed: str | None, generated: str) -> list[str]:
 
 def generate_codeowners(root: Path, default_owner: str = DEFAULT_OWNER) -> str:
     """The CODEOWNERS text for the repository at `root` (its client profiles)."""
+    from pipeline.load.portfolio import load_portfolio
+
     return codeowners_text(load_portfolio(root).clients.values(), default_owner)
 
 

@@ -138,6 +138,21 @@ def _alias_problem(node: yaml.Node, limits: Limits) -> tuple[str, yaml.Node | No
     return None
 
 
+def _depth_problem(node: yaml.Node) -> tuple[str, yaml.Node] | None:
+    """_alias_problem for a document without anchors (no `&` in its text), the usual case: no
+    alias can exist, so the nodes form a tree and only the depth is left to check. The same
+    walk in the same order (the first node too deep, in document order), without the sizes and
+    the cycle bookkeeping that a graph needs."""
+    stack: list[tuple[yaml.Node, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            return (f"the YAML nests more than {MAX_YAML_DEPTH} levels deep", current)
+        if isinstance(current, yaml.MappingNode | yaml.SequenceNode):
+            stack.extend((c, depth + 1) for c in reversed(_children(current)))
+    return None
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]
@@ -160,7 +175,8 @@ def load_yaml(
         try:
             node = loader.get_single_node()
             if node is not None:
-                problem = _alias_problem(node, limits)
+                # An alias needs an anchor, and an anchor is written with `&`.
+                problem = _alias_problem(node, limits) if "&" in text else _depth_problem(node)
                 if problem is not None and problem[1] is not None:
                     mark = problem[1].start_mark
                     deep = problem[0].startswith("the YAML nests")

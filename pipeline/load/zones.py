@@ -9,7 +9,6 @@ ignored.
 
 from __future__ import annotations
 
-import functools
 import re
 import warnings
 from pathlib import Path
@@ -93,6 +92,7 @@ def scope_problems(doc: YamlDocument) -> list[InputError]:
 
 
 def check_zone_file(zone_file: ZoneFile, schema_path: Path) -> list[InputError]:
+    stamp = _stamp(zone_file.path)  # before reading: a later edit is then read again
     try:
         doc = load_yaml(zone_file.path)
     except InputError as exc:
@@ -104,7 +104,8 @@ def check_zone_file(zone_file: ZoneFile, schema_path: Path) -> list[InputError]:
     if problems:
         return problems
     try:
-        load_desired(zone_file)
+        # The same parse becomes the octoDNS zone, which `plan` then finds in the cache.
+        _desired(zone_file, stamp, doc)
         # The desired MTA-STS policy beside the zone file is part of the zone: a hostile one
         # (a link, a FIFO, too large, not UTF-8) takes this zone out of the plan, by name.
         desired_policy(zone_file)
@@ -116,14 +117,36 @@ def check_zone_file(zone_file: ZoneFile, schema_path: Path) -> list[InputError]:
 def load_desired(zone_file: ZoneFile) -> Zone:
     """The desired zone as octoDNS reads it; octoDNS's validation errors become InputErrors.
 
-    `dmarcops plan` validates every zone file and then plans it: the zone is read once per version
-    of the file (octoDNS copies the desired zone before planning, so sharing it is safe).
+    `dmarcops plan` validates every zone file and then plans it: the file is parsed once per
+    version (check_zone_file's parse makes the zone; octoDNS copies the desired zone before
+    planning, so sharing it is safe).
     """
+    return _desired(zone_file, _stamp(zone_file.path))
+
+
+def _stamp(path: Path) -> int:
     try:
-        stamp = zone_file.path.stat().st_mtime_ns
+        return path.stat().st_mtime_ns
     except OSError:
-        stamp = 0
-    return _load_desired(zone_file, stamp)
+        return 0
+
+
+# (zone file, mtime) -> its zone. Not an LRU of 4096 as before: a 10,000-zone plan checks every
+# file before planning any, and would find none of the first 6,000 left. Emptied when it holds
+# more zones than any portfolio (a long-lived process, such as the test suite, keeps no garbage).
+_ZONES: dict[tuple[ZoneFile, int], Zone] = {}
+_MAX_ZONES = 100_000
+
+
+def _desired(zone_file: ZoneFile, stamp: int, doc: YamlDocument | None = None) -> Zone:
+    key = (zone_file, stamp)
+    zone = _ZONES.get(key)
+    if zone is None:
+        zone = _zone_of(zone_file, doc if doc is not None else load_yaml(zone_file.path))
+        if len(_ZONES) >= _MAX_ZONES:
+            _ZONES.clear()
+        _ZONES[key] = zone
+    return zone
 
 
 # octoDNS's YamlProvider with enforce_order checks every mapping's keys in this order.
@@ -158,13 +181,11 @@ def order_problem(doc: YamlDocument) -> InputError | None:
     return walk(doc.data, ())
 
 
-@functools.lru_cache(maxsize=4096)
-def _load_desired(zone_file: ZoneFile, stamp: int) -> Zone:
+def _zone_of(zone_file: ZoneFile, doc: YamlDocument) -> Zone:
     # What octoDNS's YamlProvider.populate does, on our libyaml parse of the file instead of
     # octoDNS's pure-Python one (the slowest step of a large plan): the same order rule, the same
     # default TTL, and every record through octoDNS's own Record.new and its validators.
     path = zone_file.path
-    doc = load_yaml(path)
     problem = order_problem(doc)
     if problem is not None:
         raise problem

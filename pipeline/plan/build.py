@@ -64,15 +64,21 @@ class _Lookups:
         self.counter: SpfBudgetCounter | None = None
         self.resolver: Any = None
         self._authorised: dict[tuple[str, str], bool | None] = {}
+        # The validation and the zone's budget source count the same SPF record: once.
+        self._budgets: dict[tuple[str, str], SpfBudget] = {}
         self._lock = threading.Lock()
         if nameservers and nameservers.addresses:
             self.resolver = make_resolver(nameservers)
             self.counter = SpfBudgetCounter(self.resolver)
 
     def budget(self, record: str, fqdn: str) -> SpfBudget:
-        if self.counter is not None:
-            return self.counter.count(record, fqdn)
-        return estimate_from_catalog(record, self.costs)
+        if self.counter is None:
+            return estimate_from_catalog(record, self.costs)
+        key = (record, fqdn)
+        found = self._budgets.get(key)
+        if found is None:
+            found = self._budgets.setdefault(key, self.counter.count(record, fqdn))
+        return found
 
     def report_authorised(self, zone: str, dest: str) -> bool | None:
         """Cached per plan: the same (zone, destination) is asked once however many records and
