@@ -80,7 +80,8 @@ class DmarcRecord:
 
     def bimi_problem(self) -> str | None:
         """Why this policy does not qualify the domain for BIMI (rule B2), or None when it does."""
-        if self.effective_sp == "none":
+        # An explicit sp=none only: without sp= the sub-domains inherit p=, and p=none is named below.
+        if self.sp == "none":
             return "sp=none disqualifies BIMI"
         if self.testing:
             return "t=y (testing) is not an enforced policy"

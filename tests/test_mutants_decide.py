@@ -1,0 +1,157 @@
+"""The one gate's refusals, word for word where the operator acts on them (docs/threat-model.md
+names the rules): the client approval a high-risk change needs, a freeze named by the client's
+approval, and "only waiting for time", which lets the merge path queue a change. Found by
+mutation testing (docs/mutation-testing.md)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+from portfolio import copy_example
+from test_approvals import _Item as Item
+from test_approvals import key
+from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
+
+from pipeline.gate import decide
+from pipeline.gate.approvals import sign
+from pipeline.gate.requests import ClientApproval, RequestType
+from pipeline.gate.roster import Roster, load_roster
+from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.model import RiskLevel
+
+NWH = "northwind-health"
+FREEZE_TEXT = (
+    "inside Northwind Health's change freeze 2027-03-25..2027-04-05: Quarter-end claims "
+    "processing. During a freeze only an emergency, or a high-risk change whose client approval "
+    "names the freeze (client_approval.freeze), passes"
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Portfolio, Roster]:
+    repo = copy_example(tmp_path_factory.mktemp("gate-mutants"))
+    return load_portfolio(repo), load_roster(repo)
+
+
+def judge(
+    world: tuple[Portfolio, Roster],
+    when: str | datetime,
+    given: ClientApproval | None,
+    risk: RiskLevel = RiskLevel.HIGH,
+    peer: bool = True,
+) -> decide.Decision:
+    portfolio, roster = world
+    now = TIMES[when] if isinstance(when, str) else when
+    request = replace(request_of(RequestType.OTHER, "none", now), client_approval=given)
+    approvals = (
+        [sign(key("sokafor"), PLAN, "CR-0001-nwh", "sokafor", now - timedelta(hours=1), REQ_SHA)]
+        if peer
+        else []
+    )
+    ctx = decide.context(portfolio, NWH, decide.Stage.APPLY, now, PLAN, roster, executor="jchen")
+    return decide.decide(request, [Item(risk)], approvals, ctx)
+
+
+def client_reason(decision: decide.Decision) -> list[str]:
+    return [p.reason for p in decide.missing(decision) if p.role == "client approval"]
+
+
+def test_a_high_risk_change_without_client_approval_says_who_may_give_it(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    decision = judge(world, "in window", None)
+    assert not decision.allowed
+    reason = (
+        "a high-risk change needs written approval from one of northwind-health's authorised "
+        "approvers (dana.whitfield@northwind-health.example), recorded under `client_approval:` "
+        "in CR-0001-nwh.yaml with approver, at (UTC) and reference. No answer is not an approval."
+    )
+    assert client_reason(decision) == [reason]
+    assert decide.explain(decision) == f"CR-0001-nwh (high risk): client approval: {reason}"
+    assert not decide.only_waiting_for_time(decision)
+
+
+def test_a_client_without_listed_approvers_is_told_so(world: tuple[Portfolio, Roster]) -> None:
+    portfolio, roster = world
+    clients = dict(portfolio.clients)
+    clients[NWH] = replace(clients[NWH], authorised_approvers=())
+    decision = judge((replace(portfolio, clients=clients), roster), "in window", None)
+    assert "authorised approvers (none listed in the client profile)" in client_reason(decision)[0]
+
+
+def test_the_client_approval_must_come_from_a_listed_approver_with_a_reference(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    now = TIMES["in window"]
+    stranger = ClientApproval("x@evil.example", now - timedelta(days=1), "<ref>")
+    assert client_reason(judge(world, "in window", stranger)) == [
+        "x@evil.example is not one of northwind-health's authorised approvers "
+        "(dana.whitfield@northwind-health.example)"
+    ]
+    # The address is compared without case; the reference must say something.
+    no_reference = ClientApproval(APPROVER.upper(), now - timedelta(days=1), "  ")
+    assert client_reason(judge(world, "in window", no_reference)) == [
+        "no message-id or ticket reference"
+    ]
+
+
+def test_the_client_approves_before_the_change_runs(world: tuple[Portfolio, Roster]) -> None:
+    now = TIMES["in window"]
+    later = ClientApproval(APPROVER, now + timedelta(days=1), "<ref>")
+    assert client_reason(judge(world, "in window", later)) == [
+        "it is dated 2026-12-02T15:00:00Z, after now (2026-12-01T15:00:00Z): the client approves "
+        "before the change runs"
+    ]
+    # Given at this very moment counts.
+    assert judge(world, "in window", ClientApproval(APPROVER, now, "<ref>")).allowed
+
+
+@pytest.mark.parametrize(
+    "named", ["  QUARTER-END claims processing ", "2027-03-25..2027-04-05", "2027-03-25"]
+)
+def test_a_freeze_is_named_by_its_reason_its_dates_or_its_first_day(
+    world: tuple[Portfolio, Roster], named: str
+) -> None:
+    now = TIMES["in freeze"]
+    given = ClientApproval(APPROVER, now - timedelta(days=1), "<ref>", freeze=named)
+    decision = judge(world, "in freeze", given)
+    assert decision.allowed, decision.problems
+    assert decision.freeze_exception == (
+        "freeze exception: 2027-03-25..2027-04-05 (Quarter-end claims processing) knowingly "
+        f"overridden by {APPROVER} (<ref>)"
+    )
+
+
+@pytest.mark.parametrize("named", ["", "   ", "another freeze", "2027-04-05"])
+def test_anything_else_does_not_name_the_freeze(
+    world: tuple[Portfolio, Roster], named: str
+) -> None:
+    now = TIMES["in freeze"]
+    given = ClientApproval(APPROVER, now - timedelta(days=1), "<ref>", freeze=named)
+    decision = judge(world, "in freeze", given)
+    assert [str(p) for p in decision.problems] == [f"{FREEZE_TEXT} [freeze]"]
+    # Approvals are all there: only the calendar stands in the way, so the merge may queue it.
+    assert decide.only_waiting_for_time(decision)
+
+
+def test_waiting_for_time_means_nothing_else_is_missing(world: tuple[Portfolio, Roster]) -> None:
+    time_only = judge(world, "outside window", None, risk=RiskLevel.MEDIUM)
+    assert decide.only_waiting_for_time(time_only)
+    also_unreviewed = judge(world, "outside window", None, risk=RiskLevel.MEDIUM, peer=False)
+    assert [type(p).__name__ for p in also_unreviewed.problems] == ["Missing", "Refused"]
+    assert not decide.only_waiting_for_time(also_unreviewed)
+    allowed = judge(world, "in window", None, risk=RiskLevel.MEDIUM)
+    assert allowed.allowed and not decide.only_waiting_for_time(allowed)
+    assert decide.chain_labels(allowed) == ("author", "peer review")
+    assert decide.chain_labels(judge(world, "in window", None)) == (
+        "author",
+        "peer review",
+        "client approval",
+    )
+
+
+def test_problems_print_as_people_read_them() -> None:
+    assert str(decide.Missing("peer review", "needed")) == "peer review: needed"
+    assert str(decide.Refused("freeze", "inside the freeze")) == "inside the freeze [freeze]"

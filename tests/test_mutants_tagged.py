@@ -1,0 +1,406 @@
+"""The shared parts of the record rules: tag lists (RFC 6376 3.2), the version tag, URI lists and
+domain names, RRset helpers, the owned-kind map (README: zone files hold only what the pipeline
+owns), TLS-RPT (T1 in docs/rules.md), the default SPF budget, and the rules document behind
+`dmarcops explain`. Exact results, so a mutation of any of them fails a test. Found by mutation
+testing (docs/mutation-testing.md)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+# The modules are named in the case strings below, which the test evaluates.
+from pipeline.diff import kinds, rrset, tlsrpt  # noqa: F401
+from pipeline.diff import taglist as tl  # noqa: F401
+from pipeline.diff.context import ZoneContext
+from pipeline.diff.errors import RecordSyntaxError
+from pipeline.diff.explain import RuleEntry, render_entry, rule_entries
+from pipeline.diff.taglist import Tag
+from pipeline.diff.tlsrpt import TlsRptRecord
+from pipeline.model import Finding, RecordKind, Severity, fact
+
+C = ZoneContext("example.com")
+R = "v=TLSRPTv1; rua=mailto:tls@example.com"
+
+
+def err(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+    """("ok", result) or ("error", code, message): what a validator turns into a finding."""
+    try:
+        return ("ok", fn(*args, **kwargs))
+    except RecordSyntaxError as e:
+        return ("error", e.code, e.message)
+
+
+CASES = [
+    (
+        'tl.parse_tag_list(" a = 1 ; B=2;; c= ;", "X1")',
+        (Tag(name="a", value="1"), Tag(name="B", value="2"), Tag(name="c", value="")),
+    ),
+    (
+        'tl.parse_tag_list("A=1; b=2", "X1", lower_names=True)',
+        (Tag(name="a", value="1"), Tag(name="b", value="2")),
+    ),
+    (
+        'err(tl.parse_tag_list, "a=1; a=2", "X1")',
+        ("error", "X1", "tag 'a' appears twice; receivers reject the record"),
+    ),
+    (
+        'err(tl.parse_tag_list, "A=1; a=2", "X1", lower_names=True)',
+        ("error", "X1", "tag 'a' appears twice; receivers reject the record"),
+    ),
+    (
+        'err(tl.parse_tag_list, "a=1; junk ;", "X2")',
+        ("error", "X2", "'junk' is not a tag=value pair"),
+    ),
+    ('err(tl.parse_tag_list, "a=1; =2", "X2")', ("error", "X2", "'=2' is not a tag=value pair")),
+    (
+        'err(tl.parse_tag_list, "v=STSv1; id =1", "M1", strict=True)',
+        ("error", "M1", "'id =1': no spaces are allowed around '=' in this record; write id=1"),
+    ),
+    (
+        'err(tl.parse_tag_list, "v=STSv1; id= 1", "M1", strict=True)',
+        ("error", "M1", "'id= 1': no spaces are allowed around '=' in this record; write id=1"),
+    ),
+    (
+        'tl.parse_tag_list("v=STSv1 ;  id=1 ", "M1", strict=True)',
+        (Tag(name="v", value="STSv1"), Tag(name="id", value="1")),
+    ),
+    ('str(tl.Tag("p", "reject"))', "p=reject"),
+    ('tl.tag_value(tl.parse_tag_list("a=1; b=2; b2=3", "X"), "b")', "2"),
+    ('tl.tag_value(tl.parse_tag_list("a=1", "X"), "b")', None),
+    (
+        'err(tl.require_version, " v=DMARC1", tl.parse_tag_list("v=DMARC1", "D1"), "DMARC1", "D1")',
+        (
+            "error",
+            "D1",
+            "the record starts with whitespace before v=DMARC1; receivers ignore it otherwise: remove the leading whitespace",
+        ),
+    ),
+    (
+        'err(tl.require_version, "\\tv=DMARC1", tl.parse_tag_list("v=DMARC1", "D1"), "DMARC1", "D1")',
+        (
+            "error",
+            "D1",
+            "the record starts with whitespace before v=DMARC1; receivers ignore it otherwise: remove the leading whitespace",
+        ),
+    ),
+    (
+        'err(tl.require_version, "p=none", tl.parse_tag_list("p=none", "D1"), "DMARC1", "D1")',
+        (
+            "error",
+            "D1",
+            "the record must start with v=DMARC1 (found p=none); receivers ignore it otherwise",
+        ),
+    ),
+    (
+        'err(tl.require_version, "", (), "DMARC1", "D1")',
+        (
+            "error",
+            "D1",
+            "the record must start with v=DMARC1 (found nothing); receivers ignore it otherwise",
+        ),
+    ),
+    (
+        'err(tl.require_version, "v=dmarc1", tl.parse_tag_list("v=dmarc1", "D1"), "DMARC1", "D1")',
+        (
+            "error",
+            "D1",
+            "the record must start with v=DMARC1 (found v=dmarc1); receivers ignore it otherwise",
+        ),
+    ),
+    (
+        'err(tl.require_version, "v=DMARC1", tl.parse_tag_list("v=DMARC1", "D1"), "DMARC1", "D1")',
+        ("ok", None),
+    ),
+    (
+        'err(tl.uri_list, "mailto:a@x.example, \\tmailto:b@x.example", "D4")',
+        ("ok", ("mailto:a@x.example", "mailto:b@x.example")),
+    ),
+    (
+        'err(tl.uri_list, "mailto:a@x.example,", "D4", "ruf")',
+        (
+            "error",
+            "D4",
+            "ruf=mailto:a@x.example,: an empty entry in the URI list (empty value, or a leading, trailing or doubled comma); list URIs separated by single commas",
+        ),
+    ),
+    (
+        'err(tl.uri_list, " ", "D4")',
+        (
+            "error",
+            "D4",
+            "rua= : an empty entry in the URI list (empty value, or a leading, trailing or doubled comma); list URIs separated by single commas",
+        ),
+    ),
+    (
+        'err(tl.uri_list, "mailto:a@x.example mailto:b@x.example", "D4")',
+        (
+            "error",
+            "D4",
+            "rua=mailto:a@x.example mailto:b@x.example: URIs are separated by commas, not spaces",
+        ),
+    ),
+    (
+        'err(tl.uri_list, "mailto:a@x.example,,mailto:b@x.example", "D4")',
+        (
+            "error",
+            "D4",
+            "rua=mailto:a@x.example,,mailto:b@x.example: an empty entry in the URI list (empty value, or a leading, trailing or doubled comma); list URIs separated by single commas",
+        ),
+    ),
+    (
+        '[tl.ascii_number(v) for v in ("0", "100", "", "1a", "５", " 1")]',
+        [True, True, False, False, False, False],
+    ),
+    (
+        '[tl.domain_problem(n) for n in ("example.com", "example.com.", "localhost", "a..example", "x" * 64 + ".example", ("a" * 60 + ".") * 4 + "example", "host.123", "host.x1", "host.1-x", "host.-x", "xn--p1ai.xn--80a")]',
+        [
+            None,
+            None,
+            "localhost is a single label, not a domain",
+            "a..example has an empty label",
+            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx.example has a label longer than 63 bytes",
+            None,
+            "host.123: the top label 123 is not a top-level domain",
+            None,
+            None,
+            "host.-x: the top label -x is not a top-level domain",
+            None,
+        ],
+    ),
+    (
+        '[tl.uri_host(u) for u in ("mailto:Reports@X.Example.!10m", "mailto:@x.example", "mailto:a@", "MAILTO:a@b.example", "https://Reports.Example:443/x!10m", "https://[x", "https:///path", "mailto:a@b@c.example")]',
+        ["x.example", None, None, "b.example", "reports.example", None, None, "c.example"],
+    ),
+    ('rrset.same_values(("b", "a"), ("a", "b"))', True),
+    ('rrset.same_values(("a",), ("a", "a"))', False),
+    ("rrset.joined(())", None),
+    ('rrset.joined(("a", "b"))', "a | b"),
+    (
+        'err(rrset.single, ("x", "y"), str)',
+        ("error", "", "2 records where receivers expect exactly one"),
+    ),
+    ("rrset.single((), str)", None),
+    ('rrset.single(("x",), str.upper)', "X"),
+    (
+        'rrset.one_record_findings((R, "v=TLSRPTv1; rua=ftp://x"), tlsrpt.parse, "T1", "TLS-RPT records here", "_smtp._tls")',
+        [
+            Finding("T1", Severity.ERROR, "2 TLS-RPT records here", "_smtp._tls"),
+            Finding(
+                "T1",
+                Severity.ERROR,
+                "rua entry 'ftp://x' must be a mailto: or https: URI",
+                "_smtp._tls",
+            ),
+        ],
+    ),
+    (
+        'tlsrpt.validate("_smtp._tls", "TXT", (R, R), C)',
+        [
+            Finding(
+                "T1",
+                Severity.ERROR,
+                "2 TLS-RPT records at _smtp._tls.example.com: senders then use none of them (RFC 8460 3); keep exactly one",
+                "_smtp._tls",
+            )
+        ],
+    ),
+    (
+        '[err(tlsrpt.parse, t)[0:2] + (err(tlsrpt.parse, t)[-1] if err(tlsrpt.parse, t)[0] == "error" else "",) for t in ("v=TLSRPTv1", "v=TLSRPTv1; rua=ftp://x.example", "v=TLSRPTv1; rua=mailto", "v=TLSRPTv1; rua=https:", "v=TLSRPTv1; rua=mailto:a@localhost", "v=TLSRPTv1; rua=https://tls.example.com/r, MAILTO:a@example.com", "v=TLSRPTv1; RUA=mailto:a@example.com", "v=TLSRPTv1;rua=mailto:a@example.com")]',
+        [
+            (
+                "error",
+                "T1",
+                "rua= is required: the list of mailto: or https: addresses that receive the reports (RFC 8460 3)",
+            ),
+            ("error", "T1", "rua entry 'ftp://x.example' must be a mailto: or https: URI"),
+            ("error", "T1", "rua entry 'mailto' must be a mailto: or https: URI"),
+            ("error", "T1", "rua entry 'https:' must be a mailto: or https: URI"),
+            (
+                "error",
+                "T1",
+                "rua entry 'mailto:a@localhost': localhost is a single label, not a domain",
+            ),
+            (
+                "ok",
+                TlsRptRecord(
+                    tags=(
+                        Tag(name="v", value="TLSRPTv1"),
+                        Tag(name="rua", value="https://tls.example.com/r, MAILTO:a@example.com"),
+                    ),
+                    rua=("https://tls.example.com/r", "MAILTO:a@example.com"),
+                ),
+                "",
+            ),
+            (
+                "error",
+                "T1",
+                "rua= is required: the list of mailto: or https: addresses that receive the reports (RFC 8460 3)",
+            ),
+            (
+                "ok",
+                TlsRptRecord(
+                    tags=(
+                        Tag(name="v", value="TLSRPTv1"),
+                        Tag(name="rua", value="mailto:a@example.com"),
+                    ),
+                    rua=("mailto:a@example.com",),
+                ),
+                "",
+            ),
+        ],
+    ),
+    (
+        'tlsrpt.facts("_smtp._tls", "TXT", (R,), ("v=TLSRPTv1; rua=mailto:tls@example.com,https://r.example/x",), C)',
+        [fact("tls_rpt.rua", None, "https://r.example/x")],
+    ),
+    (
+        'tlsrpt.facts("_smtp._tls", "TXT", ("v=TLSRPTv1; rua=mailto:a@example.com,mailto:b@example.com",), ("v=TLSRPTv1; rua=mailto:b@example.com",), C)',
+        [fact("tls_rpt.rua", "mailto:a@example.com", None)],
+    ),
+    (
+        'tlsrpt.facts("_smtp._tls", "TXT", (), (R,), C)',
+        [
+            fact("tls_rpt.record", None, "published"),
+            fact("tls_rpt.rua", None, "mailto:tls@example.com"),
+        ],
+    ),
+    (
+        'tlsrpt.facts("_smtp._tls", "TXT", (R,), (), C)',
+        [
+            fact("tls_rpt.record", "published", None),
+            fact("tls_rpt.rua", "mailto:tls@example.com", None),
+        ],
+    ),
+    (
+        'tlsrpt.facts("_smtp._tls", "TXT", (R,), (R + ";",), C)',
+        [
+            fact(
+                "tls_rpt.changed",
+                "v=TLSRPTv1; rua=mailto:tls@example.com",
+                "v=TLSRPTv1; rua=mailto:tls@example.com;",
+            )
+        ],
+    ),
+    (
+        'tlsrpt.facts("_smtp._tls", "TXT", (R,), ("v=TLSRPTv1; rua=bad",), C)',
+        [fact("tls_rpt.unparsed", "v=TLSRPTv1; rua=mailto:tls@example.com", "v=TLSRPTv1; rua=bad")],
+    ),
+    ('tlsrpt.facts("_smtp._tls", "TXT", (R,), (R,), C)', []),
+    (
+        '[(n, t, kinds.kind_of(n, t)) for n, t in [("", "NS"), ("mail", "ns"), ("a._report._dmarc", "TXT"), ("a._report._dmarc.sub", "txt"), ("_report._dmarc", "TXT"), ("a._report._dmarc", "CNAME"), ("a._report", "TXT"), ("a._report.x", "TXT"), ("_DMARC", "TXT"), ("_dmarc.sub", "CNAME"), ("s1._domainkey", "CNAME"), ("s1._domainkey.sub", "TXT"), ("._domainkey", "TXT"), ("s1._domainkey", "A"), ("default._bimi", "TXT"), ("default._bimi", "CNAME"), ("._bimi", "TXT"), ("_mta-sts", "TXT"), ("_mta-sts", "A"), ("mta-sts", "AAAA"), ("mta-sts.sub", "CNAME"), ("mta-sts", "TXT"), ("_smtp._tls", "TXT"), ("_smtp._tls.sub", "TXT"), ("_smtp._tls", "MX"), ("_smtp", "TXT"), ("", "TXT"), ("_spf", "TXT"), ("www", "A"), ("", "MX")]]',
+        [
+            ("", "NS", None),
+            ("mail", "ns", RecordKind.NS_DELEGATION),
+            ("a._report._dmarc", "TXT", RecordKind.REPORT_AUTH),
+            ("a._report._dmarc.sub", "txt", RecordKind.REPORT_AUTH),
+            ("_report._dmarc", "TXT", None),
+            ("a._report._dmarc", "CNAME", None),
+            ("a._report", "TXT", RecordKind.SPF),
+            ("a._report.x", "TXT", None),
+            ("_DMARC", "TXT", RecordKind.DMARC),
+            ("_dmarc.sub", "CNAME", None),
+            ("s1._domainkey", "CNAME", RecordKind.DKIM),
+            ("s1._domainkey.sub", "TXT", RecordKind.DKIM),
+            ("._domainkey", "TXT", RecordKind.SPF),
+            ("s1._domainkey", "A", None),
+            ("default._bimi", "TXT", RecordKind.BIMI),
+            ("default._bimi", "CNAME", None),
+            ("._bimi", "TXT", RecordKind.SPF),
+            ("_mta-sts", "TXT", RecordKind.MTA_STS),
+            ("_mta-sts", "A", None),
+            ("mta-sts", "AAAA", RecordKind.MTA_STS_HOST),
+            ("mta-sts.sub", "CNAME", RecordKind.MTA_STS_HOST),
+            ("mta-sts", "TXT", None),
+            ("_smtp._tls", "TXT", RecordKind.TLS_RPT),
+            ("_smtp._tls.sub", "TXT", RecordKind.TLS_RPT),
+            ("_smtp._tls", "MX", None),
+            ("_smtp", "TXT", RecordKind.SPF),
+            ("", "TXT", RecordKind.SPF),
+            ("_spf", "TXT", RecordKind.SPF),
+            ("www", "A", None),
+            ("", "MX", None),
+        ],
+    ),
+    (
+        '[kinds.is_spf_value(v) for v in ("v=spf1", "V=SPF1 -all", "v=spf1 -all", "v=spf10 -all", "v=spf1-all", " v=spf1 -all")]',
+        [True, True, True, False, False, False],
+    ),
+    (
+        '[kinds.is_owned_value(k, v) for k, v in [(RecordKind.SPF, "google-site-verification=x"), (RecordKind.SPF, "v=spf1 -all"), (RecordKind.DMARC, "anything")]]',
+        [False, True, True],
+    ),
+]
+
+
+def case_ids(cases: list[tuple[str, object]]) -> list[str]:
+    """Readable test ids made only of characters a pytest node id can carry on a command line."""
+    return [
+        f"{i}-{re.sub(r'[^A-Za-z0-9_.]+', '-', call)[:60].strip('-')}"
+        for i, (call, _) in enumerate(cases)
+    ]
+
+
+@pytest.mark.parametrize(("call", "expected"), CASES, ids=case_ids(CASES))
+def test_shared_rule_parts(call: str, expected: object) -> None:
+    assert eval(call) == expected  # noqa: S307 - the call is one of the literal cases above
+
+
+def test_a_syntax_error_carries_its_text_and_rule() -> None:
+    error = RecordSyntaxError("p= is not valid base64", "K2")
+    assert (str(error), error.message, error.code) == (
+        "p= is not valid base64",
+        "p= is not valid base64",
+        "K2",
+    )
+
+
+def test_without_a_budget_counter_spf_counts_nothing_and_says_so() -> None:
+    budget = C.spf_budget("v=spf1 include:a.example -all", "example.com")
+    assert (budget.lookups, budget.void_lookups, budget.source, budget.notes) == (
+        0,
+        0,
+        "catalog",
+        ("no budget counter",),
+    )
+
+
+def test_explain_reads_every_rule_row_of_the_rules_document() -> None:
+    entries = rule_entries()
+    d1 = entries["D1"]
+    assert d1.code == "D1"
+    assert d1.kind == "DMARC (`_dmarc` TXT; RFC 7489, RFC 9989)"
+    assert d1.rule.startswith("the record starts with exactly `v=DMARC1`")
+    assert (d1.severity, d1.clause) == ("error", "RFC 7489 6.4 `dmarc-record`, 6.6.3")
+    # Every kind's codes are there, each under its own section, none from a header row.
+    assert {"D1", "S1", "K1", "B1", "M1", "T1", "N1"} <= set(entries)
+    assert all(code[0] in "DSKBMTN" and code[1:].isdigit() for code in entries)
+    assert entries["S1"].kind.startswith("SPF")
+    assert entries["N1"].kind != entries["S1"].kind
+
+
+def test_explain_renders_an_entry() -> None:
+    entry = RuleEntry(
+        "X1",
+        "Kind (RFC 1)",
+        "the rule",
+        "warning",
+        "RFC 1 2.3",
+        "`a` TXT `b`",
+        "none",
+        "`a` TXT `c`",
+    )
+    assert render_entry(entry) == (
+        "X1  Kind (RFC 1)\n"
+        "  rule:     the rule\n"
+        "  severity: warning (an error makes `dmarcops plan` and `dmarcops validate` refuse the "
+        "change, exit 2; a warning or info is printed and does not block)\n"
+        "  clause:   RFC 1 2.3\n"
+        "  example:  `a` TXT `b`\n"
+        "  risk:     none\n"
+        "  fix:      `a` TXT `c`\n"
+        "  (`dmarcops validate` shows the zone file and line of every finding)\n"
+    )
