@@ -35,8 +35,8 @@ def main() -> None:
 
     append = Journal.append
 
-    def paused_append(self: Journal, event: str, data: dict[str, Any]) -> None:
-        append(self, event, data)
+    def paused_append(self: Journal, event: str, data: dict[str, Any], **kw: Any) -> None:
+        append(self, event, data, **kw)
         pause(f"{event}:{data['zone']}" if "zone" in data else event)
 
     send = execute._send

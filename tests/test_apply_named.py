@@ -80,7 +80,14 @@ def test_named_killed_in_the_middle_of_a_multi_zone_apply(
     results = apply_plan(plan, verify_timeout=1.0, progress=kill_before_beta)  # type: ignore[arg-type]
     by_zone = {r.zone: r for r in results}
     assert by_zone["alpha.example"].status == "applied"
-    assert by_zone["alpha.example"].verified == 2
+    assert by_zone["alpha.example"].error == ""
+    # alpha's check runs while beta is sent (a pool, pipeline.apply.execute): named may die
+    # before or after it answered. Either way it never claims what it did not see.
+    assert len(by_zone["alpha.example"].checks) == 2
+    for check in by_zone["alpha.example"].checks:
+        assert check.status == "verified" or (
+            check.status == "unverifiable" and "did not answer" in check.detail
+        ), check
     assert by_zone["beta.example"].status == "failed"
     assert by_zone["beta.example"].error  # exactly what the provider said
     assert all(c.status == "unverifiable" for c in by_zone["beta.example"].checks)

@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -364,35 +364,57 @@ class RecordStore:
         "2026-1247"), so the first record of a new year is YYYY-0001. If `build` raises, nothing
         is written and the number is not used.
         """
+        return self.create_many([build], at, signer, simulated)[0]
+
+    def create_many(
+        self,
+        builds: Sequence[Callable[[str], ChangeRecord]],
+        at: datetime,
+        signer: Signer,
+        simulated: bool = False,
+    ) -> builtins.list[ChangeRecord]:
+        """`create` for several records under one lock, the ledger and the roster of record read
+        once: an apply opens a record per request, and reading a ledger that grows with each one
+        made it quadratic. Each record is still written and logged before the next is built; a
+        `build` that raises leaves the records before it made and numbered."""
         at = utc(at)
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
-            record_id = self._next_id(at.year, entries)
-            if exists(self.json_path(record_id)):
-                raise RecordMismatchError(
-                    f"record file for {record_id} exists but the ledger never created it",
-                    file=self.json_path(record_id),
-                    hint="Run `dmarcops audit verify`; a record file is only written by dmarcops.",
-                )
-            record = build(record_id)
-            if record.id != record_id:
-                raise ValueError(f"build returned record {record.id} for id {record_id}")
-            if record.sealed:
-                raise ValueError("a record is created open and sealed later (RecordStore.seal)")
             roster = self.trusted_roster(entries)
-            member = roster.get(signer.analyst)
-            if record.executed_by not in ("", signer.analyst) and (
-                member is None or member.is_person
-            ):
-                # Only the automation (apply on merge) records someone else as the executor:
-                # GitHub said who merged; the automation's signature vouches for what it saw.
-                raise UntrustedSigner(
-                    f"the record names {record.executed_by or 'nobody'} as executor but "
-                    f"{signer.analyst}'s key signs it",
-                    hint="Who executes is the owner of the key that signs (--key).",
-                )
-            self._write(record, entries, LedgerEvent.CREATED, at, signer, roster, simulated)
-            return record
+            return [self._create(build, at, signer, simulated, entries, roster) for build in builds]
+
+    def _create(
+        self,
+        build: Callable[[str], ChangeRecord],
+        at: datetime,
+        signer: Signer,
+        simulated: bool,
+        entries: builtins.list[LedgerEntry],
+        roster: Roster,
+    ) -> ChangeRecord:
+        record_id = self._next_id(at.year, entries)
+        if exists(self.json_path(record_id)):
+            raise RecordMismatchError(
+                f"record file for {record_id} exists but the ledger never created it",
+                file=self.json_path(record_id),
+                hint="Run `dmarcops audit verify`; a record file is only written by dmarcops.",
+            )
+        record = build(record_id)
+        if record.id != record_id:
+            raise ValueError(f"build returned record {record.id} for id {record_id}")
+        if record.sealed:
+            raise ValueError("a record is created open and sealed later (RecordStore.seal)")
+        member = roster.get(signer.analyst)
+        if record.executed_by not in ("", signer.analyst) and (member is None or member.is_person):
+            # Only the automation (apply on merge) records someone else as the executor:
+            # GitHub said who merged; the automation's signature vouches for what it saw.
+            raise UntrustedSigner(
+                f"the record names {record.executed_by or 'nobody'} as executor but "
+                f"{signer.analyst}'s key signs it",
+                hint="Who executes is the owner of the key that signs (--key).",
+            )
+        self._write(record, entries, LedgerEvent.CREATED, at, signer, roster, simulated)
+        return record
 
     def update(
         self, record: ChangeRecord, at: datetime, signer: Signer, simulated: bool = False
@@ -402,14 +424,29 @@ class RecordStore:
         Refused when the stored record is sealed, and when the stored file no longer matches the
         ledger (writing over it would make the tampered state look legitimate).
         """
-        if record.sealed:
+        return self.update_many([record], at, signer, simulated)[0]
+
+    def update_many(
+        self,
+        records: Sequence[ChangeRecord],
+        at: datetime,
+        signer: Signer,
+        simulated: bool = False,
+    ) -> builtins.list[ChangeRecord]:
+        """`update` for several records under one lock, the ledger and the roster of record read
+        once (an apply finishes all its records at the end). Each stored record is checked
+        against the ledger, then written and logged, before the next."""
+        if any(record.sealed for record in records):
             raise ValueError("sealing goes through RecordStore.seal, which checks its gates")
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
-            self._current(record.id, entries)
             roster = self.trusted_roster(entries)
-            self._write(record, entries, LedgerEvent.UPDATED, utc(at), signer, roster, simulated)
-            return record
+            for record in records:
+                self._current(record.id, entries)
+                self._write(
+                    record, entries, LedgerEvent.UPDATED, utc(at), signer, roster, simulated
+                )
+            return list(records)
 
     def seal(
         self,
