@@ -13,7 +13,8 @@ Seed rules this module enforces:
 Every write happens under `exclusive_lock`, writes the JSON then the markdown atomically (temp file,
 fsync, rename), then appends its ledger event. A crash between the two leaves a record file that
 no longer matches the ledger, which `verify` reports; it never leaves an unrecorded change that
-looks recorded.
+looks recorded. `create_many` and `update_many` (an apply's records) do the same for a batch:
+every file durable, then every ledger line, fsynced once.
 """
 
 from __future__ import annotations
