@@ -2,7 +2,8 @@
 
 `python tests/run_paused.py DIR POINT CLOCK -- --repo R apply ...` freezes pipeline.clock.system_now
 at CLOCK (like tests/run_at.py) and wraps, in this process only, the apply journal's writes and the
-provider call. When POINT is reached (`records`, `intent:<zone>`, `sent:<zone>`, `done:<zone>`) it
+provider call. When POINT is reached (`records`, `intent:<zone>`, `sent:<zone>`, `done:<zone>`,
+`ledger:created`, `ledger:updated`) it
 writes DIR/ready and blocks reading the FIFO DIR/go, so the test can kill it, signal it, fill or
 freeze its disk or stop named at exactly that point, then let it go on. The product has no such
 hook: nothing a user runs can pause or skip an apply step.
@@ -25,18 +26,22 @@ def main() -> None:
 
     import pipeline.apply.execute as execute
     from pipeline.apply.journal import Journal
+    from pipeline.records.ledger import Ledger
+
+    paused: set[str] = set()
 
     def pause(reached: str) -> None:
-        if reached != point:
+        if reached != point or reached in paused:
             return
+        paused.add(reached)
         (folder / "ready").write_text(reached)
         with (folder / "go").open() as go:  # blocks until the test opens the FIFO for writing
             go.read()
 
     append = Journal.append
 
-    def paused_append(self: Journal, event: str, data: dict[str, Any]) -> None:
-        append(self, event, data)
+    def paused_append(self: Journal, event: str, data: dict[str, Any], **kw: Any) -> None:
+        append(self, event, data, **kw)
         pause(f"{event}:{data['zone']}" if "zone" in data else event)
 
     send = execute._send
@@ -47,7 +52,16 @@ def main() -> None:
         finally:
             pause(f"sent:{zone.zone}")
 
+    ledger_append = Ledger.append
+
+    def paused_ledger_append(self: Ledger, entries: Any, **kw: Any) -> Any:
+        # `ledger:created` / `ledger:updated`: the apply's record files are written, the first
+        # of their ledger lines is not (RecordStore.create_many / update_many).
+        pause(f"ledger:{kw['event']}")
+        return ledger_append(self, entries, **kw)
+
     Journal.append = paused_append  # type: ignore[method-assign]
+    Ledger.append = paused_ledger_append  # type: ignore[method-assign]
     execute._send = paused_send
 
     from pipeline.cli import main as cli

@@ -247,6 +247,9 @@ KILL_POINTS = [
     "intent:beta.example",
     "sent:beta.example",
     "done:beta.example",
+    # Every record file finished, none of their ledger lines written (RecordStore.update_many):
+    # recover puts back the logged version and finishes the records again.
+    "ledger:updated",
 ]
 
 
@@ -281,6 +284,41 @@ def test_sigkill_at_each_point_is_recovered_by_the_next_command(
     assert unaccounted(repo, client_dns) == []
     audit_ok(repo)
     assert "nothing to recover" in recover(repo).output
+
+
+def test_sigkill_between_the_record_files_and_their_ledger_lines_sends_nothing(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # RecordStore.create_many writes every record file before any ledger line: killed in between,
+    # the files are creations cut short and nothing was sent to DNS.
+    run = Apply(repo, repo / "plan.json", "ledger:created", sender_dns)
+    assert len(list((repo / "changes" / "records").glob("*.json"))) == 2
+    run.kill(signal.SIGKILL)
+    assert run.proc.wait(30) == -signal.SIGKILL
+    recover(repo)
+    assert records(repo) == []  # the unlogged files are gone: numbering stays whole
+    assert unaccounted(repo, client_dns) == []
+    audit_ok(repo)
+    # The plan can be applied now, and its records take the numbers the killed apply did not use.
+    again = cli(
+        repo,
+        "apply",
+        "--plan",
+        str(repo / "plan.json"),
+        "--key",
+        str(KEYS / "jchen.pem"),
+        "--emergency",
+        "--reason",
+        "payroll mail rejected since 09:10",
+        "--incident",
+        "INC-2041",
+        "--nameserver",
+        f"127.0.0.1:{sender_dns.port}",
+    )
+    assert again.exit_code == 0, again.output
+    year = datetime.now(UTC).year
+    assert [r["id"] for r in records(repo)] == [f"{year}-0001", f"{year}-0002"]
+    assert unaccounted(repo, client_dns) == []
 
 
 def test_sigterm_finishes_the_zone_in_flight_and_stops(

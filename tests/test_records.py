@@ -217,6 +217,45 @@ def test_a_failing_build_leaves_no_gap(store: RecordStore) -> None:
     assert len(ledger_lines(store)) == 2
 
 
+def test_a_batch_of_records_is_numbered_in_order_and_a_failing_build_writes_none(
+    store: RecordStore,
+) -> None:
+    # RecordStore.create_many (an apply's records): every record is built before any is written.
+    store.create(make_record, at=T0, signer=JCHEN)
+
+    def broken(rid: str) -> ChangeRecord:
+        raise RuntimeError("planning failed")
+
+    with pytest.raises(RuntimeError):
+        store.create_many([make_record, broken, make_record], at=T0, signer=JCHEN)
+    assert sorted(p.name for p in store.records_dir.iterdir()) == ["2026-0001.json", "2026-0001.md"]
+    made = store.create_many([make_record] * 3, at=T0, signer=JCHEN)
+    assert [r.id for r in made] == ["2026-0002", "2026-0003", "2026-0004"]
+    lines = ledger_lines(store)
+    assert [(e["record_id"], e["event"]) for e in lines] == [
+        (f"2026-000{n}", "created") for n in range(1, 5)
+    ]
+    assert all(store.get(r.id) == r for r in made)
+    assert verify(store.changes_dir, T0) == []
+
+
+def test_a_batch_update_checks_every_record_before_writing_any(store: RecordStore) -> None:
+    made = store.create_many([partial(make_record, executed_at=None)] * 2, at=T0, signer=JCHEN)
+    done = [replace(r, executed_at=T0) for r in made]
+    # Someone edited the second record's file: the batch is refused and the first is not written.
+    path = store.json_path(made[1].id)
+    path.write_text(path.read_text().replace("14 days", "41 days"))
+    with pytest.raises(RecordMismatchError):
+        store.update_many(done, at=T0, signer=JCHEN)
+    assert store.get(made[0].id).executed_at is None
+    assert len(ledger_lines(store)) == 2
+    path.write_text(path.read_text().replace("41 days", "14 days"))
+    store.update_many(done, at=T0, signer=JCHEN)
+    assert [store.get(r.id).executed_at for r in made] == [T0, T0]
+    assert [e["event"] for e in ledger_lines(store)] == ["created"] * 2 + ["updated"] * 2
+    assert verify(store.changes_dir, T0) == []
+
+
 def _create_many(changes_dir: str, count: int, start: Any, results: Any) -> None:
     store = RecordStore(Path(changes_dir))
 

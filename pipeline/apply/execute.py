@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -137,6 +138,52 @@ def _check_json(c: ItemCheck) -> dict[str, str]:
     }
 
 
+@dataclass
+class _Sent:
+    """A zone sent (or whose send failed), its verification running in the pool."""
+
+    zone: ZoneResult
+    items: tuple[PlanItem, ...]
+    error: str
+    nothing_sent: bool
+    checks: Future[list[ItemCheck]]
+
+
+def _finish(sent: _Sent, journal: Journal | None) -> ZoneApplication:
+    """The zone's outcome once its verification is back, and its `done` line. The line is not
+    fsynced on its own: only `intent` must be durable before a provider call. A `done` lost in a
+    power cut leaves the zone in doubt, and `dmarcops recover` checks it again; the next `intent`
+    (or the end of the apply) makes it durable along with everything before it."""
+    checks = sent.checks.result()
+    error = sent.error
+    settled = not error or sent.nothing_sent or all(c.status != "unverifiable" for c in checks)
+    if not settled:
+        error += (
+            "; the server did not answer the check, so whether the update reached DNS is "
+            "unknown until `dmarcops recover` checks again"
+        )
+    if journal is not None:
+        journal.append(
+            "done",
+            {
+                "zone": sent.zone.zone,
+                "status": "failed" if error else "applied",
+                "error": error,
+                "settled": settled,
+                "checks": [_check_json(c) for c in checks],
+            },
+            durable=False,
+        )
+    return ZoneApplication(
+        sent.zone.zone,
+        "failed" if error else "applied",
+        error,
+        sent.items,
+        tuple(checks),
+        settled,
+    )
+
+
 def apply_plan(
     plan: Plan,
     *,
@@ -146,70 +193,84 @@ def apply_plan(
     journal: Journal | None = None,
     record_of: dict[tuple[str, str, str], str] | None = None,
     stop: Callable[[], str] | None = None,
+    concurrency: int = 8,
 ) -> list[ZoneApplication]:
-    """Apply zone by zone. `stop()` returns a reason to send no further zone (SIGTERM): the zone
-    in flight is finished and recorded, the rest are not attempted."""
-    results: list[ZoneApplication] = []
-    for zone in plan.zones:
-        items = tuple(i for i in plan.items if i.zone == zone.zone)
-        if not items:
-            continue
-        if progress is not None:
-            progress(zone.zone)
-        reason = stop() if stop is not None else ""
-        if reason:
-            results.append(
-                ZoneApplication(zone.zone, "not-attempted", f"not sent: {reason}", items, ())
-            )
-            continue
-        if zone.failed or zone.octodns_plan is None:
-            results.append(ZoneApplication(zone.zone, "not-attempted", zone.error, items, ()))
-            continue
-        if journal is not None:
-            # Durable before the provider call; if it cannot be written the zone is not sent.
-            journal.append(
-                "intent",
-                {
-                    "zone": zone.zone,
-                    "at": clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "items": [_item_json(i, record_of or {}) for i in items],
-                },
-            )
-        error = ""
-        nothing_sent = False
+    """Apply zone by zone. `stop()` returns a reason to send no further zone (SIGTERM): the zones
+    in flight are finished and recorded, the rest are not attempted.
+
+    The provider calls are made one after the other from this thread, each after its `intent`
+    line is durable; each zone's verification then runs in a pool of `concurrency` threads
+    (policy/settings.yaml) while the next zone is sent, so waiting for a server to serve an update
+    no longer holds up the others. `done` lines are written from this thread as checks come back;
+    the results are in plan order."""
+    outcome: dict[str, ZoneApplication] = {}
+    order: list[str] = []
+    in_flight: list[_Sent] = []
+
+    def collect(wait: bool) -> None:
+        for sent in list(in_flight):
+            if wait or sent.checks.done():
+                in_flight.remove(sent)
+                outcome[sent.zone.zone] = _finish(sent, journal)
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="verify") as pool:
         try:
-            _send(zone)
-        except Exception as exc:  # recorded exactly; the other zones go on
-            # Named by provider: in a mixed portfolio the record says which one failed, and how.
-            shown = explain(exc) if str(exc) else ""
-            error = f"provider {zone.provider}: {type(exc).__name__}: {shown}".rstrip(": ")
-            nothing_sent = _nothing_sent(zone, exc)
-        checks = _verify(zone, items, 0.5 if error else verify_timeout, clock)
-        settled = not error or nothing_sent or all(c.status != "unverifiable" for c in checks)
-        if not settled:
-            error += (
-                "; the server did not answer the check, so whether the update reached DNS is "
-                "unknown until `dmarcops recover` checks again"
-            )
+            for zone in plan.zones:
+                items = tuple(i for i in plan.items if i.zone == zone.zone)
+                if not items:
+                    continue
+                order.append(zone.zone)
+                if progress is not None:
+                    progress(zone.zone)
+                reason = stop() if stop is not None else ""
+                if reason:
+                    outcome[zone.zone] = ZoneApplication(
+                        zone.zone, "not-attempted", f"not sent: {reason}", items, ()
+                    )
+                    continue
+                if zone.failed or zone.octodns_plan is None:
+                    outcome[zone.zone] = ZoneApplication(
+                        zone.zone, "not-attempted", zone.error, items, ()
+                    )
+                    continue
+                if journal is not None:
+                    # Durable before the provider call; if it cannot be written the zone is not
+                    # sent.
+                    journal.append(
+                        "intent",
+                        {
+                            "zone": zone.zone,
+                            "at": clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "items": [_item_json(i, record_of or {}) for i in items],
+                        },
+                    )
+                error = ""
+                nothing_sent = False
+                try:
+                    _send(zone)
+                except Exception as exc:  # recorded exactly; the other zones go on
+                    # Named by provider: in a mixed portfolio the record says which one failed,
+                    # and how.
+                    shown = explain(exc) if str(exc) else ""
+                    error = f"provider {zone.provider}: {type(exc).__name__}: {shown}".rstrip(": ")
+                    nothing_sent = _nothing_sent(zone, exc)
+                timeout = 0.5 if error else verify_timeout
+                in_flight.append(
+                    _Sent(
+                        zone,
+                        items,
+                        error,
+                        nothing_sent,
+                        pool.submit(_verify, zone, items, timeout, clock),
+                    )
+                )
+                collect(wait=False)
+            collect(wait=True)
+        finally:
+            # Interrupted (a journal write failed, Ctrl-C): the checks still running are not
+            # waited for; their zones have an intent and no done, so recovery checks them.
+            for sent in in_flight:
+                sent.checks.cancel()
         if journal is not None:
-            journal.append(
-                "done",
-                {
-                    "zone": zone.zone,
-                    "status": "failed" if error else "applied",
-                    "error": error,
-                    "settled": settled,
-                    "checks": [_check_json(c) for c in checks],
-                },
-            )
-        results.append(
-            ZoneApplication(
-                zone.zone,
-                "failed" if error else "applied",
-                error,
-                items,
-                tuple(checks),
-                settled,
-            )
-        )
-    return results
+            journal.sync()
+    return [outcome[z] for z in order]

@@ -2,13 +2,14 @@
 
 A change record says what an apply did; but an apply can die between the provider call and the
 record (SIGKILL, a full disk, a read-only changes/, a power cut). So each apply keeps a journal,
-`changes/journal/<apply-id>.jsonl`, one JSON object per line, each line fsynced before the next
-step:
+`changes/journal/<apply-id>.jsonl`, one JSON object per line, each line but `done` fsynced before
+the next step:
 
     begin    the plan, who applies, when, the zones and items          (before any record exists)
     records  the change records created for it, and their items        (before any provider call)
     intent   one zone: its items, before and after, their record ids    (before that zone is sent)
-    done     that zone: the provider's result and the verification     (after it was sent)
+    done     that zone: the provider's result and the verification     (after it was sent; made
+             durable by the next line's fsync: losing it only means recovery checks the zone again)
 
 No provider call is made unless its `intent` line is on disk, so every item that can have reached
 DNS is either in a finished change record or in a journal. When the apply finishes its records the
@@ -106,8 +107,13 @@ class Journal:
             raise
         return journal
 
-    def append(self, event: str, data: dict[str, Any]) -> None:
-        """One line, fsynced before returning: after this returns the line survives a crash."""
+    def append(self, event: str, data: dict[str, Any], *, durable: bool = True) -> None:
+        """One line, fsynced before returning: after this returns the line survives a crash.
+
+        `durable=False` (the `done` lines) leaves the fsync to the next durable line or `sync()`:
+        a process killed after the write keeps the line (it is in the kernel's page cache); only
+        a power cut can lose it, and then only lines after the last fsync, which recovery
+        treats as never written (the zone is checked again)."""
         if self._broken:
             # A failed write may have left half a line: nothing may follow it.
             raise JournalWriteError(f"the apply journal {self.path.name} could not be written")
@@ -117,6 +123,20 @@ class Journal:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
+            if durable:
+                os.fsync(self._fd)
+        except OSError as exc:
+            self._broken = True
+            raise JournalWriteError(
+                f"cannot write the apply journal {self.path.name} ({exc.strerror or exc})",
+                file=self.path,
+            ) from None
+
+    def sync(self) -> None:
+        """Make every line written so far durable (after lines written with durable=False)."""
+        if self._broken:
+            raise JournalWriteError(f"the apply journal {self.path.name} could not be written")
+        try:
             os.fsync(self._fd)
         except OSError as exc:
             self._broken = True

@@ -47,6 +47,7 @@ from pipeline.records import (
     ZoneStatus,
 )
 from pipeline.records.ledger import LedgerEvent
+from pipeline.records.store import record_file_bytes, write_atomic
 
 Key = tuple[str, str, str]
 
@@ -91,7 +92,9 @@ def _apply_records(store: RecordStore, state: JournalState) -> list[ChangeRecord
     """The apply's records: those its journal names, and any it created before it could say so
     (same plan, never executed). A record file the ledger never logged is a creation cut short
     by the crash (nothing was sent for it): it is removed so the numbering stays whole."""
-    logged = {e.record_id for e in store.ledger.read() if e.event is LedgerEvent.CREATED}
+    entries = store.ledger.read()
+    logged = {e.record_id for e in entries if e.event is LedgerEvent.CREATED}
+    last_logged = {e.record_id: e.record_sha256 for e in entries if e.record_id}
     out: dict[str, ChangeRecord] = {}
     for record in store.all():
         mine = record.id in state.record_ids or (
@@ -103,8 +106,25 @@ def _apply_records(store: RecordStore, state: JournalState) -> list[ChangeRecord
             for path in (store.json_path(record.id), store.markdown_path(record.id)):
                 path.unlink(missing_ok=True)
             continue
+        if record.sha256() != last_logged.get(record.id):
+            record = _unlogged_finish_undone(store, record, last_logged[record.id])
         out[record.id] = record
     return [out[i] for i in sorted(out)]
+
+
+def _unlogged_finish_undone(store: RecordStore, record: ChangeRecord, logged: str) -> ChangeRecord:
+    """The apply finishes its records in two steps (RecordStore.update_many): every file, then
+    every ledger line. Killed in between, a record file holds the apply's results that the
+    ledger never logged. When those results are all that differs (without them the file is, to
+    the hash, the version the ledger logged), that version is put back and the record is
+    finished again from the journal. Anything else stays as found, and the update that follows
+    refuses it as a record that differs from the ledger, as before."""
+    unfinished = replace(record, executed_at=None, zone_results=(), verification=())
+    if unfinished.sha256() != logged:
+        return record
+    write_atomic(store.json_path(record.id), record_file_bytes(unfinished))
+    write_atomic(store.markdown_path(record.id), unfinished.render_markdown().encode("utf-8"))
+    return unfinished
 
 
 def recover_journal(

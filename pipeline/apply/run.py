@@ -493,7 +493,8 @@ def _journaled(
     now = options.now
     signer = options.signer
     assert signer is not None  # _gate refused an unsigned apply before anything started
-    opened: list[tuple[ChangeRecord, set[tuple[str, str, str]]]] = []
+    builds: list[Callable[[str], ChangeRecord]] = []
+    request_keys: list[set[tuple[str, str, str]]] = []
     for g in gated:
         keys = set(_keys(g.items))
         mine = [items[k] for k in sorted(keys)]
@@ -537,7 +538,11 @@ def _journaled(
                 change_management=client.outside_change_management,
             )
 
-        opened.append((store.create(build, now, signer, options.simulated), keys))
+        builds.append(build)
+        request_keys.append(keys)
+    # One lock, one read of the ledger and of the roster of record for all of them.
+    created = store.create_many(builds, now, signer, options.simulated)
+    opened = list(zip(created, request_keys, strict=True))
     record_of = {k: record.id for record, keys in opened for k in keys}
     journal.append(
         "records",
@@ -556,15 +561,20 @@ def _journaled(
         journal=journal,
         record_of=record_of,
         stop=stop,
+        concurrency=portfolio.settings.concurrency,
     )
     finished = []
     for record, keys in opened:
         zone_results, checks = _outcomes(applications, keys)
-        done = replace(
-            record,
-            executed_at=now,
-            zone_results=zone_results,
-            verification=checks,
+        finished.append(
+            replace(
+                record,
+                executed_at=now,
+                zone_results=zone_results,
+                verification=checks,
+            )
         )
-        finished.append(store.update(done, now, signer, options.simulated))
-    return finished, all(app.settled for app in applications)
+    return (
+        store.update_many(finished, now, signer, options.simulated),
+        all(app.settled for app in applications),
+    )

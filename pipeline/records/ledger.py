@@ -359,13 +359,15 @@ class Ledger:
         record_id: str = "",
         record_sha256: str = "",
         payload: Mapping[str, Any] | None = None,
+        durable: bool = True,
     ) -> LedgerEntry:
         """Append one signed event after `entries` (what `read()` returned under the same lock).
 
         The caller holds `exclusive_lock`. The signature is checked against `roster` (the one
         the last sealed policy trusts) before the line is written: a line `audit verify` would
         reject is never appended. The line is fsync'd before this returns: an event the
-        pipeline reported as recorded survives a crash.
+        pipeline reported as recorded survives a crash. `durable=False` leaves that to a
+        `sync()` the caller makes before it reports the batch as recorded.
         """
         last = entries[-1] if entries else None
         record_prev = ""
@@ -400,9 +402,18 @@ class Ledger:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(entry.to_line())
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         entries.append(entry)
         return entry
+
+    def sync(self) -> None:
+        """Make the lines appended with durable=False survive a crash."""
+        fd = open_append(self.path, root=self.path.parent.parent)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 _AUDIT_HINT = "Run `dmarcops audit verify` to see what is wrong with the audit trail."

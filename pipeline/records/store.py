@@ -13,7 +13,8 @@ Seed rules this module enforces:
 Every write happens under `exclusive_lock`, writes the JSON then the markdown atomically (temp file,
 fsync, rename), then appends its ledger event. A crash between the two leaves a record file that
 no longer matches the ledger, which `verify` reports; it never leaves an unrecorded change that
-looks recorded.
+looks recorded. `create_many` and `update_many` (an apply's records) do the same for a batch:
+every file durable, then every ledger line, fsynced once.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import hashlib
 import json
 import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -106,8 +107,9 @@ def _pretty(data: object) -> bytes:
     return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    # A reader (or a crash) sees the old file or the new one, never half of one.
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    # A reader (or a crash) sees the old file or the new one, never half of one. sync_dir=False:
+    # the caller fsyncs the directory once for several files (RecordStore.create_many).
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     # O_NOFOLLOW: a symbolic link planted at the temporary name must not be written through.
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -116,9 +118,14 @@ def write_atomic(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)  # the rename itself survives a crash
+        os.fsync(dir_fd)  # a rename in it survives a crash
     finally:
         os.close(dir_fd)
 
@@ -364,35 +371,89 @@ class RecordStore:
         "2026-1247"), so the first record of a new year is YYYY-0001. If `build` raises, nothing
         is written and the number is not used.
         """
+        return self.create_many([build], at, signer, simulated)[0]
+
+    def create_many(
+        self,
+        builds: Sequence[Callable[[str], ChangeRecord]],
+        at: datetime,
+        signer: Signer,
+        simulated: bool = False,
+    ) -> builtins.list[ChangeRecord]:
+        """`create` for several records under one lock: an apply opens a record per request.
+
+        The ledger and the roster of record are read once (reading a ledger that grows with each
+        record made an apply quadratic), every record is built and checked before anything is
+        written (a `build` that raises leaves nothing), then written in two steps: every record
+        file durable (each file, then the directory once), then their ledger lines, fsynced
+        once. A crash between the two leaves record files the ledger never logged: a creation cut
+        short, which `audit verify` names and `dmarcops recover` removes (an apply writes its
+        journal's begin line before it creates records), exactly as for a single record.
+        """
         at = utc(at)
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
-            record_id = self._next_id(at.year, entries)
-            if exists(self.json_path(record_id)):
-                raise RecordMismatchError(
-                    f"record file for {record_id} exists but the ledger never created it",
-                    file=self.json_path(record_id),
-                    hint="Run `dmarcops audit verify`; a record file is only written by dmarcops.",
-                )
-            record = build(record_id)
-            if record.id != record_id:
-                raise ValueError(f"build returned record {record.id} for id {record_id}")
-            if record.sealed:
-                raise ValueError("a record is created open and sealed later (RecordStore.seal)")
             roster = self.trusted_roster(entries)
-            member = roster.get(signer.analyst)
-            if record.executed_by not in ("", signer.analyst) and (
-                member is None or member.is_person
-            ):
-                # Only the automation (apply on merge) records someone else as the executor:
-                # GitHub said who merged; the automation's signature vouches for what it saw.
-                raise UntrustedSigner(
-                    f"the record names {record.executed_by or 'nobody'} as executor but "
-                    f"{signer.analyst}'s key signs it",
-                    hint="Who executes is the owner of the key that signs (--key).",
+            first = int(self._next_id(at.year, entries).split("-")[1])
+            records = [
+                self._built(build, f"{at.year:04d}-{first + n:04d}", signer, roster)
+                for n, build in enumerate(builds)
+            ]
+            if not records:
+                return []
+            _check_signer(signer, roster)
+            make_dir(self.records_dir, root=self.changes_dir.parent)
+            for record in records:
+                write_atomic(self.json_path(record.id), record_file_bytes(record), sync_dir=False)
+                write_atomic(
+                    self.markdown_path(record.id),
+                    record.render_markdown().encode("utf-8"),
+                    sync_dir=False,
                 )
-            self._write(record, entries, LedgerEvent.CREATED, at, signer, roster, simulated)
-            return record
+            fsync_dir(self.records_dir)
+            for record in records:
+                self.ledger.append(
+                    entries,
+                    record_id=record.id,
+                    event=LedgerEvent.CREATED,
+                    record_sha256=record.sha256(),
+                    at=at,
+                    signer=signer,
+                    roster=roster,
+                    simulated=simulated or record.simulated,
+                    durable=False,
+                )
+            self.ledger.sync()
+            return records
+
+    def _built(
+        self,
+        build: Callable[[str], ChangeRecord],
+        record_id: str,
+        signer: Signer,
+        roster: Roster,
+    ) -> ChangeRecord:
+        if exists(self.json_path(record_id)):
+            raise RecordMismatchError(
+                f"record file for {record_id} exists but the ledger never created it",
+                file=self.json_path(record_id),
+                hint="Run `dmarcops audit verify`; a record file is only written by dmarcops.",
+            )
+        record = build(record_id)
+        if record.id != record_id:
+            raise ValueError(f"build returned record {record.id} for id {record_id}")
+        if record.sealed:
+            raise ValueError("a record is created open and sealed later (RecordStore.seal)")
+        member = roster.get(signer.analyst)
+        if record.executed_by not in ("", signer.analyst) and (member is None or member.is_person):
+            # Only the automation (apply on merge) records someone else as the executor:
+            # GitHub said who merged; the automation's signature vouches for what it saw.
+            raise UntrustedSigner(
+                f"the record names {record.executed_by or 'nobody'} as executor but "
+                f"{signer.analyst}'s key signs it",
+                hint="Who executes is the owner of the key that signs (--key).",
+            )
+        return record
 
     def update(
         self, record: ChangeRecord, at: datetime, signer: Signer, simulated: bool = False
@@ -402,14 +463,54 @@ class RecordStore:
         Refused when the stored record is sealed, and when the stored file no longer matches the
         ledger (writing over it would make the tampered state look legitimate).
         """
-        if record.sealed:
+        return self.update_many([record], at, signer, simulated)[0]
+
+    def update_many(
+        self,
+        records: Sequence[ChangeRecord],
+        at: datetime,
+        signer: Signer,
+        simulated: bool = False,
+    ) -> builtins.list[ChangeRecord]:
+        """`update` for several records under one lock (an apply finishes all its records at the
+        end): the ledger and the roster of record read once, every stored record checked against
+        the ledger before anything is written, then, as `create_many`, every file durable before
+        any of their ledger lines, which are fsynced once. A crash between the two leaves files
+        ahead of the ledger; `dmarcops recover` puts back the version the ledger logged when that
+        is all that differs (pipeline.apply.recover), and finishes the records again."""
+        if any(record.sealed for record in records):
             raise ValueError("sealing goes through RecordStore.seal, which checks its gates")
+        if not records:
+            return []
+        at = utc(at)
         with exclusive_lock(self.changes_dir):
             entries = self.ledger.read()
-            self._current(record.id, entries)
             roster = self.trusted_roster(entries)
-            self._write(record, entries, LedgerEvent.UPDATED, utc(at), signer, roster, simulated)
-            return record
+            for record in records:
+                self._current(record.id, entries)
+            _check_signer(signer, roster)
+            for record in records:
+                write_atomic(self.json_path(record.id), record_file_bytes(record), sync_dir=False)
+                write_atomic(
+                    self.markdown_path(record.id),
+                    record.render_markdown().encode("utf-8"),
+                    sync_dir=False,
+                )
+            fsync_dir(self.records_dir)
+            for record in records:
+                self.ledger.append(
+                    entries,
+                    record_id=record.id,
+                    event=LedgerEvent.UPDATED,
+                    record_sha256=record.sha256(),
+                    at=at,
+                    signer=signer,
+                    roster=roster,
+                    simulated=simulated or record.simulated,
+                    durable=False,
+                )
+            self.ledger.sync()
+            return list(records)
 
     def seal(
         self,
