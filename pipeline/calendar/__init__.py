@@ -1,7 +1,8 @@
 """The change calendar (`dmarcops calendar`): per client, a date range of windows, freezes and
 scheduled changes with their status and conflicts, and the last 60 days of change records."""
 
-from pipeline.calendar.build import (
+from pipeline.calendar.build import build_calendar, this_week
+from pipeline.calendar.view import (
     CalendarView,
     ClientCalendar,
     Conflict,
@@ -9,8 +10,6 @@ from pipeline.calendar.build import (
     RecentChange,
     Status,
     WindowEvent,
-    build_calendar,
-    this_week,
 )
 
 __all__ = [

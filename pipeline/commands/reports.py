@@ -355,8 +355,8 @@ def verify_command(
       dmarcops reports verify --record 2026-0007 --format json
     """
     from pipeline.apply.verify_reports import ANOMALY, ReportSource, check_record, to_verify
-    from pipeline.apply.verify_reports import render_json as verify_json
-    from pipeline.apply.verify_reports import render_text as verify_text
+    from pipeline.apply.verify_text import render_json as verify_json
+    from pipeline.apply.verify_text import render_text as verify_text
     from pipeline.records.store import RecordStore
 
     now = read_only_time(at).now

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipeline.calendar.build import (
+from pipeline.calendar.view import (
     CONFLICT_KINDS,
     RECENT_DAYS,
     CalendarView,

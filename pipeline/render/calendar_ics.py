@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import icalendar
 
-from pipeline.calendar.build import CONFLICT_KINDS, CalendarView, ClientCalendar, Status
+from pipeline.calendar.view import CONFLICT_KINDS, CalendarView, ClientCalendar, Status
 
 PRODID = "-//dmarcops//change calendar//EN"
 
