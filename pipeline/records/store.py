@@ -1023,6 +1023,9 @@ def _check_signatures(
     )
     roster: Roster | None = None
     current_hash: dict[str, str] = {}  # each record's hash as of the line being checked
+    # Built once, for the few policy lines: per line it made verify quadratic in the ledger.
+    plain_entries = [e for _, e in entries]
+    position = {n: i for i, (n, _) in enumerate(entries)}
     for number, entry in entries:
         if roster is None:
             if entry.event is LedgerEvent.POLICY and number == 1:
@@ -1069,8 +1072,7 @@ def _check_signatures(
                 )
             )
         if entry.event is LedgerEvent.POLICY and number > 1:
-            index = next(i for i, (n, _) in enumerate(entries) if n == number)
-            problem = seal_problem(store.changes_dir, [e for _, e in entries], index, roster)
+            problem = seal_problem(store.changes_dir, plain_entries, position[number], roster)
             if problem is not None:
                 problems.append(AuditProblem("", problem))
             else:
@@ -1383,6 +1385,7 @@ def _check_files(
                 continue  # a temp file of an interrupted write; the real file is checked
             files[path.stem] = path
     owner_of_hash = {entry.record_sha256: rid for rid, (_, entry) in last_events.items()}
+    known = set(last_events)  # once: building it per file made verify quadratic in the records
     purged = {rid for rid, (_, e) in last_events.items() if e.event is LedgerEvent.PURGED}
     for rid in sorted(set(last_events) - set(files) - purged, key=_sort_key):
         problems.append(
@@ -1405,7 +1408,7 @@ def _check_files(
             continue
         number, last = last_events[stem]
         record = _check_file(
-            path, stem, number, last, owner_of_hash, set(last_events), now, problems
+            path, stem, number, last, owner_of_hash, known, now, problems
         )
         if record is not None and actors is not None:
             _check_signers(record, actors, problems)
