@@ -402,6 +402,25 @@ def list_records(
         click.echo(line)
 
 
+@records_group.command("reindex")
+@reports_errors
+def reindex_command() -> None:
+    """Rebuild the record index (.dmarcops/records.sqlite) from changes/ledger.jsonl and
+    changes/records/.
+
+    The index is a cache that `records list`, `plan` and every record write use so that their
+    cost does not grow with the history; it is never the source of truth (`audit verify` does not
+    read it). A missing, stale or damaged index is rebuilt or caught up on its own; this command
+    does it now, e.g. after restoring changes/ from a backup.
+
+    \b
+    Examples:
+      dmarcops records reindex
+    """
+    count = _store().reindex()
+    click.echo(f"record index rebuilt: {count} record{'s' if count != 1 else ''}")
+
+
 _ROW_FIELDS = (
     "id",
     "client",

@@ -19,11 +19,13 @@ looks recorded.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -34,10 +36,23 @@ from pipeline.gate.approvals import signed_payload
 from pipeline.gate.identity import Signer, signature_holds, signing_bytes
 from pipeline.gate.requests import REQUESTS_DIR, content_sha256
 from pipeline.gate.roster import Analyst, Roster, load_roster
-from pipeline.load.files import exists, make_dir, read_bytes, read_text
+from pipeline.load.files import exists, is_regular, make_dir, read_bytes, read_text
 from pipeline.load.jsonfile import parse_json
 from pipeline.load.yamlfile import load_yaml
 from pipeline.model import RiskLevel
+from pipeline.records.index import (
+    INDEX_PATH,
+    LedgerView,
+    ListFilter,
+    executed_requests,
+    index_of,
+    ledger_view,
+    list_fields,
+    listed,
+    put_record,
+    read_row,
+    refresh,
+)
 from pipeline.records.ledger import (
     GENESIS,
     LEDGER_NAME,
@@ -152,11 +167,84 @@ class RecordStore:
 
     # -- who may write
 
-    def trusted_roster(self, entries: builtins.list[LedgerEntry]) -> Roster:
+    def trusted_roster(
+        self, entries: builtins.list[LedgerEntry] | LedgerView | None = None
+    ) -> Roster:
         """The roster whose keys the next entry must verify with: the last sealed policy's (each
-        seal checked to be a lead's), or, before `dmarcops init`, policy/roster.yaml as it is."""
+        seal checked to be a lead's), or, before `dmarcops init`, policy/roster.yaml as it is.
+        `entries`: the ledger as read (a list, or the index's view); None: the view, now."""
+        if entries is None:
+            entries = self.view()
+        if isinstance(entries, LedgerView):
+            entries = entries.policy_entries()  # the policy lines are all the walk looks at
         found = sealed_policy(self.changes_dir, entries)
         return found[1] if found else load_roster(self.changes_dir.parent)
+
+    # -- the index (pipeline.records.index): a cache of the ledger and the records, never trusted
+    # by `audit verify`
+
+    def view(self) -> LedgerView:
+        """The ledger as the index knows it, caught up (a full read without a usable index)."""
+        with index_of(self.changes_dir.parent) as conn:
+            return ledger_view(self.ledger, conn)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[LedgerView]:
+        """The lock every writer holds, and the ledger as it stands under it."""
+        with exclusive_lock(self.changes_dir), index_of(self.changes_dir.parent) as conn:
+            yield ledger_view(self.ledger, conn)
+
+    def _append(
+        self,
+        view: LedgerView,
+        *,
+        event: LedgerEvent,
+        signer: Signer,
+        at: datetime,
+        roster: Roster,
+        simulated: bool = False,
+        record_id: str = "",
+        record_sha256: str = "",
+        payload: dict[str, object] | None = None,
+    ) -> LedgerEntry:
+        """Append one signed event after the view's head, then bring the index up to date in one
+        transaction (ledger part, and the record's row read back from its file). A failure of the
+        index leaves it behind the ledger: the next run catches up."""
+        entry = self.ledger.append_after(
+            view.seq,
+            view.head,
+            event=event,
+            signer=signer,
+            at=at,
+            roster=roster,
+            simulated=simulated,
+            record_id=record_id,
+            record_sha256=record_sha256,
+            record_prev=view.record_prev(record_id) if record_id else "",
+            payload=payload,
+        )
+        line = entry.to_line().encode("utf-8")
+        conn = view.conn
+        if conn is None:
+            view.add(entry, line)
+            return entry
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            view.add(entry, line)
+            row = None
+            if record_id and event is not LedgerEvent.PURGED:
+                row = read_row(record_id, self.records_dir, self.get)
+            if row is not None:
+                put_record(conn, row)
+            elif record_id:  # purged (its file is removed next), or not a regular file
+                conn.execute("DELETE FROM records WHERE record_id = ?", (record_id,))
+                conn.execute("DELETE FROM dirty WHERE record_id = ?", (record_id,))
+            view.save()
+            conn.execute("COMMIT")
+        except (sqlite3.Error, InputError):
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        return entry
 
     def seal_policy(
         self, snapshot: PolicySnapshot, at: datetime, signer: Signer, *, genesis: bool = False
@@ -168,10 +256,9 @@ class RecordStore:
         apply of an approved policy change).
         """
         at = utc(at)
-        with exclusive_lock(self.changes_dir):
-            entries = self.ledger.read()
+        with self._writing() as view:
             if genesis:
-                if entries:
+                if view.lines:
                     raise GateRefused(
                         "this repository's ledger has already begun: `dmarcops init` seals the "
                         "first policy only",
@@ -188,7 +275,7 @@ class RecordStore:
                     )
                 digest = store_snapshot(self.changes_dir, snapshot)
             else:
-                roster = self.trusted_roster(entries)
+                roster = self.trusted_roster(view)
                 member = roster.get(signer.analyst)
                 if member is None or not member.is_lead:
                     raise UntrustedSigner(
@@ -198,8 +285,8 @@ class RecordStore:
                         "them) and runs `dmarcops policy seal --key THEIR-KEY`.",
                     )
                 digest = store_snapshot(self.changes_dir, snapshot)
-            return self.ledger.append(
-                entries,
+            return self._append(
+                view,
                 event=LedgerEvent.POLICY,
                 signer=signer,
                 at=at,
@@ -234,23 +321,23 @@ class RecordStore:
         except UnicodeEncodeError:
             raise InputError("--notes or --sample holds bytes that are not UTF-8 text") from None
         at = utc(at)
-        with exclusive_lock(self.changes_dir):
-            entries = self.ledger.read()
-            last = next((e for e in reversed(entries) if e.record_id == record_id), None)
+        with self._writing() as view:
+            last = view.last_event(record_id)
             if last is None:
                 raise UnknownRecordError(
                     f"no change record {record_id}",
                     hint="`dmarcops audit sample` picks the records to check.",
                 )
+            last_sha256 = last[1]
             raw = self._raw(record_id)
             digest = hashlib.sha256(canonical_bytes(_load_json(raw, self.json_path(record_id))))
-            if digest.hexdigest() != last.record_sha256:
+            if digest.hexdigest() != last_sha256:
                 raise RecordMismatchError(
                     f"record {record_id} differs from what the ledger recorded; nothing attested",
                     file=self.json_path(record_id),
                     hint="Run `dmarcops audit verify`.",
                 )
-            roster = self.trusted_roster(entries)
+            roster = self.trusted_roster(view)
             member = roster.get(signer.analyst)
             if member is not None and not member.is_person:
                 raise UntrustedSigner(
@@ -258,15 +345,15 @@ class RecordStore:
                     hint="The auditor attests with their own key.",
                 )
             _check_signer(signer, roster)
-            return self.ledger.append(
-                entries,
+            return self._append(
+                view,
                 event=LedgerEvent.ATTESTED,
                 signer=signer,
                 at=at,
                 roster=roster,
                 payload={
                     "record": record_id,
-                    "record_sha256": last.record_sha256,
+                    "record_sha256": last_sha256,
                     "verdict": verdict,
                     "notes": notes.strip(),
                     "sample": sample,
@@ -280,12 +367,12 @@ class RecordStore:
         refuses anything but a sealed record, and anyone but a lead.
         """
         at = utc(at)
-        with exclusive_lock(self.changes_dir):
-            entries = self.ledger.read()
-            last = next((e for e in reversed(entries) if e.record_id == record_id), None)
-            if last is None or last.event is LedgerEvent.PURGED:
+        with self._writing() as view:
+            last = view.last_event(record_id)
+            if last is None or last[0] is LedgerEvent.PURGED:
                 raise UnknownRecordError(f"no change record {record_id} to purge")
-            if last.event is not LedgerEvent.SEALED:
+            last_event, last_sha256 = last
+            if last_event is not LedgerEvent.SEALED:
                 raise GateRefused(
                     f"record {record_id} is not sealed: only a sealed record's retention ends",
                     hint=f"Close it first: dmarcops close {record_id} ...",
@@ -295,28 +382,28 @@ class RecordStore:
                 hashlib.sha256(
                     canonical_bytes(_load_json(raw, self.json_path(record_id)))
                 ).hexdigest()
-                != last.record_sha256
+                != last_sha256
             ):
                 raise RecordMismatchError(
                     f"record {record_id} differs from what the ledger recorded; not purged",
                     file=self.json_path(record_id),
                     hint="Run `dmarcops audit verify`.",
                 )
-            roster = self.trusted_roster(entries)
+            roster = self.trusted_roster(view)
             member = roster.get(signer.analyst)
             if member is None or not member.is_lead:
                 raise UntrustedSigner(
                     f"{signer.analyst} is not a lead: only a lead ends a record's retention",
                     hint="A lead runs `dmarcops records retention --purge --key THEIR-KEY`.",
                 )
-            entry = self.ledger.append(
-                entries,
+            entry = self._append(
+                view,
                 event=LedgerEvent.PURGED,
                 signer=signer,
                 at=at,
                 roster=roster,
                 record_id=record_id,
-                record_sha256=last.record_sha256,
+                record_sha256=last_sha256,
             )
             # The tombstone is on disk first: a crash here leaves a purged record whose file
             # remains, which audit names, never a missing file the ledger cannot explain.
@@ -335,21 +422,8 @@ class RecordStore:
         Reserves nothing: only `create` holds the lock from reading the highest number to writing
         the new record's `created` event, which is what keeps numbers free of gaps and duplicates.
         """
-        with exclusive_lock(self.changes_dir):
-            return self._next_id(year, self.ledger.read())
-
-    @staticmethod
-    def _next_id(year: int, entries: builtins.list[LedgerEntry]) -> str:
-        prefix = f"{year:04d}-"
-        highest = max(
-            (
-                int(e.record_id.removeprefix(prefix))
-                for e in entries
-                if e.event is LedgerEvent.CREATED and e.record_id.startswith(prefix)
-            ),
-            default=0,
-        )
-        return f"{prefix}{highest + 1:04d}"
+        with self._writing() as view:
+            return view.next_id(year)
 
     def create(
         self,
@@ -365,9 +439,8 @@ class RecordStore:
         is written and the number is not used.
         """
         at = utc(at)
-        with exclusive_lock(self.changes_dir):
-            entries = self.ledger.read()
-            record_id = self._next_id(at.year, entries)
+        with self._writing() as view:
+            record_id = view.next_id(at.year)
             if exists(self.json_path(record_id)):
                 raise RecordMismatchError(
                     f"record file for {record_id} exists but the ledger never created it",
@@ -379,7 +452,7 @@ class RecordStore:
                 raise ValueError(f"build returned record {record.id} for id {record_id}")
             if record.sealed:
                 raise ValueError("a record is created open and sealed later (RecordStore.seal)")
-            roster = self.trusted_roster(entries)
+            roster = self.trusted_roster(view)
             member = roster.get(signer.analyst)
             if record.executed_by not in ("", signer.analyst) and (
                 member is None or member.is_person
@@ -391,7 +464,7 @@ class RecordStore:
                     f"{signer.analyst}'s key signs it",
                     hint="Who executes is the owner of the key that signs (--key).",
                 )
-            self._write(record, entries, LedgerEvent.CREATED, at, signer, roster, simulated)
+            self._write(record, view, LedgerEvent.CREATED, at, signer, roster, simulated)
             return record
 
     def update(
@@ -404,11 +477,10 @@ class RecordStore:
         """
         if record.sealed:
             raise ValueError("sealing goes through RecordStore.seal, which checks its gates")
-        with exclusive_lock(self.changes_dir):
-            entries = self.ledger.read()
-            self._current(record.id, entries)
-            roster = self.trusted_roster(entries)
-            self._write(record, entries, LedgerEvent.UPDATED, utc(at), signer, roster, simulated)
+        with self._writing() as view:
+            self._current(record.id, view)
+            roster = self.trusted_roster(view)
+            self._write(record, view, LedgerEvent.UPDATED, utc(at), signer, roster, simulated)
             return record
 
     def seal(
@@ -436,9 +508,8 @@ class RecordStore:
         """
         at = utc(at)
         without_evidence = without_evidence.strip()
-        with exclusive_lock(self.changes_dir):
-            entries = self.ledger.read()
-            current = self._current(record_id, entries)
+        with self._writing() as view:
+            current = self._current(record_id, view)
             if current.emergency is not None and not current.emergency.reviewed:
                 raise GateRefused(
                     f"record {record_id} is an emergency change whose post-hoc review is not "
@@ -454,7 +525,7 @@ class RecordStore:
                     hint="Use --force to close it earlier; the record will say it was forced.",
                 )
             _check_acceptance(
-                self, current, Outcome(outcome), verification, without_evidence, signer, entries
+                self, current, Outcome(outcome), verification, without_evidence, signer, view
             )
             sealed = replace(
                 current,
@@ -467,8 +538,8 @@ class RecordStore:
                 report_verification=verification,
                 closed_without_evidence=without_evidence,
             )
-            roster = self.trusted_roster(entries)
-            self._write(sealed, entries, LedgerEvent.SEALED, at, signer, roster, simulated)
+            roster = self.trusted_roster(view)
+            self._write(sealed, view, LedgerEvent.SEALED, at, signer, roster, simulated)
             return sealed
 
     def review(
@@ -500,9 +571,8 @@ class RecordStore:
                 "a not-justified emergency needs a policy follow-up reference (--follow-up)",
                 hint="Name the ticket or policy change that keeps it from happening again.",
             )
-        with exclusive_lock(self.changes_dir):
-            entries = self.ledger.read()
-            current = self._current(record_id, entries)
+        with self._writing() as view:
+            current = self._current(record_id, view)
             emergency = current.emergency
             if emergency is None:
                 raise InputError(
@@ -520,7 +590,7 @@ class RecordStore:
                     "review it (seed: no self-review)",
                     hint="Ask another analyst on the roster to review it.",
                 )
-            roster = self.trusted_roster(entries)
+            roster = self.trusted_roster(view)
             member = roster.get(by)
             if member is not None and not member.is_person:
                 raise UntrustedSigner(
@@ -540,12 +610,12 @@ class RecordStore:
                 ),
                 simulated=current.simulated or simulated,
             )
-            self._write(reviewed, entries, LedgerEvent.REVIEWED, at, signer, roster, simulated)
+            self._write(reviewed, view, LedgerEvent.REVIEWED, at, signer, roster, simulated)
             return reviewed
 
-    def _current(self, record_id: str, entries: builtins.list[LedgerEntry]) -> ChangeRecord:
+    def _current(self, record_id: str, view: LedgerView) -> ChangeRecord:
         """The stored record, checked against its last ledger event and not sealed."""
-        last = next((e for e in reversed(entries) if e.record_id == record_id), None)
+        last = view.last_event(record_id)
         if last is None:
             raise UnknownRecordError(
                 f"no change record {record_id}",
@@ -553,14 +623,14 @@ class RecordStore:
             )
         path = self.json_path(record_id)
         raw = self._raw(record_id)
-        if hashlib.sha256(canonical_bytes(_load_json(raw, path))).hexdigest() != last.record_sha256:
+        if hashlib.sha256(canonical_bytes(_load_json(raw, path))).hexdigest() != last[1]:
             raise RecordMismatchError(
                 f"record {record_id} differs from what the ledger recorded; it was not written",
                 file=path,
                 hint="Run `dmarcops audit verify`.",
             )
         current = _parse(raw, path)
-        if current.sealed or last.event is LedgerEvent.SEALED:
+        if current.sealed or last[0] is LedgerEvent.SEALED:
             raise SealedRecordError(
                 f"record {record_id} is sealed ({current.outcome or 'closed'}); sealed records "
                 "are never edited",
@@ -571,7 +641,7 @@ class RecordStore:
     def _write(
         self,
         record: ChangeRecord,
-        entries: builtins.list[LedgerEntry],
+        view: LedgerView,
         event: LedgerEvent,
         at: datetime,
         signer: Signer,
@@ -584,8 +654,8 @@ class RecordStore:
         make_dir(self.records_dir, root=self.changes_dir.parent)
         write_atomic(self.json_path(record.id), record_file_bytes(record))
         write_atomic(self.markdown_path(record.id), record.render_markdown().encode("utf-8"))
-        self.ledger.append(
-            entries,
+        self._append(
+            view,
             record_id=record.id,
             event=event,
             record_sha256=record.sha256(),
@@ -643,47 +713,63 @@ class RecordStore:
         the executor, the emergency reviewer or the closer, ignoring case; `approver` only who
         approved (peer, lead or client); `outcome` "open" for a record not yet sealed; `text` a
         case-insensitive substring of the rationale or the internal notes."""
-        wanted_domain = domain.rstrip(".").lower() if domain else None
-        wanted_analyst = analyst.casefold() if analyst else None
-        wanted_approver = approver.casefold() if approver else None
-        wanted_text = text.casefold() if text else None
-        out = []
-        for record in self.all():
-            if client is not None and record.client != client:
-                continue
-            if wanted_domain is not None and wanted_domain not in {
-                z.rstrip(".").lower() for z in record.zones
-            }:
-                continue
-            if wanted_analyst is not None and wanted_analyst not in {
-                a.casefold() for a in record.analysts
-            }:
-                continue
-            if risk is not None and record.risk is not risk:
-                continue
-            if since is not None and record.when < utc(since):
-                continue
-            if until is not None and record.when >= utc(until):
-                continue
-            if wanted_approver is not None and wanted_approver not in {
-                a.who.casefold() for a in record.approvals if a.role is not ApprovalRole.ANALYST
-            }:
-                continue
-            if change_type is not None and record.change_type.value.casefold() != (
-                change_type.casefold()
-            ):
-                continue
-            if (
-                outcome is not None
-                and (record.outcome.value if record.outcome else "open") != outcome
-            ):
-                continue
-            if wanted_text is not None and wanted_text not in (
-                f"{record.rationale}\n{record.internal_notes}".casefold()
-            ):
-                continue
-            out.append(record)
-        return out
+        wanted = ListFilter(
+            client=client,
+            domain=domain,
+            analyst=analyst,
+            risk=risk.label if risk is not None else None,
+            since=since,
+            until=until,
+            approver=approver,
+            change_type=change_type,
+            outcome=outcome,
+            text=text,
+        )
+        with index_of(self.changes_dir.parent) as conn:
+            if conn is not None:
+                try:
+                    rows = listed(conn, self.records_dir, self.get)
+                except sqlite3.Error:
+                    pass
+                else:
+                    return [self.get(rid) for rid, fields in rows if wanted.matches(fields)]
+        # No usable index (a link or a FIFO in its place, a read-only checkout): every file.
+        return [r for r in self.all() if wanted.matches(list_fields(r))]
+
+    def executed_requests(self, request_ids: builtins.list[str]) -> set[str]:
+        """Which of `request_ids` an executed record names: from the index (caught up with the
+        ledger), so `plan` does not read every record; a full read without a usable index."""
+        with index_of(self.changes_dir.parent) as conn:
+            if conn is not None:
+                try:
+                    ledger_view(self.ledger, conn)  # lines appended since: their records marked
+                    refresh(conn, self.records_dir, self.get)
+                    return executed_requests(conn, request_ids)
+                except sqlite3.Error:
+                    pass
+        wanted = set(request_ids)
+        return {r.request_id for r in self.all() if r.executed_at is not None} & wanted
+
+    def reindex(self) -> int:
+        """Rebuild the index from the ledger and the record files (`dmarcops records reindex`);
+        the number of records indexed. InputError when there is no usable place for it."""
+        index = self.changes_dir.parent / INDEX_PATH
+        with exclusive_lock(self.changes_dir):
+            for name in [index, *(index.with_name(index.name + s) for s in ("-journal",))]:
+                if is_regular(name):
+                    name.unlink()
+            with index_of(self.changes_dir.parent) as conn:
+                if conn is None:
+                    raise InputError(
+                        "the record index cannot be written (is .dmarcops/records.sqlite a link "
+                        "or a FIFO, or .dmarcops linked outside the repository?)",
+                        file=index,
+                        hint="Remove what is in its place; dmarcops works without it, reading "
+                        "every record.",
+                    )
+                ledger_view(self.ledger, conn)
+                refresh(conn, self.records_dir, self.get)
+                return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
 
 
 def verification_file(changes_dir: Path, sha256: str) -> Path:
@@ -710,7 +796,7 @@ def _check_acceptance(
     verification: ReportCheck | None,
     without_evidence: str,
     signer: Signer,
-    entries: builtins.list[LedgerEntry],
+    view: LedgerView,
 ) -> None:
     """The seal's rule against acceptance by silence (RecordStore.seal).
 
@@ -752,7 +838,7 @@ def _check_acceptance(
             "close as accepted with --without-evidence REASON.",
         )
     if without_evidence:
-        member = store.trusted_roster(entries).get(signer.analyst)
+        member = store.trusted_roster(view).get(signer.analyst)
         if member is not None and not member.is_person:
             raise UntrustedSigner(
                 f"{signer.analyst} is the automation's key: it closes as accepted on report "
@@ -1407,9 +1493,7 @@ def _check_files(
             )
             continue
         number, last = last_events[stem]
-        record = _check_file(
-            path, stem, number, last, owner_of_hash, known, now, problems
-        )
+        record = _check_file(path, stem, number, last, owner_of_hash, known, now, problems)
         if record is not None and actors is not None:
             _check_signers(record, actors, problems)
         if record is not None and rosters is not None and stem in rosters:
