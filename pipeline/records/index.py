@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import sqlite3
 import stat
 from collections.abc import Callable, Iterator
@@ -64,10 +66,57 @@ _SCHEMA = (
     "CREATE TABLE dirty (record_id TEXT PRIMARY KEY)",
     # The record part: what `records list` and `plan` ask, bound to the file's identity.
     "CREATE TABLE records (record_id TEXT PRIMARY KEY, file TEXT NOT NULL, "
-    "request TEXT NOT NULL, executed INTEGER NOT NULL, fields TEXT NOT NULL)",
+    "request TEXT NOT NULL, executed INTEGER NOT NULL, fields TEXT NOT NULL, mac TEXT NOT NULL)",
     "CREATE INDEX records_request ON records(request)",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+KEY_NAME = "records-index.key"
+_key_cache: dict[str, bytes | None] = {}
+
+
+def _state_dir() -> Path:
+    # Where the crash logs go too (pipeline.commands.common): the user's, not the repository's.
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if state and os.path.isabs(state) else Path.home() / ".local" / "state"
+    return base / "dmarcops"
+
+
+def index_key() -> bytes | None:
+    """The secret the index's answers are signed with (HMAC), kept outside the repository
+    (mode 0600 in the user's state directory): an index planted in, or edited through, the
+    repository cannot forge a row. None when it cannot be kept: the index is then not used."""
+    where = str(_state_dir())
+    if where in _key_cache:
+        return _key_cache[where]
+    path = Path(where) / KEY_NAME
+    key: bytes | None = None
+    try:
+        os.makedirs(where, mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            st = os.fstat(fd)
+            data = os.read(fd, 64) if stat.S_ISREG(st.st_mode) else b""
+        finally:
+            os.close(fd)
+        key = data if len(data) == 32 else None
+    except OSError:
+        key = None
+    _key_cache[where] = key
+    return key
+
+
+def _mac(key: bytes, *parts: str) -> str:
+    message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _expected_schema() -> list[tuple[str, str, str | None]]:
@@ -94,6 +143,8 @@ def open_index(root: Path) -> sqlite3.Connection | None:
     """The index of the repository at `root`, created or rebuilt when missing, corrupt or of
     another schema; None when it cannot be used (then every caller reads changes/ in full)."""
     path = root / INDEX_PATH
+    if index_key() is None:
+        return None
     try:
         make_dir(path.parent, root=root)  # a .dmarcops linked outside the repository: refused
     except InputError:
@@ -261,7 +312,19 @@ class LedgerView:
             "head": self.head,
             "first": self.first.to_line() if self.first else "",
         }
+        values["mac"] = _meta_mac(values, [e.to_line() for e in self.policy])
         self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+
+
+_META_KEYS = ("ledger_size", "ledger_sha256", "ledger_lines", "seq", "head", "first")
+
+
+def _meta_mac(values: dict[str, str], policy: list[str]) -> str:
+    """The ledger part's summary and its policy lines, signed: an index edited to drop a later
+    policy seal (and judge by an older roster) is rebuilt, not believed."""
+    key = index_key()
+    assert key is not None  # open_index hands out no connection without it
+    return _mac(key, *(values.get(k, "") for k in _META_KEYS), *policy)
 
 
 def _meta(conn: sqlite3.Connection) -> dict[str, str]:
@@ -296,7 +359,7 @@ def ledger_view(ledger: Ledger, conn: sqlite3.Connection | None) -> LedgerView:
     view.digest = hashlib.sha256(raw)
     if conn is not None:
         with contextlib.suppress(sqlite3.Error):
-            _rebuild_ledger_part(conn, view, entries, raw)
+            return _rebuild_ledger_part(conn, view, entries, raw)
     return view
 
 
@@ -311,6 +374,8 @@ def _from_index(ledger: Ledger, conn: sqlite3.Connection, raw: bytes) -> LedgerV
         ]
     except (KeyError, ValueError):
         return None  # never built, or not what this code writes: rebuilt from the ledger
+    if not hmac.compare_digest(meta.get("mac", ""), _meta_mac(meta, [e.to_line() for e in policy])):
+        return None  # not what this machine's dmarcops wrote
     if size > len(raw):
         return None  # truncated
     digest = hashlib.sha256(raw[:size])
@@ -352,12 +417,13 @@ def _from_index(ledger: Ledger, conn: sqlite3.Connection, raw: bytes) -> LedgerV
 
 def _rebuild_ledger_part(
     conn: sqlite3.Connection, memory: LedgerView, entries: list[LedgerEntry], raw: bytes
-) -> None:
-    """Replace the index's ledger part with what a full read found; every record is then read
-    again (a rewritten ledger says nothing about which record files are still as indexed)."""
+) -> LedgerView:
+    """Replace the index's ledger part with what a full read found. The record rows stay (each
+    is bound to its file's identity); the next `refresh` checks every file once, since a rewritten
+    ledger says nothing about which record files changed with it."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for table in ("meta", "events", "numbers", "policy", "dirty", "records"):
+        for table in ("meta", "events", "numbers", "policy", "dirty"):
             conn.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
         view = LedgerView(memory.ledger, conn)
         for entry, line in zip(entries, raw.split(b"\n"), strict=False):
@@ -370,6 +436,7 @@ def _rebuild_ledger_part(
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+    return view
 
 
 # --- the record part ----------------------------------------------------------------------------
@@ -431,31 +498,33 @@ def _identity(st: os.stat_result) -> str:
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-def record_row(path: Path, record: ChangeRecord) -> tuple[str, str, str, int, str] | None:
-    """The index row of `record`, read from `path` after its file identity was taken; None when
-    the file is not a regular file (never indexed: it is refused each time it is read)."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return _row(record, _identity(st))
+Row = tuple[str, str, str, int, str, str]  # id, file identity, request, executed, fields, mac
 
 
-def _row(record: ChangeRecord, identity: str) -> tuple[str, str, str, int, str]:
+def _row_mac(rid: str, identity: str, request: str, executed: int, fields: str) -> str:
+    key = index_key()
+    assert key is not None  # open_index hands out no connection without it
+    return _mac(key, rid, identity, request, str(executed), fields)
+
+
+def _row(record: ChangeRecord, identity: str) -> Row:
     fields = json.dumps(list_fields(record), sort_keys=True, ensure_ascii=True)
-    return (record.id, identity, record.request_id, int(record.executed_at is not None), fields)
+    executed = int(record.executed_at is not None)
+    mac = _row_mac(record.id, identity, record.request_id, executed, fields)
+    return (record.id, identity, record.request_id, executed, fields, mac)
 
 
-def put_record(conn: sqlite3.Connection, row: tuple[str, str, str, int, str]) -> None:
-    conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?)", row)
+def _row_holds(row: tuple[Any, ...]) -> bool:
+    rid, identity, request, executed, fields, mac = (str(v) for v in row)
+    return hmac.compare_digest(mac, _row_mac(rid, identity, request, int(executed), fields))
+
+
+def put_record(conn: sqlite3.Connection, row: Row) -> None:
+    conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", row)
     conn.execute("DELETE FROM dirty WHERE record_id = ?", (row[0],))
 
 
-def read_row(
-    rid: str, records_dir: Path, load: Callable[[str], ChangeRecord]
-) -> tuple[str, str, str, int, str] | None:
+def read_row(rid: str, records_dir: Path, load: Callable[[str], ChangeRecord]) -> Row | None:
     path = records_dir / f"{rid}.json"
     try:
         before = os.lstat(path)
@@ -486,19 +555,21 @@ def listed(
                     continue
                 files[stem] = _identity(item.stat(follow_symlinks=False))
     indexed = {
-        str(rid): (str(identity), str(fields))
-        for rid, identity, fields in conn.execute("SELECT record_id, file, fields FROM records")
+        str(row[0]): row
+        for row in conn.execute(
+            "SELECT record_id, file, request, executed, fields, mac FROM records"
+        )
     }
     out: list[tuple[str, dict[str, Any]]] = []
-    fresh: list[tuple[str, str, str, int, str]] = []
+    fresh: list[Row] = []
     for rid in sorted(files, key=_sort_key):
         known = indexed.get(rid)
-        if known is not None and known[0] == files[rid]:
+        if known is not None and known[1] == files[rid] and _row_holds(known):
             try:
-                out.append((rid, json.loads(known[1])))
+                out.append((rid, json.loads(known[4])))
                 continue
             except ValueError:
-                pass  # an edited row: read the file
+                pass  # cannot happen for a row this code signed; read the file
         row = read_row(rid, records_dir, load)
         if row is None:
             # Not a regular file: `load` refused it already, so this is a file that vanished.
@@ -546,13 +617,21 @@ def refresh(
         raise
 
 
+class IndexTampered(Exception):
+    """A row of the index is not signed with this machine's key: the caller reads the files."""
+
+
 def executed_requests(conn: sqlite3.Connection, request_ids: list[str]) -> set[str]:
-    """Which of `request_ids` an executed change record names (what `plan` asks)."""
+    """Which of `request_ids` an executed change record names (what `plan` asks); raises
+    IndexTampered when a row it would use is not one this machine's dmarcops wrote."""
     out: set[str] = set()
     for rid in request_ids:
-        row = conn.execute(
-            "SELECT 1 FROM records WHERE request = ? AND executed = 1 LIMIT 1", (rid,)
-        ).fetchone()
-        if row:
-            out.add(rid)
+        for row in conn.execute(
+            "SELECT record_id, file, request, executed, fields, mac FROM records WHERE request = ?",
+            (rid,),
+        ):
+            if not _row_holds(row):
+                raise IndexTampered(str(row[0]))
+            if int(row[3]):
+                out.add(rid)
     return out

@@ -42,6 +42,7 @@ from pipeline.load.yamlfile import load_yaml
 from pipeline.model import RiskLevel
 from pipeline.records.index import (
     INDEX_PATH,
+    IndexTampered,
     LedgerView,
     ListFilter,
     executed_requests,
@@ -745,7 +746,7 @@ class RecordStore:
                     ledger_view(self.ledger, conn)  # lines appended since: their records marked
                     refresh(conn, self.records_dir, self.get)
                     return executed_requests(conn, request_ids)
-                except sqlite3.Error:
+                except (sqlite3.Error, IndexTampered):
                     pass
         wanted = set(request_ids)
         return {r.request_id for r in self.all() if r.executed_at is not None} & wanted
