@@ -337,6 +337,28 @@ def test_an_edited_policy_summary_is_not_believed(portfolio: RecordStore) -> Non
     assert portfolio.allocate(2026) == "2026-0006"
 
 
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE numbers SET highest = 1",
+        "UPDATE events SET record_sha256 = (SELECT record_sha256 FROM events WHERE "
+        "record_id = '2026-0001') WHERE record_id = '2026-0002'",
+    ],
+)
+def test_an_edited_ledger_row_is_not_believed(portfolio: RecordStore, edit: str) -> None:
+    """The numbers and last events a writer asks for are signed per row: an edited one is
+    answered from the ledger instead."""
+    before = [str(p) for p in verify(portfolio.changes_dir, LATER)]
+    with sqlite3.connect(index_file(portfolio)) as conn:
+        conn.execute(edit)
+    assert portfolio.allocate(2026) == "2026-0006"
+    updated = portfolio.update(
+        replace(portfolio.get("2026-0002"), internal_notes="checked"), at=LATER, signer=JCHEN
+    )
+    assert updated.internal_notes == "checked"
+    assert [str(p) for p in verify(portfolio.changes_dir, LATER)] == before  # chain intact
+
+
 def test_the_key_lives_outside_the_repository(portfolio: RecordStore) -> None:
     key = index_key()
     assert key is not None and len(key) == 32

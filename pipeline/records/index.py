@@ -54,13 +54,13 @@ from pipeline.records.ledger import (
 from pipeline.records.record import RECORD_ID, ApprovalRole, ChangeRecord, utc
 
 INDEX_PATH = Path(".dmarcops") / "records.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # The ledger part: per record its last event, per year its highest number, every policy line.
     "CREATE TABLE events (record_id TEXT PRIMARY KEY, event TEXT NOT NULL, "
-    "record_sha256 TEXT NOT NULL)",
-    "CREATE TABLE numbers (year INTEGER PRIMARY KEY, highest INTEGER NOT NULL)",
+    "record_sha256 TEXT NOT NULL, mac TEXT NOT NULL)",
+    "CREATE TABLE numbers (year INTEGER PRIMARY KEY, highest INTEGER NOT NULL, mac TEXT NOT NULL)",
     "CREATE TABLE policy (seq INTEGER PRIMARY KEY, line TEXT NOT NULL)",
     # Records the ledger changed since their row was written: read again before the next answer.
     "CREATE TABLE dirty (record_id TEXT PRIMARY KEY)",
@@ -117,6 +117,12 @@ def index_key() -> bytes | None:
 def _mac(key: bytes, *parts: str) -> str:
     message = "\x1f".join(parts).encode("utf-8", "surrogatepass")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def _signed(*parts: str) -> str:
+    key = index_key()
+    assert key is not None  # open_index hands out no connection without it
+    return _mac(key, *parts)
 
 
 def _expected_schema() -> list[tuple[str, str, str | None]]:
@@ -242,22 +248,36 @@ class LedgerView:
         rest = [e for e in self.policy if self.first is None or e.seq != self.first.seq]
         return ([self.first] if self.first is not None else []) + rest
 
+    def _full(self) -> LedgerView:
+        """The same answers from a full read: for a row of the index that is not signed with
+        this machine's key (edited in place), which is then not believed."""
+        return ledger_view(self.ledger, None)
+
     def last_event(self, record_id: str) -> tuple[LedgerEvent, str] | None:
         if self.conn is None:
             return self._events.get(record_id)
         row = self.conn.execute(
-            "SELECT event, record_sha256 FROM events WHERE record_id = ?", (record_id,)
+            "SELECT event, record_sha256, mac FROM events WHERE record_id = ?", (record_id,)
         ).fetchone()
-        return (LedgerEvent(row[0]), str(row[1])) if row else None
+        if row is None:
+            return None
+        event, digest, mac = (str(v) for v in row)
+        if not hmac.compare_digest(mac, _signed("event", record_id, event, digest)):
+            return self._full().last_event(record_id)
+        return LedgerEvent(event), digest
 
     def next_id(self, year: int) -> str:
         if self.conn is None:
             highest = self._numbers.get(year, 0)
         else:
             row = self.conn.execute(
-                "SELECT highest FROM numbers WHERE year = ?", (year,)
+                "SELECT highest, mac FROM numbers WHERE year = ?", (year,)
             ).fetchone()
             highest = int(row[0]) if row else 0
+            if row and not hmac.compare_digest(
+                str(row[1]), _signed("number", str(year), str(highest))
+            ):
+                return self._full().next_id(year)
         return f"{year:04d}-{highest + 1:04d}"
 
     def record_prev(self, record_id: str) -> str:
@@ -288,14 +308,22 @@ class LedgerView:
                 self._numbers[year] = max(self._numbers.get(year, 0), number)
             return
         self.conn.execute(
-            "INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
-            (rid, entry.event.value, entry.record_sha256),
+            "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
+            (
+                rid,
+                entry.event.value,
+                entry.record_sha256,
+                _signed("event", rid, entry.event.value, entry.record_sha256),
+            ),
         )
         if entry.event is LedgerEvent.CREATED:
+            row = self.conn.execute(
+                "SELECT highest FROM numbers WHERE year = ?", (year,)
+            ).fetchone()
+            highest = max(number, int(row[0]) if row else 0)
             self.conn.execute(
-                "INSERT INTO numbers VALUES (?, ?) ON CONFLICT(year) DO UPDATE SET "
-                "highest = max(highest, excluded.highest)",
-                (year, number),
+                "INSERT OR REPLACE INTO numbers VALUES (?, ?, ?)",
+                (year, highest, _signed("number", str(year), str(highest))),
             )
         self.conn.execute("INSERT OR IGNORE INTO dirty VALUES (?)", (rid,))
 
