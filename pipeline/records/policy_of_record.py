@@ -27,7 +27,8 @@ from pipeline.gate.identity import signature_holds
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists
 from pipeline.load.portfolio import Portfolio, load_portfolio
-from pipeline.records.index import index_of, ledger_view
+from pipeline.records.index import index_of
+from pipeline.records.index_ledger import ledger_view
 from pipeline.records.ledger import LEDGER_NAME, Ledger, LedgerEntry, LedgerEvent
 from pipeline.records.policy_seal import (
     PolicySnapshot,
