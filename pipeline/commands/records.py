@@ -18,6 +18,7 @@ import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,11 +41,8 @@ from pipeline.errors import EXIT_GATE, GateRefused, InputError
 from pipeline.model import RiskLevel
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.records.record import (
-    ApprovalRole,
-    ChangeRecord,
     ChangeType,
     Outcome,
-    format_utc,
     parse_time,
     plain,
     show_utc,
@@ -252,18 +250,19 @@ def show(record_id: str, fmt: str, client_export: bool) -> None:
         click.echo(record.render_text(include_internal=not client_export), nl=False)
 
 
-def _table(records: list[ChangeRecord]) -> list[str]:
+def _table(records: list[dict[str, Any]]) -> list[str]:
+    """`records` as RecordStore.list_rows gives them (pipeline.records.index_records.list_row)."""
     header = ("ID", "CLIENT", "ZONES", "RISK", "TYPE", "EXECUTED", "OUTCOME", "SEALED")
     rows = [
         (
-            r.id,
-            plain(r.client),
-            plain(",".join(r.zones)),
-            r.risk.label,
-            r.change_type.value,
-            r.executed_at.strftime("%Y-%m-%d %H:%M") if r.executed_at else "-",
-            r.outcome.value if r.outcome else "open",
-            "yes" if r.sealed else "no",
+            str(r["id"]),
+            plain(str(r["client"])),
+            plain(",".join(r["zones"])),
+            str(r["risk"]),
+            str(r["type"]),
+            str(r["executed_short"]),
+            str(r["outcome"]),
+            "yes" if r["sealed"] else "no",
         )
         for r in records
     ]
@@ -332,7 +331,7 @@ def list_records(
       dmarcops records list --approver mhara --outcome rolled-back --format csv > rollbacks.csv
       dmarcops records list --text "payroll" --format json
     """
-    records = _store().list(
+    records = _store().list_rows(
         client=client,
         domain=domain,
         analyst=analyst,
@@ -395,18 +394,18 @@ _ROW_FIELDS = (
 )
 
 
-def _row(r: ChangeRecord) -> dict[str, str]:
+def _row(r: dict[str, Any]) -> dict[str, str]:
     return {
-        "id": r.id,
-        "client": r.client,
-        "zones": " ".join(r.zones),
-        "risk": r.risk.label,
-        "type": r.change_type.value,
-        "executed_at": format_utc(r.executed_at) if r.executed_at else "",
-        "executed_by": r.executed_by,
-        "approvers": " ".join(a.who for a in r.approvals if a.role is not ApprovalRole.ANALYST),
-        "outcome": r.outcome.value if r.outcome else "open",
-        "sealed": "yes" if r.sealed else "no",
+        "id": str(r["id"]),
+        "client": str(r["client"]),
+        "zones": " ".join(r["zones"]),
+        "risk": str(r["risk"]),
+        "type": str(r["type"]),
+        "executed_at": str(r["executed_at"]),
+        "executed_by": str(r["executed_by"]),
+        "approvers": " ".join(r["approvers"]),
+        "outcome": str(r["outcome"]),
+        "sealed": "yes" if r["sealed"] else "no",
     }
 
 

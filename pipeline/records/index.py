@@ -45,7 +45,7 @@ from pipeline.errors import InputError
 from pipeline.load.files import make_dir
 
 INDEX_PATH = Path(".dmarcops") / "records.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # The ledger part: per record its last event, per year its highest number, every policy line.

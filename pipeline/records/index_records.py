@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.records.index import _EPOCH, _mac, _meta, index_key
-from pipeline.records.record import RECORD_ID, ApprovalRole, ChangeRecord, utc
+from pipeline.records.record import RECORD_ID, ApprovalRole, ChangeRecord, format_utc, utc
 
 
 def _micros(value: datetime) -> int:
@@ -38,6 +38,26 @@ def list_fields(record: ChangeRecord) -> dict[str, Any]:
         "type": record.change_type.value.casefold(),
         "outcome": record.outcome.value if record.outcome else "open",
         "text": f"{record.rationale}\n{record.internal_notes}".casefold(),
+        "row": list_row(record),
+    }
+
+
+def list_row(record: ChangeRecord) -> dict[str, Any]:
+    """What `records list` prints of a record (its table, JSON and CSV), as the record says it:
+    kept in the index so that a listing does not read each file."""
+    executed = record.executed_at
+    return {
+        "id": record.id,
+        "client": record.client,
+        "zones": list(record.zones),
+        "risk": record.risk.label,
+        "type": record.change_type.value,
+        "executed_at": format_utc(executed) if executed else "",
+        "executed_short": executed.strftime("%Y-%m-%d %H:%M") if executed else "-",
+        "executed_by": record.executed_by,
+        "approvers": [a.who for a in record.approvals if a.role is not ApprovalRole.ANALYST],
+        "outcome": record.outcome.value if record.outcome else "open",
+        "sealed": record.sealed,
     }
 
 

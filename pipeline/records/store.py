@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer
@@ -49,6 +50,7 @@ from pipeline.records.index_records import (
     ListFilter,
     executed_requests,
     list_fields,
+    list_row,
     listed,
     put_record,
     read_row,
@@ -651,11 +653,33 @@ class RecordStore:
         outcome: str | None = None,
         text: str | None = None,
     ) -> builtins.list[ChangeRecord]:
-        """Records matching every filter given. Dates look at `ChangeRecord.when` (executed, else
+        """Records matching every filter given (see `list_rows`). Dates look at `ChangeRecord.when` (executed, else
         filed): `since` inclusive, `until` exclusive. `analyst` matches the author, any approver,
         the executor, the emergency reviewer or the closer, ignoring case; `approver` only who
         approved (peer, lead or client); `outcome` "open" for a record not yet sealed; `text` a
         case-insensitive substring of the rationale or the internal notes."""
+        return [self.get(str(row["id"])) for row in self.list_rows(
+            client=client, domain=domain, analyst=analyst, risk=risk, since=since, until=until,
+            approver=approver, change_type=change_type, outcome=outcome, text=text,
+        )]  # fmt: skip
+
+    def list_rows(
+        self,
+        *,
+        client: str | None = None,
+        domain: str | None = None,
+        analyst: str | None = None,
+        risk: RiskLevel | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        approver: str | None = None,
+        change_type: str | None = None,
+        outcome: str | None = None,
+        text: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """What `records list` prints of each record matching every filter (`list_row`), in id
+        order: from the index, each file read only when it changed since it was indexed; from
+        every file when there is no usable index."""
         wanted = ListFilter(
             client=client,
             domain=domain,
@@ -675,9 +699,9 @@ class RecordStore:
                 except sqlite3.Error:
                     pass
                 else:
-                    return [self.get(rid) for rid, fields in rows if wanted.matches(fields)]
+                    return [dict(f["row"]) for _, f in rows if wanted.matches(f)]
         # No usable index (a link or a FIFO in its place, a read-only checkout): every file.
-        return [r for r in self.all() if wanted.matches(list_fields(r))]
+        return [list_row(r) for r in self.all() if wanted.matches(list_fields(r))]
 
     def executed_requests(self, request_ids: builtins.list[str]) -> set[str]:
         """Which of `request_ids` an executed record names: from the index (caught up with the
