@@ -427,4 +427,4 @@ def signer_for(repo: Path, key_file: Path, claimed: str | None = None) -> Signer
     """Who acts: the owner of `key_file` on the roster of record (the last sealed policy's, or
     policy/roster.yaml before `dmarcops init`). A typed name (`--as`, `--by`) only has to agree."""
     store = RecordStore(repo / "changes")
-    return load_signer(key_file, store.trusted_roster(store.ledger.read()), claimed=claimed)
+    return load_signer(key_file, store.trusted_roster(), claimed=claimed)
