@@ -13,7 +13,9 @@ Seed rules this module enforces:
 Every write happens under `exclusive_lock`, writes the JSON then the markdown atomically (temp file,
 fsync, rename), then appends its ledger event. A crash between the two leaves a record file that
 no longer matches the ledger, which `verify` reports; it never leaves an unrecorded change that
-looks recorded.
+looks recorded. In the same step, under the same lock, a write brings the record index up to date
+(pipeline.records.index: a cache that spares writers, `records list` and `plan` the history;
+`audit verify` never reads it).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class RecordStore:
         seal checked to be a lead's), or, before `dmarcops init`, policy/roster.yaml as it is.
         `entries`: the ledger as read (a list, or the index's view); None: the view, now."""
         if entries is None:
-            entries = self.view()
+            entries = self._policy_entries()
         if isinstance(entries, LedgerView):
             entries = entries.policy_entries()  # the policy lines are all the walk looks at
         found = sealed_policy(self.changes_dir, entries)
@@ -128,10 +130,11 @@ class RecordStore:
     # -- the index (pipeline.records.index): a cache of the ledger and the records, never trusted
     # by `audit verify`
 
-    def view(self) -> LedgerView:
-        """The ledger as the index knows it, caught up (a full read without a usable index)."""
+    def _policy_entries(self) -> builtins.list[LedgerEntry]:
+        """The ledger's first line and policy lines, as the index knows them, caught up (a full
+        read without a usable index)."""
         with index_of(self.changes_dir.parent) as conn:
-            return ledger_view(self.ledger, conn)
+            return ledger_view(self.ledger, conn).policy_entries()
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[LedgerView]:
