@@ -145,11 +145,13 @@ def audit(
     store = RecordStore(changes_dir)
     lines = store.ledger.lines()
     entries = _check_chain(lines, problems)
+    line_count = len(lines)
+    del lines  # the entries hold what is needed: peak memory stays one copy of the ledger
     last_events = _check_histories(entries, problems)
     _check_numbering(entries, problems)
     rosters: dict[str, Roster] = {}
     if (
-        not lines
+        not line_count
         and (store.changes_dir / "policy").is_dir()
         and any((store.changes_dir / "policy").glob("*.json"))
     ):
@@ -173,7 +175,7 @@ def audit(
             )
         )
     head = entries[-1][1].entry_sha256 if entries else GENESIS
-    return AuditReport(tuple(problems), len(last_events), len(lines), head)
+    return AuditReport(tuple(problems), len(last_events), line_count, head)
 
 
 def _check_chain(

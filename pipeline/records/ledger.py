@@ -350,7 +350,12 @@ class Ledger:
         # A regular file inside the repository within max_log_bytes (pipeline.load.files): a
         # ledger committed as a symbolic link or a FIFO is refused by name.
         raw = read_bytes(self.path, root=self.path.parent.parent, log=True)
-        return decode_ledger(raw, self.path)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return decode_ledger(raw, self.path)  # raises LedgerCorrupt naming the line
+        del raw  # a long ledger is held once as text and once as lines, not three times
+        return split_lines(text)
 
     def read(self) -> list[LedgerEntry]:
         """Every entry, for writers: a line that cannot be read stops them (nothing is appended
