@@ -449,10 +449,25 @@ def _never(self: RecordStore) -> list[ChangeRecord]:
 def test_plan_asks_the_index_not_every_record(
     portfolio: RecordStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """What plan reads of the history: which requests were executed, and the policy of record
+    (the first line and the policy lines), neither by reading every record or ledger line."""
+    from pipeline.records.policy_of_record import policy_of_record
+
     portfolio.list()
+    parsed: list[str] = []
+    real_from_line = LedgerEntry.from_line.__func__  # type: ignore[attr-defined]
+
+    def counting_from_line(cls: type[LedgerEntry], line: str) -> LedgerEntry:
+        parsed.append(line)
+        return real_from_line(cls, line)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(LedgerEntry, "from_line", classmethod(counting_from_line))
     monkeypatch.setattr(RecordStore, "all", _never)
     done = portfolio.executed_requests(["req-2026-06-08-nwh", "req-elsewhere"])
     assert done == {"req-2026-06-08-nwh"}
+    sealed = policy_of_record(portfolio.changes_dir.parent).sealed
+    assert sealed is not None and sealed.sha256
+    assert parsed and all('"event":"policy"' in line for line in parsed)
 
 
 def test_two_processes_writing_at_once_leave_a_consistent_index(portfolio: RecordStore) -> None:
