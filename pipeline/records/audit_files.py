@@ -156,18 +156,30 @@ def _check_cited(
             )
 
 
-def _check_request(root: Path, record: ChangeRecord, problems: builtins.list[AuditProblem]) -> None:
+def _check_request(
+    root: Path,
+    record: ChangeRecord,
+    problems: builtins.list[AuditProblem],
+    seen: dict[str, str | InputError | None] | None = None,
+) -> None:
     """The change request a record cites, when still in the repository, is the one it recorded:
-    a request is evidence, and editing it after the change would rewrite why it was made."""
+    a request is evidence, and editing it after the change would rewrite why it was made.
+    `seen`: each request's hash (or why it cannot be read) once per run, however many records
+    cite it."""
     if not record.request_sha256 or not record.request_id:
         return
     path = root / REQUESTS_DIR / f"{record.request_id}.yaml"
-    if not exists(path):
+    seen = {} if seen is None else seen
+    if record.request_id not in seen:
+        try:
+            seen[record.request_id] = content_sha256(load_yaml(path).data) if exists(path) else None
+        except InputError as exc:
+            seen[record.request_id] = exc
+    digest = seen[record.request_id]
+    if digest is None:
         return  # archived or removed: the record keeps its hash and the author's signature
-    try:
-        digest = content_sha256(load_yaml(path).data)
-    except InputError as exc:
-        problems.append(AuditProblem(record.id, f"its change request: {exc.message}"))
+    if isinstance(digest, InputError):
+        problems.append(AuditProblem(record.id, f"its change request: {digest.message}"))
         return
     if digest != record.request_sha256:
         problems.append(
@@ -197,6 +209,7 @@ def _check_files(
                 continue  # a temp file of an interrupted write; the real file is checked
             files[path.stem] = path
     owner_of_hash = {entry.record_sha256: rid for rid, (_, entry) in last_events.items()}
+    requests: dict[str, str | InputError | None] = {}
     known = set(last_events)  # once: building it per file made verify quadratic in the records
     purged = {rid for rid, (_, e) in last_events.items() if e.event is LedgerEvent.PURGED}
     for rid in sorted(set(last_events) - set(files) - purged, key=_sort_key):
@@ -225,7 +238,7 @@ def _check_files(
         if record is not None and rosters is not None and stem in rosters:
             _check_cited(record, rosters[stem], problems)
         if record is not None:
-            _check_request(store.changes_dir.parent, record, problems)
+            _check_request(store.changes_dir.parent, record, problems, requests)
         if (
             record is not None
             and record.simulated
