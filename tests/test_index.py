@@ -442,6 +442,33 @@ def test_a_write_reads_no_other_record_and_parses_no_old_ledger_line(
     assert all('"event":"policy"' in line for line in parsed)
 
 
+def test_an_unchanged_ledger_is_hashed_once_per_process(
+    portfolio: RecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan asks for the policy of record several times; a ledger that has not changed since it
+    was hashed in this process is not read again, and one that changed is."""
+    from pipeline.records import index_ledger
+    from pipeline.records.policy_of_record import policy_of_record
+
+    monkeypatch.setattr(index_ledger, "_SETTLED", -(10**12))  # as if the file were old
+    reads: list[Path] = []
+    real = index_ledger._ledger_bytes
+
+    def counting(ledger: Any) -> bytes:
+        reads.append(ledger.path)
+        return real(ledger)
+
+    monkeypatch.setattr(index_ledger, "_ledger_bytes", counting)
+    root = portfolio.changes_dir.parent
+    for _ in range(3):
+        policy_of_record(root)
+    assert len(reads) == 1
+    portfolio.create(make_record, at=LATER, signer=JCHEN)  # unchanged until its own append
+    assert len(reads) == 1
+    policy_of_record(root)  # the ledger grew: read again
+    assert len(reads) == 2
+
+
 def _never(self: RecordStore) -> list[ChangeRecord]:
     raise AssertionError("a write must not read every record")
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import os
 import sqlite3
+import stat
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pipeline.load.files import exists, read_bytes
@@ -162,11 +166,48 @@ def _ledger_bytes(ledger: Ledger) -> bytes:
     return read_bytes(ledger.path, root=ledger.path.parent.parent, log=True)
 
 
+# Per ledger, in this process: the file's identity when it was last hashed, and that hash. A
+# command asks for the policy of record several times (plan: the portfolio, the roster, the
+# requests); an unchanged file is hashed once.
+_hashed: dict[str, tuple[tuple[int, int, int, int, int], Any]] = {}
+_SETTLED = 2_000_000_000  # ns
+
+
+def _identity(path: Path) -> tuple[int, int, int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def ledger_view(ledger: Ledger, conn: sqlite3.Connection | None) -> LedgerView:
     """The ledger as the index knows it, caught up with lines appended since; rebuilt (and a
     damaged line refused by number, LedgerCorrupt) when the prefix it knows has changed. Without
     an index: a full read, as before the index existed."""
+    identity = _identity(ledger.path)  # taken before reading: a later change is read again
+    known = _hashed.get(str(ledger.path))
+    if conn is not None and identity is not None and known is not None and known[0] == identity:
+        try:
+            view = _from_index(ledger, conn, None, known[1])
+        except sqlite3.Error:
+            view = None
+        if view is not None:
+            return view
     raw = _ledger_bytes(ledger)
+    view = _view_of(ledger, conn, raw)
+    # Only for a file not changed in the last seconds (git's "racily clean" rule; ctime cannot be
+    # set back): timestamps are as coarse as the kernel's clock tick, so an edit right after this
+    # one could otherwise leave the same size, mtime and ctime.
+    settled = identity is not None and time.time_ns() - max(identity[3:]) > _SETTLED
+    if identity is not None and settled and view.size == len(raw):
+        _hashed[str(ledger.path)] = (identity, view.digest.copy())
+    return view
+
+
+def _view_of(ledger: Ledger, conn: sqlite3.Connection | None, raw: bytes) -> LedgerView:
     if conn is not None:
         try:
             view = _from_index(ledger, conn, raw)
@@ -187,7 +228,11 @@ def ledger_view(ledger: Ledger, conn: sqlite3.Connection | None) -> LedgerView:
     return view
 
 
-def _from_index(ledger: Ledger, conn: sqlite3.Connection, raw: bytes) -> LedgerView | None:
+def _from_index(
+    ledger: Ledger, conn: sqlite3.Connection, raw: bytes | None, hashed: Any = None
+) -> LedgerView | None:
+    """The index's view of the ledger `raw` (or, when None, of the unchanged file whose SHA-256
+    `hashed` this process already took); None when the index cannot say (rebuild it)."""
     meta = _meta(conn)
     try:
         size, lines, seq = (int(meta[k]) for k in ("ledger_size", "ledger_lines", "seq"))
@@ -200,11 +245,16 @@ def _from_index(ledger: Ledger, conn: sqlite3.Connection, raw: bytes) -> LedgerV
         return None  # never built, or not what this code writes: rebuilt from the ledger
     if not hmac.compare_digest(meta.get("mac", ""), _meta_mac(meta, [e.to_line() for e in policy])):
         return None  # not what this machine's dmarcops wrote
-    if size > len(raw):
-        return None  # truncated
-    digest = hashlib.sha256(raw[:size])
-    if digest.hexdigest() != meta.get("ledger_sha256"):
-        return None  # a known line changed: read it all again (and refuse a damaged line)
+    if raw is None:
+        if hashed is None or hashed.hexdigest() != meta.get("ledger_sha256"):
+            return None  # the index is not at the end of the file: read it and catch up
+        digest = hashed.copy()
+    else:
+        if size > len(raw):
+            return None  # truncated
+        digest = hashlib.sha256(raw[:size])
+        if digest.hexdigest() != meta.get("ledger_sha256"):
+            return None  # a known line changed: read it all again (and refuse a damaged line)
     view = LedgerView(
         ledger,
         conn,
@@ -216,7 +266,7 @@ def _from_index(ledger: Ledger, conn: sqlite3.Connection, raw: bytes) -> LedgerV
         first=first,
         policy=policy,
     )
-    if size == len(raw):
+    if raw is None or size == len(raw):
         return view
     tail = raw[size:]
     entries = parse_entries(
