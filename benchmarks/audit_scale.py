@@ -152,22 +152,41 @@ def median_of(runs: list[tuple[float, float]]) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="DIR",
+        help="a repository an earlier run built and kept (--keep): skips building the history; "
+        "its record index is removed first, so every run starts without one",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the repository built (path printed)"
+    )
     parser.add_argument("--verify-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.verify_only:
         verify_child(args.verify_only)
         return 0
-    root = Path(tempfile.mkdtemp(prefix="dmarcops-audit-bench-"))
+    root = args.reuse or Path(tempfile.mkdtemp(prefix="dmarcops-audit-bench-"))
     empty = Path(tempfile.mkdtemp(prefix="dmarcops-audit-bench-empty-"))
     try:
         started = time.perf_counter()
-        store = build(root, args.records)
+        if args.reuse:
+            shutil.rmtree(root / ".dmarcops", ignore_errors=True)
+            store = RecordStore(root / "changes")
+            found = sum(1 for _ in store.records_dir.glob("*.json"))
+            if found < args.records:  # each run adds the few records it writes
+                raise SystemExit(f"{root} holds {found} records, fewer than {args.records}")
+        else:
+            store = build(root, args.records)
+            shutil.copytree(ROOT / "zones", root / "zones")
         built = time.perf_counter() - started
         genesis(empty)
-        for repo in (root, empty):
-            shutil.copytree(ROOT / "zones", repo / "zones")
-        print(f"records: {args.records}, built in {built:.1f} s")
-
+        shutil.copytree(ROOT / "zones", empty / "zones")
+        print(
+            f"records: {args.records}, built in {built:.1f} s"
+            + (f" (kept: {root})" if args.keep else "")
+        )
         child = subprocess.run(
             [sys.executable, __file__, "--verify-only", str(root)],
             capture_output=True, check=True, text=True,
@@ -211,7 +230,8 @@ def main() -> int:
               f"{len(every)} (what `records list` prints, from the index)")  # fmt: skip
         return 0 if verified["problems"] == 0 else 1
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not (args.keep or args.reuse):
+            shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(empty, ignore_errors=True)
 
 
