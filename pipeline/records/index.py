@@ -101,7 +101,8 @@ def index_key() -> bytes | None:
         key = data if len(data) == 32 else None
     except OSError:
         key = None
-    _key_cache[where] = key
+    if key is not None:  # not cached when missing: another process may be writing it now
+        _key_cache[where] = key
     return key
 
 
