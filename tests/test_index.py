@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from signing import JCHEN, MHARA, genesis, signer
 from test_records import T0, cli, make_record
 
-import pipeline.records.store as store_module
+import pipeline.records.store_base as store_module
 from pipeline.model import RiskLevel
 from pipeline.records import (
     ApprovalRole,
