@@ -451,6 +451,7 @@ def test_an_unchanged_ledger_is_hashed_once_per_process(
     from pipeline.records.policy_of_record import policy_of_record
 
     monkeypatch.setattr(index_ledger, "_SETTLED", -(10**12))  # as if the file were old
+    monkeypatch.setattr(index_ledger, "_hashed", {})  # a new process
     reads: list[Path] = []
     real = index_ledger._ledger_bytes
 
@@ -463,9 +464,13 @@ def test_an_unchanged_ledger_is_hashed_once_per_process(
     for _ in range(3):
         policy_of_record(root)
     assert len(reads) == 1
-    portfolio.create(make_record, at=LATER, signer=JCHEN)  # unchanged until its own append
+    # Its own writes: the line it appends is hashed as it is written, nothing is read again.
+    portfolio.create(make_record, at=LATER, signer=JCHEN)
+    portfolio.create(make_record, at=LATER, signer=JCHEN)
+    policy_of_record(root)
     assert len(reads) == 1
-    policy_of_record(root)  # the ledger grew: read again
+    os.utime(portfolio.ledger.path)  # touched by someone else: its identity changed
+    policy_of_record(root)
     assert len(reads) == 2
 
 

@@ -207,6 +207,16 @@ def ledger_view(ledger: Ledger, conn: sqlite3.Connection | None) -> LedgerView:
     return view
 
 
+def appended(view: LedgerView) -> None:
+    """After this process appended to the ledger under `exclusive_lock`: the bytes now on disk are
+    the ones it hashed (the view's digest took in the line it wrote), so the next write of this
+    process need not read and hash the ledger again. Taken only when the file's size is exactly
+    what the view knows (no one else wrote), and never for a file this process did not write."""
+    identity = _identity(view.ledger.path)
+    if identity is not None and identity[2] == view.size:
+        _hashed[str(view.ledger.path)] = (identity, view.digest.copy())
+
+
 def _view_of(ledger: Ledger, conn: sqlite3.Connection | None, raw: bytes) -> LedgerView:
     if conn is not None:
         try:

@@ -18,7 +18,7 @@ from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists, is_regular, read_bytes
 from pipeline.model import RiskLevel
 from pipeline.records.index import INDEX_PATH, index_of
-from pipeline.records.index_ledger import LedgerView, ledger_view
+from pipeline.records.index_ledger import LedgerView, appended, ledger_view
 from pipeline.records.index_records import (
     IndexTampered,
     ListFilter,
@@ -131,6 +131,7 @@ class RecordStoreBase:
         try:
             conn.execute("BEGIN IMMEDIATE")
             view.add(entry, line)
+            appended(view)
             row = None
             if record_id and event is not LedgerEvent.PURGED:
                 row = read_row(record_id, self.records_dir, self.get)
