@@ -52,16 +52,17 @@ def main() -> None:
         finally:
             pause(f"sent:{zone.zone}")
 
-    ledger_append = Ledger.append
+    ledger_append = Ledger.append_after
 
-    def paused_ledger_append(self: Ledger, entries: Any, **kw: Any) -> Any:
+    def paused_ledger_append(self: Ledger, seq: int, prev: str, **kw: Any) -> Any:
         # `ledger:created` / `ledger:updated`: the apply's record files are written, the first
-        # of their ledger lines is not (RecordStore.create_many / update_many).
+        # of their ledger lines is not (RecordStore.create_many / update_many; every ledger line
+        # goes through append_after).
         pause(f"ledger:{kw['event']}")
-        return ledger_append(self, entries, **kw)
+        return ledger_append(self, seq, prev, **kw)
 
     Journal.append = paused_append  # type: ignore[method-assign]
-    Ledger.append = paused_ledger_append  # type: ignore[method-assign]
+    Ledger.append_after = paused_ledger_append  # type: ignore[method-assign]
     execute._send = paused_send
 
     from pipeline.cli import main as cli

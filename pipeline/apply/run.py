@@ -100,8 +100,10 @@ class Gated:
 
 def open_requests(root: Path, store: RecordStore) -> list[ChangeRequest]:
     """Requests not yet executed: an executed request's `covers:` must not claim later changes."""
-    done = {r.request_id for r in store.all() if r.executed_at is not None}
-    return [r for r in load_requests(root, roster_of_record(root)) if r.id not in done]
+    requests = load_requests(root, roster_of_record(root))
+    # Asked of the index for these requests only: a plan does not read every record.
+    done = store.executed_requests([r.id for r in requests])
+    return [r for r in requests if r.id not in done]
 
 
 def approval_evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]:

@@ -460,4 +460,4 @@ def signer_for(repo: Path, key_file: Path, claimed: str | None = None) -> Signer
     from pipeline.records.store import RecordStore
 
     store = RecordStore(repo / "changes")
-    return load_signer(key_file, store.trusted_roster(store.ledger.read()), claimed=claimed)
+    return load_signer(key_file, store.trusted_roster(), claimed=claimed)

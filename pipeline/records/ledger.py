@@ -312,6 +312,33 @@ def exclusive_lock(changes_dir: Path) -> Iterator[None]:
         os.close(fd)  # closing the last descriptor releases the lock
 
 
+def parse_entries(lines: list[str], path: Path, first: int = 1) -> list[LedgerEntry]:
+    """`lines` (the ledger's, numbered from `first`) as entries; LedgerCorrupt names the first
+    line that cannot be read."""
+    entries = []
+    for number, line in enumerate(lines, first):
+        try:
+            entries.append(LedgerEntry.from_line(line))
+        except ValueError as exc:
+            raise LedgerCorrupt(str(exc), file=path, line=number, hint=_AUDIT_HINT) from None
+    return entries
+
+
+def decode_ledger(raw: bytes, path: Path, offset: int = 0, first: int = 1) -> list[str]:
+    """The lines of ledger bytes `raw` (which start at byte `offset`, line `first`, of the file);
+    LedgerCorrupt when they are not UTF-8."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LedgerCorrupt(
+            f"not UTF-8 at byte {offset + exc.start}",
+            file=path,
+            line=first + raw.count(b"\n", 0, exc.start),
+            hint=_AUDIT_HINT,
+        ) from None
+    return split_lines(text)
+
+
 class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -325,27 +352,15 @@ class Ledger:
         raw = read_bytes(self.path, root=self.path.parent.parent, log=True)
         try:
             text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise LedgerCorrupt(
-                f"not UTF-8 at byte {exc.start}",
-                file=self.path,
-                line=raw.count(b"\n", 0, exc.start) + 1,
-                hint=_AUDIT_HINT,
-            ) from None
+        except UnicodeDecodeError:
+            return decode_ledger(raw, self.path)  # raises LedgerCorrupt naming the line
+        del raw  # a long ledger is held once as text and once as lines, not three times
         return split_lines(text)
 
     def read(self) -> list[LedgerEntry]:
         """Every entry, for writers: a line that cannot be read stops them (nothing is appended
         after a damaged line, which would bury it). `audit.verify` reads damaged ledgers."""
-        entries = []
-        for number, line in enumerate(self.lines(), 1):
-            try:
-                entries.append(LedgerEntry.from_line(line))
-            except ValueError as exc:
-                raise LedgerCorrupt(
-                    str(exc), file=self.path, line=number, hint=_AUDIT_HINT
-                ) from None
-        return entries
+        return parse_entries(self.lines(), self.path)
 
     def append(
         self,
@@ -375,12 +390,49 @@ class Ledger:
             record_prev = next(
                 (e.record_sha256 for e in reversed(entries) if e.record_id == record_id), GENESIS
             )
-        entry = LedgerEntry.make(
-            seq=last.seq + 1 if last else 1,
+        entry = self.append_after(
+            last.seq if last else 0,
+            last.entry_sha256 if last else GENESIS,
             event=event,
             signer=signer,
             at=at,
-            prev=last.entry_sha256 if last else GENESIS,
+            roster=roster,
+            simulated=simulated,
+            record_id=record_id,
+            record_sha256=record_sha256,
+            record_prev=record_prev,
+            payload=payload,
+            durable=durable,
+        )
+        entries.append(entry)
+        return entry
+
+    def append_after(
+        self,
+        seq: int,
+        prev: str,
+        *,
+        event: LedgerEvent,
+        signer: Signer,
+        at: datetime,
+        roster: Roster,
+        simulated: bool = False,
+        record_id: str = "",
+        record_sha256: str = "",
+        record_prev: str = "",
+        payload: Mapping[str, Any] | None = None,
+        durable: bool = True,
+    ) -> LedgerEntry:
+        """Append one signed event after the line `seq` whose hash is `prev` (0 and GENESIS for
+        the first line); `record_prev` is the record's last hash (GENESIS for a new record).
+        What `append` does, for a writer that knows the ledger's head without holding every
+        entry (pipeline.records.index)."""
+        entry = LedgerEntry.make(
+            seq=seq + 1,
+            event=event,
+            signer=signer,
+            at=at,
+            prev=prev,
             record_id=record_id,
             record_sha256=record_sha256,
             record_prev=record_prev,
@@ -404,7 +456,6 @@ class Ledger:
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        entries.append(entry)
         return entry
 
     def sync(self) -> None:

@@ -27,6 +27,8 @@ from pipeline.gate.identity import signature_holds
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists
 from pipeline.load.portfolio import Portfolio, load_portfolio
+from pipeline.records.index import index_of
+from pipeline.records.index_ledger import ledger_view
 from pipeline.records.ledger import LEDGER_NAME, Ledger, LedgerEntry, LedgerEvent
 from pipeline.records.policy_seal import (
     PolicySnapshot,
@@ -157,7 +159,13 @@ def policy_of_record(repo: Path, *, required: bool = True) -> PolicyOfRecord:
     may the working tree's policy/ judge a change."""
     changes = repo / "changes"
     ledger = Ledger(changes / LEDGER_NAME)
-    found = sealed_policy(changes, ledger.read() if exists(ledger.path) else [])
+    entries: list[LedgerEntry] = []
+    if exists(ledger.path):
+        # The first line and the policy lines, from the index (pipeline.records.index): the
+        # ledger's bytes are hashed, not every line parsed, so a plan does not read the history.
+        with index_of(repo) as conn:
+            entries = ledger_view(ledger, conn).policy_entries()
+    found = sealed_policy(changes, entries)
     if found is None and required:
         raise PolicyNotOfRecord(
             "no policy of record: changes/ledger.jsonl has no genesis (missing or empty)",

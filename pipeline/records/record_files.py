@@ -1,0 +1,151 @@
+"""A change record on disk: its file's bytes, its id, reading it back, and the errors a store
+raises about it (pipeline.records.store writes them; pipeline.records.audit checks them)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from pipeline.errors import GateRefused, InputError
+from pipeline.gate.identity import Signer, signature_holds
+from pipeline.gate.roster import Roster
+from pipeline.load.files import read_bytes, read_text
+from pipeline.load.jsonfile import parse_json
+from pipeline.records.record import (
+    RECORD_ID,
+    ChangeRecord,
+    RecordFormatError,
+    ReportCheck,
+)
+
+RECORDS_DIR = "records"
+
+
+class UnknownRecordError(InputError):
+    """No record with that id. Exit 1."""
+
+
+class SealedRecordError(GateRefused):
+    """Sealed records are never edited (seed). Exit 2."""
+
+
+class RecordMismatchError(GateRefused):
+    """A record file no longer matches the ledger: writing over it would bury the difference."""
+
+
+ATTEST_VERDICTS = ("ok", "finding")
+
+
+class UntrustedSigner(GateRefused):
+    """The key is not on the roster as sealed: its entry would not verify. Exit 2."""
+
+
+def record_file_bytes(record: ChangeRecord) -> bytes:
+    """How a record is written: sorted, indented JSON (readable in a git diff), one per file.
+
+    The ledger hashes the canonical bytes, not these, so the file's layout is checked separately:
+    a file must be exactly what dmarcops writes for the JSON it holds.
+    """
+    return _pretty(record.to_json())
+
+
+def _pretty(data: object) -> bytes:
+    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    # A reader (or a crash) sees the old file or the new one, never half of one. sync_dir=False:
+    # the caller fsyncs the directory once for several files (RecordStore.create_many).
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # O_NOFOLLOW: a symbolic link planted at the temporary name must not be written through.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(tmp, flags, 0o644), "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # a rename in it survives a crash
+    finally:
+        os.close(dir_fd)
+
+
+def _check_id(record_id: str) -> str:
+    # Also keeps a typed id from naming a path outside changes/records/.
+    if not RECORD_ID.match(record_id):
+        raise InputError(
+            f"{record_id!r} is not a change record id",
+            hint="Record ids look like 2026-0001 (`dmarcops records list` shows them).",
+        )
+    return record_id
+
+
+def _sort_key(record_id: str) -> tuple[int, int]:
+    year, number = record_id.split("-")
+    return int(year), int(number)
+
+
+def verification_file(changes_dir: Path, sha256: str) -> Path:
+    """Where the report verification a record seals is kept (pipeline.apply.verify_reports)."""
+    return changes_dir / "evidence" / f"verification-{sha256}.json"
+
+
+def verification_problem(changes_dir: Path, check: ReportCheck) -> str:
+    """Why the verification file a record cites cannot be used ("" when it can)."""
+    path = verification_file(changes_dir, check.sha256)
+    try:
+        raw = read_bytes(path, limit=16 * 1024 * 1024, root=changes_dir.parent)
+    except InputError as exc:
+        return f"its report verification {check.file} cannot be read: {exc.message}"
+    if hashlib.sha256(raw).hexdigest() != check.sha256:
+        return f"its report verification {check.file} does not hash to its name (edited)"
+    return ""
+
+
+def _check_signer(signer: Signer, roster: Roster) -> None:
+    """Before any file is written: the key must be one the sealed roster holds for the name it
+    claims (the ledger append checks the real entry again)."""
+    member = roster.get(signer.analyst)
+    probe = b"dmarcops: may this key sign for " + signer.analyst.encode()
+    if member is None or not signature_holds(member.public_keys(), probe, signer.sign(probe)):
+        raise UntrustedSigner(
+            f"{signer.analyst}'s key is not the one the sealed roster holds for "
+            f"{signer.analyst}; nothing was written",
+            hint="Sign with your own key as the roster of record lists it (a key added to "
+            "policy/roster.yaml counts once that policy change is approved and applied).",
+        )
+
+
+def _load_json(raw: bytes, path: Path) -> object:
+    hint = "Change records are written by dmarcops; restore this one from git."
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            "not a JSON change record: not UTF-8 text", file=path, line=line, hint=hint
+        ) from None
+    return parse_json(text, path, "not a JSON change record", hint)
+
+
+def _text_or_none(path: Path) -> str | None:
+    """A record's markdown for comparison; None (a mismatch) when it is not a readable file."""
+    try:
+        return read_text(path, root=path.parent.parent.parent)
+    except InputError:
+        return None
+
+
+def _parse(raw: bytes, path: Path) -> ChangeRecord:
+    try:
+        return ChangeRecord.from_json(_load_json(raw, path))
+    except RecordFormatError as exc:
+        raise InputError(exc.message, file=path, hint=exc.hint) from None

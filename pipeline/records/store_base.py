@@ -1,0 +1,277 @@
+"""Where the change records live, reading and searching them (through the record index), and the
+plumbing every writer of pipeline.records.store uses: the lock, the ledger as the index knows it,
+the append that keeps the index in step."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import InputError
+from pipeline.gate.identity import Signer
+from pipeline.gate.roster import Roster, load_roster
+from pipeline.load.files import exists, is_regular, read_bytes
+from pipeline.model import RiskLevel
+from pipeline.records.index import INDEX_PATH, index_of
+from pipeline.records.index_ledger import LedgerView, appended, ledger_view
+from pipeline.records.index_records import (
+    IndexTampered,
+    ListFilter,
+    executed_requests,
+    list_fields,
+    list_row,
+    listed,
+    put_record,
+    read_row,
+    refresh,
+)
+from pipeline.records.ledger import (
+    LEDGER_NAME,
+    Ledger,
+    LedgerEntry,
+    LedgerEvent,
+    exclusive_lock,
+)
+from pipeline.records.policy_of_record import sealed_policy
+from pipeline.records.record import (
+    RECORD_ID,
+    ChangeRecord,
+    utc,
+)
+from pipeline.records.record_files import (
+    RECORDS_DIR,
+    UnknownRecordError,
+    _check_id,
+    _parse,
+    _sort_key,
+)
+
+
+class RecordStoreBase:
+    def __init__(self, changes_dir: Path) -> None:
+        self.changes_dir = changes_dir
+        self.records_dir = changes_dir / RECORDS_DIR
+        self.ledger = Ledger(changes_dir / LEDGER_NAME)
+
+    def json_path(self, record_id: str) -> Path:
+        return self.records_dir / f"{_check_id(record_id)}.json"
+
+    def markdown_path(self, record_id: str) -> Path:
+        return self.records_dir / f"{_check_id(record_id)}.md"
+
+    # -- who may write
+
+    def trusted_roster(
+        self, entries: builtins.list[LedgerEntry] | LedgerView | None = None
+    ) -> Roster:
+        """The roster whose keys the next entry must verify with: the last sealed policy's (each
+        seal checked to be a lead's), or, before `dmarcops init`, policy/roster.yaml as it is.
+        `entries`: the ledger as read (a list, or the index's view); None: the view, now."""
+        if entries is None:
+            entries = self._policy_entries()
+        if isinstance(entries, LedgerView):
+            entries = entries.policy_entries()  # the policy lines are all the walk looks at
+        found = sealed_policy(self.changes_dir, entries)
+        return found[1] if found else load_roster(self.changes_dir.parent)
+
+    # -- the index (pipeline.records.index): a cache of the ledger and the records, never trusted
+    # by `audit verify`
+
+    def _policy_entries(self) -> builtins.list[LedgerEntry]:
+        """The ledger's first line and policy lines, as the index knows them, caught up (a full
+        read without a usable index)."""
+        with index_of(self.changes_dir.parent) as conn:
+            return ledger_view(self.ledger, conn).policy_entries()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[LedgerView]:
+        """The lock every writer holds, and the ledger as it stands under it."""
+        with exclusive_lock(self.changes_dir), index_of(self.changes_dir.parent) as conn:
+            yield ledger_view(self.ledger, conn)
+
+    def _append(
+        self,
+        view: LedgerView,
+        *,
+        event: LedgerEvent,
+        signer: Signer,
+        at: datetime,
+        roster: Roster,
+        simulated: bool = False,
+        record_id: str = "",
+        record_sha256: str = "",
+        payload: dict[str, object] | None = None,
+        durable: bool = True,
+    ) -> LedgerEntry:
+        """Append one signed event after the view's head, then bring the index up to date in one
+        transaction (ledger part, and the record's row read back from its file). A failure of the
+        index leaves it behind the ledger: the next run catches up. `durable=False`: the caller
+        makes the ledger durable with `ledger.sync()` before it reports the batch recorded."""
+        entry = self.ledger.append_after(
+            view.seq,
+            view.head,
+            event=event,
+            signer=signer,
+            at=at,
+            roster=roster,
+            simulated=simulated,
+            record_id=record_id,
+            record_sha256=record_sha256,
+            record_prev=view.record_prev(record_id) if record_id else "",
+            payload=payload,
+            durable=durable,
+        )
+        line = entry.to_line().encode("utf-8")
+        conn = view.conn
+        if conn is None:
+            view.add(entry, line)
+            return entry
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            view.add(entry, line)
+            appended(view)
+            row = None
+            if record_id and event is not LedgerEvent.PURGED:
+                row = read_row(record_id, self.records_dir, self.get)
+            if row is not None:
+                put_record(conn, row)
+            elif record_id:  # purged (its file is removed next), or not a regular file
+                conn.execute("DELETE FROM records WHERE record_id = ?", (record_id,))
+                conn.execute("DELETE FROM dirty WHERE record_id = ?", (record_id,))
+            view.save()
+            conn.execute("COMMIT")
+        except (sqlite3.Error, InputError):
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        return entry
+
+    def _raw(self, record_id: str) -> bytes:
+        path = self.json_path(record_id)
+        if not exists(path):
+            raise UnknownRecordError(
+                f"no change record {record_id}",
+                hint="`dmarcops records list` shows the records.",
+            )
+        # Regular files inside the repository only: a record committed as a symbolic link to a
+        # file elsewhere (or as a FIFO) is refused by name, never followed or waited on.
+        return read_bytes(path, root=self.changes_dir.parent)
+
+    def get(self, record_id: str) -> ChangeRecord:
+        return _parse(self._raw(record_id), self.json_path(record_id))
+
+    def all(self) -> builtins.list[ChangeRecord]:
+        if not self.records_dir.is_dir():
+            return []
+        ids = [
+            p.stem
+            for p in self.records_dir.glob("*.json")
+            if not p.name.startswith(".") and RECORD_ID.match(p.stem)
+        ]
+        return [self.get(i) for i in sorted(ids, key=_sort_key)]
+
+    def overdue_reviews(self, now: datetime) -> builtins.list[ChangeRecord]:
+        return [r for r in self.all() if r.review_overdue(utc(now))]
+
+    def list(
+        self,
+        *,
+        client: str | None = None,
+        domain: str | None = None,
+        analyst: str | None = None,
+        risk: RiskLevel | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        approver: str | None = None,
+        change_type: str | None = None,
+        outcome: str | None = None,
+        text: str | None = None,
+    ) -> builtins.list[ChangeRecord]:
+        """Records matching every filter given (see `list_rows`). Dates look at `ChangeRecord.when` (executed, else
+        filed): `since` inclusive, `until` exclusive. `analyst` matches the author, any approver,
+        the executor, the emergency reviewer or the closer, ignoring case; `approver` only who
+        approved (peer, lead or client); `outcome` "open" for a record not yet sealed; `text` a
+        case-insensitive substring of the rationale or the internal notes."""
+        return [self.get(str(row["id"])) for row in self.list_rows(
+            client=client, domain=domain, analyst=analyst, risk=risk, since=since, until=until,
+            approver=approver, change_type=change_type, outcome=outcome, text=text,
+        )]  # fmt: skip
+
+    def list_rows(
+        self,
+        *,
+        client: str | None = None,
+        domain: str | None = None,
+        analyst: str | None = None,
+        risk: RiskLevel | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        approver: str | None = None,
+        change_type: str | None = None,
+        outcome: str | None = None,
+        text: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """What `records list` prints of each record matching every filter (`list_row`), in id
+        order: from the index, each file read only when it changed since it was indexed; from
+        every file when there is no usable index."""
+        wanted = ListFilter(
+            client=client,
+            domain=domain,
+            analyst=analyst,
+            risk=risk.label if risk is not None else None,
+            since=since,
+            until=until,
+            approver=approver,
+            change_type=change_type,
+            outcome=outcome,
+            text=text,
+        )
+        with index_of(self.changes_dir.parent) as conn:
+            if conn is not None:
+                try:
+                    rows = listed(conn, self.records_dir, self.get)
+                except sqlite3.Error:
+                    pass
+                else:
+                    return [dict(f["row"]) for _, f in rows if wanted.matches(f)]
+        # No usable index (a link or a FIFO in its place, a read-only checkout): every file.
+        return [list_row(r) for r in self.all() if wanted.matches(list_fields(r))]
+
+    def executed_requests(self, request_ids: builtins.list[str]) -> set[str]:
+        """Which of `request_ids` an executed record names: from the index (caught up with the
+        ledger), so `plan` does not read every record; a full read without a usable index."""
+        with index_of(self.changes_dir.parent) as conn:
+            if conn is not None:
+                try:
+                    ledger_view(self.ledger, conn)  # lines appended since: their records marked
+                    refresh(conn, self.records_dir, self.get)
+                    return executed_requests(conn, request_ids)
+                except (sqlite3.Error, IndexTampered):
+                    pass
+        wanted = set(request_ids)
+        return {r.request_id for r in self.all() if r.executed_at is not None} & wanted
+
+    def reindex(self) -> int:
+        """Rebuild the index from the ledger and the record files (`dmarcops records reindex`);
+        the number of records indexed. InputError when there is no usable place for it."""
+        index = self.changes_dir.parent / INDEX_PATH
+        with exclusive_lock(self.changes_dir):
+            for name in [index, *(index.with_name(index.name + s) for s in ("-journal",))]:
+                if is_regular(name):
+                    name.unlink()
+            with index_of(self.changes_dir.parent) as conn:
+                if conn is None:
+                    raise InputError(
+                        "the record index cannot be written (is .dmarcops/records.sqlite a link "
+                        "or a FIFO, or .dmarcops linked outside the repository?)",
+                        file=index,
+                        hint="Remove what is in its place; dmarcops works without it, reading "
+                        "every record.",
+                    )
+                ledger_view(self.ledger, conn)
+                refresh(conn, self.records_dir, self.get)
+                return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
