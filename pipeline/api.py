@@ -288,10 +288,13 @@ def plan(
         coverage.check()
     except GateRefused as exc:
         refusals.append(str(exc))
+    items_of: dict[str, list[PlanItem]] = {}  # coverage.items_of for every request at once
+    for item, request in coverage.covered:
+        items_of.setdefault(request.id, []).append(item)
     for request in coverage.requests:
         decision = decide.decide(
             request,
-            coverage.items_of(request.id),
+            tuple(items_of[request.id]),
             (),
             decide.context(
                 portfolio,

@@ -255,10 +255,11 @@ def test_no_provider_secret_in_any_output_log_record_or_crash_log(
     monkeypatch.setenv("TEST_PDNS_API_KEY", pdns_live.server.api_key)
 
     # A bug while the providers' options are in hand: the crash log is scrubbed.
-    import pipeline.cli
+    # pipeline.api.plan (which the command calls) imports make_plan when it runs.
+    import pipeline.plan.build
     from pipeline.live.providers import provider_options
 
-    real = pipeline.cli.make_plan
+    real = pipeline.plan.build.make_plan
 
     def buggy(portfolio: Any, *args: Any, **kwargs: Any) -> Any:
         real(portfolio, *args, **kwargs)
@@ -269,7 +270,7 @@ def test_no_provider_secret_in_any_output_log_record_or_crash_log(
         }
         raise RuntimeError(f"bug with {options} and {dict(__import__('os').environ)}")
 
-    monkeypatch.setattr(pipeline.cli, "make_plan", buggy)
+    monkeypatch.setattr(pipeline.plan.build, "make_plan", buggy)
     crashed = cli(mixed, "plan", "--at", SATURDAY, "--nameserver", f"127.0.0.1:{sender_dns.port}")
     outputs.append(crashed)
     assert crashed.exit_code == 70, crashed.output

@@ -137,6 +137,12 @@ def cover(items: Sequence[ItemT], requests: Sequence[ChangeRequest]) -> Coverage
     uncovered: list[ItemT] = []
     conflicts: list[tuple[ItemT, tuple[ChangeRequest, ...]]] = []
     misfits: list[tuple[ItemT, ChangeRequest, str]] = []
+    # A request covers only its own client's items (covers_item): matching each item against
+    # its client's requests alone is the same result, without items x requests (2,500 x 2,500
+    # at 10,000 domains).
+    by_client: dict[str, list[ChangeRequest]] = {}
+    for request in requests:
+        by_client.setdefault(request.client, []).append(request)
     for item in items:
         if str(getattr(getattr(item, "kind", None), "value", getattr(item, "kind", ""))) == (
             "policy"
@@ -144,7 +150,7 @@ def cover(items: Sequence[ItemT], requests: Sequence[ChangeRequest]) -> Coverage
             # A pending policy edit is not a client's change: no request covers it, a lead's
             # seal does (pipeline.records.policy_of_record); it is never applied to DNS.
             continue
-        claims = tuple(r for r in requests if r.covers_item(item))
+        claims = tuple(r for r in by_client.get(item.client, ()) if r.covers_item(item))
         if not claims:
             uncovered.append(item)
         elif len(claims) > 1:
