@@ -1,4 +1,4 @@
-"""Risk rules as data (policy/risk-rules.yaml, docs/policy.md) and the seed's change types: each
+"""Risk rules as data (policy/risk-rules.yaml) and the seed's change types: each
 part of a rule's `when` (fact pattern, change, from, to, attrs with min/max or a list, client) is
 shown to select exactly the facts it names, and the risk, reasons, rollback hours and rule ids of
 a classification are checked whole. Found by mutation testing (docs/mutation-testing.md)."""
