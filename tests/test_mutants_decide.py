@@ -288,3 +288,34 @@ def test_an_unsigned_request_has_no_author(world: tuple[Portfolio, Roster]) -> N
     decision = review(world, [peer_approval("sokafor", now)], author_signed=False)
     assert [p.role for p in decide.missing(decision)] == ["author"]
     assert decide.missing(decision)[0].reason.startswith("author's signature: ")
+
+
+def test_the_record_names_the_author_and_the_earliest_review(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    now = TIMES["in window"]
+    first, again = now - timedelta(hours=2), now - timedelta(hours=1)
+    decision = review(world, [peer_approval("sokafor", again), peer_approval("sokafor", first)])
+    assert decision.allowed
+    author, peer = decision.evidence
+    request = decision.request
+    assert request.signature is not None
+    assert (author.role, author.who, author.at, author.reference, author.signature) == (
+        "author",
+        "jchen",
+        request.signature.signed_at,
+        "CR-0001-nwh.yaml",
+        request.signature.signature,
+    )
+    assert (peer.role, peer.who, peer.at) == ("peer review", "sokafor", first)
+
+
+def test_an_author_off_the_roster_proposed_nothing(world: tuple[Portfolio, Roster]) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = replace(request_of(RequestType.OTHER, "none", now), author="ghost")
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    decision = decide.decide(request, [Item(RiskLevel.LOW)], [], ctx)
+    assert [str(p) for p in decide.missing(decision)] == [
+        "author: 'ghost' is not on the analyst roster, so nobody accountable proposed this change"
+    ]
