@@ -307,7 +307,37 @@ def test_the_record_names_the_author_and_the_earliest_review(
         "CR-0001-nwh.yaml",
         request.signature.signature,
     )
-    assert (peer.role, peer.who, peer.at) == ("peer review", "sokafor", first)
+    assert (peer.role, peer.who, peer.at, peer.reference) == (
+        "peer review",
+        "sokafor",
+        first,
+        "signed",
+    )
+    assert peer.signature and not peer.simulated
+
+
+def test_a_missing_review_lists_the_approvals_that_do_not_count(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    decision = review(world, [peer_approval("jchen", TIMES["in window"])])
+    assert [str(p) for p in decision.problems] == [
+        "peer review: an approval of this plan (e5e5e5e5e5e5e5e5) for CR-0001-nwh by a roster "
+        "analyst other than the author jchen (`dmarcops approve --request CR-0001-nwh ...`)\n"
+        "    does not count: approval by jchen (): the author cannot review their own change "
+        "(seed: a self-review preserves all the same blind spots)"
+    ]
+
+
+def test_the_authors_own_approval_of_a_low_change_is_simply_not_needed(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    request = request_of(RequestType.OTHER, "none", now)
+    low = decide.decide(request, [Item(RiskLevel.LOW)], [peer_approval("jchen", now)], ctx)
+    assert low.allowed and low.ignored == ()
+    assert [e.role for e in low.evidence] == ["author"]
 
 
 def test_an_author_off_the_roster_proposed_nothing(world: tuple[Portfolio, Roster]) -> None:
