@@ -250,6 +250,30 @@ def test_bimi_findings_and_facts(call: str, expected: object) -> None:
     assert eval(call) == expected  # noqa: S307 - the call is one of the literal cases above
 
 
+def test_a_declination_parses_to_no_logo() -> None:
+    record = bimi.parse("v=BIMI1; l=; a=")
+    assert (record.logo, record.authority, record.declination) == ("", "", True)
+
+
+@pytest.mark.parametrize(
+    ("lps", "valid"),
+    [("noreply,X", True), (" noreply ,\tX", True), ("noreply,\u00a0support", False)],
+)
+def test_lps_allows_spaces_and_tabs_around_local_parts_only(lps: str, valid: bool) -> None:
+    findings = v(f"v=BIMI1; l=https://b.example/logo.svg; lps={lps}")
+    assert [f.code for f in findings] == ([] if valid else ["B1"])
+
+
+def test_a_broken_record_does_not_hide_the_next_one() -> None:
+    findings = v(("v=BIMI2; l=", "v=BIMI1; l=https://b.example/logo.svg"), "p=none")
+    assert [f.code for f in findings] == ["B1", "B1", "B2"]
+
+
+def test_a_logo_alone_needs_an_enforced_dmarc() -> None:
+    findings = v("v=BIMI1; l=https://b.example/logo.svg", "p=none")
+    assert [(f.code, f.severity) for f in findings] == [("B2", Severity.ERROR)]
+
+
 def test_parse_keeps_the_logo_and_the_evidence() -> None:
     record = bimi.parse("v=BIMI1; L=https://b.example/l.svg; a=")
     assert record.tags == (Tag("v", "BIMI1"), Tag("l", "https://b.example/l.svg"), Tag("a", ""))

@@ -1,4 +1,4 @@
-"""Risk rules as data (policy/risk-rules.yaml, docs/policy.md) and the seed's change types: each
+"""Risk rules as data (policy/risk-rules.yaml) and the seed's change types: each
 part of a rule's `when` (fact pattern, change, from, to, attrs with min/max or a list, client) is
 shown to select exactly the facts it names, and the risk, reasons, rollback hours and rule ids of
 a classification are checked whole. Found by mutation testing (docs/mutation-testing.md)."""
@@ -132,6 +132,19 @@ def test_raise_lifts_the_level_reached_so_far() -> None:
     assert result.rollback_hours == 24
 
 
+def test_rollback_hours_come_from_the_table_unless_a_rule_asks_for_more() -> None:
+    table = {**BASE, "rollback_hours": {"low": 0, "medium": 4, "high": 24}}
+    data = [rule("p", "low", fact="dmarc.p"), rule("q", "low", fact="dmarc.sp")]
+    result = classify([P], ClientContext(), rules_from_data({**table, "rules": data}))
+    assert (result.risk, result.rollback_hours) == (RiskLevel.LOW, 0)
+
+
+def test_a_rule_names_every_fact_it_matched() -> None:
+    sp = fact("dmarc.sp", "none", "reject", direction="stricter")
+    result = classify([P, sp], ClientContext(), rules(rule("d", "medium", fact="dmarc.*")))
+    assert result.reasons == ("medium: reason d [d: dmarc.p none->reject; dmarc.sp none->reject]",)
+
+
 def test_rules_from_data_reads_every_field() -> None:
     built = rules(
         rule("a", "low", fact="x.*", change="added", attrs={"k": 1}, client={"regulated": True})
@@ -164,6 +177,8 @@ def test_rules_from_data_reads_every_field() -> None:
     [
         (RecordKind.DMARC, [fact("dmarc.pct", "50", "100")], ct.POLICY_PROGRESSION),
         (RecordKind.DMARC, [fact("dmarc.np", None, "reject")], ct.POLICY_PROGRESSION),
+        (RecordKind.DMARC, [fact("dmarc.p", "none", "quarantine")], ct.POLICY_PROGRESSION),
+        (RecordKind.DMARC, [fact("dmarc.sp", None, "reject")], ct.POLICY_PROGRESSION),
         (RecordKind.DMARC, [fact("dmarc.rua", None, "mailto:a@b.example")], ct.OTHER),
         (RecordKind.SPF, [fact("dmarc.p", "none", "reject")], ct.OTHER),
         (RecordKind.SPF, [fact("spf.include", None, "x.example", sender=True)], ct.NEW_SENDER),

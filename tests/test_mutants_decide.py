@@ -6,7 +6,7 @@ mutation testing (docs/mutation-testing.md)."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from portfolio import copy_example
@@ -15,11 +15,13 @@ from test_approvals import key
 from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
 
 from pipeline.gate import decide
-from pipeline.gate.approvals import sign
+from pipeline.gate.approvals import Approval, sign
 from pipeline.gate.requests import ClientApproval, RequestType
 from pipeline.gate.roster import Roster, load_roster
+from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import Portfolio, load_portfolio
 from pipeline.model import RiskLevel
+from pipeline.reports.evidence import Evidence, SourceCount
 
 NWH = "northwind-health"
 FREEZE_TEXT = (
@@ -79,6 +81,15 @@ def test_a_client_without_listed_approvers_is_told_so(world: tuple[Portfolio, Ro
     clients[NWH] = replace(clients[NWH], authorised_approvers=())
     decision = judge((replace(portfolio, clients=clients), roster), "in window", None)
     assert "authorised approvers (none listed in the client profile)" in client_reason(decision)[0]
+    # Several approvers are listed in order, comma-separated.
+    (dana,) = portfolio.clients[NWH].authorised_approvers
+    second = replace(dana, email="Ann.Lee@northwind-health.example")
+    clients[NWH] = replace(clients[NWH], authorised_approvers=(dana, second))
+    decision = judge((replace(portfolio, clients=clients), roster), "in window", None)
+    assert (
+        "authorised approvers (ann.lee@northwind-health.example, "
+        "dana.whitfield@northwind-health.example)"
+    ) in client_reason(decision)[0]
 
 
 def test_the_client_approval_must_come_from_a_listed_approver_with_a_reference(
@@ -142,6 +153,8 @@ def test_waiting_for_time_means_nothing_else_is_missing(world: tuple[Portfolio, 
     also_unreviewed = judge(world, "outside window", None, risk=RiskLevel.MEDIUM, peer=False)
     assert [type(p).__name__ for p in also_unreviewed.problems] == ["Missing", "Refused"]
     assert not decide.only_waiting_for_time(also_unreviewed)
+    first, second = (str(p) for p in also_unreviewed.problems)
+    assert decide.explain(also_unreviewed) == f"CR-0001-nwh (medium risk): {first}; {second}"
     allowed = judge(world, "in window", None, risk=RiskLevel.MEDIUM)
     assert allowed.allowed and not decide.only_waiting_for_time(allowed)
     assert decide.chain_labels(allowed) == ("author", "peer review")
@@ -155,3 +168,184 @@ def test_waiting_for_time_means_nothing_else_is_missing(world: tuple[Portfolio, 
 def test_problems_print_as_people_read_them() -> None:
     assert str(decide.Missing("peer review", "needed")) == "peer review: needed"
     assert str(decide.Refused("freeze", "inside the freeze")) == "inside the freeze [freeze]"
+
+
+# --- report evidence (policy/gate.yaml `report_evidence.thresholds`) at its boundaries -----------
+
+NEED = PassRateThreshold(
+    min_pass_rate=98.0,
+    min_days=14,
+    min_messages=1000,
+    max_age_days=7,
+    major_source_share=10.0,
+    min_source_pass_rate=95.0,
+)
+UNTIL = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def evidence(
+    messages: int = 1000, passing: int = 980, sources: tuple[SourceCount, ...] = ()
+) -> Evidence:
+    return Evidence(
+        sha256="ab" * 32,
+        client=NWH,
+        domain="northwind-health.example",
+        since=UNTIL - timedelta(days=14),
+        until=UNTIL,
+        reports=20,
+        messages=messages,
+        dmarc_pass=passing,
+        sources=sources,
+    )
+
+
+def test_evidence_exactly_at_every_threshold_suffices() -> None:
+    # 14 days, 1000 messages, 98.00 %, ended 7 days ago; a source of exactly 10 % of the mail
+    # (major) passing exactly 95 %.
+    major = SourceCount("192.0.2.1", 100, 95)
+    now = UNTIL + timedelta(days=7)
+    assert decide.evidence_shortfalls(evidence(sources=(major,)), NEED, now) == []
+
+
+def test_evidence_just_past_every_threshold_says_each_shortfall() -> None:
+    failing = SourceCount("192.0.2.1", 100, 94)
+    minor = SourceCount("192.0.2.9", 99, 0)  # 9.9 % of 999: not a major source
+    short = replace(evidence(999, 978, (failing, minor)), since=UNTIL - timedelta(days=13))
+    now = UNTIL + timedelta(days=7, seconds=1)
+    assert decide.evidence_shortfalls(short, NEED, now) == [
+        "it covers 13.0 days, fewer than 14",
+        "it is stale: its period ended 2026-11-20, 7 days ago (at most 7)",
+        "999 messages, fewer than 1000",
+        "pass rate 97.90%, below 98%",
+        "major sources below 95%: 192.0.2.1 (94.0% of 100)",
+    ]
+
+
+def test_evidence_from_the_future_and_several_failing_sources() -> None:
+    a, b = SourceCount("192.0.2.1", 500, 400), SourceCount("192.0.2.2", 500, 450)
+    found = decide.evidence_shortfalls(
+        evidence(1000, 985, (a, b)), NEED, UNTIL - timedelta(hours=1)
+    )
+    assert found == [
+        "its period ends 2026-11-20 00:00, after now",
+        "major sources below 95%: 192.0.2.1 (80.0% of 500), 192.0.2.2 (90.0% of 500)",
+    ]
+
+
+# --- peer approvals ------------------------------------------------------------------------
+
+
+def review(
+    world: tuple[Portfolio, Roster], approvals: list[Approval], author_signed: bool = True
+) -> decide.Decision:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    if not author_signed:
+        request = replace(request, signature=None)
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    return decide.decide(request, [Item(RiskLevel.MEDIUM)], approvals, ctx)
+
+
+def peer_approval(analyst: str, at: datetime, plan: str = PLAN) -> Approval:
+    return sign(key(analyst), plan, "CR-0001-nwh", analyst, at, REQ_SHA)
+
+
+def test_an_approval_counts_from_the_moment_it_is_given(world: tuple[Portfolio, Roster]) -> None:
+    now = TIMES["in window"]
+    assert review(world, [peer_approval("sokafor", now)]).allowed
+    later = review(world, [peer_approval("sokafor", now + timedelta(minutes=1))])
+    (ignored,) = later.ignored
+    assert ignored.startswith("approval by sokafor")
+    assert ignored.endswith(
+        ": it is dated 2026-12-01T15:01:00Z, after now (2026-12-01T15:00:00Z): an approval "
+        "counts from when it was given"
+    )
+    assert [p.role for p in decide.missing(later)] == ["peer review"]
+
+
+def test_an_approval_of_another_plan_or_by_the_author_does_not_count(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    now = TIMES["in window"]
+    other_plan = review(world, [peer_approval("sokafor", now, plan="f0" * 32)])
+    assert not other_plan.allowed
+    (ignored,) = other_plan.ignored
+    assert ignored.endswith(
+        ": it approves plan f0f0f0f0f0f0f0f0, not this plan e5e5e5e5e5e5e5e5: the plan changed "
+        "after the review, so it needs a new one"
+    )
+    (own,) = review(world, [peer_approval("jchen", now)]).ignored
+    assert own.startswith("approval by jchen")
+    assert own.endswith(
+        ": the author cannot review their own change (seed: a self-review preserves all the "
+        "same blind spots)"
+    )
+
+
+def test_an_unsigned_request_has_no_author(world: tuple[Portfolio, Roster]) -> None:
+    now = TIMES["in window"]
+    decision = review(world, [peer_approval("sokafor", now)], author_signed=False)
+    assert [p.role for p in decide.missing(decision)] == ["author"]
+    assert decide.missing(decision)[0].reason.startswith("author's signature: ")
+
+
+def test_the_record_names_the_author_and_the_earliest_review(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    now = TIMES["in window"]
+    first, again = now - timedelta(hours=2), now - timedelta(hours=1)
+    decision = review(world, [peer_approval("sokafor", again), peer_approval("sokafor", first)])
+    assert decision.allowed
+    author, peer = decision.evidence
+    request = decision.request
+    assert request.signature is not None
+    assert (author.role, author.who, author.at, author.reference, author.signature) == (
+        "author",
+        "jchen",
+        request.signature.signed_at,
+        "CR-0001-nwh.yaml",
+        request.signature.signature,
+    )
+    assert (peer.role, peer.who, peer.at, peer.reference) == (
+        "peer review",
+        "sokafor",
+        first,
+        "signed",
+    )
+    assert peer.signature and not peer.simulated
+
+
+def test_a_missing_review_lists_the_approvals_that_do_not_count(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    decision = review(world, [peer_approval("jchen", TIMES["in window"])])
+    assert [str(p) for p in decision.problems] == [
+        "peer review: an approval of this plan (e5e5e5e5e5e5e5e5) for CR-0001-nwh by a roster "
+        "analyst other than the author jchen (`dmarcops approve --request CR-0001-nwh ...`)\n"
+        "    does not count: approval by jchen (): the author cannot review their own change "
+        "(seed: a self-review preserves all the same blind spots)"
+    ]
+
+
+def test_the_authors_own_approval_of_a_low_change_is_simply_not_needed(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    request = request_of(RequestType.OTHER, "none", now)
+    low = decide.decide(request, [Item(RiskLevel.LOW)], [peer_approval("jchen", now)], ctx)
+    assert low.allowed and low.ignored == ()
+    assert [e.role for e in low.evidence] == ["author"]
+
+
+def test_an_author_off_the_roster_proposed_nothing(world: tuple[Portfolio, Roster]) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = replace(request_of(RequestType.OTHER, "none", now), author="ghost")
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    decision = decide.decide(request, [Item(RiskLevel.LOW)], [], ctx)
+    assert [str(p) for p in decide.missing(decision)] == [
+        "author: 'ghost' is not on the analyst roster, so nobody accountable proposed this change"
+    ]

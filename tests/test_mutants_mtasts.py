@@ -414,6 +414,25 @@ def test_mta_sts_findings_and_facts(call: str, expected: object) -> None:
     assert eval(call) == expected  # noqa: S307 - the call is one of the literal cases above
 
 
+def test_every_line_is_read_past_a_blank_or_a_broken_one() -> None:
+    spaced = "version: STSv1\n\nmode: enforce\n\nmx: mx1.example.com\nmax_age: 86400\n"
+    assert mtasts.validate_policy(spaced) == []
+    broken_first = "garbage\nversion: STSv1\nmode: none\nmax_age: 86400\n"
+    assert mtasts.validate_policy(broken_first) == [
+        Finding(
+            "M2", Severity.ERROR, "MTA-STS policy: line 1 'garbage' is not 'key: value'", "mta-sts"
+        )
+    ]
+
+
+def test_m3_needs_a_policy_before_and_after() -> None:
+    # A first policy (or a first unreadable one) under an id that already existed is not M3:
+    # no sender cached a policy under that id.
+    assert mtasts.policy_facts(None, P, "1", "1")[1] == []
+    assert mtasts.policy_facts(None, "garbage", "1", "1")[1] == []
+    assert mtasts.policy_facts(P, None, "1", "1")[1] == []
+
+
 def test_a_broken_policy_is_refused_with_its_first_problem() -> None:
     with pytest.raises(RecordSyntaxError) as err:
         mtasts.parse_policy(

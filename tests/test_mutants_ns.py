@@ -79,6 +79,14 @@ def test_an_owned_record_below_the_cut_is_occluded() -> None:
     ]
 
 
+def test_an_owned_alias_below_the_cut_is_occluded() -> None:
+    ctx = context(s1___domainkey__reports=("CNAME", "s1.esp.example."))
+    values = ("ns1.vendor.example.", "ns2.vendor.example.")
+    findings = ns.validate("reports", "NS", values, ctx)
+    assert [f.code for f in findings] == ["N3"]
+    assert findings[0].message.startswith("s1._domainkey.reports.example.com is below")
+
+
 def test_facts_name_the_purpose_from_the_profile() -> None:
     ctx = context()
     added = ns.facts("Reports", "NS", (), ("NS2.v.example.", "ns1.v.example"), ctx)

@@ -374,7 +374,11 @@ def test_explain_reads_every_rule_row_of_the_rules_document() -> None:
     assert d1.code == "D1"
     assert d1.kind == "DMARC (`_dmarc` TXT; RFC 7489, RFC 9989)"
     assert d1.rule.startswith("the record starts with exactly `v=DMARC1`")
+    assert d1.rule.endswith("other values at `_dmarc` are discarded")
     assert (d1.severity, d1.clause) == ("error", "RFC 7489 6.4 `dmarc-record`, 6.6.3")
+    # A "|" inside the rule text is the rule's own, printed as written.
+    assert "an optional `!size[k|m|g|t]`; no duplicate tag" in entries["D4"].rule
+    assert entries["D4"].severity == "error"
     # Every kind's codes are there, each under its own section, none from a header row.
     assert {"D1", "S1", "K1", "B1", "M1", "T1", "N1"} <= set(entries)
     assert all(code[0] in "DSKBMTN" and code[1:].isdigit() for code in entries)

@@ -60,13 +60,12 @@ def rule_entries() -> dict[str, RuleEntry]:
         match = _ROW.match(line)
         if match is None:
             continue
-        # The rule text may hold "|" inside backticks; severity and clause are the last cells.
-        cells = [c.strip() for c in match.group("rest").split("|")]
-        if len(cells) < 3 or not cells[-2].startswith(_SEVERITIES):
+        # The rule text may hold "|" inside backticks (D4's `!size[k|m|g|t]`): severity and
+        # clause are the last two cells, and the rule is kept as written.
+        cells = [c.strip() for c in match.group("rest").rsplit("|", 2)]
+        if len(cells) < 3 or not cells[1].startswith(_SEVERITIES):
             continue
-        rows[match.group("code")] = RuleEntry(
-            match.group("code"), kind, " | ".join(cells[:-2]), cells[-2], cells[-1]
-        )
+        rows[match.group("code")] = RuleEntry(match.group("code"), kind, *cells)
     return {
         code: RuleEntry(
             row.code,
