@@ -329,7 +329,7 @@ PHASES = (
     ("imports (pipeline.cli)", "pipeline/cli.py", "<module>"),
     ("whole command", "pipeline/commands/apply.py", "apply"),
     ("  re-plan from live DNS", "pipeline/plan/build.py", "make_plan"),
-    ("  gate (requests, approvals)", "pipeline/apply/run.py", "gate_requests"),
+    ("  gate (requests, approvals)", "pipeline/apply/gating.py", "gate_requests"),
     ("  records opened", "pipeline/records/store.py", "create_many"),
     ("  send + verify", "pipeline/apply/execute.py", "apply_plan"),
     ("    provider calls", "pipeline/apply/execute.py", "_send"),

@@ -4,7 +4,8 @@ The order is the seed's: every item covered by a change request; each request's 
 complete for this plan hash (unless an emergency, which is logged at once and reviewed within 24 h);
 inside the client's window and outside its freezes; then, under the per-client lock, the plan made
 again from live DNS and refused if anything moved since approval; then zone-by-zone apply and
-verification, written into one numbered change record per request.
+verification, written into one numbered change record per request. The gate's part (the options,
+the approvals counted, `gate_requests`) is pipeline/apply/gating.py, re-exported here.
 """
 
 from __future__ import annotations
@@ -14,32 +15,30 @@ import signal
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from pipeline.apply.execute import ZoneApplication, apply_plan
+from pipeline.apply.gating import (
+    ApplyOptions,
+    Gated,
+    approval_evidence,
+    gate_requests,
+    open_requests,
+    restorations,
+)
 from pipeline.apply.journal import Journal, refuse_if_unrecovered
 from pipeline.apply.lock import client_lock
 from pipeline.apply.stale import refuse_if_changed
 from pipeline.classify.change_type import change_type
 from pipeline.errors import EnvironmentProblem, GateRefused, InputError
 from pipeline.gate import approvals as gate
-from pipeline.gate import decide
-from pipeline.gate.coverage import cover
-from pipeline.gate.identity import Signer
-from pipeline.gate.request_loader import load_requests
 from pipeline.gate.requests import ChangeRequest
-from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio
-from pipeline.model import RiskLevel
 from pipeline.plan.build import PlanOptions, make_plan
 from pipeline.plan.items import PlanItem
 from pipeline.records import (
-    ApprovalEvidence,
-    ApprovalRole,
-    ApprovalSource,
     ChangeRecord,
     ChangeType,
     Emergency,
@@ -52,180 +51,16 @@ from pipeline.records import (
     ZoneStatus,
     format_utc,
 )
-from pipeline.records.policy_of_record import roster_of_record
 
-_ROLES = {
-    "author": (ApprovalRole.ANALYST, ApprovalSource.SELF),
-    "peer review": (ApprovalRole.PEER, ApprovalSource.SIGNED),
-    "client approval": (ApprovalRole.CLIENT, ApprovalSource.CLIENT_REFERENCE),
-}
-
-
-@dataclass(frozen=True)
-class ApplyOptions:
-    plan_file: Path
-    by: str  # roster id of the analyst executing
-    now: datetime
-    emergency_reason: str = ""
-    incident: str = ""  # a declared incident's reference, for an emergency that tightens
-    wait_seconds: float = 0.0
-    nameservers: Nameservers | None = None
-    verify_timeout: float = 10.0
-    progress: Callable[[str], None] | None = None
-    # When `now` was injected (--at, DMARCOPS_NOW), verification times follow it too, so records
-    # made in tests and rehearsals read consistently; otherwise each check is stamped when made.
-    clock: Callable[[], datetime] | None = None
-    # The time was injected for a sandbox rehearsal (pipeline.clock): the records say so.
-    simulated: bool = False
-    # Approvals besides the signed files in changes/approvals/ (GitHub reviews of the merged PR).
-    approval_sources: tuple[gate.ApprovalSource, ...] = ()
-    # Analysts whose approvals do not count here, whatever their source (the PR's author).
-    excluded_approvers: frozenset[str] = frozenset()
-    # Whose key signs the ledger entries of this apply: the executor's (--key), or the
-    # automation's on the GitHub merge path. Nothing is written without one.
-    signer: Signer | None = None
-
-
-@dataclass(frozen=True)
-class Gated:
-    request: ChangeRequest
-    risk: RiskLevel
-    items: tuple[PlanItem, ...]  # the re-planned items the request covers
-    evidence: tuple[ApprovalEvidence, ...]
-    change_window: TimeWindow | None
-    rollback_hours: int
-    freeze_exception: str = ""
-    on_call: str = ""  # the on-call owner whose cover passed the Friday rule
-
-
-def open_requests(root: Path, store: RecordStore) -> list[ChangeRequest]:
-    """Requests not yet executed: an executed request's `covers:` must not claim later changes."""
-    requests = load_requests(root, roster_of_record(root))
-    # Asked of the index for these requests only: a plan does not read every record.
-    done = store.executed_requests([r.id for r in requests])
-    return [r for r in requests if r.id not in done]
-
-
-def approval_evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]:
-    out = []
-    for e in decision.evidence:
-        role, source = _ROLES.get(e.role, (ApprovalRole.PEER, ApprovalSource.SIGNED))
-        if role is ApprovalRole.PEER and e.reference.startswith("GitHub review"):
-            source = (
-                ApprovalSource.GITHUB
-            )  # the review id, login, time and commit are the reference
-        out.append(
-            ApprovalEvidence(role, e.who, e.at, e.reference, source, e.signature, e.simulated)
-        )
-    return tuple(out)
-
-
-def restorations(store: RecordStore) -> Callable[[decide.GateItem], bool]:
-    """Whether an item puts back a before-state an executed change record holds: the one kind of
-    emergency besides de-escalation that needs no declared incident."""
-    befores: set[tuple[str, str, str, tuple[str, ...]]] = set()
-    for record in store.all():
-        if record.executed_at is None:
-            continue
-        for item in record.items:
-            befores.add((item.zone, item.name, item.type, tuple(sorted(item.before))))
-
-    def restores(item: decide.GateItem) -> bool:
-        return (item.zone, item.name, item.type, tuple(sorted(item.after))) in befores
-
-    return restores
-
-
-def gate_requests(
-    portfolio: Portfolio,
-    options: ApplyOptions,
-    plan_hash: str,
-    current: list[PlanItem],
-    store: RecordStore,
-) -> list[Gated]:
-    """The one gate (pipeline.gate.decide), judged on the plan just made from live DNS (its
-    risks, its rollback windows), never on the saved file: the file only names the plan hash the
-    approvals signed, and the stale check has shown its changes are these."""
-    roster = roster_of_record(portfolio.root)
-    if options.by not in roster:
-        raise InputError(
-            f"{options.by!r} is not on the analyst roster",
-            file=roster.file,
-            hint="Pass --as with your roster id (policy/roster.yaml).",
-        )
-    if options.signer is None:
-        raise InputError(
-            "an apply is signed into the ledger: no signing key was given",
-            hint="Pass --key with your private key (env DMARCOPS_KEY); on GitHub, set "
-            "DMARCOPS_SIGNING_KEY to the automation's key file.",
-        )
-    # The one gate's client-level rule first: a self-serve client's changes are never applied,
-    # whether or not someone filed a request for them [self-serve-tier].
-    tiered = [
-        f"{client_id}: {refusal}"
-        for client_id in sorted({i.client for i in current if i.client})
-        for refusal in decide.tier_refusals(portfolio.clients[client_id], decide.Stage.APPLY)
-    ]
-    if tiered:
-        raise GateRefused(
-            "apply refused; nothing was changed: " + "; ".join(tiered),
-            hint="A self-serve client's records are changed by its own DNS team; "
-            "`dmarcops recommend` writes what the MSP would change and why.",
-        )
-    coverage = cover(current, open_requests(portfolio.root, store))
-    coverage.check()
-    sources: list[gate.ApprovalSource] = [
-        gate.ExcludingAnalysts(source, options.excluded_approvers)
-        for source in (gate.SignedApprovalFiles(portfolio.root), *options.approval_sources)
-    ]
-    emergency = (
-        decide.Emergency(options.emergency_reason, options.incident)
-        if options.emergency_reason
-        else None
-    )
-    restores = restorations(store)
-    gated: list[Gated] = []
-    refusals: list[str] = []
-    for request in coverage.requests:
-        decision = decide.decide(
-            request,
-            coverage.items_of(request.id),
-            [a for src in sources for a in src.approvals_for(plan_hash, request.id)],
-            decide.context(
-                portfolio,
-                request.client,
-                decide.Stage.APPLY,
-                options.now,
-                plan_hash,
-                roster,
-                executor=options.by,
-                emergency=emergency,
-                restores=restores,
-            ),
-        )
-        if not decision.allowed:
-            refusals.append(decide.explain(decision))
-        window = decision.change_window
-        gated.append(
-            Gated(
-                request,
-                decision.risk,
-                tuple(coverage.items_of(request.id)),
-                approval_evidence(decision),
-                TimeWindow(window.start, window.end) if window is not None else None,
-                decision.rollback_hours,
-                decision.freeze_exception,
-                decision.on_call,
-            )
-        )
-    if refusals:
-        raise GateRefused(
-            "apply refused; nothing was changed:\n  - " + "\n  - ".join(refusals),
-            hint="Approvals: dmarcops approve; windows: dmarcops window CLIENT; "
-            "an emergency: --emergency --reason (and --incident when it does not only "
-            "de-escalate or restore).",
-        )
-    return gated
+__all__ = [
+    "ApplyOptions",
+    "Gated",
+    "approval_evidence",
+    "gate_requests",
+    "open_requests",
+    "restorations",
+    "run_apply",
+]
 
 
 def _keys(changes: Any) -> list[tuple[str, str, str]]:

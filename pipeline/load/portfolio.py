@@ -3,7 +3,8 @@
 Layout (README, "Repository layout"): zones/<client>/<domain>.yaml, policy/clients/<client>.yaml, policy/providers.yaml,
 policy/senders.yaml, policy/risk-rules.yaml, policy/settings.yaml, JSON Schemas in policy/schemas/.
 Every problem is an InputError naming the file and line; `collect_problems` gathers them all for
-`dmarcops validate`, `load_portfolio` stops at the first.
+`dmarcops validate`, `load_portfolio` stops at the first. The typed values are in
+pipeline/load/portfolio_model.py, re-exported here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,172 +21,54 @@ from pipeline.classify.rules import RiskRules, rules_from_data
 from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector
 from pipeline.errors import InputError
 from pipeline.load.calendar import (
-    Calendar,
-    Freeze,
     StaffedHours,
     calendar_from,
     check_rollback_overrides,
     staffed_hours_from,
 )
 from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_from_data
+from pipeline.load.portfolio_model import (
+    DEFAULT_POLICY_URL,
+    DMARCOPS_KEYS,
+    DNS_SERVER,
+    HOSTED_ZONES,
+    MTA_STS_POLICIES,
+    OUTSIDE,
+    OUTSIDE_LABEL,
+    SELF_SERVE,
+    AuthorisedApprover,
+    ClientProfile,
+    Portfolio,
+    ProviderConfig,
+    Sender,
+    SenderCatalog,
+    Settings,
+    ZoneFile,
+    schema_file,
+)
 from pipeline.load.provider_classes import provider_class_problem, provider_secret_problem
 from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
 
-# Keys of ours in a provider entry, taken out before the options reach the octoDNS class.
-MTA_STS_POLICIES = "mta_sts_policies"
-# "host:port" of a DNS server authoritative for the provider's zones, for verification by DNS
-# where the provider's own host and port are an HTTP API (PowerDNS).
-DNS_SERVER = "dns_server"
-# Route 53: domain -> hosted zone id, where a zone is named by id instead of found by name.
-HOSTED_ZONES = "hosted_zones"
-DMARCOPS_KEYS = frozenset({"class", MTA_STS_POLICIES, DNS_SERVER, HOSTED_ZONES})
-DEFAULT_POLICY_URL = "https://mta-sts.{domain}/.well-known/mta-sts.txt"  # RFC 8461 3.3
-
-
-SELF_SERVE = "self-serve"
-OUTSIDE = "outside"
-OUTSIDE_LABEL = "outside standard change management at client's direction"
-
-
-@dataclass(frozen=True)
-class AuthorisedApprover:
-    name: str
-    email: str
-
-
-@dataclass(frozen=True)
-class ClientProfile:
-    id: str
-    name: str
-    provider: str
-    domains: tuple[str, ...]
-    regulated: bool = False
-    industry: str = ""
-    timezone: str = "UTC"
-    dkim: Mapping[str, DkimLifecycle] = field(default_factory=dict)
-    # Windows, freezes, blackouts, staffed hours, scheduled changes, on call: one model
-    # (pipeline.load.calendar), from policy/calendars/<client>.yaml and the profile's older keys.
-    calendar: Calendar = field(default_factory=Calendar)
-    authorised_approvers: tuple[AuthorisedApprover, ...] = ()
-    team: str = ""
-    file: Path = Path()
-    # The client's MSA: does a records export give them the MSP's internal notes?
-    export_internal_notes: bool = False
-    # Years a sealed record is kept (policy/clients/ retention_years); None: indefinitely.
-    retention_years: int | None = None
-    # Service tier and change management (issue 13 item 7; docs/drift.md "Service tiers").
-    tier: str = "managed"  # managed | self-serve
-    change_management: str = "standard"  # standard | outside
-    change_management_direction: str = ""  # the client's written direction, when outside
-    # NS delegations by domain: sub-domain (relative) -> "sending" | "reporting".
-    ns_delegations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-
-    @property
-    def self_serve(self) -> bool:
-        return self.tier == SELF_SERVE
-
-    @property
-    def outside_change_management(self) -> str:
-        """The label every record of an "outside" client carries; "" for standard clients."""
-        if self.change_management != OUTSIDE:
-            return ""
-        return f"{OUTSIDE_LABEL} (direction: {self.change_management_direction})"
-
-    @property
-    def freezes(self) -> tuple[Freeze, ...]:
-        return self.calendar.freezes
-
-    @property
-    def weekend_coverage(self) -> bool:
-        return self.calendar.weekend_coverage
-
-    def freeze_on(self, day: date) -> Freeze | None:
-        return next((f for f in self.freezes if f.covers(day)), None)
-
-
-@dataclass(frozen=True)
-class Sender:
-    name: str
-    spf: tuple[str, ...]
-    lookups: int
-    pre_approved: bool
-
-
-@dataclass(frozen=True)
-class SenderCatalog:
-    senders: tuple[Sender, ...] = ()
-
-    def sender_for(self, term: str) -> Sender | None:
-        term = term.lower()
-        return next((s for s in self.senders if term in (t.lower() for t in s.spf)), None)
-
-    def pre_approved_sender(self, term: str) -> str | None:
-        sender = self.sender_for(term)
-        return sender.name if sender and sender.pre_approved else None
-
-    def lookup_costs(self) -> dict[str, int]:
-        """Term -> lookups it costs, for estimating budgets where DNS cannot be asked."""
-        costs: dict[str, int] = {}
-        for sender in self.senders:
-            querying = [t for t in sender.spf if not t.startswith(("ip4:", "ip6:"))]
-            for term in querying:
-                # A sender's total is charged once, on its first querying term.
-                costs[term.lower()] = sender.lookups if term == querying[0] else 1
-        return costs
-
-
-@dataclass(frozen=True)
-class ProviderConfig:
-    name: str
-    options: Mapping[str, Any]
-    file: Path
-    line: int | None
-
-
-@dataclass(frozen=True)
-class Settings:
-    nameservers: tuple[str, ...] = ()
-    port: int = 53
-    timeout: float = 3.0
-    concurrency: int = 8
-
-
-@dataclass(frozen=True)
-class ZoneFile:
-    client: str
-    domain: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class Portfolio:
-    root: Path
-    clients: Mapping[str, ClientProfile]
-    zone_files: tuple[ZoneFile, ...]
-    providers: Mapping[str, ProviderConfig]
-    senders: SenderCatalog
-    rules: RiskRules
-    settings: Settings
-    gate: GatePolicy = field(default_factory=lambda: GatePolicy(DEFAULT_CHAINS))
-    # Where policy/ was read from: the repository, or the sealed policy of record written out
-    # (pipeline.records.policy_of_record) when the working tree's policy/ has unsealed edits.
-    policy_root: Path | None = None
-    policy_sha256: str = ""  # the sealed policy this portfolio was judged by; "" before init
-    # Files under policy/ edited since that seal: (path, sealed SHA-256 or "", working or "").
-    pending_policy: tuple[tuple[str, str, str], ...] = ()
-
-    def client_of(self, domain: str) -> ClientProfile:
-        for client in self.clients.values():
-            if domain in client.domains:
-                return client
-        raise KeyError(domain)
-
-    def schema_path(self, name: str) -> Path:
-        return _schema(self.policy_root or self.root, name)
-
-
-def _schema(root: Path, name: str) -> Path:
-    return root / "policy" / "schemas" / f"{name}.schema.json"
+__all__ = [
+    "DEFAULT_POLICY_URL",
+    "DMARCOPS_KEYS",
+    "DNS_SERVER",
+    "HOSTED_ZONES",
+    "MTA_STS_POLICIES",
+    "OUTSIDE",
+    "OUTSIDE_LABEL",
+    "SELF_SERVE",
+    "AuthorisedApprover",
+    "ClientProfile",
+    "Portfolio",
+    "ProviderConfig",
+    "Sender",
+    "SenderCatalog",
+    "Settings",
+    "ZoneFile",
+    "collect_problems",
+    "load_portfolio",
+]
 
 
 def _day(doc: YamlDocument, where: tuple[str | int, ...], text: Any) -> date:
@@ -292,7 +175,7 @@ def _checked(
     except InputError as exc:
         problems.append(exc)
         return None
-    errors = list(iter_schema_errors(doc, _schema(root, schema)))
+    errors = list(iter_schema_errors(doc, schema_file(root, schema)))
     problems.extend(errors)
     return None if errors else doc
 
