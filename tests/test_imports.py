@@ -97,7 +97,7 @@ def registered() -> dict[str, click.Command]:
 def test_the_table_lists_every_registered_command_with_its_module() -> None:
     found = registered()
     assert sorted(found) == sorted(LAZY_COMMANDS), (
-        "pipeline/cli.py LAZY_COMMANDS is out of date with the modules' register()"
+        "pipeline/cli_lazy.py LAZY_COMMANDS is out of date with the modules' register()"
     )
 
 
