@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from github_server import ROSTER_IDS, FakeGitHub, comment, fixture, pull_request, review
-from portfolio import copy_example
+from portfolio import REPO, copy_example
 from signing import sign_if_valid
 
 from pipeline.cli import main
@@ -92,6 +93,9 @@ class PullRequestRepo:
 @pytest.fixture
 def pr(tmp_path: Path) -> PullRequestRepo:
     root = copy_example(tmp_path / "repo")
+    # As in a real dmarcops repository: runtime state (locks, the record index and the report
+    # store under .dmarcops/) is gitignored, not a change of the checkout.
+    shutil.copy(REPO / ".gitignore", root / ".gitignore")
     git(root, "init", "-q", "-b", "main")
     # main as live DNS has the northwind zones (sandbox/live): the pull request makes the changes.
     edit(root, NWH_PATIENTS, "pct=100", "pct=50")
