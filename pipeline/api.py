@@ -264,12 +264,12 @@ def plan(
     if changed is not None and on_selected is not None:
         on_selected(changed)
     roster = roster_of_record(root)
-    # The requests not yet executed (pipeline.apply.run.open_requests, without importing the
-    # apply machinery): an executed request's `covers:` must not claim later changes.
-    executed = {
-        r.request_id for r in RecordStore(root / "changes").all() if r.executed_at is not None
-    }
-    requests = [r for r in load_requests(root, roster) if r.id not in executed]
+    # The requests not yet executed (pipeline.apply.gating.open_requests, without importing the
+    # apply machinery): an executed request's `covers:` must not claim later changes. Asked of
+    # the record index for these requests only: a plan does not read the history.
+    requests = load_requests(root, roster)
+    executed = RecordStore(root / "changes").executed_requests([r.id for r in requests])
+    requests = [r for r in requests if r.id not in executed]
     result = make_plan(portfolio, options, progress=progress)
     # A self-serve client's changes are recommendations (docs/drift.md): no request covers them,
     # and the one gate refuses to approve or apply them [self-serve-tier].

@@ -54,6 +54,19 @@ def test_plan_renders_exactly_what_the_command_prints(repo: Path) -> None:
     assert len(printed["changes"]) == len(report.items)
 
 
+def test_plan_does_not_read_the_history(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which requests were executed comes from the record index, for the plan's requests only:
+    reading every record made a plan 20x slower with 50,000 records (benchmarks/audit_scale.py)."""
+    from pipeline.records.store_base import RecordStoreBase
+
+    def every_record(self: RecordStoreBase) -> list[object]:
+        raise AssertionError("plan read every change record")
+
+    monkeypatch.setattr(RecordStoreBase, "all", every_record)
+    report = api.plan(repo, at=AT)
+    assert report.ok and report.items, report.refusals
+
+
 def test_plan_items_are_typed_and_classified(repo: Path) -> None:
     report = api.plan(repo, at=AT)
     assert {i.risk for i in report.items} == {RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH}
