@@ -206,8 +206,9 @@ class RecordStore(LedgerWrites):
         roster: Roster,
         simulated: bool,
     ) -> None:
-        # The signer is checked before anything is written: an entry whose signature would not
-        # verify must not leave a record file behind either.
+        # Every write of a record goes through here (create, update, seal, review; one record or
+        # an apply's batch). The signer is checked before anything is written: an entry whose
+        # signature would not verify must not leave a record file behind either.
         _check_signer(signer, roster)
         make_dir(self.records_dir, root=self.changes_dir.parent)
         for record in records:
@@ -288,7 +289,7 @@ class RecordStore(LedgerWrites):
                 closed_without_evidence=without_evidence,
             )
             roster = self.trusted_roster(view)
-            self._write(sealed, view, LedgerEvent.SEALED, at, signer, roster, simulated)
+            self._write_batch([sealed], view, LedgerEvent.SEALED, at, signer, roster, simulated)
             return sealed
 
     def review(
@@ -359,7 +360,7 @@ class RecordStore(LedgerWrites):
                 ),
                 simulated=current.simulated or simulated,
             )
-            self._write(reviewed, view, LedgerEvent.REVIEWED, at, signer, roster, simulated)
+            self._write_batch([reviewed], view, LedgerEvent.REVIEWED, at, signer, roster, simulated)
             return reviewed
 
     def _current(self, record_id: str, view: LedgerView) -> ChangeRecord:
@@ -386,33 +387,6 @@ class RecordStore(LedgerWrites):
                 hint="File a follow-up change record that references it.",
             )
         return current
-
-    def _write(
-        self,
-        record: ChangeRecord,
-        view: LedgerView,
-        event: LedgerEvent,
-        at: datetime,
-        signer: Signer,
-        roster: Roster,
-        simulated: bool,
-    ) -> None:
-        # Checked before anything is written: an entry whose signature would not verify must
-        # not leave a record file behind either.
-        _check_signer(signer, roster)
-        make_dir(self.records_dir, root=self.changes_dir.parent)
-        write_atomic(self.json_path(record.id), record_file_bytes(record))
-        write_atomic(self.markdown_path(record.id), record.render_markdown().encode("utf-8"))
-        self._append(
-            view,
-            record_id=record.id,
-            event=event,
-            record_sha256=record.sha256(),
-            at=at,
-            signer=signer,
-            roster=roster,
-            simulated=simulated or record.simulated,
-        )
 
 
 # Moved to modules of their own (issue 16 item 5); still importable from here.
