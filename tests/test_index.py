@@ -474,6 +474,58 @@ def test_an_unchanged_ledger_is_hashed_once_per_process(
     assert len(reads) == 2
 
 
+def test_a_reader_in_a_new_process_trusts_the_ledger_file_it_hashed_and_nothing_else(
+    portfolio: RecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan, in a process of its own, does not read the ledger again when the file is the very
+    one a reader hashed (device, inode, size, mtime, ctime under the index's key); any write to
+    it moves the ctime, which no user can set back, so an edit that keeps the size and restores
+    the mtime is read again and refused; a writer always reads."""
+    from pipeline.records import index_ledger
+    from pipeline.records.policy_of_record import PolicyNotOfRecord, policy_of_record
+
+    monkeypatch.setattr(index_ledger, "_SETTLED", -(10**12))  # as if the file were old
+    reads: list[Path] = []
+    real = index_ledger._ledger_bytes
+
+    def counting(ledger: Any) -> bytes:
+        reads.append(ledger.path)
+        return real(ledger)
+
+    monkeypatch.setattr(index_ledger, "_ledger_bytes", counting)
+    root = portfolio.changes_dir.parent
+    monkeypatch.setattr(index_ledger, "_hashed", {})
+    first = policy_of_record(root)
+    assert len(reads) == 1
+    for _ in range(3):
+        monkeypatch.setattr(index_ledger, "_hashed", {})  # each a new process
+        assert policy_of_record(root) == first
+    assert len(reads) == 1
+    # Same size, one byte of a line changed, the old mtime put back: read again, and refused.
+    path = portfolio.ledger.path
+    before = os.stat(path)
+    original = path.read_bytes()
+    data = bytearray(original)
+    at = data.index(b'"actor":"') + len(b'"actor":"')
+    data[at] = ord("x") if data[at] != ord("x") else ord("y")
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_mtime_ns == before.st_mtime_ns
+    monkeypatch.setattr(index_ledger, "_hashed", {})
+    with pytest.raises(PolicyNotOfRecord) as refused:
+        policy_of_record(root)  # the genesis now names a signer who is not on its roster
+    assert "hara, who is not a lead" in refused.value.message
+    assert len(reads) == 2
+    # A writer in a new process reads the file even when a reader recorded it.
+    path.write_bytes(original)
+    monkeypatch.setattr(index_ledger, "_hashed", {})
+    policy_of_record(root)
+    assert len(reads) == 3
+    monkeypatch.setattr(index_ledger, "_hashed", {})
+    portfolio.create(make_record, at=LATER, signer=JCHEN)
+    assert len(reads) == 4
+
+
 def _never(self: RecordStore) -> list[ChangeRecord]:
     raise AssertionError("a write must not read every record")
 

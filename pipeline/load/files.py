@@ -78,8 +78,27 @@ def _refuse(path: Path, what: str, hint: str) -> InputError:
     return InputError(what, file=path, hint=hint)
 
 
+_real_roots: dict[str, tuple[tuple[int, int], str]] = {}
+
+
+def _real_root(root: Path) -> str:
+    """os.path.realpath(root), remembered while the directory it names stays the same one: one
+    stat instead of one lstat per component (audit verify reads 100,000 files of one root)."""
+    key = os.fspath(root)
+    try:
+        st = os.stat(key)
+    except OSError:
+        return os.path.realpath(key)
+    seen = _real_roots.get(key)
+    if seen is not None and seen[0] == (st.st_dev, st.st_ino):
+        return seen[1]
+    real = os.path.realpath(key)
+    _real_roots[key] = ((st.st_dev, st.st_ino), real)
+    return real
+
+
 def _inside(real: str, root: Path) -> bool:
-    real_root = os.path.realpath(root)
+    real_root = _real_root(root)
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 

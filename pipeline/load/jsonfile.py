@@ -39,16 +39,26 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def parse_json(text: str, path: Path, what: str, hint: str) -> Any:
+def parse_json(text: str, path: Path, what: str, hint: str, floats: list[str] | None = None) -> Any:
     """`text` as JSON, or an InputError naming the file, line and column, `what` it should be and
-    `hint` (what to do)."""
+    `hint` (what to do). `floats`, when given, receives the text of every number that is not an
+    integer (NaN and Infinity included): a caller that re-encodes the value knows whether the
+    encoders it compares can differ (they agree on everything else)."""
     too_deep = InputError(
         f"{what}: refused: the JSON nests more than {MAX_JSON_DEPTH} levels deep",
         file=path,
         hint=hint,
     )
     try:
-        value = json.loads(text)
+        if floats is None:
+            value = json.loads(text)
+        else:
+            # The hooks run only for such numbers: a file without any costs nothing more.
+            def noted(number: str) -> float:
+                floats.append(number)
+                return float(number)
+
+            value = json.loads(text, parse_float=noted, parse_constant=noted)
     except json.JSONDecodeError as exc:
         raise json_syntax_error(exc, path, what, hint) from None
     except RecursionError:  # thousands of levels: the parser itself gives up
@@ -59,7 +69,8 @@ def parse_json(text: str, path: Path, what: str, hint: str) -> Any:
             file=path,
             hint=hint,
         ) from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    # No value nests deeper than the text has brackets: most files need no walk at all.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
         raise too_deep
     return value
 

@@ -11,6 +11,8 @@ from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from pipeline.errors import InputError
 from pipeline.gate.identity import signature_holds
 from pipeline.gate.roster import Analyst, Roster, load_roster
@@ -18,6 +20,8 @@ from pipeline.records.audit_files import (
     AuditProblem,
     _check_files,
 )
+from pipeline.records.audit_pool import in_ranges
+from pipeline.records.fastjson import sha256_is
 from pipeline.records.ledger import (
     GENESIS,
     LEDGER_NAME,
@@ -183,7 +187,7 @@ def _check_chain(
     last_at: datetime | None = None
     for number, line in enumerate(lines, 1):
         try:
-            entry = LedgerEntry.from_line(line)
+            entry, has_floats = LedgerEntry.parse(line)
         except ValueError as exc:
             problems.append(AuditProblem(record_id_of(line), f"ledger line {number}: {exc}"))
             # The next line's prev cannot be checked against a line that cannot be read.
@@ -204,7 +208,7 @@ def _check_chain(
                 if number > 1
                 else "the first line does not start the chain (lines before it were deleted)"
             )
-        if entry.computed_sha256() != entry.entry_sha256:
+        if not sha256_is(entry.body(), entry.entry_sha256, has_floats=has_floats):
             issues.append("entry_sha256 does not match the entry (the line was edited)")
         if last_at is not None and entry.at < last_at:
             issues.append(
@@ -224,6 +228,9 @@ def _check_chain(
     return entries
 
 
+_SignatureJob = tuple[tuple[Ed25519PublicKey, ...], LedgerEntry]  # the keys it may be signed with
+
+
 def _check_signatures(
     store: RecordStoreBase,
     entries: builtins.list[tuple[int, LedgerEntry]],
@@ -234,6 +241,36 @@ def _check_signatures(
     of the last policy sealed before it (the genesis seals its own, signed by one of its leads).
     Returns, per (record, event), who signed it (line, actor, is the automation) so the record
     files can be checked against their signers."""
+    signatures: builtins.list[_SignatureJob] = []
+    unless_signed: builtins.list[tuple[int, AuditProblem]] = []  # (where in problems, problem)
+    actors = _signatures_in_order(store, entries, problems, rosters, signatures, unless_signed)
+
+    def forged(start: int, stop: int) -> builtins.list[int]:
+        out = []
+        for n in range(start, stop):
+            keys, entry = signatures[n]
+            if not signature_holds(keys, entry.head(), entry.signature):
+                out.append(n)
+        return out
+
+    # From the last to the first: each insertion leaves the earlier positions where they were.
+    for n in reversed(in_ranges(len(signatures), forged)):
+        where, problem = unless_signed[n]
+        problems.insert(where, problem)
+    return actors
+
+
+def _signatures_in_order(
+    store: RecordStoreBase,
+    entries: builtins.list[tuple[int, LedgerEntry]],
+    problems: builtins.list[AuditProblem],
+    rosters: dict[str, Roster] | None,
+    signatures: builtins.list[_SignatureJob],
+    unless_signed: builtins.list[tuple[int, AuditProblem]],
+) -> dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]]:
+    """_check_signatures but for the signatures themselves: who signed each line, with which
+    roster, and the checks that need the order of the lines; each signature to verify is added
+    to `signatures`, with the problem to report, and where, when it does not hold."""
     actors: dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]] = defaultdict(
         builtins.list
     )
@@ -241,6 +278,14 @@ def _check_signatures(
     current_hash: dict[str, str] = {}  # each record's hash as of the line being checked
     # Built once, for the few policy lines: per line it made verify quadratic in the ledger.
     plain_entries = [e for _, e in entries]
+    keys: dict[Analyst, tuple[Ed25519PublicKey, ...]] = {}
+
+    def keys_of(member: Analyst) -> tuple[Ed25519PublicKey, ...]:
+        # Decoded once per member of each roster, not once per line.
+        if member not in keys:
+            keys[member] = member.public_keys()
+        return keys[member]
+
     position = {n: i for i, (n, _) in enumerate(entries)}
     for number, entry in entries:
         if roster is None:
@@ -279,12 +324,17 @@ def _check_signatures(
                     f"{plain(entry.actor)}, who is not on the roster of record",
                 )
             )
-        elif not signature_holds(member.public_keys(), entry.head(), entry.signature):
-            problems.append(
-                AuditProblem(
-                    entry.record_id,
-                    f"ledger line {number} ({entry.event.value}): the signature is not "
-                    f"{plain(entry.actor)}'s (forged, replaced, or the line was re-hashed)",
+        else:
+            # Checked below, all at once on every core; reported here, in line order.
+            signatures.append((keys_of(member), entry))
+            unless_signed.append(
+                (
+                    len(problems),
+                    AuditProblem(
+                        entry.record_id,
+                        f"ledger line {number} ({entry.event.value}): the signature is not "
+                        f"{plain(entry.actor)}'s (forged, replaced, or the line was re-hashed)",
+                    ),
                 )
             )
         if entry.event is LedgerEvent.POLICY and number > 1:

@@ -17,6 +17,8 @@ from pipeline.gate.requests import REQUESTS_DIR, content_sha256
 from pipeline.gate.roster import Roster
 from pipeline.load.files import exists, read_bytes
 from pipeline.load.yamlfile import load_yaml
+from pipeline.records.audit_pool import in_ranges
+from pipeline.records.fastjson import is_pretty, sha256_is
 from pipeline.records.ledger import (
     LedgerEntry,
     LedgerEvent,
@@ -35,7 +37,6 @@ from pipeline.records.record import (
 )
 from pipeline.records.record_files import (
     _load_json,
-    _pretty,
     _sort_key,
     _text_or_none,
     verification_problem,
@@ -216,42 +217,54 @@ def _check_files(
         problems.append(
             AuditProblem(rid, "the ledger records it but its record file is missing (deleted?)")
         )
-    for stem in sorted(files):
-        path = files[stem]
-        if stem in purged:
-            problems.append(
-                AuditProblem(stem, f"{path.name}: the ledger purged this record; its file is back")
-            )
-            continue
-        if not RECORD_ID.match(stem) or stem not in last_events:
-            problems.append(
-                AuditProblem(
-                    stem if RECORD_ID.match(stem) else "",
-                    f"{path.name}: a record file the ledger never recorded (added by hand?)",
+    stems = sorted(files)
+
+    def check(start: int, stop: int) -> builtins.list[AuditProblem]:
+        # Each file's checks depend on no other file's: pipeline.records.audit_pool runs ranges
+        # of them on every core and joins the found in this order.
+        found: builtins.list[AuditProblem] = []
+        for stem in stems[start:stop]:
+            path = files[stem]
+            if stem in purged:
+                found.append(
+                    AuditProblem(
+                        stem, f"{path.name}: the ledger purged this record; its file is back"
+                    )
                 )
-            )
-            continue
-        number, last = last_events[stem]
-        record = _check_file(path, stem, number, last, owner_of_hash, known, now, problems)
-        if record is not None and actors is not None:
-            _check_signers(record, actors, problems)
-        if record is not None and rosters is not None and stem in rosters:
-            _check_cited(record, rosters[stem], problems)
-        if record is not None:
-            _check_request(store.changes_dir.parent, record, problems, requests)
-        if (
-            record is not None
-            and record.simulated
-            and sandbox_clients is not None
-            and record.client not in sandbox_clients
-        ):
-            problems.append(
-                AuditProblem(
-                    stem,
-                    f"written under an injected time (simulated), but client {plain(record.client)}"
-                    " is not on the sandbox: a rehearsal cannot stand in a real audit trail",
+                continue
+            if not RECORD_ID.match(stem) or stem not in last_events:
+                found.append(
+                    AuditProblem(
+                        stem if RECORD_ID.match(stem) else "",
+                        f"{path.name}: a record file the ledger never recorded (added by hand?)",
+                    )
                 )
-            )
+                continue
+            number, last = last_events[stem]
+            record = _check_file(path, stem, number, last, owner_of_hash, known, now, found)
+            if record is not None and actors is not None:
+                _check_signers(record, actors, found)
+            if record is not None and rosters is not None and stem in rosters:
+                _check_cited(record, rosters[stem], found)
+            if record is not None:
+                _check_request(store.changes_dir.parent, record, found, requests)
+            if (
+                record is not None
+                and record.simulated
+                and sandbox_clients is not None
+                and record.client not in sandbox_clients
+            ):
+                found.append(
+                    AuditProblem(
+                        stem,
+                        f"written under an injected time (simulated), but client {plain(record.client)}"
+                        " is not on the sandbox: a rehearsal cannot stand in a real audit trail",
+                    )
+                )
+
+        return found
+
+    problems.extend(in_ranges(len(stems), check))
 
 
 def _check_file(
@@ -266,12 +279,13 @@ def _check_file(
 ) -> ChangeRecord | None:
     try:
         raw = read_bytes(path, root=path.parent.parent.parent)
-        data = _load_json(raw, path)
+        floats: builtins.list[str] = []
+        data = _load_json(raw, path, floats)
     except InputError as exc:
         problems.append(AuditProblem(rid, f"{path.name}: {exc.message}"))
         return None
-    digest = hashlib.sha256(canonical_bytes(data)).hexdigest()
-    if digest != last.record_sha256:
+    if not sha256_is(data, last.record_sha256, has_floats=bool(floats)):
+        digest = hashlib.sha256(canonical_bytes(data)).hexdigest()
         owner = owner_of_hash.get(digest)
         held = data.get("id") if isinstance(data, dict) else None
         if owner is not None and owner != rid:
@@ -290,7 +304,7 @@ def _check_file(
         return None
     # From here the content is what dmarcops recorded; what remains is the file's form and what
     # the record itself says (an overdue review, references to records that do not exist).
-    if raw != _pretty(data):
+    if not is_pretty(raw, data, has_floats=bool(floats)):
         problems.append(
             AuditProblem(rid, f"{path.name}: same content, but not as dmarcops writes it (edited)")
         )

@@ -143,12 +143,22 @@ class LedgerView:
             "seq": str(self.seq),
             "head": self.head,
             "first": self.first.to_line() if self.first else "",
+            # The file these bytes are, once a reader has hashed it settled (ledger_view).
+            "ledger_file": "",
         }
         values["mac"] = _meta_mac(values, [e.to_line() for e in self.policy])
         self.conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
 
 
-_META_KEYS = ("ledger_size", "ledger_sha256", "ledger_lines", "seq", "head", "first")
+_META_KEYS = (
+    "ledger_size",
+    "ledger_sha256",
+    "ledger_lines",
+    "seq",
+    "head",
+    "first",
+    "ledger_file",
+)
 
 
 def _meta_mac(values: dict[str, str], policy: list[str]) -> str:
@@ -183,15 +193,31 @@ def _identity(path: Path) -> tuple[int, int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def ledger_view(ledger: Ledger, conn: sqlite3.Connection | None) -> LedgerView:
+def ledger_view(
+    ledger: Ledger, conn: sqlite3.Connection | None, *, writing: bool = False
+) -> LedgerView:
     """The ledger as the index knows it, caught up with lines appended since; rebuilt (and a
     damaged line refused by number, LedgerCorrupt) when the prefix it knows has changed. Without
-    an index: a full read, as before the index existed."""
+    an index: a full read, as before the index existed.
+
+    A reader (not `writing`: plan, the policy of record) takes the index's word without reading
+    the file when the file is the very one a reader hashed before: same device, inode, size,
+    mtime and ctime, recorded under the index's key. That is the rule the record rows follow
+    (index_records), and git's for its own index: any write to the file moves its ctime, which
+    no user can set back. A writer, who appends and must extend the hash, always reads it (once
+    per process)."""
     identity = _identity(ledger.path)  # taken before reading: a later change is read again
     known = _hashed.get(str(ledger.path))
     if conn is not None and identity is not None and known is not None and known[0] == identity:
         try:
             view = _from_index(ledger, conn, None, known[1])
+        except sqlite3.Error:
+            view = None
+        if view is not None:
+            return view
+    if conn is not None and identity is not None and not writing:
+        try:
+            view = _from_index(ledger, conn, None, same_file=_identity_text(identity))
         except sqlite3.Error:
             view = None
         if view is not None:
@@ -204,7 +230,38 @@ def ledger_view(ledger: Ledger, conn: sqlite3.Connection | None) -> LedgerView:
     settled = identity is not None and time.time_ns() - max(identity[3:]) > _SETTLED
     if identity is not None and settled and view.size == len(raw):
         _hashed[str(ledger.path)] = (identity, view.digest.copy())
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                _remember_file(conn, view, _identity_text(identity))
     return view
+
+
+def _identity_text(identity: tuple[int, int, int, int, int]) -> str:
+    return ":".join(str(part) for part in identity)
+
+
+def _remember_file(conn: sqlite3.Connection, view: LedgerView, identity: str) -> None:
+    """Record, under the index's key, that the bytes the index describes are the file `identity`
+    (only when the index describes exactly the bytes just hashed)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        meta = _meta(conn)
+        policy = [str(line) for (line,) in conn.execute("SELECT line FROM policy ORDER BY seq")]
+        if (
+            meta.get("ledger_size") != str(view.size)
+            or meta.get("ledger_sha256") != view.digest.hexdigest()
+            or not hmac.compare_digest(meta.get("mac", ""), _meta_mac(meta, policy))
+        ):
+            conn.execute("ROLLBACK")
+            return
+        meta["ledger_file"] = identity
+        updates = {"ledger_file": identity, "mac": _meta_mac(meta, policy)}
+        conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", updates.items())
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
 
 
 def appended(view: LedgerView) -> None:
@@ -239,10 +296,17 @@ def _view_of(ledger: Ledger, conn: sqlite3.Connection | None, raw: bytes) -> Led
 
 
 def _from_index(
-    ledger: Ledger, conn: sqlite3.Connection, raw: bytes | None, hashed: Any = None
+    ledger: Ledger,
+    conn: sqlite3.Connection,
+    raw: bytes | None,
+    hashed: Any = None,
+    same_file: str = "",
 ) -> LedgerView | None:
     """The index's view of the ledger `raw` (or, when None, of the unchanged file whose SHA-256
-    `hashed` this process already took); None when the index cannot say (rebuild it)."""
+    `hashed` this process already took, or, for a reader, of the file whose identity is
+    `same_file` when the index recorded that identity); None when the index cannot say (rebuild
+    it, or read the file). A view taken by identity has no digest: nothing may be appended to
+    it."""
     meta = _meta(conn)
     try:
         size, lines, seq = (int(meta[k]) for k in ("ledger_size", "ledger_lines", "seq"))
@@ -255,6 +319,13 @@ def _from_index(
         return None  # never built, or not what this code writes: rebuilt from the ledger
     if not hmac.compare_digest(meta.get("mac", ""), _meta_mac(meta, [e.to_line() for e in policy])):
         return None  # not what this machine's dmarcops wrote
+    if raw is None and same_file:
+        if meta.get("ledger_file") != same_file or same_file.split(":")[2] != str(size):
+            return None  # not the file a reader hashed: read it
+        return LedgerView(
+            ledger, conn, seq=seq, head=meta.get("head", GENESIS), size=size, lines=lines,
+            digest=None, first=first, policy=policy,
+        )  # fmt: skip
     if raw is None:
         if hashed is None or hashed.hexdigest() != meta.get("ledger_sha256"):
             return None  # the index is not at the end of the file: read it and catch up

@@ -29,12 +29,15 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from pipeline.errors import GateRefused
 from pipeline.gate.identity import Signer, signature_holds, signing_bytes
@@ -210,8 +213,16 @@ class LedgerEntry:
     def from_line(cls, line: str) -> LedgerEntry:
         """One line as written; raises ValueError saying what is wrong. Hashes and signatures
         are not checked here (`audit` does, against the roster sealed at the time)."""
+        return cls.parse(line)[0]
+
+    @classmethod
+    def parse(cls, line: str) -> tuple[LedgerEntry, bool]:
+        """from_line, and whether the line held a non-integer number (a payload may): the entry's
+        hash can then be checked only with the standard library's encoder (records.fastjson)."""
+        decoder = _decoder()
+        decoder.floats.clear()
         try:
-            data = json.loads(line)
+            data = decoder.decode(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"not JSON ({exc.msg})") from None
         except RecursionError:  # thousands of nested brackets: no entry looks like that
@@ -221,9 +232,14 @@ class LedgerEntry:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         try:
-            canonical_bytes(data)
-        except UnicodeEncodeError:  # "\ud800": a lone surrogate no UTF-8 hash can be taken over
-            raise ValueError("not a ledger entry (a lone surrogate in a string)") from None
+            # orjson refuses a lone surrogate too, and is cheap; its other refusals (an integer
+            # beyond 64 bits) are no reason to refuse the line, so the standard library decides.
+            orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            try:
+                canonical_bytes(data)
+            except UnicodeEncodeError:  # "\ud800": a lone surrogate no UTF-8 hash can be taken over
+                raise ValueError("not a ledger entry (a lone surrogate in a string)") from None
         if data.get("format") != FORMAT:
             raise ValueError(
                 f"format {data.get('format')!r} is not {FORMAT} (an unsigned line of an earlier "
@@ -261,7 +277,7 @@ class LedgerEntry:
                 raise ValueError(f"{key} is not a SHA-256 in lowercase hex")
         if not texts["actor"]:
             raise ValueError("actor is empty: every entry is signed by someone")
-        return cls(
+        entry = cls(
             seq=seq,
             event=event,
             record_id=texts["record_id"],
@@ -275,6 +291,30 @@ class LedgerEntry:
             entry_sha256=texts["entry_sha256"],
             signature=texts["signature"],
         )
+        return entry, bool(decoder.floats)
+
+
+class _NotingDecoder(json.JSONDecoder):
+    """json.loads, noting the numbers that are not integers (NaN and Infinity too): the hooks run
+    only for those, so a line without any costs nothing more."""
+
+    def __init__(self) -> None:
+        self.floats: list[str] = []
+        super().__init__(parse_float=self._noted, parse_constant=self._noted)
+
+    def _noted(self, number: str) -> float:
+        self.floats.append(number)
+        return float(number)
+
+
+_decoders = threading.local()  # apply verifies on threads: each its own list of numbers
+
+
+def _decoder() -> _NotingDecoder:
+    decoder: _NotingDecoder | None = getattr(_decoders, "decoder", None)
+    if decoder is None:
+        decoder = _decoders.decoder = _NotingDecoder()
+    return decoder
 
 
 def split_lines(text: str) -> list[str]:

@@ -124,7 +124,7 @@ def _check_signer(signer: Signer, roster: Roster) -> None:
         )
 
 
-def _load_json(raw: bytes, path: Path) -> object:
+def _load_json(raw: bytes, path: Path, floats: list[str] | None = None) -> object:
     hint = "Change records are written by dmarcops; restore this one from git."
     try:
         text = raw.decode("utf-8")
@@ -133,7 +133,7 @@ def _load_json(raw: bytes, path: Path) -> object:
         raise InputError(
             "not a JSON change record: not UTF-8 text", file=path, line=line, hint=hint
         ) from None
-    return parse_json(text, path, "not a JSON change record", hint)
+    return parse_json(text, path, "not a JSON change record", hint, floats)
 
 
 def _text_or_none(path: Path) -> str | None:

@@ -92,7 +92,7 @@ class RecordStoreBase:
     def _writing(self) -> Iterator[LedgerView]:
         """The lock every writer holds, and the ledger as it stands under it."""
         with exclusive_lock(self.changes_dir), index_of(self.changes_dir.parent) as conn:
-            yield ledger_view(self.ledger, conn)
+            yield ledger_view(self.ledger, conn, writing=True)
 
     def _append(
         self,

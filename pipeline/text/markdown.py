@@ -8,6 +8,7 @@ from pipeline.text.safe import clean
 
 # Characters that start emphasis, code, links, images, HTML, tables, headings or strike-through.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]<>#!|~])")
+_BACKTICKS = re.compile(r"`+")
 
 
 def escape(text: str) -> str:
@@ -22,7 +23,7 @@ def escape(text: str) -> str:
 def code(text: str) -> str:
     """An inline code span that survives backticks and pipes inside the value."""
     text = clean(text).replace("|", "\\|")
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0) if "`" in text else 0
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
     return f"{fence}{pad}{text}{pad}{fence}"

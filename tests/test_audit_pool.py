@@ -1,0 +1,106 @@
+"""`audit verify` on every core (pipeline.records.audit_pool) gives the report one process gives,
+problem for problem and in the same order, and survives a worker that dies."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from signing import JCHEN, MHARA, genesis
+from test_records import T0, make_record
+
+from pipeline.records import Outcome, RecordStore, audit_pool
+from pipeline.records.store import audit
+
+LATER = T0 + timedelta(days=2)
+RECORDS = 40
+
+
+def tampered_trail(root: Path) -> RecordStore:
+    """40 records, some sealed, then tampered with in every way verify checks per file and per
+    line: an edited field, a reformatted file, an edited rendering, a deleted file, a file the
+    ledger never saw, and two ledger lines whose signatures were swapped."""
+    store = genesis(root)
+    created = [store.create(make_record, at=T0, signer=JCHEN) for _ in range(RECORDS)]
+    for record in created[::3]:
+        store.seal(record.id, Outcome.SUPERSEDED, LATER, MHARA, forced=True)
+    records = store.records_dir
+    edited = json.loads((records / "2026-0005.json").read_text())
+    edited["rationale"] = "rewritten after the fact"
+    (records / "2026-0005.json").write_text(json.dumps(edited, indent=2, sort_keys=True) + "\n")
+    reformatted = json.loads((records / "2026-0011.json").read_text())
+    (records / "2026-0011.json").write_text(json.dumps(reformatted, indent=4, sort_keys=True))
+    markdown = records / "2026-0020.md"
+    markdown.write_text(markdown.read_text().replace("Medium", "Low"))
+    (records / "2026-0031.json").unlink()
+    (records / "2026-0099.json").write_bytes((records / "2026-0030.json").read_bytes())
+    lines = store.ledger.path.read_text().splitlines()
+    first, second = json.loads(lines[7]), json.loads(lines[12])
+    first["signature"], second["signature"] = second["signature"], first["signature"]
+    lines[7], lines[12] = (
+        json.dumps(x, sort_keys=True, separators=(",", ":")) for x in (first, second)
+    )
+    store.ledger.path.write_text("".join(f"{line}\n" for line in lines))
+    return store
+
+
+def test_every_core_reports_what_one_process_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tampered_trail(tmp_path)
+    monkeypatch.setattr(audit_pool, "workers", lambda: 1)
+    alone = audit(store.changes_dir, LATER).problems
+    monkeypatch.setattr(audit_pool, "workers", lambda: 2)
+    monkeypatch.setattr(audit_pool, "PARALLEL_FROM", 1)
+    pooled = audit(store.changes_dir, LATER).problems
+    assert pooled == alone
+    text = [str(p) for p in pooled]
+    for expected in (
+        "2026-0005: 2026-0005.json does not match its last ledger event",
+        "2026-0011: 2026-0011.json: same content, but not as dmarcops writes it",
+        "2026-0020: 2026-0020.md does not match the record",
+        "2026-0031: the ledger records it but its record file is missing",
+        "2026-0099: 2026-0099.json: a record file the ledger never recorded",
+    ):
+        assert any(t.startswith(expected) for t in text), (expected, text)
+    forged = [t for t in text if "the signature is not" in t]
+    assert len(forged) == 2, text
+    # In line order, each where the line's other problems are: the swap is reported at lines 8
+    # and 13 (the genesis is line 1), before the record files.
+    assert "ledger line 8 " in forged[0] and "ledger line 13 " in forged[1]
+    first_file = next(t for t in text if t.startswith("2026-0005: 2026-0005.json"))
+    assert text.index(forged[1]) < text.index(first_file)
+
+
+def test_the_ranges_run_in_other_processes_and_come_back_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(audit_pool, "workers", lambda: 2)
+    monkeypatch.setattr(audit_pool, "PARALLEL_FROM", 1)
+    parent = os.getpid()
+    got = audit_pool.in_ranges(100, lambda a, b: [(n, os.getpid()) for n in range(a, b)])
+    assert [n for n, _ in got] == list(range(100))
+    assert parent not in {pid for _, pid in got}
+
+
+def test_a_worker_that_dies_costs_time_not_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_pool, "workers", lambda: 2)
+    monkeypatch.setattr(audit_pool, "PARALLEL_FROM", 1)
+    parent = os.getpid()
+
+    def work(start: int, stop: int) -> list[int]:
+        if os.getpid() != parent and start == 0:
+            os._exit(9)  # as a worker killed by the OOM killer would end
+        return list(range(start, stop))
+
+    assert audit_pool.in_ranges(50, work) == list(range(50))
+
+
+def test_small_trails_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_pool, "workers", lambda: 2)
+    parent = os.getpid()
+    got = audit_pool.in_ranges(audit_pool.PARALLEL_FROM - 1, lambda a, b: [os.getpid()] * (b - a))
+    assert set(got) == {parent}
