@@ -20,12 +20,8 @@ from typing import Any
 from pipeline.classify.rules import RiskRules, rules_from_data
 from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector
 from pipeline.errors import InputError
-from pipeline.load.calendar import (
-    StaffedHours,
-    calendar_from,
-    check_rollback_overrides,
-    staffed_hours_from,
-)
+from pipeline.load.calendar import calendar_from, check_rollback_overrides, staffed_hours_from
+from pipeline.load.calendar_model import StaffedHours
 from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_from_data
 from pipeline.load.portfolio_model import (
     DEFAULT_POLICY_URL,
