@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from pipeline.model import RiskLevel
-from pipeline.plan.items import PlanItem
+from pipeline.model import Fact, RiskLevel
 from pipeline.records.record_base import (
     ACTIONS,
     ApprovalRole,
@@ -58,6 +57,34 @@ class TimeWindow:
         return _read(lambda: cls(start, end))
 
 
+class PlannedTransition(Protocol):
+    """What a record item is made from: a plan item, a manual change's item, an adopted drift
+    item. Only the fields RecordItem.from_plan_item reads."""
+
+    @property
+    def zone(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def before(self) -> tuple[str, ...]: ...
+    @property
+    def after(self) -> tuple[str, ...]: ...
+    @property
+    def risk(self) -> RiskLevel: ...
+    @property
+    def facts(self) -> tuple[Fact, ...]: ...
+    @property
+    def reasons(self) -> tuple[str, ...]: ...
+    @property
+    def ttl_before(self) -> int | None: ...
+    @property
+    def ttl_after(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class RecordItem:
     """One RRset transition as it was planned and approved (the "Record affected" of the seed)."""
@@ -84,7 +111,9 @@ class RecordItem:
         return f"{self.name}.{self.zone}" if self.name else self.zone
 
     @classmethod
-    def from_plan_item(cls, item: PlanItem) -> RecordItem:
+    def from_plan_item(cls, item: PlannedTransition) -> RecordItem:
+        """The one way a record item is made from what was planned (apply, a manual change,
+        drift adoption), so the three cannot drift apart in what they record."""
         return cls(
             zone=item.zone,
             name=item.name,
