@@ -12,7 +12,7 @@ import itertools
 import re
 import zoneinfo
 from collections.abc import Mapping
-from datetime import date, time
+from datetime import time
 from typing import Any
 
 from pipeline.errors import InputError
@@ -32,15 +32,6 @@ from pipeline.model import RiskLevel
 
 DAY_MINUTES = 24 * 60
 _SPAN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
-
-
-def _day(doc: YamlDocument, where: tuple[str | int, ...], text: Any) -> date:
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError:
-        raise doc.error(
-            where, f"{text!r} is not a date", hint="Write dates as YYYY-MM-DD."
-        ) from None
 
 
 def _spans(
@@ -92,7 +83,7 @@ def staffed_hours_from(doc: YamlDocument, where: tuple[str | int, ...] = ()) -> 
         for day, texts in hours.items()
     }
     closed = tuple(
-        Blackout(_day(doc, (*where, "closed", i, "date"), c["date"]), c["reason"])
+        Blackout(doc.date((*where, "closed", i, "date"), c["date"]), c["reason"])
         for i, c in enumerate(data.get("closed", []))
     )
     tz = data.get("timezone")
@@ -129,8 +120,8 @@ def _window(
 def _freezes(doc: YamlDocument, key: str, items: list[Mapping[str, Any]]) -> list[Freeze]:
     freezes: list[Freeze] = []
     for i, f in enumerate(items):
-        start = _day(doc, (key, i, "start"), f["start"])
-        end = _day(doc, (key, i, "end"), f["end"])
+        start = doc.date((key, i, "start"), f["start"])
+        end = doc.date((key, i, "end"), f["end"])
         if end < start:
             raise doc.error((key, i, "end"), f"freeze ends ({end}) before it starts ({start})")
         if any(other.start == start for other in freezes):
@@ -145,7 +136,7 @@ def _freezes(doc: YamlDocument, key: str, items: list[Mapping[str, Any]]) -> lis
 
 def _step(doc: YamlDocument, where: tuple[str | int, ...], data: Mapping[str, Any]) -> Step:
     return Step(
-        planned=_day(doc, (*where, "planned"), data["planned"]),
+        planned=doc.date((*where, "planned"), data["planned"]),
         target=str(data.get("target", "")),
         risk=RiskLevel.parse(data["risk"]) if "risk" in data else None,
         rollback_hours=data.get("rollback_hours"),
@@ -197,8 +188,8 @@ def _on_call(doc: YamlDocument, value: Any) -> tuple[OnCall, ...]:
     return tuple(
         OnCall(
             o["analyst"],
-            _day(doc, ("on_call", i, "from"), o["from"]) if "from" in o else None,
-            _day(doc, ("on_call", i, "until"), o["until"]) if "until" in o else None,
+            doc.date(("on_call", i, "from"), o["from"]) if "from" in o else None,
+            doc.date(("on_call", i, "until"), o["until"]) if "until" in o else None,
         )
         for i, o in enumerate(value)
     )
@@ -255,14 +246,14 @@ def calendar_from(
         freezes = _freezes(profile, "freezes", legacy.get("freezes", []))
 
     blackouts = tuple(
-        Blackout(_day(doc, ("blackouts", i, "date"), b["date"]), b["reason"])
+        Blackout(doc.date(("blackouts", i, "date"), b["date"]), b["reason"])
         for i, b in enumerate(data.get("blackouts", []))
     )
 
     scheduled: list[ScheduledChange] = []
     for domain, lifecycle in (legacy.get("dkim") or {}).items():
         for j, s in enumerate(lifecycle.get("scheduled", [])):
-            planned = _day(profile, ("dkim", domain, "scheduled", j), s["planned"])
+            planned = profile.date(("dkim", domain, "scheduled", j), s["planned"])
             scheduled.append(
                 ScheduledChange(
                     id=f"dkim-rotation-{s['selector']}-{domain}",

@@ -13,7 +13,6 @@ import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -67,15 +66,6 @@ __all__ = [
 ]
 
 
-def _day(doc: YamlDocument, where: tuple[str | int, ...], text: Any) -> date:
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError:
-        raise doc.error(
-            where, f"{text!r} is not a date", hint="Write dates as YYYY-MM-DD."
-        ) from None
-
-
 def _client(
     doc: YamlDocument,
     client_id: str,
@@ -105,9 +95,7 @@ def _client(
         dkim[domain] = DkimLifecycle(
             active=frozenset(d.get("active", [])),
             retired=tuple(
-                RetiredSelector(
-                    s["selector"], _day(doc, ("dkim", domain, "retired", i), s["since"])
-                )
+                RetiredSelector(s["selector"], doc.date(("dkim", domain, "retired", i), s["since"]))
                 for i, s in enumerate(d.get("retired", []))
             ),
         )

@@ -9,6 +9,7 @@ reader that yamlfile.py is built on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,15 @@ class YamlDocument:
 
     def error(self, where: JsonPath, message: str, hint: str = "") -> InputError:
         return InputError(message, file=self.path, line=self.line_of(where), hint=hint)
+
+    def date(self, where: JsonPath, text: Any) -> date:
+        """The date `text` written at `where` (YYYY-MM-DD), or an InputError naming its line."""
+        try:
+            return date.fromisoformat(str(text))
+        except ValueError:
+            raise self.error(
+                where, f"{text!r} is not a date", hint="Write dates as YYYY-MM-DD."
+            ) from None
 
 
 # libyaml's parser when present (about ten times faster on a large portfolio); same safe constructors.
