@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from pipeline.model import Fact, RiskLevel
+from pipeline.model import RiskLevel
 from pipeline.records.record_base import (
     ACTIONS,
     ApprovalRole,
@@ -23,6 +23,7 @@ from pipeline.records.record_base import (
     format_utc,
     show_utc,
 )
+from pipeline.records.transition import PlannedTransition
 
 # --- the parts of a record --------------------------------------------------------------------
 
@@ -55,34 +56,6 @@ class TimeWindow:
     def from_fields(cls, f: _Fields) -> TimeWindow:
         start, end = f.time("start"), f.time("end")
         return _read(lambda: cls(start, end))
-
-
-class PlannedTransition(Protocol):
-    """What a record item is made from: a plan item, a manual change's item, an adopted drift
-    item. Only the fields RecordItem.from_plan_item reads."""
-
-    @property
-    def zone(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def action(self) -> str: ...
-    @property
-    def before(self) -> tuple[str, ...]: ...
-    @property
-    def after(self) -> tuple[str, ...]: ...
-    @property
-    def risk(self) -> RiskLevel: ...
-    @property
-    def facts(self) -> tuple[Fact, ...]: ...
-    @property
-    def reasons(self) -> tuple[str, ...]: ...
-    @property
-    def ttl_before(self) -> int | None: ...
-    @property
-    def ttl_after(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
