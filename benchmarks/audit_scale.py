@@ -47,6 +47,7 @@ from signing import JCHEN, MHARA, genesis  # noqa: E402
 from test_records import T0, make_record  # noqa: E402
 
 from pipeline.records import index_ledger  # noqa: E402
+from pipeline.records.index_records import RecordFilter  # noqa: E402
 from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent  # noqa: E402
 from pipeline.records.record import Outcome  # noqa: E402
 from pipeline.records.store import RecordStore, audit, record_file_bytes  # noqa: E402
@@ -230,10 +231,10 @@ def main() -> int:
                   f"{at_n[1] * 1000:.0f} ms CPU with {args.records}")  # fmt: skip
 
         started, cpu = time.perf_counter(), time.process_time()
-        none = store.list_rows(analyst="nobody-at-all")
+        none = store.list_rows(RecordFilter(analyst="nobody-at-all"))
         list_none = (time.perf_counter() - started, time.process_time() - cpu)
         started, cpu = time.perf_counter(), time.process_time()
-        every = store.list_rows(client="northwind-health")
+        every = store.list_rows(RecordFilter(client="northwind-health"))
         list_all = (time.perf_counter() - started, time.process_time() - cpu)
         print(f"records list at {args.records}: {list_none[0] * 1000:.0f} ms wall, "
               f"{list_none[1] * 1000:.0f} ms CPU for a filter matching {len(none)}; "

@@ -176,6 +176,9 @@ class PlanReport:
     # Zone files that failed validation (domain -> the problem): planned as failed zones.
     broken_zones: Mapping[str, InputError] = field(default_factory=dict)
     changed: ChangedZones | None = None  # what --changed-since selected, when given
+    # Every problem of the zone files left out, in the order found (broken_zones keeps the first
+    # of each zone): a library returns them, the CLI prints them as they are found.
+    zone_problems: tuple[InputError, ...] = ()
 
     @property
     def items(self) -> tuple[PlanItem, ...]:
@@ -219,7 +222,8 @@ def plan(
       since (no zone when nothing changed; every zone when portfolio-wide policy changed).
     - `progress(done, total)`: called as zones finish.
     - `on_zone_problem(error)`: each problem of a zone file that is left out of the plan (the
-      zone then appears in `failed_zones`). Default: printed to stderr, as `dmarcops` does.
+      zone then appears in `failed_zones`), as it is found; the report's `zone_problems` holds
+      them all either way (nothing is printed: `dmarcops plan` prints them through this).
     - `on_selected(changed)`: with what `changed_since` selected, before any zone is planned.
 
     Raises InputError for bad input in policy/ or the requests (zone-file problems only take
@@ -242,7 +246,14 @@ def plan(
     only = None if changed is None or changed.everything else list(changed.zones)
     # Zone files nobody touched were validated when they last changed (and `dmarcops validate`
     # still checks them all); a portfolio-wide change validates everything.
-    portfolio, broken = load_plannable(root, zones_only=only, on_zone_problem=on_zone_problem)
+    zone_problems: list[InputError] = []
+
+    def zone_problem(problem: InputError) -> None:
+        zone_problems.append(problem)
+        if on_zone_problem is not None:
+            on_zone_problem(problem)
+
+    portfolio, broken = load_plannable(root, zones_only=only, on_zone_problem=zone_problem)
     for client in clients:
         if client not in portfolio.clients:
             raise InputError(
@@ -319,6 +330,7 @@ def plan(
         refusals=tuple(refusals),
         broken_zones=dict(broken),
         changed=changed,
+        zone_problems=tuple(zone_problems),
     )
 
 

@@ -18,6 +18,7 @@ import click
 from pipeline.cli_lazy import LAZY_COMMANDS, LazyCommands, LazyGroup
 from pipeline.commands.common import (
     AT_FORMATS,
+    echo_error,
     reports_errors,
     set_debug,
 )
@@ -377,6 +378,7 @@ def plan(
         concurrency=concurrency,
         changed_since=changed_since,
         progress=_progress_if_many,
+        on_zone_problem=lambda problem: echo_error(str(problem)),
         on_selected=lambda changed: _report_changed(changed, changed_since or ""),
     )
     # Coloured for a terminal; click.echo drops the colours elsewhere, as before.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dns.resolver
 import pytest
@@ -138,6 +139,18 @@ SENDER_COSTS: dict[str, int] = {
     f"include:{LAB_SPF}": 5,  # itself + sendgrid (1) + mailgun (3)
     f"include:{DEEP3}": 6,  # itself + a + mx + include:deep4 + a + mx
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's XDG_STATE_HOME, a temporary directory: what dmarcops keeps per user (the
+    record index's HMAC key, crash logs) is written there, never into the real ~/.local/state of
+    whoever runs the tests. A test that sets its own (monkeypatch.setenv, a CliRunner env) wins
+    for its duration; subprocesses inherit this one."""
+    state = tmp_path_factory.mktemp("state")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(state))
+        yield state
 
 
 @pytest.fixture(scope="session")

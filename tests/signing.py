@@ -26,9 +26,14 @@ def sign_as_author(repo: Path, request_id: str, key_name: str | None = None) -> 
 
 
 def sign_all(repo: Path) -> None:
-    """Sign every request under changes/requests/ as its author."""
-    for request in load_requests(repo):
-        sign_as_author(repo, request.id)
+    """Sign every request under changes/requests/ as its author. The requests, the roster and each
+    author's key are read once: sign_as_author per request would read every request each time."""
+    roster = load_roster(repo)
+    signers: dict[str, Signer] = {}
+    for request in load_requests(repo, roster):
+        if request.author not in signers:
+            signers[request.author] = load_signer(KEYS / f"{request.author}.pem", roster)
+        sign_request(repo, request.id, signers[request.author], SIGNED_AT, roster)
 
 
 def sign_if_valid(repo: Path, request_id: str) -> None:

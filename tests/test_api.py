@@ -121,6 +121,22 @@ def test_a_broken_zone_file_is_a_failed_zone_not_an_exception(repo: Path) -> Non
     assert not report.ok
 
 
+def test_the_library_prints_no_zone_problem_and_returns_them_all(
+    repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A library does not write to the caller's stderr: the problems are in the report, and the
+    # CLI prints them as before (one error line each, with the file and line).
+    path = repo / "zones/fabrikam-labs/fabrikam.example.yaml"
+    path.write_text(path.read_text() + "www:\n  type: A\n  value: 192.0.2.1\n", encoding="utf-8")
+    report = api.plan(repo, at=AT)
+    assert capfd.readouterr().err == ""
+    assert [(str(p.file), p.line) for p in report.zone_problems] == [(str(path), 14)]
+    assert report.broken_zones == {"fabrikam.example": report.zone_problems[0]}
+    code, _, err = cli(repo, "plan", "--at", AT_TEXT)
+    assert code == 1
+    assert f"error: {report.zone_problems[0]}" in err
+
+
 def test_validate_matches_the_command(repo: Path) -> None:
     report = api.validate(repo)
     assert report.ok

@@ -1,5 +1,5 @@
 """The calendar as policy data: policy/calendars/<client>.yaml and policy/staffing.yaml read into
-the one model the gate's time rules use (pipeline.load.calendar, pipeline.gate.windows), the
+the one model the gate's time rules use (pipeline.load.calendar_model, pipeline.gate.windows), the
 profile's older keys still read, and every mistake named with its file and line."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from portfolio import copy_example, write
 
 from pipeline.errors import InputError
 from pipeline.gate.windows import check_apply_time, next_window
-from pipeline.load.calendar import recur
+from pipeline.load.calendar_model import recur
 from pipeline.load.portfolio import collect_problems, load_portfolio
 from pipeline.model import RiskLevel
 

@@ -34,7 +34,8 @@ from pipeline.records import (
     RecordStore,
     verify,
 )
-from pipeline.records.index import INDEX_PATH, index_key
+from pipeline.records.index import INDEX_PATH, KEY_NAME, index_key
+from pipeline.records.index_records import RecordFilter
 from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent
 from pipeline.records.store import record_file_bytes
 
@@ -129,7 +130,10 @@ def test_the_index_is_built_by_writes_and_answers_list(portfolio: RecordStore) -
         head = dict(conn.execute("SELECT key, value FROM meta"))["head"]
     assert rows == [f"2026-000{n}" for n in range(1, 6)]
     assert head == portfolio.ledger.read()[-1].entry_sha256  # the ledger head it was built at
-    assert [r.id for r in portfolio.list(client="fabrikam-labs")] == ["2026-0002", "2026-0003"]
+    assert [r.id for r in portfolio.list(RecordFilter(client="fabrikam-labs"))] == [
+        "2026-0002",
+        "2026-0003",
+    ]
 
 
 @pytest.mark.parametrize("damage", ["deleted", "garbage", "foreign schema", "truncated"])
@@ -234,8 +238,8 @@ def test_a_record_written_without_the_index_is_caught_up(
         )
         portfolio.seal("2026-0004", Outcome.FAILED, LATER, JCHEN)
     assert written.id == "2026-0006"
-    assert [r.id for r in portfolio.list(client="acme-new")] == ["2026-0006"]
-    assert [r.id for r in portfolio.list(outcome="failed")] == ["2026-0004"]
+    assert [r.id for r in portfolio.list(RecordFilter(client="acme-new"))] == ["2026-0006"]
+    assert [r.id for r in portfolio.list(RecordFilter(outcome="failed"))] == ["2026-0004"]
     assert portfolio.create(make_record, at=T0, signer=JCHEN).id == "2026-0007"
     assert portfolio.executed_requests(["req-2026-06-08-nwh", "req-none"]) == {"req-2026-06-08-nwh"}
     with sqlite3.connect(index_file(portfolio)) as conn:
@@ -268,7 +272,7 @@ def test_a_ledger_line_appended_by_hand_is_caught_up(portfolio: RecordStore) -> 
         handle.write(entry.to_line())
     (portfolio.records_dir / "2026-0006.json").write_bytes(record_file_bytes(record))
     assert portfolio.allocate(2026) == "2026-0007"  # the index's highest number caught up
-    assert [r.id for r in portfolio.list(client="hand-made")] == ["2026-0006"]
+    assert [r.id for r in portfolio.list(RecordFilter(client="hand-made"))] == ["2026-0006"]
 
 
 def test_a_record_file_edited_by_hand_is_listed_as_it_now_is(portfolio: RecordStore) -> None:
@@ -276,8 +280,8 @@ def test_a_record_file_edited_by_hand_is_listed_as_it_now_is(portfolio: RecordSt
     path = portfolio.json_path("2026-0002")
     edited = replace(portfolio.get("2026-0002"), client="renamed-client")
     path.write_bytes(record_file_bytes(edited))
-    assert [r.id for r in portfolio.list(client="renamed-client")] == ["2026-0002"]
-    assert [r.id for r in portfolio.list(client="fabrikam-labs")] == ["2026-0003"]
+    assert [r.id for r in portfolio.list(RecordFilter(client="renamed-client"))] == ["2026-0002"]
+    assert [r.id for r in portfolio.list(RecordFilter(client="fabrikam-labs"))] == ["2026-0003"]
     assert any("2026-0002" in str(p) for p in verify(portfolio.changes_dir, LATER))
 
 
@@ -330,7 +334,10 @@ def test_a_tampered_index_hides_no_record_and_passes_no_audit(
                 "WHERE record_id = '2026-0002'"
             )
     assert listing(portfolio) == expected
-    assert [r.id for r in portfolio.list(client="fabrikam-labs")] == ["2026-0002", "2026-0003"]
+    assert [r.id for r in portfolio.list(RecordFilter(client="fabrikam-labs"))] == [
+        "2026-0002",
+        "2026-0003",
+    ]
     problems = verify(portfolio.changes_dir, LATER)  # never reads the index
     assert any(p.record_id == "2026-0002" for p in problems)
 
@@ -406,7 +413,7 @@ _filters = st.fixed_dictionaries(
 def test_list_from_the_index_is_list_from_a_full_read(
     portfolio: RecordStore, filters: dict[str, Any]
 ) -> None:
-    assert [r.id for r in portfolio.list(**filters)] == scan(portfolio, **filters)
+    assert [r.id for r in portfolio.list(RecordFilter(**filters))] == scan(portfolio, **filters)
 
 
 # --- a write does not read the history ---------------------------------------------------------
@@ -610,3 +617,13 @@ def test_a_writer_killed_mid_write_leaves_an_index_that_catches_up(
             portfolio.create(make_record, at=LATER, signer=JCHEN)
     else:
         assert portfolio.create(make_record, at=LATER, signer=JCHEN).id == following
+
+
+def test_the_tests_keep_the_index_key_out_of_the_home_directory(portfolio: RecordStore) -> None:
+    # tests/conftest.py gives the session its own XDG_STATE_HOME: a test run must not write a
+    # key into the ~/.local/state of whoever runs it.
+    portfolio.list()
+    real = Path.home() / ".local" / "state"
+    state = Path(os.environ.get("XDG_STATE_HOME", real))
+    assert real not in (state, *state.parents)
+    assert (state / "dmarcops" / KEY_NAME).is_file()

@@ -210,3 +210,23 @@ def test_too_deep_yaml_is_refused_at_the_same_node_with_or_without_anchors(
     assert (caught.value.line, caught.value.column) == (3, 6 + MAX_YAML_DEPTH)
     shallow = write(tmp_path / "shallow.yaml", head + "deep: " + "[" * 62 + "]" * 62 + "\n")
     assert load_yaml(shallow).data["deep"] is not None
+
+
+def test_a_date_that_is_not_one_names_its_line(tmp_path: Path) -> None:
+    # The one date reader of the calendar and the portfolio (YamlDocument.date).
+    from datetime import date
+
+    from pipeline.load.yamlfile import load_yaml
+
+    path = tmp_path / "dates.yaml"
+    path.write_text("ok: 2026-02-28\nbad:\n  - 2026-02-30\n", encoding="utf-8")
+    doc = load_yaml(path)
+    assert doc.date(("ok",), doc.data["ok"]) == date(2026, 2, 28)
+    with pytest.raises(InputError) as caught:
+        doc.date(("bad", 0), doc.data["bad"][0])
+    assert (caught.value.message, caught.value.file, caught.value.line) == (
+        "'2026-02-30' is not a date",
+        path,
+        3,
+    )
+    assert caught.value.hint == "Write dates as YYYY-MM-DD."

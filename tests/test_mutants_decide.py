@@ -323,9 +323,19 @@ def test_a_missing_review_lists_the_approvals_that_do_not_count(
     assert [str(p) for p in decision.problems] == [
         "peer review: an approval of this plan (e5e5e5e5e5e5e5e5) for CR-0001-nwh by a roster "
         "analyst other than the author jchen (`dmarcops approve --request CR-0001-nwh ...`)\n"
-        "    does not count: approval by jchen (): the author cannot review their own change "
+        "    does not count: approval by jchen: the author cannot review their own change "
         "(seed: a self-review preserves all the same blind spots)"
     ]
+
+
+def test_an_approval_that_does_not_count_names_its_file(world: tuple[Portfolio, Roster]) -> None:
+    # Read from changes/approvals/, an approval names its file; made in code (above) it has none,
+    # and the message then shows no empty brackets.
+    approval = replace(
+        peer_approval("jchen", TIMES["in window"]), reference="changes/approvals/jchen.json"
+    )
+    (ignored,) = review(world, [approval]).ignored
+    assert ignored.startswith("approval by jchen (changes/approvals/jchen.json): the author ")
 
 
 def test_the_authors_own_approval_of_a_low_change_is_simply_not_needed(

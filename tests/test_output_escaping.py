@@ -20,6 +20,7 @@ from portfolio import copy_example
 from pipeline.cli import main
 from pipeline.errors import EXIT_CRASH
 from pipeline.github.pr import workflow_command
+from pipeline.text.safe import json_text
 
 REQUEST = "changes/requests/CR-0001-fabrikam-labs.yaml"
 RATIONALE = (
@@ -82,6 +83,19 @@ def test_the_json_plan_has_no_raw_controls(tmp_path: Path) -> None:
     result = run(repo, "plan", "--format", "json", "--zone", "fabrikam.example")
     assert raw_controls(result.stdout) == []
     assert json.loads(result.stdout)["changes"]
+
+
+def test_json_text_escapes_each_unprintable_character_and_keeps_every_value() -> None:
+    # C1 controls, bidi, zero-width, line separators, private use, an astral format character
+    # (a surrogate pair), next to printable text in several scripts and an astral emoji, on
+    # lines with and without them: the JSON reads back the same and shows nothing raw.
+    odd = "\x85\x9b\u202e\u200b\u2028\u2029\ue000\U000e0001\xa0\xad\ufeff"
+    value = {"k\u2066": [odd, "plain", "grüße 名前 \U0001f600", odd[::-1] + "x"], "n": 1}
+    text = json_text(json.dumps(value, indent=2, ensure_ascii=False))
+    assert json.loads(text) == value
+    assert [ch for ch in text if not ch.isprintable() and ch != "\n"] == []
+    assert "\\u202e" in text and "\\udb40\\udc01" in text and "grüße 名前 \U0001f600" in text
+    assert json_text("already\nprintable") == "already\nprintable"
 
 
 LIVE = "sandbox/live/fabrikam.example.yaml"

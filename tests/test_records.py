@@ -45,6 +45,7 @@ from pipeline.records import (
     ZoneStatus,
     verify,
 )
+from pipeline.records.index_records import RecordFilter
 from pipeline.records.record import parse_time
 
 T0 = datetime(2026, 6, 9, 9, 23, tzinfo=UTC)  # executed; the seed's example
@@ -612,7 +613,7 @@ def portfolio(store: RecordStore) -> RecordStore:
     ],
 )
 def test_list_filters(portfolio: RecordStore, filters: dict[str, Any], expected: list[str]) -> None:
-    assert [r.id for r in portfolio.list(**filters)] == expected
+    assert [r.id for r in portfolio.list(RecordFilter(**filters))] == expected
 
 
 def test_records_list_command(portfolio: RecordStore, tmp_path: Path) -> None:
@@ -741,7 +742,7 @@ def test_review_verdict_follow_up_and_late_marking(store: RecordStore, tmp_path:
 def test_list_filters_auditors_use(
     portfolio: RecordStore, filters: dict[str, Any], expected: list[str]
 ) -> None:
-    assert [r.id for r in portfolio.list(**filters)] == expected
+    assert [r.id for r in portfolio.list(RecordFilter(**filters))] == expected
 
 
 def test_records_list_as_json_and_csv(portfolio: RecordStore, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import signing
 from click.testing import CliRunner, Result
 from portfolio import copy_example, write
 from signing import sign_as_author
@@ -22,7 +23,8 @@ from pipeline.gate.approvals import PlannedChange
 from pipeline.gate.authoring import new_request
 from pipeline.gate.coverage import check_requested_risk, cover
 from pipeline.gate.request_loader import load_requests
-from pipeline.gate.requests import ChangeRequest, RequestType, Selector
+from pipeline.gate.requests import ChangeRequest, RequestType, Selector, signature_refusal
+from pipeline.gate.roster import Roster, load_roster
 from pipeline.gate.templates import load_templates
 from pipeline.model import RiskLevel
 
@@ -367,3 +369,29 @@ def test_a_requested_risk_at_or_above_the_computed_one_is_kept() -> None:
     assert check_requested_risk(same, RiskLevel.MEDIUM) is RiskLevel.MEDIUM
     assert check_requested_risk(higher, RiskLevel.MEDIUM) is RiskLevel.HIGH
     assert check_requested_risk(unset, RiskLevel.HIGH) is RiskLevel.HIGH
+
+
+def test_signing_every_request_reads_the_requests_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The helper the plan and shard tests sign their portfolios with: linear in the requests.
+    root = copy_example(tmp_path)
+    requests = root / "changes/requests"
+    for signature in requests.glob("*.sig.json"):
+        signature.unlink()
+    reads: list[Path] = []
+
+    def counted(repo: Path, roster: Roster | None = None) -> list[ChangeRequest]:
+        reads.append(repo)
+        return load_requests(repo, roster)
+
+    monkeypatch.setattr(signing, "load_requests", counted)
+    signing.sign_all(root)
+    assert reads == [root]
+    roster = load_roster(root)
+    signed = load_requests(root, roster)
+    assert len(signed) == 6
+    assert [signature_refusal(r, roster) for r in signed] == [None] * 6
+    assert sorted(p.name for p in requests.glob("*.sig.json")) == sorted(
+        f"{r.id}.sig.json" for r in signed
+    )

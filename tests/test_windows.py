@@ -11,7 +11,7 @@ from portfolio import copy_example
 
 from pipeline.cli import main
 from pipeline.gate.windows import check_apply_time, next_window
-from pipeline.load.calendar import ChangeWindow, Freeze
+from pipeline.load.calendar_model import ChangeWindow, Freeze
 from pipeline.load.portfolio import ClientProfile
 
 NY = ClientProfile(

@@ -15,7 +15,7 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.approvals import SignedApprovalFiles
 from pipeline.gate.identity import Signer
-from pipeline.gate.manual import ManualItem, ManualPlan, judge, request_details
+from pipeline.gate.manual import ManualPlan, judge, request_details
 from pipeline.gate.requests import RequestType
 from pipeline.gate.roster import Roster
 from pipeline.load.portfolio import Portfolio
@@ -84,7 +84,7 @@ def execute(
             request_id=request.id,
             request_sha256=request.sha256,
             rationale=request.rationale,
-            items=tuple(_record_item(i) for i in plan.items),
+            items=tuple(RecordItem.from_plan_item(i) for i in plan.items),
             approvals=approval_evidence(decision),
             change_window=TimeWindow(window.start, window.end) if window is not None else None,
             rollback_window=TimeWindow(now, now + timedelta(hours=decision.rollback_hours)),
@@ -99,20 +99,6 @@ def execute(
         )
 
     return store.create(build, now, signer, simulated)
-
-
-def _record_item(item: ManualItem) -> RecordItem:
-    return RecordItem(
-        zone=item.zone,
-        name=item.name,
-        type=item.type,
-        action=item.action,
-        before=item.before,
-        after=item.after,
-        risk=item.risk,
-        facts=tuple(str(f) for f in item.facts),
-        reasons=item.reasons,
-    )
 
 
 def verify(

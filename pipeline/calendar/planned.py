@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline.calendar.view import PlannedChange, Status
 from pipeline.gate.requests import ChangeRequest
-from pipeline.load.calendar import DEFAULT_RISK, ScheduledChange, Step, recur
+from pipeline.load.calendar_model import DEFAULT_RISK, ScheduledChange, Step, recur
 from pipeline.load.portfolio import ClientProfile, Portfolio
 from pipeline.model import RiskLevel
 from pipeline.records.record import ChangeRecord, Outcome

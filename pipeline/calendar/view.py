@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from pipeline.load.calendar import Blackout, Freeze
+from pipeline.load.calendar_model import Blackout, Freeze
 from pipeline.model import RiskLevel
 
 RECENT_DAYS = 60  # seed: "A 60-day rolling log of what's been done"

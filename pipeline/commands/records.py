@@ -39,6 +39,7 @@ from pipeline.commands.review import (
 )
 from pipeline.errors import EXIT_GATE, GateRefused, InputError
 from pipeline.model import RiskLevel
+from pipeline.records.index_records import RecordFilter
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.records.record import (
     ChangeType,
@@ -331,7 +332,7 @@ def list_records(
       dmarcops records list --approver mhara --outcome rolled-back --format csv > rollbacks.csv
       dmarcops records list --text "payroll" --format json
     """
-    records = _store().list_rows(
+    wanted = RecordFilter(
         client=client,
         domain=domain,
         analyst=analyst,
@@ -343,6 +344,7 @@ def list_records(
         outcome=outcome,
         text=text,
     )
+    records = _store().list_rows(wanted)
     if fmt == "json":
         click.echo(json.dumps([_row(r) for r in records], indent=2, ensure_ascii=False))
         return

@@ -255,22 +255,7 @@ def _record(
             + ", ".join(sorted({i.baseline for i in items}))
             + f"; {said}."
         ),
-        items=tuple(
-            RecordItem(
-                zone=i.zone,
-                name=i.name,
-                type=i.type,
-                action=i.action,
-                before=i.before,
-                after=i.after,
-                risk=i.risk,
-                facts=tuple(str(f) for f in i.facts),
-                reasons=i.reasons,
-                ttl_before=i.ttl_before,
-                ttl_after=i.ttl_after,
-            )
-            for i in items
-        ),
+        items=tuple(RecordItem.from_plan_item(i) for i in items),
         approvals=(),
         change_window=None,
         # Nothing to roll back: the pipeline sent nothing. A revert is a new request.

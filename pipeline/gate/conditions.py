@@ -24,7 +24,7 @@ from pipeline.gate.decision import (
 )
 from pipeline.gate.requests import ChangeRequest
 from pipeline.gate.windows import Window, check_apply_time
-from pipeline.load.calendar import Freeze
+from pipeline.load.calendar_model import Freeze
 from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import ClientProfile
 from pipeline.model import Fact, RiskLevel

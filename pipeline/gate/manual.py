@@ -62,6 +62,15 @@ class ManualItem:
     def fqdn(self) -> str:
         return f"{self.name}.{self.zone}" if self.name else self.zone
 
+    # A manual change writes no DNS record, so it has no TTL to restore (RecordItem reads these).
+    @property
+    def ttl_before(self) -> int | None:
+        return None
+
+    @property
+    def ttl_after(self) -> int | None:
+        return None
+
 
 def request_details(request: ChangeRequest) -> dict[str, str]:
     return dict(request.details)

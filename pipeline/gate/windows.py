@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from pipeline.load.calendar import SATURDAY, SUNDAY, ChangeWindow, Freeze
+from pipeline.load.calendar_model import SATURDAY, SUNDAY, ChangeWindow, Freeze
 from pipeline.load.portfolio import ClientProfile
 from pipeline.model import RiskLevel
 

@@ -1,239 +1,37 @@
 """A client's change calendar (policy/calendars/<client>.yaml) and the MSP's staffed hours
-(policy/staffing.yaml), as typed values.
-
-The seed's "Change calendars per client": standing change windows (several a day, some only for
-lower risks), blackout dates, change freezes, scheduled changes with their planned dates (annual
-DKIM rotations, policy escalation steps, recurring sub-domain delegations), the client's rollback
-windows where they differ from the portfolio's, and who is on call. The gate's time rules
-(pipeline.gate.windows) and `dmarcops calendar` (pipeline.calendar) read this one model.
+(policy/staffing.yaml), read into the typed values of calendar_model.py.
 
 The client profile's older keys (`change_window`, `freezes`, `weekend_coverage`,
 `dkim.<domain>.scheduled`) are still read into the same model, so a policy sealed before the
 calendar files existed keeps judging as it did; one thing defined in both places is refused.
-Every time of day here is local to the client's time zone (staffed hours: to their own zone when
-policy/staffing.yaml names one).
 """
 
 from __future__ import annotations
 
-import calendar as stdlib_calendar
 import itertools
 import re
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from pathlib import Path
+from datetime import time
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.load.calendar_model import (
+    WEEKDAYS,
+    Blackout,
+    Calendar,
+    ChangeWindow,
+    Freeze,
+    OnCall,
+    ScheduledChange,
+    StaffedHours,
+    Step,
+)
 from pipeline.load.yamlfile import YamlDocument
 from pipeline.model import RiskLevel
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-SATURDAY, SUNDAY = 5, 6
 DAY_MINUTES = 24 * 60
 _SPAN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
-
-
-@dataclass(frozen=True)
-class Freeze:
-    start: date
-    end: date  # inclusive
-    reason: str
-
-    def covers(self, day: date) -> bool:
-        return self.start <= day <= self.end
-
-
-@dataclass(frozen=True)
-class ChangeWindow:
-    """A standing change window, in the client's time zone (seed: Tue-Thu mornings). `risks`
-    limits which changes may start in it (seed: high only in the morning window); None: all."""
-
-    days: frozenset[int] = frozenset({1, 2, 3})  # Monday is 0, as in date.weekday()
-    start: time = time(9, 0)
-    end: time = time(12, 0)
-    risks: frozenset[RiskLevel] | None = None
-
-    def admits(self, risk: RiskLevel | None) -> bool:
-        return self.risks is None or risk is None or risk in self.risks
-
-    @property
-    def label(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
-
-    def risks_label(self) -> str:
-        if self.risks is None:
-            return "all risks"
-        return ", ".join(r.label for r in sorted(self.risks)) + " only"
-
-
-DEFAULT_WINDOWS: tuple[ChangeWindow, ...] = (ChangeWindow(),)
-
-
-@dataclass(frozen=True)
-class Blackout:
-    """A day without change windows (a public holiday, the client's all-hands), not a freeze:
-    nothing is raised to high risk, there is simply no window that day."""
-
-    day: date
-    reason: str
-
-
-@dataclass(frozen=True)
-class StaffedHours:
-    """When someone at the MSP watches: spans per weekday (minutes from local midnight, the end
-    may be 24:00), days closed. `timezone` None: the client's own time zone."""
-
-    spans: Mapping[int, tuple[tuple[int, int], ...]]
-    closed: tuple[Blackout, ...] = ()
-    timezone: str | None = None
-    file: Path = Path()
-
-    def spans_on(self, day: date) -> tuple[tuple[int, int], ...]:
-        if any(c.day == day for c in self.closed):
-            return ()
-        return self.spans.get(day.weekday(), ())
-
-    def staffed_at(self, local: datetime) -> bool:
-        """Staffed at this local time: inside a span, its end included (a rollback window that
-        ends as the desk closes ends watched)."""
-        minute = local.hour * 60 + local.minute + local.second / 60
-        return any(start <= minute <= end for start, end in self.spans_on(local.date()))
-
-    def describe(self, day: date) -> str:
-        spans = self.spans_on(day)
-        if not spans:
-            closed = next((c for c in self.closed if c.day == day), None)
-            return f"closed ({closed.reason})" if closed else "not staffed"
-        return ", ".join(f"{_hhmm(s)}-{_hhmm(e)}" for s, e in spans)
-
-
-def _hhmm(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
-
-
-@dataclass(frozen=True)
-class OnCall:
-    """Who is on call for the client, from and until which local dates (inclusive; None: open)."""
-
-    analyst: str
-    start: date | None = None
-    until: date | None = None
-
-    def covers(self, day: date) -> bool:
-        return (self.start is None or self.start <= day) and (
-            self.until is None or day <= self.until
-        )
-
-
-RECURRENCES = ("none", "weekly", "monthly", "quarterly", "yearly")
-# What a scheduled change of each type is, unless it says otherwise (seed: routine rotation is
-# low; policy progression medium; a delegation change medium).
-DEFAULT_RISK = {
-    "dkim-rotation": RiskLevel.LOW,
-    "new-sender": RiskLevel.LOW,
-    "policy-progression": RiskLevel.MEDIUM,
-    "delegation": RiskLevel.MEDIUM,
-}
-
-
-@dataclass(frozen=True)
-class Step:
-    """One planned date of a scheduled change: the only one, a step of an escalation, or the
-    first of a recurrence."""
-
-    planned: date
-    target: str = ""
-    risk: RiskLevel | None = None
-    rollback_hours: int | None = None
-
-
-@dataclass(frozen=True)
-class ScheduledChange:
-    id: str  # stable: names the calendar events of every occurrence
-    type: str  # dkim-rotation | policy-progression | delegation | new-sender | other | ...
-    domain: str
-    steps: tuple[Step, ...]
-    recurrence: str = "none"
-    name: str = ""  # the sub-domain (a delegation), relative to the domain
-    selector: str = ""  # a DKIM rotation's new selector
-    risk: RiskLevel | None = None
-    rollback_hours: int | None = None
-    note: str = ""
-    owner: str = ""  # roster id of the analyst who will do it
-    line: int | None = None
-
-    @property
-    def what(self) -> str:
-        where = f"{self.name}.{self.domain}" if self.name else self.domain
-        extra = f" ({self.selector})" if self.selector else ""
-        return f"{self.type} {where}{extra}"
-
-    def risk_of(self, step: Step) -> RiskLevel:
-        return step.risk or self.risk or DEFAULT_RISK.get(self.type, RiskLevel.MEDIUM)
-
-    def occurrences(self, until: date) -> list[tuple[int, Step]]:
-        """(ordinal, step) of every occurrence planned on or before `until`, in date order."""
-        if self.recurrence == "none":
-            return [(i, s) for i, s in enumerate(self.steps) if s.planned <= until]
-        first = self.steps[0]
-        found: list[tuple[int, Step]] = []
-        n = 0
-        while True:
-            day = recur(first.planned, self.recurrence, n)
-            if day > until:
-                return found
-            found.append((n, Step(day, first.target, first.risk, first.rollback_hours)))
-            n += 1
-
-
-def recur(anchor: date, recurrence: str, n: int) -> date:
-    """The n-th date of a recurrence from `anchor` (a 31st falls back to the month's last day;
-    29 February to the 28th)."""
-    if recurrence == "weekly":
-        return anchor + timedelta(weeks=n)
-    months = {"monthly": 1, "quarterly": 3, "yearly": 12}[recurrence] * n
-    year, month = divmod(anchor.month - 1 + months, 12)
-    year += anchor.year
-    last = stdlib_calendar.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(anchor.day, last))
-
-
-@dataclass(frozen=True)
-class Calendar:
-    """The one model of a client's time: what the gate's time rules and `dmarcops calendar` use."""
-
-    windows: tuple[ChangeWindow, ...] = DEFAULT_WINDOWS
-    blackouts: tuple[Blackout, ...] = ()
-    freezes: tuple[Freeze, ...] = ()
-    weekend_coverage: bool = False
-    rollback_hours: Mapping[RiskLevel, int] = field(default_factory=dict)
-    # The staffed hours that apply to this client (its own, else policy/staffing.yaml); None:
-    # no staffing data, so no instant counts as unstaffed (repositories from before the rule).
-    staffing: StaffedHours | None = None
-    on_call: tuple[OnCall, ...] = ()
-    scheduled: tuple[ScheduledChange, ...] = ()
-    file: Path | None = None  # policy/calendars/<client>.yaml, when there is one
-
-    def blackout_on(self, day: date) -> Blackout | None:
-        return next((b for b in self.blackouts if b.day == day), None)
-
-    def on_call_on(self, day: date) -> tuple[str, ...]:
-        return tuple(o.analyst for o in self.on_call if o.covers(day))
-
-
-# --- reading ------------------------------------------------------------------------------------
-
-
-def _day(doc: YamlDocument, where: tuple[str | int, ...], text: Any) -> date:
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError:
-        raise doc.error(
-            where, f"{text!r} is not a date", hint="Write dates as YYYY-MM-DD."
-        ) from None
 
 
 def _spans(
@@ -285,7 +83,7 @@ def staffed_hours_from(doc: YamlDocument, where: tuple[str | int, ...] = ()) -> 
         for day, texts in hours.items()
     }
     closed = tuple(
-        Blackout(_day(doc, (*where, "closed", i, "date"), c["date"]), c["reason"])
+        Blackout(doc.date((*where, "closed", i, "date"), c["date"]), c["reason"])
         for i, c in enumerate(data.get("closed", []))
     )
     tz = data.get("timezone")
@@ -322,8 +120,8 @@ def _window(
 def _freezes(doc: YamlDocument, key: str, items: list[Mapping[str, Any]]) -> list[Freeze]:
     freezes: list[Freeze] = []
     for i, f in enumerate(items):
-        start = _day(doc, (key, i, "start"), f["start"])
-        end = _day(doc, (key, i, "end"), f["end"])
+        start = doc.date((key, i, "start"), f["start"])
+        end = doc.date((key, i, "end"), f["end"])
         if end < start:
             raise doc.error((key, i, "end"), f"freeze ends ({end}) before it starts ({start})")
         if any(other.start == start for other in freezes):
@@ -338,7 +136,7 @@ def _freezes(doc: YamlDocument, key: str, items: list[Mapping[str, Any]]) -> lis
 
 def _step(doc: YamlDocument, where: tuple[str | int, ...], data: Mapping[str, Any]) -> Step:
     return Step(
-        planned=_day(doc, (*where, "planned"), data["planned"]),
+        planned=doc.date((*where, "planned"), data["planned"]),
         target=str(data.get("target", "")),
         risk=RiskLevel.parse(data["risk"]) if "risk" in data else None,
         rollback_hours=data.get("rollback_hours"),
@@ -390,8 +188,8 @@ def _on_call(doc: YamlDocument, value: Any) -> tuple[OnCall, ...]:
     return tuple(
         OnCall(
             o["analyst"],
-            _day(doc, ("on_call", i, "from"), o["from"]) if "from" in o else None,
-            _day(doc, ("on_call", i, "until"), o["until"]) if "until" in o else None,
+            doc.date(("on_call", i, "from"), o["from"]) if "from" in o else None,
+            doc.date(("on_call", i, "until"), o["until"]) if "until" in o else None,
         )
         for i, o in enumerate(value)
     )
@@ -448,14 +246,14 @@ def calendar_from(
         freezes = _freezes(profile, "freezes", legacy.get("freezes", []))
 
     blackouts = tuple(
-        Blackout(_day(doc, ("blackouts", i, "date"), b["date"]), b["reason"])
+        Blackout(doc.date(("blackouts", i, "date"), b["date"]), b["reason"])
         for i, b in enumerate(data.get("blackouts", []))
     )
 
     scheduled: list[ScheduledChange] = []
     for domain, lifecycle in (legacy.get("dkim") or {}).items():
         for j, s in enumerate(lifecycle.get("scheduled", [])):
-            planned = _day(profile, ("dkim", domain, "scheduled", j), s["planned"])
+            planned = profile.date(("dkim", domain, "scheduled", j), s["planned"])
             scheduled.append(
                 ScheduledChange(
                     id=f"dkim-rotation-{s['selector']}-{domain}",

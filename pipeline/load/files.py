@@ -17,31 +17,14 @@ import contextlib
 import os
 import stat
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError
+from pipeline.load.limits import DEFAULT_LIMITS, Limits
 
-MIB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    """policy/settings.yaml `input_limits` (settings.schema.json); these are the defaults."""
-
-    # Policy, zone, request, approval, change-record and MTA-STS files: the largest real one is a
-    # few KB, so 1 MiB is generous and still far below what would strain memory.
-    max_file_bytes: int = MIB
-    # The ledger (append-only, grows with every change) and plan files (a whole portfolio's plan).
-    max_log_bytes: int = 64 * MIB
-    # YAML anchors/aliases: the repository's files use none; a handful of `<<: *defaults` is fine,
-    # an alias bomb (1.4 KB expanding to 1.1 GB) is not.
-    max_yaml_aliases: int = 64
-    # How many nodes aliases may add when expanded, counted before anything is built.
-    max_yaml_alias_nodes: int = 10_000
-
-
-DEFAULT_LIMITS = Limits()
+if TYPE_CHECKING:
+    from pipeline.load.yamltext import YamlDocument
 
 
 def find_root(path: Path) -> Path | None:
@@ -231,12 +214,65 @@ def is_real_dir(path: Path) -> bool:
 
 
 def configured_limits(root: Path | None) -> Limits:
-    if root is None:
-        return DEFAULT_LIMITS
-    # Imported here: reading policy/settings.yaml is itself a YAML read through this module.
-    from pipeline.load.yamlfile import limits_for
+    """The limits a read in `root` is held to: policy/settings.yaml's, the defaults outside a
+    repository."""
+    return DEFAULT_LIMITS if root is None else limits_for(root)
 
-    return limits_for(root)
+
+def _settings_limits(doc: YamlDocument) -> Limits:
+    section = doc.data.get("input_limits") if isinstance(doc.data, dict) else None
+    if section is None:
+        return DEFAULT_LIMITS
+    if not isinstance(section, dict):
+        raise doc.error(("input_limits",), "input_limits must be a mapping")
+    values: dict[str, int] = {}
+    for name in Limits.__dataclass_fields__:
+        if name not in section:
+            continue
+        value = section[name]
+        # bool is an int in Python: `true` is not a size.
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise doc.error(
+                ("input_limits", name),
+                f"input_limits.{name} must be a positive whole number, not {value!r}",
+                hint="settings.schema.json describes the keys; see docs/input-safety.md.",
+            )
+        values[name] = value
+    unknown = sorted(set(section) - set(Limits.__dataclass_fields__))
+    if unknown:
+        raise doc.error(
+            ("input_limits", unknown[0]),
+            f"unknown key input_limits.{unknown[0]}",
+            hint=f"Known keys: {', '.join(Limits.__dataclass_fields__)}.",
+        )
+    return Limits(**values)
+
+
+_limits_cache: dict[tuple[str, int, int, int], Limits] = {}
+
+
+def limits_for(root: Path) -> Limits:
+    """The repository's input limits (policy/settings.yaml `input_limits`), read once per version.
+
+    policy/settings.yaml itself is read under the default limits: its own limits cannot be used to
+    admit it.
+    """
+    path = root / "policy" / "settings.yaml"
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return DEFAULT_LIMITS
+    key = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    found = _limits_cache.get(key)
+    if found is None:
+        # Imported here, not at the top: PyYAML is a heavy import that `dmarcops --help` and every
+        # command reading no repository file go without (tests/test_imports.py).
+        from pipeline.load.yamltext import parse_yaml
+
+        text = read_text(path, root=root, limit=DEFAULT_LIMITS.max_file_bytes)
+        found = _settings_limits(parse_yaml(text, path, DEFAULT_LIMITS))
+        _limits_cache[key] = found
+    return found
 
 
 def exists(path: Path) -> bool:

@@ -13,19 +13,14 @@ import re
 import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from pipeline.classify.rules import RiskRules, rules_from_data
 from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector
 from pipeline.errors import InputError
-from pipeline.load.calendar import (
-    StaffedHours,
-    calendar_from,
-    check_rollback_overrides,
-    staffed_hours_from,
-)
+from pipeline.load.calendar import calendar_from, check_rollback_overrides, staffed_hours_from
+from pipeline.load.calendar_model import StaffedHours
 from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy, gate_policy_from_data
 from pipeline.load.portfolio_model import (
     DEFAULT_POLICY_URL,
@@ -71,15 +66,6 @@ __all__ = [
 ]
 
 
-def _day(doc: YamlDocument, where: tuple[str | int, ...], text: Any) -> date:
-    try:
-        return date.fromisoformat(str(text))
-    except ValueError:
-        raise doc.error(
-            where, f"{text!r} is not a date", hint="Write dates as YYYY-MM-DD."
-        ) from None
-
-
 def _client(
     doc: YamlDocument,
     client_id: str,
@@ -109,9 +95,7 @@ def _client(
         dkim[domain] = DkimLifecycle(
             active=frozenset(d.get("active", [])),
             retired=tuple(
-                RetiredSelector(
-                    s["selector"], _day(doc, ("dkim", domain, "retired", i), s["since"])
-                )
+                RetiredSelector(s["selector"], doc.date(("dkim", domain, "retired", i), s["since"]))
                 for i, s in enumerate(d.get("retired", []))
             ),
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline.classify.rules import RiskRules
 from pipeline.diff.context import DkimLifecycle
-from pipeline.load.calendar import Calendar, Freeze
+from pipeline.load.calendar_model import Calendar, Freeze
 from pipeline.load.gate_policy import DEFAULT_CHAINS, GatePolicy
 
 # Keys of ours in a provider entry, taken out before the options reach the octoDNS class.
@@ -50,7 +50,8 @@ class ClientProfile:
     timezone: str = "UTC"
     dkim: Mapping[str, DkimLifecycle] = field(default_factory=dict)
     # Windows, freezes, blackouts, staffed hours, scheduled changes, on call: one model
-    # (pipeline.load.calendar), from policy/calendars/<client>.yaml and the profile's older keys.
+    # (pipeline.load.calendar_model), read by pipeline.load.calendar from
+    # policy/calendars/<client>.yaml and the profile's older keys.
     calendar: Calendar = field(default_factory=Calendar)
     authorised_approvers: tuple[AuthorisedApprover, ...] = ()
     team: str = ""

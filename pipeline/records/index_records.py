@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from pipeline.model import RiskLevel
 from pipeline.records.index import _EPOCH, _mac, _meta, index_key
 from pipeline.records.record import RECORD_ID, ApprovalRole, ChangeRecord, format_utc, utc
 
@@ -62,14 +63,19 @@ def list_row(record: ChangeRecord) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ListFilter:
-    """The filters of `records list`, applied to `list_fields` (the same test for a row of the
-    index and for a record read from its file)."""
+class RecordFilter:
+    """The filters of `records list` (RecordStore.list and list_rows): a record matches when it
+    matches every filter given. Dates look at `ChangeRecord.when` (executed, else filed): `since`
+    inclusive, `until` exclusive. `analyst` matches the author, any approver, the executor, the
+    emergency reviewer or the closer, ignoring case; `approver` only who approved (peer, lead or
+    client); `outcome` "open" for a record not yet sealed; `text` a case-insensitive substring of
+    the rationale or the internal notes. Applied to `list_fields`: the same test for a row of the
+    index and for a record read from its file."""
 
     client: str | None = None
     domain: str | None = None
     analyst: str | None = None
-    risk: str | None = None
+    risk: RiskLevel | None = None
     since: datetime | None = None
     until: datetime | None = None
     approver: str | None = None
@@ -82,7 +88,7 @@ class ListFilter:
             (self.client is None or f["client"] == self.client)
             and (self.domain is None or self.domain.rstrip(".").lower() in f["zones"])
             and (self.analyst is None or self.analyst.casefold() in f["analysts"])
-            and (self.risk is None or f["risk"] == self.risk)
+            and (self.risk is None or f["risk"] == self.risk.label)
             and (self.since is None or f["when"] >= _micros(self.since))
             and (self.until is None or f["when"] < _micros(self.until))
             and (self.approver is None or self.approver.casefold() in f["approvers"])
@@ -90,6 +96,10 @@ class ListFilter:
             and (self.outcome is None or f["outcome"] == self.outcome)
             and (self.text is None or self.text.casefold() in f["text"])
         )
+
+
+# No filter given: every record matches.
+EVERY_RECORD = RecordFilter()
 
 
 def _identity(st: os.stat_result) -> str:

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.model import RiskLevel
-from pipeline.plan.items import PlanItem
 from pipeline.records.record_base import (
     ACTIONS,
     ApprovalRole,
@@ -24,6 +23,7 @@ from pipeline.records.record_base import (
     format_utc,
     show_utc,
 )
+from pipeline.records.transition import PlannedTransition
 
 # --- the parts of a record --------------------------------------------------------------------
 
@@ -84,7 +84,9 @@ class RecordItem:
         return f"{self.name}.{self.zone}" if self.name else self.zone
 
     @classmethod
-    def from_plan_item(cls, item: PlanItem) -> RecordItem:
+    def from_plan_item(cls, item: PlannedTransition) -> RecordItem:
+        """The one way a record item is made from what was planned (apply, a manual change,
+        drift adoption), so the three cannot drift apart in what they record."""
         return cls(
             zone=item.zone,
             name=item.name,

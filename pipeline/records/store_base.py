@@ -16,12 +16,12 @@ from pipeline.errors import InputError
 from pipeline.gate.identity import Signer
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists, is_regular, read_bytes
-from pipeline.model import RiskLevel
 from pipeline.records.index import INDEX_PATH, index_of
 from pipeline.records.index_ledger import LedgerView, appended, ledger_view
 from pipeline.records.index_records import (
+    EVERY_RECORD,
     IndexTampered,
-    ListFilter,
+    RecordFilter,
     executed_requests,
     list_fields,
     list_row,
@@ -177,59 +177,14 @@ class RecordStoreBase:
     def overdue_reviews(self, now: datetime) -> builtins.list[ChangeRecord]:
         return [r for r in self.all() if r.review_overdue(utc(now))]
 
-    def list(
-        self,
-        *,
-        client: str | None = None,
-        domain: str | None = None,
-        analyst: str | None = None,
-        risk: RiskLevel | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        approver: str | None = None,
-        change_type: str | None = None,
-        outcome: str | None = None,
-        text: str | None = None,
-    ) -> builtins.list[ChangeRecord]:
-        """Records matching every filter given (see `list_rows`). Dates look at `ChangeRecord.when` (executed, else
-        filed): `since` inclusive, `until` exclusive. `analyst` matches the author, any approver,
-        the executor, the emergency reviewer or the closer, ignoring case; `approver` only who
-        approved (peer, lead or client); `outcome` "open" for a record not yet sealed; `text` a
-        case-insensitive substring of the rationale or the internal notes."""
-        return [self.get(str(row["id"])) for row in self.list_rows(
-            client=client, domain=domain, analyst=analyst, risk=risk, since=since, until=until,
-            approver=approver, change_type=change_type, outcome=outcome, text=text,
-        )]  # fmt: skip
+    def list(self, wanted: RecordFilter = EVERY_RECORD) -> builtins.list[ChangeRecord]:
+        """The records matching `wanted` (RecordFilter), in id order."""
+        return [self.get(str(row["id"])) for row in self.list_rows(wanted)]
 
-    def list_rows(
-        self,
-        *,
-        client: str | None = None,
-        domain: str | None = None,
-        analyst: str | None = None,
-        risk: RiskLevel | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        approver: str | None = None,
-        change_type: str | None = None,
-        outcome: str | None = None,
-        text: str | None = None,
-    ) -> builtins.list[dict[str, Any]]:
-        """What `records list` prints of each record matching every filter (`list_row`), in id
+    def list_rows(self, wanted: RecordFilter = EVERY_RECORD) -> builtins.list[dict[str, Any]]:
+        """What `records list` prints of each record matching `wanted` (`list_row`), in id
         order: from the index, each file read only when it changed since it was indexed; from
         every file when there is no usable index."""
-        wanted = ListFilter(
-            client=client,
-            domain=domain,
-            analyst=analyst,
-            risk=risk.label if risk is not None else None,
-            since=since,
-            until=until,
-            approver=approver,
-            change_type=change_type,
-            outcome=outcome,
-            text=text,
-        )
         with index_of(self.changes_dir.parent) as conn:
             if conn is not None:
                 try:

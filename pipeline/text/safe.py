@@ -50,6 +50,21 @@ def shown(text: str) -> str:
     return escaped
 
 
+class _JsonEscapes(dict[int, str]):
+    """str.translate's table for json_text: each character to itself, or to its \\uXXXX escape
+    when it is not printable. Filled as characters are first seen (Unicode has 1.1 million code
+    points), so every later lookup is a dict hit inside str.translate's C loop."""
+
+    def __missing__(self, point: int) -> str:
+        ch = chr(point)
+        # ensure_ascii gives the \\uXXXX form (a surrogate pair above the BMP).
+        self[point] = ch if ch.isprintable() or ch == "\n" else json.dumps(ch)[1:-1]
+        return self[point]
+
+
+_JSON_ESCAPES = _JsonEscapes()
+
+
 def json_text(text: str) -> str:
     """JSON text (from json.dumps) with every non-printable character as a \\uXXXX escape.
 
@@ -59,11 +74,8 @@ def json_text(text: str) -> str:
     """
     if text.isprintable():
         return text
-    out: list[str] = []
-    for ch in text:
-        if ch.isprintable() or ch == "\n":
-            out.append(ch)
-        else:
-            # ensure_ascii gives the \\uXXXX form (a surrogate pair above the BMP).
-            out.append(json.dumps(ch)[1:-1])
-    return "".join(out)
+    # Line by line: a plan's JSON is thousands of lines and the odd character is in few of them;
+    # isprintable keeps the others whole, in C, and only the rest go through the table.
+    return "\n".join(
+        line if line.isprintable() else line.translate(_JSON_ESCAPES) for line in text.split("\n")
+    )
