@@ -242,7 +242,7 @@ def _check_signatures(
     Returns, per (record, event), who signed it (line, actor, is the automation) so the record
     files can be checked against their signers."""
     signatures: builtins.list[_SignatureJob] = []
-    unless_signed: builtins.list[tuple[int, AuditProblem]] = []  # (where in problems, problem)
+    unless_signed: builtins.list[tuple[int, int]] = []  # (where in problems, ledger line)
     actors = _signatures_in_order(store, entries, problems, rosters, signatures, unless_signed)
 
     def forged(start: int, stop: int) -> builtins.list[int]:
@@ -255,7 +255,12 @@ def _check_signatures(
 
     # From the last to the first: each insertion leaves the earlier positions where they were.
     for n in reversed(in_ranges(len(signatures), forged)):
-        where, problem = unless_signed[n]
+        (where, number), entry = unless_signed[n], signatures[n][1]
+        problem = AuditProblem(
+            entry.record_id,
+            f"ledger line {number} ({entry.event.value}): the signature is not "
+            f"{plain(entry.actor)}'s (forged, replaced, or the line was re-hashed)",
+        )
         problems.insert(where, problem)
     return actors
 
@@ -266,7 +271,7 @@ def _signatures_in_order(
     problems: builtins.list[AuditProblem],
     rosters: dict[str, Roster] | None,
     signatures: builtins.list[_SignatureJob],
-    unless_signed: builtins.list[tuple[int, AuditProblem]],
+    unless_signed: builtins.list[tuple[int, int]],
 ) -> dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]]:
     """_check_signatures but for the signatures themselves: who signed each line, with which
     roster, and the checks that need the order of the lines; each signature to verify is added
@@ -286,7 +291,7 @@ def _signatures_in_order(
             keys[member] = member.public_keys()
         return keys[member]
 
-    position = {n: i for i, (n, _) in enumerate(entries)}
+    position: dict[int, int] = {}  # line number -> index in entries, built at the first seal
     for number, entry in entries:
         if roster is None:
             if entry.event is LedgerEvent.POLICY and number == 1:
@@ -327,17 +332,10 @@ def _signatures_in_order(
         else:
             # Checked below, all at once on every core; reported here, in line order.
             signatures.append((keys_of(member), entry))
-            unless_signed.append(
-                (
-                    len(problems),
-                    AuditProblem(
-                        entry.record_id,
-                        f"ledger line {number} ({entry.event.value}): the signature is not "
-                        f"{plain(entry.actor)}'s (forged, replaced, or the line was re-hashed)",
-                    ),
-                )
-            )
+            unless_signed.append((len(problems), number))  # the message only when it fails
         if entry.event is LedgerEvent.POLICY and number > 1:
+            if not position:
+                position.update((n, i) for i, (n, _) in enumerate(entries))
             problem = seal_problem(store.changes_dir, plain_entries, position[number], roster)
             if problem is not None:
                 problems.append(AuditProblem("", problem))

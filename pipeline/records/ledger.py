@@ -32,7 +32,7 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,7 @@ def head_bytes(seq: int, entry_sha256: str) -> bytes:
     return signing_bytes({"ledger": "dmarcops", "seq": seq, "entry_sha256": entry_sha256})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: audit verify holds 100,000 of them
 class LedgerEntry:
     seq: int  # 1, 2, 3, ... with no gaps
     event: LedgerEvent
@@ -201,12 +201,8 @@ class LedgerEntry:
             prev=prev,
         )
         digest = unsigned.computed_sha256()
-        return cls(
-            **{
-                **unsigned.__dict__,
-                "entry_sha256": digest,
-                "signature": signer.sign(head_bytes(seq, digest)),
-            }
+        return replace(
+            unsigned, entry_sha256=digest, signature=signer.sign(head_bytes(seq, digest))
         )
 
     @classmethod

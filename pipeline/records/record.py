@@ -42,21 +42,23 @@ from pipeline.records.record_base import (
     show_utc,
     utc,
 )
-from pipeline.records.record_parts import (
+from pipeline.records.record_outcome import (
     CHECK_STATUSES,
     REPORT_VERDICTS,
-    REVIEW_VERDICTS,
     Adoption,
-    ApprovalEvidence,
     Check,
-    Emergency,
     ManualChange,
-    RecordItem,
     Recovery,
     ReportCheck,
-    TimeWindow,
     Verification,
     ZoneOutcome,
+)
+from pipeline.records.record_parts import (
+    REVIEW_VERDICTS,
+    ApprovalEvidence,
+    Emergency,
+    RecordItem,
+    TimeWindow,
 )
 from pipeline.records.record_render import (
     _render,
@@ -312,7 +314,7 @@ class ChangeRecord:
         return _render(self, markdown=False, include_internal=include_internal)
 
 
-# The parts live in record_base, record_parts and record_render (issue 16 item 5); importable
+# The parts live in record_base, record_parts, record_outcome and record_render (issue 16 item 5); importable
 # from here as before.
 __all__ = [
     "ACTIONS",
