@@ -11,6 +11,7 @@ than a handful of levels.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,30 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+class NotingDecoder(json.JSONDecoder):
+    """json.loads, noting the numbers that are not integers (NaN and Infinity too): the hooks run
+    only for those, so a line without any costs nothing more."""
+
+    def __init__(self) -> None:
+        self.floats: list[str] = []
+        super().__init__(parse_float=self._noted, parse_constant=self._noted)
+
+    def _noted(self, number: str) -> float:
+        self.floats.append(number)
+        return float(number)
+
+
+_decoders = threading.local()  # apply verifies on threads: each its own list of numbers
+
+
+def noting_decoder() -> NotingDecoder:
+    """This thread's NotingDecoder (its list of numbers emptied by the caller before use)."""
+    decoder: NotingDecoder | None = getattr(_decoders, "decoder", None)
+    if decoder is None:
+        decoder = _decoders.decoder = NotingDecoder()
+    return decoder
+
+
 def parse_json(text: str, path: Path, what: str, hint: str, floats: list[str] | None = None) -> Any:
     """`text` as JSON, or an InputError naming the file, line and column, `what` it should be and
     `hint` (what to do). `floats`, when given, receives the text of every number that is not an
@@ -53,12 +78,10 @@ def parse_json(text: str, path: Path, what: str, hint: str, floats: list[str] | 
         if floats is None:
             value = json.loads(text)
         else:
-            # The hooks run only for such numbers: a file without any costs nothing more.
-            def noted(number: str) -> float:
-                floats.append(number)
-                return float(number)
-
-            value = json.loads(text, parse_float=noted, parse_constant=noted)
+            decoder = noting_decoder()
+            decoder.floats.clear()
+            value = decoder.decode(text)
+            floats.extend(decoder.floats)
     except json.JSONDecodeError as exc:
         raise json_syntax_error(exc, path, what, hint) from None
     except RecursionError:  # thousands of levels: the parser itself gives up

@@ -29,7 +29,6 @@ import fcntl
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -43,6 +42,7 @@ from pipeline.errors import GateRefused
 from pipeline.gate.identity import Signer, signature_holds, signing_bytes
 from pipeline.gate.roster import Roster
 from pipeline.load.files import exists, make_dir, open_append, open_lock, read_bytes
+from pipeline.load.jsonfile import noting_decoder
 from pipeline.records.record import (
     RECORD_ID,
     canonical_bytes,
@@ -215,7 +215,7 @@ class LedgerEntry:
     def parse(cls, line: str) -> tuple[LedgerEntry, bool]:
         """from_line, and whether the line held a non-integer number (a payload may): the entry's
         hash can then be checked only with the standard library's encoder (records.fastjson)."""
-        decoder = _decoder()
+        decoder = noting_decoder()
         decoder.floats.clear()
         try:
             data = decoder.decode(line)
@@ -288,29 +288,6 @@ class LedgerEntry:
             signature=texts["signature"],
         )
         return entry, bool(decoder.floats)
-
-
-class _NotingDecoder(json.JSONDecoder):
-    """json.loads, noting the numbers that are not integers (NaN and Infinity too): the hooks run
-    only for those, so a line without any costs nothing more."""
-
-    def __init__(self) -> None:
-        self.floats: list[str] = []
-        super().__init__(parse_float=self._noted, parse_constant=self._noted)
-
-    def _noted(self, number: str) -> float:
-        self.floats.append(number)
-        return float(number)
-
-
-_decoders = threading.local()  # apply verifies on threads: each its own list of numbers
-
-
-def _decoder() -> _NotingDecoder:
-    decoder: _NotingDecoder | None = getattr(_decoders, "decoder", None)
-    if decoder is None:
-        decoder = _decoders.decoder = _NotingDecoder()
-    return decoder
 
 
 def split_lines(text: str) -> list[str]:

@@ -31,14 +31,8 @@ from pipeline.gate.identity import Signer
 from pipeline.gate.roster import Roster
 from pipeline.load.files import exists, make_dir
 from pipeline.records.acceptance import _check_acceptance
-from pipeline.records.audit import (
-    ANCHOR_FORMAT,
-    AuditReport,
-    audit,
-    make_anchor,
-    parse_anchor,
-    verify,
-)
+from pipeline.records.audit import AuditReport, audit, verify
+from pipeline.records.audit_anchor import ANCHOR_FORMAT, make_anchor, parse_anchor
 from pipeline.records.audit_files import INTERRUPTED_AFTER, AuditProblem, chronology
 from pipeline.records.index_ledger import LedgerView
 from pipeline.records.ledger import (
