@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from signing import JCHEN, MHARA, genesis  # noqa: E402
 from test_records import T0, make_record  # noqa: E402
 
-from pipeline.records import index_ledger  # noqa: E402
+from pipeline.records import audit_pool, index_ledger  # noqa: E402
 from pipeline.records.index_records import RecordFilter  # noqa: E402
 from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent  # noqa: E402
 from pipeline.records.record import Outcome  # noqa: E402
@@ -110,8 +110,13 @@ def verify_child(root: Path) -> None:
     report = audit(root / "changes", LATER)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # The workers (pipeline.records.audit_pool): their CPU, and the largest one's peak RSS (mostly
+    # pages shared with this process, which forked them).
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)
     first = [str(p) for p in report.problems[:5]]
     print(json.dumps({"s": seconds, "cpu": cpu, "mb": peak_kb / 1024, "first": first,
+                      "workers_cpu": workers.ru_utime + workers.ru_stime,
+                      "workers_mb": workers.ru_maxrss / 1024,
                       "problems": len(report.problems), "entries": report.entries}))  # fmt: skip
 
 
@@ -198,8 +203,9 @@ def main() -> int:
             capture_output=True, check=True, text=True,
         )  # fmt: skip
         verified = json.loads(child.stdout)
-        print(f"audit verify: {verified['s']:.2f} s wall, {verified['cpu']:.2f} s CPU, "
-              f"peak RSS {verified['mb']:.0f} MB, "
+        print(f"audit verify: {verified['s']:.2f} s wall, {verified['cpu']:.2f} s CPU "
+              f"(+ {verified['workers_cpu']:.2f} s in {audit_pool.workers()} workers), "
+              f"peak RSS {verified['mb']:.0f} MB (largest worker {verified['workers_mb']:.0f} MB), "
               f"ledger lines {verified['entries']}, problems {verified['problems']}")  # fmt: skip
         for problem in verified["first"]:
             print("  problem:", problem)

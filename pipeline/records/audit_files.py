@@ -16,7 +16,8 @@ from pipeline.gate.approvals import signed_payload
 from pipeline.gate.identity import signature_holds, signing_bytes
 from pipeline.gate.requests import REQUESTS_DIR, content_sha256
 from pipeline.gate.roster import Roster
-from pipeline.load.files import exists, read_bytes
+from pipeline.load.dirfiles import DirectoryFiles
+from pipeline.load.files import exists
 from pipeline.load.yamlfile import load_yaml
 from pipeline.records.audit_pool import in_ranges
 from pipeline.records.fastjson import is_pretty, sha256_is
@@ -39,7 +40,6 @@ from pipeline.records.record import (
 from pipeline.records.record_files import (
     _load_json,
     _sort_key,
-    _text_or_none,
     verification_problem,
 )
 
@@ -223,54 +223,56 @@ def _check_files(
 
     def check(start: int, stop: int) -> builtins.list[AuditProblem]:
         # Each file's checks depend on no other file's: pipeline.records.audit_pool runs ranges
-        # of them on every core and joins the found in this order.
+        # of them on every core and joins the problems in this order.
         found: builtins.list[AuditProblem] = []
-        for stem in stems[start:stop]:
-            path = store.records_dir / f"{stem}.json"
-            if stem in purged:
-                found.append(
-                    AuditProblem(
-                        stem, f"{path.name}: the ledger purged this record; its file is back"
-                    )
-                )
-                continue
-            if not RECORD_ID.match(stem) or stem not in last_events:
-                found.append(
-                    AuditProblem(
-                        stem if RECORD_ID.match(stem) else "",
-                        f"{path.name}: a record file the ledger never recorded (added by hand?)",
-                    )
-                )
-                continue
-            number, last = last_events[stem]
-            record = _check_file(path, stem, number, last, owner_of_hash, known, now, found)
-            if record is not None and actors is not None:
-                _check_signers(record, actors, found)
-            if record is not None and rosters is not None and stem in rosters:
-                _check_cited(record, rosters[stem], found)
-            if record is not None:
-                _check_request(store.changes_dir.parent, record, found, requests)
-            if (
-                record is not None
-                and record.simulated
-                and sandbox_clients is not None
-                and record.client not in sandbox_clients
-            ):
-                found.append(
-                    AuditProblem(
-                        stem,
-                        f"written under an injected time (simulated), but client {plain(record.client)}"
-                        " is not on the sandbox: a rehearsal cannot stand in a real audit trail",
-                    )
-                )
-
+        with DirectoryFiles(store.records_dir, store.changes_dir.parent) as directory:
+            for stem in stems[start:stop]:
+                check_one(stem, directory, found)
         return found
+
+    def check_one(stem: str, directory: DirectoryFiles, found: builtins.list[AuditProblem]) -> None:
+        path = store.records_dir / f"{stem}.json"
+        if stem in purged:
+            found.append(
+                AuditProblem(stem, f"{path.name}: the ledger purged this record; its file is back")
+            )
+            return
+        if not RECORD_ID.match(stem) or stem not in last_events:
+            found.append(
+                AuditProblem(
+                    stem if RECORD_ID.match(stem) else "",
+                    f"{path.name}: a record file the ledger never recorded (added by hand?)",
+                )
+            )
+            return
+        number, last = last_events[stem]
+        record = _check_file(path, directory, stem, number, last, owner_of_hash, known, now, found)
+        if record is not None and actors is not None:
+            _check_signers(record, actors, found)
+        if record is not None and rosters is not None and stem in rosters:
+            _check_cited(record, rosters[stem], found)
+        if record is not None:
+            _check_request(store.changes_dir.parent, record, found, requests)
+        if (
+            record is not None
+            and record.simulated
+            and sandbox_clients is not None
+            and record.client not in sandbox_clients
+        ):
+            found.append(
+                AuditProblem(
+                    stem,
+                    f"written under an injected time (simulated), but client {plain(record.client)}"
+                    " is not on the sandbox: a rehearsal cannot stand in a real audit trail",
+                )
+            )
 
     problems.extend(in_ranges(len(stems), check))
 
 
 def _check_file(
     path: Path,
+    directory: DirectoryFiles,
     rid: str,
     number: int,
     last: LedgerEntry,
@@ -280,7 +282,7 @@ def _check_file(
     problems: builtins.list[AuditProblem],
 ) -> ChangeRecord | None:
     try:
-        raw = read_bytes(path, root=path.parent.parent.parent)
+        raw = directory.read(path.name)
         floats: builtins.list[str] = []
         data = _load_json(raw, path, floats)
     except InputError as exc:
@@ -344,7 +346,9 @@ def _check_file(
         if problem:
             problems.append(AuditProblem(rid, problem))
     markdown = path.with_suffix(".md")
-    if exists(markdown) and _text_or_none(markdown) != record.render_markdown():
+    if directory.exists(markdown.name) and directory.read_text(markdown.name) != (
+        record.render_markdown()
+    ):
         # The rendering is what people read on GitHub: it must say what the sealed JSON says.
         problems.append(AuditProblem(rid, f"{markdown.name} does not match the record (edited)"))
     emergency = record.emergency

@@ -1,0 +1,108 @@
+"""Many files of one directory read as pipeline.load.files.read_bytes reads one, without paying
+its per-file path work: `audit verify` reads two files per record, 100,000 at 50,000 records.
+
+The directory is opened once (O_DIRECTORY) and must resolve inside the repository; each file is
+then looked at and opened by name relative to it, with O_NOFOLLOW, so it can be neither a
+symbolic link nor anywhere but in that directory. Anything that is not a plain regular file
+within the limit (a link, a FIFO, a device, a file too large, a name that vanished) is handed to
+read_bytes itself, which refuses it with its own message: the answers are read_bytes's, only the
+common case is cheaper.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from types import TracebackType
+
+from pipeline.errors import InputError
+from pipeline.load.files import _inside, _real_path_of, configured_limits, read_bytes
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+class DirectoryFiles:
+    """`with DirectoryFiles(directory, root) as files: files.read(name)`."""
+
+    def __init__(self, directory: Path, root: Path) -> None:
+        self.directory = directory
+        self.root = root
+        self.limit = configured_limits(root).max_file_bytes
+        self._fd: int | None = None
+
+    def __enter__(self) -> DirectoryFiles:
+        try:
+            fd = os.open(self.directory, _DIR_FLAGS)
+        except OSError:
+            return self  # every read goes through read_bytes, which says why
+        if _inside(_real_path_of(fd, self.directory), self.root):
+            self._fd = fd
+        else:
+            os.close(fd)  # a linked directory: read_bytes refuses each file by name
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def read(self, name: str) -> bytes:
+        """The file's bytes, or read_bytes's InputError for it."""
+        fallback = self.directory / name
+        if self._fd is None or "/" in name:
+            return read_bytes(fallback, root=self.root)
+        try:
+            before = os.stat(name, dir_fd=self._fd, follow_symlinks=False)
+        except OSError:
+            return read_bytes(fallback, root=self.root)
+        # Checked on the name first, as read_bytes does, so a FIFO or device is never opened.
+        if not stat.S_ISREG(before.st_mode) or before.st_size > self.limit:
+            return read_bytes(fallback, root=self.root)
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=self._fd)
+        except OSError:
+            return read_bytes(fallback, root=self.root)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (
+                before.st_dev,
+                before.st_ino,
+            ):
+                return read_bytes(fallback, root=self.root)  # swapped meanwhile
+            # At most limit + 1 bytes: a file that grew past the limit is read_bytes's to refuse.
+            data = os.read(fd, self.limit + 1)
+            while len(data) <= self.limit:
+                more = os.read(fd, self.limit + 1 - len(data))
+                if not more:
+                    break
+                data += more
+        finally:
+            os.close(fd)
+        if len(data) > self.limit:
+            return read_bytes(fallback, root=self.root)
+        return data
+
+    def exists(self, name: str) -> bool:
+        """Anything at the name, a dangling link included (pipeline.load.files.exists)."""
+        if self._fd is None:
+            return os.path.lexists(self.directory / name)
+        try:
+            os.stat(name, dir_fd=self._fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return True
+
+    def read_text(self, name: str) -> str | None:
+        """The file as UTF-8 text; None when it cannot be read or decoded (the caller reports a
+        mismatch, as for a missing rendering)."""
+        try:
+            return self.read(name).decode("utf-8")
+        except (InputError, UnicodeDecodeError):
+            return None
