@@ -377,8 +377,9 @@ def _journaled(
 
         builds.append(build)
         request_keys.append(keys)
-    # One lock, one read of the ledger and of the roster of record for all of them.
-    created = store.create_many(builds, now, signer, options.simulated)
+    # One lock, one read of the ledger and of the roster of record for all of them. Their
+    # markdown is written once, when they are finished.
+    created = store.create_many(builds, now, signer, options.simulated, markdown=False)
     opened = list(zip(created, request_keys, strict=True))
     record_of = {k: record.id for record, keys in opened for k in keys}
     journal.append(
