@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import suppress
 from pathlib import Path
 
@@ -77,28 +77,31 @@ def write_all_atomic(files: Sequence[tuple[Path, bytes]], directory: Path) -> No
 
     A group commit: every file is written to its temporary name and fsynced from a pool of
     threads, so the file system serves many waiting fsyncs with one journal commit (one after
-    the other, each fsync waited for its own: ~2-5 ms each on a busy disk). Only when every one
-    is durable are they renamed into place, and the directory fsynced once. A crash leaves each
-    file old or new, never half; a failure renames nothing and removes the temporary files (a
-    full disk keeps room for `dmarcops recover`)."""
+    the other, each fsync waits for its own: 2-5 ms each on a busy disk). Only when every one is
+    durable are they renamed into place (from the pool too: a rename over an existing file waits
+    on the file system's journal as well), and the directory fsynced once. A crash leaves each
+    file old or new, never half; a failed write renames nothing and removes the temporary files
+    (on a full disk that keeps room for `dmarcops recover`)."""
     staged = [(_temporary(path), path, data) for path, data in files]
-    try:
-        if len(staged) <= 2:
-            for tmp, _, data in staged:
-                _write_synced(tmp, data)
-        else:
-            with ThreadPoolExecutor(
-                max_workers=min(GROUP_COMMIT_THREADS, len(staged)), thread_name_prefix="fsync"
-            ) as pool:
-                for done in [pool.submit(_write_synced, tmp, data) for tmp, _, data in staged]:
-                    done.result()
-    except BaseException:
-        for tmp, _, _ in staged:
-            with suppress(OSError):
-                tmp.unlink()
-        raise
-    for tmp, path, _ in staged:
-        os.replace(tmp, path)
+    if len(staged) <= 2:  # one record's two files: threads would cost more than they save
+        for tmp, path, data in staged:
+            _write_synced(tmp, data)
+            os.replace(tmp, path)
+        fsync_dir(directory)
+        return
+    with ThreadPoolExecutor(
+        max_workers=min(GROUP_COMMIT_THREADS, len(staged)), thread_name_prefix="fsync"
+    ) as pool:
+        writes = [pool.submit(_write_synced, tmp, data) for tmp, _, data in staged]
+        wait(writes)  # every write finished (or failed) before any temporary file is removed
+        failed = [exc for exc in (w.exception() for w in writes) if exc is not None]
+        if failed:
+            for tmp, _, _ in staged:
+                with suppress(OSError):
+                    tmp.unlink()
+            raise failed[0]
+        for done in [pool.submit(os.replace, tmp, path) for tmp, path, _ in staged]:
+            done.result()
     fsync_dir(directory)
 
 
