@@ -762,3 +762,54 @@ def test_records_list_as_json_and_csv(portfolio: RecordStore, tmp_path: Path) ->
 
     bad = CliRunner().invoke(main, ["--repo", str(tmp_path), "records", "list", "--type", "x"])
     assert bad.exit_code == EXIT_INPUT and "Traceback" not in bad.output  # a usage error: 1
+
+
+# --- an apply's batch of record files ------------------------------------------------------------
+
+
+def test_a_batch_of_files_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    """write_all_atomic (the group commit of an apply's records): every file replaced and no
+    temporary file left; when one cannot be written, none is replaced, the temporary files are
+    removed, and a link planted at a temporary name is never written through."""
+    import os
+
+    from pipeline.records.record_files import write_all_atomic
+
+    folder = tmp_path / "records"
+    folder.mkdir()
+    names = [f"2026-{n:04d}.json" for n in range(1, 6)]
+    for name in names:
+        (folder / name).write_bytes(b"old\n")
+    write_all_atomic([(folder / n, f"new {n}\n".encode()) for n in names], folder)
+    assert [(folder / n).read_text() for n in names] == [f"new {n}\n" for n in names]
+    assert sorted(p.name for p in folder.iterdir()) == names
+
+    elsewhere = tmp_path / "elsewhere.txt"
+    (folder / f".{names[3]}.tmp-{os.getpid()}").symlink_to(elsewhere)
+    with pytest.raises(OSError):
+        write_all_atomic([(folder / n, b"newer\n") for n in names], folder)
+    assert [(folder / n).read_text() for n in names] == [f"new {n}\n" for n in names]
+    assert sorted(p.name for p in folder.iterdir()) == names
+    assert not elsewhere.exists()
+
+
+def test_records_opened_without_markdown_get_it_when_finished(tmp_path: Path) -> None:
+    """An apply opens its records without markdown (RecordStore.create_many(markdown=False)):
+    the markdown is rendered once, when they are finished. A markdown left at the number by a
+    creation cut short is removed, not passed off as the new record's; `audit verify` passes
+    with and without it."""
+    store = genesis(tmp_path)
+    stale = store.markdown_path("2026-0002")
+    store.records_dir.mkdir(parents=True, exist_ok=True)
+    stale.write_text("# 2026-0002: a creation cut short\n")
+    opened = store.create_many(
+        [partial(make_record, executed_at=None)] * 2, at=T0, signer=JCHEN, markdown=False
+    )
+    assert [r.id for r in opened] == ["2026-0001", "2026-0002"]
+    assert all(store.json_path(r.id).exists() for r in opened)
+    assert not any(store.markdown_path(r.id).exists() for r in opened)
+    assert verify(store.changes_dir, T0 + timedelta(minutes=1)) == []
+    finished = store.update_many([replace(r, executed_at=T0) for r in opened], T0, JCHEN)
+    for record in finished:
+        assert store.markdown_path(record.id).read_text() == record.render_markdown()
+    assert verify(store.changes_dir, T0 + timedelta(minutes=1)) == []

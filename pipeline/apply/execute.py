@@ -213,10 +213,13 @@ def apply_plan(
                 in_flight.remove(sent)
                 outcome[sent.zone.zone] = _finish(sent, journal)
 
+    by_zone: dict[str, list[PlanItem]] = {}
+    for item in plan.items:
+        by_zone.setdefault(item.zone, []).append(item)
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="verify") as pool:
         try:
             for zone in plan.zones:
-                items = tuple(i for i in plan.items if i.zone == zone.zone)
+                items = tuple(by_zone.get(zone.zone, ()))
                 if not items:
                     continue
                 order.append(zone.zone)

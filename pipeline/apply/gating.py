@@ -18,6 +18,7 @@ from pipeline.gate.coverage import cover
 from pipeline.gate.identity import Signer
 from pipeline.gate.request_loader import load_requests
 from pipeline.gate.requests import ChangeRequest
+from pipeline.gate.roster import Roster
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import Portfolio
 from pipeline.model import RiskLevel
@@ -75,9 +76,12 @@ class Gated:
     on_call: str = ""  # the on-call owner whose cover passed the Friday rule
 
 
-def open_requests(root: Path, store: RecordStore) -> list[ChangeRequest]:
-    """Requests not yet executed: an executed request's `covers:` must not claim later changes."""
-    requests = load_requests(root, roster_of_record(root))
+def open_requests(
+    root: Path, store: RecordStore, roster: Roster | None = None
+) -> list[ChangeRequest]:
+    """Requests not yet executed: an executed request's `covers:` must not claim later changes.
+    `roster`: the roster of record when the caller has it already (the gate does)."""
+    requests = load_requests(root, roster if roster is not None else roster_of_record(root))
     # Asked of the index for these requests only: a plan does not read every record.
     done = store.executed_requests([r.id for r in requests])
     return [r for r in requests if r.id not in done]
@@ -149,7 +153,7 @@ def gate_requests(
             hint="A self-serve client's records are changed by its own DNS team; "
             "`dmarcops recommend` writes what the MSP would change and why.",
         )
-    coverage = cover(current, open_requests(portfolio.root, store))
+    coverage = cover(current, open_requests(portfolio.root, store, roster))
     coverage.check()
     sources: list[gate.ApprovalSource] = [
         gate.ExcludingAnalysts(source, options.excluded_approvers)

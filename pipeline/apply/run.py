@@ -179,7 +179,12 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
         # What the stale check compares: the approved changes of the clients applied now, and
         # their hash (the whole plan's hash when no client was left out).
         approved: dict[str, Any] = {
-            "plan_hash": gate.hash_of_changes(kept),
+            # All of them: the plan file's own hash, which load_plan_file checked is theirs.
+            "plan_hash": (
+                plan_file.plan_hash
+                if len(kept) == len(plan_file.changes)
+                else gate.hash_of_changes(kept)
+            ),
             "changes": [
                 {
                     "zone": c.zone,
@@ -377,8 +382,9 @@ def _journaled(
 
         builds.append(build)
         request_keys.append(keys)
-    # One lock, one read of the ledger and of the roster of record for all of them.
-    created = store.create_many(builds, now, signer, options.simulated)
+    # One lock, one read of the ledger and of the roster of record for all of them. Their
+    # markdown is written once, when they are finished.
+    created = store.create_many(builds, now, signer, options.simulated, markdown=False)
     opened = list(zip(created, request_keys, strict=True))
     record_of = {k: record.id for record, keys in opened for k in keys}
     journal.append(

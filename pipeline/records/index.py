@@ -63,6 +63,7 @@ _SCHEMA = (
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KEY_NAME = "records-index.key"
 _key_cache: dict[str, bytes | None] = {}
+_places: dict[tuple[str, str], str] = {}
 
 
 def _state_dir() -> Path:
@@ -76,7 +77,11 @@ def index_key() -> bytes | None:
     """The secret the index's answers are signed with (HMAC), kept outside the repository
     (mode 0600 in the user's state directory): an index planted in, or edited through, the
     repository cannot forge a row. None when it cannot be kept: the index is then not used."""
-    where = str(_state_dir())
+    # Asked for every row signed or checked (thousands per apply): the place is worked out from
+    # the environment once per value of it, the key read once per place.
+    env = (os.environ.get("XDG_STATE_HOME", ""), os.environ.get("HOME", ""))
+    where = _places.get(env) or str(_state_dir())
+    _places[env] = where
     if where in _key_cache:
         return _key_cache[where]
     path = Path(where) / KEY_NAME

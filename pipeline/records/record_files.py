@@ -6,6 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import suppress
 from pathlib import Path
 
 from pipeline.errors import GateRefused, InputError
@@ -57,17 +60,62 @@ def _pretty(data: object) -> bytes:
 
 def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
     # A reader (or a crash) sees the old file or the new one, never half of one. sync_dir=False:
-    # the caller fsyncs the directory once for several files (RecordStore.create_many).
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # the caller fsyncs the directory once for several files (write_all_atomic).
+    tmp = _temporary(path)
+    _write_synced(tmp, data)
+    os.replace(tmp, path)
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+# How many files of a batch are written and fsynced at once (write_all_atomic).
+GROUP_COMMIT_THREADS = 16
+
+
+def write_all_atomic(files: Sequence[tuple[Path, bytes]], directory: Path) -> None:
+    """Several files of `directory`, each replaced atomically, all durable when this returns.
+
+    A group commit: every file is written to its temporary name and fsynced from a pool of
+    threads, so the file system serves many waiting fsyncs with one journal commit (one after
+    the other, each fsync waits for its own: 2-5 ms each on a busy disk). Only when every one is
+    durable are they renamed into place (from the pool too: a rename over an existing file waits
+    on the file system's journal as well), and the directory fsynced once. A crash leaves each
+    file old or new, never half; a failed write renames nothing and removes the temporary files
+    (on a full disk that keeps room for `dmarcops recover`)."""
+    staged = [(_temporary(path), path, data) for path, data in files]
+    if len(staged) <= 2:  # one record's two files: threads would cost more than they save
+        for tmp, path, data in staged:
+            _write_synced(tmp, data)
+            os.replace(tmp, path)
+        fsync_dir(directory)
+        return
+    with ThreadPoolExecutor(
+        max_workers=min(GROUP_COMMIT_THREADS, len(staged)), thread_name_prefix="fsync"
+    ) as pool:
+        writes = [pool.submit(_write_synced, tmp, data) for tmp, _, data in staged]
+        wait(writes)  # every write finished (or failed) before any temporary file is removed
+        failed = [exc for exc in (w.exception() for w in writes) if exc is not None]
+        if failed:
+            for tmp, _, _ in staged:
+                with suppress(OSError):
+                    tmp.unlink()
+            raise failed[0]
+        for done in [pool.submit(os.replace, tmp, path) for tmp, path, _ in staged]:
+            done.result()
+    fsync_dir(directory)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _write_synced(tmp: Path, data: bytes) -> None:
     # O_NOFOLLOW: a symbolic link planted at the temporary name must not be written through.
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     with os.fdopen(os.open(tmp, flags, 0o644), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    if sync_dir:
-        fsync_dir(path.parent)
 
 
 def fsync_dir(path: Path) -> None:
