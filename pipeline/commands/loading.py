@@ -106,7 +106,7 @@ def load_for_plan(
     if portfolio is not None:
         for zone_file in portfolio.zone_files:
             if checked is None or zone_file.domain in checked:
-                found = check_zone_file(zone_file, portfolio.schema_path("zone"))
+                found = check_zone_file(zone_file, portfolio.schema_path("zone"), portfolio.root)
                 if found and isolate_zone_files and not problems:
                     broken[zone_file.domain] = found[0]
                     for problem in found:

@@ -48,6 +48,7 @@ from pipeline.load.portfolio_model import (
     schema_file,
 )
 from pipeline.load.provider_classes import provider_class_problem, provider_secret_problem
+from pipeline.load.request_files import remember_client_domains
 from pipeline.load.yamlfile import YamlDocument, iter_schema_errors, load_yaml
 
 __all__ = [
@@ -191,6 +192,13 @@ def _claimed_twice(
     )
 
 
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
 def _zone_domain(name: str) -> str:
     return name.removesuffix(".yaml").removesuffix(".yml")
 
@@ -263,9 +271,11 @@ def collect_problems(
     for path in sorted((policy / "clients").glob("*.yaml")):
         if wanted is not None and path.stem not in wanted:
             continue
+        stamp = _mtime(path)  # before reading: a later edit is then read again
         doc = _checked(root, path, "client", problems)
         if doc is None:
             continue
+        remember_client_domains(path, stamp, doc.data)
         calendar_doc: YamlDocument | None = None
         calendar_path = calendars / path.name
         if calendar_path.exists():
