@@ -55,11 +55,8 @@ from dns_server import NamedServer  # noqa: E402
 from signing import KEYS, SIGNED_AT, genesis  # noqa: E402
 
 from pipeline.gate.identity import Signer, load_signer  # noqa: E402
-from pipeline.gate.requests import (  # noqa: E402
-    RequestSignature,
-    collect_requests,
-    signature_path,
-)
+from pipeline.gate.request_loader import collect_requests  # noqa: E402
+from pipeline.gate.requests import RequestSignature, signature_path  # noqa: E402
 from pipeline.gate.roster import load_roster  # noqa: E402
 
 LIVE_TTL = 3600  # owned records: the zone files leave ttl out, and YamlProvider defaults to 3600

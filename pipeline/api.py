@@ -230,14 +230,13 @@ def plan(
     their zone out); live DNS that cannot be read is a failed zone, never an exception.
     """
     from pipeline.commands.common import nameservers_from
-    from pipeline.commands.loading import load_plannable
+    from pipeline.commands.loading import load_for_plan
     from pipeline.gate import decide
     from pipeline.gate.coverage import cover
     from pipeline.gate.request_loader import load_requests
     from pipeline.gate.requests import signature_refusal
     from pipeline.plan.build import PlanOptions, make_plan
     from pipeline.records import RecordStore
-    from pipeline.records.policy_of_record import roster_of_record
 
     root = _root(repo)
     changed = (
@@ -253,7 +252,14 @@ def plan(
         if on_zone_problem is not None:
             on_zone_problem(problem)
 
-    portfolio, broken = load_plannable(root, zones_only=only, on_zone_problem=zone_problem)
+    # With neither `clients` nor `zones` to check against the whole portfolio, a plan of the
+    # changed zones loads only their clients in full (collect_problems, `zones_only`).
+    portfolio, broken, roster = load_for_plan(
+        root,
+        zones_only=only,
+        on_zone_problem=zone_problem,
+        narrow=only is not None and not clients and not zones,
+    )
     for client in clients:
         if client not in portfolio.clients:
             raise InputError(
@@ -274,7 +280,6 @@ def plan(
     )
     if changed is not None and on_selected is not None:
         on_selected(changed)
-    roster = roster_of_record(root)
     # The requests not yet executed (pipeline.apply.gating.open_requests, without importing the
     # apply machinery): an executed request's `covers:` must not claim later changes. Asked of
     # the record index for these requests only: a plan does not read the history.

@@ -67,6 +67,27 @@ def test_plan_does_not_read_the_history(repo: Path, monkeypatch: pytest.MonkeyPa
     assert report.ok and report.items, report.refusals
 
 
+def test_plan_hashes_its_items_once(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate asks for the plan hash once per request, the renderers once each: hashing 2,500
+    items for each of 2,500 requests was half of a 10,000-zone plan (benchmarks/README.md)."""
+    from pipeline.plan import items
+
+    hashed: list[int] = []
+    real = items.plan_hash
+
+    def counted(plan_items: tuple[items.PlanItem, ...]) -> str:
+        hashed.append(len(plan_items))
+        return real(plan_items)
+
+    monkeypatch.setattr(items, "plan_hash", counted)
+    report = api.plan(repo, at=AT)
+    assert report.ok and len({r.id for r in report.requests.values()}) > 1, report.refusals
+    for fmt in ("json", "text", "markdown"):
+        api.render(report, fmt)
+    assert hashed == [len(report.items)]
+    assert report.hash == real(report.items)
+
+
 def test_plan_items_are_typed_and_classified(repo: Path) -> None:
     report = api.plan(repo, at=AT)
     assert {i.risk for i in report.items} == {RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH}

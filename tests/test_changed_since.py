@@ -121,6 +121,45 @@ def test_client_profile_changed_plans_all_its_zones(repo: Path) -> None:
     assert "(client profile)" in result.stderr
 
 
+def test_changed_since_reads_only_the_profiles_of_its_clients(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 10,000 zones every client profile checked against its schema was most of a one-client
+    plan; an unchanged, sealed profile was checked in full when a lead sealed it."""
+    from pipeline.load import portfolio
+
+    read: list[str] = []
+    real = portfolio.load_yaml
+
+    def recorded(path: Path, **kwargs: object) -> object:
+        read.append(path.relative_to(repo).as_posix() if path.is_relative_to(repo) else "")
+        return real(path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(portfolio, "load_yaml", recorded)
+    append(repo / "zones/northwind-health/nwh-patients.example.yaml", "# reviewed\n")
+
+    result = plan(repo, "--changed-since", "HEAD")
+
+    assert planned_zones(result) == ["nwh-patients.example"]
+    profiles = sorted(p for p in read if p.startswith("policy/clients/"))
+    assert profiles == ["policy/clients/northwind-health.yaml"]
+
+
+def test_unsealed_broken_profile_of_another_client_still_refuses(repo: Path) -> None:
+    """The profiles a changed-since plan skips are the sealed ones: an edit waiting for its seal
+    is checked whichever client it is of, as a full plan checks it."""
+    profile = repo / "policy/clients/contoso-retail.yaml"
+    profile.write_text(profile.read_text(encoding="utf-8") + "colour: blue\n", encoding="utf-8")
+    commit(repo, "contoso: a key the schema does not know")
+    append(repo / "zones/northwind-health/nwh-patients.example.yaml", "# reviewed\n")
+
+    result = plan(repo, "--changed-since", "HEAD")
+
+    assert result.exit_code == 1, result.output
+    assert "policy/clients/contoso-retail.yaml" in result.stderr
+    assert "colour" in result.stderr
+
+
 def test_change_request_changed_plans_the_zones_it_covers(repo: Path) -> None:
     append(repo / "changes/requests/CR-0006-contoso-retail.yaml", "# reviewed\n")
     commit(repo, "contoso: request comment")

@@ -12,11 +12,11 @@ from pathlib import Path
 from pipeline.commands.common import echo_error
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.request_loader import collect_requests
-from pipeline.gate.roster import load_roster
+from pipeline.gate.roster import Roster, load_roster
 from pipeline.gate.templates import TemplateSet, collect_templates
 from pipeline.load.portfolio import Portfolio, collect_problems
 from pipeline.load.zones import check_zone_file
-from pipeline.records.policy_of_record import policy_of_record, roster_of_record
+from pipeline.records.policy_of_record import PolicyOfRecord, policy_of_record, roster_of_record
 
 
 def load_checked(
@@ -42,18 +42,57 @@ def load_plannable(
     the working tree's files and nothing else (of_record=False). `on_zone_problem` gets each
     problem of a zone file left out (default: printed to stderr).
     """
-    portfolio, problems = collect_problems(repo)
+    portfolio, broken, _ = load_for_plan(
+        repo,
+        zones_only,
+        isolate_zone_files=isolate_zone_files,
+        of_record=of_record,
+        on_zone_problem=on_zone_problem,
+    )
+    return portfolio, broken
+
+
+def load_for_plan(
+    repo: Path,
+    zones_only: list[str] | None = None,
+    *,
+    isolate_zone_files: bool = True,
+    of_record: bool = True,
+    on_zone_problem: Callable[[InputError], None] | None = None,
+    narrow: bool = False,
+) -> tuple[Portfolio, dict[str, InputError], Roster]:
+    """load_plannable, with the roster the requests were judged by (the plan's gate uses it).
+
+    `narrow` (a plan of the zones changed since a revision, `zones_only`): only the clients of
+    those zones are loaded and checked in full (pipeline.load.portfolio.collect_problems).
+    """
+    only = zones_only if narrow else None
+    portfolio, problems = collect_problems(repo, zones_only=only)
     roster = None
+    record: PolicyOfRecord | None = None
     if of_record and not problems:
         # The plan is judged by the sealed policy, which differs from the working tree's only
         # while a policy edit waits for a lead's seal (its files then appear as policy items).
+        # Read once per plan: it reads and hashes every file under policy/.
         record = policy_of_record(repo)
+        if record.pending and only is not None:
+            # An edit waiting for its seal must load, whichever client's file it is.
+            problems = collect_problems(repo)[1]
         if record.pending and not problems:
-            portfolio, problems = collect_problems(repo, record.root(repo))
+            portfolio, problems = collect_problems(repo, record.root(repo), zones_only=only)
         if portfolio is not None:
             portfolio = record.stamp(portfolio)
     try:
-        roster = roster_of_record(repo) if of_record else load_roster(repo)
+        if not of_record:
+            roster = load_roster(repo)
+        elif record is None:
+            roster = roster_of_record(repo)
+        else:
+            # roster_of_record's answer, on the policy of record read above: the working file
+            # must load too (two people, one key: refused), the sealed one judges.
+            roster = load_roster(repo)
+            if record.pending:
+                roster = load_roster(record.root(repo))
     except InputError as exc:
         problems.append(exc)
     # `validate` judges the requests by the working roster but the sealed ticket templates.
@@ -63,10 +102,11 @@ def load_plannable(
         # `validate`: the working tree's ticket templates too (requests are judged by the sealed).
         problems.extend(collect_templates(repo)[1])
     broken: dict[str, InputError] = {}
+    checked = None if zones_only is None else set(zones_only)
     if portfolio is not None:
         for zone_file in portfolio.zone_files:
-            if zones_only is None or zone_file.domain in zones_only:
-                found = check_zone_file(zone_file, portfolio.schema_path("zone"))
+            if checked is None or zone_file.domain in checked:
+                found = check_zone_file(zone_file, portfolio.schema_path("zone"), portfolio.root)
                 if found and isolate_zone_files and not problems:
                     broken[zone_file.domain] = found[0]
                     for problem in found:
@@ -77,8 +117,8 @@ def load_plannable(
         for problem in problems[1:]:
             echo_error(str(problem))
         raise problems[0]
-    assert portfolio is not None
-    return portfolio, broken
+    assert portfolio is not None and roster is not None
+    return portfolio, broken, roster
 
 
 def templates_of_record(repo: Path) -> tuple[TemplateSet, list[InputError]]:

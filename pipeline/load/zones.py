@@ -91,10 +91,14 @@ def scope_problems(doc: YamlDocument) -> list[InputError]:
     return problems
 
 
-def check_zone_file(zone_file: ZoneFile, schema_path: Path) -> list[InputError]:
+def check_zone_file(
+    zone_file: ZoneFile, schema_path: Path, root: Path | None = None
+) -> list[InputError]:
+    """Every problem of one zone file. `root`: the repository it is in, when the caller knows it
+    (10,000 files need not each look for it)."""
     stamp = _stamp(zone_file.path)  # before reading: a later edit is then read again
     try:
-        doc = load_yaml(zone_file.path)
+        doc = load_yaml(zone_file.path, root=root)
     except InputError as exc:
         return [exc]
     problems = list(iter_schema_errors(doc, schema_path))

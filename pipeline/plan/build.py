@@ -397,15 +397,26 @@ def make_plan(
     zone_files = select_zones(portfolio, options)
     workers = max(1, min(options.concurrency or settings.concurrency, len(zone_files) or 1))
     results: list[tuple[ZoneResult, list[PlanItem]]] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan") as pool:
-        futures = [
-            pool.submit(plan_zone, portfolio, z, now, lookups, options.broken_zones.get(z.domain))
-            for z in zone_files
-        ]
-        for done, future in enumerate(futures, start=1):
-            results.append(future.result())
+    if workers == 1:
+        # One worker: plan in this thread. A pool of one only adds a hand-over per zone.
+        for done, z in enumerate(zone_files, start=1):
+            results.append(
+                plan_zone(portfolio, z, now, lookups, options.broken_zones.get(z.domain))
+            )
             if progress:
-                progress(done, len(futures))
+                progress(done, len(zone_files))
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="plan") as pool:
+            futures = [
+                pool.submit(
+                    plan_zone, portfolio, z, now, lookups, options.broken_zones.get(z.domain)
+                )
+                for z in zone_files
+            ]
+            for done, future in enumerate(futures, start=1):
+                results.append(future.result())
+                if progress:
+                    progress(done, len(futures))
     items = tuple(item for _, zone_items in results for item in zone_items)
     items += policy_items(portfolio)
     zones = tuple(zone for zone, _ in results)
