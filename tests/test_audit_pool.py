@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,4 +104,19 @@ def test_small_trails_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(audit_pool, "workers", lambda: 2)
     parent = os.getpid()
     got = audit_pool.in_ranges(audit_pool.PARALLEL_FROM - 1, lambda a, b: [os.getpid()] * (b - a))
+    assert set(got) == {parent}
+
+
+def test_a_process_with_other_threads_is_not_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_pool, "workers", lambda: 2)
+    monkeypatch.setattr(audit_pool, "PARALLEL_FROM", 1)
+    parent = os.getpid()
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        got = audit_pool.in_ranges(100, lambda a, b: [os.getpid()] * (b - a))
+    finally:
+        stop.set()
+        other.join()
     assert set(got) == {parent}

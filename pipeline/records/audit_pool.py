@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -46,7 +47,9 @@ def in_ranges(count: int, work: Callable[[int, int], list[T]]) -> list[T]:
     """`work(start, stop)` over consecutive ranges covering 0..count, results joined in order."""
     global _work
     cores = workers()
-    if cores < 2 or count < PARALLEL_FROM:
+    # Forking a process that runs other threads (a notebook, an ITSM service calling
+    # pipeline.api) could copy a lock one of them holds into the workers: then one process.
+    if cores < 2 or count < PARALLEL_FROM or threading.active_count() > 1:
         return work(0, count)
     size = max(1, -(-count // (cores * RANGES_PER_WORKER)))
     _work = work
