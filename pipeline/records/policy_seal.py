@@ -157,29 +157,42 @@ def load_snapshot(changes_dir: Path, digest: str) -> PolicySnapshot:
     return snapshot
 
 
+# What load_roster reads: the roster, its schema, and the settings that set the input limits.
+_ROSTER_FILES = ("policy/roster.yaml", "policy/settings.yaml", "policy/schemas/roster.schema.json")
+
+
 def roster_of_snapshot(snapshot: PolicySnapshot) -> Roster:
-    """The roster a sealed snapshot holds, read with the ordinary (schema-checked) loader."""
-    return load_roster(materialize(snapshot))
+    """The roster a sealed snapshot holds, read with the ordinary (schema-checked) loader. Only
+    the files that loader reads are written out (unless the whole snapshot already is): a plan
+    of 10,000 zones asks for the roster, and need not write 1,000 client profiles for it."""
+    if snapshot.sha256 in _MATERIALIZED:
+        return load_roster(_MATERIALIZED[snapshot.sha256])
+    files = {k: v for k, v in snapshot.files.items() if k in _ROSTER_FILES}
+    return load_roster(materialize(snapshot, files, key=f"{snapshot.sha256}:roster"))
 
 
 _MATERIALIZED: dict[str, Path] = {}
 
 
-def materialize(snapshot: PolicySnapshot) -> Path:
-    """A private directory holding the snapshot as policy/...: a root the loaders can read.
+def materialize(
+    snapshot: PolicySnapshot, files: dict[str, str] | None = None, key: str = ""
+) -> Path:
+    """A private directory holding the snapshot (or only `files` of it, remembered under `key`)
+    as policy/...: a root the loaders can read.
 
     One per snapshot per process, removed at exit; files are read-only and the directory is
     mkdtemp's (mode 0700), so nobody else on the machine can swap a file in between.
     """
     digest = snapshot.sha256
-    if digest in _MATERIALIZED:
-        return _MATERIALIZED[digest]
+    key = key or digest
+    if key in _MATERIALIZED:
+        return _MATERIALIZED[key]
     private = Path(tempfile.mkdtemp(prefix="dmarcops-"))
     atexit.register(shutil.rmtree, private, True)
     # Named after the seal, so a message about one of its files says which sealed policy it is.
     root = private / f"sealed-policy-{digest[:16]}"
     root.mkdir()
-    for relative, text in snapshot.files.items():
+    for relative, text in (snapshot.files if files is None else files).items():
         if not _inside_policy(relative):
             raise ValueError(f"sealed policy names a file outside policy/: {relative!r}")
         path = root / relative
@@ -189,5 +202,5 @@ def materialize(snapshot: PolicySnapshot) -> Path:
             path.chmod(stat.S_IRUSR)
         except (OSError, UnicodeEncodeError) as exc:  # a name that is both file and directory
             raise ValueError(f"sealed policy cannot hold {relative!r}: {exc}") from None
-    _MATERIALIZED[digest] = root
+    _MATERIALIZED[key] = root
     return root
