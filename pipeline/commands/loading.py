@@ -83,16 +83,8 @@ def load_for_plan(
         if portfolio is not None:
             portfolio = record.stamp(portfolio)
     try:
-        if not of_record:
-            roster = load_roster(repo)
-        elif record is None:
-            roster = roster_of_record(repo)
-        else:
-            # roster_of_record's answer, on the policy of record read above: the working file
-            # must load too (two people, one key: refused), the sealed one judges.
-            roster = load_roster(repo)
-            if record.pending:
-                roster = load_roster(record.root(repo))
+        # `validate` judges by the working roster; a plan by the one of record, read above.
+        roster = roster_of_record(repo, record) if of_record else load_roster(repo)
     except InputError as exc:
         problems.append(exc)
     # `validate` judges the requests by the working roster but the sealed ticket templates.

@@ -187,8 +187,9 @@ def portfolio_of_record(repo: Path) -> Portfolio:
     return record.stamp(portfolio)
 
 
-def roster_of_record(repo: Path) -> Roster:
-    """The roster every signature is checked against: as sealed (the working file before init)."""
-    record = policy_of_record(repo)
+def roster_of_record(repo: Path, record: PolicyOfRecord | None = None) -> Roster:
+    """The roster every signature is checked against: as sealed (the working file before init).
+    `record`: the policy of record already read (it reads and hashes every file under policy/)."""
+    record = record if record is not None else policy_of_record(repo)
     roster = load_roster(repo)  # the working file must load too (two people, one key: refused)
     return load_roster(record.root(repo)) if record.pending else roster
