@@ -351,13 +351,16 @@ PHASES = (
     ("  send + verify", "pipeline/apply/execute.py", "apply_plan"),
     ("    provider calls", "pipeline/apply/execute.py", "_send"),
     ("  records finished", "pipeline/records/store.py", "update_many"),
-    ("fsync (all)", "~", "<built-in method posix.fsync>"),
+    ("    record files (group commit)", "pipeline/records/record_files.py", "write_all_atomic"),
+    ("    ledger lines + index", "pipeline/records/store_base.py", "_append_records"),
+    ("fsync (main thread)", "~", "<built-in method posix.fsync>"),
 )
 
 
 def phases(profile: Path) -> None:
-    """Where the profiled apply spent its time (cProfile sees the main thread: the checks run in
-    the pool and show as waiting in `send + verify`). Profiling slows Python code ~1.5x."""
+    """Where the profiled apply spent its time (cProfile sees the main thread: the checks and the
+    record files' writes run in pools and show as waiting in `send + verify` and in the group
+    commit). Profiling slows Python code ~1.5x."""
     import pstats
 
     stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
