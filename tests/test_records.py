@@ -813,3 +813,17 @@ def test_records_opened_without_markdown_get_it_when_finished(tmp_path: Path) ->
     for record in finished:
         assert store.markdown_path(record.id).read_text() == record.render_markdown()
     assert verify(store.changes_dir, T0 + timedelta(minutes=1)) == []
+
+
+def test_a_batch_naming_a_record_twice_is_refused_before_any_file(tmp_path: Path) -> None:
+    """Each ledger line of a batch chains to its record's line before it: a record twice in one
+    batch is a caller's bug, refused before anything is written."""
+    store = genesis(tmp_path)
+    record = store.create(partial(make_record, executed_at=None), at=T0, signer=JCHEN)
+    before = store.json_path(record.id).read_bytes()
+    lines = store.ledger.lines()
+    finished = replace(record, executed_at=T0)
+    with pytest.raises(ValueError, match="twice"):
+        store.update_many([finished, finished], T0, JCHEN)
+    assert store.json_path(record.id).read_bytes() == before
+    assert store.ledger.lines() == lines

@@ -165,12 +165,16 @@ def gate_requests(
         else None
     )
     restores = restorations(store)
+    # Each request's items, grouped once (Coverage.items_of looks through every item).
+    items_of: dict[str, list[PlanItem]] = {}
+    for item, covering in coverage.covered:
+        items_of.setdefault(covering.id, []).append(item)
     gated: list[Gated] = []
     refusals: list[str] = []
     for request in coverage.requests:
         decision = decide.decide(
             request,
-            coverage.items_of(request.id),
+            tuple(items_of[request.id]),
             [a for src in sources for a in src.approvals_for(plan_hash, request.id)],
             decide.context(
                 portfolio,
@@ -191,7 +195,7 @@ def gate_requests(
             Gated(
                 request,
                 decision.risk,
-                tuple(coverage.items_of(request.id)),
+                tuple(items_of[request.id]),
                 approval_evidence(decision),
                 TimeWindow(window.start, window.end) if window is not None else None,
                 decision.rollback_hours,

@@ -79,11 +79,14 @@ def _record_type(request: ChangeRequest, items: list[PlanItem]) -> ChangeType:
 
 
 def _outcomes(
-    apps: list[ZoneApplication], keys: set[tuple[str, str, str]]
+    apps: dict[str, tuple[int, ZoneApplication]], keys: set[tuple[str, str, str]]
 ) -> tuple[tuple[ZoneOutcome, ...], tuple[Verification, ...]]:
+    """One record's zone results and checks. `apps`: each zone's application and its place in
+    the plan (a record is looked up by its own zones, not against every zone of the apply: that
+    was records x zones, 800,000 steps for 1,000 changes)."""
     zones: list[ZoneOutcome] = []
     checks: list[Verification] = []
-    for app in apps:
+    for _, app in sorted(apps[z] for z in {k[0] for k in keys} if z in apps):
         mine = [i for i in app.items if (i.zone, i.name, i.type) in keys]
         if not mine:
             continue
@@ -406,9 +409,10 @@ def _journaled(
         stop=stop,
         concurrency=portfolio.settings.concurrency,
     )
+    by_zone = {app.zone: (n, app) for n, app in enumerate(applications)}
     finished = []
     for record, keys in opened:
-        zone_results, checks = _outcomes(applications, keys)
+        zone_results, checks = _outcomes(by_zone, keys)
         finished.append(
             replace(
                 record,

@@ -209,6 +209,9 @@ class RecordStore(LedgerWrites):
         # an apply's batch). The signer is checked before anything is written: an entry whose
         # signature would not verify must not leave a record file behind either.
         _check_signer(signer, roster)
+        if len({r.id for r in records}) != len(records):
+            # Each record once a batch: its ledger line chains to the record's line before it.
+            raise ValueError("a batch names a record twice")
         make_dir(self.records_dir, root=self.changes_dir.parent)
         files = []
         for record in records:

@@ -179,6 +179,40 @@ class RecordStoreBase:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error:
                 indexing = False
+        try:
+            indexing = self._append_each(
+                view, records, indexing, event, signer, at, roster, simulated
+            )
+        except BaseException:
+            # A ledger line or its fsync failed: the index keeps the ledger as it was before the
+            # batch, and catches up with what was written on the next run.
+            if conn is not None and conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise
+        if indexing and conn is not None:
+            try:
+                appended(view)
+                view.save()
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+
+    def _append_each(
+        self,
+        view: LedgerView,
+        records: Sequence[ChangeRecord],
+        indexing: bool,
+        event: LedgerEvent,
+        signer: Signer,
+        at: datetime,
+        roster: Roster,
+        simulated: bool,
+    ) -> bool:
+        """The ledger lines of `_append_records`, and the index's part while it keeps up; False
+        once it has dropped out (its transaction rolled back)."""
+        conn = view.conn
         for record in records:
             entry = self.ledger.append_after(
                 view.seq,
@@ -209,14 +243,7 @@ class RecordStoreBase:
                     view.seq, view.head, view.size, view.lines, view.digest = kept
             _advance(view, entry, line)
         self.ledger.sync()
-        if indexing and conn is not None:
-            try:
-                appended(view)
-                view.save()
-                conn.execute("COMMIT")
-            except sqlite3.Error:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+        return indexing
 
     def _raw(self, record_id: str) -> bytes:
         path = self.json_path(record_id)
