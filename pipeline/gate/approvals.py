@@ -15,7 +15,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -263,6 +265,28 @@ class SignedApprovalFiles:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Per plan folder, its names as last listed and the folder's identity then: the gate asks
+        # once per request, and globbing the folder each time was requests x files.
+        self._listed: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
+
+    def _names(self, directory: Path) -> list[str]:
+        try:
+            st = os.stat(directory)
+        except OSError:
+            return []
+        identity = (st.st_dev, st.st_ino, st.st_mtime_ns)
+        seen = self._listed.get(str(directory))
+        if seen is None or seen[0] != identity:
+            try:
+                names = sorted(p.name for p in directory.iterdir())
+            except OSError:  # not a directory, gone meanwhile: no approvals, as glob found none
+                names = []
+            seen = (identity, names)
+            # A folder changed in the last seconds is listed again next time: a file added in
+            # the same clock tick would leave its mtime as it was (git's "racily clean" rule).
+            if time.time_ns() - st.st_mtime_ns > 2_000_000_000:
+                self._listed[str(directory)] = seen
+        return seen[1]
 
     def _read(self, path: Path) -> Approval:
         hint = "Approval files are written by `dmarcops approve`; never edit them."
@@ -279,7 +303,12 @@ class SignedApprovalFiles:
         if not PLAN_HASH.match(plan_hash):
             return []
         directory = self.root / APPROVALS_DIR / plan_hash
-        return [self._read(p) for p in sorted(directory.glob(f"{request_id}--*.json"))]
+        prefix = f"{request_id}--"
+        return [
+            self._read(directory / name)
+            for name in self._names(directory)
+            if name.startswith(prefix) and name.endswith(".json") and len(name) > len(prefix) + 4
+        ]
 
     def history(self, request_id: str) -> list[Approval]:
         """Approvals of the request for every plan, so a stale one can be named as stale."""

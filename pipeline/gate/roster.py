@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import struct
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -90,9 +91,7 @@ class Analyst:
 
     def public_keys(self) -> tuple[Ed25519PublicKey, ...]:
         """Every key this analyst may sign with (pipeline.gate.identity verifies against all)."""
-        return tuple(
-            Ed25519PublicKey.from_public_bytes(base64.b64decode(k)) for k in self.key_texts()
-        )
+        return _decoded(self.key_texts())
 
     def key_texts(self) -> tuple[str, ...]:
         return (self.public_key, *self.other_keys)
@@ -235,3 +234,9 @@ def load_roster(root: Path) -> Roster:
             seen[(field_name, value)] = i
         analysts.append(analyst)
     return Roster(tuple(analysts), path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded(texts: tuple[str, ...]) -> tuple[Ed25519PublicKey, ...]:
+    # Decoded once per process: every ledger line a writer appends checks its own signature.
+    return tuple(Ed25519PublicKey.from_public_bytes(base64.b64decode(k)) for k in texts)
