@@ -64,16 +64,19 @@ def noting_decoder() -> NotingDecoder:
     return decoder
 
 
+def _too_deep(path: Path, what: str, hint: str) -> InputError:
+    return InputError(
+        f"{what}: refused: the JSON nests more than {MAX_JSON_DEPTH} levels deep",
+        file=path,
+        hint=hint,
+    )
+
+
 def parse_json(text: str, path: Path, what: str, hint: str, floats: list[str] | None = None) -> Any:
     """`text` as JSON, or an InputError naming the file, line and column, `what` it should be and
     `hint` (what to do). `floats`, when given, receives the text of every number that is not an
     integer (NaN and Infinity included): a caller that re-encodes the value knows whether the
     encoders it compares can differ (they agree on everything else)."""
-    too_deep = InputError(
-        f"{what}: refused: the JSON nests more than {MAX_JSON_DEPTH} levels deep",
-        file=path,
-        hint=hint,
-    )
     try:
         if floats is None:
             value = json.loads(text)
@@ -85,7 +88,7 @@ def parse_json(text: str, path: Path, what: str, hint: str, floats: list[str] | 
     except json.JSONDecodeError as exc:
         raise json_syntax_error(exc, path, what, hint) from None
     except RecursionError:  # thousands of levels: the parser itself gives up
-        raise too_deep from None
+        raise _too_deep(path, what, hint) from None
     except ValueError as exc:  # an integer of thousands of digits (Python's int limit)
         raise InputError(
             f"{what}: refused: a value cannot be read ({exc})".split("; use")[0],
@@ -94,7 +97,7 @@ def parse_json(text: str, path: Path, what: str, hint: str, floats: list[str] | 
         ) from None
     # No value nests deeper than the text has brackets: most files need no walk at all.
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
-        raise too_deep
+        raise _too_deep(path, what, hint)
     return value
 
 

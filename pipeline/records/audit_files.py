@@ -170,9 +170,10 @@ def _check_request(
     cite it."""
     if not record.request_sha256 or not record.request_id:
         return
-    path = root / REQUESTS_DIR / f"{record.request_id}.yaml"
     seen = {} if seen is None else seen
+    name = f"{record.request_id}.yaml"
     if record.request_id not in seen:
+        path = root / REQUESTS_DIR / name
         try:
             seen[record.request_id] = content_sha256(load_yaml(path).data) if exists(path) else None
         except InputError as exc:
@@ -187,7 +188,7 @@ def _check_request(
         problems.append(
             AuditProblem(
                 record.id,
-                f"its change request {path.name} was edited after the change was recorded "
+                f"its change request {name} was edited after the change was recorded "
                 f"(content {digest[:16]}, recorded {record.request_sha256[:16]})",
             )
         )
@@ -220,6 +221,7 @@ def _check_files(
             AuditProblem(rid, "the ledger records it but its record file is missing (deleted?)")
         )
     stems = sorted(files)
+    root = store.changes_dir.parent
 
     def check(start: int, stop: int) -> builtins.list[AuditProblem]:
         # Each file's checks depend on no other file's: pipeline.records.audit_pool runs ranges
@@ -252,7 +254,7 @@ def _check_files(
         if record is not None and rosters is not None and stem in rosters:
             _check_cited(record, rosters[stem], found)
         if record is not None:
-            _check_request(store.changes_dir.parent, record, found, requests)
+            _check_request(root, record, found, requests)
         if (
             record is not None
             and record.simulated
@@ -345,12 +347,10 @@ def _check_file(
         problem = verification_problem(path.parent.parent, record.report_verification)
         if problem:
             problems.append(AuditProblem(rid, problem))
-    markdown = path.with_suffix(".md")
-    if directory.exists(markdown.name) and directory.read_text(markdown.name) != (
-        record.render_markdown()
-    ):
+    markdown = f"{rid}.md"
+    if directory.exists(markdown) and directory.read_text(markdown) != record.render_markdown():
         # The rendering is what people read on GitHub: it must say what the sealed JSON says.
-        problems.append(AuditProblem(rid, f"{markdown.name} does not match the record (edited)"))
+        problems.append(AuditProblem(rid, f"{markdown} does not match the record (edited)"))
     emergency = record.emergency
     if emergency is not None and not emergency.reviewed:
         if record.sealed:
