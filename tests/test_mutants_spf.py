@@ -427,6 +427,7 @@ TERMS = [
     ("a/33", "IPv4 prefix length above 32"),
     ("mx//128", None),
     ("mx//129", "IPv6 prefix length above 128"),
+    ("ptr:localhost", "localhost is a single label, not a domain"),
 ]
 
 
@@ -500,4 +501,53 @@ def test_an_answer_of_450_bytes_fits_and_one_more_does_not() -> None:
             "stale values or move senders to an included name",
             "mail",
         )
+    ]
+
+
+NOT_VISIBLE = (
+    "SPF terms are separated by spaces only and use visible ASCII (RFC 7208 4.6.1); receivers "
+    "return permerror"
+)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ("v=spf1 a\tmx -all", [("S1", f"the record holds a tab: {NOT_VISIBLE}")]),
+        ("v=spf1 a\x7f -all", [("S1", f"the record holds the character '\\x7f': {NOT_VISIBLE}")]),
+        # "!" (0x21) is the first visible character: a literal of a macro-string.
+        ("v=spf1 -all note=hi!", []),
+        (
+            "v=spf1 Xinclude:a.example -all",
+            [
+                (
+                    "S7",
+                    "'Xinclude:a.example' looks like two terms run together: TXT strings are "
+                    "joined with no space (RFC 7208 3.3), so put the separating space inside one "
+                    "of the strings",
+                )
+            ],
+        ),
+        (
+            "v=spf1 redirect=a.example redirect=b.example",
+            [
+                (
+                    "S9",
+                    "redirect= appears more than once, which is a permerror (RFC 7208 6); keep one",
+                )
+            ],
+        ),
+    ],
+    ids=["tab", "del", "bang", "glued", "two-redirects"],
+)
+def test_a_record_receivers_cannot_read_is_refused_with_the_reason(
+    record: str, expected: list[tuple[str, str]]
+) -> None:
+    found = spf.validate("mail", "TXT", (record,), ZoneContext("example.com"))
+    assert [(x.code, x.message) for x in found if x.code != "S2"] == expected
+
+
+def test_a_modifier_is_named_by_what_stands_before_its_first_equals_sign() -> None:
+    assert f("v=spf1 -all", "v=spf1 -all note=a=b") == [
+        fact("spf.modifier", None, "note=a=b", modifier="note")
     ]
