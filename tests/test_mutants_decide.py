@@ -5,7 +5,7 @@ mutation testing (docs/mutation-testing.md)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +20,7 @@ from pipeline.gate.requests import ClientApproval, RequestType
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import Portfolio, load_portfolio
-from pipeline.model import RiskLevel
+from pipeline.model import RecordKind, RiskLevel
 from pipeline.reports.evidence import Evidence, SourceCount
 
 NWH = "northwind-health"
@@ -349,3 +349,64 @@ def test_an_author_off_the_roster_proposed_nothing(world: tuple[Portfolio, Roste
     assert [str(p) for p in decide.missing(decision)] == [
         "author: 'ghost' is not on the analyst roster, so nobody accountable proposed this change"
     ]
+
+
+# --- policy items (the second mutation run) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyItem:
+    """An edit of a file under policy/, as the plan lists it (pipeline/plan/build.py)."""
+
+    risk: RiskLevel = RiskLevel.LOW
+    kind: RecordKind = RecordKind.POLICY
+    client: str = ""
+    zone: str = "policy"
+    name: str = "policy/gate.yaml"
+    type: str = "FILE"
+    before: tuple[str, ...] = ("sha256:aa",)
+    after: tuple[str, ...] = ("sha256:bb",)
+
+
+def test_a_policy_edit_is_judged_at_the_policys_own_risk_with_its_sign_offs(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(portfolio, NWH, decide.Stage.PLAN, now, PLAN, roster)
+    policy_edit = decide.decide(request, [PolicyItem()], [], ctx)
+    record_edit = decide.decide(request, [Item(RiskLevel.LOW)], [], ctx)
+    # policy/gate.yaml: policy_change risk high, needs author and lead.
+    assert (policy_edit.risk, record_edit.risk) == (RiskLevel.HIGH, RiskLevel.LOW)
+    assert "lead" in decide.chain_labels(policy_edit)
+    assert "lead" not in decide.chain_labels(record_edit)
+
+
+@dataclass(frozen=True)
+class RejectItem:
+    """A DMARC change to p=reject, whose rule asks for a 72-hour rollback window."""
+
+    risk: RiskLevel = RiskLevel.LOW
+    rollback_hours: int | None = 72
+    client: str = NWH
+    zone: str = "northwind-health.example"
+    name: str = "_dmarc"
+    type: str = "TXT"
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+def test_the_rollback_window_is_the_longest_any_change_asks_for(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(portfolio, NWH, decide.Stage.PLAN, now, PLAN, roster)
+    table = ctx.rollback_by_risk[RiskLevel.LOW]
+    assert table < 72
+    assert decide.decide(request, [RejectItem()], [], ctx).rollback_hours == 72
+    assert decide.decide(request, [RejectItem(rollback_hours=None)], [], ctx).rollback_hours == (
+        table
+    )
