@@ -6,7 +6,7 @@ mutation testing (docs/mutation-testing.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from portfolio import copy_example
@@ -410,3 +410,85 @@ def test_the_rollback_window_is_the_longest_any_change_asks_for(
     assert decide.decide(request, [RejectItem(rollback_hours=None)], [], ctx).rollback_hours == (
         table
     )
+
+
+# --- who may approve (the approve stage) -------------------------------------------------------
+
+
+def approving(
+    world: tuple[Portfolio, Roster], approver: str, risk: RiskLevel, roster: Roster | None = None
+) -> list[tuple[str, str]]:
+    """The refusals `dmarcops approve` gives `approver` for a change of `risk` by jchen."""
+    portfolio, base = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(
+        portfolio, NWH, decide.Stage.APPROVE, now, PLAN, roster or base, approver=approver
+    )
+    decision = decide.decide(request, [Item(risk)], [], ctx)
+    return [(p.rule, p.reason) for p in decide.refused(decision)]
+
+
+def test_an_approver_off_the_roster_is_refused(world: tuple[Portfolio, Roster]) -> None:
+    assert approving(world, "ghost", RiskLevel.LOW) == [
+        ("approver-not-on-roster", "'ghost' is not on the analyst roster")
+    ]
+
+
+def test_the_author_approves_only_their_own_low_risk_change(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    assert approving(world, "jchen", RiskLevel.LOW) == []
+    assert approving(world, "jchen", RiskLevel.MEDIUM) == [
+        (
+            "author-approves-own",
+            "jchen wrote CR-0001-nwh: the author cannot review it (the peer review is what "
+            "catches the mistakes the author missed)",
+        )
+    ]
+    assert approving(world, "sokafor", RiskLevel.MEDIUM) == []
+
+
+def test_a_shadowing_analyst_approves_only_low_risk(world: tuple[Portfolio, Roster]) -> None:
+    shadowing, until = shadowing_sokafor(world[1])
+    assert approving(world, "sokafor", RiskLevel.LOW, shadowing) == []
+    assert approving(world, "sokafor", RiskLevel.MEDIUM, shadowing) == [
+        (
+            "shadowing-approver",
+            f"sokafor is shadowing until {until} and may approve only low-risk changes; this "
+            "one is medium",
+        )
+    ]
+
+
+def shadowing_sokafor(roster: Roster) -> tuple[Roster, date]:
+    """The roster with sokafor in their first 30 days; and the day their shadowing ends."""
+    started = TIMES["in window"].date() - timedelta(days=10)
+    new = tuple(replace(a, start_date=started) if a.id == "sokafor" else a for a in roster.analysts)
+    return replace(roster, analysts=new), started + timedelta(days=30)
+
+
+def test_a_shadowing_analysts_review_counts_only_for_a_low_change(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, base = world
+    roster, until = shadowing_sokafor(base)
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    approval = [peer_approval("sokafor", now)]
+    low = decide.decide(request, [Item(RiskLevel.LOW)], approval, ctx)
+    # A low change needs no peer: the approval is neither evidence nor a problem.
+    assert low.allowed and low.ignored == ()
+    assert [e.role for e in low.evidence] == ["author"]
+    medium = decide.decide(request, [Item(RiskLevel.MEDIUM)], approval, ctx)
+    (ignored,) = medium.ignored
+    assert ignored.endswith(
+        f": sokafor is shadowing until {until} and may approve only low-risk changes"
+    )
+    # A counted review is recorded as signed, not simulated.
+    counted = decide.decide(request, [Item(RiskLevel.MEDIUM)], approval, replace(ctx, roster=base))
+    assert [(e.role, e.simulated) for e in counted.evidence] == [
+        ("author", False),
+        ("peer review", False),
+    ]
