@@ -17,8 +17,10 @@ from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
 from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, sign
 from pipeline.gate.requests import ClientApproval, RequestType
+from pipeline.gate.roster import Role as AnalystRole
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.gate_policy import PassRateThreshold
+from pipeline.load.gate_policy import Role as ChainRole
 from pipeline.load.portfolio import Portfolio, load_portfolio
 from pipeline.model import RecordKind, RiskLevel
 from pipeline.reports.evidence import Evidence, SourceCount
@@ -379,8 +381,14 @@ def test_a_policy_edit_is_judged_at_the_policys_own_risk_with_its_sign_offs(
     record_edit = decide.decide(request, [Item(RiskLevel.LOW)], [], ctx)
     # policy/gate.yaml: policy_change risk high, needs author and lead.
     assert (policy_edit.risk, record_edit.risk) == (RiskLevel.HIGH, RiskLevel.LOW)
-    assert "lead" in decide.chain_labels(policy_edit)
-    assert "lead" not in decide.chain_labels(record_edit)
+    # The policy's sign-offs come on top of the high-risk chain, not instead of it.
+    assert decide.chain_labels(policy_edit) == (
+        "author",
+        "peer review",
+        "client approval",
+        "lead",
+    )
+    assert decide.chain_labels(record_edit) == ("author",)
 
 
 @dataclass(frozen=True)
@@ -492,3 +500,84 @@ def test_a_shadowing_analysts_review_counts_only_for_a_low_change(
         ("author", False),
         ("peer review", False),
     ]
+
+
+LEAD_RULE = (
+    "needs the approval of a lead ({leads}), other than the author: policy edits, and the "
+    "medium/high changes of analysts still shadowing"
+)
+
+
+def lead_reasons(decision: decide.Decision) -> list[str]:
+    return [p.reason for p in decide.missing(decision) if p.role == "lead"]
+
+
+def test_a_missing_lead_says_which_rule_asked_for_one_and_who_the_leads_are(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    policy = decide.decide(request, [PolicyItem()], [], ctx)
+    assert lead_reasons(policy) == ["a policy change " + LEAD_RULE.format(leads="mhara")]
+    # mhara is the lead: their approval is the lead's.
+    signed = decide.decide(request, [PolicyItem()], [peer_approval("mhara", now)], ctx)
+    assert lead_reasons(signed) == []
+    # With no lead on the roster it says so.
+    no_leads = tuple(replace(a, role=AnalystRole.ANALYST) for a in roster.analysts)
+    nobody = decide.decide(
+        request, [PolicyItem()], [], replace(ctx, roster=replace(roster, analysts=no_leads))
+    )
+    assert lead_reasons(nobody) == [
+        "a policy change " + LEAD_RULE.format(leads="none on the roster")
+    ]
+    # Author and executor both shadowing: both are named.
+    started = now.date() - timedelta(days=5)
+    new = tuple(
+        replace(a, start_date=started) if a.id in ("jchen", "sokafor") else a
+        for a in roster.analysts
+    )
+    both = replace(ctx, roster=replace(roster, analysts=new), executor="sokafor")
+    shadowed = decide.decide(request, [Item(RiskLevel.MEDIUM)], [], both)
+    assert lead_reasons(shadowed) == [
+        "a medium-risk change by jchen and sokafor (shadowing) " + LEAD_RULE.format(leads="mhara")
+    ]
+    # A policy whose own chain names the lead.
+    chains = {**ctx.policy.chains, RiskLevel.MEDIUM: (ChainRole.AUTHOR, ChainRole.LEAD)}
+    own = replace(ctx, policy=replace(ctx.policy, chains=chains))
+    assert lead_reasons(decide.decide(request, [Item(RiskLevel.MEDIUM)], [], own)) == [
+        "this change " + LEAD_RULE.format(leads="mhara")
+    ]
+
+
+def test_a_missing_review_lists_every_approval_that_does_not_count(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    now = TIMES["in window"]
+    decision = review(
+        world, [peer_approval("jchen", now), peer_approval("sokafor", now, plan="f0" * 32)]
+    )
+    (peer,) = decide.missing(decision)
+    assert peer.reason.endswith(
+        "(`dmarcops approve --request CR-0001-nwh ...`)\n"
+        "    does not count: approval by jchen (): the author cannot review their own change "
+        "(seed: a self-review preserves all the same blind spots)\n"
+        "    does not count: approval by sokafor (): it approves plan f0f0f0f0f0f0f0f0, not this "
+        "plan e5e5e5e5e5e5e5e5: the plan changed after the review, so it needs a new one"
+    )
+
+
+def test_the_client_approval_is_recorded_with_who_when_and_the_reference(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    given = ClientApproval(APPROVER, TIMES["in window"] - timedelta(days=1), "<ref@x>")
+    decision = judge(world, "in window", given)
+    assert decision.allowed
+    client = decision.evidence[-1]
+    assert (client.role, client.who, client.at, client.reference) == (
+        "client approval",
+        APPROVER,
+        given.at,
+        "<ref@x>",
+    )
