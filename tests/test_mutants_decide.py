@@ -581,3 +581,18 @@ def test_the_client_approval_is_recorded_with_who_when_and_the_reference(
         given.at,
         "<ref@x>",
     )
+
+
+def test_a_client_approval_whose_stored_mail_fails_its_check_is_missing(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    # The DKIM-verified case needs a name server (tests/test_evidence.py); a mail that is not
+    # a stored one fails before any lookup.
+    eml = "changes/evidence/missing.eml"
+    given = ClientApproval(APPROVER, TIMES["in window"] - timedelta(days=1), "<ref@x>", eml=eml)
+    decision = judge(world, "in window", given)
+    assert not decision.allowed
+    assert [(p.role, p.reason) for p in decide.missing(decision)] == [
+        ("client approval", f"{eml} is not a stored e-mail (changes/evidence/<sha256>.eml)")
+    ]
+    assert [e.role for e in decision.evidence] == ["author", "peer review"]
