@@ -532,6 +532,16 @@ def test_a_missing_lead_says_which_rule_asked_for_one_and_who_the_leads_are(
     assert lead_reasons(nobody) == [
         "a policy change " + LEAD_RULE.format(leads="none on the roster")
     ]
+    # Several leads are listed, comma-separated.
+    two_leads = tuple(
+        replace(a, role=AnalystRole.LEAD) if a.id == "sokafor" else a for a in roster.analysts
+    )
+    both_leads = decide.decide(
+        request, [PolicyItem()], [], replace(ctx, roster=replace(roster, analysts=two_leads))
+    )
+    assert lead_reasons(both_leads) == [
+        "a policy change " + LEAD_RULE.format(leads="mhara, sokafor")
+    ]
     # Author and executor both shadowing: both are named.
     started = now.date() - timedelta(days=5)
     new = tuple(
@@ -596,3 +606,16 @@ def test_a_client_approval_whose_stored_mail_fails_its_check_is_missing(
         ("client approval", f"{eml} is not a stored e-mail (changes/evidence/<sha256>.eml)")
     ]
     assert [e.role for e in decision.evidence] == ["author", "peer review"]
+    # Beside another missing sign-off, both are listed.
+    alone = judge(world, "in window", given, peer=False)
+    assert [p.role for p in decide.missing(alone)] == ["peer review", "client approval"]
+
+
+def test_a_change_allowed_now_records_its_window_and_no_on_call_cover(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    now = TIMES["in window"]
+    decision = judge(world, "in window", ClientApproval(APPROVER, now, "<ref>"))
+    assert decision.allowed
+    assert decision.change_window is not None and decision.change_window.contains(now)
+    assert decision.on_call == ""
