@@ -619,3 +619,36 @@ def test_a_change_allowed_now_records_its_window_and_no_on_call_cover(
     assert decision.allowed
     assert decision.change_window is not None and decision.change_window.contains(now)
     assert decision.on_call == ""
+
+
+# --- what the request claims (decide() itself) ---------------------------------------------------
+
+
+def test_a_request_may_ask_for_more_risk_never_less_and_only_for_its_client(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    ctx = decide.context(portfolio, NWH, decide.Stage.PLAN, now, PLAN, roster)
+    request = request_of(RequestType.OTHER, "none", now)
+
+    def plan(**claims: object) -> decide.Decision:
+        return decide.decide(replace(request, **claims), [Item(RiskLevel.MEDIUM)], [], ctx)
+
+    below = plan(requested_risk=RiskLevel.LOW)
+    assert [(p.rule, p.reason) for p in decide.refused(below)] == [
+        (
+            "requested-risk-below-computed",
+            'CR-0001-nwh asks for low risk but its changes are medium (seed: the "this is '
+            'routine" misclassification)',
+        )
+    ]
+    assert below.risk is RiskLevel.MEDIUM
+    same = plan(requested_risk=RiskLevel.MEDIUM)
+    assert same.allowed and same.risk is RiskLevel.MEDIUM
+    above = plan(requested_risk=RiskLevel.HIGH)
+    assert above.allowed and above.risk is RiskLevel.HIGH
+    other = plan(client="contoso-retail")
+    assert [(p.rule, p.reason) for p in decide.refused(other)] == [
+        ("request-client", "CR-0001-nwh is for client contoso-retail, not northwind-health")
+    ]
