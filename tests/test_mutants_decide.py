@@ -5,8 +5,8 @@ mutation testing (docs/mutation-testing.md)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from portfolio import copy_example
@@ -17,10 +17,12 @@ from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
 from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, sign
 from pipeline.gate.requests import ClientApproval, RequestType
+from pipeline.gate.roster import Role as AnalystRole
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.gate_policy import PassRateThreshold
+from pipeline.load.gate_policy import Role as ChainRole
 from pipeline.load.portfolio import Portfolio, load_portfolio
-from pipeline.model import RiskLevel
+from pipeline.model import RecordKind, RiskLevel
 from pipeline.reports.evidence import Evidence, SourceCount
 
 NWH = "northwind-health"
@@ -358,4 +360,305 @@ def test_an_author_off_the_roster_proposed_nothing(world: tuple[Portfolio, Roste
     decision = decide.decide(request, [Item(RiskLevel.LOW)], [], ctx)
     assert [str(p) for p in decide.missing(decision)] == [
         "author: 'ghost' is not on the analyst roster, so nobody accountable proposed this change"
+    ]
+
+
+# --- policy items (the second mutation run) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyItem:
+    """An edit of a file under policy/, as the plan lists it (pipeline/plan/build.py)."""
+
+    risk: RiskLevel = RiskLevel.LOW
+    kind: RecordKind = RecordKind.POLICY
+    client: str = ""
+    zone: str = "policy"
+    name: str = "policy/gate.yaml"
+    type: str = "FILE"
+    before: tuple[str, ...] = ("sha256:aa",)
+    after: tuple[str, ...] = ("sha256:bb",)
+
+
+def test_a_policy_edit_is_judged_at_the_policys_own_risk_with_its_sign_offs(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(portfolio, NWH, decide.Stage.PLAN, now, PLAN, roster)
+    policy_edit = decide.decide(request, [PolicyItem()], [], ctx)
+    record_edit = decide.decide(request, [Item(RiskLevel.LOW)], [], ctx)
+    # policy/gate.yaml: policy_change risk high, needs author and lead.
+    assert (policy_edit.risk, record_edit.risk) == (RiskLevel.HIGH, RiskLevel.LOW)
+    # The policy's sign-offs come on top of the high-risk chain, not instead of it.
+    assert decide.chain_labels(policy_edit) == (
+        "author",
+        "peer review",
+        "client approval",
+        "lead",
+    )
+    assert decide.chain_labels(record_edit) == ("author",)
+
+
+@dataclass(frozen=True)
+class RejectItem:
+    """A DMARC change to p=reject, whose rule asks for a 72-hour rollback window."""
+
+    risk: RiskLevel = RiskLevel.LOW
+    rollback_hours: int | None = 72
+    client: str = NWH
+    zone: str = "northwind-health.example"
+    name: str = "_dmarc"
+    type: str = "TXT"
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+
+def test_the_rollback_window_is_the_longest_any_change_asks_for(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(portfolio, NWH, decide.Stage.PLAN, now, PLAN, roster)
+    table = ctx.rollback_by_risk[RiskLevel.LOW]
+    assert table < 72
+    assert decide.decide(request, [RejectItem()], [], ctx).rollback_hours == 72
+    assert decide.decide(request, [RejectItem(rollback_hours=None)], [], ctx).rollback_hours == (
+        table
+    )
+
+
+# --- who may approve (the approve stage) -------------------------------------------------------
+
+
+def approving(
+    world: tuple[Portfolio, Roster], approver: str, risk: RiskLevel, roster: Roster | None = None
+) -> list[tuple[str, str]]:
+    """The refusals `dmarcops approve` gives `approver` for a change of `risk` by jchen."""
+    portfolio, base = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(
+        portfolio, NWH, decide.Stage.APPROVE, now, PLAN, roster or base, approver=approver
+    )
+    decision = decide.decide(request, [Item(risk)], [], ctx)
+    return [(p.rule, p.reason) for p in decide.refused(decision)]
+
+
+def test_an_approver_off_the_roster_is_refused(world: tuple[Portfolio, Roster]) -> None:
+    assert approving(world, "ghost", RiskLevel.LOW) == [
+        ("approver-not-on-roster", "'ghost' is not on the analyst roster")
+    ]
+
+
+def test_the_author_approves_only_their_own_low_risk_change(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    assert approving(world, "jchen", RiskLevel.LOW) == []
+    assert approving(world, "jchen", RiskLevel.MEDIUM) == [
+        (
+            "author-approves-own",
+            "jchen wrote CR-0001-nwh: the author cannot review it (the peer review is what "
+            "catches the mistakes the author missed)",
+        )
+    ]
+    assert approving(world, "sokafor", RiskLevel.MEDIUM) == []
+
+
+def test_a_shadowing_analyst_approves_only_low_risk(world: tuple[Portfolio, Roster]) -> None:
+    shadowing, until = shadowing_sokafor(world[1])
+    assert approving(world, "sokafor", RiskLevel.LOW, shadowing) == []
+    assert approving(world, "sokafor", RiskLevel.MEDIUM, shadowing) == [
+        (
+            "shadowing-approver",
+            f"sokafor is shadowing until {until} and may approve only low-risk changes; this "
+            "one is medium",
+        )
+    ]
+
+
+def shadowing_sokafor(roster: Roster) -> tuple[Roster, date]:
+    """The roster with sokafor in their first 30 days; and the day their shadowing ends."""
+    started = TIMES["in window"].date() - timedelta(days=10)
+    new = tuple(replace(a, start_date=started) if a.id == "sokafor" else a for a in roster.analysts)
+    return replace(roster, analysts=new), started + timedelta(days=30)
+
+
+def test_a_shadowing_analysts_review_counts_only_for_a_low_change(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, base = world
+    roster, until = shadowing_sokafor(base)
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    approval = [peer_approval("sokafor", now)]
+    low = decide.decide(request, [Item(RiskLevel.LOW)], approval, ctx)
+    # A low change needs no peer: the approval is neither evidence nor a problem.
+    assert low.allowed and low.ignored == ()
+    assert [e.role for e in low.evidence] == ["author"]
+    medium = decide.decide(request, [Item(RiskLevel.MEDIUM)], approval, ctx)
+    (ignored,) = medium.ignored
+    assert ignored.endswith(
+        f": sokafor is shadowing until {until} and may approve only low-risk changes"
+    )
+    # A counted review is recorded as signed, not simulated.
+    counted = decide.decide(request, [Item(RiskLevel.MEDIUM)], approval, replace(ctx, roster=base))
+    assert [(e.role, e.simulated) for e in counted.evidence] == [
+        ("author", False),
+        ("peer review", False),
+    ]
+
+
+LEAD_RULE = (
+    "needs the approval of a lead ({leads}), other than the author: policy edits, and the "
+    "medium/high changes of analysts still shadowing"
+)
+
+
+def lead_reasons(decision: decide.Decision) -> list[str]:
+    return [p.reason for p in decide.missing(decision) if p.role == "lead"]
+
+
+def test_a_missing_lead_says_which_rule_asked_for_one_and_who_the_leads_are(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = request_of(RequestType.OTHER, "none", now)
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster, executor="jchen")
+    policy = decide.decide(request, [PolicyItem()], [], ctx)
+    assert lead_reasons(policy) == ["a policy change " + LEAD_RULE.format(leads="mhara")]
+    # mhara is the lead: their approval is the lead's.
+    signed = decide.decide(request, [PolicyItem()], [peer_approval("mhara", now)], ctx)
+    assert lead_reasons(signed) == []
+    # With no lead on the roster it says so.
+    no_leads = tuple(replace(a, role=AnalystRole.ANALYST) for a in roster.analysts)
+    nobody = decide.decide(
+        request, [PolicyItem()], [], replace(ctx, roster=replace(roster, analysts=no_leads))
+    )
+    assert lead_reasons(nobody) == [
+        "a policy change " + LEAD_RULE.format(leads="none on the roster")
+    ]
+    # Several leads are listed, comma-separated.
+    two_leads = tuple(
+        replace(a, role=AnalystRole.LEAD) if a.id == "sokafor" else a for a in roster.analysts
+    )
+    both_leads = decide.decide(
+        request, [PolicyItem()], [], replace(ctx, roster=replace(roster, analysts=two_leads))
+    )
+    assert lead_reasons(both_leads) == [
+        "a policy change " + LEAD_RULE.format(leads="mhara, sokafor")
+    ]
+    # Author and executor both shadowing: both are named.
+    started = now.date() - timedelta(days=5)
+    new = tuple(
+        replace(a, start_date=started) if a.id in ("jchen", "sokafor") else a
+        for a in roster.analysts
+    )
+    both = replace(ctx, roster=replace(roster, analysts=new), executor="sokafor")
+    shadowed = decide.decide(request, [Item(RiskLevel.MEDIUM)], [], both)
+    assert lead_reasons(shadowed) == [
+        "a medium-risk change by jchen and sokafor (shadowing) " + LEAD_RULE.format(leads="mhara")
+    ]
+    # A policy whose own chain names the lead.
+    chains = {**ctx.policy.chains, RiskLevel.MEDIUM: (ChainRole.AUTHOR, ChainRole.LEAD)}
+    own = replace(ctx, policy=replace(ctx.policy, chains=chains))
+    assert lead_reasons(decide.decide(request, [Item(RiskLevel.MEDIUM)], [], own)) == [
+        "this change " + LEAD_RULE.format(leads="mhara")
+    ]
+
+
+def test_a_missing_review_lists_every_approval_that_does_not_count(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    now = TIMES["in window"]
+    decision = review(
+        world, [peer_approval("jchen", now), peer_approval("sokafor", now, plan="f0" * 32)]
+    )
+    (peer,) = decide.missing(decision)
+    assert peer.reason.endswith(
+        "(`dmarcops approve --request CR-0001-nwh ...`)\n"
+        "    does not count: approval by jchen (): the author cannot review their own change "
+        "(seed: a self-review preserves all the same blind spots)\n"
+        "    does not count: approval by sokafor (): it approves plan f0f0f0f0f0f0f0f0, not this "
+        "plan e5e5e5e5e5e5e5e5: the plan changed after the review, so it needs a new one"
+    )
+
+
+def test_the_client_approval_is_recorded_with_who_when_and_the_reference(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    given = ClientApproval(APPROVER, TIMES["in window"] - timedelta(days=1), "<ref@x>")
+    decision = judge(world, "in window", given)
+    assert decision.allowed
+    client = decision.evidence[-1]
+    assert (client.role, client.who, client.at, client.reference) == (
+        "client approval",
+        APPROVER,
+        given.at,
+        "<ref@x>",
+    )
+
+
+def test_a_client_approval_whose_stored_mail_fails_its_check_is_missing(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    # The DKIM-verified case needs a name server (tests/test_evidence.py); a mail that is not
+    # a stored one fails before any lookup.
+    eml = "changes/evidence/missing.eml"
+    given = ClientApproval(APPROVER, TIMES["in window"] - timedelta(days=1), "<ref@x>", eml=eml)
+    decision = judge(world, "in window", given)
+    assert not decision.allowed
+    assert [(p.role, p.reason) for p in decide.missing(decision)] == [
+        ("client approval", f"{eml} is not a stored e-mail (changes/evidence/<sha256>.eml)")
+    ]
+    assert [e.role for e in decision.evidence] == ["author", "peer review"]
+    # Beside another missing sign-off, both are listed.
+    alone = judge(world, "in window", given, peer=False)
+    assert [p.role for p in decide.missing(alone)] == ["peer review", "client approval"]
+
+
+def test_a_change_allowed_now_records_its_window_and_no_on_call_cover(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    now = TIMES["in window"]
+    decision = judge(world, "in window", ClientApproval(APPROVER, now, "<ref>"))
+    assert decision.allowed
+    assert decision.change_window is not None and decision.change_window.contains(now)
+    assert decision.on_call == ""
+
+
+# --- what the request claims (decide() itself) ---------------------------------------------------
+
+
+def test_a_request_may_ask_for_more_risk_never_less_and_only_for_its_client(
+    world: tuple[Portfolio, Roster],
+) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    ctx = decide.context(portfolio, NWH, decide.Stage.PLAN, now, PLAN, roster)
+    request = request_of(RequestType.OTHER, "none", now)
+
+    def plan(**claims: object) -> decide.Decision:
+        return decide.decide(replace(request, **claims), [Item(RiskLevel.MEDIUM)], [], ctx)
+
+    below = plan(requested_risk=RiskLevel.LOW)
+    assert [(p.rule, p.reason) for p in decide.refused(below)] == [
+        (
+            "requested-risk-below-computed",
+            'CR-0001-nwh asks for low risk but its changes are medium (seed: the "this is '
+            'routine" misclassification)',
+        )
+    ]
+    assert below.risk is RiskLevel.MEDIUM
+    same = plan(requested_risk=RiskLevel.MEDIUM)
+    assert same.allowed and same.risk is RiskLevel.MEDIUM
+    above = plan(requested_risk=RiskLevel.HIGH)
+    assert above.allowed and above.risk is RiskLevel.HIGH
+    other = plan(client="contoso-retail")
+    assert [(p.rule, p.reason) for p in decide.refused(other)] == [
+        ("request-client", "CR-0001-nwh is for client contoso-retail, not northwind-health")
     ]

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline.diff import dkim
 from pipeline.diff.context import DkimLifecycle, RetiredSelector, ScheduledSelector, ZoneContext
-from pipeline.model import Fact, fact
+from pipeline.model import Fact, Severity, fact
 
 TODAY = date(2026, 3, 1)
 NAME = "s1._domainkey"
@@ -154,3 +154,140 @@ def test_cname_selectors_follow_the_target() -> None:
     # The same target spelled differently changes nothing a resolver sees.
     same = dkim.facts(NAME, cname, ("A.esp.example.",), ("a.esp.example",), ctx())
     assert same == [fact("dkim.changed", "A.esp.example.", "a.esp.example")]
+
+
+# The second mutation run: the words of every DKIM finding, which the operator reads to fix the
+# key, and that a bad value does not hide the values after it.
+
+K512 = key(512, 4)
+ED44 = base64.b64encode(bytes(44)).decode()
+# An ed25519 key as a SubjectPublicKeyInfo: DER, but not RSA.
+ED_SPKI = "MCowBQYDK2VwAyEAO2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik="
+NOT_FIRST = (
+    "v= is optional but, when present, must be the first tag and exactly v=DKIM1 "
+    "(RFC 6376 3.6.1); otherwise verifiers ignore the key"
+)
+MANY = "2 key records at one selector: verifiers may pick any of them (RFC 6376 3.6.2.2); publish one key per selector"
+SHA1 = "h= allows sha1, which verifiers no longer accept (RFC 8301 3.1); use h=sha256 or drop h="
+FINDINGS = [
+    (
+        ("v=DKIM1; p=!!!", f"k=rsa; p={K1024}"),
+        None,
+        [
+            ("K1", Severity.ERROR, MANY),
+            ("K2", Severity.ERROR, "p= is not valid base64 (Only base64 data is allowed)"),
+            (
+                "K4",
+                Severity.WARNING,
+                "RSA key of 1024 bits: use at least 2048 bits (RFC 8301 3.2) at the next rotation",
+            ),
+        ],
+    ),
+    (
+        ("v=DKIM1; p=",),
+        None,
+        [
+            (
+                "K2",
+                Severity.ERROR,
+                "empty p= revokes selector s1, which the client profile does not list as "
+                "retired: mail still signed with it fails DKIM; retire it in the profile first",
+            )
+        ],
+    ),
+    (
+        ("v=DKIM1; p=",),
+        10,
+        [("K2", Severity.INFO, "selector s1 is revoked (empty p=), as documented")],
+    ),
+    (
+        (f"k=dsa; p={K2048}",),
+        None,
+        [
+            (
+                "K3",
+                Severity.WARNING,
+                "k=dsa: verifiers know only rsa and ed25519 and ignore this key (RFC 6376 3.6.1, "
+                "RFC 8463), so mail signed with it fails DKIM; publish k=rsa or k=ed25519",
+            )
+        ],
+    ),
+    (
+        (f"h=sha1:md5:x; t=y:q:z; p={K2048}",),
+        None,
+        [
+            ("K3", Severity.ERROR, "h= lists md5:x; only sha1 and sha256 exist (RFC 6376 3.6.1)"),
+            ("K3", Severity.WARNING, SHA1),
+            ("K3", Severity.WARNING, "t= flags q:z are unknown and ignored; only y and s exist"),
+        ],
+    ),
+    ((f"h=sha1; p={K2048}",), None, [("K3", Severity.ERROR, SHA1)]),
+    (
+        (f"p={K512}",),
+        None,
+        [
+            (
+                "K4",
+                Severity.ERROR,
+                "RSA key of 512 bits: verifiers reject keys under 1024 bits (RFC 8301 3.2); "
+                "publish a 2048-bit key on a new selector",
+            )
+        ],
+    ),
+    (
+        ("p=x; v=DKIM1", "v=DKIM2; p="),
+        None,
+        [("K1", Severity.ERROR, MANY)] + [("K1", Severity.ERROR, NOT_FIRST)] * 2,
+    ),
+    (
+        ("v=DKIM1; k=rsa",),
+        None,
+        [
+            (
+                "K2",
+                Severity.ERROR,
+                "no p= tag: a key record must carry the public key, or an empty p= to revoke it "
+                "(RFC 6376 3.6.1)",
+            )
+        ],
+    ),
+    (
+        ("p=\uff15\uff10",),  # fullwidth digits
+        None,
+        [("K2", Severity.ERROR, "p= is not valid base64 (it holds characters outside ASCII)")],
+    ),
+    (
+        ("p=AAAA", f"p={ED_SPKI}"),
+        None,
+        [
+            ("K1", Severity.ERROR, MANY),
+            ("K4", Severity.ERROR, "p= does not hold a DER RSA public key (RFC 6376 3.6.1)"),
+            ("K4", Severity.ERROR, "k=rsa but p= holds a key of another type"),
+        ],
+    ),
+    (
+        (f"k=ed25519; p={ED44}",),
+        None,
+        [
+            (
+                "K5",
+                Severity.ERROR,
+                "an ed25519 p= must be the raw 32-byte key (RFC 8463 4), found 44 bytes; publish "
+                "the raw key, not a SubjectPublicKeyInfo",
+            )
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "retired_days", "expected"),
+    FINDINGS,
+    ids=[f"{i}-{'-'.join(c for c, _, _ in e)}" for i, (_, _, e) in enumerate(FINDINGS)],
+)
+def test_each_dkim_finding_says_what_is_wrong_at_which_selector(
+    values: tuple[str, ...], retired_days: int | None, expected: list[tuple[str, Severity, str]]
+) -> None:
+    findings = dkim.validate(NAME, "TXT", values, ctx(retired_days=retired_days))
+    assert [(f.code, f.severity, f.message) for f in findings] == expected
+    assert {f.name for f in findings} == {NAME}

@@ -160,3 +160,268 @@ def test_why_a_dmarc_rrset_does_not_qualify_for_bimi() -> None:
         dmarc.bimi_problem_of(("v=DMARC1; p=none; sp=reject",))
         == "p=none is not an enforced policy"
     )
+
+
+# The second mutation run: report destinations that go away, every BIMI record a change breaks,
+# and the no-op check of the live scope.
+
+
+def test_a_removed_report_destination_says_whether_it_was_external() -> None:
+    # ruf= is unchanged, so it has no fact; each removed rua= entry says where reports went.
+    assert f(
+        "v=DMARC1; p=none; rua=mailto:d@r.example.net, mailto:d@example.com; "
+        "ruf=mailto:f@example.com",
+        "v=DMARC1; p=reject; ruf=mailto:f@example.com",
+    ) == [
+        fact("dmarc.p", "none", "reject", direction="stricter", pct=100),
+        fact("dmarc.rua", old="mailto:d@r.example.net", external=True),
+        fact("dmarc.rua", old="mailto:d@example.com", external=False),
+    ]
+
+
+def test_a_looser_policy_names_every_bimi_record_it_breaks() -> None:
+    assert f(
+        "v=DMARC1; p=reject",
+        "v=DMARC1; p=none",
+        ctx=c(default___bimi=LOGO, brand___bimi=LOGO),
+    ) == [
+        fact("dmarc.p", "reject", "none", direction="looser", pct=100),
+        fact(
+            "dmarc.breaks_bimi",
+            new="p=none is not an enforced policy",
+            bimi="brand._bimi.example.com, default._bimi.example.com",
+        ),
+    ]
+
+
+def test_publishing_or_deleting_a_record_is_never_a_no_op() -> None:
+    # pipeline/live/scope.py skips changes dmarc.equivalent calls the same; one side empty is a
+    # real change.
+    record = ("v=DMARC1; p=none",)
+    assert not dmarc.equivalent((), record)
+    assert not dmarc.equivalent(record, ())
+    assert dmarc.equivalent(("v=DMARC1;p=none",), record)
+
+
+def test_a_dmarc_record_a_receiver_cannot_read_says_why_where_bimi_needs_it() -> None:
+    assert f("v=DMARC1; p=reject", "v=DMARC1; p=reject; pct=x", ctx=c(default___bimi=LOGO)) == [
+        fact("dmarc.unparsed", "v=DMARC1; p=reject", "v=DMARC1; p=reject; pct=x"),
+        fact(
+            "dmarc.breaks_bimi",
+            new="the DMARC record cannot be parsed: pct=x: pct must be a whole number 0-100",
+            bimi="default._bimi.example.com",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("record", "authorised", "expected"),
+    [
+        (
+            "v=DMARC1; p=reject; pct=101",
+            None,
+            [("D4", Severity.ERROR, "pct=101: pct must be a whole number 0-100")],
+        ),
+        (
+            "v=DMARC1; p=reject; pct=50",
+            None,
+            [
+                (
+                    "D5",
+                    Severity.WARNING,
+                    "pct=50: RFC 9989 receivers ignore pct and apply the policy to 100% of mail; "
+                    "use t=y for a testing phase where that matters",
+                )
+            ],
+        ),
+        (
+            "v=DMARC1; p=reject; rua=mailto:d@r.example.net",
+            False,
+            [
+                (
+                    "D7",
+                    Severity.WARNING,
+                    "reports to mailto:d@r.example.net go to another domain that does not "
+                    "authorise them (no TXT v=DMARC1 at example.com._report._dmarc.r.example.net), "
+                    "so receivers silently drop them (RFC 7489 7.1); ask r.example.net to publish "
+                    "it",
+                )
+            ],
+        ),
+        (
+            "v=DMARC1; p=reject; rua=mailto:d@r.example.net",
+            None,
+            [
+                (
+                    "D7",
+                    Severity.INFO,
+                    "could not check that r.example.net authorises reports for example.com (TXT "
+                    "at example.com._report._dmarc.r.example.net)",
+                )
+            ],
+        ),
+        ("v=DMARC1; p=reject; rua=mailto:d@r.example.net", True, []),
+        *[
+            (
+                f"v=DMARC1; p=reject; rua={uri}",
+                None,
+                [
+                    (
+                        "D4",
+                        Severity.ERROR,
+                        f"rua entry '{uri}' {problem}; write a report URI such as "
+                        "mailto:dmarc@example.com",
+                    )
+                ],
+            )
+            for uri, problem in [
+                ("mailto:", "has no URI scheme"),
+                ("mail-to:a@x.example", "has no URI scheme"),
+                ("mailto:nobody", "names no destination host"),
+            ]
+        ],
+    ],
+    ids=["pct-101", "pct-50", "unauthorised", "unknown", "authorised", "empty", "dash", "no-host"],
+)
+def test_pct_and_report_findings_are_reported_at_the_record_they_concern(
+    record: str, authorised: bool | None, expected: list[tuple[str, Severity, str]]
+) -> None:
+    ctx = ZoneContext("example.com", report_authorised=lambda zone, dest: authorised)
+    found = dmarc.validate("_dmarc.sub", "TXT", (record,), ctx)
+    assert [(x.code, x.severity, x.message) for x in found] == expected
+    assert all(x.name == "_dmarc.sub" for x in found)
+
+
+def test_two_dmarc_records_at_a_name_are_refused_there() -> None:
+    found = dmarc.validate("_dmarc.sub", "TXT", ("v=DMARC1; p=none", "v=DMARC1; p=reject"), c())
+    assert found == [
+        Finding(
+            "D6",
+            Severity.ERROR,
+            "2 DMARC records at _dmarc.sub.example.com: receivers then apply no policy at all "
+            "(RFC 7489 6.6.3); keep exactly one",
+            "_dmarc.sub",
+        )
+    ]
+
+
+EXTERNAL = "v=DMARC1; p=none; rua=mailto:d@r.example.net"
+UNCHECKED = (
+    "D7",
+    Severity.INFO,
+    "could not check that r.example.net authorises reports for example.com (TXT at "
+    "example.com._report._dmarc.r.example.net)",
+)
+TWO = (
+    "D6",
+    Severity.ERROR,
+    "2 DMARC records at _dmarc.sub.example.com: receivers then apply no policy at all "
+    "(RFC 7489 6.6.3); keep exactly one",
+)
+RECORDS = [
+    # RFC 7489 6.4 allows spaces around "=": still a DMARC record, and a good one.
+    (("v = DMARC1; p=reject",), []),
+    # A record that cannot be read does not hide the one after it.
+    (
+        (" v=DMARC1; p=reject", EXTERNAL),
+        [
+            TWO,
+            (
+                "D1",
+                Severity.ERROR,
+                "the record starts with whitespace before v=DMARC1; receivers ignore it "
+                "otherwise: remove the leading whitespace",
+            ),
+            UNCHECKED,
+        ],
+    ),
+    (
+        ("v=DMARC1; rua=mailto:d@example.com,,x", EXTERNAL),
+        [
+            TWO,
+            (
+                "D2",
+                Severity.WARNING,
+                "no p= tag: RFC 7489 receivers treat the record as invalid unless rua is usable, "
+                "RFC 9989 ones as p=none; add p=none (or stricter) right after v=DMARC1",
+            ),
+            (
+                "D4",
+                Severity.ERROR,
+                "rua=mailto:d@example.com,,x: an empty entry in the URI list (empty value, or a "
+                "leading, trailing or doubled comma); list URIs separated by single commas "
+                "(RFC 7489 6.4)",
+            ),
+            UNCHECKED,
+        ],
+    ),
+    (
+        ("v=DMARC1; adkim=x; aspf=s; p=maybe; fo=2; ri=1h; t=x; psd=q; foo=bar",),
+        [
+            (
+                "D2",
+                Severity.WARNING,
+                "p= is not the tag right after v=DMARC1, which RFC 7489 requires; move it there",
+            ),
+            ("D4", Severity.ERROR, "adkim=x: adkim must be r (relaxed) or s (strict)"),
+            (
+                "D3",
+                Severity.ERROR,
+                "p=maybe: p must be none, quarantine or reject; receivers may ignore the whole "
+                "record",
+            ),
+            ("D4", Severity.ERROR, "fo=2: fo must be a colon-separated list of 0, 1, d, s"),
+            ("D4", Severity.ERROR, "ri=1h: ri must be a whole number of seconds"),
+            ("D4", Severity.ERROR, "t=x: t must be y or n (RFC 9989)"),
+            ("D4", Severity.ERROR, "psd=q: psd must be y, n or u (RFC 9989)"),
+            (
+                "D5",
+                Severity.WARNING,
+                "unknown tag foo=bar: receivers ignore it; check the spelling or remove it",
+            ),
+        ],
+    ),
+    # A broken URI list does not stop the check of the tags after it; psd= takes y, n or u.
+    (
+        ("v=DMARC1; p=none; ruf=,mailto:a@example.com; psd=y; foo=1",),
+        [
+            (
+                "D4",
+                Severity.ERROR,
+                "ruf=,mailto:a@example.com: an empty entry in the URI list (empty value, or a "
+                "leading, trailing or doubled comma); list URIs separated by single commas "
+                "(RFC 7489 6.4)",
+            ),
+            (
+                "D5",
+                Severity.WARNING,
+                "unknown tag foo=1: receivers ignore it; check the spelling or remove it",
+            ),
+        ],
+    ),
+    (("v=DMARC1; p=none; psd=u",), []),
+    (
+        ("v=DMARC1; p=none; t=y",),
+        [
+            (
+                "D5",
+                Severity.WARNING,
+                "t=y (RFC 9989 testing mode) is unknown to RFC 7489 receivers, which apply the "
+                "policy in full",
+            )
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    RECORDS,
+    ids=[f"{i}-{'-'.join(e[0] for e in exp) or 'none'}" for i, (_, exp) in enumerate(RECORDS)],
+)
+def test_each_dmarc_finding_says_what_is_wrong_at_the_record_name(
+    values: tuple[str, ...], expected: list[tuple[str, Severity, str]]
+) -> None:
+    found = dmarc.validate("_dmarc.sub", "TXT", values, c())
+    assert [(x.code, x.severity, x.message) for x in found] == expected
+    assert all(x.name == "_dmarc.sub" for x in found)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 # The modules are named in the case strings below, which the test evaluates.
-from pipeline.diff import kinds, rrset, tlsrpt  # noqa: F401
+from pipeline.diff import dmarc, kinds, rrset, tlsrpt  # noqa: F401
 from pipeline.diff import taglist as tl  # noqa: F401
 from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
@@ -408,3 +408,112 @@ def test_explain_renders_an_entry() -> None:
         "  fix:      `a` TXT `c`\n"
         "  (`dmarcops validate` shows the zone file and line of every finding)\n"
     )
+
+
+# The second mutation run (docs/mutation-testing.md): the limits of a domain name and the report
+# URIs of TLS-RPT and DMARC, through the record parsers a zone file reaches.
+
+
+def tls_rua(uri: str) -> tuple[Any, ...]:
+    """What TLS-RPT makes of a record with this one `rua=` entry: its URIs, or the T1 message."""
+    outcome = err(tlsrpt.parse, f"v=TLSRPTv1; rua={uri}")
+    return ("ok", outcome[1].rua) if outcome[0] == "ok" else outcome
+
+
+def test_a_domain_may_have_63_byte_labels_and_253_bytes_in_all() -> None:
+    label63 = "a" * 63
+    longest = f"{label63}.{label63}.{label63}.{'b' * 57}.com"  # 253 bytes
+    assert len(longest) == 253
+    assert tls_rua(f"mailto:tls@{label63}.example.com") == (
+        "ok",
+        (f"mailto:tls@{label63}.example.com",),
+    )
+    assert tls_rua(f"mailto:tls@{longest}") == ("ok", (f"mailto:tls@{longest}",))
+    # With the trailing dot of a fully-qualified name it is still 253.
+    assert tls_rua(f"mailto:tls@{longest}.")[0] == "ok"
+    too_long = longest.replace(".b", ".bb")  # 254 bytes
+    assert tls_rua(f"mailto:tls@{too_long}") == (
+        "error",
+        "T1",
+        f"rua entry 'mailto:tls@{too_long}': {too_long} is longer than 253 bytes",
+    )
+
+
+def test_a_numeric_top_label_is_named_in_the_refusal() -> None:
+    assert tls_rua("mailto:tls@mail.example.123") == (
+        "error",
+        "T1",
+        "rua entry 'mailto:tls@mail.example.123': mail.example.123: the top label 123 is not a "
+        "top-level domain",
+    )
+
+
+def test_uri_lists_allow_only_spaces_and_tabs_around_commas() -> None:
+    # RFC 7489 6.4 / RFC 8460 3: *WSP "," *WSP, and WSP is a space or a tab; a line break inside
+    # the value is not a separator, and an uppercase X is part of the URI.
+    assert tls_rua("mailto:a@example.com,\t mailto:b@example.com") == (
+        "ok",
+        ("mailto:a@example.com", "mailto:b@example.com"),
+    )
+    assert tls_rua("mailto:a@example.com,\nmailto:b@example.com") == (
+        "error",
+        "T1",
+        "rua=mailto:a@example.com,\nmailto:b@example.com: URIs are separated by commas, not spaces",
+    )
+    assert tls_rua("https://r.example.com/X,Xmailto:a@example.com") == (
+        "error",
+        "T1",
+        "rua entry 'Xmailto:a@example.com' must be a mailto: or https: URI",
+    )
+    assert tls_rua("https://r.example.com/TLS-X") == ("ok", ("https://r.example.com/TLS-X",))
+
+
+def test_tls_rpt_reads_an_https_uri_with_a_port_and_no_dmarc_size_limit() -> None:
+    assert tls_rua("https://tls.example.com:8443/report") == (
+        "ok",
+        ("https://tls.example.com:8443/report",),
+    )
+    # A bug found by mutation testing: TLS-RPT took DMARC's `!10m` size limit off the address and
+    # accepted it, but TLS-RPT has no size limit and no report reaches `example.com!10m`.
+    assert tls_rua("mailto:tls@example.com!10m") == (
+        "error",
+        "T1",
+        "rua entry 'mailto:tls@example.com!10m': example.com!10m: the top label com!10m is not a "
+        "top-level domain",
+    )
+    assert tls_rua("https://tls.example.com!10m/r") == (
+        "error",
+        "T1",
+        "rua entry 'https://tls.example.com!10m/r': tls.example.com!10m: the top label com!10m "
+        "is not a top-level domain",
+    )
+    # ... and a `!` in the mailbox is the mailbox's (RFC 5322 atext), not the end of the URI.
+    assert tls_rua("mailto:tls!ops@example.com") == ("ok", ("mailto:tls!ops@example.com",))
+
+
+def test_dmarc_report_uris_end_at_the_size_limit() -> None:
+    ctx = ZoneContext("example.com")
+
+    def findings(rua: str) -> list[tuple[str, str]]:
+        record = f"v=DMARC1; p=none; rua={rua}"
+        return [(f.code, f.message) for f in dmarc.validate("_dmarc", "TXT", (record,), ctx)]
+
+    assert findings("mailto:dmarc@example.com!10m, https://r.example.com:8443/d!5k") == []
+    # The authorisation a receiver looks up is named after the host before the size limit.
+    assert findings("https://r.example.net:8443/d!5k") == [
+        (
+            "D7",
+            "could not check that r.example.net authorises reports for example.com (TXT at "
+            "example.com._report._dmarc.r.example.net)",
+        )
+    ]
+
+
+def test_the_policy_records_of_a_sub_domain_are_owned_as_their_kind() -> None:
+    # `_dmarc.sub` and `_mta-sts.sub` TXT are the DMARC and MTA-STS records of sub.example.com
+    # and get those rules, not SPF's.
+    assert kinds.kind_of("_dmarc.sub", "TXT") is RecordKind.DMARC
+    assert kinds.kind_of("_mta-sts.mail", "TXT") is RecordKind.MTA_STS
+    # A TXT set whose last label is `_report` is no report authorisation (that is
+    # <domain>._report._dmarc), whatever stands before it: only its v=spf1 value is owned.
+    assert kinds.kind_of("x.a._report", "TXT") is RecordKind.SPF

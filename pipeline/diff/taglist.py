@@ -122,16 +122,22 @@ def domain_problem(name: str) -> str | None:
     return None
 
 
-def uri_host(uri: str) -> str | None:
+def uri_host(uri: str, *, size_limit: bool = True) -> str | None:
     """The host a URI delivers to (`mailto:x@d.example!10m` -> `d.example`), None when it has
-    none or cannot be read; never raises (urlsplit does, on `https://[x`)."""
+    none or cannot be read; never raises (urlsplit does, on `https://[x`).
+
+    `size_limit`: the URI may end in a DMARC size limit `!10m`, which is not part of it (RFC 7489
+    6.4 writes a `!` inside the URI as `%21`). TLS-RPT has no size limit (RFC 8460 3): there a `!`
+    belongs to the URI, so `mailto:tls@example.com!10m` names the host `example.com!10m`, which
+    no report reaches."""
+    if size_limit:
+        uri = uri.split("!", 1)[0]
     scheme, _, rest = uri.partition(":")
-    rest = rest.split("!", 1)[0]
     if scheme.lower() == "mailto":
         local, at, domain = rest.rpartition("@")
         return (domain.lower().rstrip(".") or None) if at and local else None
     try:
-        host = urlsplit(uri.split("!", 1)[0]).hostname
+        host = urlsplit(uri).hostname
     except ValueError:
         return None
     return host.lower() if host else None

@@ -41,7 +41,7 @@ def parse(text: str) -> TlsRptRecord:
     rua = uri_list(value, "T1")
     for uri in rua:
         scheme, colon, rest = uri.partition(":")
-        host = uri_host(uri)
+        host = uri_host(uri, size_limit=False)
         if not colon or scheme.lower() not in REPORT_SCHEMES or not rest or host is None:
             raise RecordSyntaxError(f"rua entry '{uri}' must be a mailto: or https: URI", "T1")
         problem = domain_problem(host)
