@@ -581,9 +581,9 @@ def test_a_missing_review_lists_every_approval_that_does_not_count(
     (peer,) = decide.missing(decision)
     assert peer.reason.endswith(
         "(`dmarcops approve --request CR-0001-nwh ...`)\n"
-        "    does not count: approval by jchen (): the author cannot review their own change "
+        "    does not count: approval by jchen: the author cannot review their own change "
         "(seed: a self-review preserves all the same blind spots)\n"
-        "    does not count: approval by sokafor (): it approves plan f0f0f0f0f0f0f0f0, not this "
+        "    does not count: approval by sokafor: it approves plan f0f0f0f0f0f0f0f0, not this "
         "plan e5e5e5e5e5e5e5e5: the plan changed after the review, so it needs a new one"
     )
 
