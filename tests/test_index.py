@@ -452,16 +452,11 @@ def test_a_write_reads_no_other_record_and_parses_no_old_ledger_line(
     assert all('"event":"policy"' in line for line in parsed)
 
 
-def test_an_unchanged_ledger_is_hashed_once_per_process(
-    portfolio: RecordStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """plan asks for the policy of record several times; a ledger that has not changed since it
-    was hashed in this process is not read again, and one that changed is."""
+def ledger_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every full read of a ledger from now on, the file taken as settled (as if it were old)."""
     from pipeline.records import index_ledger
-    from pipeline.records.policy_of_record import policy_of_record
 
-    monkeypatch.setattr(index_ledger, "_SETTLED", -(10**12))  # as if the file were old
-    monkeypatch.setattr(index_ledger, "_hashed", {})  # a new process
+    monkeypatch.setattr(index_ledger, "_SETTLED", -(10**12))
     reads: list[Path] = []
     real = index_ledger._ledger_bytes
 
@@ -470,6 +465,19 @@ def test_an_unchanged_ledger_is_hashed_once_per_process(
         return real(ledger)
 
     monkeypatch.setattr(index_ledger, "_ledger_bytes", counting)
+    return reads
+
+
+def test_an_unchanged_ledger_is_hashed_once_per_process(
+    portfolio: RecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan asks for the policy of record several times; a ledger that has not changed since it
+    was hashed in this process is not read again, and one that changed is."""
+    from pipeline.records import index_ledger
+    from pipeline.records.policy_of_record import policy_of_record
+
+    reads = ledger_reads(monkeypatch)
+    monkeypatch.setattr(index_ledger, "_hashed", {})  # a new process
     root = portfolio.changes_dir.parent
     for _ in range(3):
         policy_of_record(root)
@@ -494,15 +502,7 @@ def test_a_reader_in_a_new_process_trusts_the_ledger_file_it_hashed_and_nothing_
     from pipeline.records import index_ledger
     from pipeline.records.policy_of_record import PolicyNotOfRecord, policy_of_record
 
-    monkeypatch.setattr(index_ledger, "_SETTLED", -(10**12))  # as if the file were old
-    reads: list[Path] = []
-    real = index_ledger._ledger_bytes
-
-    def counting(ledger: Any) -> bytes:
-        reads.append(ledger.path)
-        return real(ledger)
-
-    monkeypatch.setattr(index_ledger, "_ledger_bytes", counting)
+    reads = ledger_reads(monkeypatch)
     root = portfolio.changes_dir.parent
     monkeypatch.setattr(index_ledger, "_hashed", {})
     first = policy_of_record(root)
