@@ -232,6 +232,16 @@ class NamedServer:
             "key_algorithm": self.key_algorithm,
         }
 
+    def client_env(self) -> dict[str, str]:
+        """The TEST_BIND_* variables a test repository's policy/providers.yaml reads, so that
+        its clients' zones are served by this server."""
+        return {
+            "TEST_BIND_HOST": self.host,
+            "TEST_BIND_PORT": str(self.port),
+            "TEST_BIND_KEY_NAME": self.key_name,
+            "TEST_BIND_KEY_SECRET": self.key_secret,
+        }
+
     def update(
         self,
         zone: str,

@@ -234,10 +234,8 @@ def client_dns(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[NamedServer]:
     server = named_factory(LIVE)
-    monkeypatch.setenv("TEST_BIND_HOST", server.host)
-    monkeypatch.setenv("TEST_BIND_PORT", str(server.port))
-    monkeypatch.setenv("TEST_BIND_KEY_NAME", server.key_name)
-    monkeypatch.setenv("TEST_BIND_KEY_SECRET", server.key_secret)
+    for name, value in server.client_env().items():
+        monkeypatch.setenv(name, value)
     yield server
 
 

@@ -13,6 +13,12 @@ from pipeline.diff.context import ZoneContext
 from pipeline.model import Fact, Finding, Severity, fact
 
 LOGO = "v=BIMI1; l=https://b.example/l.svg"
+# p=reject loosened to p=none, and what that does to a BIMI record that shows a logo.
+LOOSER = fact("dmarc.p", "reject", "none", direction="looser", pct=100)
+
+
+def breaks_bimi(bimi: str) -> Fact:
+    return fact("dmarc.breaks_bimi", None, "p=none is not an enforced policy", bimi=bimi)
 
 
 def c(**records: str) -> ZoneContext:
@@ -75,58 +81,38 @@ CASES = [
     (
         'f("v=DMARC1; p=reject", "v=DMARC1; p=none", ctx=c(default___bimi="v=BIMI1; L=; A=https://b.example/vmc.pem"))',
         [
-            fact("dmarc.p", "reject", "none", direction="looser", pct=100),
-            fact(
-                "dmarc.breaks_bimi",
-                None,
-                "p=none is not an enforced policy",
-                bimi="default._bimi.example.com",
-            ),
+            LOOSER,
+            breaks_bimi("default._bimi.example.com"),
         ],
     ),
     (
         'f("v=DMARC1; p=reject", "v=DMARC1; p=none", ctx=c(default___bimi="v=BIMI1; l=; a=https://b.example/vmc.pem"))',
         [
-            fact("dmarc.p", "reject", "none", direction="looser", pct=100),
-            fact(
-                "dmarc.breaks_bimi",
-                None,
-                "p=none is not an enforced policy",
-                bimi="default._bimi.example.com",
-            ),
+            LOOSER,
+            breaks_bimi("default._bimi.example.com"),
         ],
     ),
     (
         'f("v=DMARC1; p=reject", "v=DMARC1; p=none", ctx=c(default___bimi="v=BIMI1; l=; a="))',
-        [fact("dmarc.p", "reject", "none", direction="looser", pct=100)],
+        [LOOSER],
     ),
     (
         'f("v=DMARC1; p=reject", "v=DMARC1; p=none", ctx=c(default___bimi="v=BIMI1; broken"))',
         [
-            fact("dmarc.p", "reject", "none", direction="looser", pct=100),
-            fact(
-                "dmarc.breaks_bimi",
-                None,
-                "p=none is not an enforced policy",
-                bimi="default._bimi.example.com",
-            ),
+            LOOSER,
+            breaks_bimi("default._bimi.example.com"),
         ],
     ),
     (
         'f("v=DMARC1; p=reject", "v=DMARC1; p=none", name="_dmarc.Xmail", ctx=c(default___bimi__Xmail=LOGO, _dmarc__Xmail="v=DMARC1; p=reject"))',
         [
-            fact("dmarc.p", "reject", "none", direction="looser", pct=100),
-            fact(
-                "dmarc.breaks_bimi",
-                None,
-                "p=none is not an enforced policy",
-                bimi="default._bimi.Xmail.example.com",
-            ),
+            LOOSER,
+            breaks_bimi("default._bimi.Xmail.example.com"),
         ],
     ),
     (
         'f("v=DMARC1; p=reject", "v=DMARC1; p=none", ctx=c(default___bimi__Xmail=LOGO, _dmarc__Xmail="v=DMARC1; p=reject"))',
-        [fact("dmarc.p", "reject", "none", direction="looser", pct=100)],
+        [LOOSER],
     ),
 ]
 
@@ -185,7 +171,7 @@ def test_a_looser_policy_names_every_bimi_record_it_breaks() -> None:
         "v=DMARC1; p=none",
         ctx=c(default___bimi=LOGO, brand___bimi=LOGO),
     ) == [
-        fact("dmarc.p", "reject", "none", direction="looser", pct=100),
+        LOOSER,
         fact(
             "dmarc.breaks_bimi",
             new="p=none is not an enforced policy",

@@ -162,7 +162,9 @@ def _check_chain(
     return entries
 
 
-_SignatureJob = tuple[tuple[Ed25519PublicKey, ...], LedgerEntry]  # the keys it may be signed with
+# A signature to check: where its problem goes in the report, the ledger line, the keys it may be
+# signed with, the entry.
+_SignatureJob = tuple[int, int, tuple[Ed25519PublicKey, ...], LedgerEntry]
 
 
 def _check_signatures(
@@ -176,20 +178,21 @@ def _check_signatures(
     Returns, per (record, event), who signed it (line, actor, is the automation) so the record
     files can be checked against their signers."""
     signatures: builtins.list[_SignatureJob] = []
-    unless_signed: builtins.list[tuple[int, int]] = []  # (where in problems, ledger line)
-    actors = _signatures_in_order(store, entries, problems, rosters, signatures, unless_signed)
+    actors = _signatures_in_order(store, entries, problems, rosters, signatures)
 
     def forged(start: int, stop: int) -> builtins.list[int]:
-        out = []
-        for n in range(start, stop):
-            keys, entry = signatures[n]
-            if not signature_holds(keys, entry.head(), entry.signature):
-                out.append(n)
-        return out
+        # Indexes only cross back from the workers: keys do not pickle.
+        return [
+            n
+            for n in range(start, stop)
+            if not signature_holds(
+                signatures[n][2], signatures[n][3].head(), signatures[n][3].signature
+            )
+        ]
 
     # From the last to the first: each insertion leaves the earlier positions where they were.
     for n in reversed(in_ranges(len(signatures), forged)):
-        (where, number), entry = unless_signed[n], signatures[n][1]
+        where, number, _, entry = signatures[n]
         problem = AuditProblem(
             entry.record_id,
             f"ledger line {number} ({entry.event.value}): the signature is not "
@@ -205,11 +208,10 @@ def _signatures_in_order(
     problems: builtins.list[AuditProblem],
     rosters: dict[str, Roster] | None,
     signatures: builtins.list[_SignatureJob],
-    unless_signed: builtins.list[tuple[int, int]],
 ) -> dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]]:
     """_check_signatures but for the signatures themselves: who signed each line, with which
     roster, and the checks that need the order of the lines; each signature to verify is added
-    to `signatures`, with the problem to report, and where, when it does not hold."""
+    to `signatures`, with where in `problems` its problem goes should it not hold."""
     actors: dict[tuple[str, LedgerEvent], builtins.list[tuple[int, str, bool]]] = defaultdict(
         builtins.list
     )
@@ -217,13 +219,6 @@ def _signatures_in_order(
     current_hash: dict[str, str] = {}  # each record's hash as of the line being checked
     # Built once, for the few policy lines: per line it made verify quadratic in the ledger.
     plain_entries = [e for _, e in entries]
-    keys: dict[Analyst, tuple[Ed25519PublicKey, ...]] = {}
-
-    def keys_of(member: Analyst) -> tuple[Ed25519PublicKey, ...]:
-        # Decoded once per member of each roster, not once per line.
-        if member not in keys:
-            keys[member] = member.public_keys()
-        return keys[member]
 
     position: dict[int, int] = {}  # line number -> index in entries, built at the first seal
     for number, entry in entries:
@@ -265,8 +260,8 @@ def _signatures_in_order(
             )
         else:
             # Checked below, all at once on every core; reported here, in line order.
-            signatures.append((keys_of(member), entry))
-            unless_signed.append((len(problems), number))  # the message only when it fails
+            # The message is written only for a signature that fails.
+            signatures.append((len(problems), number, member.public_keys(), entry))
         if entry.event is LedgerEvent.POLICY and number > 1:
             if not position:
                 position.update((n, i) for i, (n, _) in enumerate(entries))

@@ -4,7 +4,6 @@ chronology, its signers, the signatures it cites and the change request it names
 from __future__ import annotations
 
 import builtins
-import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,9 +31,9 @@ from pipeline.records.record import (
     ChangeRecord,
     ChangeType,
     RecordFormatError,
-    canonical_bytes,
     format_utc,
     plain,
+    sha256_hex,
     show_utc,
 )
 from pipeline.records.record_files import (
@@ -291,7 +290,7 @@ def _check_file(
         problems.append(AuditProblem(rid, f"{path.name}: {exc.message}"))
         return None
     if not sha256_is(data, last.record_sha256, has_floats=bool(floats)):
-        digest = hashlib.sha256(canonical_bytes(data)).hexdigest()
+        digest = sha256_hex(data)
         owner = owner_of_hash.get(digest)
         held = data.get("id") if isinstance(data, dict) else None
         if owner is not None and owner != rid:

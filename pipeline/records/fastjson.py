@@ -23,7 +23,7 @@ import hashlib
 
 import orjson
 
-from pipeline.records.record_base import canonical_bytes
+from pipeline.records.record_base import sha256_hex
 from pipeline.records.record_files import _pretty
 
 _CANONICAL = orjson.OPT_SORT_KEYS
@@ -41,7 +41,7 @@ def sha256_is(value: object, expected: str, *, has_floats: bool) -> bool:
         else:
             if hashlib.sha256(fast).hexdigest() == expected:
                 return True
-    return hashlib.sha256(canonical_bytes(value)).hexdigest() == expected
+    return sha256_hex(value) == expected
 
 
 def is_pretty(raw: bytes, value: object, *, has_floats: bool) -> bool:

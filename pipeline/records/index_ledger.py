@@ -320,8 +320,8 @@ def _from_index(
     if not hmac.compare_digest(meta.get("mac", ""), _meta_mac(meta, [e.to_line() for e in policy])):
         return None  # not what this machine's dmarcops wrote
     if raw is None and same_file:
-        if meta.get("ledger_file") != same_file or same_file.split(":")[2] != str(size):
-            return None  # not the file a reader hashed: read it
+        if meta.get("ledger_file") != same_file:
+            return None  # not the file a reader hashed (recorded only at the size it describes)
         return LedgerView(
             ledger, conn, seq=seq, head=meta.get("head", GENESIS), size=size, lines=lines,
             digest=None, first=first, policy=policy,
