@@ -58,14 +58,13 @@ def _pretty(data: object) -> bytes:
     return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
-    # A reader (or a crash) sees the old file or the new one, never half of one. sync_dir=False:
-    # the caller fsyncs the directory once for several files (write_all_atomic).
+def write_atomic(path: Path, data: bytes) -> None:
+    # A reader (or a crash) sees the old file or the new one, never half of one. Several files
+    # of one directory: write_all_atomic, which fsyncs the directory once.
     tmp = _temporary(path)
     _write_synced(tmp, data)
     os.replace(tmp, path)
-    if sync_dir:
-        fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 # How many files of a batch are written and fsynced at once (write_all_atomic).
