@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import InputError
 from pipeline.load import dirfiles
-from pipeline.load.dirfiles import DirectoryFiles
+from pipeline.load.dirfiles import ABSENT, DirectoryFiles
 from pipeline.load.files import DEFAULT_LIMITS, read_bytes
 
 
@@ -63,6 +63,18 @@ def test_a_regular_file_is_read_without_read_bytes(
         assert directory.read_text("2026-0001.json") == '{"id": "2026-0001"}\n'
         assert directory.exists("2026-0001.json")
         assert not directory.exists("2026-0002.json")
+        assert directory.text_if_present("2026-0001.json") == '{"id": "2026-0001"}\n'
+        assert directory.text_if_present("2026-0002.json") is ABSENT
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 65537, DEFAULT_LIMITS.max_file_bytes])
+def test_every_size_up_to_the_limit_is_read_whole(repo: Path, size: int) -> None:
+    """One read of the file's size is the whole file, at the edges of pages and of the limit."""
+    records = repo / "changes" / "records"
+    body = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    (records / "r.json").write_bytes(body)
+    with DirectoryFiles(records, repo) as directory:
+        assert directory.read("r.json") == body
 
 
 def test_every_refusal_is_read_bytes_own(
@@ -76,11 +88,14 @@ def test_every_refusal_is_read_bytes_own(
             expected = message_of(lambda p=path: read_bytes(p, root=repo))
             assert message_of(lambda p=path: directory.read(p.name)) == expected, kind
             assert directory.read_text(path.name) is None, kind
+            # Refused is not absent: audit verify reports an unreadable rendering.
+            assert directory.text_if_present(path.name) is None, kind
         assert message_of(lambda: directory.read("missing.json")) == message_of(
             lambda: read_bytes(records / "missing.json", root=repo)
         )
         # A dangling link is something at the name (a present but refused input).
         assert directory.exists("dangling.json")
+        assert directory.text_if_present("missing.json") is ABSENT
 
 
 def test_a_records_directory_linked_outside_is_refused_file_by_file(

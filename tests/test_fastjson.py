@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.errors import InputError
 from pipeline.records.fastjson import is_pretty, sha256_is
 from pipeline.records.ledger import LedgerEntry
 from pipeline.records.record_base import canonical_bytes
@@ -104,3 +106,88 @@ def test_ledger_lines_note_their_floats() -> None:
         entry, noted = LedgerEntry.parse(line.replace("PAYLOAD", payload))
         assert noted is floats, payload
         assert repr(entry.payload["x"]) == repr(json.loads(payload)), payload
+
+
+def stdlib_decode(line: str, *, ledger: bool = True) -> tuple[str, object, bool]:
+    """What the ledger reader (or, `ledger` false, pipeline.load.jsonfile.parse_json noting
+    floats) answered before orjson: ("ok", value, floats) or ("error", None, False)."""
+    floats: list[str] = []
+
+    def noted(text: str) -> float:
+        floats.append(text)
+        return float(text)
+
+    try:
+        value = json.loads(line, parse_float=noted, parse_constant=noted)
+    except (ValueError, RecursionError):
+        return ("error", None, False)
+    if ledger and isinstance(value, dict):
+        try:
+            canonical_bytes(value)  # a ledger line with a lone surrogate is refused
+        except UnicodeEncodeError:
+            return ("error", None, False)
+    return ("ok", value, bool(floats))
+
+
+def same_value(a: object, b: object) -> bool:
+    """Equal and of the same types all the way down (1 == 1.0 == True would hide a change)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return list(a) == list(b) and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return repr(a) == repr(b)
+    return a == b
+
+
+# JSON texts the way a ledger line holds them, and the same texts broken: numbers of every
+# form (huge integers, exponents, NaN), escapes (lone surrogates), duplicate keys, stray bytes.
+EDITS = st.sampled_from(
+    [
+        "",
+        "1e5",
+        "-0",
+        "1E400",
+        "NaN",
+        "18446744073709551616",
+        "-9223372036854775809",
+        '"\\ud800"',
+        '"\\udc00\\ud800"',
+        "[",
+        "}",
+        '{"a":1,"a":2.5}',
+        "\x00",
+        "\t",
+        " 01",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values(SCALARS | FLOATS), EDITS, st.integers(min_value=0, max_value=200))
+def test_ledger_decoding_is_the_standard_librarys(value: object, edit: str, at: int) -> None:
+    """The ledger's and the record files' reader (orjson where provably the same) gives the
+    standard library's value, float note and refusal for every text: only faster."""
+    from pipeline.load.jsonfile import parse_json
+    from pipeline.records.ledger import _decode
+
+    def record_reader(line: str) -> tuple[object, bool]:
+        floats: list[str] = []
+        value = parse_json(line, Path("r.json"), "record", "hint", floats)
+        return value, bool(floats)
+
+    text = json.dumps(value, ensure_ascii=bool(at % 2))
+    for line in (text, text[:at] + edit + text[at:], '{"x":' + edit + "}"):
+        for reader, ledger in ((_decode, True), (record_reader, False)):
+            expected = stdlib_decode(line, ledger=ledger)
+            try:
+                got = ("ok", *reader(line))
+            except (ValueError, InputError):
+                got = ("error", None, False)
+            assert got[0] == expected[0], line
+            assert got[2] == expected[2], line
+            assert same_value(got[1], expected[1]), line

@@ -11,6 +11,7 @@ common case is cheaper.
 
 from __future__ import annotations
 
+import enum
 import os
 import stat
 from pathlib import Path
@@ -55,11 +56,23 @@ class DirectoryFiles:
 
     def read(self, name: str) -> bytes:
         """The file's bytes, or read_bytes's InputError for it."""
+        data = self._read(name, absent_ok=False)
+        assert data is not None  # absent_ok=False: a missing file is read_bytes's to refuse
+        return data
+
+    def _read(self, name: str, *, absent_ok: bool) -> bytes | None:
+        """read(); with `absent_ok`, None when nothing at all is at the name."""
         fallback = self.directory / name
         if self._fd is None or "/" in name:
+            if absent_ok and not os.path.lexists(fallback):
+                return None
             return read_bytes(fallback, root=self.root)
         try:
             before = os.stat(name, dir_fd=self._fd, follow_symlinks=False)
+        except FileNotFoundError:
+            if absent_ok:
+                return None
+            return read_bytes(fallback, root=self.root)
         except OSError:
             return read_bytes(fallback, root=self.root)
         # Checked on the name first, as read_bytes does, so a FIFO or device is never opened.
@@ -76,9 +89,12 @@ class DirectoryFiles:
                 before.st_ino,
             ):
                 return read_bytes(fallback, root=self.root)  # swapped meanwhile
-            # At most limit + 1 bytes: a file that grew past the limit is read_bytes's to refuse.
-            data = os.read(fd, self.limit + 1)
-            while len(data) <= self.limit:
+            # One byte more than the size: fewer back is the whole file (a short read of a
+            # regular file is its end), so the common case costs one read of the size it needs.
+            data = os.read(fd, min(st.st_size, self.limit) + 1)
+            # More back: it grew meanwhile. Read on to at most limit + 1 bytes: a file that grew
+            # past the limit is read_bytes's to refuse.
+            while st.st_size < len(data) <= self.limit:
                 more = os.read(fd, self.limit + 1 - len(data))
                 if not more:
                     break
@@ -106,3 +122,24 @@ class DirectoryFiles:
             return self.read(name).decode("utf-8")
         except (InputError, UnicodeDecodeError):
             return None
+
+    def text_if_present(self, name: str) -> str | Absent | None:
+        """ABSENT when nothing is at the name (exists() false), else read_text(): one look at
+        the name instead of two."""
+        try:
+            data = self._read(name, absent_ok=True)
+        except InputError:
+            return None
+        if data is None:
+            return ABSENT
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+
+class Absent(enum.Enum):
+    ABSENT = "absent"
+
+
+ABSENT = Absent.ABSENT

@@ -15,7 +15,7 @@ from pipeline.gate.approvals import signed_payload
 from pipeline.gate.identity import signature_holds, signing_bytes
 from pipeline.gate.requests import REQUESTS_DIR, content_sha256
 from pipeline.gate.roster import Roster
-from pipeline.load.dirfiles import DirectoryFiles
+from pipeline.load.dirfiles import ABSENT, DirectoryFiles
 from pipeline.load.files import exists
 from pipeline.load.yamlfile import load_yaml
 from pipeline.records.audit_pool import in_ranges
@@ -347,7 +347,8 @@ def _check_file(
         if problem:
             problems.append(AuditProblem(rid, problem))
     markdown = f"{rid}.md"
-    if directory.exists(markdown) and directory.read_text(markdown) != record.render_markdown():
+    shown = directory.text_if_present(markdown)
+    if shown is not ABSENT and shown != record.render_markdown():
         # The rendering is what people read on GitHub: it must say what the sealed JSON says.
         problems.append(AuditProblem(rid, f"{markdown} does not match the record (edited)"))
     emergency = record.emergency

@@ -29,6 +29,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -42,7 +43,7 @@ from pipeline.errors import GateRefused
 from pipeline.gate.identity import Signer, signature_holds, signing_bytes
 from pipeline.gate.roster import Roster
 from pipeline.load.files import exists, make_dir, open_append, open_lock, read_bytes
-from pipeline.load.jsonfile import noting_decoder
+from pipeline.load.jsonfile import NO_VALUE, noting_decoder, without_floats
 from pipeline.records.record import (
     RECORD_ID,
     canonical_bytes,
@@ -55,7 +56,7 @@ GENESIS = "0" * 64
 LEDGER_NAME = "ledger.jsonl"
 LOCK_NAME = ".lock"
 FORMAT = 2  # 1 was unsigned: such lines are refused by name
-_SHA256 = frozenset("0123456789abcdef")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _KEYS = frozenset(
     {
         "format",
@@ -106,7 +107,37 @@ class LedgerCorrupt(GateRefused):
 
 
 def _is_sha256(value: str) -> bool:
-    return len(value) == 64 and set(value) <= _SHA256
+    return _SHA256.fullmatch(value) is not None
+
+
+def _decode(line: str) -> tuple[Any, bool]:
+    """The line as JSON, and whether it held a non-integer number: orjson's reading where it is
+    provably the standard library's (pipeline.load.jsonfile.without_floats), else the standard
+    library's, with its messages."""
+    data = without_floats(line)
+    if data is not NO_VALUE:
+        return data, False
+    decoder = noting_decoder()
+    decoder.floats.clear()
+    try:
+        data = decoder.decode(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    except RecursionError:  # thousands of nested brackets: no entry looks like that
+        raise ValueError("not a ledger entry (nested too deeply)") from None
+    except ValueError:  # an integer of thousands of digits (Python's int limit)
+        raise ValueError("not a ledger entry (a number too long to read)") from None
+    if isinstance(data, dict):
+        try:
+            # orjson refuses a lone surrogate too, and is cheap; its other refusals (an integer
+            # beyond 64 bits) are no reason to refuse the line, so the standard library decides.
+            orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            try:
+                canonical_bytes(data)
+            except UnicodeEncodeError:  # "\ud800": a lone surrogate no UTF-8 hash can be taken over
+                raise ValueError("not a ledger entry (a lone surrogate in a string)") from None
+    return data, bool(decoder.floats)
 
 
 def head_bytes(seq: int, entry_sha256: str) -> bytes:
@@ -215,27 +246,9 @@ class LedgerEntry:
     def parse(cls, line: str) -> tuple[LedgerEntry, bool]:
         """from_line, and whether the line held a non-integer number (a payload may): the entry's
         hash can then be checked only with the standard library's encoder (records.fastjson)."""
-        decoder = noting_decoder()
-        decoder.floats.clear()
-        try:
-            data = decoder.decode(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not JSON ({exc.msg})") from None
-        except RecursionError:  # thousands of nested brackets: no entry looks like that
-            raise ValueError("not a ledger entry (nested too deeply)") from None
-        except ValueError:  # an integer of thousands of digits (Python's int limit)
-            raise ValueError("not a ledger entry (a number too long to read)") from None
+        data, has_floats = _decode(line)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        try:
-            # orjson refuses a lone surrogate too, and is cheap; its other refusals (an integer
-            # beyond 64 bits) are no reason to refuse the line, so the standard library decides.
-            orjson.dumps(data)
-        except orjson.JSONEncodeError:
-            try:
-                canonical_bytes(data)
-            except UnicodeEncodeError:  # "\ud800": a lone surrogate no UTF-8 hash can be taken over
-                raise ValueError("not a ledger entry (a lone surrogate in a string)") from None
         if data.get("format") != FORMAT:
             raise ValueError(
                 f"format {data.get('format')!r} is not {FORMAT} (an unsigned line of an earlier "
@@ -287,7 +300,7 @@ class LedgerEntry:
             entry_sha256=texts["entry_sha256"],
             signature=texts["signature"],
         )
-        return entry, bool(decoder.floats)
+        return entry, has_floats
 
 
 def split_lines(text: str) -> list[str]:
