@@ -3,9 +3,11 @@ problem for problem and in the same order, and survives a worker that dies."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,6 +58,11 @@ def test_every_core_reports_what_one_process_reports(
     alone = audit(store.changes_dir, LATER).problems
     monkeypatch.setattr(audit_pool, "workers", lambda: 2)
     monkeypatch.setattr(audit_pool, "PARALLEL_FROM", 1)
+    # Signatures handed out a few lines at a time while the ledger is still being read: the
+    # forged ones (lines 8 and 13) fall to different children.
+    monkeypatch.setattr(
+        importlib.import_module("pipeline.records.audit"), "SIGNATURES_PER_CHILD", 5
+    )
     pooled = audit(store.changes_dir, LATER).problems
     assert pooled == alone
     text = [str(p) for p in pooled]
@@ -84,7 +91,10 @@ def test_the_ranges_run_in_other_processes_and_come_back_in_order(
     parent = os.getpid()
     got = audit_pool.in_ranges(100, lambda a, b: [(n, os.getpid()) for n in range(a, b)])
     assert [n for n, _ in got] == list(range(100))
-    assert parent not in {pid for _, pid in got}
+    pids = {pid for _, pid in got}
+    # This process takes the first range; the others ran in children (one per range).
+    assert {pid for n, pid in got if n == 0} == {parent}
+    assert len(pids - {parent}) == 2 * audit_pool.RANGES_PER_CORE - 1
 
 
 def test_a_worker_that_dies_costs_time_not_the_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,11 +103,30 @@ def test_a_worker_that_dies_costs_time_not_the_verdict(monkeypatch: pytest.Monke
     parent = os.getpid()
 
     def work(start: int, stop: int) -> list[int]:
-        if os.getpid() != parent and start == 0:
-            os._exit(9)  # as a worker killed by the OOM killer would end
+        if os.getpid() != parent:
+            os._exit(9)  # as a child killed by the OOM killer would end
         return list(range(start, stop))
 
     assert audit_pool.in_ranges(50, work) == list(range(50))
+
+
+def test_children_are_reaped_when_this_process_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception (a disk error, Ctrl-C) before a child's result is asked for leaves no child
+    running and no zombie behind."""
+    monkeypatch.setattr(audit_pool, "workers", lambda: 2)
+    monkeypatch.setattr(audit_pool, "PARALLEL_FROM", 1)
+
+    def slow(start: int, stop: int) -> list[int]:
+        time.sleep(60)
+        return []
+
+    with pytest.raises(RuntimeError), audit_pool.Forks(10) as forks:
+        child = forks.child(slow, 0, 10)
+        pid = child._pid
+        assert pid is not None and pid != os.getpid()
+        raise RuntimeError("the parent fails")
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped already: not a child of ours any more
 
 
 def test_small_trails_stay_in_one_process(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from pipeline.text.markdown import code, escape
 
 
@@ -39,3 +42,33 @@ def test_terminal_output_never_carries_control_characters() -> None:
     hostile = "v=spf1 \x1b[2J\x1b[32mall good\x07 -all"
     assert "\x1b" not in clean(hostile) and "\x07" not in _short(hostile)
     assert clean(hostile) == "v=spf1 \\x1b[2J\\x1b[32mall good\\x07 -all"
+
+
+def reference_code(text: str) -> str:
+    """code() as it was before its fast path: the general form, for every input."""
+    import re
+
+    from pipeline.text.safe import clean
+
+    text = clean(text).replace("|", "\\|")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def reference_escape(text: str) -> str:
+    from pipeline.text.safe import clean
+
+    special = "\\`*_{}[]<>#!|~"
+    table = {ord(ch): "\\" + ch for ch in special} | {ord("@"): "&#64;"}
+    return clean(text).translate(table)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(st.sampled_from("ab|`@\\*_ \n\x1b\u202e\u00a0é") | st.characters(), max_size=12))
+def test_fast_paths_write_what_the_general_form_writes(text: str) -> None:
+    """code() and escape() skip work for printable text (audit verify renders every record):
+    what they write is the general form's, character for character."""
+    assert code(text) == reference_code(text)
+    assert escape(text) == reference_escape(text)

@@ -19,11 +19,13 @@ def escape(text: str) -> str:
     # One pass in C (every record's markdown is re-rendered by `audit verify`): each special
     # character backslashed, and "@" as an entity, so "@team" in a user's string never pings
     # anyone in a GitHub comment.
-    return clean(text).translate(_ESCAPES)
+    return (text if text.isprintable() else clean(text)).translate(_ESCAPES)
 
 
 def code(text: str) -> str:
     """An inline code span that survives backticks and pipes inside the value."""
+    if text.isprintable() and text and "`" not in text:  # most values: one span, one backtick
+        return "`" + text.replace("|", "\\|") + "`"
     text = clean(text).replace("|", "\\|")
     longest = max((len(m) for m in _BACKTICKS.findall(text)), default=0) if "`" in text else 0
     fence = "`" * (longest + 1)
