@@ -12,15 +12,19 @@ from dataclasses import dataclass
 from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.rrset import diff_single_record, joined, one_record_findings, same_values
-from pipeline.diff.taglist import Tag, ascii_number, parse_tag_list, require_version, tag_value
+from pipeline.diff.taglist import (
+    Tag,
+    ascii_number,
+    domain_problem,
+    parse_tag_list,
+    require_version,
+    tag_value,
+)
 from pipeline.model import Fact, Finding, Severity, fact
 
 MODES = ("none", "testing", "enforce")  # from loosest to strictest
 MAX_AGE_LIMIT = 31_557_600  # RFC 8461 3.2: one year
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")  # RFC 8461 3.1 sts-id
-_MX_PATTERN = re.compile(
-    r"^(\*\.)?([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)+[A-Za-z]{2,63}\.?$"
-)
 _SINGLE_FIELDS = ("version", "mode", "max_age")
 
 
@@ -127,7 +131,17 @@ def _read_policy(text: str) -> tuple[dict[str, list[str]], list[Finding]]:
     if fields.get("version", ["STSv1"])[0] != "STSv1":
         error(f"version must be STSv1, not {fields['version'][0]}")
     mode = fields.get("mode", ["none"])[0]
-    if mode not in MODES:
+    if mode not in MODES and mode.lower() in MODES:
+        # RFC 8461 3.2 writes the values as %s"none" / %s"testing" / %s"enforce": its ABNF is
+        # "defined using [RFC7405]", whose %s strings match case-sensitively (RFC 7405 2.1). The
+        # case-insensitive quoted strings of RFC 5234 2.3 are "..." without %s, so they do not
+        # apply. Senders agree: mox and postfix-mta-sts-resolver discard a policy with
+        # `mode: NONE` as invalid, which is no policy at all (RFC 8461 5), not mode none.
+        error(
+            f"mode must be enforce, testing or none, not {mode}: the values are case-sensitive "
+            f"(RFC 8461 3.2) and senders discard the policy; write mode: {mode.lower()}"
+        )
+    elif mode not in MODES:
         error(f"mode must be enforce, testing or none, not {mode}")
     max_age = fields.get("max_age", ["0"])[0]
     if not ascii_number(max_age) or int(max_age) > MAX_AGE_LIMIT:
@@ -135,7 +149,9 @@ def _read_policy(text: str) -> tuple[dict[str, list[str]], list[Finding]]:
     if mode != "none" and not fields.get("mx"):
         error(f"mode {mode} needs at least one mx line naming the domain's MX hosts")
     for mx in fields.get("mx", []):
-        if not _MX_PATTERN.match(mx):
+        # RFC 8461 3.2 sts-policy-mx-value = ["*."] Domain, RFC 5321 4.1.2's Domain: host-name
+        # labels (letters, digits, hyphens; no underscore), xn-- for an internationalised name.
+        if domain_problem(mx.removeprefix("*.")) is not None:
             error(f"mx {mx} is not a host name or a *.domain wildcard")
     return fields, findings
 
