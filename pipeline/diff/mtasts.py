@@ -26,6 +26,7 @@ MODES = ("none", "testing", "enforce")  # from loosest to strictest
 MAX_AGE_LIMIT = 31_557_600  # RFC 8461 3.2: one year
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")  # RFC 8461 3.1 sts-id
 _SINGLE_FIELDS = ("version", "mode", "max_age")
+WSP = " \t"  # RFC 5234 B.1: a space or a horizontal tab
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,34 @@ def _read_policy(text: str) -> tuple[dict[str, list[str]], list[Finding]]:
     def error(message: str) -> None:
         findings.append(Finding("M2", Severity.ERROR, f"MTA-STS policy: {message}", "mta-sts"))
 
-    # RFC 8461 3.2: lines of "key: value", separated by CRLF (senders accept LF too).
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    # RFC 8461 3.2: lines of "key: value" ending in LF or CRLF (sts-policy-term), the field name
+    # first on the line and ":" right after it, then *WSP, the value, *WSP. Senders split lines
+    # there and nowhere else (str.splitlines would also split at a lone CR, \v or \u2028), and
+    # read " mode: enforce" or "mode : enforce" as an unknown field: mox and
+    # postfix-mta-sts-resolver then find no mode and discard the policy.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        odd = next((c for c in line if (c < " " and c != "\t") or c == "\x7f"), None)
+        if odd is not None:
+            error(
+                f"line {number} holds the control character {odd!r}; a policy line is text "
+                "ending in LF or CRLF (RFC 8461 3.2)"
+            )
+            continue
+        if not line.strip(WSP):
             continue
         key, colon, value = line.partition(":")
         if not colon:
             error(f"line {number} '{line}' is not 'key: value'")
             continue
-        fields.setdefault(key.strip(), []).append(value.strip())
+        value = value.strip(WSP)
+        if key != key.strip(WSP):
+            error(
+                f"line {number} '{line}': no spaces are allowed before the field name or "
+                f"between it and ':' (RFC 8461 3.2); write {key.strip(WSP)}: {value}"
+            )
+            continue
+        fields.setdefault(key, []).append(value)
     for key in _SINGLE_FIELDS:
         if key not in fields:
             error(f"the {key} field is missing")
