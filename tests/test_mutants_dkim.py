@@ -1,4 +1,4 @@
-"""DKIM selectors (docs/rules.md: K1-K6 and the dkim.* facts the risk rules read): the exact facts
+"""DKIM selectors (docs/rules.md: K1-K5 and the dkim.* facts the risk rules read): the exact facts
 of each kind of selector change, with the profile's lifecycle attributes, so a mutation of the diff
 fails a test. Found by mutation testing (docs/mutation-testing.md)."""
 
