@@ -219,6 +219,36 @@ def test_m2_errors(text: str) -> None:
     assert found(mtasts.validate_policy(text), "M2") == [Severity.ERROR]
 
 
+def test_m2_lines_are_read_as_senders_read_them() -> None:
+    good = "version: STSv1\nmode:\tenforce \t\nmx: mx1.example.com\r\nmax_age: 86400"
+    assert mtasts.validate_policy(good) == []
+    assert mtasts.parse_policy(good).mode == "enforce"
+
+    def m2(text: str) -> list[str]:
+        return [f.message.removeprefix("MTA-STS policy: ") for f in mtasts.validate_policy(text)]
+
+    # A field name with a space before it or before its ":" is another field to senders, so the
+    # policy has no mode (RFC 8461 3.2: the name starts the line, ":" follows it).
+    assert m2(policy("none").replace("mode: none", " mode: none")) == [
+        "line 2 ' mode: none': no spaces are allowed before the field name or between it and ':' "
+        "(RFC 8461 3.2); write mode: none",
+        "the mode field is missing",
+    ]
+    assert m2(policy("none").replace("mode: none", "mode : none"))[0] == (
+        "line 2 'mode : none': no spaces are allowed before the field name or between it and ':' "
+        "(RFC 8461 3.2); write mode: none"
+    )
+    # Lines end at LF or CRLF only: a lone CR does not break the line for senders, who then read
+    # version "STSv1\rmode: none"; the lint must not split there either.
+    assert m2("version: STSv1\rmode: none\nmax_age: 1\n") == [
+        "line 1 holds the control character '\\r'; a policy line is text ending in LF or CRLF "
+        "(RFC 8461 3.2)",
+        "the version field is missing",
+        "the mode field is missing",
+    ]
+    assert m2(policy("none") + "\x0c\n")[0].startswith("line 4 holds the control character '\\x0c'")
+
+
 def test_m3_policy_changed_without_id_change() -> None:
     before, after = policy("testing", "mx1.example.com"), policy("enforce", "mx1.example.com")
     _, findings = mtasts.policy_facts(before, after, "1", "1")

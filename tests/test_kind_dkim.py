@@ -1,4 +1,4 @@
-"""DKIM validation (K1-K5) and facts, with real keys made by cryptography."""
+"""DKIM validation (K1-K6) and facts, with real keys made by cryptography."""
 
 from __future__ import annotations
 
@@ -293,3 +293,68 @@ def test_selector_under_a_subdomain(rsa2048: bytes) -> None:
         dkim.facts("s9._domainkey.mail", "TXT", (), (f"p={b64(rsa2048)}",), ctx()), "dkim.selector"
     )
     assert fact.new == "s9"
+
+
+# --- K6: the service types of s= (RFC 6376 3.6.1) -----------------------------------------------
+
+ED = b64(bytes(range(32)))  # a raw ed25519 key: only s= decides the findings below
+
+
+@pytest.mark.parametrize(
+    "services",
+    [None, "email", "*", "email:tlsrpt", " x-future : email ", "*:tlsrpt"],
+    ids=["absent", "email", "star", "email-and-tlsrpt", "unknown-beside-email", "star-and-tlsrpt"],
+)
+def test_k6_a_key_that_covers_email_is_fine(services: str | None) -> None:
+    s_tag = "" if services is None else f"s={services}; "
+    assert check(f"v=DKIM1; k=ed25519; {s_tag}p={ED}") == []
+
+
+def test_k6_a_key_for_another_service_is_refused_where_it_is_published() -> None:
+    assert check(f"v=DKIM1; k=ed25519; s=mail; p={ED}") == [
+        Finding(
+            "K6",
+            Severity.ERROR,
+            "s=mail: the key does not cover email (only s=email or s=* do), so mail verifiers "
+            "ignore it and every message signed with selector s1 fails DKIM (RFC 6376 3.6.1); "
+            "write s=email or drop s=",
+            "s1._domainkey",
+        )
+    ]
+    # An empty s= lists no service at all: not the same as leaving s= out (the default "*").
+    assert found(check(f"v=DKIM1; k=ed25519; s=; p={ED}"), "K6") == [Severity.ERROR]
+    assert found(check(f"v=DKIM1; k=ed25519; s=e-mail:x-other; p={ED}"), "K6") == [Severity.ERROR]
+
+
+def test_k6_a_tls_report_key_warns_unless_the_profile_signs_mail_with_it() -> None:
+    record = f"v=DKIM1; k=ed25519; s=tlsrpt; p={ED}"
+    assert check(record) == [
+        Finding(
+            "K6",
+            Severity.WARNING,
+            "s=tlsrpt: the key signs TLS reports only (RFC 8460 3); mail signed with selector s1 "
+            "fails DKIM (RFC 6376 3.6.1); write s=email:tlsrpt if it signs mail too",
+            "s1._domainkey",
+        )
+    ]
+    # The client profile says mail is signed with s1: then the key breaks it, an error.
+    assert found(check(record, context=ctx(active=frozenset({"s1"}))), "K6") == [Severity.ERROR]
+
+
+def test_k6_email_in_another_case_is_a_warning() -> None:
+    assert check(f"v=DKIM1; k=ed25519; s=EMAIL; p={ED}") == [
+        Finding(
+            "K6",
+            Severity.WARNING,
+            "s=EMAIL: verifiers that compare service types as written (RFC 6376 3.2) do not read "
+            "this as email and ignore the key; write s=email",
+            "s1._domainkey",
+        )
+    ]
+
+
+def test_k6_is_not_raised_for_a_revoked_key() -> None:
+    # A revoked key verifies nothing whatever its s= says; K2 is the finding that matters there.
+    retired = ctx(retired=(RetiredSelector("s1", TODAY - timedelta(days=30)),))
+    findings = check("v=DKIM1; k=rsa; s=mail; p=", context=retired)
+    assert [f.code for f in findings] == ["K2"]

@@ -181,7 +181,12 @@ def test_s9_redirect_with_all_and_terms_after_all_warn() -> None:
     assert found(findings, "S9") == [Severity.WARNING, Severity.WARNING]
     messages = " ".join(f.message for f in findings if f.code == "S9")
     assert "redirect=_spf.example.com" in messages
-    assert "+include:sendgrid.net" in messages
+    # The terms as the record writes them, not with the implicit "+" (`+include:...`).
+    assert "-all are never evaluated (RFC 7208 5.1): include:sendgrid.net;" in messages
+    assert "+include" not in messages
+    written = check("v=spf1 -all +mx ~Include:sendgrid.net MX:mail.example.com")
+    (after,) = [f.message for f in written if f.code == "S9"]
+    assert ": +mx ~Include:sendgrid.net MX:mail.example.com;" in after
     assert found(check("v=spf1 mx redirect=_spf.example.com"), "S9") == []
 
 

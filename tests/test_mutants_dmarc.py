@@ -261,13 +261,46 @@ def test_a_dmarc_record_a_receiver_cannot_read_says_why_where_bimi_needs_it() ->
                 ],
             )
             for uri, problem in [
-                ("mailto:", "has no URI scheme"),
+                # A scheme without its address is a missing address, not a missing scheme.
+                ("mailto:", "has no address after mailto:"),
+                ("mailto:!10m", "has no address after mailto:"),
                 ("mail-to:a@x.example", "has no URI scheme"),
-                ("mailto:nobody", "names no destination host"),
+                ("mailto:nobody", "has no @ in nobody: a mailto: address is local-part@domain"),
+                ("mailto:@x.example", "has no local part before @x.example"),
+                ("mailto:a@", "names no destination host"),
+                (
+                    "mailto:a@exa!mple.com",
+                    "has a size limit !mple.com that is not a number with an optional k, m, g or t",
+                ),
+                (
+                    "mailto:a@exa_mple.com",
+                    "exa_mple.com: the label exa_mple holds '_'; a domain's labels are letters, "
+                    "digits and hyphens, with no hyphen at either end (RFC 1123 2.1)",
+                ),
+                (
+                    "mailto:a@-x.example.com",
+                    "-x.example.com: the label -x starts or ends with a hyphen; a domain's labels "
+                    "are letters, digits and hyphens, with no hyphen at either end (RFC 1123 2.1)",
+                ),
             ]
         ],
     ],
-    ids=["pct-101", "pct-50", "unauthorised", "unknown", "authorised", "empty", "dash", "no-host"],
+    ids=[
+        "pct-101",
+        "pct-50",
+        "unauthorised",
+        "unknown",
+        "authorised",
+        "empty",
+        "empty-with-size",
+        "dash",
+        "no-at",
+        "no-local-part",
+        "no-domain",
+        "bang-in-host",
+        "underscore-in-host",
+        "hyphen-at-label-start",
+    ],
 )
 def test_pct_and_report_findings_are_reported_at_the_record_they_concern(
     record: str, authorised: bool | None, expected: list[tuple[str, Severity, str]]

@@ -187,7 +187,10 @@ CASES = [
             Finding(
                 "M2",
                 Severity.ERROR,
-                "MTA-STS policy: mode must be enforce, testing or none, not NONE",
+                # Refused, not read as mode none: RFC 8461 3.2 spells the values %s"none" (RFC
+                # 7405: case-sensitive), and senders discard such a policy (docs/rules.md, M2).
+                "MTA-STS policy: mode must be enforce, testing or none, not NONE: the values are "
+                "case-sensitive (RFC 8461 3.2) and senders discard the policy; write mode: none",
                 "mta-sts",
             ),
             Finding(

@@ -218,7 +218,12 @@ CASES = [
             ),
             ("error", "T1", "rua entry 'ftp://x.example' must be a mailto: or https: URI"),
             ("error", "T1", "rua entry 'mailto' must be a mailto: or https: URI"),
-            ("error", "T1", "rua entry 'https:' must be a mailto: or https: URI"),
+            (
+                "error",
+                "T1",
+                "rua entry 'https:' has no address after https:; write e.g. "
+                "mailto:tls-reports@example.com",
+            ),
             (
                 "error",
                 "T1",

@@ -24,6 +24,10 @@ from pipeline.model import AttrValue, Fact, Finding, Severity, fact
 KEY_TYPES = frozenset({"rsa", "ed25519"})
 HASHES = frozenset({"sha1", "sha256"})
 FLAGS = frozenset({"y", "s"})
+# RFC 6376 3.6.1 s=: a key applies only to the service types it lists; mail verifiers use a key
+# whose list holds "email" or "*" (and a key without s=, which defaults to "*").
+MAIL_SERVICES = frozenset({"email", "*"})
+TLSRPT_SERVICE = "tlsrpt"  # RFC 8460 3: the service type of a key that signs TLS reports
 RSA_MIN_BITS = 1024  # RFC 8301 3.2: verifiers MUST NOT accept smaller keys
 RSA_RECOMMENDED_BITS = 2048  # RFC 8301 3.2: signers SHOULD use at least 2048 bits
 ED25519_KEY_BYTES = 32  # RFC 8463 4: p= is the raw key, not a SubjectPublicKeyInfo
@@ -198,6 +202,8 @@ def _key_findings(key: DkimKey, name: str, ctx: ZoneContext) -> list[Finding]:
             Severity.WARNING,
             f"t= flags {':'.join(unknown_flags)} are unknown and ignored; only y and s exist",
         )
+    if not key.revoked:
+        findings.extend(_service_findings(key, name, selector, ctx))
     if key.key_type == "rsa" and not key.revoked:
         if key.bits < RSA_MIN_BITS:
             add(
@@ -214,6 +220,48 @@ def _key_findings(key: DkimKey, name: str, ctx: ZoneContext) -> list[Finding]:
                 "(RFC 8301 3.2) at the next rotation",
             )
     return findings
+
+
+def _service_findings(key: DkimKey, name: str, selector: str, ctx: ZoneContext) -> list[Finding]:
+    """K6: s= must cover email, or mail verifiers ignore the key (RFC 6376 3.6.1: "Verifiers for
+    a given service type MUST ignore this record if the appropriate type is not listed")."""
+    written = tag_value(key.tags, "s")
+    if written is None or MAIL_SERVICES & set(key.services):
+        return []
+    if any(s.lower() == "email" for s in key.services):
+        # RFC 6376 3.2: tag values are case-sensitive unless the tag says otherwise, and s= does
+        # not; its ABNF's "email" would match any case (RFC 5234 2.3). Verifiers differ (dkimpy
+        # compares the bytes), so the spelling that every verifier reads is the one to publish.
+        return [
+            Finding(
+                "K6",
+                Severity.WARNING,
+                f"s={written}: verifiers that compare service types as written (RFC 6376 3.2) do "
+                "not read this as email and ignore the key; write s=email",
+                name,
+            )
+        ]
+    if TLSRPT_SERVICE in key.services and selector not in ctx.dkim.active:
+        return [
+            Finding(
+                "K6",
+                Severity.WARNING,
+                f"s={written}: the key signs TLS reports only (RFC 8460 3); mail signed with "
+                f"selector {selector} fails DKIM (RFC 6376 3.6.1); write s=email:{written} if "
+                "it signs mail too",
+                name,
+            )
+        ]
+    return [
+        Finding(
+            "K6",
+            Severity.ERROR,
+            f"s={written}: the key does not cover email (only s=email or s=* do), so mail "
+            f"verifiers ignore it and every message signed with selector {selector} fails DKIM "
+            "(RFC 6376 3.6.1); write s=email or drop s=",
+            name,
+        )
+    ]
 
 
 # --- facts -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.taglist import (
     Tag,
+    address_problem,
     ascii_number,
     domain_problem,
     parse_tag_list,
@@ -225,12 +226,16 @@ _SIZE_LIMIT = re.compile(r"[0-9]+[kmgtKMGT]?")
 
 def report_uri_problem(uri: str) -> str | None:
     """Why `uri` is not a dmarc-uri (RFC 7489 6.4: URI [ "!" 1*DIGIT [ "k"/"m"/"g"/"t" ] ])."""
-    scheme, colon, rest = uri.partition(":")
-    if not colon or not scheme.isascii() or not scheme.isalpha() or not rest:
+    scheme, colon, _ = uri.partition(":")
+    if not colon or not scheme.isascii() or not scheme.isalpha():
         return "has no URI scheme"
     address, bang, size = uri.partition("!")
     if bang and not _SIZE_LIMIT.fullmatch(size):
         return f"has a size limit !{size} that is not a number with an optional k, m, g or t"
+    # `mailto:` has a scheme and no address: say that, not "no URI scheme".
+    missing = address_problem(address)
+    if missing:
+        return missing
     host = destination_domain(address)
     if host is None:
         return "names no destination host"

@@ -12,16 +12,21 @@ from dataclasses import dataclass
 from pipeline.diff.context import ZoneContext
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.rrset import diff_single_record, joined, one_record_findings, same_values
-from pipeline.diff.taglist import Tag, ascii_number, parse_tag_list, require_version, tag_value
+from pipeline.diff.taglist import (
+    Tag,
+    ascii_number,
+    domain_problem,
+    parse_tag_list,
+    require_version,
+    tag_value,
+)
 from pipeline.model import Fact, Finding, Severity, fact
 
 MODES = ("none", "testing", "enforce")  # from loosest to strictest
 MAX_AGE_LIMIT = 31_557_600  # RFC 8461 3.2: one year
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")  # RFC 8461 3.1 sts-id
-_MX_PATTERN = re.compile(
-    r"^(\*\.)?([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)+[A-Za-z]{2,63}\.?$"
-)
 _SINGLE_FIELDS = ("version", "mode", "max_age")
+WSP = " \t"  # RFC 5234 B.1: a space or a horizontal tab
 
 
 @dataclass(frozen=True)
@@ -110,15 +115,34 @@ def _read_policy(text: str) -> tuple[dict[str, list[str]], list[Finding]]:
     def error(message: str) -> None:
         findings.append(Finding("M2", Severity.ERROR, f"MTA-STS policy: {message}", "mta-sts"))
 
-    # RFC 8461 3.2: lines of "key: value", separated by CRLF (senders accept LF too).
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    # RFC 8461 3.2: lines of "key: value" ending in LF or CRLF (sts-policy-term), the field name
+    # first on the line and ":" right after it, then *WSP, the value, *WSP. Senders split lines
+    # there and nowhere else (str.splitlines would also split at a lone CR, \v or \u2028), and
+    # read " mode: enforce" or "mode : enforce" as an unknown field: mox and
+    # postfix-mta-sts-resolver then find no mode and discard the policy.
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
+        odd = next((c for c in line if (c < " " and c != "\t") or c == "\x7f"), None)
+        if odd is not None:
+            error(
+                f"line {number} holds the control character {odd!r}; a policy line is text "
+                "ending in LF or CRLF (RFC 8461 3.2)"
+            )
+            continue
+        if not line.strip(WSP):
             continue
         key, colon, value = line.partition(":")
         if not colon:
             error(f"line {number} '{line}' is not 'key: value'")
             continue
-        fields.setdefault(key.strip(), []).append(value.strip())
+        value = value.strip(WSP)
+        if key != key.strip(WSP):
+            error(
+                f"line {number} '{line}': no spaces are allowed before the field name or "
+                f"between it and ':' (RFC 8461 3.2); write {key.strip(WSP)}: {value}"
+            )
+            continue
+        fields.setdefault(key, []).append(value)
     for key in _SINGLE_FIELDS:
         if key not in fields:
             error(f"the {key} field is missing")
@@ -127,7 +151,17 @@ def _read_policy(text: str) -> tuple[dict[str, list[str]], list[Finding]]:
     if fields.get("version", ["STSv1"])[0] != "STSv1":
         error(f"version must be STSv1, not {fields['version'][0]}")
     mode = fields.get("mode", ["none"])[0]
-    if mode not in MODES:
+    if mode not in MODES and mode.lower() in MODES:
+        # RFC 8461 3.2 writes the values as %s"none" / %s"testing" / %s"enforce": its ABNF is
+        # "defined using [RFC7405]", whose %s strings match case-sensitively (RFC 7405 2.1). The
+        # case-insensitive quoted strings of RFC 5234 2.3 are "..." without %s, so they do not
+        # apply. Senders agree: mox and postfix-mta-sts-resolver discard a policy with
+        # `mode: NONE` as invalid, which is no policy at all (RFC 8461 5), not mode none.
+        error(
+            f"mode must be enforce, testing or none, not {mode}: the values are case-sensitive "
+            f"(RFC 8461 3.2) and senders discard the policy; write mode: {mode.lower()}"
+        )
+    elif mode not in MODES:
         error(f"mode must be enforce, testing or none, not {mode}")
     max_age = fields.get("max_age", ["0"])[0]
     if not ascii_number(max_age) or int(max_age) > MAX_AGE_LIMIT:
@@ -135,7 +169,9 @@ def _read_policy(text: str) -> tuple[dict[str, list[str]], list[Finding]]:
     if mode != "none" and not fields.get("mx"):
         error(f"mode {mode} needs at least one mx line naming the domain's MX hosts")
     for mx in fields.get("mx", []):
-        if not _MX_PATTERN.match(mx):
+        # RFC 8461 3.2 sts-policy-mx-value = ["*."] Domain, RFC 5321 4.1.2's Domain: host-name
+        # labels (letters, digits, hyphens; no underscore), xn-- for an internationalised name.
+        if domain_problem(mx.removeprefix("*.")) is not None:
             error(f"mx {mx} is not a host name or a *.domain wildcard")
     return fields, findings
 

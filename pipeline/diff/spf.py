@@ -143,12 +143,13 @@ def _record_findings(record: SpfRecord, name: str) -> list[Finding]:
             )
         after_all = record.mechanisms[record.mechanisms.index(all_) + 1 :]
         if after_all:
-            ignored = " ".join(m.qualified for m in after_all)
+            # As written: a bare `mx` is quoted as `mx`, not as the `+mx` it means.
+            ignored = " ".join(m.as_written for m in after_all)
             findings.append(
                 Finding(
                     "S9",
                     Severity.WARNING,
-                    f"terms after {all_.qualified} are never evaluated (RFC 7208 5.1): {ignored}; "
+                    f"terms after {all_.as_written} are never evaluated (RFC 7208 5.1): {ignored}; "
                     "move them before it",
                     name,
                 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.taglist import domain_problem
@@ -39,6 +39,13 @@ class SpfMechanism:
     name: str  # "include", "a", "ip4", ... lower case
     argument: str  # what follows "name:"; "" for a bare a/mx/ptr/all
     cidr: str = ""  # the "/24" or "//64" suffix of a/mx
+    # The term as the record wrote it ("mx", "-Include:x"): what a message quotes, since the
+    # implicit "+" of `qualified` is not in the record. Not part of the mechanism's identity.
+    written: str = field(default="", compare=False)
+
+    @property
+    def as_written(self) -> str:
+        return self.written or self.qualified
 
     @property
     def term(self) -> str:
@@ -152,7 +159,7 @@ def _mechanism(term: str) -> SpfMechanism:
         match = _DOMAIN_AND_CIDR.match(argument)
         if match and match.group("cidr"):
             argument, cidr = match.group("domain"), match.group("cidr")
-    return SpfMechanism(qualifier, name, argument, cidr)
+    return SpfMechanism(qualifier, name, argument, cidr, written=term)
 
 
 def _mechanism_problem(name: str, colon: bool, argument: str, cidr: str) -> str | None:
@@ -237,6 +244,13 @@ def _domain_spec_problem(spec: str) -> str | None:
         tail = spec.rsplit("}", 1)[-1]
         if "." not in tail.rstrip("."):
             return "after the last macro the domain must end in '.' and a top label"
-        problem = domain_problem("m" + tail)  # "m" stands in for the expansion
-        return problem.replace("m" + tail, spec) if problem else None
-    return domain_problem(spec)
+        # The label the last macro ends in is only partly written ("%{i}x.example.com"), and a
+        # label holding an escape (%%, %_, %-) is expanded too: "m" stands in for each of them;
+        # the labels written out in full are checked as written.
+        written = ["m" if "%" in label else label for label in tail.split(".")[1:]]
+        probe = ".".join(["m", *written])
+        problem = domain_problem(probe, underscores=True)
+        return problem.replace(probe, spec) if problem else None
+    # A domain-spec names a TXT or address record, never a host connected to: `_spf` labels are
+    # fine (RFC 8552 2), "exa!mple" is not a name any registry or DNS host serves.
+    return domain_problem(spec, underscores=True)

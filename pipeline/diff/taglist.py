@@ -102,12 +102,24 @@ def ascii_number(value: str) -> bool:
 
 
 _TOPLABEL = re.compile(r"[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*[A-Za-z0-9]")
+# RFC 1123 2.1 (RFC 952 as amended): a host name's labels are letters, digits and hyphens, with a
+# letter or digit at both ends. Internationalised names are published in their xn-- form (RFC 5890
+# 2.3.2.1), which is LDH too.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+# A DNS name that is not a host (a TXT record's owner: `_spf.example.com`, `_report._dmarc`) may
+# also hold underscores, the mark of the underscored names RFC 8552 2 registers.
+_DNS_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?")
 
 
-def domain_problem(name: str) -> str | None:
+def domain_problem(name: str, *, underscores: bool = False) -> str | None:
     """Why `name` cannot be a domain on the internet, or None: at least two labels, none empty or
-    over 63 bytes, at most 253 in all, and a top label that is not all digits (RFC 7208 7.1
-    toplabel, the rule for every host name since RFC 1123 2.1)."""
+    over 63 bytes, at most 253 in all, a top label that is not all digits (RFC 7208 7.1
+    toplabel, the rule for every host name since RFC 1123 2.1), and every other label letters,
+    digits and hyphens with no hyphen at either end (RFC 1123 2.1).
+
+    `underscores`: the name is looked up as a TXT or address record, not connected to as a host
+    (an SPF include or redirect target), so its labels may also hold underscores (RFC 8552 2:
+    `_spf.example.com`). A mail domain, a web host or a nameserver never may."""
     labels = name.removesuffix(".").split(".")
     if len(labels) < 2:
         return f"{name} is a single label, not a domain"
@@ -119,6 +131,40 @@ def domain_problem(name: str) -> str | None:
         return f"{name} is longer than 253 bytes"
     if not _TOPLABEL.fullmatch(labels[-1]):
         return f"{name}: the top label {labels[-1]} is not a top-level domain"
+    pattern = _DNS_LABEL if underscores else _HOST_LABEL
+    bad = next((label for label in labels[:-1] if not pattern.fullmatch(label)), None)
+    if bad is None:
+        return None
+    odd = next((c for c in bad if not (c.isascii() and (c.isalnum() or c in "-_"))), None)
+    if odd is None and "_" in bad and not underscores:
+        odd = "_"
+    what = "starts or ends with a hyphen" if odd is None else f"holds {odd!r}"
+    allowed = (
+        "letters, digits, hyphens and underscores (RFC 8552 2)"
+        if underscores
+        else "letters, digits and hyphens"
+    )
+    if odd is not None and not odd.isascii():
+        allowed += " (an internationalised name is written in its xn-- form, RFC 5890 2.3.2.1)"
+    return (
+        f"{name}: the label {bad} {what}; a domain's labels are {allowed}, with no hyphen at "
+        "either end (RFC 1123 2.1)"
+    )
+
+
+def address_problem(uri: str) -> str | None:
+    """Why a report URI with a scheme has no address to deliver to, or None: nothing after the
+    scheme (`mailto:`), or a mailto: address without its `@` or its local part (RFC 6068 2: an
+    address is local-part@domain). The domain itself is uri_host's and domain_problem's."""
+    scheme, _, rest = uri.partition(":")
+    if not rest:
+        return f"has no address after {scheme}:"
+    if scheme.lower() == "mailto":
+        local, at, domain = rest.rpartition("@")
+        if not at:
+            return f"has no @ in {rest}: a mailto: address is local-part@domain"
+        if not local:
+            return f"has no local part before @{domain}"
     return None
 
 

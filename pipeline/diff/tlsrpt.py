@@ -9,6 +9,7 @@ from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.rrset import diff_single_record, one_record_findings
 from pipeline.diff.taglist import (
     Tag,
+    address_problem,
     domain_problem,
     parse_tag_list,
     require_version,
@@ -40,9 +41,17 @@ def parse(text: str) -> TlsRptRecord:
         )
     rua = uri_list(value, "T1")
     for uri in rua:
-        scheme, colon, rest = uri.partition(":")
+        scheme, colon, _ = uri.partition(":")
+        if colon and scheme.lower() in REPORT_SCHEMES:
+            # `mailto:` is a mailto: URI without its address: say that, not "must be mailto:".
+            missing = address_problem(uri)
+            if missing:
+                raise RecordSyntaxError(
+                    f"rua entry '{uri}' {missing}; write e.g. mailto:tls-reports@example.com",
+                    "T1",
+                )
         host = uri_host(uri, size_limit=False)
-        if not colon or scheme.lower() not in REPORT_SCHEMES or not rest or host is None:
+        if not colon or scheme.lower() not in REPORT_SCHEMES or host is None:
             raise RecordSyntaxError(f"rua entry '{uri}' must be a mailto: or https: URI", "T1")
         problem = domain_problem(host)
         if problem:
