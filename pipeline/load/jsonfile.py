@@ -15,8 +15,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from pipeline.errors import InputError, json_syntax_error
 from pipeline.load.files import read_text
 
@@ -55,41 +53,6 @@ class NotingDecoder(json.JSONDecoder):
         return float(number)
 
 
-def holds_float(value: object) -> bool:
-    """A float anywhere in a parsed value (iterative: no recursion limit). Each container's
-    values are looked at by type in one pass."""
-    if type(value) is float:
-        return True
-    stack = [value] if type(value) is dict or type(value) is list else []
-    while stack:
-        current = stack.pop()
-        values = current.values() if type(current) is dict else current
-        kinds = set(map(type, values))
-        if float in kinds:
-            return True
-        if dict in kinds or list in kinds:
-            stack.extend(v for v in values if (type(v) is dict or type(v) is list) and v)
-    return False
-
-
-NO_VALUE = object()
-
-
-def without_floats(text: str | bytes) -> object:
-    """`text` read by orjson when that is provably what json.loads reads, else NO_VALUE.
-
-    orjson accepts only JSON the standard library accepts too, and reads a value without floats
-    to the same value (same types, same strings, the last of duplicate keys). It refuses NaN,
-    Infinity and lone surrogates and reads an integer beyond 64 bits as a float: any refusal, and
-    any float in what it read, leaves the text to the standard library, whose answer and message
-    it always was (tests/test_fastjson.py compares the two over generated and broken texts)."""
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return NO_VALUE
-    return NO_VALUE if holds_float(value) else value
-
-
 _decoders = threading.local()  # apply verifies on threads: each its own list of numbers
 
 
@@ -117,8 +80,6 @@ def parse_json(text: str, path: Path, what: str, hint: str, floats: list[str] | 
     try:
         if floats is None:
             value = json.loads(text)
-        elif (fast := without_floats(text)) is not NO_VALUE:
-            value = fast  # no float to note: the common case (audit verify reads every record)
         else:
             decoder = noting_decoder()
             decoder.floats.clear()
