@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -194,31 +193,3 @@ def test_ledger_decoding_is_the_standard_librarys(value: object, edit: str, at: 
             assert got[0] == expected[0], line
             assert got[2] == expected[2], line
             assert same_value(got[1], expected[1]), line
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.integers(min_value=-(2**70), max_value=2**70) | st.booleans(),
-    st.text(alphabet='0123456789abcdefABCDEF\u00e9"\\', min_size=0, max_size=70)
-    | st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
-)
-def test_a_ledger_head_is_the_canonical_json_of_its_fields(seq: int, digest: str) -> None:
-    """The head every ledger signature is made over, written out for speed, is byte for byte
-    the canonical JSON signing_bytes writes (else every signature of the ledger fails)."""
-    from pipeline.gate.identity import signing_bytes
-    from pipeline.records.ledger import head_bytes
-
-    fields = {"ledger": "dmarcops", "seq": seq, "entry_sha256": digest}
-    assert head_bytes(seq, digest) == signing_bytes(fields)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.datetimes(timezones=st.just(UTC)))
-def test_utc_times_are_written_as_strftime_writes_them(when: datetime) -> None:
-    """format_utc and show_utc take isoformat's path for four-digit years: the same text as
-    strftime's, which every record hash was taken over."""
-    from pipeline.records.record_base import format_utc, show_utc
-
-    whole = when.replace(microsecond=0)
-    assert format_utc(when) == whole.strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert show_utc(when) == whole.strftime("%Y-%m-%d %H:%M UTC")

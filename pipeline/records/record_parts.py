@@ -18,6 +18,7 @@ from pipeline.records.record_base import (
     _read,
     _time_or_none,
     format_utc,
+    show_utc,
 )
 from pipeline.records.transition import PlannedTransition
 
@@ -41,9 +42,10 @@ class TimeWindow:
 
     def show(self) -> str:
         # The seed writes a same-day window as "2026-06-09 09:00-12:00 UTC".
+        start, end = show_utc(self.start)[:-4], show_utc(self.end)[:-4]
         if self.start.date() == self.end.date():
-            return f"{self.start:%Y-%m-%d %H:%M}-{self.end:%H:%M} UTC"
-        return f"{self.start:%Y-%m-%d %H:%M} — {self.end:%Y-%m-%d %H:%M} UTC"
+            return f"{start}-{end[-5:]} UTC"
+        return f"{start} — {end} UTC"
 
     def to_json(self) -> dict[str, str]:
         return {"start": format_utc(self.start), "end": format_utc(self.end)}
