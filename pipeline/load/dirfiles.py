@@ -62,33 +62,32 @@ class DirectoryFiles:
 
     def _read(self, name: str, *, absent_ok: bool) -> bytes | None:
         """read(); with `absent_ok`, None when nothing at all is at the name."""
-        fallback = self.directory / name
         if self._fd is None or "/" in name:
-            if absent_ok and not os.path.lexists(fallback):
+            if absent_ok and not os.path.lexists(self.directory / name):
                 return None
-            return read_bytes(fallback, root=self.root)
+            return self._refused(name)
         try:
             before = os.stat(name, dir_fd=self._fd, follow_symlinks=False)
         except FileNotFoundError:
             if absent_ok:
                 return None
-            return read_bytes(fallback, root=self.root)
+            return self._refused(name)
         except OSError:
-            return read_bytes(fallback, root=self.root)
+            return self._refused(name)
         # Checked on the name first, as read_bytes does, so a FIFO or device is never opened.
         if not stat.S_ISREG(before.st_mode) or before.st_size > self.limit:
-            return read_bytes(fallback, root=self.root)
+            return self._refused(name)
         try:
             fd = os.open(name, _FILE_FLAGS, dir_fd=self._fd)
         except OSError:
-            return read_bytes(fallback, root=self.root)
+            return self._refused(name)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (
                 before.st_dev,
                 before.st_ino,
             ):
-                return read_bytes(fallback, root=self.root)  # swapped meanwhile
+                return self._refused(name)  # swapped meanwhile
             # One byte more than the size: fewer back is the whole file (a short read of a
             # regular file is its end), so the common case costs one read of the size it needs.
             data = os.read(fd, min(st.st_size, self.limit) + 1)
@@ -102,8 +101,13 @@ class DirectoryFiles:
         finally:
             os.close(fd)
         if len(data) > self.limit:
-            return read_bytes(fallback, root=self.root)
+            return self._refused(name)
         return data
+
+    def _refused(self, name: str) -> bytes:
+        """read_bytes's own answer for the file (its refusal, or the file when it changed into a
+        readable one meanwhile): the path is built only here, off the common case."""
+        return read_bytes(self.directory / name, root=self.root)
 
     def exists(self, name: str) -> bool:
         """Anything at the name, a dangling link included (pipeline.load.files.exists)."""
