@@ -149,3 +149,28 @@ def test_a_process_with_other_threads_is_not_forked(monkeypatch: pytest.MonkeyPa
         stop.set()
         other.join()
     assert set(got) == {parent}
+
+
+def test_a_child_holds_no_pipe_of_an_earlier_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each child holds only its own pipe: an earlier child's, held open in a later one, would
+    outlive the parent's end of it."""
+    monkeypatch.setattr(audit_pool, "workers", lambda: 2)
+    monkeypatch.setattr(audit_pool, "PARALLEL_FROM", 1)
+
+    def open_files(start: int, stop: int) -> list[tuple[int, int]]:
+        held = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                st = os.fstat(int(fd))
+            except OSError:
+                continue  # the listing's own descriptor, closed by now
+            held.append((st.st_dev, st.st_ino))
+        return held
+
+    with audit_pool.Forks(10) as forks:
+        first = forks.child(open_files, 0, 1)
+        second = forks.child(open_files, 1, 2)
+        assert first._pid is not None and second._pid is not None
+        pipe = os.fstat(first._fd)
+        assert (pipe.st_dev, pipe.st_ino) not in second.result()
+        assert (pipe.st_dev, pipe.st_ino) in first.result()  # the first holds its own

@@ -49,15 +49,22 @@ def may_fork() -> bool:
 class Child(Generic[T]):
     """`work(start, stop)`, computed in a child forked now when `fork`, else when asked."""
 
-    def __init__(self, work: Callable[[int, int], list[T]], start: int, stop: int, fork: bool):
+    def __init__(
+        self,
+        work: Callable[[int, int], list[T]],
+        start: int,
+        stop: int,
+        siblings: list[Child[Any]] | None = None,
+    ):
+        """`siblings`: the children forked before this one, None to compute in this process."""
         self._work, self._start, self._stop = work, start, stop
         self._pid: int | None = None
         self._fd = -1
         self._status = -1  # the child's exit code, once reaped
-        if fork:
-            self._fork()
+        if siblings is not None:
+            self._fork(siblings)
 
-    def _fork(self) -> None:
+    def _fork(self, siblings: list[Child[Any]]) -> None:
         read_end, write_end = os.pipe()
         # What the child inherits stays out of the collector's sight: its passes would write to
         # every object, copying this process's memory into the child page by page.
@@ -67,6 +74,11 @@ class Child(Generic[T]):
             code = 1
             try:
                 os.close(read_end)
+                # The earlier children's pipes are theirs and the parent's: holding them open
+                # here would keep a pipe alive after the parent dropped it.
+                for sibling in siblings:
+                    if sibling._pid is not None:
+                        os.close(sibling._fd)
                 view = memoryview(pickle.dumps(self._work(self._start, self._stop), protocol=5))
                 while view:
                     view = view[os.write(write_end, view) :]
@@ -119,7 +131,8 @@ class Forks:
         return self
 
     def child(self, work: Callable[[int, int], list[T]], start: int, stop: int) -> Child[T]:
-        made = Child(work, start, stop, self.enabled and threading.active_count() == 1)
+        fork = self.enabled and threading.active_count() == 1
+        made = Child(work, start, stop, self._children if fork else None)
         self._children.append(made)
         return made
 
