@@ -173,6 +173,7 @@ def main() -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the repository built (path printed)"
     )
+    parser.add_argument("--verify-runs", type=int, default=3, help="audit verify runs (median)")
     parser.add_argument("--verify-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.verify_only:
@@ -198,17 +199,23 @@ def main() -> int:
             f"records: {args.records}, built in {built:.1f} s"
             + (f" (kept: {root})" if args.keep else "")
         )
-        child = subprocess.run(
-            [sys.executable, __file__, "--verify-only", str(root)],
-            capture_output=True, check=True, text=True,
-        )  # fmt: skip
-        verified = json.loads(child.stdout)
-        print(f"audit verify: {verified['s']:.2f} s wall, {verified['cpu']:.2f} s CPU "
-              f"(+ {verified['workers_cpu']:.2f} s in {audit_pool.workers()} workers), "
-              f"peak RSS {verified['mb']:.0f} MB (largest worker {verified['workers_mb']:.0f} MB), "
-              f"ledger lines {verified['entries']}, problems {verified['problems']}")  # fmt: skip
-        for problem in verified["first"]:
-            print("  problem:", problem)
+        runs = []
+        for _ in range(args.verify_runs):
+            child = subprocess.run(
+                [sys.executable, __file__, "--verify-only", str(root)],
+                capture_output=True, check=True, text=True,
+            )  # fmt: skip
+            verified = json.loads(child.stdout)
+            runs.append(verified["s"])
+            print(f"audit verify: {verified['s']:.2f} s wall, {verified['cpu']:.2f} s CPU "
+                  f"(+ {verified['workers_cpu']:.2f} s in its children, {audit_pool.workers()} "
+                  f"cores), peak RSS {verified['mb']:.0f} MB (largest child "
+                  f"{verified['workers_mb']:.0f} MB), ledger lines {verified['entries']}, "
+                  f"problems {verified['problems']}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+            for problem in verified["first"]:
+                print("  problem:", problem)
+        print(f"audit verify, median of {len(runs)}: {statistics.median(runs):.2f} s "
+              f"(min {min(runs):.2f}, max {max(runs):.2f})")  # fmt: skip
 
         plan0 = plan_times(empty)
         planned = plan_times(root)  # the first run builds the index
