@@ -174,7 +174,9 @@ def _check_request(
     if record.request_id not in seen:
         path = root / REQUESTS_DIR / name
         try:
-            seen[record.request_id] = content_sha256(load_yaml(path).data) if exists(path) else None
+            seen[record.request_id] = (
+                content_sha256(load_yaml(path, root=root).data) if exists(path) else None
+            )
         except InputError as exc:
             seen[record.request_id] = exc
     digest = seen[record.request_id]
