@@ -538,6 +538,12 @@ def parse_args() -> argparse.Namespace:
         "(default: policy/settings.yaml)",
     )
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another `dmarcops` executable (e.g. the venv of the code before a change): its plan "
+        "runs in the same rounds, so before and after alternate under the same load",
+    )
     parser.add_argument("--keep", type=Path, help="keep the repository, configs and outputs here")
     parser.add_argument(
         "--serve",
@@ -624,6 +630,10 @@ def main() -> int:
                 [tool("octodns-sync"), "--config-file", str(matched_config)],
             ),
         ]
+        if args.baseline:
+            # Last, so the indexes of the three above (and their output files) stay as they were.
+            baseline = [str(args.baseline), *commands[0].argv[1:]]
+            commands.append(Command("dmarcops plan (baseline)", baseline))
         if args.serve:
             serve(commands, secrets)
         else:
@@ -720,10 +730,11 @@ def report(
             "peak_rss_mb": rss,
             "cpu_seconds": [r.cpu_seconds for r in command.runs],
         }
-    dmarcops, octo_default, octo_matched = commands
+    dmarcops, octo_default, octo_matched = commands[:3]
+    baseline = commands[3:]
     median = {c.label: statistics.median(r.seconds for r in c.runs) for c in commands}
     print()
-    for octo in (octo_default, octo_matched):
+    for octo in (octo_default, octo_matched, *baseline):
         ratio = median[dmarcops.label] / median[octo.label]
         verdict = "ok" if ratio <= TARGET_RATIO else "MISSED"
         cpu = statistics.median(r.cpu_seconds for r in dmarcops.runs) / statistics.median(
@@ -743,6 +754,10 @@ def report(
     # The last timed run of each; all runs read the same unchanged DNS, so any one will do.
     last = len(dmarcops.runs) - 1
     problems, summary = check_dmarcops(outputs / f"0-{last}.out", domains)
+    if baseline:
+        # The baseline's plan must be the same: the change made it faster, not different.
+        base_problems, _ = check_dmarcops(outputs / f"3-{last}.out", domains)
+        problems += [f"baseline: {p}" for p in base_problems]
     expected = sum(len(d.expected) for d in domains)
     differing = sum(bool(d.expected) for d in domains)
     changes = sum(summary.get(action, 0) for action in ("create", "update", "delete"))
