@@ -79,8 +79,9 @@ class _RRset:
 
 
 def transferred_rrsets(messages: Iterable[dns.message.Message]) -> list[_RRset]:
-    """The zone's RRsets as `dns.zone.from_xfr(messages, relativize=False)` would file them, and
-    with its errors, without building the zone (whose rdata sets hash every rdata on insert)."""
+    """The zone's RRsets as `dns.zone.from_xfr(messages, relativize=False)` would file them (but
+    the SOA, whose content nothing reads), and with its errors, without building the zone (whose
+    rdata sets hash every rdata on insert)."""
     origin: dns.name.Name | None = None
     rdclass = dns.rdataclass.IN
     found: dict[tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdatatype.RdataType], _RRset] = {}
@@ -106,8 +107,12 @@ def transferred_rrsets(messages: Iterable[dns.message.Message]) -> list[_RRset]:
                 # A message's RRset holds each rdata once already (dnspython merged it).
                 found[key] = _RRset(name, rrset.rdtype, rrset.ttl, list(rrset))
                 continue
-            # The same RRset again (split over messages, or the closing SOA): merge as a zone's
-            # rdataset does, smallest TTL and each rdata once.
+            if rrset.rdtype == dns.rdatatype.SOA:
+                # The closing SOA: of the SOA only its presence at the origin is read (octoDNS
+                # does not manage it), and comparing SOA rdata costs two renderings to wire.
+                continue
+            # The same RRset again (split over messages): merge as a zone's rdataset does,
+            # smallest TTL and each rdata once.
             have.ttl = min(have.ttl, rrset.ttl)
             for rdata in rrset:
                 if rdata not in have.rdatas:
