@@ -2,8 +2,8 @@
 
 octodns-bind reads a zone by AXFR into a dnspython Zone (which hashes every rdata again as it files
 it), prints every rdata as text, and hands octoDNS text records that octoDNS parses back. For TXT
-that parse runs dnspython's tokenizer twice per value. Planning a zone spent about 60% of its time
-there (benchmarks/README.md, "Results now"). The subclass below keeps the transfer itself as it
+that parse runs dnspython's tokenizer twice per value. That read was about 60% of a zone's plan
+(benchmarks/README.md). The subclass below keeps the transfer itself as it
 was (`dns.query.xfr`: the query, TSIG signing and checking of every message, the AXFR state
 machine) and builds octoDNS's records straight from the transferred rdata objects:
 
