@@ -538,6 +538,12 @@ def parse_args() -> argparse.Namespace:
         "(default: policy/settings.yaml)",
     )
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another `dmarcops` executable (e.g. the venv of the code before a change): its plan "
+        "runs in the same rounds, so before and after alternate under the same load",
+    )
     parser.add_argument("--keep", type=Path, help="keep the repository, configs and outputs here")
     parser.add_argument(
         "--serve",
@@ -620,10 +626,17 @@ def main() -> int:
                 [tool("octodns-sync"), "--config-file", str(default_config)],
             ),
             Command(
-                f"octodns-sync (max_workers {args.concurrency})",
+                # Named apart from the default config's row when both are max_workers 1
+                # (results.json keys commands by label).
+                f"octodns-sync (max_workers {args.concurrency}"
+                + (", matched)" if args.concurrency == 1 else ")"),
                 [tool("octodns-sync"), "--config-file", str(matched_config)],
             ),
         ]
+        if args.baseline:
+            # Last, so the indexes of the three above (and their output files) stay as they were.
+            baseline = [str(args.baseline), *commands[0].argv[1:]]
+            commands.append(Command("dmarcops plan (baseline)", baseline))
         if args.serve:
             serve(commands, secrets)
         else:
@@ -720,11 +733,14 @@ def report(
             "peak_rss_mb": rss,
             "cpu_seconds": [r.cpu_seconds for r in command.runs],
         }
-    dmarcops, octo_default, octo_matched = commands
-    median = {c.label: statistics.median(r.seconds for r in c.runs) for c in commands}
+    dmarcops, octo_default, octo_matched = commands[:3]
+    baseline = commands[3:]
     print()
-    for octo in (octo_default, octo_matched):
-        ratio = median[dmarcops.label] / median[octo.label]
+    for octo in (octo_default, octo_matched, *baseline):
+        # By command, not label: with --concurrency 1 both octoDNS rows are "max_workers 1".
+        ratio = statistics.median(r.seconds for r in dmarcops.runs) / statistics.median(
+            r.seconds for r in octo.runs
+        )
         verdict = "ok" if ratio <= TARGET_RATIO else "MISSED"
         cpu = statistics.median(r.cpu_seconds for r in dmarcops.runs) / statistics.median(
             r.cpu_seconds for r in octo.runs
@@ -743,6 +759,10 @@ def report(
     # The last timed run of each; all runs read the same unchanged DNS, so any one will do.
     last = len(dmarcops.runs) - 1
     problems, summary = check_dmarcops(outputs / f"0-{last}.out", domains)
+    if baseline:
+        # The baseline's plan must be the same: the change made it faster, not different.
+        base_problems, _ = check_dmarcops(outputs / f"3-{last}.out", domains)
+        problems += [f"baseline: {p}" for p in base_problems]
     expected = sum(len(d.expected) for d in domains)
     differing = sum(bool(d.expected) for d in domains)
     changes = sum(summary.get(action, 0) for action in ("create", "update", "delete"))

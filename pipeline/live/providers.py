@@ -19,6 +19,7 @@ from pipeline.load.provider_classes import provider_class_problem
 from pipeline.load.yamlfile import load_yaml
 
 ENV_PREFIX = "env/"
+BIND = "octodns_bind.Rfc2136Provider"
 ROUTE53 = "octodns_route53.Route53Provider"
 POWERDNS = "octodns_powerdns.PowerDnsProvider"
 # botocore's retries (with exponential backoff) cover Route 53's Throttling and
@@ -87,6 +88,11 @@ def provider_class(config: ProviderConfig) -> type[Any]:
     )
     if problem is not None:
         raise problem
+    if config.options["class"] == BIND:
+        # The same provider with a faster reader of live zones (pipeline/live/axfr.py).
+        from pipeline.live.axfr import Rfc2136Provider
+
+        return Rfc2136Provider
     module_name, _, class_name = str(config.options["class"]).rpartition(".")
     try:
         module = importlib.import_module(module_name)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from octodns.processor.base import BaseProcessor
-from octodns.record import Record
 
 from pipeline.diff import dmarc
 from pipeline.diff.kinds import is_owned_value, kind_of
+from pipeline.live.records import copy_record, new_record
 from pipeline.model import RecordKind
 
 
@@ -71,17 +71,17 @@ class OwnedRecordsOnly(BaseProcessor):  # type: ignore[misc]
                         "which cannot coexist with the desired one there; the client's DNS team "
                         "must remove it first"
                     )
-                desired.add_record(record.copy(zone=desired), replace=True, lenient=True)
+                desired.add_record(copy_record(record, desired), replace=True, lenient=True)
             elif kind is RecordKind.DMARC and _same_dmarc(record, desired):
                 # Only whitespace or tag order differs: receivers see the same policy, so the
                 # live record stays as it is and the change is a no-op (never planned, never
                 # applied; docs/rules.md "No-op changes").
-                desired.add_record(record.copy(zone=desired), replace=True, lenient=True)
+                desired.add_record(copy_record(record, desired), replace=True, lenient=True)
             elif kind is RecordKind.SPF:
                 ours = [v for v in raw_values(record) if is_owned_value(kind, v)]
                 if not ours and (record.name, record._type) not in desired_keys:
                     # A TXT set without SPF that we are not adding SPF to: nothing in it is ours.
-                    desired.add_record(record.copy(zone=desired), replace=True, lenient=True)
+                    desired.add_record(copy_record(record, desired), replace=True, lenient=True)
                 else:
                     shared_sets.append(record)
         for live in shared_sets:
@@ -96,7 +96,7 @@ class OwnedRecordsOnly(BaseProcessor):  # type: ignore[misc]
             )
             if not kept:
                 continue  # the set is all SPF: octoDNS's own diff is right as it is
-            merged = Record.new(
+            merged = new_record(
                 desired,
                 live.name,
                 {"type": "TXT", "ttl": live.ttl, "values": [*kept, *ours]},

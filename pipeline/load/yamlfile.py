@@ -17,6 +17,7 @@ import jsonschema
 from pipeline.errors import InputError
 from pipeline.load.files import configured_limits, find_root, read_text
 from pipeline.load.limits import Limits
+from pipeline.load.shipped_schemas import is_shipped
 from pipeline.load.yamltext import MAX_YAML_DEPTH, JsonPath, YamlDocument, parse_yaml
 
 __all__ = [
@@ -67,6 +68,9 @@ _SCHEMA_HINT = "The schemas under policy/schemas/ ship with dmarcops: restore th
 def _validator(schema_path: Path) -> Any:
     # Built once per schema: a portfolio checks a thousand zone files against the same one.
     schema = load_schema(schema_path)
+    if is_shipped(schema):
+        # Checked by tests/test_shipped_schemas.py instead (pipeline/load/shipped_schemas.py).
+        return jsonschema.Draft202012Validator(schema)
     try:
         # A schema is a repository file too: one that is not a valid JSON Schema (an unknown
         # type name, a bad pattern) would otherwise fail inside jsonschema mid-validation.
