@@ -6,7 +6,7 @@ pipeline/apply/run.py calls `gate_requests` under the client locks and re-export
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -101,18 +101,25 @@ def approval_evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]
     return tuple(out)
 
 
-def restorations(store: RecordStore) -> Callable[[decide.GateItem], bool]:
+def restorations(
+    store: RecordStore, items: Iterable[decide.GateItem] = ()
+) -> Callable[[decide.GateItem], bool]:
     """Whether an item puts back a before-state an executed change record holds: the one kind of
-    emergency besides de-escalation that needs no declared incident."""
-    befores: set[tuple[str, str, str, tuple[str, ...]]] = set()
-    for record in store.all():
-        if record.executed_at is None:
-            continue
-        for item in record.items:
-            befores.add((item.zone, item.name, item.type, tuple(sorted(item.before))))
+    emergency besides de-escalation that needs no declared incident. Asked of the record index
+    (each match confirmed in its record's file) the first time the gate asks, for `items` at
+    once: an apply that is no emergency never asks."""
+    known: dict[tuple[str, str, str, tuple[str, ...]], bool] = {}
+
+    def key(item: decide.GateItem) -> tuple[str, str, str, tuple[str, ...]]:
+        return (item.zone, item.name, item.type, tuple(sorted(item.after)))
 
     def restores(item: decide.GateItem) -> bool:
-        return (item.zone, item.name, item.type, tuple(sorted(item.after))) in befores
+        wanted = key(item)
+        if wanted not in known:
+            asked = {wanted, *(key(i) for i in items)} - known.keys()
+            held = store.restoring(asked)
+            known.update({k: k in held for k in asked})
+        return known[wanted]
 
     return restores
 
@@ -164,7 +171,7 @@ def gate_requests(
         if options.emergency_reason
         else None
     )
-    restores = restorations(store)
+    restores = restorations(store, current)
     # Each request's items, grouped once (Coverage.items_of looks through every item).
     items_of: dict[str, list[PlanItem]] = {}
     for item, covering in coverage.covered:

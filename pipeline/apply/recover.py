@@ -88,43 +88,70 @@ def _live_checks(
         ) from None
 
 
-def _apply_records(store: RecordStore, state: JournalState) -> list[ChangeRecord]:
+def _apply_records(
+    store: RecordStore, state: JournalState
+) -> tuple[list[ChangeRecord], dict[str, str]]:
     """The apply's records: those its journal names, and any it created before it could say so
     (same plan, never executed). A record file the ledger never logged is a creation cut short
-    by the crash (nothing was sent for it): it is removed so the numbering stays whole."""
+    by the crash (nothing was sent for it): it is removed so the numbering stays whole.
+
+    With them, the record files recover may write over though the ledger's last line for them
+    hashes another version (id -> the hash of the file found; `_unlogged_finish_undone`)."""
     entries = store.ledger.read()
-    logged = {e.record_id for e in entries if e.event is LedgerEvent.CREATED}
-    last_logged = {e.record_id: e.record_sha256 for e in entries if e.record_id}
+    created = {e.record_id for e in entries if e.event is LedgerEvent.CREATED}
+    logged: dict[str, list[str]] = {}  # each record's versions the ledger logged, in order
+    for e in entries:
+        if e.record_id:
+            logged.setdefault(e.record_id, []).append(e.record_sha256)
     out: dict[str, ChangeRecord] = {}
+    replacing: dict[str, str] = {}
     for record in store.all():
         mine = record.id in state.record_ids or (
             record.plan_hash == state.plan_hash and record.executed_at is None
         )
         if not mine:
             continue
-        if record.id not in logged:
+        if record.id not in created:
             for path in (store.json_path(record.id), store.markdown_path(record.id)):
                 path.unlink(missing_ok=True)
             continue
-        if record.sha256() != last_logged.get(record.id):
-            record = _unlogged_finish_undone(store, record, last_logged[record.id])
+        if record.sha256() != logged[record.id][-1]:
+            record, found = _unlogged_finish_undone(store, record, logged[record.id])
+            if found:
+                replacing[record.id] = found
         out[record.id] = record
-    return [out[i] for i in sorted(out)]
+    return [out[i] for i in sorted(out)], replacing
 
 
-def _unlogged_finish_undone(store: RecordStore, record: ChangeRecord, logged: str) -> ChangeRecord:
-    """The apply finishes its records in two steps (RecordStore.update_many): every file, then
-    every ledger line. Killed in between, a record file holds the apply's results that the
-    ledger never logged. When those results are all that differs (without them the file is, to
-    the hash, the version the ledger logged), that version is put back and the record is
-    finished again from the journal. Anything else stays as found, and the update that follows
-    refuses it as a record that differs from the ledger, as before."""
-    unfinished = replace(record, executed_at=None, zone_results=(), verification=())
-    if unfinished.sha256() != logged:
-        return record
-    write_atomic(store.json_path(record.id), record_file_bytes(unfinished))
-    write_atomic(store.markdown_path(record.id), unfinished.render_markdown().encode("utf-8"))
-    return unfinished
+def _unlogged_finish_undone(
+    store: RecordStore, record: ChangeRecord, logged: list[str]
+) -> tuple[ChangeRecord, str]:
+    """Records are finished in two steps (RecordStore.update_many: every file, then every ledger
+    line), by the apply and by recover itself. Killed in between, a record file holds results
+    (and a `recovery` entry) that the ledger never logged. Without those, the record must be, to
+    the hash, a version the ledger logged (`logged`: its versions, in order):
+
+    - the last one (the apply had only opened the record): it is put back, and the record is
+      finished again from the journal;
+    - an earlier one (the apply, or an earlier recover, had finished it, and a recover killed
+      half-way overwrote that with its own results): the last logged version's results are not
+      in the file any more, but recover makes every result again from the journal and live DNS,
+      so it finishes the record from the logged version it holds, writing over the file found.
+      The hash of that file comes back beside it: the write goes ahead only if the file is still
+      that one (RecordStore.update_many, `replacing`).
+
+    Anything else stays as found (empty hash), and the update that follows refuses it as a record
+    that differs from the ledger: recovery never carries forward content the ledger did not log.
+    """
+    unfinished = replace(record, executed_at=None, zone_results=(), verification=(), recovery=None)
+    version = unfinished.sha256()
+    if version == logged[-1]:
+        write_atomic(store.json_path(record.id), record_file_bytes(unfinished))
+        write_atomic(store.markdown_path(record.id), unfinished.render_markdown().encode("utf-8"))
+        return unfinished, ""
+    if version in logged:
+        return unfinished, store.file_sha256(record.id)
+    return record, ""
 
 
 def recover_journal(
@@ -145,7 +172,7 @@ def recover_journal(
             file=state.path,
             hint="Run `dmarcops recover --key YOUR-KEY`.",
         )
-    records = _apply_records(store, state) if state.plan_hash else []
+    records, replacing = _apply_records(store, state) if state.plan_hash else ([], {})
     # First every check, then every write: a check that fails leaves everything as it was.
     live: dict[Key, ItemCheck] = {}
     for record in records:
@@ -211,7 +238,11 @@ def recover_journal(
             verification=tuple(checks),
             recovery=Recovery(now, by, state.apply_id, detail),
         )
-        finished.append(store.update(recovered, now, signer))
+        finished.append(recovered)
+    # One batch: every record file durable, then their ledger lines (one fsync). Killed in
+    # between, the next recover finds files ahead of the ledger and finishes them again
+    # (`_unlogged_finish_undone`).
+    finished = store.update_many(finished, now, signer, replacing=replacing)
     state.path.unlink(missing_ok=True)
     _fsync_dir(state.path.parent)
     return Recovered(

@@ -120,9 +120,9 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
     store = RecordStore(portfolio.root / "changes")
     # An interrupted apply's items may be live with no finished record: recover it first.
     refuse_if_unrecovered(store.changes_dir)
-    executed = [
-        r for r in store.all() if r.plan_hash == plan_file.plan_hash and r.executed_at is not None
-    ]
+    # From the record index: the plan's executed records, each confirmed in its file (an apply
+    # does not read the history).
+    executed = store.executed_of_plan(plan_file.plan_hash)
     clients = sorted({c.client for c in plan_file.changes})
     applied_clients = {r.client for r in executed}
     if executed and applied_clients >= set(clients):
