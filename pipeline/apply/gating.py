@@ -6,7 +6,7 @@ pipeline/apply/run.py calls `gate_requests` under the client locks and re-export
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -76,12 +76,31 @@ class Gated:
     on_call: str = ""  # the on-call owner whose cover passed the Friday rule
 
 
+@dataclass(frozen=True)
+class GateFiles:
+    """What the gate reads from the repository whatever live DNS says: the roster of record and
+    every change request (read while the plan is made again: `read_gate_files`)."""
+
+    roster: Roster
+    requests: tuple[ChangeRequest, ...]
+
+
+def read_gate_files(root: Path) -> GateFiles:
+    roster = roster_of_record(root)
+    return GateFiles(roster, tuple(load_requests(root, roster)))
+
+
 def open_requests(
-    root: Path, store: RecordStore, roster: Roster | None = None
+    root: Path,
+    store: RecordStore,
+    roster: Roster | None = None,
+    requests: Sequence[ChangeRequest] | None = None,
 ) -> list[ChangeRequest]:
     """Requests not yet executed: an executed request's `covers:` must not claim later changes.
-    `roster`: the roster of record when the caller has it already (the gate does)."""
-    requests = load_requests(root, roster if roster is not None else roster_of_record(root))
+    `roster`: the roster of record when the caller has it already (the gate does); `requests`:
+    every request, when read already with that roster."""
+    if requests is None:
+        requests = load_requests(root, roster if roster is not None else roster_of_record(root))
     # Asked of the index for these requests only: a plan does not read every record.
     done = store.executed_requests([r.id for r in requests])
     return [r for r in requests if r.id not in done]
@@ -130,11 +149,13 @@ def gate_requests(
     plan_hash: str,
     current: list[PlanItem],
     store: RecordStore,
+    files: GateFiles | None = None,
 ) -> list[Gated]:
     """The one gate (pipeline.gate.decide), judged on the plan just made from live DNS (its
     risks, its rollback windows), never on the saved file: the file only names the plan hash the
-    approvals signed, and the stale check has shown its changes are these."""
-    roster = roster_of_record(portfolio.root)
+    approvals signed, and the stale check has shown its changes are these. `files`: the roster
+    and requests, when read already (`read_gate_files`)."""
+    roster = files.roster if files is not None else roster_of_record(portfolio.root)
     if options.by not in roster:
         raise InputError(
             f"{options.by!r} is not on the analyst roster",
@@ -160,7 +181,10 @@ def gate_requests(
             hint="A self-serve client's records are changed by its own DNS team; "
             "`dmarcops recommend` writes what the MSP would change and why.",
         )
-    coverage = cover(current, open_requests(portfolio.root, store, roster))
+    coverage = cover(
+        current,
+        open_requests(portfolio.root, store, roster, files.requests if files is not None else None),
+    )
     coverage.check()
     sources: list[gate.ApprovalSource] = [
         gate.ExcludingAnalysts(source, options.excluded_approvers)
