@@ -83,11 +83,15 @@ class GateFiles:
 
     roster: Roster
     requests: tuple[ChangeRequest, ...]
+    approvals: gate.SignedApprovalFiles  # the plan's approval files, read ahead
 
 
-def read_gate_files(root: Path) -> GateFiles:
+def read_gate_files(root: Path, plan_hash: str) -> GateFiles:
     roster = roster_of_record(root)
-    return GateFiles(roster, tuple(load_requests(root, roster)))
+    requests = tuple(load_requests(root, roster))
+    approvals = gate.SignedApprovalFiles(root)
+    approvals.read_ahead(plan_hash, [r.id for r in requests])
+    return GateFiles(roster, requests, approvals)
 
 
 def open_requests(
@@ -188,7 +192,10 @@ def gate_requests(
     coverage.check()
     sources: list[gate.ApprovalSource] = [
         gate.ExcludingAnalysts(source, options.excluded_approvers)
-        for source in (gate.SignedApprovalFiles(portfolio.root), *options.approval_sources)
+        for source in (
+            files.approvals if files is not None else gate.SignedApprovalFiles(portfolio.root),
+            *options.approval_sources,
+        )
     ]
     emergency = (
         decide.Emergency(options.emergency_reason, options.incident)

@@ -144,7 +144,7 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
     # while the plan is made again (its AXFRs wait on the network). An error reading them is
     # raised where the gate would have raised it, after the stale check, as before.
     reading = ThreadPoolExecutor(1, thread_name_prefix="gate-files")
-    gate_files = reading.submit(read_gate_files, portfolio.root)
+    gate_files = reading.submit(read_gate_files, portfolio.root, plan_file.plan_hash)
     reading.shutdown(wait=False)
     with ExitStack() as locks:
         # Every client of the plan, in a fixed order (two applies never deadlock), held until
