@@ -455,6 +455,12 @@ def main() -> int:
         "--profile", type=Path, help="also run one apply under cProfile, writing this file"
     )
     parser.add_argument(
+        "--spy",
+        type=Path,
+        help="also run one apply under `py-spy record --idle --threads --format raw`, writing "
+        "its collapsed stacks (wall time, every thread) to this file",
+    )
+    parser.add_argument(
         "--history",
         type=int,
         default=0,
@@ -554,8 +560,12 @@ def main() -> int:
             shutil.rmtree(repo, ignore_errors=True)
             shutil.copytree(bases[history], repo)
             python = [sys.executable]
-            if profile is not None:
+            if profile is not None and profile.suffix != ".spy":
                 python += ["-m", "cProfile", "-o", str(profile)]
+            elif profile is not None:
+                spy = Path(sys.executable).with_name("py-spy")
+                python = [str(spy), "record", "--idle", "--threads", "--format", "raw"]
+                python += ["--rate", "250", "-o", str(profile), "--", sys.executable]
             measured = timed(
                 [
                     *python,
@@ -624,6 +634,11 @@ def main() -> int:
             run_dmarcops(args.repeat, args.profile)
             print(f"profile of one apply: {args.profile}")
             phases(args.profile)
+        if args.spy is not None:
+            reset()
+            run_dmarcops(args.repeat + 1, args.spy.with_suffix(".spy"))
+            args.spy.with_suffix(".spy").replace(args.spy)
+            print(f"py-spy stacks of one apply: {args.spy}")
     finally:
         named.stop()
         if not args.keep:
