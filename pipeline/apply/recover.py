@@ -35,6 +35,7 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer
 from pipeline.live.hosted import prepare_zone
 from pipeline.live.providers import build_provider
+from pipeline.load.files import exists
 from pipeline.load.portfolio import Portfolio
 from pipeline.records import (
     ChangeRecord,
@@ -46,7 +47,6 @@ from pipeline.records import (
     ZoneOutcome,
     ZoneStatus,
 )
-from pipeline.records.ledger import LedgerEvent
 from pipeline.records.store import record_file_bytes, write_atomic
 
 Key = tuple[str, str, str]
@@ -96,31 +96,36 @@ def _apply_records(
     by the crash (nothing was sent for it): it is removed so the numbering stays whole.
 
     With them, the record files recover may write over though the ledger's last line for them
-    hashes another version (id -> the hash of the file found; `_unlogged_finish_undone`)."""
-    entries = store.ledger.read()
-    created = {e.record_id for e in entries if e.event is LedgerEvent.CREATED}
-    logged: dict[str, list[str]] = {}  # each record's versions the ledger logged, in order
-    for e in entries:
-        if e.record_id:
-            logged.setdefault(e.record_id, []).append(e.record_sha256)
-    out: dict[str, ChangeRecord] = {}
-    replacing: dict[str, str] = {}
-    for record in store.all():
-        mine = record.id in state.record_ids or (
+    hashes another version (id -> the hash of the file found; `_unlogged_finish_undone`).
+
+    Found through the record index and the ledger as the index knows it (each record then read
+    from its file): a recovery does not read the history."""
+
+    def mine(record: ChangeRecord) -> bool:
+        return record.id in state.record_ids or (
             record.plan_hash == state.plan_hash and record.executed_at is None
         )
-        if not mine:
-            continue
-        if record.id not in created:
-            for path in (store.json_path(record.id), store.markdown_path(record.id)):
+
+    found = {r.id: r for r in store.unexecuted_of_plan(state.plan_hash)}
+    for record_id in {*state.record_ids, *store.unlogged_files()} - found.keys():
+        if exists(store.json_path(record_id)):
+            found[record_id] = store.get(record_id)
+    found = {i: r for i, r in found.items() if mine(r)}
+    logged = store.last_logged(found)
+    out: dict[str, ChangeRecord] = {}
+    replacing: dict[str, str] = {}
+    for record_id in sorted(found, key=lambda i: (int(i[:4]), int(i[5:]))):
+        record = found[record_id]
+        if record_id not in logged:
+            for path in (store.json_path(record_id), store.markdown_path(record_id)):
                 path.unlink(missing_ok=True)
             continue
-        if record.sha256() != logged[record.id][-1]:
-            record, found = _unlogged_finish_undone(store, record, logged[record.id])
-            if found:
-                replacing[record.id] = found
-        out[record.id] = record
-    return [out[i] for i in sorted(out)], replacing
+        if record.sha256() != logged[record_id]:
+            record, seen = _unlogged_finish_undone(store, record, store.logged_versions(record_id))
+            if seen:
+                replacing[record_id] = seen
+        out[record_id] = record
+    return list(out.values()), replacing
 
 
 def _unlogged_finish_undone(

@@ -312,6 +312,17 @@ def executed_of_plan(conn: sqlite3.Connection, plan_hash: str) -> list[str]:
     )
 
 
+def unexecuted_of_plan(conn: sqlite3.Connection, plan_hash: str) -> list[str]:
+    """The records of the plan `plan_hash` not executed (opened by an apply that stopped)."""
+    return _checked(
+        conn.execute(
+            "SELECT record_id, file, request, plan, executed, open, fields, mac FROM records "
+            "WHERE plan = ? AND executed = 0",
+            (plan_hash,),
+        )
+    )
+
+
 def executed_of_request(conn: sqlite3.Connection, request_id: str) -> list[str]:
     """The executed records of the change request `request_id` (a request is executed once)."""
     return _checked(

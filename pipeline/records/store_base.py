@@ -37,6 +37,7 @@ from pipeline.records.index_records import (
     refresh,
     restoration_key,
     restoring,
+    unexecuted_of_plan,
 )
 from pipeline.records.ledger import (
     LEDGER_NAME,
@@ -375,6 +376,54 @@ class RecordStoreBase:
         return self.where(
             lambda conn: executed_of_request(conn, request_id),
             lambda r: r.request_id == request_id and r.executed_at is not None,
+        )
+
+    def unexecuted_of_plan(self, plan_hash: str) -> builtins.list[ChangeRecord]:
+        """The records of the plan `plan_hash` opened and never executed (an interrupted apply's)."""
+        return self.where(
+            lambda conn: unexecuted_of_plan(conn, plan_hash),
+            lambda r: r.plan_hash == plan_hash and r.executed_at is None,
+        )
+
+    def last_logged(self, record_ids: Iterable[str]) -> dict[str, str]:
+        """The hash the ledger's last line for each record logged (records it never logged are
+        left out), from the index's view of the ledger: no full read."""
+        with index_of(self.changes_dir.parent) as conn:
+            view = ledger_view(self.ledger, conn)
+            out: dict[str, str] = {}
+            for record_id in record_ids:
+                last = view.last_event(record_id)
+                if last is not None:
+                    out[record_id] = last[1]
+            return out
+
+    def logged_versions(self, record_id: str) -> builtins.list[str]:
+        """Every hash the ledger logged for the record, in order (a full read of the ledger:
+        for recovery's rare cases)."""
+        return [e.record_sha256 for e in self.ledger.read() if e.record_id == record_id]
+
+    def unlogged_files(self) -> builtins.list[str]:
+        """Record files numbered above the highest number the ledger gave in their year: the
+        files of a creation cut short before its ledger lines (numbers are given under the lock,
+        in order, so nothing the ledger logged is above them). Their names only are read."""
+        if not self.records_dir.is_dir():
+            return []
+        with os.scandir(self.records_dir) as found:
+            names = [item.name for item in found if item.name.endswith(".json")]
+        ids = [
+            stem
+            for stem in (name.removesuffix(".json") for name in names)
+            if not stem.startswith(".") and RECORD_ID.match(stem)
+        ]
+        with index_of(self.changes_dir.parent) as conn:
+            view = ledger_view(self.ledger, conn)
+            highest = {
+                year: int(view.next_id(year).split("-")[1]) - 1
+                for year in {int(i.split("-")[0]) for i in ids}
+            }
+        return sorted(
+            (i for i in ids if int(i.split("-")[1]) > highest[int(i.split("-")[0])]),
+            key=_sort_key,
         )
 
     def open_executed(self) -> builtins.list[ChangeRecord]:
