@@ -78,8 +78,9 @@ class Gated:
 
 @dataclass(frozen=True)
 class GateFiles:
-    """What the gate reads from the repository whatever live DNS says: the roster of record and
-    every change request (read while the plan is made again: `read_gate_files`)."""
+    """What the gate reads from the repository whatever live DNS says: the roster of record,
+    every change request and the plan's approval files (read while the plan is made again:
+    `read_gate_files`)."""
 
     roster: Roster
     requests: tuple[ChangeRequest, ...]

@@ -140,9 +140,10 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
     if not clients:
         raise InputError("the plan has no changes to apply", file=options.plan_file)
     zones = sorted({c.zone for c in plan_file.changes if c.client in clients})
-    # The roster of record and the change requests do not depend on live DNS: read in a thread
-    # while the plan is made again (its AXFRs wait on the network). An error reading them is
-    # raised where the gate would have raised it, after the stale check, as before.
+    # The roster of record, the change requests and the plan's approval files do not depend on
+    # live DNS: read in a thread while the plan is made again (its AXFRs wait on the network).
+    # An error reading them is raised where the gate would have raised it, after the stale
+    # check, as before.
     reading = ThreadPoolExecutor(1, thread_name_prefix="gate-files")
     gate_files = reading.submit(read_gate_files, portfolio.root, plan_file.plan_hash)
     reading.shutdown(wait=False)
