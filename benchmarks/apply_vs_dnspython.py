@@ -467,6 +467,12 @@ def main() -> int:
         help="also apply in a copy holding this many earlier change records (0: not)",
     )
     parser.add_argument(
+        "--cold-index",
+        action="store_true",
+        help="with --history: also apply there with the record index removed first, as in a "
+        "fresh clone (.dmarcops/ is not committed): the first command builds it",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="also apply with the dmarcops of this directory (another commit's checkout, "
@@ -558,7 +564,9 @@ def main() -> int:
         ) -> tuple[float, float]:
             repo = work / f"repo-{round_}"
             shutil.rmtree(repo, ignore_errors=True)
-            shutil.copytree(bases[history], repo)
+            shutil.copytree(bases["history" if history == "cold" else history], repo)
+            if history == "cold":
+                shutil.rmtree(repo / ".dmarcops")
             python = [sys.executable]
             if profile is not None and profile.suffix != ".spy":
                 python += ["-m", "cProfile", "-o", str(profile)]
@@ -600,6 +608,11 @@ def main() -> int:
         variants: dict[str, tuple[str, Path]] = {"dmarcops apply": ("", ROOT)}
         if args.history:
             variants[f"dmarcops apply, {args.history} earlier records"] = ("history", ROOT)
+            if args.cold_index:
+                variants[f"dmarcops apply, {args.history} earlier records, no index"] = (
+                    "cold",
+                    ROOT,
+                )
         if args.baseline:
             compile_once(args.baseline.resolve())
             variants["baseline apply"] = ("", args.baseline.resolve())
