@@ -567,6 +567,11 @@ def main() -> int:
             shutil.copytree(bases["history" if history == "cold" else history], repo)
             if history == "cold":
                 shutil.rmtree(repo / ".dmarcops")
+            if history:
+                # The copy's ledger was just written (its ctime): the index trusts a ledger file
+                # changed more than 2 s ago only (pipeline/records/index_ledger.py), as a
+                # repository's ledger between two commands is. Untimed.
+                time.sleep(2.1)
             python = [sys.executable]
             if profile is not None and profile.suffix != ".spy":
                 python += ["-m", "cProfile", "-o", str(profile)]
