@@ -190,6 +190,63 @@ def write_repo(repo: Path, zones: list[dict[str, Any]]) -> int:
     return number
 
 
+def add_history(repo: Path, count: int) -> None:
+    """`count` earlier change records (sealed, signed ledger lines after the repository's
+    genesis; as benchmarks/audit_scale.py builds them), then the record index built, as any
+    earlier command leaves it."""
+    from dataclasses import replace as replaced
+    from datetime import timedelta
+
+    from signing import JCHEN, MHARA
+    from test_records import T0, make_record
+
+    from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent
+    from pipeline.records.record import Outcome
+    from pipeline.records.store import RecordStore, record_file_bytes
+
+    store = RecordStore(repo / "changes")
+    store.records_dir.mkdir(parents=True, exist_ok=True)
+    last = store.ledger.read()[-1]
+    prev, seq = last.entry_sha256, last.seq
+    lines: list[str] = []
+    per_year: dict[int, int] = {}
+    first = T0.replace(hour=9, minute=30)
+    for n in range(count):
+        at = first + timedelta(days=n // 30, minutes=5 * (n % 30))
+        per_year[at.year] = per_year.get(at.year, 0) + 1
+        rid = f"{at.year:04d}-{per_year[at.year]:04d}"
+        record = make_record(rid, executed_at=at)
+        sealed = replaced(
+            record,
+            outcome=Outcome.ACCEPTED,
+            closed_at=record.rollback_window.end,
+            closed_by="mhara",
+            sealed=True,
+        )
+        for event, who, body, record_prev in (
+            (LedgerEvent.CREATED, JCHEN, record.sha256(), GENESIS),
+            (LedgerEvent.SEALED, MHARA, sealed.sha256(), record.sha256()),
+        ):
+            seq += 1
+            entry = LedgerEntry.make(
+                seq=seq,
+                event=event,
+                signer=who,
+                at=at,
+                prev=prev,
+                record_id=rid,
+                record_sha256=body,
+                record_prev=record_prev,
+            )
+            prev = entry.entry_sha256
+            lines.append(entry.to_line())
+        (store.records_dir / f"{rid}.json").write_bytes(record_file_bytes(sealed))
+        (store.records_dir / f"{rid}.md").write_text(sealed.render_markdown(), encoding="utf-8")
+    with store.ledger.path.open("a", encoding="utf-8") as handle:
+        handle.writelines(lines)
+    store.reindex()
+
+
 def approve_all(repo: Path, plan_file: Path) -> None:
     """mhara's signed peer approval of every request for this plan hash (what `dmarcops approve`
     writes, made in-process: 250 CLI runs would only time the setup)."""
@@ -301,10 +358,10 @@ def raw_main(spec_file: str) -> int:
 # --- the runs -----------------------------------------------------------------------------------
 
 
-def compile_once() -> None:
+def compile_once(code: Path = ROOT) -> None:
     """dmarcops's bytecode, written once before the timed runs, as pip writes it at install."""
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", str(ROOT / "pipeline")],
+        [sys.executable, "-m", "compileall", "-q", str(code / "pipeline")],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -326,9 +383,13 @@ def timed(argv: list[str], env: dict[str, str], log: Path) -> tuple[float, float
     return elapsed, usage.ru_utime + usage.ru_stime
 
 
-def check_records(repo: Path, requests: int) -> None:
+def check_records(repo: Path, requests: int, earlier: int = 0) -> None:
     records = [json.loads(p.read_text()) for p in (repo / "changes" / "records").glob("*.json")]
-    executed = [r for r in records if r.get("executed_at")]
+    if len(records) != requests + earlier:
+        raise SystemExit(f"{len(records)} records; expected {earlier} earlier + {requests} new")
+    # The apply's own: those of the applied plan (the earlier ones are of another).
+    plan = json.loads((repo / "plan.json").read_text())["plan_hash"]
+    executed = [r for r in records if r.get("executed_at") and r.get("plan_hash") == plan]
     checks = [c for r in executed for c in r.get("verification", [])]
     if len(executed) != requests or len(checks) != requests:
         raise SystemExit(
@@ -393,6 +454,30 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=Path, help="also run one apply under cProfile, writing this file"
     )
+    parser.add_argument(
+        "--spy",
+        type=Path,
+        help="also run one apply under `py-spy record --idle --threads --format raw`, writing "
+        "its collapsed stacks (wall time, every thread) to this file",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="also apply in a copy holding this many earlier change records (0: not)",
+    )
+    parser.add_argument(
+        "--cold-index",
+        action="store_true",
+        help="with --history: also apply there with the record index removed first, as in a "
+        "fresh clone (.dmarcops/ is not committed): the first command builds it",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also apply with the dmarcops of this directory (another commit's checkout, "
+        "e.g. `git archive COMMIT | tar -x -C DIR`), in the same rounds",
+    )
     parser.add_argument("--raw", help=argparse.SUPPRESS)  # the dnspython child
     args = parser.parse_args()
     if args.raw:
@@ -438,6 +523,12 @@ def main() -> int:
         if len(planned) != args.changes:
             raise SystemExit(f"the plan holds {len(planned)} changes, expected {args.changes}")
         approve_all(base, plan_file)
+        bases = {"": base}
+        if args.history:
+            bases["history"] = work / "base-history"
+            shutil.rmtree(bases["history"], ignore_errors=True)
+            shutil.copytree(base, bases["history"])
+            add_history(bases["history"], args.history)
         print(
             f"setup: {len(zones)} zones, {args.changes} changes, {requests} requests "
             f"({time.monotonic() - began:.1f} s)",
@@ -465,17 +556,33 @@ def main() -> int:
             if wrong:
                 raise SystemExit("reset failed: " + "; ".join(wrong[:3]))
 
-        def run_dmarcops(round_: int, profile: Path | None = None) -> tuple[float, float]:
+        def run_dmarcops(
+            round_: int,
+            profile: Path | None = None,
+            history: str = "",
+            code: Path = ROOT,
+        ) -> tuple[float, float]:
             repo = work / f"repo-{round_}"
             shutil.rmtree(repo, ignore_errors=True)
-            shutil.copytree(base, repo)
+            shutil.copytree(bases["history" if history == "cold" else history], repo)
+            if history == "cold":
+                shutil.rmtree(repo / ".dmarcops")
+            if history:
+                # The copy's ledger was just written (its ctime): the index trusts a ledger file
+                # changed more than 2 s ago only (pipeline/records/index_ledger.py), as a
+                # repository's ledger between two commands is. Untimed.
+                time.sleep(2.1)
             python = [sys.executable]
-            if profile is not None:
+            if profile is not None and profile.suffix != ".spy":
                 python += ["-m", "cProfile", "-o", str(profile)]
+            elif profile is not None:
+                spy = Path(sys.executable).with_name("py-spy")
+                python = [str(spy), "record", "--idle", "--threads", "--format", "raw"]
+                python += ["--rate", "250", "-o", str(profile), "--", sys.executable]
             measured = timed(
                 [
                     *python,
-                    str(ROOT / "tests" / "run_at.py"),
+                    str(code / "tests" / "run_at.py"),
                     APPLY_AT,
                     "--repo",
                     str(repo),
@@ -485,13 +592,14 @@ def main() -> int:
                     "--key",
                     str(KEYS / "jchen.pem"),
                 ],
-                env,
+                # Another checkout's package first on the path (ahead of this one's install).
+                {**env, "PYTHONPATH": str(code)} if code != ROOT else env,
                 logs / f"dmarcops-{round_}.log",
             )
             wrong = wrong_values(named.host, named.port, zones, "after")
             if wrong:
                 raise SystemExit("dmarcops left wrong values: " + "; ".join(wrong[:3]))
-            check_records(repo, requests)
+            check_records(repo, requests, args.history if history else 0)
             if not args.keep:
                 shutil.rmtree(repo)
             return measured
@@ -501,15 +609,36 @@ def main() -> int:
                 [sys.executable, __file__, "--raw", str(spec)], env, logs / f"raw-{round_}.log"
             )
 
-        times: dict[str, list[float]] = {"dmarcops apply": [], "dnspython": []}
-        cpu: dict[str, list[float]] = {"dmarcops apply": [], "dnspython": []}
+        # Each variant: (the base repository, the code that applies).
+        variants: dict[str, tuple[str, Path]] = {"dmarcops apply": ("", ROOT)}
+        if args.history:
+            variants[f"dmarcops apply, {args.history} earlier records"] = ("history", ROOT)
+            if args.cold_index:
+                variants[f"dmarcops apply, {args.history} earlier records, no index"] = (
+                    "cold",
+                    ROOT,
+                )
+        if args.baseline:
+            compile_once(args.baseline.resolve())
+            variants["baseline apply"] = ("", args.baseline.resolve())
+            if args.history:
+                variants[f"baseline apply, {args.history} earlier records"] = (
+                    "history",
+                    args.baseline.resolve(),
+                )
+        names = [*variants, "dnspython"]
+        times: dict[str, list[float]] = {k: [] for k in names}
+        cpu: dict[str, list[float]] = {k: [] for k in names}
         for round_ in range(args.repeat):
-            order = ["dmarcops apply", "dnspython"]
-            if round_ % 2:
-                order.reverse()
+            # The order rotates each round: no variant always runs first (a cold cache) or last.
+            order = names[round_ % len(names) :] + names[: round_ % len(names)]
             for which in order:
                 reset()
-                wall, used = run_raw(round_) if which == "dnspython" else run_dmarcops(round_)
+                if which == "dnspython":
+                    wall, used = run_raw(round_)
+                else:
+                    history, code = variants[which]
+                    wall, used = run_dmarcops(round_, history=history, code=code)
                 times[which].append(wall)
                 cpu[which].append(used)
             print(
@@ -523,6 +652,11 @@ def main() -> int:
             run_dmarcops(args.repeat, args.profile)
             print(f"profile of one apply: {args.profile}")
             phases(args.profile)
+        if args.spy is not None:
+            reset()
+            run_dmarcops(args.repeat + 1, args.spy.with_suffix(".spy"))
+            args.spy.with_suffix(".spy").replace(args.spy)
+            print(f"py-spy stacks of one apply: {args.spy}")
     finally:
         named.stop()
         if not args.keep:
@@ -532,16 +666,15 @@ def main() -> int:
         f"\ncommit {code_version()}; {os.cpu_count()} CPUs; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.repeat} rounds\n"
     )
-    print("| command | median s | min s | median CPU s |")
-    print("|---|---:|---:|---:|")
+    print("| command | median s | min s | median CPU s | wall / dnspython | CPU / dnspython |")
+    print("|---|---:|---:|---:|---:|---:|")
+    raw_wall, raw_cpu = statistics.median(times["dnspython"]), statistics.median(cpu["dnspython"])
     for name, values in times.items():
+        wall, used = statistics.median(values), statistics.median(cpu[name])
         print(
-            f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} "
-            f"| {statistics.median(cpu[name]):.2f} |"
+            f"| {name} | {wall:.2f} | {min(values):.2f} | {used:.2f} "
+            f"| {wall / raw_wall:.2f} | {used / raw_cpu:.2f} |"
         )
-    ratio = statistics.median(times["dmarcops apply"]) / statistics.median(times["dnspython"])
-    by_cpu = statistics.median(cpu["dmarcops apply"]) / statistics.median(cpu["dnspython"])
-    print(f"\nratio dmarcops apply / dnspython (medians): wall {ratio:.2f}, CPU {by_cpu:.2f}")
     return 0
 
 

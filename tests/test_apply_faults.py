@@ -29,6 +29,7 @@ from test_apply_named import served
 from test_plan_named import make_repo
 
 from pipeline.cli import main
+from pipeline.records import RecordStore
 
 # The plan of client alpha: three items in two zones, one request per zone.
 ITEMS = {
@@ -57,13 +58,38 @@ def no_apply_left_running() -> Iterator[None]:
 
 
 class Apply:
-    """One apply subprocess paused at `point`; `go()` lets it continue."""
+    """One apply subprocess paused at `point`; `go()` lets it continue. `command`: another
+    command to pause instead (`recover`), in the pause folder `folder`."""
 
-    def __init__(self, repo: Path, plan: Path, point: str, sender: NamedServer) -> None:
-        self.folder = repo.parent / "pause"
+    def __init__(
+        self,
+        repo: Path,
+        plan: Path,
+        point: str,
+        sender: NamedServer,
+        command: list[str] | None = None,
+        folder: str = "pause",
+    ) -> None:
+        self.folder = repo.parent / folder
         self.folder.mkdir()
         os.mkfifo(self.folder / "go")
         clock = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        argv = command or [
+            "apply",
+            "--plan",
+            str(plan),
+            "--key",
+            str(KEYS / "jchen.pem"),
+            "--emergency",
+            "--reason",
+            "payroll mail rejected since 09:10",
+            "--incident",
+            "INC-2041",
+            "--nameserver",
+            f"127.0.0.1:{sender.port}",
+            "--verify-timeout",
+            "2",
+        ]
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -74,20 +100,7 @@ class Apply:
                 "--",
                 "--repo",
                 str(repo),
-                "apply",
-                "--plan",
-                str(plan),
-                "--key",
-                str(KEYS / "jchen.pem"),
-                "--emergency",
-                "--reason",
-                "payroll mail rejected since 09:10",
-                "--incident",
-                "INC-2041",
-                "--nameserver",
-                f"127.0.0.1:{sender.port}",
-                "--verify-timeout",
-                "2",
+                *argv,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -268,9 +281,17 @@ KILL_POINTS = [
 ]
 
 
+def _reads_every_record(self: RecordStore) -> list[Any]:
+    raise AssertionError("recover read every record (RecordStore.all): it grows with history")
+
+
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_sigkill_at_each_point_is_recovered_by_the_next_command(
-    repo: Path, client_dns: NamedServer, sender_dns: NamedServer, point: str
+    repo: Path,
+    client_dns: NamedServer,
+    sender_dns: NamedServer,
+    point: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run = Apply(repo, repo / "plan.json", point, sender_dns)
     run.kill(signal.SIGKILL)
@@ -284,7 +305,10 @@ def test_sigkill_at_each_point_is_recovered_by_the_next_command(
     stranger = cli(repo, "recover", "--key", str(stranger_key))
     assert stranger.exit_code == 1 and "not on the analyst roster" in stranger.output
     assert list((repo / "changes" / "journal").glob("*.jsonl"))  # untouched by the refusal
-    result = recover(repo)
+    with monkeypatch.context() as patched:
+        # It asks the record index and reads the apply's own records only.
+        patched.setattr(RecordStore, "all", _reads_every_record)
+        result = recover(repo)
     assert "recovered apply journal" in result.output
     recs = records(repo)
     assert [r["request_id"] for r in recs] == ["CR-0001-alpha", "CR-0002-alpha"]
@@ -299,6 +323,91 @@ def test_sigkill_at_each_point_is_recovered_by_the_next_command(
     assert unaccounted(repo, client_dns) == []
     audit_ok(repo)
     assert "nothing to recover" in recover(repo).output
+
+
+def _recover_killed_between_its_files_and_ledger_lines(repo: Path, sender: NamedServer) -> None:
+    """`dmarcops recover` paused with every record file finished and none of their ledger lines
+    written (RecordStore.update_many), then SIGKILLed there."""
+    run = Apply(
+        repo,
+        repo / "plan.json",
+        "ledger:updated",
+        sender,
+        command=["recover", "--key", str(KEYS / "jchen.pem")],
+        folder="pause-recover",
+    )
+    # Its files hold the recovery the ledger never logged (all of them: recover finishes its
+    # records in one batch).
+    assert any("recovery" in r for r in records(repo))
+    run.kill(signal.SIGKILL)
+    assert run.proc.wait(30) == -signal.SIGKILL
+    assert list((repo / "changes" / "journal").glob("*.jsonl"))
+
+
+@pytest.mark.parametrize("point", ["sent:alpha.example", "ledger:updated"])
+def test_sigkill_of_recover_between_its_files_and_ledger_lines_is_recovered_again(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer, point: str
+) -> None:
+    # The apply killed with its records open (the ledger logs them as created), then the
+    # recover killed half-way: the next recover puts the created versions back and finishes.
+    run = Apply(repo, repo / "plan.json", point, sender_dns)
+    run.kill(signal.SIGKILL)
+    assert run.proc.wait(30) == -signal.SIGKILL
+    _recover_killed_between_its_files_and_ledger_lines(repo, sender_dns)
+    result = recover(repo)
+    assert "recovered apply journal" in result.output
+    recs = records(repo)
+    assert [r["request_id"] for r in recs] == ["CR-0001-alpha", "CR-0002-alpha"]
+    assert all(r["recovery"]["by"] == "jchen" for r in recs)
+    beta = ("applied", 1) if point == "ledger:updated" else ("not-attempted", 0)
+    assert [(z["status"], z["applied"]) for r in recs for z in r["zone_results"]] == [
+        ("applied", 2),
+        beta,
+    ]
+    assert unaccounted(repo, client_dns) == []
+    audit_ok(repo)
+    assert "nothing to recover" in recover(repo).output
+
+
+def test_sigkill_of_recover_over_records_the_apply_finished_is_recovered_again(
+    repo: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # named frozen during beta's update: the apply finishes its records (logged) but beta's
+    # outcome is unknown, so its journal stays. The recover that checks beta again is killed
+    # with its files written over the apply's and no ledger line: the ledger's last version of
+    # each record is the apply's finished one, which the files no longer hold. The next recover
+    # finishes them from the versions the ledger logged at creation.
+    run = Apply(repo, repo / "plan.json", "intent:beta.example", sender_dns)
+    named = client_dns._proc
+    assert named is not None
+    named.send_signal(signal.SIGSTOP)
+    try:
+        code, output = run.go()
+        assert code == 1, output
+    finally:
+        named.send_signal(signal.SIGCONT)
+    assert [r["executed_at"] != "" for r in records(repo)] == [True, True]
+    assert all("recovery" not in r for r in records(repo))
+    _recover_killed_between_its_files_and_ledger_lines(repo, sender_dns)
+    # A file changed beyond what recover writes is refused: recovery carries forward only what
+    # the ledger logged.
+    path = repo / "changes" / "records" / f"{records(repo)[0]['id']}.json"
+    found = path.read_bytes()
+    path.write_bytes(found.replace(b"payroll", b"PAYROLL", 1))
+    assert found != path.read_bytes()
+    refused = cli(repo, "recover", "--key", str(KEYS / "jchen.pem"))
+    assert refused.exit_code == 2 and "differs from what the ledger recorded" in refused.output
+    path.write_bytes(found)
+    result = recover(repo)
+    assert "recovered apply journal" in result.output
+    recs = records(repo)
+    assert all(r["recovery"]["by"] == "jchen" for r in recs)
+    assert [(z["zone"], z["status"]) for r in recs for z in r["zone_results"]] == [
+        ("alpha.example", "applied"),
+        ("beta.example", "applied"),
+    ]
+    assert unaccounted(repo, client_dns) == []
+    audit_ok(repo)
 
 
 def test_sigkill_between_the_record_files_and_their_ledger_lines_sends_nothing(

@@ -708,3 +708,112 @@ def test_an_index_failure_mid_batch_leaves_it_before_the_batch_and_it_catches_up
     assert listing(portfolio) == listing_by_scan(portfolio)
     portfolio.update(replace(created[1], internal_notes="after the failure"), LATER, JCHEN)
     assert not any("ledger" in str(p) for p in verify(portfolio.changes_dir, LATER))
+
+
+# --- what an apply asks of the history (pipeline/apply/): the index names, the file confirms ----
+
+
+def _apply_questions(store: RecordStore) -> dict[str, Any]:
+    """Every question pipeline/apply/ asks of the history, with a key restored and one not."""
+    by_id = {r.id: r for r in store.all()}
+    item = by_id["2026-0001"].items[0]
+    restored = (item.zone, item.name, item.type, tuple(item.before))
+    unexecuted = by_id["2026-0004"].items[0]
+    never = (unexecuted.zone, unexecuted.name, unexecuted.type, tuple(unexecuted.before))
+    plan = by_id["2026-0001"].plan_hash
+    return {
+        "plan": [r.id for r in store.executed_of_plan(plan)],
+        "other plan": [r.id for r in store.executed_of_plan("0" * 64)],
+        "request": [r.id for r in store.executed_of_request(by_id["2026-0001"].request_id)],
+        "open": [r.id for r in store.open_executed()],
+        "restoring": store.restoring({restored, never}) == {restored},
+    }
+
+
+def _read_every_record(store: RecordStore) -> dict[str, Any]:
+    records = store.all()
+    executed = [r.id for r in records if r.executed_at is not None]
+    return {
+        "plan": executed,
+        "other plan": [],
+        "request": executed,
+        "open": [r.id for r in records if r.executed_at is not None and not r.sealed],
+        "restoring": True,
+    }
+
+
+def test_the_apply_questions_read_only_the_records_they_name(
+    portfolio: RecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = _read_every_record(portfolio)
+    assert expected["open"] == ["2026-0002", "2026-0005"]
+    portfolio.list()  # the index built
+    read: list[str] = []
+    real_get = RecordStore.get
+
+    def counting_get(self: RecordStore, record_id: str) -> ChangeRecord:
+        read.append(record_id)
+        return real_get(self, record_id)
+
+    monkeypatch.setattr(RecordStore, "all", _never)
+    monkeypatch.setattr(RecordStore, "get", counting_get)
+    by_index = _apply_questions_without_all(portfolio)
+    assert by_index == expected
+    # The open records read for `open`, the executed ones for the plan and the request, and the
+    # one record holding the restored value: never 2026-0004, which answers none of them.
+    assert "2026-0004" not in read
+    read.clear()
+    assert portfolio.open_executed() and sorted(set(read)) == ["2026-0002", "2026-0005"]
+
+
+def _apply_questions_without_all(store: RecordStore) -> dict[str, Any]:
+    # The keys of _apply_questions, taken from the files directly (RecordStore.all is patched).
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(store.records_dir.glob("*.json"))}
+    item = records["2026-0001"]["items"][0]
+    restored = (item["zone"], item["name"], item["type"], tuple(item["before"]))
+    other = records["2026-0004"]["items"][0]
+    never = (other["zone"], other["name"], other["type"], tuple(other["before"]))
+    plan = records["2026-0001"]["plan_hash"]
+    return {
+        "plan": [r.id for r in store.executed_of_plan(plan)],
+        "other plan": [r.id for r in store.executed_of_plan("0" * 64)],
+        "request": [r.id for r in store.executed_of_request(records["2026-0001"]["request_id"])],
+        "open": [r.id for r in store.open_executed()],
+        "restoring": store.restoring({restored, never}) == {restored},
+    }
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["restoration planted", "row says open", "row says executed", "row deleted", "no index"],
+)
+def test_a_tampered_index_changes_no_answer_an_apply_gets(
+    portfolio: RecordStore, tamper: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.records import index_ledger
+
+    # The ledger taken as settled: its hash is kept and later readers trust the index.
+    monkeypatch.setattr(index_ledger, "_SETTLED", -(10**12))
+    expected = _read_every_record(portfolio)
+    portfolio.executed_requests([])  # the index built and caught up (its rebuilt flag gone)
+    with sqlite3.connect(index_file(portfolio)) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'rebuilt'").fetchall() == []
+        if tamper == "restoration planted":
+            # The unexecuted record's before-state named as one an executed record held: the
+            # file says it was never executed, so nothing is restored.
+            other = portfolio.get("2026-0004").items[0]
+            from pipeline.records.index_records import restoration_key
+
+            conn.execute(
+                "INSERT INTO befores VALUES (?, ?)",
+                (restoration_key(other.zone, other.name, other.type, other.before), "2026-0004"),
+            )
+        elif tamper == "row says open":
+            conn.execute("UPDATE records SET open = 1 WHERE record_id = '2026-0001'")
+        elif tamper == "row says executed":
+            conn.execute("UPDATE records SET executed = 1 WHERE record_id = '2026-0004'")
+        elif tamper == "row deleted":
+            conn.execute("DELETE FROM records WHERE record_id = '2026-0005'")
+    if tamper == "no index":
+        monkeypatch.setattr(store_module, "index_of", _no_index)
+    assert _apply_questions(portfolio) == expected

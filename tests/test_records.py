@@ -827,3 +827,52 @@ def test_a_batch_naming_a_record_twice_is_refused_before_any_file(tmp_path: Path
         store.update_many([finished, finished], T0, JCHEN)
     assert store.json_path(record.id).read_bytes() == before
     assert store.ledger.lines() == lines
+
+
+@pytest.mark.parametrize(
+    "rationale",
+    ["plain", 'Zürich → 東京, \u2028 line sep, \x7f, tab\t, quote " and \\\\', "emoji 😀"],
+)
+def test_a_record_file_is_the_standard_librarys_layout(rationale: str) -> None:
+    # record_file_bytes takes orjson's fast path for JSON without floats; the layout must stay
+    # the standard library's byte for byte (audit verify compares a file's layout).
+    from pipeline.records import record_files
+    from pipeline.records.record_files import _pretty, record_file_bytes
+
+    record = make_record("2026-0001", rationale=rationale)
+    assert record_file_bytes(record) == _pretty(record.to_json())
+    data = record.to_json()
+    data["rate"] = 0.5  # a float: the standard library's encoder writes it
+    assert record_files._holds_float(data) and not record_files._holds_float(record.to_json())
+
+
+def test_a_key_that_is_not_the_rosters_is_refused_after_the_right_key_signed(
+    tmp_path: Path,
+) -> None:
+    # Ledger.append_after checks a signing key once per process against the roster, then compares
+    # keys: another key in the same analyst's name must still be refused, and write nothing.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from pipeline.errors import GateRefused
+    from pipeline.gate.identity import Signer
+    from pipeline.records.ledger import LedgerEvent
+
+    store = genesis(tmp_path)
+    store.create(make_record, at=T0, signer=JCHEN)
+    store.create(make_record, at=T0, signer=JCHEN)  # the second line: jchen's key known
+    lines = store.ledger.path.read_bytes()
+    last = store.ledger.read()[-1]
+    impostor = Signer("jchen", Ed25519PrivateKey.generate())
+    with pytest.raises(GateRefused, match="nothing was written"):
+        store.ledger.append_after(
+            last.seq,
+            last.entry_sha256,
+            event=LedgerEvent.UPDATED,
+            signer=impostor,
+            at=T0,
+            roster=store.trusted_roster(),
+            record_id="2026-0001",
+            record_sha256="0" * 64,
+            record_prev=last.record_sha256,
+        )
+    assert store.ledger.path.read_bytes() == lines

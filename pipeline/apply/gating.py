@@ -6,7 +6,7 @@ pipeline/apply/run.py calls `gate_requests` under the client locks and re-export
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -76,12 +76,36 @@ class Gated:
     on_call: str = ""  # the on-call owner whose cover passed the Friday rule
 
 
+@dataclass(frozen=True)
+class GateFiles:
+    """What the gate reads from the repository whatever live DNS says: the roster of record,
+    every change request and the plan's approval files (read while the plan is made again:
+    `read_gate_files`)."""
+
+    roster: Roster
+    requests: tuple[ChangeRequest, ...]
+    approvals: gate.SignedApprovalFiles  # the plan's approval files, read ahead
+
+
+def read_gate_files(root: Path, plan_hash: str) -> GateFiles:
+    roster = roster_of_record(root)
+    requests = tuple(load_requests(root, roster))
+    approvals = gate.SignedApprovalFiles(root)
+    approvals.read_ahead(plan_hash, [r.id for r in requests])
+    return GateFiles(roster, requests, approvals)
+
+
 def open_requests(
-    root: Path, store: RecordStore, roster: Roster | None = None
+    root: Path,
+    store: RecordStore,
+    roster: Roster | None = None,
+    requests: Sequence[ChangeRequest] | None = None,
 ) -> list[ChangeRequest]:
     """Requests not yet executed: an executed request's `covers:` must not claim later changes.
-    `roster`: the roster of record when the caller has it already (the gate does)."""
-    requests = load_requests(root, roster if roster is not None else roster_of_record(root))
+    `roster`: the roster of record when the caller has it already (the gate does); `requests`:
+    every request, when read already with that roster."""
+    if requests is None:
+        requests = load_requests(root, roster if roster is not None else roster_of_record(root))
     # Asked of the index for these requests only: a plan does not read every record.
     done = store.executed_requests([r.id for r in requests])
     return [r for r in requests if r.id not in done]
@@ -101,18 +125,25 @@ def approval_evidence(decision: decide.Decision) -> tuple[ApprovalEvidence, ...]
     return tuple(out)
 
 
-def restorations(store: RecordStore) -> Callable[[decide.GateItem], bool]:
+def restorations(
+    store: RecordStore, items: Iterable[decide.GateItem] = ()
+) -> Callable[[decide.GateItem], bool]:
     """Whether an item puts back a before-state an executed change record holds: the one kind of
-    emergency besides de-escalation that needs no declared incident."""
-    befores: set[tuple[str, str, str, tuple[str, ...]]] = set()
-    for record in store.all():
-        if record.executed_at is None:
-            continue
-        for item in record.items:
-            befores.add((item.zone, item.name, item.type, tuple(sorted(item.before))))
+    emergency besides de-escalation that needs no declared incident. Asked of the record index
+    (each match confirmed in its record's file) the first time the gate asks, for `items` at
+    once: an apply that is no emergency never asks."""
+    known: dict[tuple[str, str, str, tuple[str, ...]], bool] = {}
+
+    def key(item: decide.GateItem) -> tuple[str, str, str, tuple[str, ...]]:
+        return (item.zone, item.name, item.type, tuple(sorted(item.after)))
 
     def restores(item: decide.GateItem) -> bool:
-        return (item.zone, item.name, item.type, tuple(sorted(item.after))) in befores
+        wanted = key(item)
+        if wanted not in known:
+            asked = {wanted, *(key(i) for i in items)} - known.keys()
+            held = store.restoring(asked)
+            known.update({k: k in held for k in asked})
+        return known[wanted]
 
     return restores
 
@@ -123,11 +154,13 @@ def gate_requests(
     plan_hash: str,
     current: list[PlanItem],
     store: RecordStore,
+    files: GateFiles | None = None,
 ) -> list[Gated]:
     """The one gate (pipeline.gate.decide), judged on the plan just made from live DNS (its
     risks, its rollback windows), never on the saved file: the file only names the plan hash the
-    approvals signed, and the stale check has shown its changes are these."""
-    roster = roster_of_record(portfolio.root)
+    approvals signed, and the stale check has shown its changes are these. `files`: the roster
+    and requests, when read already (`read_gate_files`)."""
+    roster = files.roster if files is not None else roster_of_record(portfolio.root)
     if options.by not in roster:
         raise InputError(
             f"{options.by!r} is not on the analyst roster",
@@ -153,18 +186,24 @@ def gate_requests(
             hint="A self-serve client's records are changed by its own DNS team; "
             "`dmarcops recommend` writes what the MSP would change and why.",
         )
-    coverage = cover(current, open_requests(portfolio.root, store, roster))
+    coverage = cover(
+        current,
+        open_requests(portfolio.root, store, roster, files.requests if files is not None else None),
+    )
     coverage.check()
     sources: list[gate.ApprovalSource] = [
         gate.ExcludingAnalysts(source, options.excluded_approvers)
-        for source in (gate.SignedApprovalFiles(portfolio.root), *options.approval_sources)
+        for source in (
+            files.approvals if files is not None else gate.SignedApprovalFiles(portfolio.root),
+            *options.approval_sources,
+        )
     ]
     emergency = (
         decide.Emergency(options.emergency_reason, options.incident)
         if options.emergency_reason
         else None
     )
-    restores = restorations(store)
+    restores = restorations(store, current)
     # Each request's items, grouped once (Coverage.items_of looks through every item).
     items_of: dict[str, list[PlanItem]] = {}
     for item, covering in coverage.covered:

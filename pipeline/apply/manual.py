@@ -44,7 +44,7 @@ def execute(
     now does the steps and records each check (`verify`)."""
     request = plan.request
     store = RecordStore(portfolio.root / "changes")
-    done = [r.id for r in store.all() if r.request_id == request.id and r.executed_at is not None]
+    done = [r.id for r in store.executed_of_request(request.id)]
     if done:
         raise GateRefused(
             f"{request.id} was already executed (change record {', '.join(done)})",

@@ -140,7 +140,9 @@ def close_finished(
     policy = portfolio_of_record(root).gate.report_verification
     run = CloseRun()
     with ReportSource.open(reports or root / DEFAULT_STORE) as source:
-        for record in store.all():
+        # The open records only (from the record index, each read from its file): the pass
+        # does not read the sealed history.
+        for record in store.open_executed():
             if record.sealed or record.executed_at is None:
                 continue
             check = check_record(record, source, policy, now)

@@ -35,6 +35,7 @@ from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer
 from pipeline.live.hosted import prepare_zone
 from pipeline.live.providers import build_provider
+from pipeline.load.files import exists
 from pipeline.load.portfolio import Portfolio
 from pipeline.records import (
     ChangeRecord,
@@ -46,7 +47,6 @@ from pipeline.records import (
     ZoneOutcome,
     ZoneStatus,
 )
-from pipeline.records.ledger import LedgerEvent
 from pipeline.records.store import record_file_bytes, write_atomic
 
 Key = tuple[str, str, str]
@@ -88,43 +88,75 @@ def _live_checks(
         ) from None
 
 
-def _apply_records(store: RecordStore, state: JournalState) -> list[ChangeRecord]:
+def _apply_records(
+    store: RecordStore, state: JournalState
+) -> tuple[list[ChangeRecord], dict[str, str]]:
     """The apply's records: those its journal names, and any it created before it could say so
     (same plan, never executed). A record file the ledger never logged is a creation cut short
-    by the crash (nothing was sent for it): it is removed so the numbering stays whole."""
-    entries = store.ledger.read()
-    logged = {e.record_id for e in entries if e.event is LedgerEvent.CREATED}
-    last_logged = {e.record_id: e.record_sha256 for e in entries if e.record_id}
-    out: dict[str, ChangeRecord] = {}
-    for record in store.all():
-        mine = record.id in state.record_ids or (
+    by the crash (nothing was sent for it): it is removed so the numbering stays whole.
+
+    With them, the record files recover may write over though the ledger's last line for them
+    hashes another version (id -> the hash of the file found; `_unlogged_finish_undone`).
+
+    Found through the record index and the ledger as the index knows it (each record then read
+    from its file): a recovery does not read the history."""
+
+    def mine(record: ChangeRecord) -> bool:
+        return record.id in state.record_ids or (
             record.plan_hash == state.plan_hash and record.executed_at is None
         )
-        if not mine:
-            continue
-        if record.id not in logged:
-            for path in (store.json_path(record.id), store.markdown_path(record.id)):
+
+    found = {r.id: r for r in store.unexecuted_of_plan(state.plan_hash)}
+    for record_id in {*state.record_ids, *store.unlogged_files()} - found.keys():
+        if exists(store.json_path(record_id)):
+            found[record_id] = store.get(record_id)
+    found = {i: r for i, r in found.items() if mine(r)}
+    logged = store.last_logged(found)
+    out: dict[str, ChangeRecord] = {}
+    replacing: dict[str, str] = {}
+    for record_id in sorted(found, key=lambda i: (int(i[:4]), int(i[5:]))):
+        record = found[record_id]
+        if record_id not in logged:
+            for path in (store.json_path(record_id), store.markdown_path(record_id)):
                 path.unlink(missing_ok=True)
             continue
-        if record.sha256() != last_logged.get(record.id):
-            record = _unlogged_finish_undone(store, record, last_logged[record.id])
-        out[record.id] = record
-    return [out[i] for i in sorted(out)]
+        if record.sha256() != logged[record_id]:
+            record, seen = _unlogged_finish_undone(store, record, store.logged_versions(record_id))
+            if seen:
+                replacing[record_id] = seen
+        out[record_id] = record
+    return list(out.values()), replacing
 
 
-def _unlogged_finish_undone(store: RecordStore, record: ChangeRecord, logged: str) -> ChangeRecord:
-    """The apply finishes its records in two steps (RecordStore.update_many): every file, then
-    every ledger line. Killed in between, a record file holds the apply's results that the
-    ledger never logged. When those results are all that differs (without them the file is, to
-    the hash, the version the ledger logged), that version is put back and the record is
-    finished again from the journal. Anything else stays as found, and the update that follows
-    refuses it as a record that differs from the ledger, as before."""
-    unfinished = replace(record, executed_at=None, zone_results=(), verification=())
-    if unfinished.sha256() != logged:
-        return record
-    write_atomic(store.json_path(record.id), record_file_bytes(unfinished))
-    write_atomic(store.markdown_path(record.id), unfinished.render_markdown().encode("utf-8"))
-    return unfinished
+def _unlogged_finish_undone(
+    store: RecordStore, record: ChangeRecord, logged: list[str]
+) -> tuple[ChangeRecord, str]:
+    """Records are finished in two steps (RecordStore.update_many: every file, then every ledger
+    line), by the apply and by recover itself. Killed in between, a record file holds results
+    (and a `recovery` entry) that the ledger never logged. Without those, the record must be, to
+    the hash, a version the ledger logged (`logged`: its versions, in order):
+
+    - the last one (the apply had only opened the record): it is put back, and the record is
+      finished again from the journal;
+    - an earlier one (the apply, or an earlier recover, had finished it, and a recover killed
+      half-way overwrote that with its own results): the last logged version's results are not
+      in the file any more, but recover makes every result again from the journal and live DNS,
+      so it finishes the record from the logged version it holds, writing over the file found.
+      The hash of that file comes back beside it: the write goes ahead only if the file is still
+      that one (RecordStore.update_many, `replacing`).
+
+    Anything else stays as found (empty hash), and the update that follows refuses it as a record
+    that differs from the ledger: recovery never carries forward content the ledger did not log.
+    """
+    unfinished = replace(record, executed_at=None, zone_results=(), verification=(), recovery=None)
+    version = unfinished.sha256()
+    if version == logged[-1]:
+        write_atomic(store.json_path(record.id), record_file_bytes(unfinished))
+        write_atomic(store.markdown_path(record.id), unfinished.render_markdown().encode("utf-8"))
+        return unfinished, ""
+    if version in logged:
+        return unfinished, store.file_sha256(record.id)
+    return record, ""
 
 
 def recover_journal(
@@ -145,7 +177,7 @@ def recover_journal(
             file=state.path,
             hint="Run `dmarcops recover --key YOUR-KEY`.",
         )
-    records = _apply_records(store, state) if state.plan_hash else []
+    records, replacing = _apply_records(store, state) if state.plan_hash else ([], {})
     # First every check, then every write: a check that fails leaves everything as it was.
     live: dict[Key, ItemCheck] = {}
     for record in records:
@@ -211,7 +243,11 @@ def recover_journal(
             verification=tuple(checks),
             recovery=Recovery(now, by, state.apply_id, detail),
         )
-        finished.append(store.update(recovered, now, signer))
+        finished.append(recovered)
+    # One batch: every record file durable, then their ledger lines (one fsync). Killed in
+    # between, the next recover finds files ahead of the ledger and finishes them again
+    # (`_unlogged_finish_undone`).
+    finished = store.update_many(finished, now, signer, replacing=replacing)
     state.path.unlink(missing_ok=True)
     _fsync_dir(state.path.parent)
     return Recovered(

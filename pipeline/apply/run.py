@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from pipeline.apply.gating import (
     approval_evidence,
     gate_requests,
     open_requests,
+    read_gate_files,
     restorations,
 )
 from pipeline.apply.journal import Journal, refuse_if_unrecovered
@@ -120,9 +122,9 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
     store = RecordStore(portfolio.root / "changes")
     # An interrupted apply's items may be live with no finished record: recover it first.
     refuse_if_unrecovered(store.changes_dir)
-    executed = [
-        r for r in store.all() if r.plan_hash == plan_file.plan_hash and r.executed_at is not None
-    ]
+    # From the record index: the plan's executed records, each confirmed in its file (an apply
+    # does not read the history).
+    executed = store.executed_of_plan(plan_file.plan_hash)
     clients = sorted({c.client for c in plan_file.changes})
     applied_clients = {r.client for r in executed}
     if executed and applied_clients >= set(clients):
@@ -138,6 +140,13 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
     if not clients:
         raise InputError("the plan has no changes to apply", file=options.plan_file)
     zones = sorted({c.zone for c in plan_file.changes if c.client in clients})
+    # The roster of record, the change requests and the plan's approval files do not depend on
+    # live DNS: read in a thread while the plan is made again (its AXFRs wait on the network).
+    # An error reading them is raised where the gate would have raised it, after the stale
+    # check, as before.
+    reading = ThreadPoolExecutor(1, thread_name_prefix="gate-files")
+    gate_files = reading.submit(read_gate_files, portfolio.root, plan_file.plan_hash)
+    reading.shutdown(wait=False)
     with ExitStack() as locks:
         # Every client of the plan, in a fixed order (two applies never deadlock), held until
         # the records are written: the plan is made again and judged under the locks.
@@ -201,7 +210,14 @@ def run_apply(portfolio: Portfolio, options: ApplyOptions) -> list[ChangeRecord]
             ],
         }
         refuse_if_changed(approved, current)
-        gated = gate_requests(portfolio, options, plan_file.plan_hash, list(current.items), store)
+        gated = gate_requests(
+            portfolio,
+            options,
+            plan_file.plan_hash,
+            list(current.items),
+            store,
+            gate_files.result(),
+        )
         items = {(i.zone, i.name, i.type): i for i in current.items}
         records = _execute(portfolio, options, store, plan_file, current, items, gated)
     if left_out:

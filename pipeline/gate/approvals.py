@@ -268,6 +268,18 @@ class SignedApprovalFiles:
         # Per plan folder, its names as last listed and the folder's identity then: the gate asks
         # once per request, and globbing the folder each time was requests x files.
         self._listed: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
+        # Read ahead by `read_ahead` (in another thread, while apply makes its plan again): each
+        # answer handed out once, then asked of the files again.
+        self._ahead: dict[tuple[str, str], list[Approval]] = {}
+
+    def read_ahead(self, plan_hash: str, request_ids: list[str]) -> None:
+        """Read the approvals of these requests for this plan now, for `approvals_for` later. A
+        file that cannot be read is left to `approvals_for`, which raises as before."""
+        for request_id in request_ids:
+            try:
+                self._ahead[(plan_hash, request_id)] = self._approvals_for(plan_hash, request_id)
+            except InputError:
+                continue
 
     def _names(self, directory: Path) -> list[str]:
         try:
@@ -300,6 +312,10 @@ class SignedApprovalFiles:
             raise InputError(f"not an approval file: {exc}", file=path, hint=hint) from None
 
     def approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]:
+        ahead = self._ahead.pop((plan_hash, request_id), None)
+        return ahead if ahead is not None else self._approvals_for(plan_hash, request_id)
+
+    def _approvals_for(self, plan_hash: str, request_id: str) -> list[Approval]:
         if not PLAN_HASH.match(plan_hash):
             return []
         directory = self.root / APPROVALS_DIR / plan_hash

@@ -45,7 +45,7 @@ from pipeline.errors import InputError
 from pipeline.load.files import make_dir
 
 INDEX_PATH = Path(".dmarcops") / "records.sqlite"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     # The ledger part: per record its last event, per year its highest number, every policy line.
@@ -55,10 +55,20 @@ _SCHEMA = (
     "CREATE TABLE policy (seq INTEGER PRIMARY KEY, line TEXT NOT NULL)",
     # Records the ledger changed since their row was written: read again before the next answer.
     "CREATE TABLE dirty (record_id TEXT PRIMARY KEY)",
-    # The record part: what `records list` and `plan` ask, bound to the file's identity.
+    # The record part: what `records list`, `plan` and `apply` ask, bound to the file's identity.
+    # `open`: executed and not sealed (what the scheduled run closes).
     "CREATE TABLE records (record_id TEXT PRIMARY KEY, file TEXT NOT NULL, "
-    "request TEXT NOT NULL, executed INTEGER NOT NULL, fields TEXT NOT NULL, mac TEXT NOT NULL)",
+    "request TEXT NOT NULL, plan TEXT NOT NULL, executed INTEGER NOT NULL, "
+    "open INTEGER NOT NULL, fields TEXT NOT NULL, mac TEXT NOT NULL)",
     "CREATE INDEX records_request ON records(request)",
+    "CREATE INDEX records_plan ON records(plan)",
+    "CREATE INDEX records_open ON records(open)",
+    # Each executed record's items as they were before it (zone, name, type, sorted values): what
+    # an emergency that restores one may put back. A hint only: the record file is read to
+    # confirm every match.
+    "CREATE TABLE befores (key TEXT NOT NULL, record_id TEXT NOT NULL)",
+    "CREATE INDEX befores_key ON befores(key)",
+    "CREATE INDEX befores_record ON befores(record_id)",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 KEY_NAME = "records-index.key"

@@ -10,7 +10,7 @@ import json
 import os
 import sqlite3
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -106,30 +106,72 @@ def _identity(st: os.stat_result) -> str:
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
 
 
-Row = tuple[str, str, str, int, str, str]  # id, file identity, request, executed, fields, mac
+# id, file identity, request, plan hash, executed, open, fields, mac; then the record's
+# restoration keys (`befores`, kept in their own table).
+Row = tuple[str, str, str, str, int, int, str, str, tuple[str, ...]]
 
 
-def _row_mac(rid: str, identity: str, request: str, executed: int, fields: str) -> str:
+def _row_mac(
+    rid: str, identity: str, request: str, plan: str, executed: int, is_open: int, fields: str
+) -> str:
     key = index_key()
     assert key is not None  # open_index hands out no connection without it
-    return _mac(key, rid, identity, request, str(executed), fields)
+    return _mac(key, rid, identity, request, plan, str(executed), str(is_open), fields)
+
+
+def restoration_key(zone: str, name: str, type_: str, values: Iterable[str]) -> str:
+    """How the index names a before-state an emergency may restore: `befores.key`."""
+    return json.dumps([zone, name, type_, sorted(values)], ensure_ascii=True)
 
 
 def _row(record: ChangeRecord, identity: str) -> Row:
     fields = json.dumps(list_fields(record), sort_keys=True, ensure_ascii=True)
     executed = int(record.executed_at is not None)
-    mac = _row_mac(record.id, identity, record.request_id, executed, fields)
-    return (record.id, identity, record.request_id, executed, fields, mac)
+    is_open = int(executed and not record.sealed)
+    mac = _row_mac(
+        record.id, identity, record.request_id, record.plan_hash, executed, is_open, fields
+    )
+    befores = (
+        tuple(sorted({restoration_key(i.zone, i.name, i.type, i.before) for i in record.items}))
+        if executed
+        else ()
+    )
+    return (
+        record.id,
+        identity,
+        record.request_id,
+        record.plan_hash,
+        executed,
+        is_open,
+        fields,
+        mac,
+        befores,
+    )
 
 
 def _row_holds(row: tuple[Any, ...]) -> bool:
-    rid, identity, request, executed, fields, mac = (str(v) for v in row)
-    return hmac.compare_digest(mac, _row_mac(rid, identity, request, int(executed), fields))
+    rid, identity, request, plan, executed, is_open, fields, mac = (str(v) for v in row[:8])
+    return hmac.compare_digest(
+        mac, _row_mac(rid, identity, request, plan, int(executed), int(is_open), fields)
+    )
 
 
 def put_record(conn: sqlite3.Connection, row: Row) -> None:
-    conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?)", row)
+    conn.execute(
+        "INSERT OR REPLACE INTO records (record_id, file, request, plan, executed, open, "
+        "fields, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        row[:8],
+    )
+    conn.execute("DELETE FROM befores WHERE record_id = ?", (row[0],))
+    conn.executemany("INSERT INTO befores VALUES (?, ?)", [(key, row[0]) for key in row[8]])
     conn.execute("DELETE FROM dirty WHERE record_id = ?", (row[0],))
+
+
+def drop_record(conn: sqlite3.Connection, rid: str) -> None:
+    """The record's row and its restoration keys go (its file is gone or not a regular file)."""
+    conn.execute("DELETE FROM records WHERE record_id = ?", (rid,))
+    conn.execute("DELETE FROM befores WHERE record_id = ?", (rid,))
+    conn.execute("DELETE FROM dirty WHERE record_id = ?", (rid,))
 
 
 def read_row(rid: str, records_dir: Path, load: Callable[[str], ChangeRecord]) -> Row | None:
@@ -165,7 +207,7 @@ def listed(
     indexed = {
         str(row[0]): row
         for row in conn.execute(
-            "SELECT record_id, file, request, executed, fields, mac FROM records"
+            "SELECT record_id, file, request, plan, executed, open, fields, mac FROM records"
         )
     }
     out: list[tuple[str, dict[str, Any]]] = []
@@ -174,7 +216,7 @@ def listed(
         known = indexed.get(rid)
         if known is not None and known[1] == files[rid] and _row_holds(known):
             try:
-                out.append((rid, json.loads(known[4])))
+                out.append((rid, json.loads(known[6])))
                 continue
             except ValueError:
                 pass  # cannot happen for a row this code signed; read the file
@@ -183,7 +225,7 @@ def listed(
             # Not a regular file: `load` refused it already, so this is a file that vanished.
             continue
         fresh.append(row)
-        out.append((rid, json.loads(row[4])))
+        out.append((rid, json.loads(row[6])))
     gone = set(indexed) - set(files)
     if fresh or gone:
         with contextlib.suppress(sqlite3.Error):
@@ -191,7 +233,8 @@ def listed(
             try:
                 for row in fresh:
                     put_record(conn, row)
-                conn.executemany("DELETE FROM records WHERE record_id = ?", [(r,) for r in gone])
+                for rid in gone:
+                    drop_record(conn, rid)
                 conn.execute("COMMIT")
             except sqlite3.Error:
                 conn.execute("ROLLBACK")
@@ -215,8 +258,7 @@ def refresh(
     try:
         for rid, row in rows:
             if row is None:
-                conn.execute("DELETE FROM records WHERE record_id = ?", (rid,))
-                conn.execute("DELETE FROM dirty WHERE record_id = ?", (rid,))
+                drop_record(conn, rid)
             else:
                 put_record(conn, row)
         conn.execute("COMMIT")
@@ -229,17 +271,82 @@ class IndexTampered(Exception):
     """A row of the index is not signed with this machine's key: the caller reads the files."""
 
 
+def _checked(rows: Iterable[tuple[Any, ...]]) -> list[str]:
+    """The ids of `rows`, each row's signature checked; IndexTampered at the first that is not
+    one this machine's dmarcops wrote."""
+    out: list[str] = []
+    for row in rows:
+        if not _row_holds(row):
+            raise IndexTampered(str(row[0]))
+        out.append(str(row[0]))
+    return sorted(out, key=_sort_key)
+
+
 def executed_requests(conn: sqlite3.Connection, request_ids: list[str]) -> set[str]:
     """Which of `request_ids` an executed change record names (what `plan` asks); raises
     IndexTampered when a row it would use is not one this machine's dmarcops wrote."""
     out: set[str] = set()
     for rid in request_ids:
         for row in conn.execute(
-            "SELECT record_id, file, request, executed, fields, mac FROM records WHERE request = ?",
+            "SELECT record_id, file, request, plan, executed, open, fields, mac FROM records WHERE request = ?",
             (rid,),
         ):
             if not _row_holds(row):
                 raise IndexTampered(str(row[0]))
-            if int(row[3]):
+            if int(row[4]):
                 out.add(rid)
+    return out
+
+
+def count_rows(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+
+def executed_of_plan(conn: sqlite3.Connection, plan_hash: str) -> list[str]:
+    """The executed records of the plan `plan_hash` (an approved plan is applied once)."""
+    return _checked(
+        conn.execute(
+            "SELECT record_id, file, request, plan, executed, open, fields, mac FROM records WHERE plan = ? AND executed = 1",
+            (plan_hash,),
+        )
+    )
+
+
+def unexecuted_of_plan(conn: sqlite3.Connection, plan_hash: str) -> list[str]:
+    """The records of the plan `plan_hash` not executed (opened by an apply that stopped)."""
+    return _checked(
+        conn.execute(
+            "SELECT record_id, file, request, plan, executed, open, fields, mac FROM records "
+            "WHERE plan = ? AND executed = 0",
+            (plan_hash,),
+        )
+    )
+
+
+def executed_of_request(conn: sqlite3.Connection, request_id: str) -> list[str]:
+    """The executed records of the change request `request_id` (a request is executed once)."""
+    return _checked(
+        conn.execute(
+            "SELECT record_id, file, request, plan, executed, open, fields, mac FROM records WHERE request = ? AND executed = 1",
+            (request_id,),
+        )
+    )
+
+
+def open_executed(conn: sqlite3.Connection) -> list[str]:
+    """The records executed and not sealed: what the scheduled run may close."""
+    return _checked(
+        conn.execute(
+            "SELECT record_id, file, request, plan, executed, open, fields, mac FROM records WHERE open = 1"
+        )
+    )
+
+
+def restoring(conn: sqlite3.Connection, keys: Iterable[str]) -> dict[str, list[str]]:
+    """Per restoration key (`restoration_key`), the executed records whose item held it before:
+    candidates the caller confirms in each record's file."""
+    out: dict[str, list[str]] = {}
+    for key in sorted(set(keys)):
+        for (rid,) in conn.execute("SELECT record_id FROM befores WHERE key = ?", (key,)):
+            out.setdefault(key, []).append(str(rid))
     return out

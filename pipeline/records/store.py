@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -173,13 +173,20 @@ class RecordStore(LedgerWrites):
         at: datetime,
         signer: Signer,
         simulated: bool = False,
+        *,
+        replacing: Mapping[str, str] | None = None,
     ) -> builtins.list[ChangeRecord]:
         """`update` for several records under one lock (an apply finishes all its records at the
         end): every stored record checked against the ledger before anything is written, then,
         as `create_many`, every file durable before any of their ledger lines, which are fsynced
         once. A crash between the two leaves files ahead of the ledger; `dmarcops recover` puts
         back the version the ledger logged when that is all that differs (pipeline.apply.recover),
-        and finishes the records again."""
+        and finishes the records again.
+
+        `replacing` (recover only): record id -> the hash of a file the caller examined and
+        writes over although the ledger's last line for it hashes another version (a recover
+        killed half-way; pipeline.apply.recover says why that is safe). The write goes ahead
+        only while the file is still exactly that one, and never over a sealed record."""
         if any(record.sealed for record in records):
             raise ValueError("sealing goes through RecordStore.seal, which checks its gates")
         if not records:
@@ -187,7 +194,7 @@ class RecordStore(LedgerWrites):
         at = utc(at)
         with self._writing() as view:
             for record in records:
-                self._current(record.id, view)
+                self._current(record.id, view, (replacing or {}).get(record.id, ""))
             roster = self.trusted_roster(view)
             self._write_batch(
                 list(records), view, LedgerEvent.UPDATED, at, signer, roster, simulated
@@ -361,8 +368,14 @@ class RecordStore(LedgerWrites):
             self._write_batch([reviewed], view, LedgerEvent.REVIEWED, at, signer, roster, simulated)
             return reviewed
 
-    def _current(self, record_id: str, view: LedgerView) -> ChangeRecord:
-        """The stored record, checked against its last ledger event and not sealed."""
+    def file_sha256(self, record_id: str) -> str:
+        """The hash of the record file as it is on disk, as the ledger would log it."""
+        path = self.json_path(record_id)
+        return hashlib.sha256(canonical_bytes(_load_json(self._raw(record_id), path))).hexdigest()
+
+    def _current(self, record_id: str, view: LedgerView, found: str = "") -> ChangeRecord:
+        """The stored record, checked against its last ledger event (or, from recover, against
+        `found`: the hash of the file it examined) and not sealed."""
         last = view.last_event(record_id)
         if last is None:
             raise UnknownRecordError(
@@ -371,7 +384,10 @@ class RecordStore(LedgerWrites):
             )
         path = self.json_path(record_id)
         raw = self._raw(record_id)
-        if hashlib.sha256(canonical_bytes(_load_json(raw, path))).hexdigest() != last[1]:
+        if hashlib.sha256(canonical_bytes(_load_json(raw, path))).hexdigest() not in (
+            last[1],
+            found or last[1],
+        ):
             raise RecordMismatchError(
                 f"record {record_id} differs from what the ledger recorded; it was not written",
                 file=path,

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,21 @@ from pipeline.records.index_records import (
     EVERY_RECORD,
     IndexTampered,
     RecordFilter,
+    count_rows,
+    drop_record,
+    executed_of_plan,
+    executed_of_request,
     executed_requests,
     list_fields,
     list_row,
     listed,
+    open_executed,
     put_record,
     read_row,
     refresh,
+    restoration_key,
+    restoring,
+    unexecuted_of_plan,
 )
 from pipeline.records.ledger import (
     LEDGER_NAME,
@@ -141,8 +150,7 @@ class RecordStoreBase:
             if row is not None:
                 put_record(conn, row)
             elif record_id:  # purged (its file is removed next), or not a regular file
-                conn.execute("DELETE FROM records WHERE record_id = ?", (record_id,))
-                conn.execute("DELETE FROM dirty WHERE record_id = ?", (record_id,))
+                drop_record(conn, record_id)
             view.save()
             conn.execute("COMMIT")
         except (sqlite3.Error, InputError):
@@ -305,6 +313,148 @@ class RecordStoreBase:
         wanted = set(request_ids)
         return {r.request_id for r in self.all() if r.executed_at is not None} & wanted
 
+    def _indexed(self, ask: Callable[[sqlite3.Connection], Iterable[str]]) -> builtins.list[str]:
+        """The record ids the index answers `ask` with, caught up with the ledger first; raises
+        _NoIndex when there is no usable index (or a row is not this machine's)."""
+        with index_of(self.changes_dir.parent) as conn:
+            if conn is not None:
+                try:
+                    ledger_view(self.ledger, conn)  # lines appended since: their records marked
+                    refresh(conn, self.records_dir, self.get)
+                    if count_rows(conn) != self._count_files():
+                        # A row lost (or a file no row knows): every file's identity compared
+                        # and the differing ones read. Counting names costs no file read.
+                        listed(conn, self.records_dir, self.get)
+                    return sorted(set(ask(conn)), key=_sort_key)
+                except (sqlite3.Error, IndexTampered):
+                    pass
+        raise _NoIndex
+
+    def _count_files(self) -> int:
+        if not self.records_dir.is_dir():
+            return 0
+        with os.scandir(self.records_dir) as found:
+            return sum(
+                1
+                for item in found
+                if item.name.endswith(".json")
+                and not item.name.startswith(".")
+                and RECORD_ID.match(item.name.removesuffix(".json"))
+            )
+
+    def where(
+        self,
+        ask: Callable[[sqlite3.Connection], Iterable[str]],
+        keep: Callable[[ChangeRecord], bool],
+    ) -> builtins.list[ChangeRecord]:
+        """The records for which `keep` holds, in id order. The index names the candidates
+        (`ask`), so the cost is theirs, not the history's; each is then read from its file and
+        `keep` judged on what the file says: an answer that gates an action never rests on the
+        index alone. Without a usable index, every record is read."""
+        try:
+            ids = self._indexed(ask)
+        except _NoIndex:
+            return [r for r in self.all() if keep(r)]
+        out = []
+        for record_id in ids:
+            if not exists(self.json_path(record_id)):
+                continue  # removed since the index was caught up
+            record = self.get(record_id)
+            if keep(record):
+                out.append(record)
+        return out
+
+    def executed_of_plan(self, plan_hash: str) -> builtins.list[ChangeRecord]:
+        """The executed records of the plan `plan_hash`."""
+        return self.where(
+            lambda conn: executed_of_plan(conn, plan_hash),
+            lambda r: r.plan_hash == plan_hash and r.executed_at is not None,
+        )
+
+    def executed_of_request(self, request_id: str) -> builtins.list[ChangeRecord]:
+        """The executed records of the change request `request_id`."""
+        return self.where(
+            lambda conn: executed_of_request(conn, request_id),
+            lambda r: r.request_id == request_id and r.executed_at is not None,
+        )
+
+    def unexecuted_of_plan(self, plan_hash: str) -> builtins.list[ChangeRecord]:
+        """The records of the plan `plan_hash` opened and never executed (an interrupted apply's)."""
+        return self.where(
+            lambda conn: unexecuted_of_plan(conn, plan_hash),
+            lambda r: r.plan_hash == plan_hash and r.executed_at is None,
+        )
+
+    def last_logged(self, record_ids: Iterable[str]) -> dict[str, str]:
+        """The hash the ledger's last line for each record logged (records it never logged are
+        left out), from the index's view of the ledger: no full read."""
+        with index_of(self.changes_dir.parent) as conn:
+            view = ledger_view(self.ledger, conn)
+            out: dict[str, str] = {}
+            for record_id in record_ids:
+                last = view.last_event(record_id)
+                if last is not None:
+                    out[record_id] = last[1]
+            return out
+
+    def logged_versions(self, record_id: str) -> builtins.list[str]:
+        """Every hash the ledger logged for the record, in order (a full read of the ledger:
+        for recovery's rare cases)."""
+        return [e.record_sha256 for e in self.ledger.read() if e.record_id == record_id]
+
+    def unlogged_files(self) -> builtins.list[str]:
+        """Record files numbered above the highest number the ledger gave in their year: the
+        files of a creation cut short before its ledger lines (numbers are given under the lock,
+        in order, so nothing the ledger logged is above them). Their names only are read."""
+        if not self.records_dir.is_dir():
+            return []
+        with os.scandir(self.records_dir) as found:
+            names = [item.name for item in found if item.name.endswith(".json")]
+        ids = [
+            stem
+            for stem in (name.removesuffix(".json") for name in names)
+            if not stem.startswith(".") and RECORD_ID.match(stem)
+        ]
+        with index_of(self.changes_dir.parent) as conn:
+            view = ledger_view(self.ledger, conn)
+            highest = {
+                year: int(view.next_id(year).split("-")[1]) - 1
+                for year in {int(i.split("-")[0]) for i in ids}
+            }
+        return sorted(
+            (i for i in ids if int(i.split("-")[1]) > highest[int(i.split("-")[0])]),
+            key=_sort_key,
+        )
+
+    def open_executed(self) -> builtins.list[ChangeRecord]:
+        """The records executed and not yet sealed."""
+        return self.where(open_executed, lambda r: r.executed_at is not None and not r.sealed)
+
+    def restoring(
+        self, wanted: Iterable[tuple[str, str, str, tuple[str, ...]]]
+    ) -> set[tuple[str, str, str, tuple[str, ...]]]:
+        """Which of `wanted` (zone, name, type, values) an executed record held as an item's
+        before-state. Each match is confirmed in the record's file."""
+        keys = {restoration_key(*w): w for w in wanted}
+        try:
+            found = self._indexed(
+                lambda conn: [r for ids in restoring(conn, keys).values() for r in ids]
+            )
+        except _NoIndex:
+            found = None
+        records = (
+            [self.get(i) for i in found if exists(self.json_path(i))]
+            if found is not None
+            else self.all()
+        )
+        held = {
+            restoration_key(i.zone, i.name, i.type, i.before)
+            for r in records
+            if r.executed_at is not None
+            for i in r.items
+        }
+        return {w for key, w in keys.items() if key in held}
+
     def reindex(self) -> int:
         """Rebuild the index from the ledger and the record files (`dmarcops records reindex`);
         the number of records indexed. InputError when there is no usable place for it."""
@@ -325,6 +475,10 @@ class RecordStoreBase:
                 ledger_view(self.ledger, conn)
                 refresh(conn, self.records_dir, self.get)
                 return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+
+
+class _NoIndex(Exception):
+    """No usable record index: the caller reads every record."""
 
 
 def _advance(view: LedgerView, entry: LedgerEntry, line: bytes) -> None:
