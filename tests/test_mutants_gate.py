@@ -18,9 +18,12 @@ from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, sign
 from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType
 from pipeline.gate.roster import Roster, load_roster
+from pipeline.gate.windows import next_window
 from pipeline.load.calendar_model import OnCall
+from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import ClientProfile, Portfolio, load_portfolio
 from pipeline.model import Fact, RiskLevel, fact
+from pipeline.reports.evidence import Evidence, SourceCount
 
 NWH = "northwind-health"
 ZONE = "northwind-health.example"
@@ -412,3 +415,363 @@ def test_a_rollback_window_running_into_a_freeze_is_refused_or_excepted(world: W
     )
     assert excepted.allowed, excepted.problems
     assert excepted.freeze_exception.startswith("freeze exception: 2027-03-25..2027-04-05")
+
+
+# --- service tiers and the DKIM selector switch (conditions.tier_problems, dkim_switch_problems) --
+
+SELF_SERVE = (
+    "northwind-health is on the self-serve tier (policy/clients/northwind-health.yaml "
+    "`tier: self-serve`): the MSP monitors and recommends, and does not make its changes; send "
+    "the recommendation (`dmarcops recommend --client northwind-health`) to the client's DNS team"
+)
+
+
+def test_a_self_serve_clients_change_is_planned_but_never_approved_or_applied(
+    world: World,
+) -> None:
+    self_serve = with_client(world, tier="self-serve")
+    items = [Item(RiskLevel.LOW)]
+    assert gate(self_serve, decide.Stage.PLAN, items).allowed
+    for stage in (decide.Stage.REVIEW, decide.Stage.APPLY):
+        assert rules(gate(self_serve, stage, items)) == [("self-serve-tier", SELF_SERVE)]
+    # An emergency too: the client's own team makes it.
+    emergency = gate(self_serve, decide.Stage.REVIEW, [FactItem((LOOSER,))], emergency_reason="x")
+    assert rules(emergency) == [("self-serve-tier", SELF_SERVE)]
+    assert gate(world, decide.Stage.REVIEW, items).allowed
+
+
+def switch(
+    world: World,
+    stage: decide.Stage,
+    checks: dict[tuple[str, str], tuple[bool, str]],
+    selector: str = " s2026 ",
+) -> decide.Decision:
+    """jchen's dkim-switch of northwind-health's two domains to `selector`, judged with the live
+    answers `checks` (pipeline.live.selector) at `stage`."""
+    portfolio, roster = world
+    now = TIMES["in window"]
+    covers = tuple(
+        replace(s, zone=zone, name="", type="")
+        for s in request_of(RequestType.OTHER, "none", now).covers
+        for zone in (ZONE, ZONE, "nwh-mail.example")
+    )
+    request = replace(
+        request_of(RequestType.DKIM_SWITCH, "none", now),
+        covers=covers,
+        details=(("new_selector", selector),),
+    )
+    extra: dict[str, object] = {"executor": "jchen"} if stage is decide.Stage.APPLY else {}
+    ctx = decide.context(portfolio, NWH, stage, now, PLAN, roster, selector_checks=checks, **extra)
+    return decide.decide(request, [], [], ctx)
+
+
+def test_a_dkim_switch_is_judged_on_the_live_answer_for_each_domain_once(world: World) -> None:
+    published = {(ZONE, "s2026"): (True, "a valid key"), ("nwh-mail.example", "s2026"): (True, "")}
+    for stage in (decide.Stage.REVIEW, decide.Stage.APPLY):
+        assert switch(world, stage, published).allowed
+    unchecked = {(ZONE, "s2026"): (False, "NXDOMAIN")}
+    assert rules(switch(world, decide.Stage.REVIEW, unchecked)) == [
+        (
+            "dkim-switch-unpublished",
+            "the new selector s2026 is not published and valid in live DNS (NXDOMAIN); publish "
+            "it first (a dkim-rotation request), then switch",
+        ),
+        (
+            "dkim-switch-unverified",
+            "s2026._domainkey.nwh-mail.example was not checked in live DNS: a dkim-switch is "
+            "judged only with the live answer",
+        ),
+    ]
+    # A plan does not ask DNS: nothing is refused before review.
+    assert switch(world, decide.Stage.PLAN, {}).allowed
+    # Only a dkim-switch asks: another request type with the same details does not.
+    portfolio, roster = world
+    now = TIMES["in window"]
+    other = replace(
+        request_of(RequestType.OTHER, "none", now), details=(("new_selector", "s2026"),)
+    )
+    ctx = decide.context(portfolio, NWH, decide.Stage.REVIEW, now, PLAN, roster)
+    assert decide.decide(other, [Item(RiskLevel.LOW)], [], ctx).allowed
+
+
+def test_a_request_with_no_planned_items_is_low_risk_with_the_authors_sign_off(
+    world: World,
+) -> None:
+    published = {(ZONE, "s2026"): (True, ""), ("nwh-mail.example", "s2026"): (True, "")}
+    decision = switch(world, decide.Stage.REVIEW, published)
+    assert decision.risk is RiskLevel.LOW and decision.items == ()
+    assert decide.chain_labels(decision) == ("author",)
+    assert decision.rollback_hours == 4  # northwind-health's calendar: low-risk changes, 4 hours
+
+
+def test_the_approve_stage_lists_the_approvers_refusal_beside_the_others(world: World) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = replace(request_of(RequestType.OTHER, "none", now), client="contoso-retail")
+    ctx = decide.context(portfolio, NWH, decide.Stage.APPROVE, now, PLAN, roster, approver="ghost")
+    decision = decide.decide(request, [Item(RiskLevel.LOW)], [], ctx)
+    assert [p.rule for p in decide.refused(decision)] == [
+        "request-client",
+        "approver-not-on-roster",
+    ]
+
+
+def test_a_window_that_takes_only_some_risks_refuses_the_others(world: World) -> None:
+    # Northwind's Tuesday-Thursday 08:00-11:00, for low-risk changes only.
+    (standing,) = world[0].clients[NWH].calendar.windows
+    low_only = with_calendar(world, windows=(replace(standing, risks=frozenset({RiskLevel.LOW})),))
+    assert gate(low_only, decide.Stage.APPLY, [FactItem(risk=RiskLevel.LOW)]).allowed
+    now = TIMES["in window"]
+    medium = gate(
+        low_only,
+        decide.Stage.APPLY,
+        [FactItem(risk=RiskLevel.MEDIUM)],
+        approvals=(approval("sokafor", now),),
+    )
+    assert rules(medium) == [
+        (
+            "outside-window",
+            "2026-12-01 15:00 UTC (Tue 09:00 America/Chicago) is in Northwind Health's "
+            "08:00-11:00 window, which takes low only: not a medium-risk change",
+        )
+    ]
+
+
+# --- report evidence at the major-source boundaries (conditions.evidence_shortfalls) -------------
+
+NEED = PassRateThreshold(
+    min_pass_rate=90.0,
+    min_days=14,
+    min_messages=1000,
+    max_age_days=7,
+    major_source_share=10.0,
+    min_source_pass_rate=95.0,
+)
+UNTIL = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def sources_short(*sources: SourceCount) -> list[str]:
+    """The shortfalls of 14 days of 2000 messages (1900 passing) with these sources."""
+    evidence = Evidence(
+        sha256="ab" * 32,
+        client=NWH,
+        domain=ZONE,
+        since=UNTIL - timedelta(days=14),
+        until=UNTIL,
+        reports=20,
+        messages=2000,
+        dmarc_pass=1900,
+        sources=sources,
+    )
+    return decide.evidence_shortfalls(evidence, NEED, UNTIL + timedelta(days=1))
+
+
+def test_a_source_of_exactly_the_major_share_must_pass_on_its_own() -> None:
+    # 200 of 2000 messages is exactly 10 %: a major source, and 94 % is below 95 %.
+    assert sources_short(SourceCount("192.0.2.1", 200, 188)) == [
+        "major sources below 95%: 192.0.2.1 (94.0% of 200)"
+    ]
+    # One message fewer is not major.
+    assert sources_short(SourceCount("192.0.2.1", 199, 0)) == []
+
+
+def test_a_major_source_a_fraction_below_its_pass_rate_fails() -> None:
+    # 1898 of 2000 is 94.9 %; counted as 101 hundredths it would pass.
+    assert sources_short(SourceCount("192.0.2.1", 2000, 1898)) == [
+        "major sources below 95%: 192.0.2.1 (94.9% of 2000)"
+    ]
+    assert sources_short(SourceCount("192.0.2.1", 2000, 1900)) == []
+
+
+# --- the clock at apply (windows.check_apply_time through the gate) ------------------------------
+
+
+def at_apply(
+    world: World, when: datetime, hours: int = 4, risk: RiskLevel = RiskLevel.LOW
+) -> list[tuple[str, str]]:
+    """The refusals of a reviewed change of `risk` applied at `when` with a rollback window of
+    `hours` (northwind-health's own low-risk window is 4 hours)."""
+    approvals = (approval("sokafor", when - timedelta(hours=1)),)
+    items = [FactItem(risk=risk, rollback_hours=hours)]
+    return rules(gate(world, decide.Stage.APPLY, items, when=when, approvals=approvals))
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_the_window_opens_at_its_start_and_closes_at_its_end(world: World) -> None:
+    # Tuesday 08:00-11:00 in Chicago is 14:00-17:00 UTC in December.
+    assert at_apply(world, utc("2026-12-01T14:00")) == []
+    assert at_apply(world, utc("2026-12-01T16:59")) == []
+    assert at_apply(world, utc("2026-12-01T17:00")) == [
+        (
+            "outside-window",
+            "2026-12-01 17:00 UTC (Tue 11:00 America/Chicago) is outside Northwind Health's "
+            "change window",
+        )
+    ]
+    assert at_apply(world, utc("2026-12-01T13:59"))[0][1].startswith(
+        "2026-12-01 13:59 UTC (Tue 07:59 America/Chicago) is outside"
+    )
+
+
+def test_a_blackout_day_has_no_window_and_says_why(world: World) -> None:
+    assert at_apply(world, utc("2026-12-24T15:00")) == [
+        (
+            "outside-window",
+            "2026-12-24 15:00 UTC (Thu 09:00 America/Chicago) is outside Northwind Health's "
+            "change window (blackout 2026-12-24: Christmas Eve: the client's IT is away)",
+        )
+    ]
+
+
+EVERY_DAY = frozenset(range(7))
+
+
+def every_morning(world: World, **changes: object) -> World:
+    """Northwind with a window every day 08:00-11:00, and the other calendar changes given."""
+    (standing,) = world[0].clients[NWH].calendar.windows
+    return with_calendar(world, windows=(replace(standing, days=EVERY_DAY),), **changes)
+
+
+def test_a_freeze_is_judged_on_the_clients_days_from_first_to_last(world: World) -> None:
+    unwatched = every_morning(world, staffing=None)
+    # Wednesday 09:00 the day before the freeze (2027-03-25..2027-04-05); 14 hours end at 23:00
+    # in Chicago (04:00 on the 25th in UTC), 15 hours at midnight, on the freeze's first day.
+    assert at_apply(unwatched, utc("2027-03-24T14:00"), 14) == []
+    assert at_apply(unwatched, utc("2027-03-24T14:00"), 15) == [
+        (
+            "freeze-rollback",
+            "the 15 h rollback window would run into the change freeze 2027-03-25..2027-04-05 "
+            "(Quarter-end claims processing). During a freeze only an emergency, or a high-risk "
+            "change whose client approval names the freeze (client_approval.freeze), passes",
+        )
+    ]
+    # The freeze's last day is inside it; the day after is not.
+    assert [rule for rule, _ in at_apply(unwatched, utc("2027-04-05T14:00"))] == ["freeze"]
+    assert at_apply(unwatched, utc("2027-04-06T14:00")) == []
+
+
+WEEKEND = (
+    "the {hours} h rollback window would run into the weekend ({day}) and the client profile does "
+    "not say weekends are covered. Unless the client's on-call owner covers it (`on_call:` in "
+    "the request, signed by its author)"
+)
+
+
+def test_a_weekend_counts_from_the_clients_saturday_midnight(world: World) -> None:
+    unwatched = every_morning(world, staffing=None)
+    friday = utc("2026-12-04T15:00")  # 09:00 in Chicago
+    assert at_apply(unwatched, friday, 14) == []  # ends Friday 23:00
+    assert at_apply(unwatched, friday, 15) == [
+        ("weekend", WEEKEND.format(hours=15, day="2026-12-05"))
+    ]
+    # A change on a Sunday, and one spanning a whole weekend, name its first day.
+    assert at_apply(unwatched, utc("2026-12-06T15:00")) == [
+        ("weekend", WEEKEND.format(hours=4, day="2026-12-06"))
+    ]
+    assert at_apply(unwatched, friday, 72)[0][1] == WEEKEND.format(hours=72, day="2026-12-05")
+    # A client whose weekends are covered is watched then.
+    covered = every_morning(world, staffing=None, weekend_coverage=True)
+    assert at_apply(covered, friday, 72) == []
+
+
+def test_staffed_hours_are_checked_when_the_change_starts_and_when_its_window_ends(
+    world: World,
+) -> None:
+    (standing,) = world[0].clients[NWH].calendar.windows
+    early = replace(standing, start=standing.start.replace(hour=6))  # 06:00-11:00
+    dawn = with_calendar(world, windows=(early,))
+    assert at_apply(dawn, utc("2026-12-01T12:30")) == [
+        (
+            "unstaffed",
+            "the change would start outside staffed hours (Tue 2026-12-01 06:30 "
+            "America/Chicago; staffed that day: 07:00-20:00). Unless the client's on-call owner "
+            "covers it (`on_call:` in the request, signed by its author)",
+        )
+    ]
+    # 07:00 is staffed; a window that closes exactly as the desk closes (20:00) ends watched.
+    assert at_apply(dawn, utc("2026-12-01T13:00")) == []
+    assert at_apply(dawn, utc("2026-12-01T13:00"), 13) == []
+    assert [rule for rule, _ in at_apply(dawn, utc("2026-12-01T13:00"), 14)] == ["unstaffed"]
+    # Without staffing data nobody is ever missing; staffed hours in another time zone are read
+    # there.
+    assert at_apply(with_calendar(dawn, staffing=None), utc("2026-12-01T12:30")) == []
+    staffing = world[0].clients[NWH].calendar.staffing
+    assert staffing is not None
+    in_utc = with_calendar(dawn, staffing=replace(staffing, timezone="UTC"))
+    assert at_apply(in_utc, utc("2026-12-01T15:00"), 12) == [
+        (
+            "unstaffed",
+            "the 12 h rollback window would end outside staffed hours (Wed 2026-12-02 03:00 UTC; "
+            "staffed that day: 07:00-20:00): nobody would be watching when it closes" + UNLESS,
+        )
+    ]
+
+
+def test_a_covered_weekend_is_staffed_but_a_closed_day_is_not(world: World) -> None:
+    # Weekend cover makes Saturday and Sunday watched whatever the staffed hours say; Christmas
+    # Day (policy/staffing.yaml `closed`) is a weekday nobody watches.
+    covered = every_morning(world, weekend_coverage=True)
+    assert at_apply(covered, utc("2026-12-05T15:00")) == []
+    assert at_apply(covered, utc("2026-12-25T15:00")) == [
+        (
+            "unstaffed",
+            "the change would start outside staffed hours (Fri 2026-12-25 09:00 "
+            "America/Chicago; staffed that day: closed (Christmas Day))" + UNLESS,
+        )
+    ]
+
+
+# --- the next moment a change may run (windows.next_window: `dmarcops window`, the calendar) ----
+
+
+def test_the_next_window_is_now_when_now_is_inside_one(world: World) -> None:
+    northwind = world[0].clients[NWH]
+    found = next_window(northwind, utc("2026-12-01T15:30"), 4)
+    assert found.ok and found.rollback.start == utc("2026-12-01T15:30")
+    # After today's window has closed: tomorrow's opening.
+    found = next_window(northwind, utc("2026-12-01T17:30"), 4)
+    assert found.ok and found.rollback.start == utc("2026-12-02T14:00")
+    assert found.window is not None and found.window.start == utc("2026-12-02T14:00")
+
+
+def test_the_next_window_starts_late_enough_to_end_when_the_desk_opens(world: World) -> None:
+    northwind = world[0].clients[NWH]
+    # 23 hours from the window's opening (08:00) end at 07:00 the next day, as the desk opens.
+    assert next_window(northwind, utc("2026-12-01T13:00"), 23).rollback.start == utc(
+        "2026-12-01T14:00"
+    )
+    # 22 hours from 08:00 would end at 06:00, unwatched: the change waits until 09:00.
+    found = next_window(northwind, utc("2026-12-01T13:00"), 22)
+    assert found.ok and found.rollback.start == utc("2026-12-01T15:00")
+    assert found.rollback.end == utc("2026-12-02T13:00")
+
+
+def test_the_next_window_starts_when_the_desk_opens(world: World) -> None:
+    (standing,) = world[0].clients[NWH].calendar.windows
+    early = replace(standing, start=standing.start.replace(hour=6))  # 06:00-11:00
+    dawn = with_calendar(world, windows=(early,))[0].clients[NWH]
+    # The window opens at 06:00 and the desk at 07:00: the first moment is 07:00.
+    found = next_window(dawn, utc("2026-12-01T11:00"), 4)
+    assert found.ok and found.rollback.start == utc("2026-12-01T13:00")
+
+
+def test_the_next_window_skips_windows_that_do_not_take_the_risk(world: World) -> None:
+    (standing,) = world[0].clients[NWH].calendar.windows
+    tuesday_low = replace(standing, days=frozenset({1}), risks=frozenset({RiskLevel.LOW}))
+    wednesday = replace(standing, days=frozenset({2}))
+    both = with_calendar(world, windows=(tuesday_low, wednesday))[0].clients[NWH]
+    medium = next_window(both, utc("2026-12-01T13:00"), 4, RiskLevel.MEDIUM)
+    assert medium.rollback.start == utc("2026-12-02T14:00")
+    low = next_window(both, utc("2026-12-01T13:00"), 4, RiskLevel.LOW)
+    assert low.rollback.start == utc("2026-12-01T14:00")
+
+
+def test_no_window_at_all_is_said_in_words(world: World) -> None:
+    never = with_calendar(world, windows=())[0].clients[NWH]
+    found = next_window(never, utc("2026-12-01T13:00"), 8)
+    assert not found.ok and found.window is None
+    assert found.reason == "no change window in the next 400 days allows a 8 h rollback window"
+    assert (found.rollback.start, found.rollback.end) == (utc("2026-12-01T13:00"),) * 2
