@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from portfolio import copy_example
 from test_approvals import _Item as Item
-from test_approvals import key
+from test_approvals import author_signature, key
 from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
 
 from pipeline.gate import decide
@@ -775,3 +775,135 @@ def test_no_window_at_all_is_said_in_words(world: World) -> None:
     assert not found.ok and found.window is None
     assert found.reason == "no change window in the next 400 days allows a 8 h rollback window"
     assert (found.rollback.start, found.rollback.end) == (utc("2026-12-01T13:00"),) * 2
+
+
+# --- the author's signature (requests.signature_problem, as the gate's missing author) ----------
+
+HOW = "the author signs it: dmarcops sign-request CR-0001-nwh --key YOUR-KEY"
+
+
+def author_reason(world: World, **fields: object) -> list[str]:
+    decision = gate(world, decide.Stage.REVIEW, [Item(RiskLevel.LOW)], **fields)
+    return [p.reason for p in decide.missing(decision) if p.role == "author"]
+
+
+def test_an_unsigned_request_is_missing_its_author(world: World) -> None:
+    assert author_reason(world) == []
+    assert author_reason(world, signature=None) == [
+        f"author's signature: CR-0001-nwh.yaml is not signed by its author ({HOW})"
+    ]
+    unreadable = (
+        "its signature file CR-0001-nwh.sig.json is not a request signature: not a JSON object"
+    )
+    assert author_reason(world, signature=None, signature_error=unreadable) == [
+        f"author's signature: {unreadable}; {HOW}"
+    ]
+
+
+def test_a_signature_counts_only_for_its_request_its_content_and_its_author(world: World) -> None:
+    now = TIMES["in window"]
+    signed = request_of(RequestType.OTHER, "none", now).signature
+    assert signed is not None
+    other = author_signature(request_id="CR-0002-nwh")
+    assert author_reason(world, signature=other) == [
+        f"author's signature: CR-0002-nwh.sig.json signs request CR-0002-nwh, not CR-0001-nwh; {HOW}"
+    ]
+    forged = replace(signed, signer="sokafor")
+    assert author_reason(world, signature=forged) == [
+        "author's signature: CR-0001-nwh.sig.json does not verify with sokafor's key in the "
+        f"roster (altered after signing, or signed with another key); {HOW}"
+    ]
+    assert author_reason(world, sha256="d4" * 32) == [
+        "author's signature: CR-0001-nwh.yaml changed after jchen signed it (content "
+        f"d4d4d4d4d4d4d4d4, signed c3c3c3c3c3c3c3c3); {HOW} again, and reviewers approve the "
+        "new content"
+    ]
+    by_peer = author_signature(signer="sokafor")
+    assert author_reason(world, signature=by_peer) == [
+        "author's signature: CR-0001-nwh.yaml is signed by sokafor, but its author: is jchen; a "
+        "request is signed by its author's key"
+    ]
+
+
+# --- which approvals count (approvals.not_counting, verify: the review's "does not count") ------
+
+
+def ignored(world: World, *approvals: Approval) -> tuple[str, ...]:
+    """Why each approval of jchen's medium change does not count, at review."""
+    decision = gate(world, decide.Stage.REVIEW, [Item(RiskLevel.MEDIUM)], approvals=approvals)
+    return decision.ignored
+
+
+def test_an_approval_counts_only_when_signed_for_this_request_and_its_content(
+    world: World,
+) -> None:
+    now = TIMES["in window"]
+    good = approval("sokafor", now)
+    assert ignored(world, good) == ()
+    assert ignored(world, replace(good, analyst="ghost")) == (
+        "approval by ghost: 'ghost' is not on the analyst roster",
+    )
+    assert ignored(world, replace(good, source="email")) == (
+        "approval by sokafor: unknown approval source 'email'",
+    )
+    # Any edit of what was signed (here the time) breaks the signature.
+    assert ignored(world, replace(good, approved_at=now - timedelta(seconds=1))) == (
+        "approval by sokafor: it does not verify with sokafor's key in the roster (altered "
+        "after signing, or signed with another key)",
+    )
+    other = sign(key("sokafor"), PLAN, "CR-0002-nwh", "sokafor", now, REQ_SHA)
+    assert ignored(world, other) == (
+        "approval by sokafor: it approves request CR-0002-nwh, not CR-0001-nwh",
+    )
+    edited = sign(key("sokafor"), PLAN, "CR-0001-nwh", "sokafor", now, "d4" * 32)
+    assert ignored(world, edited) == (
+        "approval by sokafor: it approves other content of CR-0001-nwh (d4d4d4d4d4d4d4d4, now "
+        "c3c3c3c3c3c3c3c3): the request was edited after the review, so it needs a new one",
+    )
+    format_1 = sign(key("sokafor"), PLAN, "CR-0001-nwh", "sokafor", now, "")
+    assert ignored(world, format_1)[0].startswith(
+        "approval by sokafor: it approves other content of CR-0001-nwh (no content hash: "
+        "format 1, now c3c3c3c3c3c3c3c3)"
+    )
+
+
+def test_the_automations_key_approves_nothing(world: World) -> None:
+    now = TIMES["in window"]
+    bot = sign(key("dmarcops-bot"), PLAN, "CR-0001-nwh", "dmarcops-bot", now, REQ_SHA)
+    assert ignored(world, bot) == (
+        "approval by dmarcops-bot: it does not verify with dmarcops-bot's key in the roster "
+        "(altered after signing, or signed with another key)",
+    )
+
+
+def github_review(login: str, user_id: int | None = None, signature: str = "") -> Approval:
+    by = f"@{login}" + (f" (id {user_id})" if user_id is not None else "")
+    return Approval(
+        PLAN,
+        "CR-0001-nwh",
+        "sokafor",
+        TIMES["in window"],
+        source="github",
+        reference=f"GitHub review 12 by {by} on 0a1b2c3",
+        signature=signature,
+    )
+
+
+def test_a_github_review_counts_for_the_rosters_login_or_id(world: World) -> None:
+    for review in (
+        github_review("sokafor-msp"),
+        github_review("SOKAFOR-MSP"),
+        github_review("renamed-login", 7100003),
+    ):
+        decision = gate(world, decide.Stage.REVIEW, [Item(RiskLevel.MEDIUM)], approvals=(review,))
+        assert decision.allowed, (review.reference, decision.problems)
+        assert decision.evidence[-1].reference == review.reference
+    not_hers = "does not verify with sokafor's key in the roster"
+    for review in (
+        github_review("jchen-msp"),
+        github_review("sokafor-msp", 7100001),
+        github_review("sokafor-msp", signature="c2lnbmVk"),
+        replace(github_review("sokafor-msp"), reference="changes/approvals/sokafor.json"),
+    ):
+        (why,) = ignored(world, review)
+        assert not_hers in why, review.reference
