@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from portfolio import copy_example
@@ -14,14 +15,18 @@ from test_approvals import _Item as Item
 from test_approvals import author_signature, key
 from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
 
+from pipeline.errors import EXIT_GATE, GateRefused
 from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, sign
+from pipeline.gate.coverage import Coverage, check_requested_risk, cover
 from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType
 from pipeline.gate.roster import Roster, load_roster
+from pipeline.gate.templates import load_templates
 from pipeline.gate.windows import next_window
 from pipeline.load.calendar_model import OnCall
 from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import ClientProfile, Portfolio, load_portfolio
+from pipeline.load.request_files import Selector
 from pipeline.model import Fact, RiskLevel, fact
 from pipeline.reports.evidence import Evidence, SourceCount
 
@@ -907,3 +912,118 @@ def test_a_github_review_counts_for_the_rosters_login_or_id(world: World) -> Non
     ):
         (why,) = ignored(world, review)
         assert not_hers in why, review.reference
+
+
+# --- which request covers each change (coverage.cover, Coverage.check, template_problem) --------
+
+
+def filed(
+    request_id: str, *selectors: str, rtype: RequestType = RequestType.OTHER, **fields: object
+) -> ChangeRequest:
+    """jchen's request `request_id` for northwind-health, covering `selectors`."""
+    parsed = tuple(Selector.parse(s) for s in selectors)
+    assert all(parsed)
+    return replace(
+        request_of(rtype, "none", TIMES["in window"]),
+        id=request_id,
+        covers=parsed,
+        file=Path(f"changes/requests/{request_id}.yaml"),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def refusal(coverage: Coverage[FactItem]) -> tuple[str, str]:
+    with pytest.raises(GateRefused) as caught:
+        coverage.check()
+    assert caught.value.exit_code == EXIT_GATE
+    return caught.value.message, caught.value.hint or ""
+
+
+def test_every_change_needs_exactly_one_request(world: World) -> None:
+    dmarc = FactItem(risk=RiskLevel.LOW)
+    apex = FactItem(risk=RiskLevel.HIGH, name="", type="MX")
+    shop = FactItem(name="_dmarc.shop", risk=RiskLevel.MEDIUM)
+    one = filed("CR-0001-nwh", f"{ZONE} _dmarc TXT", f"{ZONE} _dmarc.shop")
+    wide = filed("CR-0002-nwh", ZONE, lines=(("covers", 7),))
+    theirs = replace(filed("CR-0003-cr", ZONE), client="contoso-retail")
+    coverage = cover([dmarc, apex, shop], [one, theirs])
+    assert coverage.covered == ((dmarc, one), (shop, one))
+    assert coverage.uncovered == (apex,)
+    assert coverage.requests == (one,) and coverage.items_of("CR-0001-nwh") == (dmarc, shop)
+    assert coverage.risk_of("CR-0001-nwh") is RiskLevel.MEDIUM
+    assert coverage.risk_of("CR-0009-nwh") is None
+    assert not coverage.complete
+    assert refusal(coverage) == (
+        'every change needs a change request (seed: the "I\'ll just push it" change); 1 plan '
+        "item(s) covered by none:\n"
+        "  northwind-health.example @ MX  (client northwind-health, risk high)",
+        "File one: dmarcops new TYPE --client northwind-health --cover 'northwind-health.example "
+        "@ MX' --author YOUR-ID, replace its <<...>> prompts and commit it under "
+        "changes/requests/ (or add the selector to the `covers:` of an existing request for the "
+        "same change).",
+    )
+    both = cover([dmarc, apex], [one, wide])
+    assert both.conflicts == ((dmarc, (one, wide)),) and both.covered == ((apex, wide),)
+    assert refusal(both) == (
+        "1 plan item(s) claimed by more than one change request:\n"
+        "  northwind-health.example _dmarc TXT: CR-0001-nwh (CR-0001-nwh.yaml), CR-0002-nwh "
+        "(CR-0002-nwh.yaml:7)",
+        "A change has exactly one request: narrow the `covers:` selectors (ZONE NAME TYPE) so "
+        "that only one request matches each item.",
+    )
+    # Complete: nothing to say.
+    assert cover([dmarc], [one]).complete
+    cover([dmarc], [one]).check()
+
+
+def test_a_ticket_template_allows_only_its_kinds_and_selectors(world: World) -> None:
+    templates = load_templates(world[0].root)
+    rotation = filed(
+        "CR-0001-nwh",
+        ZONE,
+        rtype=RequestType.DKIM_ROTATION,
+        template=templates.get("dkim-rotation"),
+        details=(("current_selector", "s2025._domainkey"), ("new_selector", " S2026 (RSA 2048)")),
+    )
+    new_key = FactItem(name="s2026._domainkey", risk=RiskLevel.LOW)
+    old_key = FactItem(name="S2025._domainkey", risk=RiskLevel.LOW)
+    third = FactItem(name="s2024._domainkey", risk=RiskLevel.LOW)
+    dmarc = FactItem(risk=RiskLevel.LOW)
+    coverage = cover([new_key, old_key, third, dmarc], [rotation])
+    assert [reason for _, _, reason in coverage.misfits] == [
+        "northwind-health.example s2024._domainkey TXT is selector 's2024', but the rotation is "
+        "from 's2025._domainkey' to ' S2026 (RSA 2048)'",
+        "a dkim-rotation request may change only dkim records, and northwind-health.example "
+        "_dmarc TXT is dmarc",
+    ]
+    message, hint = refusal(coverage)
+    assert message.startswith(
+        "2 plan item(s) outside their request's ticket template:\n"
+        "  CR-0001-nwh (CR-0001-nwh.yaml): northwind-health.example s2024._domainkey TXT is "
+    )
+    assert hint.startswith("File the change under a request of the right type")
+    # A record the portfolio does not own is named as such; `other` takes any kind.
+    mx = FactItem(name="", type="MX")
+    (misfit,) = cover([mx], [rotation]).misfits
+    assert misfit[2].endswith("northwind-health.example @ MX is not an owned record")
+    other = replace(rotation, type=RequestType.OTHER, template=templates.get("other"))
+    assert cover([mx, dmarc, third], [other]).complete
+
+
+def test_a_request_may_ask_for_more_risk_than_computed_never_less() -> None:
+    request = filed("CR-0001-nwh", ZONE, lines=(("requested_risk", 9),))
+    assert check_requested_risk(request, RiskLevel.MEDIUM) is RiskLevel.MEDIUM
+    higher = replace(request, requested_risk=RiskLevel.HIGH)
+    assert check_requested_risk(higher, RiskLevel.MEDIUM) is RiskLevel.HIGH
+    assert check_requested_risk(higher, RiskLevel.HIGH) is RiskLevel.HIGH
+    lower = replace(request, requested_risk=RiskLevel.LOW)
+    with pytest.raises(GateRefused) as caught:
+        check_requested_risk(lower, RiskLevel.MEDIUM)
+    assert caught.value.message == (
+        "CR-0001-nwh asks for low risk, but the risk rules classify its changes medium"
+    )
+    assert (caught.value.file, caught.value.line) == (Path("changes/requests/CR-0001-nwh.yaml"), 9)
+    assert caught.value.hint is not None and caught.value.hint.endswith(
+        "Set requested_risk: medium or remove it; if a rule is wrong, change it in "
+        "policy/risk-rules.yaml in its own reviewed change."
+    )
