@@ -5,6 +5,7 @@ with the requests and approvals tests/test_gate_table.py builds. Found by mutati
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -15,10 +16,11 @@ from test_approvals import _Item as Item
 from test_approvals import author_signature, key
 from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
 
-from pipeline.errors import EXIT_GATE, GateRefused
+from pipeline.errors import EXIT_GATE, GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, sign
 from pipeline.gate.coverage import Coverage, check_requested_risk, cover
+from pipeline.gate.evidence import store_eml
 from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.gate.templates import load_templates
@@ -1027,3 +1029,134 @@ def test_a_request_may_ask_for_more_risk_than_computed_never_less() -> None:
         "Set requested_risk: medium or remove it; if a rule is wrong, change it in "
         "policy/risk-rules.yaml in its own reviewed change."
     )
+
+
+# --- the client's approving e-mail (evidence.store_eml, read_mail, check_client_mail) -----------
+
+GIVEN_AT = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
+MAIL = (
+    "From: Dana Whitfield <Dana.Whitfield@northwind-health.example>\r\n"
+    "To: jchen@msp.example\r\n"
+    "Date: Mon, 30 Nov 2026 09:00:00 -0600\r\n"
+    "Message-ID: <a81f2@mail.northwind-health.example>\r\n"
+    "Subject: Re: CR-0001-nwh\r\n\r\nApproved.\r\n"
+)
+
+
+def stored(world: World, tmp_path: Path, text: str) -> str:
+    """`text` saved as an .eml and stored in the world's changes/evidence/ as `dmarcops` does."""
+    source = tmp_path / "approval.eml"
+    source.write_bytes(text.encode())
+    return store_eml(world[0].root, source).as_posix()
+
+
+def placed(world: World, text: str) -> str:
+    """`text` written straight into changes/evidence/ under its hash (store_eml would refuse it)."""
+    raw = text.encode()
+    relative = f"changes/evidence/{hashlib.sha256(raw).hexdigest()}.eml"
+    (world[0].root / relative).write_bytes(raw)
+    return relative
+
+
+def by_mail(
+    world: World, eml: str, reference: str = "<a81f2@mail.northwind-health.example>"
+) -> decide.Decision:
+    """A reviewed high change whose client approval (given at GIVEN_AT) rests on `eml`."""
+    portfolio = world[0]
+    given = ClientApproval(APPROVER, GIVEN_AT, reference, eml=eml)
+    return gate(
+        world,
+        decide.Stage.REVIEW,
+        [Item(RiskLevel.HIGH)],
+        approvals=(approval("sokafor", TIMES["in window"]),),
+        client_approval=given,
+        file=portfolio.root / "changes/requests/CR-0001-nwh.yaml",
+    )
+
+
+def client_missing(decision: decide.Decision) -> list[str]:
+    return [p.reason for p in decide.missing(decision) if p.role == "client approval"]
+
+
+def test_a_stored_unsigned_mail_that_says_what_the_request_claims_counts(
+    world: World, tmp_path: Path
+) -> None:
+    eml = stored(world, tmp_path, MAIL)
+    assert eml == f"changes/evidence/{hashlib.sha256(MAIL.encode()).hexdigest()}.eml"
+    # Storing it again finds the same file.
+    assert stored(world, tmp_path, MAIL) == eml
+    decision = by_mail(world, eml)
+    assert decision.allowed, decision.problems
+    assert decision.evidence[-1].reference == (
+        f"<a81f2@mail.northwind-health.example>, {eml} (DKIM: unsigned)"
+    )
+    # A ticket reference is not a Message-ID, so it is not compared with the mail's.
+    assert by_mail(world, eml, reference="TICKET-4471").allowed
+
+
+def test_a_mail_that_says_something_else_is_named_for_each_difference(
+    world: World, tmp_path: Path
+) -> None:
+    other = (
+        MAIL.replace("Dana.Whitfield@", "Dan@")
+        .replace("09:00:00", "09:01:01")
+        .replace("<a81f2@", "<zz@")
+    )
+    eml = stored(world, tmp_path, other)
+    assert client_missing(by_mail(world, eml)) == [
+        f"{eml} is from dan@northwind-health.example, not the approver {APPROVER}",
+        f"{eml} is dated 2026-11-30T09:01:01-06:00, not the approval time "
+        "2026-11-30T15:00:00+00:00 given in the request",
+        f"{eml} has Message-ID <zz@mail.northwind-health.example>, not the reference "
+        "<a81f2@mail.northwind-health.example>",
+    ]
+    # A minute either way is the same moment; two authors are no single address; no Date and
+    # no Message-ID are said as such.
+    lax = (
+        MAIL.replace("09:00:00", "09:01:00")
+        .replace("From: Dana", "From: ann@northwind-health.example, Dana")
+        .replace("Date: Mon, 30 Nov 2026 09:01:00 -0600\r\n", "")
+        .replace("Message-ID: <a81f2@mail.northwind-health.example>\r\n", "")
+    )
+    eml = placed(world, lax.replace("To:", "Date: Mon, 30 Nov 2026 09:01:00 -0600\r\nTo:"))
+    assert client_missing(by_mail(world, eml)) == [
+        f"{eml} is from no single address, not the approver {APPROVER}",
+        f"{eml} has Message-ID (none), not the reference <a81f2@mail.northwind-health.example>",
+    ]
+    eml = placed(world, lax)
+    assert f"{eml} has no readable Date header" in client_missing(by_mail(world, eml))
+
+
+def test_a_stored_mail_must_still_be_the_mail_that_was_stored(world: World, tmp_path: Path) -> None:
+    eml = stored(world, tmp_path, MAIL)
+    path = world[0].root / eml
+    path.write_bytes(MAIL.replace("Approved.", "Approved, not.").encode())
+    now = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    try:
+        assert client_missing(by_mail(world, eml)) == [
+            f"{eml} changed after it was stored: its SHA-256 is now {now} (the name is the hash "
+            "of the mail as received)"
+        ]
+    finally:
+        path.unlink()
+    (why,) = client_missing(by_mail(world, eml))
+    assert why.startswith(f"cannot read {eml}: ")
+    for elsewhere in ("evidence/" + path.name, f"changes/evidence/{path.stem}.txt"):
+        assert client_missing(by_mail(world, elsewhere)) == [
+            f"{elsewhere} is not a stored e-mail (changes/evidence/<sha256>.eml)"
+        ]
+
+
+def test_only_one_approving_mail_with_a_sender_is_stored(world: World, tmp_path: Path) -> None:
+    source = tmp_path / "forward.eml"
+    source.write_bytes(b"Subject: Fwd: approval\r\n\r\nsee below\r\n")
+    with pytest.raises(InputError) as caught:
+        store_eml(world[0].root, source)
+    assert caught.value.message == "not an e-mail: it has no From address"
+    assert caught.value.file == source
+    # One byte over the 10 MiB an approval may take.
+    dump = tmp_path / "mailbox.eml"
+    dump.write_bytes(MAIL.encode().ljust(10 * 1024 * 1024 + 1, b"x"))
+    with pytest.raises(InputError) as caught:
+        store_eml(world[0].root, dump)
+    assert caught.value.message == f"{10 * 1024 * 1024 + 1} bytes is not one approving e-mail"
