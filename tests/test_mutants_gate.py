@@ -5,13 +5,17 @@ with the requests and approvals tests/test_gate_table.py builds. Found by mutati
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import shutil
+import struct
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from portfolio import copy_example
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from portfolio import REPO, copy_example
 from test_approvals import _Item as Item
 from test_approvals import author_signature, key
 from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
@@ -22,6 +26,7 @@ from pipeline.gate.approvals import Approval, sign
 from pipeline.gate.coverage import Coverage, check_requested_risk, cover
 from pipeline.gate.evidence import store_eml
 from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType
+from pipeline.gate.roster import Role as AnalystRole
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.gate.templates import load_templates
 from pipeline.gate.windows import next_window
@@ -1160,3 +1165,122 @@ def test_only_one_approving_mail_with_a_sender_is_stored(world: World, tmp_path:
     with pytest.raises(InputError) as caught:
         store_eml(world[0].root, dump)
     assert caught.value.message == f"{10 * 1024 * 1024 + 1} bytes is not one approving e-mail"
+
+
+# --- the analyst roster (roster.load_roster and its look-ups) -----------------------------------
+
+JCHEN_KEY = "Wmwwz4+5WfUL7tw45MxbWZJ4kqVwLf++6nmc66s5myg="
+
+
+def ssh_line(base64_key: str) -> str:
+    """The same key as an OpenSSH public key line (RFC 8709)."""
+    raw = base64.b64decode(base64_key)
+    blob = struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + raw
+    return f"ssh-ed25519 {base64.b64encode(blob).decode()} jchen@laptop"
+
+
+def roster_with(tmp_path: Path, old: str, new: str) -> Roster:
+    """The example roster with `old` replaced by `new` (the text must be there), loaded."""
+    shutil.copytree(REPO / "policy", tmp_path / "policy")
+    path = tmp_path / "policy/roster.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return load_roster(tmp_path)
+
+
+def roster_error(tmp_path: Path, old: str, new: str) -> tuple[str, int | None]:
+    with pytest.raises(InputError) as caught:
+        roster_with(tmp_path, old, new)
+    assert caught.value.file == tmp_path / "policy/roster.yaml"
+    return caught.value.message, caught.value.line
+
+
+def test_a_repository_without_a_roster_is_told_to_write_one(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        load_roster(tmp_path)
+    assert caught.value.message == "no analyst roster"
+    assert caught.value.file == tmp_path / "policy/roster.yaml"
+    assert (caught.value.hint or "").startswith("Create policy/roster.yaml")
+
+
+def test_a_key_that_is_not_ed25519_is_named_at_its_line(tmp_path: Path) -> None:
+    truncated = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"
+    assert roster_error(tmp_path / "a", JCHEN_KEY, truncated) == (
+        "a key of 'jchen' is not an Ed25519 public key",
+        15,
+    )
+    # A rotated-out key in public_keys is checked too, at its own line.
+    rotated = ssh_line("yzZbZo6jjx0wfZrBf0XB6o7sGTNZpGPRJ+vV3JAvXsk=")
+    listed = f"{JCHEN_KEY}\n    public_keys:\n      - {rotated}\n      - {truncated}"
+    assert roster_error(tmp_path / "b", JCHEN_KEY, listed) == (
+        "a key of 'jchen' is not an Ed25519 public key",
+        18,
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ("id: sokafor", "id: jchen", "id 'jchen'"),
+        ("sam.okafor@msp.example", "Jia.Chen@msp.example", "email 'jia.chen@msp.example'"),
+        ("github: sokafor-msp", "github: JCHEN-msp", "github 'jchen-msp'"),
+        ("github_id: 7100003", "github_id: 7100001", "github_id '7100001'"),
+        (
+            "cXuE9qHqShUjT+6AVzvNw8CMICBLW6baZ+DVRH7UYvc=",
+            ssh_line(JCHEN_KEY),
+            f"key '{JCHEN_KEY}'",
+        ),
+    ],
+)
+def test_no_two_people_share_an_id_an_address_an_account_or_a_key(
+    tmp_path: Path, old: str, new: str, said: str
+) -> None:
+    assert roster_error(tmp_path, old, new) == (
+        f"{said} is also used by the person at line 8",
+        24,
+    )
+
+
+def test_one_person_listing_the_same_key_twice_is_refused(tmp_path: Path) -> None:
+    twice = f"{JCHEN_KEY}\n    public_keys: ['{JCHEN_KEY}']"
+    assert roster_error(tmp_path, JCHEN_KEY, twice) == (
+        f"key '{JCHEN_KEY}' is also used by the person at line 8",
+        8,
+    )
+
+
+def test_a_roster_reads_both_key_forms(tmp_path: Path) -> None:
+    rotated = base64.b64encode(
+        Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    ).decode()
+    both = f"public_key: '{ssh_line(JCHEN_KEY)}'\n    public_keys: ['{ssh_line(rotated)}']"
+    roster = roster_with(tmp_path, f"public_key: {JCHEN_KEY}", both)
+    jchen = roster.get("jchen")
+    # Stored as the one spelling the rest of the pipeline compares: base64 of the key bytes.
+    assert jchen is not None and (jchen.public_key, jchen.other_keys) == (JCHEN_KEY, (rotated,))
+    assert jchen.role is AnalystRole.ANALYST and jchen.is_person
+    assert roster.get("nobody") is None and "nobody" not in roster and "jchen" in roster
+    assert roster.ids == ("jchen", "mhara", "sokafor", "dmarcops-bot")
+    assert roster.policy_root(Path("elsewhere")) == tmp_path
+    assert Roster(roster.analysts).policy_root(Path("elsewhere")) == Path("elsewhere")
+    # A key is found by its bytes, written either way; an unreadable one is nobody's.
+    assert roster.id_of_key(JCHEN_KEY) == "jchen"
+    assert roster.id_of_key(f"  {ssh_line(rotated)}  ") == "jchen"
+    assert roster.id_of_key("H9IRYgV4HSH9KOZ2lAIUa3xF1XTZdQP2Ryk5pTcEdSs=") == "mhara"
+    assert roster.id_of_key("not a key") is None
+    assert roster.id_of_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5") is None
+
+
+def test_a_github_account_is_the_rosters_by_its_id_first(world: World) -> None:
+    roster = world[1]
+    found = roster.by_github("renamed", 7100003)
+    assert found is not None and found.id == "sokafor"
+    found = roster.by_github("SOKAFOR-MSP")
+    assert found is not None and found.id == "sokafor"
+    # The roster's login, now someone else's account: not the roster's person.
+    assert roster.by_github("sokafor-msp", 99) is None
+    # A login without an id on the roster is still found by login.
+    found = roster.by_github("dmarcops-bot", 99)
+    assert found is not None and found.id == "dmarcops-bot"
+    assert roster.by_github("stranger") is None
