@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import shutil
 import struct
 from dataclasses import dataclass, replace
@@ -25,7 +26,14 @@ from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, sign
 from pipeline.gate.coverage import Coverage, check_requested_risk, cover
 from pipeline.gate.evidence import store_eml
-from pipeline.gate.requests import ChangeRequest, ClientApproval, RequestType
+from pipeline.gate.requests import (
+    ChangeRequest,
+    ClientApproval,
+    RequestSignature,
+    RequestType,
+    read_signature,
+    signature_path,
+)
 from pipeline.gate.roster import Role as AnalystRole
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.gate.templates import load_templates
@@ -1284,3 +1292,63 @@ def test_a_github_account_is_the_rosters_by_its_id_first(world: World) -> None:
     found = roster.by_github("dmarcops-bot", 99)
     assert found is not None and found.id == "dmarcops-bot"
     assert roster.by_github("stranger") is None
+
+
+# --- the request's signature file (requests.read_signature, RequestSignature.from_json) ---------
+
+
+def signature_file(tmp_path: Path, content: object) -> tuple[RequestSignature | None, str | None]:
+    path = signature_path(tmp_path, "CR-0001-nwh")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+    return read_signature(path)
+
+
+def test_a_signature_file_round_trips_and_verifies(tmp_path: Path) -> None:
+    signed = author_signature()
+    assert read_signature(signature_path(tmp_path, "CR-0001-nwh")) == (None, None)
+    read, problem = signature_file(tmp_path, signed.to_json())
+    assert problem is None and read is not None
+    assert read == replace(signed, file=signature_path(tmp_path, "CR-0001-nwh"))
+    assert signed.to_json() == {
+        "format_version": 1,
+        "request_id": "CR-0001-nwh",
+        "request_sha256": REQ_SHA,
+        "signer": "jchen",
+        "signed_at": "2026-11-23T16:00:00Z",
+        "signature": signed.signature,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"format_version": 2}, "format_version is not 1"),
+        ({"format_version": None}, "format_version is not 1"),
+        ({"request_id": 7}, "'request_id' is missing or not a string"),
+        ({"request_sha256": None}, "'request_sha256' is missing or not a string"),
+        ({"signer": None}, "'signer' is missing or not a string"),
+        ({"signed_at": None}, "'signed_at' is missing or not a string"),
+        ({"signature": None}, "'signature' is missing or not a string"),
+        ({"signed_at": "2026-11-20 12:00"}, "signed_at '2026-11-20 12:00' is not a UTC time"),
+    ],
+)
+def test_a_signature_file_that_is_not_one_says_which_field(
+    tmp_path: Path, change: dict[str, object], why: str
+) -> None:
+    data = {**author_signature().to_json(), **change}
+    data = {k: v for k, v in data.items() if v is not None}
+    assert signature_file(tmp_path, data) == (
+        None,
+        f"its signature file CR-0001-nwh.sig.json is not a request signature: {why}",
+    )
+
+
+def test_a_signature_file_that_is_not_json_cannot_be_read(tmp_path: Path) -> None:
+    assert signature_file(tmp_path, ["a", "list"]) == (
+        None,
+        "its signature file CR-0001-nwh.sig.json is not a request signature: not a JSON object",
+    )
+    sig, problem = signature_file(tmp_path, "{not json")
+    assert sig is None and problem is not None
+    assert problem.startswith("cannot read its signature file CR-0001-nwh.sig.json: ")
