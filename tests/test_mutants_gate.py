@@ -15,8 +15,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from portfolio import REPO, copy_example
+from signing import KEYS
 from test_approvals import _Item as Item
 from test_approvals import author_signature, key
 from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
@@ -26,6 +29,14 @@ from pipeline.gate import decide
 from pipeline.gate.approvals import Approval, sign
 from pipeline.gate.coverage import Coverage, check_requested_risk, cover
 from pipeline.gate.evidence import store_eml
+from pipeline.gate.identity import (
+    generate_key,
+    load_private_key,
+    load_signer,
+    public_key_text,
+    signing_bytes,
+    verify_signature,
+)
 from pipeline.gate.requests import (
     ChangeRequest,
     ClientApproval,
@@ -1352,3 +1363,64 @@ def test_a_signature_file_that_is_not_json_cannot_be_read(tmp_path: Path) -> Non
     sig, problem = signature_file(tmp_path, "{not json")
     assert sig is None and problem is not None
     assert problem.startswith("cannot read its signature file CR-0001-nwh.sig.json: ")
+
+
+# --- whose key signs (identity.load_signer, load_private_key, generate_key, verify_signature) ---
+
+
+def test_a_key_speaks_for_its_roster_owner_only(world: World, tmp_path: Path) -> None:
+    roster = world[1]
+    jchen = load_signer(KEYS / "jchen.pem", roster)
+    assert (jchen.analyst, jchen.ssh_key) == ("jchen", None)
+    assert load_signer(KEYS / "jchen.pem", roster, claimed="jchen").analyst == "jchen"
+    with pytest.raises(InputError) as caught:
+        load_signer(KEYS / "jchen.pem", roster, claimed="mhara")
+    assert (caught.value.message, caught.value.file) == (
+        "this key is not mhara's: it is jchen's",
+        KEYS / "jchen.pem",
+    )
+    stranger = tmp_path / "stranger.pem"
+    public = generate_key(stranger)
+    assert stranger.stat().st_mode & 0o777 == 0o600
+    assert roster.id_of_key(public) is None
+    with pytest.raises(InputError) as caught:
+        load_signer(stranger, roster)
+    assert caught.value.message == "this key is not on the analyst roster"
+    with pytest.raises(InputError) as caught:
+        generate_key(stranger)
+    assert caught.value.message == "a key file already exists here"
+    assert public_key_text(load_private_key(stranger)) == public
+
+
+def test_a_signature_verifies_only_with_a_persons_roster_key(world: World) -> None:
+    roster = world[1]
+    payload = signing_bytes({"b": 1, "a": "x"})
+    assert payload == b'{"a":"x","b":1}'
+    signature = load_signer(KEYS / "jchen.pem", roster).sign(payload)
+    assert verify_signature(roster, "jchen", payload, signature)
+    assert not verify_signature(roster, "sokafor", payload, signature)
+    assert not verify_signature(roster, "ghost", payload, signature)
+    assert not verify_signature(roster, "jchen", payload + b" ", signature)
+    assert not verify_signature(roster, "jchen", payload, signature[:-4])
+    assert not verify_signature(roster, "jchen", payload, "not base64!")
+    bot = load_signer(KEYS / "dmarcops-bot.pem", roster).sign(payload)
+    assert not verify_signature(roster, "dmarcops-bot", payload, bot)
+
+
+def test_a_key_file_that_is_not_an_ed25519_pem_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pem"
+    text.write_text("hello\n")
+    with pytest.raises(InputError) as caught:
+        load_private_key(text)
+    assert caught.value.message == "not an unencrypted PEM private key"
+    ecdsa = tmp_path / "ecdsa.pem"
+    ecdsa.write_bytes(
+        generate_private_key(SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(InputError) as caught:
+        load_private_key(ecdsa)
+    assert caught.value.message == "not an Ed25519 key"
