@@ -26,7 +26,16 @@ from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
 
 from pipeline.errors import EXIT_GATE, GateRefused, InputError
 from pipeline.gate import decide
-from pipeline.gate.approvals import Approval, sign
+from pipeline.gate.approvals import (
+    Approval,
+    ExcludingAnalysts,
+    PlannedChange,
+    SignedApprovalFiles,
+    hash_of_changes,
+    load_plan_file,
+    sign,
+    write_approval,
+)
 from pipeline.gate.coverage import Coverage, check_requested_risk, cover
 from pipeline.gate.evidence import store_eml
 from pipeline.gate.identity import (
@@ -1424,3 +1433,135 @@ def test_a_key_file_that_is_not_an_ed25519_pem_is_refused(tmp_path: Path) -> Non
     with pytest.raises(InputError) as caught:
         load_private_key(ecdsa)
     assert caught.value.message == "not an Ed25519 key"
+
+
+# --- approvals on disk (approvals.write_approval, SignedApprovalFiles, load_plan_file) ----------
+
+
+def test_an_approval_is_stored_once_and_read_back_for_its_plan_and_request(
+    tmp_path: Path,
+) -> None:
+    now = TIMES["in window"]
+    given = approval("sokafor", now)
+    path = write_approval(tmp_path, given)
+    assert path == tmp_path / f"changes/approvals/{PLAN}/CR-0001-nwh--sokafor.json"
+    assert json.loads(path.read_text())["analyst"] == "sokafor"
+    with pytest.raises(InputError) as caught:
+        write_approval(tmp_path, given)
+    assert caught.value.message == "sokafor has already approved CR-0001-nwh for this plan"
+    lead = approval("mhara", now)
+    write_approval(tmp_path, lead)
+    write_approval(tmp_path, replace(given, request_id="CR-0001-nwh-2"))
+    files = SignedApprovalFiles(tmp_path)
+    read = files.approvals_for(PLAN, "CR-0001-nwh")
+    assert [(a.analyst, a.reference) for a in read] == [
+        ("mhara", f"changes/approvals/{PLAN}/CR-0001-nwh--mhara.json"),
+        ("sokafor", f"changes/approvals/{PLAN}/CR-0001-nwh--sokafor.json"),
+    ]
+    assert read[1] == replace(given, reference=read[1].reference)
+    assert files.approvals_for("f0" * 32, "CR-0001-nwh") == []
+    assert files.approvals_for("../" + PLAN, "CR-0001-nwh") == []
+    assert [a.analyst for a in files.history("CR-0001-nwh")] == ["mhara", "sokafor"]
+    # Whoever opened the pull request never approves it.
+    excluding = ExcludingAnalysts(files, frozenset({"mhara"}))
+    assert [a.analyst for a in excluding.approvals_for(PLAN, "CR-0001-nwh")] == ["sokafor"]
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"plan_hash": "../../x"}, "'../../x' is not a plan hash (64 hex digits)"),
+        ({"request_id": "CR-1/../x"}, "'CR-1/../x' is not a change request id"),
+        ({"analyst": "Sokafor"}, "'Sokafor' is not an analyst id"),
+    ],
+)
+def test_an_approval_that_would_leave_its_folder_is_not_stored(
+    tmp_path: Path, change: dict[str, str], why: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        write_approval(tmp_path, replace(approval("sokafor", TIMES["in window"]), **change))
+    assert caught.value.message == why
+    assert not (tmp_path / "changes").exists()
+
+
+def test_an_approval_file_that_is_not_one_is_named(tmp_path: Path) -> None:
+    path = write_approval(tmp_path, approval("sokafor", TIMES["in window"]))
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "approved_at": "yesterday"}))
+    with pytest.raises(InputError) as caught:
+        SignedApprovalFiles(tmp_path).approvals_for(PLAN, "CR-0001-nwh")
+    assert caught.value.message == "not an approval file: approved_at 'yesterday' is not a UTC time"
+    assert caught.value.file == path
+    for key_name in ("plan_hash", "request_id", "analyst", "source", "signature"):
+        path.write_text(json.dumps({k: v for k, v in data.items() if k != key_name}))
+        with pytest.raises(InputError) as caught:
+            SignedApprovalFiles(tmp_path).history("CR-0001-nwh")
+        assert (
+            caught.value.message == f"not an approval file: {key_name!r} is missing or not a string"
+        )
+    path.write_text("[]")
+    with pytest.raises(InputError) as caught:
+        SignedApprovalFiles(tmp_path).history("CR-0001-nwh")
+    assert caught.value.message == "not an approval file: not a JSON object"
+    # A format-1 file (no content hash) reads back with none; a simulated flag only when true.
+    format_1 = {k: v for k, v in data.items() if k != "request_sha256"}
+    path.write_text(json.dumps({**format_1, "simulated": "yes"}))
+    (read,) = SignedApprovalFiles(tmp_path).history("CR-0001-nwh")
+    assert (read.request_sha256, read.simulated) == ("", False)
+    path.write_text(json.dumps({**data, "simulated": True}))
+    (read,) = SignedApprovalFiles(tmp_path).history("CR-0001-nwh")
+    assert read.simulated
+
+
+def saved_plan(tmp_path: Path, **change: object) -> Path:
+    entry = {
+        "client": NWH,
+        "zone": ZONE,
+        "name": "_dmarc",
+        "type": "TXT",
+        "action": "update",
+        "risk": "high",
+        "before": ["v=DMARC1; p=none"],
+        "after": ["v=DMARC1; p=reject"],
+        "ttl": {"before": 3600, "after": 300},
+    }
+    entry.update(change)
+    planned = PlannedChange(
+        NWH,
+        ZONE,
+        "_dmarc",
+        "TXT",
+        "update",
+        RiskLevel.HIGH,
+        ("v=DMARC1; p=none",),
+        ("v=DMARC1; p=reject",),
+        3600,
+        300,
+    )
+    path = tmp_path / "plan.json"
+    path.write_text(
+        json.dumps({"plan_hash": hash_of_changes([planned]), "changes": [entry]}),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_saved_plan_is_read_only_when_its_hash_is_the_hash_of_its_changes(
+    tmp_path: Path,
+) -> None:
+    plan = load_plan_file(saved_plan(tmp_path))
+    (change,) = plan.changes
+    assert (change.risk, change.ttl_before, change.ttl_after) == (RiskLevel.HIGH, 3600, 300)
+    assert plan.plan_hash == hash_of_changes(plan.changes)
+    # Each value is part of the hash: the TTL, the values and their names.
+    for edit in ({"ttl": {"before": 3600, "after": 60}}, {"after": ["v=DMARC1; p=none"]}):
+        with pytest.raises(InputError) as caught:
+            load_plan_file(saved_plan(tmp_path, **edit))
+        assert caught.value.message.startswith(f"the plan's plan_hash {plan.plan_hash[:16]} is not")
+    # The order of changes and of values does not change it.
+    two = PlannedChange(NWH, ZONE, "", "MX", "add", RiskLevel.LOW, (), ("b", "a"), None, 60)
+    swapped = replace(two, after=("a", "b"))
+    assert hash_of_changes([change, two]) == hash_of_changes([swapped, change])
+    with pytest.raises(InputError) as caught:
+        load_plan_file(saved_plan(tmp_path, ttl=None))
+    assert caught.value.message.startswith("not a JSON plan: missing or invalid ")
