@@ -24,6 +24,7 @@ from test_approvals import _Item as Item
 from test_approvals import author_signature, key
 from test_gate_table import APPROVER, PLAN, REQ_SHA, TIMES, request_of
 
+from pipeline.diff.context import ScheduledSelector
 from pipeline.errors import EXIT_GATE, GateRefused, InputError
 from pipeline.gate import decide
 from pipeline.gate.approvals import (
@@ -46,6 +47,7 @@ from pipeline.gate.identity import (
     signing_bytes,
     verify_signature,
 )
+from pipeline.gate.manual import approve, judge, manual_items, manual_plan, manual_plan_hash
 from pipeline.gate.requests import (
     ChangeRequest,
     ClientApproval,
@@ -1565,3 +1567,103 @@ def test_a_saved_plan_is_read_only_when_its_hash_is_the_hash_of_its_changes(
     with pytest.raises(InputError) as caught:
         load_plan_file(saved_plan(tmp_path, ttl=None))
     assert caught.value.message.startswith("not a JSON plan: missing or invalid ")
+
+
+# --- manual changes (manual.manual_items, manual_plan, judge, approve) ---------------------------
+
+PLATFORM_DETAILS = (
+    ("platform", "Microsoft 365"),
+    ("setting", "DKIM signing"),
+    ("current_value", "disabled"),
+    ("new_value", "enabled"),
+)
+DOMAINS = ("northwind-health.example", "nwh-patients.example")
+
+
+def manual_request(rtype: RequestType, details: tuple[tuple[str, str], ...]) -> ChangeRequest:
+    """jchen's signed manual request CR-0007-nwh over both of northwind-health's domains."""
+    return filed(
+        "CR-0007-nwh",
+        *DOMAINS,
+        rtype=rtype,
+        details=details,
+        signature=author_signature(request_id="CR-0007-nwh"),
+    )
+
+
+def test_a_platform_change_is_one_item_per_domain_judged_by_the_risk_rules(world: World) -> None:
+    now = TIMES["in window"]
+    request = manual_request(RequestType.PLATFORM, PLATFORM_DETAILS)
+    items = manual_items(world[0], request, now)
+    assert [(i.zone, i.fqdn, i.name, i.type) for i in items] == [
+        (zone, zone, "", "PLATFORM") for zone in DOMAINS
+    ]
+    item = items[0]
+    assert (item.before, item.after) == (("DKIM signing: disabled",), ("DKIM signing: enabled",))
+    assert [str(f) for f in item.facts] == ["platform.setting disabled->enabled"]
+    assert dict(item.facts[0].attrs) == {"platform": "Microsoft 365", "setting": "DKIM signing"}
+    assert (item.risk, item.rollback_hours, item.action) == (RiskLevel.MEDIUM, 8, "update")
+    assert item.reasons[0].startswith("medium: a tenant-level setting at the mail platform")
+    assert (item.ttl_before, item.ttl_after) == (None, None)
+    with pytest.raises(InputError) as caught:
+        manual_items(world[0], filed("CR-0001-nwh", ZONE), now)
+    assert caught.value.message == "CR-0001-nwh is a other request: it has a DNS plan"
+
+
+def test_a_manual_plans_hash_is_its_request_and_items(world: World) -> None:
+    now = TIMES["in window"]
+    request = manual_request(RequestType.PLATFORM, PLATFORM_DETAILS)
+    plan = manual_plan(world[0], request, now, None)
+    assert plan.checks == {} and plan.items == manual_items(world[0], request, now)
+    assert plan.plan_hash == manual_plan_hash(request, plan.items)
+    assert manual_plan_hash(request, plan.items[::-1]) == plan.plan_hash
+    assert manual_plan_hash(request, plan.items[:1]) != plan.plan_hash
+    assert manual_plan_hash(replace(request, sha256="d4" * 32), plan.items) != plan.plan_hash
+    assert manual_plan_hash(replace(request, id="CR-0008-nwh"), plan.items) != plan.plan_hash
+    switch = manual_request(
+        RequestType.DKIM_SWITCH, (("current_selector", "selector1"), ("new_selector", "s2026"))
+    )
+    assert manual_plan_hash(switch, plan.items) != plan.plan_hash
+
+
+def test_a_dkim_switch_is_low_risk_only_on_the_rotation_schedule(world: World) -> None:
+    now = TIMES["in window"]
+    details = (("current_selector", " selector1 "), ("new_selector", " s2026 "))
+    request = manual_request(RequestType.DKIM_SWITCH, details)
+    off = manual_items(world[0], request, now)
+    assert [(i.fqdn, i.type, i.before, i.after) for i in off] == [
+        (f"s2026._domainkey.{zone}", "DKIM-SWITCH", ("selector1",), ("s2026",)) for zone in DOMAINS
+    ]
+    assert [str(f) for f in off[0].facts] == ["dkim.active_selector selector1->s2026"]
+    assert off[0].risk is RiskLevel.MEDIUM
+    lifecycle = world[0].clients[NWH].dkim[ZONE]
+    planned = replace(lifecycle, scheduled=(ScheduledSelector("s2026", date(2026, 12, 1)),))
+    scheduled = with_client(world, dkim={ZONE: planned})
+    on, other = manual_items(scheduled[0], request, now)
+    assert (on.risk, other.risk) == (RiskLevel.LOW, RiskLevel.MEDIUM)
+
+
+def test_a_manual_change_is_approved_by_a_peer_through_the_one_gate(world: World) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = manual_request(RequestType.PLATFORM, PLATFORM_DETAILS)
+    plan = manual_plan(portfolio, request, now, None)
+    before = judge(portfolio, plan, decide.Stage.REVIEW, now, roster, [])
+    assert [p.role for p in decide.missing(before)] == ["peer review"]
+    with pytest.raises(GateRefused) as caught:
+        approve(portfolio, plan, load_signer(KEYS / "jchen.pem", roster), now, roster)
+    assert caught.value.message == (
+        "jchen may not approve CR-0007-nwh (medium risk): jchen wrote CR-0007-nwh: the author "
+        "cannot review it (the peer review is what catches the mistakes the author missed) "
+        "[author-approves-own]"
+    )
+    given, after = approve(portfolio, plan, load_signer(KEYS / "sokafor.pem", roster), now, roster)
+    assert after.allowed, after.problems
+    assert (given.plan_hash, given.analyst, given.request_sha256) == (
+        plan.plan_hash,
+        "sokafor",
+        REQ_SHA,
+    )
+    stored = SignedApprovalFiles(portfolio.root).approvals_for(plan.plan_hash, "CR-0007-nwh")
+    assert [a.analyst for a in stored] == ["sokafor"]
+    assert not stored[0].simulated
