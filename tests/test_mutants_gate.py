@@ -216,7 +216,11 @@ def test_a_declared_incident_lets_an_emergency_tighten(world: World, incident: s
     assert decision.emergency == decide.Emergency("spoofing wave", incident)
 
 
-@pytest.mark.parametrize("incident", ["INC 2041", "inc-2041", "INC-2041x", "TICKET-1"])
+@pytest.mark.parametrize(
+    "incident",
+    ["INC 2041", "inc-2041", "INC-2041x", "TICKET-1"],
+    ids=["space", "lower-case", "trailing-letter", "other-prefix"],
+)
 def test_an_incident_reference_must_have_the_declared_form(world: World, incident: str) -> None:
     # Even for a change that only loosens: a declared incident is checked whatever it answers.
     decision = gate(
@@ -263,7 +267,9 @@ def test_an_emergency_at_apply_is_judged_without_the_clock(world: World) -> None
 # --- who applies (decide's apply stage) ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(("executor", "shown"), [("ghost", "'ghost'"), (None, "None")])
+@pytest.mark.parametrize(
+    ("executor", "shown"), [("ghost", "'ghost'"), (None, "None")], ids=["ghost", "none"]
+)
 def test_an_executor_off_the_roster_may_not_apply(
     world: World, executor: str | None, shown: str
 ) -> None:
@@ -352,6 +358,7 @@ def test_a_weekend_in_the_rollback_window_is_covered_the_same_way(world: World) 
             "window ends (the calendar names mhara that day)",
         ),
     ],
+    ids=["off-roster", "automation", "not-on-rota"],
 )
 def test_only_the_calendars_on_call_analyst_covers(world: World, who: str, why: str) -> None:
     decision = late_change(world, on_call=who)
@@ -1262,6 +1269,7 @@ def test_a_key_that_is_not_ed25519_is_named_at_its_line(tmp_path: Path) -> None:
             f"key '{JCHEN_KEY}'",
         ),
     ],
+    ids=["id", "email", "github", "github-id", "key"],
 )
 def test_no_two_people_share_an_id_an_address_an_account_or_a_key(
     tmp_path: Path, old: str, new: str, said: str
@@ -1353,6 +1361,16 @@ def test_a_signature_file_round_trips_and_verifies(tmp_path: Path) -> None:
         ({"signed_at": None}, "'signed_at' is missing or not a string"),
         ({"signature": None}, "'signature' is missing or not a string"),
         ({"signed_at": "2026-11-20 12:00"}, "signed_at '2026-11-20 12:00' is not a UTC time"),
+    ],
+    ids=[
+        "version-2",
+        "no-version",
+        "request-id",
+        "request-sha256",
+        "signer",
+        "signed-at",
+        "signature",
+        "signed-at-form",
     ],
 )
 def test_a_signature_file_that_is_not_one_says_which_field(
@@ -1476,6 +1494,7 @@ def test_an_approval_is_stored_once_and_read_back_for_its_plan_and_request(
         ({"request_id": "CR-1/../x"}, "'CR-1/../x' is not a change request id"),
         ({"analyst": "Sokafor"}, "'Sokafor' is not an analyst id"),
     ],
+    ids=["plan-hash", "request-id", "analyst-id"],
 )
 def test_an_approval_that_would_leave_its_folder_is_not_stored(
     tmp_path: Path, change: dict[str, str], why: str
