@@ -183,6 +183,13 @@ def test_an_emergency_that_tightens_is_refused_and_names_each_change(world: Worl
     assert decide.missing(decision) == []
 
 
+def test_an_emergency_change_without_facts_is_shown_as_such(world: World) -> None:
+    # A gate item need not carry facts (pipeline.gate.decision.GateItem): it de-escalates nothing.
+    decision = gate(world, decide.Stage.REVIEW, [Item(RiskLevel.LOW)], emergency_reason="x")
+    shown = "_dmarc.northwind-health.example TXT: no facts"
+    assert rules(decision) == [("emergency-not-deescalation", TIGHTENS.format(shown=shown))]
+
+
 def test_an_emergency_may_put_back_what_an_earlier_record_held(world: World) -> None:
     portfolio, roster = world
     now = TIMES["in window"]
@@ -384,6 +391,13 @@ def test_the_rota_is_read_on_the_clients_day_the_rollback_window_ends(world: Wor
         "on-call",
         "mhara is not northwind-health's on-call owner on 2026-12-01, when the rollback window "
         "ends (the calendar names nobody that day)",
+    )
+    # Two on call that day: both are named.
+    pair = with_calendar(world, on_call=(OnCall("mhara"), OnCall("jchen", start=tuesday)))
+    assert rules(late_change(pair, on_call="sokafor"))[1] == (
+        "on-call",
+        "sokafor is not northwind-health's on-call owner on 2026-12-01, when the rollback window "
+        "ends (the calendar names mhara, jchen that day)",
     )
     # A calendar without a rota: any analyst on the roster may cover.
     open_rota = with_calendar(world, on_call=())
