@@ -37,6 +37,7 @@ from pipeline.gate.approvals import (
     sign,
     write_approval,
 )
+from pipeline.gate.authoring import new_request, next_request_id, sign_request
 from pipeline.gate.coverage import Coverage, check_requested_risk, cover
 from pipeline.gate.evidence import store_eml
 from pipeline.gate.identity import (
@@ -1700,3 +1701,91 @@ def test_a_manual_change_is_approved_by_a_peer_through_the_one_gate(world: World
     stored = SignedApprovalFiles(portfolio.root).approvals_for(plan.plan_hash, "CR-0007-nwh")
     assert [a.analyst for a in stored] == ["sokafor"]
     assert not stored[0].simulated
+
+
+# --- writing requests (authoring.new_request, next_request_id, sign_request) --------------------
+
+
+def test_a_new_request_holds_a_prompt_for_everything_the_analyst_supplies(world: World) -> None:
+    templates = load_templates(world[0].root)
+    text = new_request(
+        templates.get("emergency-rollback"),
+        NWH,
+        [f"{ZONE} _dmarc TXT", ZONE],
+        "jchen",
+        rollback_of="2026-1247",
+    )
+    lines = text.splitlines()
+    assert lines[:13] == [
+        '# Change request from the "Emergency rollback" ticket template '
+        "(policy/templates/emergency-rollback.yaml).",
+        "# Routes through: emergency: post-hoc peer review within 24 hours, logged at once.",
+        "# Schema: policy/schemas/change-request.schema.json",
+        "# Replace every <<...>> prompt; a request that still holds one is refused.",
+        "type: emergency-rollback",
+        'client: "northwind-health"',
+        "covers:",
+        '  - "northwind-health.example _dmarc TXT"',
+        '  - "northwind-health.example"',
+        'author: "jchen"',
+        'rationale: "<<what the rollback restores and why that stops the breakage>>"',
+        "evidence:",
+        '  - "<<bounce messages, report excerpts or the client\'s incident ticket>>"',
+    ]
+    assert lines[13:19] == [
+        'rollback_of: "2026-1247"',
+        'emergency_reason: "<<why this is an emergency: what is breaking now, since when (UTC), '
+        'for whom>>"',
+        "details:",
+        '  current_state: "<<the live record value that is breaking mail>>"',
+        '  target_state: "<<the value to roll back to>>"',
+        '  notified: "<<who was notified, and when (UTC): client contact, on-call peer>>"',
+    ]
+    assert lines[19].startswith("# requested_risk: low") and text.endswith("(the Friday rule)\n")
+    assert 'rollback_of: "<<the record number, e.g. 2026-1247>>"' in new_request(
+        templates.get("emergency-rollback"), NWH, [ZONE], "jchen"
+    )
+    platform = new_request(templates.get("platform"), NWH, [ZONE], "jchen").splitlines()
+    at = platform.index("steps:")
+    assert platform[at : at + 4] == [
+        "steps:",
+        '  - "<<each step at the platform, in order, e.g. Admin centre > Email authentication > '
+        'DKIM > Enable>>"',
+        "checklist:",
+        '  - "<<what proves it worked, e.g. a test mail to an outside mailbox passes DKIM as '
+        'd=client.example>>"',
+    ]
+    assert "details:" not in new_request(templates.get("other"), NWH, [ZONE], "jchen")
+
+
+def test_request_numbers_count_across_clients(tmp_path: Path) -> None:
+    assert next_request_id(tmp_path, NWH) == "CR-0001-northwind-health"
+    repo = copy_example(tmp_path / "repo")
+    assert next_request_id(repo, "contoso-retail") == "CR-0007-contoso-retail"
+    (repo / "changes/requests/CR-0123-x.yaml").write_text("")
+    (repo / "changes/requests/notes-CR-0999.txt").write_text("")
+    assert next_request_id(repo, NWH) == "CR-0124-northwind-health"
+
+
+def test_only_the_author_signs_a_request_and_the_signature_verifies(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path)
+    roster = load_roster(repo)
+    at = datetime(2026, 12, 1, 9, 30, 15, 999_000, tzinfo=UTC)
+    with pytest.raises(InputError) as caught:
+        sign_request(repo, "CR-0001-fabrikam-labs", load_signer(KEYS / "mhara.pem", roster), at)
+    assert caught.value.message == (
+        "the key is mhara's, but CR-0001-fabrikam-labs's author: is jchen"
+    )
+    assert caught.value.file == repo / "changes/requests/CR-0001-fabrikam-labs.yaml"
+    assert caught.value.line == 7
+    signed = sign_request(
+        repo, "CR-0001-fabrikam-labs", load_signer(KEYS / "jchen.pem", roster), at, roster
+    )
+    assert signed.signed_at == at.replace(microsecond=0)
+    assert signed.file == repo / "changes/requests/CR-0001-fabrikam-labs.sig.json"
+    read, problem = read_signature(signed.file)
+    assert problem is None and read == signed
+    assert verify_signature(roster, "jchen", signed.payload(), signed.signature)
+    with pytest.raises(InputError) as caught:
+        sign_request(repo, "CR-0404-nobody", load_signer(KEYS / "jchen.pem", roster), at)
+    assert "CR-0404-nobody" in caught.value.message
