@@ -337,6 +337,19 @@ def test_the_on_call_owner_covers_it_and_the_decision_names_them(world: World) -
     assert covered.freeze_exception == ""
 
 
+def test_an_on_call_owner_named_but_not_needed_is_not_recorded(world: World) -> None:
+    # Four hours from Tuesday 09:00 end at 13:00, watched: the cover was not used.
+    now = TIMES["in window"]
+    decision = gate(
+        world,
+        decide.Stage.APPLY,
+        [FactItem()],
+        approvals=(approval("sokafor", now),),
+        on_call="mhara",
+    )
+    assert decision.allowed and decision.on_call == ""
+
+
 def test_a_weekend_in_the_rollback_window_is_covered_the_same_way(world: World) -> None:
     thursday = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)  # 09:00 in Chicago
     items = [FactItem(rollback_hours=48)]
