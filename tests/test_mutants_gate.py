@@ -153,6 +153,12 @@ def test_an_emergency_that_loosens_skips_the_wait_for_a_review(world: World) -> 
     assert emergency.allowed, emergency.problems
     assert emergency.emergency == decide.Emergency("mail bouncing", "")
     assert emergency.items == tuple(items)
+    # Before apply nothing about the clock is decided or recorded.
+    assert (emergency.change_window, emergency.freeze_exception, emergency.on_call) == (
+        None,
+        "",
+        "",
+    )
     # The author's own sign-off is still needed: an unsigned emergency is missing its author.
     unsigned = gate(
         world, decide.Stage.REVIEW, items, emergency_reason="mail bouncing", signature=None
