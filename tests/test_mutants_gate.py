@@ -167,6 +167,16 @@ def test_an_emergency_that_loosens_skips_the_wait_for_a_review(world: World) -> 
     assert rules(unsigned) == []
 
 
+def test_an_emergency_rollback_request_is_an_emergency_without_a_stated_reason(
+    world: World,
+) -> None:
+    # The emergency-rollback type is an emergency by itself; the reason it records is then empty.
+    decision = gate(
+        world, decide.Stage.REVIEW, [FactItem((LOOSER,))], type=RequestType.EMERGENCY_ROLLBACK
+    )
+    assert decision.allowed and decision.emergency == decide.Emergency("", "")
+
+
 TIGHTENS = (
     "an emergency may only de-escalate (policy towards none, pct down, removing a record) or "
     "restore a value an earlier change record held; these changes do neither: {shown}. Declare "
