@@ -1090,6 +1090,13 @@ def test_a_ticket_template_allows_only_its_kinds_and_selectors(world: World) -> 
         "  CR-0001-nwh (CR-0001-nwh.yaml): northwind-health.example s2024._domainkey TXT is "
     )
     assert hint.startswith("File the change under a request of the right type")
+    # A rotation whose request does not name its current selector allows only the new one.
+    unnamed = replace(rotation, details=(("new_selector", "s2026"),))
+    (misfit,) = cover([new_key, third], [unnamed]).misfits
+    assert misfit[2] == (
+        "northwind-health.example s2024._domainkey TXT is selector 's2024', but the rotation is "
+        "from None to 's2026'"
+    )
     # A record the portfolio does not own is named as such; `other` takes any kind.
     mx = FactItem(name="", type="MX")
     (misfit,) = cover([mx], [rotation]).misfits
@@ -1111,9 +1118,10 @@ def test_a_request_may_ask_for_more_risk_than_computed_never_less() -> None:
         "CR-0001-nwh asks for low risk, but the risk rules classify its changes medium"
     )
     assert (caught.value.file, caught.value.line) == (Path("changes/requests/CR-0001-nwh.yaml"), 9)
-    assert caught.value.hint is not None and caught.value.hint.endswith(
-        "Set requested_risk: medium or remove it; if a rule is wrong, change it in "
-        "policy/risk-rules.yaml in its own reviewed change."
+    assert caught.value.hint == (
+        'Confidence isn\'t a substitute for peer review (seed: the "this is routine" '
+        "misclassification). Set requested_risk: medium or remove it; if a rule is wrong, change "
+        "it in policy/risk-rules.yaml in its own reviewed change."
     )
 
 
