@@ -1089,7 +1089,21 @@ def test_a_ticket_template_allows_only_its_kinds_and_selectors(world: World) -> 
         "2 plan item(s) outside their request's ticket template:\n"
         "  CR-0001-nwh (CR-0001-nwh.yaml): northwind-health.example s2024._domainkey TXT is "
     )
-    assert hint.startswith("File the change under a request of the right type")
+    assert hint == (
+        "File the change under a request of the right type (`dmarcops new TYPE`), or `type: "
+        "other` when no template fits; docs/evidence.md lists what each allows."
+    )
+    # Beside an uncovered change, both hints are given, one per line.
+    _, both = refusal(cover([dmarc, FactItem(zone="nwh-patients.example")], [rotation]))
+    assert both.startswith("File one: dmarcops new TYPE --client northwind-health --cover ")
+    assert "existing request for the same change).\n  File the change under" in both
+    # A template that takes several kinds names them all.
+    sender = replace(rotation, type=RequestType.NEW_SENDER, template=templates.get("new-sender"))
+    (misfit,) = cover([dmarc], [sender]).misfits
+    assert misfit[2] == (
+        "a new-sender request may change only dkim, spf records, and northwind-health.example "
+        "_dmarc TXT is dmarc"
+    )
     # A rotation whose request does not name its current selector allows only the new one.
     unnamed = replace(rotation, details=(("new_selector", "s2026"),))
     (misfit,) = cover([new_key, third], [unnamed]).misfits
