@@ -65,7 +65,7 @@ from pipeline.load.calendar_model import OnCall
 from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import ClientProfile, Portfolio, load_portfolio
 from pipeline.load.request_files import Selector
-from pipeline.model import Fact, RiskLevel, fact
+from pipeline.model import Fact, RecordKind, RiskLevel, fact
 from pipeline.reports.evidence import Evidence, SourceCount
 
 NWH = "northwind-health"
@@ -1840,3 +1840,28 @@ def test_only_the_author_signs_a_request_and_the_signature_verifies(tmp_path: Pa
     with pytest.raises(InputError) as caught:
         sign_request(repo, "CR-0404-nobody", load_signer(KEYS / "jchen.pem", roster), at)
     assert "CR-0404-nobody" in caught.value.message
+
+
+@dataclass(frozen=True)
+class PolicyEdit:
+    """A pending edit under policy/, as the plan lists it: no request covers it, a seal does."""
+
+    kind: object = RecordKind.POLICY
+    risk: RiskLevel = RiskLevel.HIGH
+    client: str = ""
+    zone: str = "policy"
+    name: str = "policy/gate.yaml"
+    type: str = "FILE"
+
+
+def test_a_policy_edit_needs_no_request_and_the_changes_after_it_still_do(world: World) -> None:
+    request = filed("CR-0001-nwh", ZONE)
+    dmarc = FactItem()
+    fabrikam = FactItem(client="fabrikam-labs", zone="fabrikam.example")
+    # The kind as the plan has it (an enum) or as text.
+    for edit in (PolicyEdit(), PolicyEdit(kind="policy")):
+        coverage = cover([edit, dmarc, fabrikam], [request])
+        assert coverage.covered == ((dmarc, request),)
+        assert coverage.uncovered == (fabrikam,)
+    # Any other kind needs its request.
+    assert cover([PolicyEdit(kind="dmarc")], [request]).uncovered == (PolicyEdit(kind="dmarc"),)
