@@ -11,7 +11,7 @@ import json
 import shutil
 import struct
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -840,6 +840,29 @@ def test_the_next_window_starts_late_enough_to_end_when_the_desk_opens(world: Wo
     found = next_window(northwind, utc("2026-12-01T13:00"), 22)
     assert found.ok and found.rollback.start == utc("2026-12-01T15:00")
     assert found.rollback.end == utc("2026-12-02T13:00")
+
+
+def test_the_next_window_looks_as_many_days_ahead_as_the_rollback_window_runs(
+    world: World,
+) -> None:
+    northwind = world[0].clients[NWH]
+    # 46 hours from 08:00 Tuesday end at 06:00 Thursday; from 09:00 at 07:00, as the desk opens.
+    found = next_window(northwind, utc("2026-12-01T13:00"), 46)
+    assert found.rollback.start == utc("2026-12-01T15:00")
+
+
+def test_the_next_window_is_never_before_the_moment_asked_about(world: World) -> None:
+    # At 09:30, 22 hours end at 07:30 the next day: watched, so now; not 09:00, which is past.
+    found = next_window(world[0].clients[NWH], utc("2026-12-01T15:30"), 22)
+    assert found.rollback.start == utc("2026-12-01T15:30")
+
+
+def test_the_next_window_may_be_a_later_window_the_same_day(world: World) -> None:
+    (standing,) = world[0].clients[NWH].calendar.windows
+    early, late = replace(standing, end=time(9)), replace(standing, start=time(10))
+    two = with_calendar(world, windows=(early, late))[0].clients[NWH]
+    # At 09:30 the 08:00-09:00 window has closed; the 10:00-11:00 one is still ahead today.
+    assert next_window(two, utc("2026-12-01T15:30"), 4).rollback.start == utc("2026-12-01T16:00")
 
 
 def test_the_next_window_starts_when_the_desk_opens(world: World) -> None:
