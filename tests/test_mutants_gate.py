@@ -48,7 +48,14 @@ from pipeline.gate.identity import (
     signing_bytes,
     verify_signature,
 )
-from pipeline.gate.manual import approve, judge, manual_items, manual_plan, manual_plan_hash
+from pipeline.gate.manual import (
+    ManualPlan,
+    approve,
+    judge,
+    manual_items,
+    manual_plan,
+    manual_plan_hash,
+)
 from pipeline.gate.requests import (
     ChangeRequest,
     ClientApproval,
@@ -1888,3 +1895,75 @@ def test_a_policy_edit_needs_no_request_and_the_changes_after_it_still_do(world:
         assert coverage.uncovered == (fabrikam,)
     # Any other kind needs its request.
     assert cover([PolicyEdit(kind="dmarc")], [request]).uncovered == (PolicyEdit(kind="dmarc"),)
+
+
+def test_a_manual_plans_hash_is_stable_so_stored_approvals_keep_counting(world: World) -> None:
+    request = manual_request(RequestType.PLATFORM, PLATFORM_DETAILS)
+    plan = manual_plan(world[0], request, TIMES["in window"], None)
+    # Approvals sign this value: any change to how it is computed voids every stored approval.
+    assert plan.plan_hash == "a5db9d41a8935651a08f45cb37b2161f682753e1307e3a8f5fdf68bc3eca7a04"
+
+
+def test_a_dkim_switch_is_judged_with_the_live_answers_of_its_plan(world: World) -> None:
+    portfolio, roster = world
+    now = TIMES["in window"]
+    details = (("current_selector", "selector1"), ("new_selector", "s2026"))
+    request = manual_request(RequestType.DKIM_SWITCH, details)
+    items = manual_items(portfolio, request, now)
+    plan_hash = manual_plan_hash(request, items)
+    peer = [sign(key("sokafor"), plan_hash, "CR-0007-nwh", "sokafor", now, REQ_SHA)]
+    published = {(zone, "s2026"): (True, "a valid key") for zone in DOMAINS}
+    plan = ManualPlan(request, items, plan_hash, published)
+    assert judge(portfolio, plan, decide.Stage.REVIEW, now, roster, peer).allowed
+    unchecked = ManualPlan(request, items, plan_hash, {})
+    assert [
+        p.rule
+        for p in decide.refused(judge(portfolio, unchecked, decide.Stage.REVIEW, now, roster, peer))
+    ] == [
+        "dkim-switch-unverified",
+        "dkim-switch-unverified",
+    ]
+
+
+def test_each_approval_of_a_manual_change_adds_to_those_before_it(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path)
+    portfolio, roster = load_portfolio(repo), load_roster(repo)
+    now = TIMES["in window"]
+    request = manual_request(RequestType.PLATFORM, PLATFORM_DETAILS)
+    plan = manual_plan(portfolio, request, now, None)
+    approve(portfolio, plan, load_signer(KEYS / "sokafor.pem", roster), now, roster)
+    given, after = approve(
+        portfolio, plan, load_signer(KEYS / "mhara.pem", roster), now, roster, simulated=True
+    )
+    assert given.simulated
+    assert [(e.role, e.who) for e in after.evidence] == [
+        ("author", "jchen"),
+        ("peer review", "sokafor"),
+        ("peer review", "mhara"),
+    ]
+    # Every refusal is named, on one line, against the request's file.
+    self_serve = replace(
+        portfolio,
+        clients={**portfolio.clients, NWH: replace(portfolio.clients[NWH], tier="self-serve")},
+    )
+    with pytest.raises(GateRefused) as caught:
+        approve(self_serve, plan, load_signer(KEYS / "jchen.pem", roster), now, roster)
+    assert caught.value.message == (
+        f"jchen may not approve CR-0007-nwh (medium risk): {SELF_SERVE} [self-serve-tier]; "
+        "jchen wrote CR-0007-nwh: the author cannot review it (the peer review is what catches "
+        "the mistakes the author missed) [author-approves-own]"
+    )
+    assert caught.value.file == Path("changes/requests/CR-0007-nwh.yaml")
+
+
+def test_a_key_is_written_where_asked_even_in_a_new_folder(tmp_path: Path) -> None:
+    path = tmp_path / "home/.config/dmarcops/ann.pem"
+    public = generate_key(path)
+    assert public_key_text(load_private_key(path)) == public
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(InputError) as caught:
+        generate_key(path)
+    assert (caught.value.file, caught.value.hint) == (
+        path,
+        "Choose another path: overwriting would lose the key the roster trusts.",
+    )
