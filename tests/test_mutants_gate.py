@@ -1902,6 +1902,12 @@ def test_a_manual_plans_hash_is_stable_so_stored_approvals_keep_counting(world: 
     plan = manual_plan(world[0], request, TIMES["in window"], None)
     # Approvals sign this value: any change to how it is computed voids every stored approval.
     assert plan.plan_hash == "a5db9d41a8935651a08f45cb37b2161f682753e1307e3a8f5fdf68bc3eca7a04"
+    # A value outside ASCII is hashed as its JSON escape, as every other signed payload is.
+    german = tuple(
+        (k, "aktiviert (geprüft)" if k == "new_value" else v) for k, v in PLATFORM_DETAILS
+    )
+    plan = manual_plan(world[0], replace(request, details=german), TIMES["in window"], None)
+    assert plan.plan_hash == "57ac52aa312c3469d93d118a6288cb57af5a33bee4895482835ba6c5b9d32d1c"
 
 
 def test_a_dkim_switch_is_judged_with_the_live_answers_of_its_plan(world: World) -> None:
