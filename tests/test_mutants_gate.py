@@ -1822,11 +1822,23 @@ def test_a_new_request_holds_a_prompt_for_everything_the_analyst_supplies(world:
         '  target_state: "<<the value to roll back to>>"',
         '  notified: "<<who was notified, and when (UTC): client contact, on-call peer>>"',
     ]
-    assert lines[19].startswith("# requested_risk: low") and text.endswith("(the Friday rule)\n")
+    # The optional fields, as comments to fill in.
+    assert lines[19:] == [
+        "# requested_risk: low          # optional; a level below the computed one is refused",
+        "# client_approval:             # required for high-risk changes (p=reject, removing a",
+        "#                              # sender, a regulated client's SPF/RUA, a freeze)",
+        "#   approver: name@client.example            # one of the client's authorised_approvers",
+        "#   at: 2026-06-08T09:14:00Z                 # UTC",
+        '#   reference: "<message-id@mail.client.example>"   # or a ticket id such as CHG-2291',
+        "# on_call: ROSTER-ID           # the client's on-call owner, who covers a rollback window",
+        "#                              # ending outside staffed hours (the Friday rule)",
+    ]
+    assert text.endswith("(the Friday rule)\n")
     assert 'rollback_of: "<<the record number, e.g. 2026-1247>>"' in new_request(
         templates.get("emergency-rollback"), NWH, [ZONE], "jchen"
     )
     platform = new_request(templates.get("platform"), NWH, [ZONE], "jchen").splitlines()
+    assert platform[0].startswith('# Change request from the "Platform change" ticket template')
     at = platform.index("steps:")
     assert platform[at : at + 4] == [
         "steps:",
