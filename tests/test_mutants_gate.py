@@ -1742,6 +1742,7 @@ def test_a_platform_change_is_one_item_per_domain_judged_by_the_risk_rules(world
     assert [(i.zone, i.fqdn, i.name, i.type) for i in items] == [
         (zone, zone, "", "PLATFORM") for zone in DOMAINS
     ]
+    assert {i.client for i in items} == {NWH}
     item = items[0]
     assert (item.before, item.after) == (("DKIM signing: disabled",), ("DKIM signing: enabled",))
     assert [str(f) for f in item.facts] == ["platform.setting disabled->enabled"]
