@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import struct
 from dataclasses import dataclass, replace
@@ -63,6 +64,7 @@ from pipeline.gate.requests import (
     RequestType,
     read_signature,
     signature_path,
+    signature_refusal,
 )
 from pipeline.gate.roster import Role as AnalystRole
 from pipeline.gate.roster import Roster, load_roster
@@ -2015,3 +2017,73 @@ def test_a_key_is_written_where_asked_even_in_a_new_folder(tmp_path: Path) -> No
         path,
         "Choose another path: overwriting would lose the key the roster trusts.",
     )
+
+
+def test_an_approval_file_is_written_as_sorted_json_and_never_replaced(tmp_path: Path) -> None:
+    given = approval("sokafor", TIMES["in window"])
+    path = write_approval(tmp_path, given)
+    assert path.read_text(encoding="utf-8") == (
+        json.dumps(given.to_json(), indent=2, sort_keys=True) + "\n"
+    )
+    with pytest.raises(InputError) as caught:
+        write_approval(tmp_path, given)
+    assert (caught.value.file, caught.value.hint) == (
+        path,
+        "An approval is never replaced; if this one is wrong, remove it in a reviewed commit and "
+        "approve again.",
+    )
+
+
+def test_a_plan_folder_is_listed_again_whenever_it_changes(tmp_path: Path) -> None:
+    now = TIMES["in window"]
+    write_approval(tmp_path, approval("sokafor", now))
+    folder = tmp_path / "changes/approvals" / PLAN
+    files = SignedApprovalFiles(tmp_path)
+    # A folder last changed long ago is listed once and remembered...
+    os.utime(folder, ns=(1_000_000_000, 1_000_000_000))
+    assert [a.analyst for a in files.approvals_for(PLAN, "CR-0001-nwh")] == ["sokafor"]
+    # ... until it changes.
+    write_approval(tmp_path, approval("mhara", now))
+    assert [a.analyst for a in files.approvals_for(PLAN, "CR-0001-nwh")] == ["mhara", "sokafor"]
+    # A folder changed in the last seconds is listed each time: a file added within the same
+    # clock tick leaves its time as it was.
+    fresh = SignedApprovalFiles(tmp_path)
+    stamp = folder.stat().st_mtime_ns
+    fresh.approvals_for(PLAN, "CR-0001-nwh")
+    write_approval(tmp_path, approval("jchen", now))
+    os.utime(folder, ns=(stamp, stamp))
+    assert len(fresh.approvals_for(PLAN, "CR-0001-nwh")) == 3
+
+
+def test_an_unreadable_approval_file_says_how_approvals_are_written(tmp_path: Path) -> None:
+    path = write_approval(tmp_path, approval("sokafor", TIMES["in window"]))
+    hint = "Approval files are written by `dmarcops approve`; never edit them."
+    path.write_text("{", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        SignedApprovalFiles(tmp_path).history("CR-0001-nwh")
+    assert caught.value.message.startswith("not an approval file")
+    assert (caught.value.file, caught.value.hint) == (path, hint)
+    path.write_text("[]", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        SignedApprovalFiles(tmp_path).history("CR-0001-nwh")
+    assert (caught.value.file, caught.value.hint) == (path, hint)
+
+
+def test_an_unsigned_request_is_refused_naming_the_file_to_sign(world: World) -> None:
+    roster = world[1]
+    request = request_of(RequestType.OTHER, "none", TIMES["in window"])
+    assert signature_refusal(request, roster) is None
+    unsigned = signature_refusal(replace(request, signature=None), roster)
+    assert unsigned is not None
+    assert unsigned.message == (
+        "CR-0001-nwh does not count: CR-0001-nwh.yaml is not signed by its author (the author "
+        "signs it: dmarcops sign-request CR-0001-nwh --key YOUR-KEY)"
+    )
+    assert unsigned.file == Path("changes/requests/CR-0001-nwh.yaml")
+    assert unsigned.exit_code == EXIT_GATE
+    assert unsigned.hint == (
+        "A request counts once its author has signed its current content (`dmarcops "
+        "sign-request ID --key FILE`); any later edit needs a new signature."
+    )
+    edited = signature_refusal(replace(request, sha256="d4" * 32), roster)
+    assert edited is not None and edited.file == Path("CR-0001-nwh.sig.json")
