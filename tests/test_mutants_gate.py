@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -2087,3 +2088,43 @@ def test_an_unsigned_request_is_refused_naming_the_file_to_sign(world: World) ->
     )
     edited = signature_refusal(replace(request, sha256="d4" * 32), roster)
     assert edited is not None and edited.file == Path("CR-0001-nwh.sig.json")
+
+
+def test_an_openssh_key_signs_as_its_roster_owner(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys/id_ed25519"
+    key_file.parent.mkdir()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "jchen", "-f", str(key_file)],
+        check=True,
+    )
+    public_line = key_file.with_suffix(".pub").read_text().strip()
+    roster = roster_with(tmp_path / "repo", JCHEN_KEY, f"'{public_line}'")
+    payload = signing_bytes({"purpose": "test"})
+    # The private key, or its .pub alone (an ssh-agent holds the private half).
+    for given in (key_file, key_file.with_suffix(".pub")):
+        signer = load_signer(given, roster)
+        assert (signer.analyst, signer.key, signer.ssh_key) == ("jchen", None, given)
+    signature = load_signer(key_file, roster).sign(payload)
+    assert signature.startswith("-----BEGIN SSH SIGNATURE-----")
+    assert verify_signature(roster, "jchen", payload, signature)
+    assert not verify_signature(roster, "jchen", payload + b"x", signature)
+    # The example roster does not know this key.
+    with pytest.raises(InputError) as caught:
+        load_signer(key_file, world_roster())
+    assert (caught.value.message, caught.value.file, caught.value.hint) == (
+        "this key is not on the analyst roster",
+        key_file,
+        "Use your own key (the one whose public half is in policy/roster.yaml).",
+    )
+    with pytest.raises(InputError) as caught:
+        load_signer(key_file, roster, claimed="sokafor")
+    assert caught.value.hint == "Who acts is the owner of the key that signs; pass your own key."
+
+
+def world_roster() -> Roster:
+    return load_roster(REPO)
+
+
+def test_a_public_key_reads_the_same_from_either_half(tmp_path: Path) -> None:
+    private = load_private_key(KEYS / "jchen.pem")
+    assert public_key_text(private) == public_key_text(private.public_key()) == JCHEN_KEY
