@@ -1224,6 +1224,9 @@ def test_a_stored_unsigned_mail_that_says_what_the_request_claims_counts(
 ) -> None:
     eml = stored(world, tmp_path, MAIL)
     assert eml == f"changes/evidence/{hashlib.sha256(MAIL.encode()).hexdigest()}.eml"
+    # Stored as received, readable by everyone who checks out the repository.
+    assert (world[0].root / eml).read_bytes() == MAIL.encode()
+    assert (world[0].root / eml).stat().st_mode & 0o777 == 0o644
     # Storing it again finds the same file.
     assert stored(world, tmp_path, MAIL) == eml
     decision = by_mail(world, eml)
@@ -1266,6 +1269,9 @@ def test_a_mail_that_says_something_else_is_named_for_each_difference(
     ]
     eml = placed(world, lax)
     assert f"{eml} has no readable Date header" in client_missing(by_mail(world, eml))
+    # A Date in an unknown zone (-0000, RFC 5322 3.3) is no moment either.
+    eml = placed(world, MAIL.replace("-0600", "-0000"))
+    assert client_missing(by_mail(world, eml)) == [f"{eml} has no readable Date header"]
 
 
 def test_a_stored_mail_must_still_be_the_mail_that_was_stored(world: World, tmp_path: Path) -> None:
@@ -1294,13 +1300,20 @@ def test_only_one_approving_mail_with_a_sender_is_stored(world: World, tmp_path:
     with pytest.raises(InputError) as caught:
         store_eml(world[0].root, source)
     assert caught.value.message == "not an e-mail: it has no From address"
-    assert caught.value.file == source
+    assert (caught.value.file, caught.value.hint) == (
+        source,
+        "Save the message as received, headers included (.eml), not a forward or print.",
+    )
     # One byte over the 10 MiB an approval may take.
     dump = tmp_path / "mailbox.eml"
     dump.write_bytes(MAIL.encode().ljust(10 * 1024 * 1024 + 1, b"x"))
     with pytest.raises(InputError) as caught:
         store_eml(world[0].root, dump)
     assert caught.value.message == f"{10 * 1024 * 1024 + 1} bytes is not one approving e-mail"
+    assert (caught.value.file, caught.value.hint) == (
+        dump,
+        "Save the single message (in your mail client: Save as / Download .eml).",
+    )
 
 
 # --- the analyst roster (roster.load_roster and its look-ups) -----------------------------------
