@@ -1350,7 +1350,10 @@ def test_a_repository_without_a_roster_is_told_to_write_one(tmp_path: Path) -> N
         load_roster(tmp_path)
     assert caught.value.message == "no analyst roster"
     assert caught.value.file == tmp_path / "policy/roster.yaml"
-    assert (caught.value.hint or "").startswith("Create policy/roster.yaml")
+    assert caught.value.hint == (
+        "Create policy/roster.yaml (see policy/schemas/roster.schema.json); `dmarcops keygen` "
+        "prints each analyst's public key."
+    )
 
 
 def test_a_key_that_is_not_ed25519_is_named_at_its_line(tmp_path: Path) -> None:
@@ -1358,6 +1361,12 @@ def test_a_key_that_is_not_ed25519_is_named_at_its_line(tmp_path: Path) -> None:
     assert roster_error(tmp_path / "a", JCHEN_KEY, truncated) == (
         "a key of 'jchen' is not an Ed25519 public key",
         15,
+    )
+    with pytest.raises(InputError) as caught:
+        roster_with(tmp_path / "hint", JCHEN_KEY, truncated)
+    assert caught.value.hint == (
+        "Paste the base64 line `dmarcops keygen` printed (32 raw bytes), or an OpenSSH "
+        "`ssh-ed25519 AAAA...` public key line."
     )
     # A rotated-out key in public_keys is checked too, at its own line.
     rotated = ssh_line("yzZbZo6jjx0wfZrBf0XB6o7sGTNZpGPRJ+vV3JAvXsk=")
@@ -1420,6 +1429,14 @@ def test_a_roster_reads_both_key_forms(tmp_path: Path) -> None:
     assert roster.id_of_key("H9IRYgV4HSH9KOZ2lAIUa3xF1XTZdQP2Ryk5pTcEdSs=") == "mhara"
     assert roster.id_of_key("not a key") is None
     assert roster.id_of_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5") is None
+
+
+def test_keys_may_all_be_listed_under_public_keys(tmp_path: Path) -> None:
+    roster = roster_with(tmp_path, f"public_key: {JCHEN_KEY}", f"public_keys: ['{JCHEN_KEY}']")
+    jchen = roster.get("jchen")
+    assert jchen is not None and (jchen.public_key, jchen.other_keys) == (JCHEN_KEY, ())
+    # The start date is read: the first 30 days after it are shadowing.
+    assert jchen.start_date == date(2024, 3, 4)
 
 
 def test_a_github_account_is_the_rosters_by_its_id_first(world: World) -> None:
