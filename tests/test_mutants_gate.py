@@ -1520,7 +1520,9 @@ def test_a_signature_file_that_is_not_json_cannot_be_read(tmp_path: Path) -> Non
     )
     sig, problem = signature_file(tmp_path, "{not json")
     assert sig is None and problem is not None
-    assert problem.startswith("cannot read its signature file CR-0001-nwh.sig.json: ")
+    assert problem.startswith(
+        "cannot read its signature file CR-0001-nwh.sig.json: request signature: "
+    )
 
 
 # --- whose key signs (identity.load_signer, load_private_key, generate_key, verify_signature) ---
@@ -1959,6 +1961,11 @@ class PolicyEdit:
     type: str = "FILE"
 
 
+def test_a_manual_request_never_claims_a_planned_record(world: World) -> None:
+    platform = filed("CR-0007-nwh", ZONE, rtype=RequestType.PLATFORM)
+    assert cover([FactItem()], [platform]).uncovered == (FactItem(),)
+
+
 def test_a_policy_edit_needs_no_request_and_the_changes_after_it_still_do(world: World) -> None:
     request = filed("CR-0001-nwh", ZONE)
     dmarc = FactItem()
@@ -2056,6 +2063,17 @@ def test_an_approval_file_is_written_as_sorted_json_and_never_replaced(tmp_path:
     assert path.read_text(encoding="utf-8") == (
         json.dumps(given.to_json(), indent=2, sort_keys=True) + "\n"
     )
+    assert json.loads(path.read_text())["format_version"] == 2
+    # What was written reads back the same, a rehearsal's flag and the source included.
+    rehearsed = sign(
+        key("mhara"), PLAN, "CR-0001-nwh", "mhara", given.approved_at, REQ_SHA, simulated=True
+    )
+    write_approval(tmp_path, rehearsed)
+    review = replace(given, analyst="jchen", source="github", reference="", signature="")
+    write_approval(tmp_path, review)
+    read = {a.analyst: a for a in SignedApprovalFiles(tmp_path).history("CR-0001-nwh")}
+    assert read["mhara"].simulated and not read["sokafor"].simulated
+    assert read["jchen"].source == "github"
     with pytest.raises(InputError) as caught:
         write_approval(tmp_path, given)
     assert (caught.value.file, caught.value.hint) == (
