@@ -1401,6 +1401,15 @@ def test_no_two_people_share_an_id_an_address_an_account_or_a_key(
     )
 
 
+def test_a_shared_identity_is_refused_saying_why(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        roster_with(tmp_path, "id: sokafor", "id: jchen")
+    assert caught.value.hint == (
+        "Each person has their own id, e-mail, GitHub account and keys: a shared key would let "
+        "one person sign as another."
+    )
+
+
 def test_one_person_listing_the_same_key_twice_is_refused(tmp_path: Path) -> None:
     twice = f"{JCHEN_KEY}\n    public_keys: ['{JCHEN_KEY}']"
     assert roster_error(tmp_path, JCHEN_KEY, twice) == (
@@ -1936,6 +1945,10 @@ def test_only_the_author_signs_a_request_and_the_signature_verifies(tmp_path: Pa
     )
     assert caught.value.file == repo / "changes/requests/CR-0001-fabrikam-labs.yaml"
     assert caught.value.line == 7
+    assert caught.value.hint == (
+        "A request is signed by its author. To take it over, set author: to your own roster id "
+        "first (the author is who is accountable for it)."
+    )
     signed = sign_request(
         repo, "CR-0001-fabrikam-labs", load_signer(KEYS / "jchen.pem", roster), at, roster
     )
@@ -1943,6 +1956,7 @@ def test_only_the_author_signs_a_request_and_the_signature_verifies(tmp_path: Pa
     assert signed.file == repo / "changes/requests/CR-0001-fabrikam-labs.sig.json"
     read, problem = read_signature(signed.file)
     assert problem is None and read == signed
+    assert signed.file.read_text() == json.dumps(signed.to_json(), indent=2, sort_keys=True) + "\n"
     assert verify_signature(roster, "jchen", signed.payload(), signed.signature)
     with pytest.raises(InputError) as caught:
         sign_request(repo, "CR-0404-nobody", load_signer(KEYS / "jchen.pem", roster), at)
