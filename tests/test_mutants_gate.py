@@ -1745,8 +1745,20 @@ def test_a_saved_plan_is_read_only_when_its_hash_is_the_hash_of_its_changes(
         path,
         "Save one with `dmarcops plan --out plan.json`.",
     )
+    # A value outside ASCII is hashed as its JSON escape, as `dmarcops plan` hashes it.
+    accented = replace(
+        change, after=("v=DMARC1; p=reject; ruf=mailto:é@x.example",), ttl_before=None
+    )
+    assert hash_of_changes([accented]) == (
+        "95c4e5e191adbed29859b02bc50712d91604687ee0a66b7455a790c932ac7b11"
+    )
     with pytest.raises(InputError) as caught:
         load_plan_file(saved_plan(tmp_path, after=["v=DMARC1; p=quarantine"]))
+    edited = replace(change, after=("v=DMARC1; p=quarantine",))
+    assert caught.value.message == (
+        f"the plan's plan_hash {plan.plan_hash[:16]} is not the hash of its changes "
+        f"({hash_of_changes([edited])[:16]})"
+    )
     assert (caught.value.file, caught.value.hint) == (
         path,
         "The file was edited after `dmarcops plan` wrote it: plan again.",
@@ -1755,6 +1767,7 @@ def test_a_saved_plan_is_read_only_when_its_hash_is_the_hash_of_its_changes(
     with pytest.raises(InputError) as caught:
         load_plan_file(path)
     assert caught.value.message.startswith("not a JSON plan")
+    assert caught.value.hint == "Save one with `dmarcops plan --out plan.json`."
 
 
 # --- manual changes (manual.manual_items, manual_plan, judge, approve) ---------------------------
