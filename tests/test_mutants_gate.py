@@ -1437,6 +1437,10 @@ def test_a_roster_reads_both_key_forms(tmp_path: Path) -> None:
     assert roster.id_of_key(f"  {ssh_line(rotated)}  ") == "jchen"
     assert roster.id_of_key("H9IRYgV4HSH9KOZ2lAIUa3xF1XTZdQP2Ryk5pTcEdSs=") == "mhara"
     assert roster.id_of_key("not a key") is None
+    # A key with a character that is not base64 is not read around it.
+    assert roster.id_of_key(JCHEN_KEY[:10] + "!" + JCHEN_KEY[10:]) is None
+    line = ssh_line(JCHEN_KEY).split()
+    assert roster.id_of_key(f"{line[0]} {line[1][:10]}!{line[1][10:]}") is None
     assert roster.id_of_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5") is None
 
 
