@@ -192,58 +192,14 @@ def write_repo(repo: Path, zones: list[dict[str, Any]]) -> int:
 
 def add_history(repo: Path, count: int) -> None:
     """`count` earlier change records (sealed, signed ledger lines after the repository's
-    genesis; as benchmarks/audit_scale.py builds them), then the record index built, as any
+    genesis, as benchmarks/audit_scale.py builds them), then the record index built, as any
     earlier command leaves it."""
-    from dataclasses import replace as replaced
-    from datetime import timedelta
+    from audit_scale import append_sealed
 
-    from signing import JCHEN, MHARA
-    from test_records import T0, make_record
-
-    from pipeline.records.ledger import GENESIS, LedgerEntry, LedgerEvent
-    from pipeline.records.record import Outcome
-    from pipeline.records.store import RecordStore, record_file_bytes
+    from pipeline.records.store import RecordStore
 
     store = RecordStore(repo / "changes")
-    store.records_dir.mkdir(parents=True, exist_ok=True)
-    last = store.ledger.read()[-1]
-    prev, seq = last.entry_sha256, last.seq
-    lines: list[str] = []
-    per_year: dict[int, int] = {}
-    first = T0.replace(hour=9, minute=30)
-    for n in range(count):
-        at = first + timedelta(days=n // 30, minutes=5 * (n % 30))
-        per_year[at.year] = per_year.get(at.year, 0) + 1
-        rid = f"{at.year:04d}-{per_year[at.year]:04d}"
-        record = make_record(rid, executed_at=at)
-        sealed = replaced(
-            record,
-            outcome=Outcome.ACCEPTED,
-            closed_at=record.rollback_window.end,
-            closed_by="mhara",
-            sealed=True,
-        )
-        for event, who, body, record_prev in (
-            (LedgerEvent.CREATED, JCHEN, record.sha256(), GENESIS),
-            (LedgerEvent.SEALED, MHARA, sealed.sha256(), record.sha256()),
-        ):
-            seq += 1
-            entry = LedgerEntry.make(
-                seq=seq,
-                event=event,
-                signer=who,
-                at=at,
-                prev=prev,
-                record_id=rid,
-                record_sha256=body,
-                record_prev=record_prev,
-            )
-            prev = entry.entry_sha256
-            lines.append(entry.to_line())
-        (store.records_dir / f"{rid}.json").write_bytes(record_file_bytes(sealed))
-        (store.records_dir / f"{rid}.md").write_text(sealed.render_markdown(), encoding="utf-8")
-    with store.ledger.path.open("a", encoding="utf-8") as handle:
-        handle.writelines(lines)
+    append_sealed(store, count)
     store.reindex()
 
 

@@ -57,8 +57,15 @@ DMARCOPS = str(Path(sys.executable).with_name("dmarcops"))
 
 
 def build(root: Path, count: int) -> RecordStore:
-    """N sealed records: created by jchen, sealed by mhara, ledger lines signed as they would be."""
+    """A repository of N sealed records after the example's genesis (append_sealed)."""
     store = genesis(root)
+    append_sealed(store, count)
+    return store
+
+
+def append_sealed(store: RecordStore, count: int) -> None:
+    """N sealed records after the ledger's last line: created by jchen, sealed by mhara, ledger
+    lines signed as they would be (benchmarks/apply_vs_dnspython.py's --history uses it too)."""
     store.records_dir.mkdir(parents=True, exist_ok=True)
     entries = store.ledger.read()
     prev = entries[-1].entry_sha256
@@ -101,7 +108,6 @@ def build(root: Path, count: int) -> RecordStore:
         (store.records_dir / f"{rid}.md").write_text(sealed.render_markdown(), encoding="utf-8")
     with store.ledger.path.open("a", encoding="utf-8") as handle:
         handle.writelines(lines)
-    return store
 
 
 def verify_child(root: Path) -> None:
