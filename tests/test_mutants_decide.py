@@ -234,6 +234,19 @@ def test_evidence_from_the_future_and_several_failing_sources() -> None:
     ]
 
 
+def test_a_rate_just_below_a_threshold_is_never_shown_at_it() -> None:
+    """1899 of 2000 (94.95 %) is refused below 95 %: rounded to one place it read "95.0%" in
+    "below 95%". Where rounding reaches the threshold the rate is rounded down instead; elsewhere
+    it is rounded as before (97.897 % is "97.90%" in the test above)."""
+    now = UNTIL + timedelta(days=1)
+    overall = evidence(100_000, 97_999)  # 97.999 %: rounded, "98.00%"
+    assert decide.evidence_shortfalls(overall, NEED, now) == ["pass rate 97.99%, below 98%"]
+    source = evidence(20_000, 19_600, (SourceCount("192.0.2.1", 2000, 1899),))
+    assert decide.evidence_shortfalls(source, NEED, now) == [
+        "major sources below 95%: 192.0.2.1 (94.9% of 2000)"
+    ]
+
+
 # --- peer approvals ------------------------------------------------------------------------
 
 

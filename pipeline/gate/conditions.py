@@ -77,8 +77,8 @@ def evidence_shortfalls(evidence: Evidence, need: PassRateThreshold, now: dateti
     if evidence.messages < need.min_messages:
         found.append(f"{evidence.messages} messages, fewer than {need.min_messages}")
     if evidence.messages and evidence.dmarc_pass * 100 < need.min_pass_rate * evidence.messages:
-        rate = 100 * evidence.dmarc_pass / evidence.messages
-        found.append(f"pass rate {rate:.2f}%, below {need.min_pass_rate:g}%")
+        rate = percent_below(evidence.dmarc_pass, evidence.messages, 2, need.min_pass_rate)
+        found.append(f"pass rate {rate}%, below {need.min_pass_rate:g}%")
     failing = [
         s
         for s in evidence.sources
@@ -89,11 +89,25 @@ def evidence_shortfalls(evidence: Evidence, need: PassRateThreshold, now: dateti
         found.append(
             f"major sources below {need.min_source_pass_rate:g}%: "
             + ", ".join(
-                f"{s.source_ip} ({100 * s.dmarc_pass / s.messages:.1f}% of {s.messages})"
+                f"{s.source_ip} "
+                f"({percent_below(s.dmarc_pass, s.messages, 1, need.min_source_pass_rate)}% "
+                f"of {s.messages})"
                 for s in failing
             )
         )
     return found
+
+
+def percent_below(part: int, whole: int, decimals: int, threshold: float) -> str:
+    """100 * part / whole to `decimals` places, for a rate refused as below `threshold`: rounded
+    as usual, except where rounding would reach the threshold, which is then rounded down (1899
+    of 2000 read "95.0%" in "below 95%"; it reads "94.9%")."""
+    shown = f"{100 * part / whole:.{decimals}f}"
+    if float(shown) < threshold:
+        return shown
+    scaled = part * 100 * 10**decimals // whole
+    whole_part, fraction = divmod(scaled, 10**decimals)
+    return f"{whole_part}.{fraction:0{decimals}d}" if decimals else str(whole_part)
 
 
 def report_evidence_problems(
