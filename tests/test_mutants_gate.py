@@ -1304,16 +1304,23 @@ def test_only_one_approving_mail_with_a_sender_is_stored(world: World, tmp_path:
         source,
         "Save the message as received, headers included (.eml), not a forward or print.",
     )
-    # One byte over the 10 MiB an approval may take.
+    # Over the 10 MiB an approval may take, by one byte or by a mailbox: the same refusal, with
+    # the real limit (a file two bytes over was read_bytes's, naming a limit one byte too high).
+    limit = 10 * 1024 * 1024
     dump = tmp_path / "mailbox.eml"
-    dump.write_bytes(MAIL.encode().ljust(10 * 1024 * 1024 + 1, b"x"))
-    with pytest.raises(InputError) as caught:
-        store_eml(world[0].root, dump)
-    assert caught.value.message == f"{10 * 1024 * 1024 + 1} bytes is not one approving e-mail"
-    assert (caught.value.file, caught.value.hint) == (
-        dump,
-        "Save the single message (in your mail client: Save as / Download .eml).",
-    )
+    for size in (limit + 1, limit + 2, 3 * limit):
+        dump.write_bytes(MAIL.encode().ljust(size, b"x"))
+        with pytest.raises(InputError) as caught:
+            store_eml(world[0].root, dump)
+        assert caught.value.message == (
+            f"{size} bytes is not one approving e-mail (at most {limit})"
+        ), size
+        assert (caught.value.file, caught.value.hint) == (
+            dump,
+            "Save the single message (in your mail client: Save as / Download .eml).",
+        )
+    dump.write_bytes(MAIL.encode().ljust(limit, b"x"))  # at the limit: a mail like any other
+    assert store_eml(world[0].root, dump).parent == Path("changes") / "evidence"
 
 
 # --- the analyst roster (roster.load_roster and its look-ups) -----------------------------------

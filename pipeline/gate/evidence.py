@@ -11,11 +11,13 @@ unverified: it proves no more than the typed fields.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,14 +88,18 @@ class MailVerdict:
 
 def store_eml(root: Path, source: Path) -> Path:
     """Copy an .eml into changes/evidence/ under its SHA-256; the stored path, relative to root."""
-    # A file the user names: anywhere, but only a regular file (no FIFO, device or link).
-    raw = read_bytes(source, limit=MAX_EML_BYTES + 1, outside_ok=True)
-    if len(raw) > MAX_EML_BYTES:
-        raise InputError(
-            f"{len(raw)} bytes is not one approving e-mail",
-            file=source,
-            hint="Save the single message (in your mail client: Save as / Download .eml).",
-        )
+    # A file the user names: anywhere, but only a regular file (no FIFO, device or link). Its
+    # size is looked at first, so a mailbox of any size is named as one (read_bytes would refuse
+    # it too, in its own words); one that grows after the look is read_bytes's to refuse.
+    with contextlib.suppress(OSError):  # missing or unreadable: read_bytes says which
+        found = os.lstat(source)
+        if stat.S_ISREG(found.st_mode) and found.st_size > MAX_EML_BYTES:
+            raise InputError(
+                f"{found.st_size} bytes is not one approving e-mail (at most {MAX_EML_BYTES})",
+                file=source,
+                hint="Save the single message (in your mail client: Save as / Download .eml).",
+            )
+    raw = read_bytes(source, limit=MAX_EML_BYTES, outside_ok=True)
     mail = parse_mail(raw, Path())
     if mail.from_address is None:
         raise InputError(
