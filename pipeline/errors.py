@@ -42,6 +42,9 @@ class DmarcopsError(Exception):
         self.line = line
         self.column = column  # 1-based, where the parser knows it (file:line:column)
         self.hint = hint
+        # Problems found in the same pass, reported before this one (a portfolio with several
+        # broken policy files): the CLI prints them all; a library caller reads them here.
+        self.also: tuple[DmarcopsError, ...] = ()
 
     @property
     def where(self) -> str:

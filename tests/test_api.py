@@ -158,6 +158,29 @@ def test_the_library_prints_no_zone_problem_and_returns_them_all(
     assert f"error: {report.zone_problems[0]}" in err
 
 
+def test_the_library_prints_no_policy_problem_and_raises_them_all(
+    repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Two broken client profiles (and what follows from them): the first problem is raised, the
+    # others ride on it (`also`); nothing is written to the caller's stderr. The CLI prints them
+    # all, each with its file, as it printed them before.
+    broken = [
+        repo / "policy/clients/fabrikam-labs.yaml",
+        repo / "policy/clients/contoso-retail.yaml",
+    ]
+    for path in broken:
+        path.write_text(path.read_text() + "no_such_setting: 1\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        api.plan(repo, at=AT)
+    assert capfd.readouterr().err == ""
+    found = [caught.value, *caught.value.also]
+    assert {str(p) for p in broken} <= {str(p.file) for p in found}
+    code, _, err = cli(repo, "plan", "--at", AT_TEXT)
+    assert code == 1
+    for problem in found:
+        assert f"error: {problem}" in err
+
+
 def test_validate_matches_the_command(repo: Path) -> None:
     report = api.validate(repo)
     assert report.ok

@@ -67,7 +67,8 @@ def echo_warning(text: str) -> None:
 
 
 def report_error(exc: DmarcopsError) -> None:
-    echo_error(str(exc), "refused: " if isinstance(exc, GateRefused) else "error: ")
+    for problem in (*exc.also, exc):
+        echo_error(str(problem), "refused: " if isinstance(problem, GateRefused) else "error: ")
 
 
 def parse_selector(text: str, option: str) -> Selector:

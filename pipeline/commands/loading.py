@@ -106,8 +106,8 @@ def load_for_plan(
                 else:
                     problems.extend(found)
     if problems:
-        for problem in problems[1:]:
-            echo_error(str(problem))
+        # All of them, none printed here (pipeline.api's callers get them on the exception).
+        problems[0].also = tuple(problems[1:])
         raise problems[0]
     assert portfolio is not None and roster is not None
     return portfolio, broken, roster
