@@ -166,7 +166,9 @@ def _read_policy(text: str) -> tuple[dict[str, list[str]], list[Finding]]:
     max_age = fields.get("max_age", ["0"])[0]
     if not ascii_number(max_age) or int(max_age) > MAX_AGE_LIMIT:
         error(f"max_age must be a whole number of seconds from 0 to {MAX_AGE_LIMIT}, not {max_age}")
-    if mode != "none" and not fields.get("mx"):
+    # Only for a mode senders accept: a policy with another mode is discarded whatever its mx
+    # lines (said once, above).
+    if mode in MODES and mode != "none" and not fields.get("mx"):
         error(f"mode {mode} needs at least one mx line naming the domain's MX hosts")
     for mx in fields.get("mx", []):
         # RFC 8461 3.2 sts-policy-mx-value = ["*."] Domain, RFC 5321 4.1.2's Domain: host-name
