@@ -109,27 +109,11 @@ class DirectoryFiles:
         readable one meanwhile): the path is built only here, off the common case."""
         return read_bytes(self.directory / name, root=self.root)
 
-    def exists(self, name: str) -> bool:
-        """Anything at the name, a dangling link included (pipeline.load.files.exists)."""
-        if self._fd is None:
-            return os.path.lexists(self.directory / name)
-        try:
-            os.stat(name, dir_fd=self._fd, follow_symlinks=False)
-        except OSError:
-            return False
-        return True
-
-    def read_text(self, name: str) -> str | None:
-        """The file as UTF-8 text; None when it cannot be read or decoded (the caller reports a
-        mismatch, as for a missing rendering)."""
-        try:
-            return self.read(name).decode("utf-8")
-        except (InputError, UnicodeDecodeError):
-            return None
-
     def text_if_present(self, name: str) -> str | Absent | None:
-        """ABSENT when nothing is at the name (exists() false), else read_text(): one look at
-        the name instead of two."""
+        """ABSENT when nothing at all is at the name (pipeline.load.files.exists false: a dangling
+        link is something); else the file as UTF-8 text, or None when it cannot be read or
+        decoded (the caller reports a mismatch, as for a missing rendering). One look at the
+        name."""
         try:
             data = self._read(name, absent_ok=True)
         except InputError:

@@ -16,7 +16,7 @@ import orjson
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer, signature_holds
 from pipeline.gate.roster import Roster
-from pipeline.load.files import read_bytes, read_text
+from pipeline.load.files import read_bytes
 from pipeline.load.jsonfile import parse_json
 from pipeline.records.record import (
     RECORD_ID,
@@ -204,14 +204,6 @@ def _load_json(raw: bytes, path: Path, floats: list[str] | None = None) -> objec
             "not a JSON change record: not UTF-8 text", file=path, line=line, hint=hint
         ) from None
     return parse_json(text, path, "not a JSON change record", hint, floats)
-
-
-def _text_or_none(path: Path) -> str | None:
-    """A record's markdown for comparison; None (a mismatch) when it is not a readable file."""
-    try:
-        return read_text(path, root=path.parent.parent.parent)
-    except InputError:
-        return None
 
 
 def _parse(raw: bytes, path: Path) -> ChangeRecord:
