@@ -17,7 +17,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -167,6 +168,17 @@ class NamedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """named stopped (SIGSTOP) for the block: its sockets stay open and nothing answers, as
+        a server that hangs mid-update; continued (SIGCONT) however the block ends."""
+        assert self._proc is not None, "named is not running"
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._proc.send_signal(signal.SIGCONT)
 
     @property
     def directory(self) -> Path:

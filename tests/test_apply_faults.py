@@ -378,14 +378,9 @@ def test_sigkill_of_recover_over_records_the_apply_finished_is_recovered_again(
     # each record is the apply's finished one, which the files no longer hold. The next recover
     # finishes them from the versions the ledger logged at creation.
     run = Apply(repo, repo / "plan.json", "intent:beta.example", sender_dns)
-    named = client_dns._proc
-    assert named is not None
-    named.send_signal(signal.SIGSTOP)
-    try:
+    with client_dns.frozen():
         code, output = run.go()
         assert code == 1, output
-    finally:
-        named.send_signal(signal.SIGCONT)
     assert [r["executed_at"] != "" for r in records(repo)] == [True, True]
     assert all("recovery" not in r for r in records(repo))
     _recover_killed_between_its_files_and_ledger_lines(repo, sender_dns)
@@ -567,18 +562,13 @@ def test_named_frozen_mid_update_leaves_a_journal_until_it_answers(
     repo: Path, client_dns: NamedServer, sender_dns: NamedServer
 ) -> None:
     run = Apply(repo, repo / "plan.json", "intent:beta.example", sender_dns)
-    named = client_dns._proc
-    assert named is not None
-    named.send_signal(signal.SIGSTOP)
-    try:
+    with client_dns.frozen():
         code, output = run.go()
         assert code == 1, output
         journal = list((repo / "changes" / "journal").glob("*.jsonl"))
         assert len(journal) == 1  # beta's outcome is unknown: kept for recover
         refused = cli(repo, "recover", "--key", str(KEYS / "jchen.pem"))
         assert refused.exit_code == 2 and "the journal stays" in refused.output
-    finally:
-        named.send_signal(signal.SIGCONT)
     recover(repo)
     assert unaccounted(repo, client_dns) == []
     audit_ok(repo)
