@@ -61,6 +61,32 @@ def test_b1(value: str, expected: list[Severity]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("v=BIMI1; l=https://exa!mple.com/logo.svg", "the label exa!mple holds '!'"),
+        ("v=BIMI1; l=https://brand/logo.svg", "brand is a single label, not a domain"),
+        ("v=BIMI1; l=https://b_x.example/logo.svg", "the label b_x holds '_'"),
+        ("v=BIMI1; l=https://192.0.2.1/logo.svg", "the top label 1 is not a top-level domain"),
+        (
+            "v=BIMI1; l=https://b.example/logo.svg; a=https://-vmc.example/v.pem",
+            "the label -vmc starts or ends with a hyphen",
+        ),
+    ],
+)
+def test_b1_url_hosts_are_domains(value: str, says: str) -> None:
+    # A logo or evidence URL is fetched by name over TLS: its host is checked as any domain.
+    findings = bimi.validate("default._bimi", "TXT", (value,), ctx(with_dmarc("p=reject")))
+    errors = [f.message for f in findings if f.code == "B1" and f.severity is Severity.ERROR]
+    assert len(errors) == 1 and says in errors[0], errors
+
+
+def test_b1_url_host_with_port_and_capitals_is_a_domain() -> None:
+    value = "v=BIMI1; l=https://Brand.Example.COM:443/logo.svg"
+    findings = bimi.validate("default._bimi", "TXT", (value,), ctx(with_dmarc("p=reject")))
+    assert found(findings, "B1") == []
+
+
+@pytest.mark.parametrize(
     ("policy", "qualifies"),
     [
         ("p=none", False),

@@ -14,7 +14,14 @@ from pipeline.diff.context import ZoneContext
 from pipeline.diff.dmarc import bimi_domain, bimi_problem_of, dmarc_name_for
 from pipeline.diff.errors import RecordSyntaxError
 from pipeline.diff.rrset import diff_single_record
-from pipeline.diff.taglist import Tag, parse_tag_list, require_version, tag_value
+from pipeline.diff.taglist import (
+    Tag,
+    domain_problem,
+    parse_tag_list,
+    require_version,
+    tag_value,
+    uri_host,
+)
 from pipeline.model import Fact, Finding, Severity, fact
 
 
@@ -65,7 +72,9 @@ def _url_problem(tag: str, url: str, what: str) -> str | None:
         return f"{tag}={url}: several URIs; {tag}= holds exactly one https URL of {what}"
     if not _is_https(url):
         return f"{tag}={url}: {what} must be an https URL"
-    return None
+    # Mail clients fetch it by name over TLS: the host is a domain, checked as every other one.
+    problem = domain_problem(uri_host(url, size_limit=False) or "")
+    return f"{tag}={url}: {problem}" if problem else None
 
 
 def _tag_findings(tags: tuple[Tag, ...], name: str) -> list[Finding]:
