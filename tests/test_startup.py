@@ -274,3 +274,22 @@ def test_the_modules_read_before_planning_import_nothing_heavy(module: str) -> N
 
     assert module in modules  # the probe imported what it names
     assert heavy(modules) == []
+
+
+@pytest.mark.parametrize(("flags", "level"), [((), "ERROR"), (("--verbose",), "INFO")])
+def test_a_plan_that_plans_configures_octodns_logging_first(
+    repo: Path, flags: tuple[str, ...], level: str
+) -> None:
+    # `plan` configures logging itself, after the shortcut is ruled out: octoDNS's warnings
+    # stay hidden without --verbose, as for every other command.
+    write(repo / "zones" / "fabrikam-labs" / "fabrikam.example.yaml", "--- {}\n")
+    argv = ["--repo", str(repo), *flags, "plan", "--at", AT, "--changed-since", "main"]
+    code = (
+        "import logging\nfrom pipeline.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print('LEVEL', logging.getLevelName(logging.getLogger().level))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert "planning 1 zone(s) changed since main" in done.stderr
+    assert done.stdout.strip().endswith(f"LEVEL {level}")
