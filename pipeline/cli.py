@@ -24,7 +24,6 @@ from pipeline.commands.common import (
 )
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.load.codeowners import DEFAULT_OWNER
-from pipeline.model import Severity
 from pipeline.text.safe import clean, shown
 
 if TYPE_CHECKING:
@@ -104,6 +103,7 @@ def validate(repo: Path) -> None:
     has an error finding (as `plan` refuses), 0 otherwise (warnings are printed).
     """
     from pipeline import api
+    from pipeline.model import Severity
 
     report = api.validate(repo)  # the files as they are in the working tree
     for found in report.findings:

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from pipeline.clock import CommandTime, mutating_time
 from pipeline.errors import (
     EXIT_CRASH,
     EXIT_INPUT,
@@ -41,6 +40,7 @@ from pipeline.errors import (
 if TYPE_CHECKING:
     # Imported where used: `dmarcops --help` and every command's start must not pay for the
     # records, signing and DNS modules (tests/test_imports.py).
+    from pipeline.clock import CommandTime
     from pipeline.gate.identity import Signer
     from pipeline.live.dns import Nameservers
     from pipeline.load.portfolio import Portfolio
@@ -373,6 +373,8 @@ def command_time(
 ) -> CommandTime:
     """The time a mutating command acts at: the system clock, or an injected one only when every
     client it touches (default: all) is on the sandbox, marked simulated (pipeline.clock)."""
+    from pipeline.clock import mutating_time  # the mutating commands' own, not every start's
+
     ids = list(portfolio.clients if clients is None else clients)
     providers = [
         portfolio.providers[portfolio.clients[c].provider].options
