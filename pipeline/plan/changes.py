@@ -135,12 +135,14 @@ def _zone_files(root: Path) -> dict[str, tuple[str, str]]:
     zones = root / "zones"
     if not zones.is_dir():
         return found
-    for client_dir in sorted(p for p in zones.iterdir() if p.is_dir()):
-        # Names, not Paths: 10,000 zone files are listed for a plan of one.
-        for name in sorted(os.listdir(client_dir)):
+    # Names, not Paths: 10,000 zone files are listed for a plan of one. scandir's is_dir (which
+    # follows links, as Path.is_dir) reads the entry's type instead of a stat per directory.
+    clients = sorted(entry.name for entry in os.scandir(zones) if entry.is_dir())
+    for client in clients:
+        for name in sorted(os.listdir(zones / client)):
             stem, suffix = os.path.splitext(name)
             if suffix in ZONE_SUFFIXES:
-                found.setdefault(stem, (client_dir.name, f"zones/{client_dir.name}/{name}"))
+                found.setdefault(stem, (client, f"zones/{client}/{name}"))
     return found
 
 
