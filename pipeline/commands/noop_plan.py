@@ -23,6 +23,11 @@ path, which judges and prints as before:
 What the shortcut does not repeat is what those inputs being unchanged makes the same as at REF:
 the seals' signatures, the schemas of unchanged files, the requests' signatures. With no item in
 the plan, no gate decision is taken on either path.
+
+One difference is deliberate: a file git ignores is no change to `--changed-since` (as before),
+so an ignored file under changes/requests/ (which can never reach a pull request) is not read
+here, where the full path would refuse it if it did not load. policy/ has no such gap: every
+file in it, ignored or not, is part of the hash compared with the seal.
 """
 
 from __future__ import annotations
