@@ -9,9 +9,10 @@
    portfolio's. It is committed to a new git repository.
 2. A second commit adds a sender (SendGrid) to one domain's SPF record, with the signed change
    request that covers it: the shape of a typical pull request.
-3. Times, alternating, K runs each: `dmarcops plan --format json --changed-since HEAD~1` and
-   `dmarcops plan --format json` (every zone). Wall time per run.
-4. Checks both plans hold exactly that one change.
+3. Times, alternating, K runs each: `dmarcops plan --format json --changed-since HEAD~1`,
+   `dmarcops plan --format json` (every zone) and the no-op `--changed-since HEAD` (nothing
+   changed: the empty plan, pipeline/commands/noop_plan.py). Wall and CPU time per run.
+4. Checks the first two plans hold exactly that one change, and the no-op none.
 
 No DNS server and no credentials: the sandbox provider reads YAML files. This is a benchmark, not
 a test; it exits 1 only when a command fails or a plan is not what was generated.
@@ -40,6 +41,8 @@ from signing import genesis, sign_all  # noqa: E402
 
 PER_CLIENT = 10
 TARGET_FRACTION = 50  # issue 16: a one-client changed-since plan at most 1/50 of a full plan
+NOOP_TARGET = 0.1  # issue 16: a no-op plan starts and finishes in under 0.1 s
+NOOP = "no-op changed-since HEAD"
 AT = "2026-12-01T09:00:00Z"  # a Tuesday: no example freeze, inside the default window
 # A real RSA-2048 DKIM public key (the example portfolio's s2025 selector), so validation is
 # judged on a realistic record; reused across domains because it never changes between runs.
@@ -227,6 +230,7 @@ def main() -> None:
             for label, extra in (
                 ("changed-since HEAD~1", ("--changed-since", "HEAD~1")),
                 ("full", ()),
+                (NOOP, ("--changed-since", "HEAD")),
             )
         ]
         times: dict[str, list[float]] = {label: [] for label, _, _ in runs}
@@ -239,15 +243,15 @@ def main() -> None:
                 changes = plan["changes"]
                 assert isinstance(changes, list)
                 found = sorted((c["zone"], c["name"], c["action"]) for c in changes)
-                if found != [(changed, "", "update")]:
+                if found != ([] if label.startswith(NOOP) else [(changed, "", "update")]):
                     sys.exit(f"{label}: expected one SPF update in {changed}, got {found}")
                 times[label].append(elapsed)
                 cpu[label].append(cpu_seconds)
         for label, values in times.items():
             print(
-                f"{label:>22}: median {statistics.median(values):6.2f} s  "
-                f"(runs: {', '.join(f'{v:.2f}' for v in values)}); "
-                f"CPU median {statistics.median(cpu[label]):.2f} s"
+                f"{label:>35}: median {statistics.median(values):6.3f} s  "
+                f"(runs: {', '.join(f'{v:.3f}' for v in values)}); "
+                f"CPU median {statistics.median(cpu[label]):.3f} s"
             )
         for code in codes:
             full, narrow = f"full{code}", f"changed-since HEAD~1{code}"
@@ -257,6 +261,11 @@ def main() -> None:
             print(
                 f"changed-since{code} is 1/{ratio:.1f} of the full plan (target "
                 f"1/{TARGET_FRACTION} or less: {verdict}); by CPU 1/{cpu_ratio:.1f}"
+            )
+            noop = statistics.median(times[f"{NOOP}{code}"])
+            print(
+                f"no-op plan{code}: {noop:.3f} s (target under {NOOP_TARGET} s: "
+                f"{'ok' if noop < NOOP_TARGET else 'MISSED'})"
             )
         print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:

@@ -20,14 +20,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.errors import GateRefused, InputError
 from pipeline.load.portfolio import Portfolio
 from pipeline.model import Finding, RiskLevel, Severity
 from pipeline.plan.changes import ChangedZones
 from pipeline.plan.items import ItemKey, Plan, PlanItem, RequestRef, ZoneResult
-from pipeline.records.store import AuditProblem, AuditReport
+
+if TYPE_CHECKING:
+    from pipeline.records.audit import AuditReport
+    from pipeline.records.audit_files import AuditProblem
 
 __all__ = [
     "AuditProblem",
@@ -53,6 +56,20 @@ __all__ = [
     "validate",
     "verify_audit",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The audit's types, imported when asked for: a plan never needs the audit's modules.
+    if name == "AuditReport":
+        from pipeline.records.audit import AuditReport
+
+        return AuditReport
+    if name == "AuditProblem":
+        from pipeline.records.audit_files import AuditProblem
+
+        return AuditProblem
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PathLike = str | os.PathLike[str]
 Format = Literal["text", "json", "markdown"]
@@ -236,7 +253,7 @@ def plan(
     from pipeline.gate.request_loader import load_requests
     from pipeline.gate.requests import signature_refusal
     from pipeline.plan.build import PlanOptions, make_plan
-    from pipeline.records import RecordStore
+    from pipeline.records.store_base import RecordStoreBase
 
     root = _root(repo)
     changed = (
@@ -284,7 +301,8 @@ def plan(
     # apply machinery): an executed request's `covers:` must not claim later changes. Asked of
     # the record index for these requests only: a plan does not read the history.
     requests = load_requests(root, roster)
-    executed = RecordStore(root / "changes").executed_requests([r.id for r in requests])
+    # The store's reading half: the writers (pipeline.records.store) are not a plan's to import.
+    executed = RecordStoreBase(root / "changes").executed_requests([r.id for r in requests])
     requests = [r for r in requests if r.id not in executed]
     result = make_plan(portfolio, options, progress=progress)
     # A self-serve client's changes are recommendations (docs/drift.md): no request covers them,

@@ -6,7 +6,6 @@ Exit codes (docs/exit-codes.md): 0 success, 1 error in input, environment or com
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,12 +18,12 @@ from pipeline.cli_lazy import LAZY_COMMANDS, LazyCommands, LazyGroup
 from pipeline.commands.common import (
     AT_FORMATS,
     echo_error,
+    read_nameservers,
     reports_errors,
     set_debug,
 )
 from pipeline.errors import EXIT_GATE, EXIT_INPUT, GateRefused, InputError
 from pipeline.load.codeowners import DEFAULT_OWNER
-from pipeline.model import Severity
 from pipeline.text.safe import clean, shown
 
 if TYPE_CHECKING:
@@ -73,11 +72,24 @@ def main(ctx: click.Context, repo: Path, verbose: bool) -> None:
       dmarcops plan --client fabrikam-labs --format markdown
       dmarcops plan --format json --out plan.json
     """
+    ctx.obj = repo.resolve()
+    ctx.meta[_VERBOSE] = verbose
+    # `plan` configures it itself, once it knows it will plan anything: importing logging is
+    # a tenth of a no-op plan's time (tests/test_startup.py).
+    if ctx.invoked_subcommand != "plan":
+        _configure_logging(verbose)
+
+
+_VERBOSE = "dmarcops.verbose"
+
+
+def _configure_logging(verbose: bool) -> None:
+    import logging
+
     # octoDNS logs through the root logger; its warnings are for octoDNS operators, not analysts.
     logging.basicConfig(
         level=logging.INFO if verbose else logging.ERROR, format="%(name)s: %(message)s"
     )
-    ctx.obj = repo.resolve()
 
 
 @main.command()
@@ -91,6 +103,7 @@ def validate(repo: Path) -> None:
     has an error finding (as `plan` refuses), 0 otherwise (warnings are printed).
     """
     from pipeline import api
+    from pipeline.model import Severity
 
     report = api.validate(repo)  # the files as they are in the working tree
     for found in report.findings:
@@ -302,6 +315,17 @@ def _report_changed(changed: ChangedZones, ref: str, at_most: int = 20) -> None:
         )
 
 
+def _write_plan(out: Path, text: str) -> None:
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the plan: {exc.strerror or exc}",
+            file=out,
+            hint="Give --out a file in a directory that exists and that you may write.",
+        ) from None
+
+
 @main.command()
 @click.option(
     "--format",
@@ -342,10 +366,10 @@ def _report_changed(changed: ChangedZones, ref: str, at_most: int = 20) -> None:
     "the git revision REF (git diff REF...HEAD plus uncommitted and untracked files); every zone "
     "when the risk rules, senders, providers or settings changed.",
 )
-@click.pass_obj
+@click.pass_context
 @reports_errors
 def plan(
-    repo: Path,
+    ctx: click.Context,
     fmt: str,
     out: Path | None,
     clients: tuple[str, ...],
@@ -367,6 +391,26 @@ def plan(
       dmarcops plan --nameserver 127.0.0.1:5353 --format json --out plan.json
       dmarcops plan --changed-since origin/main
     """
+    repo: Path = ctx.obj
+    at_utc = at.replace(tzinfo=UTC) if at else None
+    changed: ChangedZones | None = None
+    if changed_since is not None:
+        # What changed, with git and the light imports only: when the plan would be empty
+        # (pipeline/commands/noop_plan.py says when), print it without loading the portfolio.
+        from pipeline.commands.noop_plan import nothing_to_plan, render_empty
+        from pipeline.plan.changes import changed_paths, zones_for_paths
+
+        paths = changed_paths(repo, changed_since)
+        changed = zones_for_paths(repo, paths)
+        if not clients and not zones and nothing_to_plan(repo, paths, changed):
+            read_nameservers(nameservers)  # a bad --nameserver is refused on either path
+            _report_changed(changed, changed_since)
+            click.echo(render_empty(fmt, at_utc, color=True), nl=False)
+            if out is not None:
+                _write_plan(out, render_empty("json", at_utc, color=False))
+            return
+
+    _configure_logging(bool(ctx.meta.get(_VERBOSE)))
     from pipeline import api
 
     report = api.plan(
@@ -374,9 +418,9 @@ def plan(
         clients=clients,
         zones=zones,
         nameservers=nameservers,
-        at=at.replace(tzinfo=UTC) if at else None,
+        at=at_utc,
         concurrency=concurrency,
-        changed_since=changed_since,
+        changed_since=changed if changed is not None else changed_since,
         progress=_progress_if_many,
         on_zone_problem=lambda problem: echo_error(str(problem)),
         on_selected=lambda changed: _report_changed(changed, changed_since or ""),
@@ -384,14 +428,7 @@ def plan(
     # Coloured for a terminal; click.echo drops the colours elsewhere, as before.
     click.echo(api.render(report, fmt, color=True), nl=False)  # type: ignore[arg-type]
     if out is not None:
-        try:
-            out.write_text(api.render(report, "json"), encoding="utf-8")
-        except OSError as exc:
-            raise InputError(
-                f"cannot write the plan: {exc.strerror or exc}",
-                file=out,
-                hint="Give --out a file in a directory that exists and that you may write.",
-            ) from None
+        _write_plan(out, api.render(report, "json"))
     for failed in report.failed_zones:
         if failed.zone in report.broken_zones:
             continue  # its zone-file problems were printed with their lines above

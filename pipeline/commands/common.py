@@ -15,12 +15,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import platform
 import re
-import shlex
 import sys
-import tempfile
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -30,7 +26,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
-from pipeline.clock import CommandTime, mutating_time
 from pipeline.errors import (
     EXIT_CRASH,
     EXIT_INPUT,
@@ -45,6 +40,7 @@ from pipeline.errors import (
 if TYPE_CHECKING:
     # Imported where used: `dmarcops --help` and every command's start must not pay for the
     # records, signing and DNS modules (tests/test_imports.py).
+    from pipeline.clock import CommandTime
     from pipeline.gate.identity import Signer
     from pipeline.live.dns import Nameservers
     from pipeline.load.portfolio import Portfolio
@@ -143,6 +139,8 @@ def _looks_secret(name: str, value: str) -> bool:
 def _shown_argument(arg: str) -> str:
     """An argument as a shell would take it back; repr() when it holds control characters,
     so the log stays one readable text file."""
+    import shlex  # crash reports only, like platform, tempfile and traceback below
+
     return shlex.quote(arg) if arg.isprintable() else repr(arg)
 
 
@@ -187,6 +185,8 @@ def crash_directories() -> list[Path]:
     else:
         with contextlib.suppress(RuntimeError):  # no HOME and no passwd entry: skip it
             candidates.append(Path.home() / ".local" / "state" / "dmarcops")
+    import tempfile
+
     candidates.append(Path(tempfile.gettempdir()) / "dmarcops")
     return candidates
 
@@ -201,6 +201,10 @@ def _version() -> str:
 
 
 def crash_report(exc: BaseException, argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    # Imported here: every command imports this module, and only a crash writes a report.
+    import platform
+    import traceback
+
     env, withheld = redacted_environment(environ)
     lines = [
         f"dmarcops {_version()} crashed at {datetime.now(UTC):%Y-%m-%dT%H:%M:%S.%fZ}",
@@ -369,6 +373,8 @@ def command_time(
 ) -> CommandTime:
     """The time a mutating command acts at: the system clock, or an injected one only when every
     client it touches (default: all) is on the sandbox, marked simulated (pipeline.clock)."""
+    from pipeline.clock import mutating_time  # the mutating commands' own, not every start's
+
     ids = list(portfolio.clients if clients is None else clients)
     providers = [
         portfolio.providers[portfolio.clients[c].provider].options
@@ -409,16 +415,23 @@ def parse_nameserver(text: str) -> tuple[str, int | None]:
     return host, int(port) if port else None
 
 
+def read_nameservers(values: tuple[str, ...]) -> tuple[tuple[str, ...], int]:
+    """The hosts and the one port of `--nameserver` values (each may be comma-separated);
+    InputError for one that cannot be read. Without dnspython: a no-op plan checks them too."""
+    parsed = [parse_nameserver(v) for part in values for v in part.split(",") if v.strip()]
+    ports = {p for _, p in parsed if p is not None}
+    if len(ports) > 1:
+        raise InputError("all --nameserver values must use the same port")
+    return tuple(h for h, _ in parsed), ports.pop() if ports else 53
+
+
 def nameservers_from(values: tuple[str, ...], timeout: float) -> Nameservers | None:
     from pipeline.live.dns import Nameservers
 
     if not values:
         return None
-    parsed = [parse_nameserver(v) for part in values for v in part.split(",") if v.strip()]
-    ports = {p for _, p in parsed if p is not None}
-    if len(ports) > 1:
-        raise InputError("all --nameserver values must use the same port")
-    return Nameservers(tuple(h for h, _ in parsed), ports.pop() if ports else 53, timeout)
+    hosts, port = read_nameservers(values)
+    return Nameservers(hosts, port, timeout)
 
 
 def at_option(help_text: str = "Act as if it were this UTC time.") -> Callable[[F], F]:

@@ -12,8 +12,6 @@ unverified: it proves no more than the typed fields.
 from __future__ import annotations
 
 import contextlib
-import email
-import email.policy
 import hashlib
 import os
 import re
@@ -21,11 +19,9 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.headerregistry import Address
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dkim
 import dns.exception
 import dns.rdatatype
 import dns.resolver
@@ -34,6 +30,9 @@ from pipeline.errors import InputError
 from pipeline.gate.requests import ClientApproval
 from pipeline.live.dns import Nameservers, make_resolver
 from pipeline.load.files import make_dir, read_bytes
+
+if TYPE_CHECKING:
+    from email.headerregistry import Address
 
 EVIDENCE_DIR = Path("changes") / "evidence"
 EML_NAME = re.compile(r"^[0-9a-f]{64}\.eml$")
@@ -51,6 +50,8 @@ def dns_txt(nameservers: Nameservers | None = None) -> DnsFunc:
     resolver = make_resolver(nameservers) if nameservers is not None else dns.resolver.Resolver()
 
     def lookup(name: bytes, timeout: float = 5) -> bytes | None:
+        import dkim  # see verify_dkim
+
         try:
             answer = resolver.resolve(
                 name.decode("ascii"), dns.rdatatype.TXT, lifetime=timeout, search=False
@@ -123,6 +124,11 @@ def store_eml(root: Path, source: Path) -> Path:
 
 
 def parse_mail(raw: bytes, path: Path) -> Mail:
+    # Imported here, as dkimpy below: only stored approving e-mails need them, and every plan
+    # imports this module through the gate (tests/test_startup.py).
+    import email
+    import email.policy
+
     message = email.message_from_bytes(raw, policy=email.policy.default)
     return Mail(
         path=path,
@@ -189,6 +195,9 @@ def _aligned(from_domain: str, signing_domain: str) -> bool:
 
 
 def _dkim_signatures(raw: bytes) -> int:
+    import email
+    import email.policy
+
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
     return len(message.get_all("DKIM-Signature") or [])
 
@@ -198,6 +207,10 @@ def verify_dkim(mail: Mail, dnsfunc: DnsFunc) -> tuple[str, str | None]:
     count = _dkim_signatures(mail.raw)
     if count == 0:
         return "unsigned", None
+    # Imported here: dkimpy is for stored approving e-mails only, and every plan imports this
+    # module through the gate (tests/test_startup.py).
+    import dkim
+
     from_domain = (mail.from_address or "").rpartition("@")[2]
     reasons: list[str] = []
     for idx in range(count):

@@ -9,8 +9,6 @@ repository (the sandbox keeps its "served" policies in sandbox/live/).
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +38,10 @@ def live_policy(
         # A repository file (the sandbox's "served" policy): inside the repository only, so
         # `../../etc/passwd` or an absolute path is refused; a refusal is an InputError (exit 1).
         return LivePolicy(read_text(path, root=root, limit=MAX_POLICY_BYTES), str(path))
+    # Imported here: only a policy served over HTTPS needs it (the sandbox's is a file).
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(where, timeout=timeout) as response:  # noqa: S310 - http(s) only
             return LivePolicy(response.read(MAX_POLICY_BYTES).decode("utf-8", "replace"), where)

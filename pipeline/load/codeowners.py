@@ -9,7 +9,6 @@ GitHub's rules shape what we write (docs/github.md, "CODEOWNERS"):
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -111,6 +110,8 @@ def codeowners_diff(committed: str | None, generated: str) -> list[str]:
     """A unified diff from the committed file to the generated one; empty when they agree."""
     if committed == generated:
         return []
+    import difflib  # only `codeowners --check` diffs; the CLI imports this module for its default
+
     return list(
         difflib.unified_diff(
             (committed or "").splitlines(keepends=True),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -372,6 +371,8 @@ def replace_text(path: Path, text: str, *, root: Path | None = None) -> Path:
 
 def replace_bytes(path: Path, data: bytes, *, root: Path | None = None) -> Path:
     """As `replace_text`, for bytes (a pull request's files laid over the default branch)."""
+    import tempfile  # only writers need it; every command reads through this module
+
     directory = make_dir(path.parent, root=root)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -192,7 +192,10 @@ def _zone_paths(root: Path, only: Collection[str] | None = None) -> Iterator[tup
     zones = root / "zones"
     if not zones.is_dir():
         return
-    for client_dir in sorted(p for p in zones.iterdir() if p.is_dir()):
+    # scandir's is_dir (following links, as Path.is_dir) reads the entry's type: no stat for
+    # each of 1,000 directories.
+    for client in sorted(entry.name for entry in os.scandir(zones) if entry.is_dir()):
+        client_dir = zones / client
         # Names first, a Path only for the files wanted: 10,000 zone files in 1,000 directories.
         for name in sorted(os.listdir(client_dir)):
             if os.path.splitext(name)[1] in (".yaml", ".yml") and (

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.errors import InputError
-from pipeline.load.yamlfile import load_yaml
 from pipeline.model import RiskLevel
 
 REQUESTS_DIR = Path("changes") / "requests"
@@ -110,6 +109,10 @@ def _domains_of(data: object) -> tuple[str, ...] | None:
 @functools.lru_cache(maxsize=1024)
 def _client_domains(path: Path, stamp: int) -> tuple[str, ...] | None:
     # Many requests name the same client: read its profile once per version of the file.
+    # Imported here: `plan --changed-since` reads this module for REQUESTS_DIR even when no
+    # request changed, and the YAML loader brings jsonschema (tests/test_startup.py).
+    from pipeline.load.yamlfile import load_yaml
+
     try:
         data = load_yaml(path).data
     except InputError:

@@ -30,7 +30,6 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.errors import EnvironmentProblem, InputError
 from pipeline.load.request_files import REQUESTS_DIR, Selector, client_domains
-from pipeline.load.yamlfile import load_yaml
 
 # Files every plan depends on: a change to any of them can change any zone's risk or live state.
 PORTFOLIO_WIDE = (
@@ -83,6 +82,17 @@ def _resolve(root: Path, ref: str) -> str:
     """The commit REF names, or InputError. A REF starting with '-' would be read as an option."""
     if not ref or ref.startswith("-"):
         raise InputError(f"{ref!r} is not a git revision", hint="Name a branch, tag or commit.")
+    # Both questions in one git run when both have answers (a no-op plan is mostly process
+    # starts: tests/test_startup.py); when either fails, asked apart for the message that says
+    # which.
+    try:
+        return (
+            _git(root, "rev-parse", "--show-toplevel", "--verify", "--quiet", f"{ref}^{{commit}}")
+            .splitlines()[-1]
+            .strip()
+        )
+    except InputError:
+        pass
     try:
         _git(root, "rev-parse", "--show-toplevel")
     except InputError as exc:
@@ -125,18 +135,24 @@ def _zone_files(root: Path) -> dict[str, tuple[str, str]]:
     zones = root / "zones"
     if not zones.is_dir():
         return found
-    for client_dir in sorted(p for p in zones.iterdir() if p.is_dir()):
-        # Names, not Paths: 10,000 zone files are listed for a plan of one.
-        for name in sorted(os.listdir(client_dir)):
+    # Names, not Paths: 10,000 zone files are listed for a plan of one. scandir's is_dir (which
+    # follows links, as Path.is_dir) reads the entry's type instead of a stat per directory.
+    clients = sorted(entry.name for entry in os.scandir(zones) if entry.is_dir())
+    for client in clients:
+        for name in sorted(os.listdir(zones / client)):
             stem, suffix = os.path.splitext(name)
             if suffix in ZONE_SUFFIXES:
-                found.setdefault(stem, (client_dir.name, f"zones/{client_dir.name}/{name}"))
+                found.setdefault(stem, (client, f"zones/{client}/{name}"))
     return found
 
 
 def _request_zones(root: Path, path: str) -> list[str]:
     """The zones a change request covers; its client's zones when it cannot be read (`validate`
     names the problem), none when it is gone (a deleted request covers nothing)."""
+    # Imported here: a change that touches no request never loads YAML (a no-op plan stays
+    # light, tests/test_startup.py).
+    from pipeline.load.yamlfile import load_yaml
+
     file = root / path
     if not file.exists():
         return []
@@ -159,12 +175,20 @@ def _request_zones(root: Path, path: str) -> list[str]:
 
 def zones_for_paths(root: Path, paths: Iterable[str]) -> ChangedZones:
     """Map changed paths to the zones they affect (see the module docstring for the rules)."""
-    existing = _zone_files(root)
+    listed: dict[str, tuple[str, str]] | None = None
     reasons: dict[str, str] = {}
     removed: list[str] = []
 
+    def zone_files() -> dict[str, tuple[str, str]]:
+        # Listed when a path needs it: a change outside zones/, policy/, changes/requests/ and
+        # sandbox/ (docs, CI) maps to nothing without listing 10,000 zone files.
+        nonlocal listed
+        if listed is None:
+            listed = _zone_files(root)
+        return listed
+
     def add(domain: str, reason: str) -> None:
-        if domain in existing:
+        if domain in zone_files():
             reasons.setdefault(domain, reason)
 
     wide: list[str] = []
@@ -181,7 +205,7 @@ def zones_for_paths(root: Path, paths: Iterable[str]) -> ChangedZones:
             domain = PurePosixPath(path).stem
             if (root / path).exists():
                 add(domain, f"{path} changed")
-            elif domain not in existing:  # not merely moved to another client or suffix
+            elif domain not in zone_files():  # not merely moved to another client or suffix
                 removed.append(path)
         elif (
             len(parts) == 3
@@ -190,7 +214,7 @@ def zones_for_paths(root: Path, paths: Iterable[str]) -> ChangedZones:
         ):
             client = PurePosixPath(path).stem
             what = "client profile" if parts[1] == "clients" else "client calendar"
-            for domain, (owner, _) in existing.items():
+            for domain, (owner, _) in zone_files().items():
                 if owner == client:
                     add(domain, f"{path} changed ({what})")
         elif path.startswith(f"{REQUESTS_DIR.as_posix()}/") and path.endswith(ZONE_SUFFIXES):
@@ -198,6 +222,7 @@ def zones_for_paths(root: Path, paths: Iterable[str]) -> ChangedZones:
                 add(domain, f"{path} changed (change request)")
 
     if wide:
+        existing = zone_files()
         why = f"{', '.join(wide)} changed (affects every zone)"
         return ChangedZones(
             zones=tuple(sorted(existing)),

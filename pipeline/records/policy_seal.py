@@ -19,20 +19,21 @@ import atexit
 import hashlib
 import json
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import InputError
-from pipeline.gate.roster import Roster, load_roster
 from pipeline.load.files import exists, is_real_dir, make_dir, read_bytes, replace_text
 
 POLICY_DIR = "policy"
 SNAPSHOTS = "policy"  # under changes/
 SNAPSHOT_FORMAT = "dmarcops-policy/1"
+
+if TYPE_CHECKING:
+    from pipeline.gate.roster import Roster
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,10 @@ def roster_of_snapshot(snapshot: PolicySnapshot) -> Roster:
     """The roster a sealed snapshot holds, read with the ordinary (schema-checked) loader. Only
     the files that loader reads are written out (unless the whole snapshot already is): a plan
     of 10,000 zones asks for the roster, and need not write 1,000 client profiles for it."""
+    # Imported here: a no-op `plan --changed-since` hashes the working policy/ with this module
+    # and never reads a roster (the roster's loader brings jsonschema and cryptography).
+    from pipeline.gate.roster import load_roster
+
     if snapshot.sha256 in _MATERIALIZED:
         return load_roster(_MATERIALIZED[snapshot.sha256])
     files = {k: v for k, v in snapshot.files.items() if k in _ROSTER_FILES}
@@ -187,6 +192,10 @@ def materialize(
     key = key or digest
     if key in _MATERIALIZED:
         return _MATERIALIZED[key]
+    # Imported here: hashing policy/ (a no-op plan, tests/test_startup.py) writes nothing.
+    import shutil
+    import tempfile
+
     private = Path(tempfile.mkdtemp(prefix="dmarcops-"))
     atexit.register(shutil.rmtree, private, True)
     # Named after the seal, so a message about one of its files says which sealed policy it is.

@@ -22,18 +22,17 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import GateRefused, InputError
 from pipeline.gate.identity import Signer
 from pipeline.gate.roster import Roster
 from pipeline.load.files import exists, make_dir
 from pipeline.records.acceptance import _check_acceptance
-from pipeline.records.audit import AuditReport, audit, verify
-from pipeline.records.audit_anchor import ANCHOR_FORMAT, make_anchor, parse_anchor
-from pipeline.records.audit_files import INTERRUPTED_AFTER, AuditProblem, chronology
 from pipeline.records.index_ledger import LedgerView
 from pipeline.records.ledger import (
     LedgerEvent,
@@ -64,6 +63,11 @@ from pipeline.records.record_files import (
     write_atomic,
 )
 from pipeline.records.store_admin import LedgerWrites
+
+if TYPE_CHECKING:
+    from pipeline.records.audit import AuditReport, audit, verify
+    from pipeline.records.audit_anchor import ANCHOR_FORMAT, make_anchor, parse_anchor
+    from pipeline.records.audit_files import INTERRUPTED_AFTER, AuditProblem, chronology
 
 
 class RecordStore(LedgerWrites):
@@ -403,7 +407,25 @@ class RecordStore(LedgerWrites):
         return current
 
 
-# Moved to modules of their own (issue 16 item 5); still importable from here.
+# Moved to modules of their own (issue 16 item 5); still importable from here, imported when
+# first asked for: the store's writers (apply, close, a plan's executed requests) never run the
+# audit, whose imports cost more than the store's own.
+_AUDIT_NAMES = {
+    **dict.fromkeys(("AuditReport", "audit", "verify"), "audit"),
+    **dict.fromkeys(("ANCHOR_FORMAT", "make_anchor", "parse_anchor"), "audit_anchor"),
+    **dict.fromkeys(("INTERRUPTED_AFTER", "AuditProblem", "chronology"), "audit_files"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _AUDIT_NAMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pipeline.records.{home}"), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "ANCHOR_FORMAT",
     "ATTEST_VERDICTS",
