@@ -46,9 +46,9 @@ def main() -> None:
 
     send = execute._send
 
-    def paused_send(zone: Any) -> None:
+    def paused_send(zone: Any, *args: Any) -> None:
         try:
-            send(zone)
+            send(zone, *args)
         finally:
             pause(f"sent:{zone.zone}")
 

@@ -18,6 +18,7 @@ from pipeline.apply.journal import Journal, journals
 from pipeline.apply.lock import client_lock
 from pipeline.apply.stale import differences, refuse_if_changed
 from pipeline.errors import GateRefused
+from pipeline.live.bind import Connections, guarded_apply
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import load_portfolio
 from pipeline.plan.build import PlanOptions, make_plan
@@ -281,3 +282,41 @@ def test_zones_are_verified_in_parallel_and_each_failed_check_is_reported(
     ]
     # In plan order, whatever order the checks came back in.
     assert list(results) == [z.zone for z in plan.zones]  # type: ignore[attr-defined]
+
+
+@pytest.mark.filterwarnings("ignore:`Record.rrs` is DEPRECATED:DeprecationWarning")
+def test_every_zone_goes_over_one_connection_until_the_server_closes_it(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # pipeline.live.bind.Connections: the zones' updates share one TCP connection (the same
+    # local port each time); a named restarted in between closed it, and the next update opens a
+    # new one instead of failing on the dead one; a named that is down refuses the connection
+    # (ConnectionRefusedError: execute.py counts that as nothing sent).
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns)
+    zones = {z.zone: z for z in plan.zones}  # type: ignore[attr-defined]
+    assert set(zones) == {"alpha.example", "beta.example", "gamma.example"}
+    connections = Connections()
+    server = (client_dns.host, client_dns.port)
+    try:
+        ports = []
+        for name in ("alpha.example", "beta.example"):
+            guarded_apply(zones[name].octodns_target, zones[name].octodns_plan, connections)
+            ports.append(connections.to(*server, 2.0).getsockname()[1])
+        assert ports[0] == ports[1]
+        assert served(client_dns, "_dmarc.alpha.example.") == [
+            "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
+        ]
+        assert served(client_dns, "beta.example.") == [TOKEN]
+        client_dns.kill()
+        client_dns.start()
+        gamma = zones["gamma.example"]
+        guarded_apply(gamma.octodns_target, gamma.octodns_plan, connections)
+        assert connections.to(*server, 2.0).getsockname()[1] != ports[0]
+        again = plan_for(repo, sender_dns)
+        assert again.items == ()  # type: ignore[attr-defined]
+        client_dns.kill()
+        with pytest.raises(ConnectionRefusedError):
+            guarded_apply(gamma.octodns_target, gamma.octodns_plan, connections)
+    finally:
+        connections.close()

@@ -31,7 +31,7 @@ from pipeline.apply.verify import (
     verify_by_provider,
     verify_route53,
 )
-from pipeline.live.bind import guarded_apply
+from pipeline.live.bind import Connections, guarded_apply
 from pipeline.live.hosted import class_of, route53_apply
 from pipeline.live.providers import POWERDNS, ROUTE53
 from pipeline.plan.build import explain
@@ -73,12 +73,12 @@ def _verify(
         ]
 
 
-def _send(zone: ZoneResult) -> None:
+def _send(zone: ZoneResult, connections: Connections) -> None:
     """The provider call: the one step that changes DNS."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         if isinstance(zone.octodns_target, Rfc2136Provider):
-            guarded_apply(zone.octodns_target, zone.octodns_plan)
+            guarded_apply(zone.octodns_target, zone.octodns_plan, connections)
         elif class_of(zone.octodns_target) == ROUTE53:
             route53_apply(zone.octodns_target, zone.octodns_plan)
         else:
@@ -216,6 +216,8 @@ def apply_plan(
     by_zone: dict[str, list[PlanItem]] = {}
     for item in plan.items:
         by_zone.setdefault(item.zone, []).append(item)
+    # The RFC 2136 updates of every zone go to their server over one TCP connection.
+    connections = Connections()
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="verify") as pool:
         try:
             for zone in plan.zones:
@@ -250,7 +252,7 @@ def apply_plan(
                 error = ""
                 nothing_sent = False
                 try:
-                    _send(zone)
+                    _send(zone, connections)
                 except Exception as exc:  # recorded exactly; the other zones go on
                     # Named by provider: in a mixed portfolio the record says which one failed,
                     # and how.
@@ -270,6 +272,7 @@ def apply_plan(
                 collect(wait=False)
             collect(wait=True)
         finally:
+            connections.close()
             # Interrupted (a journal write failed, Ctrl-C): the checks still running are not
             # waited for; their zones have an intent and no done, so recovery checks them.
             for sent in in_flight:
