@@ -14,7 +14,7 @@ from dns_server import NamedServer, ZoneSpec
 from test_plan_named import LIVE, TOKEN, make_repo
 
 from pipeline.apply.execute import apply_plan
-from pipeline.apply.journal import Journal, journals
+from pipeline.apply.journal import Journal, journals, read_journal
 from pipeline.apply.lock import client_lock
 from pipeline.apply.stale import differences, refuse_if_changed
 from pipeline.errors import GateRefused
@@ -320,3 +320,46 @@ def test_every_zone_goes_over_one_connection_until_the_server_closes_it(
             guarded_apply(gamma.octodns_target, gamma.octodns_plan, connections)
     finally:
         connections.close()
+
+
+def test_a_zone_whose_intent_was_written_ahead_but_not_sent_is_journalled_as_not_sent(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # pipeline.apply.execute writes beta's intent while alpha is on the wire; SIGTERM (stop())
+    # then stops the apply before beta. beta's done line says it was not sent, so a recovery
+    # reading this journal does not take beta for a zone in doubt.
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns, clients=("alpha",))
+    reached: list[str] = []
+
+    def stop() -> str:
+        return "stopped by SIGTERM" if "beta.example" in reached else ""
+
+    changes = tmp_path / "changes"
+    header = {"plan_hash": "0" * 64, "by": "jchen", "pid": 1, "clients": ["alpha"]}
+    journal = Journal.begin(changes, AT, {**header, "started_at": "2026-12-01T15:00:00Z"})
+    results = apply_plan(plan, progress=reached.append, stop=stop, journal=journal)  # type: ignore[arg-type]
+    journal.release()
+    assert [(r.zone, r.status, r.error) for r in results] == [
+        ("alpha.example", "applied", ""),
+        ("beta.example", "not-attempted", "not sent: stopped by SIGTERM"),
+    ]
+    (path,) = journals(changes)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["event"], line.get("zone")) for line in lines[:3]] == [
+        ("begin", None),
+        ("intent", "alpha.example"),
+        ("intent", "beta.example"),
+    ]
+    done = {line["zone"]: line for line in lines[3:]}
+    assert [line["event"] for line in lines[3:]] == ["done", "done"]
+    assert (done["beta.example"]["status"], done["beta.example"]["settled"]) == (
+        "not-attempted",
+        True,
+    )
+    state = read_journal(path)
+    assert state.unsettled == []
+    assert state.done["beta.example"].error == "not sent: stopped by SIGTERM"
+    # Nothing of beta was sent: a new plan still has its change to make.
+    again = plan_for(repo, sender_dns, clients=("alpha",))
+    assert {(i.zone, i.name) for i in again.items} == {("beta.example", "")}  # type: ignore[attr-defined]
