@@ -50,7 +50,9 @@ class Connections:
     down still refuses the new connection, which proves the update was never sent
     (pipeline.apply.execute `_nothing_sent`), as with a connection per update. A connection an
     update failed on (a timeout, a reset) is closed, never reused: an answer still on its way
-    could be read as the next update's."""
+    could be read as the next update's. Left: a server that closes a connection right after an
+    answer, its FIN still on the way when the next update is sent; that update then fails like a
+    timeout (it may have been applied), and its zone's check says which of its items are live."""
 
     def __init__(self) -> None:
         self._open: dict[tuple[str, int], socket.socket] = {}
@@ -77,8 +79,10 @@ class Connections:
 
 
 def _closed_by_peer(sock: socket.socket) -> bool:
-    readable, _, failed = select.select([sock], [], [sock], 0)
-    return bool(readable or failed)
+    # poll, not select: select refuses a descriptor above 1023.
+    watch = select.poll()
+    watch.register(sock, select.POLLIN | select.POLLPRI)
+    return bool(watch.poll(0))  # POLLIN (EOF), POLLHUP, POLLERR: all mean "do not reuse"
 
 
 def guarded_apply(target: Any, plan: Any, connections: Connections | None = None) -> None:
