@@ -363,3 +363,29 @@ def test_a_zone_whose_intent_was_written_ahead_but_not_sent_is_journalled_as_not
     # Nothing of beta was sent: a new plan still has its change to make.
     again = plan_for(repo, sender_dns, clients=("alpha",))
     assert {(i.zone, i.name) for i in again.items} == {("beta.example", "")}  # type: ignore[attr-defined]
+
+
+def _connections_to(port: int) -> list[int]:
+    """The local ports of this machine's established TCP connections to `port` (IPv4), as the
+    kernel lists them: what a client holds open, seen from outside the code under test."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if state == "01" and int(remote.split(":")[1], 16) == port:
+            found.append(int(local.split(":")[1], 16))
+    return found
+
+
+def test_an_apply_sends_every_zone_over_the_same_connection(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # Before each zone is sent (progress), the connection the zones before it used is still
+    # open, and it is the same one: with a connection per update there would be none.
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns)
+    seen: list[list[int]] = []
+    results = apply_plan(plan, progress=lambda zone: seen.append(_connections_to(client_dns.port)))  # type: ignore[arg-type]
+    assert [r.status for r in results] == ["applied"] * 3
+    assert seen[0] == []  # nothing open before the first zone
+    assert len(seen[1]) == 1 and seen[2] == seen[1], seen
+    assert _connections_to(client_dns.port) == []  # closed when the apply is done
