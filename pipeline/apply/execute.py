@@ -233,10 +233,10 @@ def apply_plan(
     the results are in plan order.
 
     The `intent` of the next zone is written, and fsynced in a thread, while the zone before it
-    is sent (`_write_ahead`). So at most two zones have an intent and no `done`: the one in
-    flight and the next; after a crash recovery checks both against live DNS. A zone whose
-    intent was written ahead and that is then not sent (SIGTERM came first) gets a `done` line
-    saying so."""
+    is sent (`_write_ahead`). So at most one zone that was not sent has an intent and no `done`
+    (the next one), beside the zones sent whose checks have not come back; after a crash
+    recovery checks them all against live DNS. A zone whose intent was written ahead and that
+    is then not sent (SIGTERM came first) gets a `done` line saying so."""
     outcome: dict[str, ZoneApplication] = {}
     order: list[str] = []
     in_flight: list[_Sent] = []
