@@ -434,6 +434,12 @@ def main() -> int:
         help="also apply with the dmarcops of this directory (another commit's checkout, "
         "e.g. `git archive COMMIT | tar -x -C DIR`), in the same rounds",
     )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="run every apply through benchmarks/apply_stages.py and print, per command, the "
+        "median wall and CPU time of each stage of it",
+    )
     parser.add_argument("--raw", help=argparse.SUPPRESS)  # the dnspython child
     args = parser.parse_args()
     if args.raw:
@@ -512,11 +518,14 @@ def main() -> int:
             if wrong:
                 raise SystemExit("reset failed: " + "; ".join(wrong[:3]))
 
+        staged: dict[str, list[dict[str, list[float]]]] = {}
+
         def run_dmarcops(
             round_: int,
             profile: Path | None = None,
             history: str = "",
             code: Path = ROOT,
+            variant: str = "",
         ) -> tuple[float, float]:
             repo = work / f"repo-{round_}"
             shutil.rmtree(repo, ignore_errors=True)
@@ -535,10 +544,15 @@ def main() -> int:
                 spy = Path(sys.executable).with_name("py-spy")
                 python = [str(spy), "record", "--idle", "--threads", "--format", "raw"]
                 python += ["--rate", "250", "-o", str(profile), "--", sys.executable]
+            stages = work / "stages.json"
+            launcher = [str(code / "tests" / "run_at.py")]
+            if args.stages and variant:
+                # This checkout's launcher, the variant's dmarcops (PYTHONPATH below).
+                launcher = [str(ROOT / "benchmarks" / "apply_stages.py"), str(stages)]
             measured = timed(
                 [
                     *python,
-                    str(code / "tests" / "run_at.py"),
+                    *launcher,
                     APPLY_AT,
                     "--repo",
                     str(repo),
@@ -556,6 +570,8 @@ def main() -> int:
             if wrong:
                 raise SystemExit("dmarcops left wrong values: " + "; ".join(wrong[:3]))
             check_records(repo, requests, args.history if history else 0)
+            if args.stages and variant:
+                staged.setdefault(variant, []).append(json.loads(stages.read_text()))
             if not args.keep:
                 shutil.rmtree(repo)
             return measured
@@ -594,7 +610,7 @@ def main() -> int:
                     wall, used = run_raw(round_)
                 else:
                     history, code = variants[which]
-                    wall, used = run_dmarcops(round_, history=history, code=code)
+                    wall, used = run_dmarcops(round_, history=history, code=code, variant=which)
                 times[which].append(wall)
                 cpu[which].append(used)
             print(
@@ -622,6 +638,20 @@ def main() -> int:
         f"\ncommit {code_version()}; {os.cpu_count()} CPUs; load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.repeat} rounds\n"
     )
+    for variant, runs in staged.items():
+        print(
+            f"\nStages of `{variant}` (median of {len(runs)} runs; benchmarks/apply_stages.py):\n"
+        )
+        print("| stage | calls | wall s | CPU s |")
+        print("|---|---:|---:|---:|")
+        for stage in runs[0]:
+            got = [run.get(stage, [0, 0.0, 0.0]) for run in runs]
+            print(
+                f"| {stage} | {int(statistics.median(g[0] for g in got))} "
+                f"| {statistics.median(g[1] for g in got):.3f} "
+                f"| {statistics.median(g[2] for g in got):.3f} |"
+            )
+    print()
     print("| command | median s | min s | median CPU s | wall / dnspython | CPU / dnspython |")
     print("|---|---:|---:|---:|---:|---:|")
     raw_wall, raw_cpu = statistics.median(times["dnspython"]), statistics.median(cpu["dnspython"])

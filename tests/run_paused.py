@@ -2,8 +2,9 @@
 
 `python tests/run_paused.py DIR POINT CLOCK -- --repo R apply ...` freezes pipeline.clock.system_now
 at CLOCK (like tests/run_at.py) and wraps, in this process only, the apply journal's writes and the
-provider call. When POINT is reached (`records`, `intent:<zone>`, `sent:<zone>`, `done:<zone>`,
-`ledger:created`, `ledger:updated`) it
+provider call. When POINT is reached (`records`, `intent:<zone>` (its intent durable, the zone
+about to be sent), `ahead:<zone>` (its intent written ahead, the zone before it about to be
+sent), `sent:<zone>`, `done:<zone>`, `ledger:created`, `ledger:updated`) it
 writes DIR/ready and blocks reading the FIFO DIR/go, so the test can kill it, signal it, fill or
 freeze its disk or stop named at exactly that point, then let it go on. The product has no such
 hook: nothing a user runs can pause or skip an apply step.
@@ -42,13 +43,19 @@ def main() -> None:
 
     def paused_append(self: Journal, event: str, data: dict[str, Any], **kw: Any) -> None:
         append(self, event, data, **kw)
+        if event == "intent" and not kw.get("durable", True):
+            # Written ahead (pipeline.apply.execute): durable once the zone comes up, where
+            # paused_send pauses at `intent:<zone>`.
+            pause(f"ahead:{data['zone']}")
+            return
         pause(f"{event}:{data['zone']}" if "zone" in data else event)
 
     send = execute._send
 
-    def paused_send(zone: Any) -> None:
+    def paused_send(zone: Any, *args: Any) -> None:
+        pause(f"intent:{zone.zone}")  # (once: the first zone's pauses where it is written)
         try:
-            send(zone)
+            send(zone, *args)
         finally:
             pause(f"sent:{zone.zone}")
 

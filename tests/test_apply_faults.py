@@ -270,6 +270,8 @@ def records(repo: Path) -> list[dict[str, Any]]:
 KILL_POINTS = [
     "records",
     "intent:alpha.example",
+    # beta's intent written ahead (pipeline.apply.execute), alpha not yet sent: both in doubt.
+    "ahead:beta.example",
     "sent:alpha.example",
     "done:alpha.example",
     "intent:beta.example",
@@ -317,9 +319,19 @@ def test_sigkill_at_each_point_is_recovered_by_the_next_command(
     assert "Recovered:" in md
     # Sent (the provider call returned): live. An intent alone: checked live, found not sent.
     # Before any intent: not attempted.
-    expected = {"records": ("not-attempted", 0), "intent:alpha.example": ("failed", 0)}
+    expected = {
+        "records": ("not-attempted", 0),
+        "intent:alpha.example": ("failed", 0),
+        "ahead:beta.example": ("failed", 0),
+    }
     alpha = recs[0]["zone_results"][0]
     assert (alpha["status"], alpha["applied"]) == expected.get(point, ("applied", 2))
+    if point in ("ahead:beta.example", "sent:alpha.example"):
+        # beta's intent was written while alpha was (about to be) on the wire: in doubt, checked
+        # against live DNS, not live, and the record says why it cannot say "not sent".
+        (beta,) = recs[1]["zone_results"]
+        assert (beta["zone"], beta["status"], beta["applied"]) == ("beta.example", "failed", 0)
+        assert "interrupted after its intent was written" in beta["error"]
     assert unaccounted(repo, client_dns) == []
     audit_ok(repo)
     assert "nothing to recover" in recover(repo).output
@@ -359,7 +371,9 @@ def test_sigkill_of_recover_between_its_files_and_ledger_lines_is_recovered_agai
     recs = records(repo)
     assert [r["request_id"] for r in recs] == ["CR-0001-alpha", "CR-0002-alpha"]
     assert all(r["recovery"]["by"] == "jchen" for r in recs)
-    beta = ("applied", 1) if point == "ledger:updated" else ("not-attempted", 0)
+    # Killed once alpha was sent, beta's intent was already written (ahead, while alpha was on
+    # the wire): beta is in doubt, checked, and found not live.
+    beta = ("applied", 1) if point == "ledger:updated" else ("failed", 0)
     assert [(z["status"], z["applied"]) for r in recs for z in r["zone_results"]] == [
         ("applied", 2),
         beta,

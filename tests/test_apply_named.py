@@ -14,10 +14,11 @@ from dns_server import NamedServer, ZoneSpec
 from test_plan_named import LIVE, TOKEN, make_repo
 
 from pipeline.apply.execute import apply_plan
-from pipeline.apply.journal import Journal, journals
+from pipeline.apply.journal import Journal, journals, read_journal
 from pipeline.apply.lock import client_lock
 from pipeline.apply.stale import differences, refuse_if_changed
 from pipeline.errors import GateRefused
+from pipeline.live.bind import Connections, guarded_apply
 from pipeline.live.dns import Nameservers
 from pipeline.load.portfolio import load_portfolio
 from pipeline.plan.build import PlanOptions, make_plan
@@ -281,3 +282,110 @@ def test_zones_are_verified_in_parallel_and_each_failed_check_is_reported(
     ]
     # In plan order, whatever order the checks came back in.
     assert list(results) == [z.zone for z in plan.zones]  # type: ignore[attr-defined]
+
+
+@pytest.mark.filterwarnings("ignore:`Record.rrs` is DEPRECATED:DeprecationWarning")
+def test_every_zone_goes_over_one_connection_until_the_server_closes_it(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # pipeline.live.bind.Connections: the zones' updates share one TCP connection (the same
+    # local port each time); a named restarted in between closed it, and the next update opens a
+    # new one instead of failing on the dead one; a named that is down refuses the connection
+    # (ConnectionRefusedError: execute.py counts that as nothing sent).
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns)
+    zones = {z.zone: z for z in plan.zones}  # type: ignore[attr-defined]
+    assert set(zones) == {"alpha.example", "beta.example", "gamma.example"}
+    connections = Connections()
+    server = (client_dns.host, client_dns.port)
+    try:
+        ports = []
+        for name in ("alpha.example", "beta.example"):
+            guarded_apply(zones[name].octodns_target, zones[name].octodns_plan, connections)
+            ports.append(connections.to(*server, 2.0).getsockname()[1])
+        assert ports[0] == ports[1]
+        assert served(client_dns, "_dmarc.alpha.example.") == [
+            "v=DMARC1; p=quarantine; rua=mailto:dmarc@alpha.example"
+        ]
+        assert served(client_dns, "beta.example.") == [TOKEN]
+        client_dns.kill()
+        client_dns.start()
+        gamma = zones["gamma.example"]
+        guarded_apply(gamma.octodns_target, gamma.octodns_plan, connections)
+        assert connections.to(*server, 2.0).getsockname()[1] != ports[0]
+        again = plan_for(repo, sender_dns)
+        assert again.items == ()  # type: ignore[attr-defined]
+        client_dns.kill()
+        with pytest.raises(ConnectionRefusedError):
+            guarded_apply(gamma.octodns_target, gamma.octodns_plan, connections)
+    finally:
+        connections.close()
+
+
+def test_a_zone_whose_intent_was_written_ahead_but_not_sent_is_journalled_as_not_sent(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # pipeline.apply.execute writes beta's intent while alpha is on the wire; SIGTERM (stop())
+    # then stops the apply before beta. beta's done line says it was not sent, so a recovery
+    # reading this journal does not take beta for a zone in doubt.
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns, clients=("alpha",))
+    reached: list[str] = []
+
+    def stop() -> str:
+        return "stopped by SIGTERM" if "beta.example" in reached else ""
+
+    changes = tmp_path / "changes"
+    header = {"plan_hash": "0" * 64, "by": "jchen", "pid": 1, "clients": ["alpha"]}
+    journal = Journal.begin(changes, AT, {**header, "started_at": "2026-12-01T15:00:00Z"})
+    results = apply_plan(plan, progress=reached.append, stop=stop, journal=journal)  # type: ignore[arg-type]
+    journal.release()
+    assert [(r.zone, r.status, r.error) for r in results] == [
+        ("alpha.example", "applied", ""),
+        ("beta.example", "not-attempted", "not sent: stopped by SIGTERM"),
+    ]
+    (path,) = journals(changes)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["event"], line.get("zone")) for line in lines[:3]] == [
+        ("begin", None),
+        ("intent", "alpha.example"),
+        ("intent", "beta.example"),
+    ]
+    done = {line["zone"]: line for line in lines[3:]}
+    assert [line["event"] for line in lines[3:]] == ["done", "done"]
+    assert (done["beta.example"]["status"], done["beta.example"]["settled"]) == (
+        "not-attempted",
+        True,
+    )
+    state = read_journal(path)
+    assert state.unsettled == []
+    assert state.done["beta.example"].error == "not sent: stopped by SIGTERM"
+    # Nothing of beta was sent: a new plan still has its change to make.
+    again = plan_for(repo, sender_dns, clients=("alpha",))
+    assert {(i.zone, i.name) for i in again.items} == {("beta.example", "")}  # type: ignore[attr-defined]
+
+
+def _connections_to(port: int) -> list[int]:
+    """The local ports of this machine's established TCP connections to `port` (IPv4), as the
+    kernel lists them: what a client holds open, seen from outside the code under test."""
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if state == "01" and int(remote.split(":")[1], 16) == port:
+            found.append(int(local.split(":")[1], 16))
+    return found
+
+
+def test_an_apply_sends_every_zone_over_the_same_connection(
+    tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # Before each zone is sent (progress), the connection the zones before it used is still
+    # open, and it is the same one: with a connection per update there would be none.
+    repo = make_repo(tmp_path)
+    plan = plan_for(repo, sender_dns)
+    seen: list[list[int]] = []
+    results = apply_plan(plan, progress=lambda zone: seen.append(_connections_to(client_dns.port)))  # type: ignore[arg-type]
+    assert [r.status for r in results] == ["applied"] * 3
+    assert seen[0] == []  # nothing open before the first zone
+    assert len(seen[1]) == 1 and seen[2] == seen[1], seen
+    assert _connections_to(client_dns.port) == []  # closed when the apply is done

@@ -17,13 +17,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from octodns_bind import Rfc2136Provider
 
-from pipeline.apply.journal import Journal
+from pipeline.apply.journal import Journal, JournalWriteError
 from pipeline.apply.verify import (
     ItemCheck,
     authoritative_server,
@@ -31,13 +32,14 @@ from pipeline.apply.verify import (
     verify_by_provider,
     verify_route53,
 )
-from pipeline.live.bind import guarded_apply
+from pipeline.live.bind import Connections, guarded_apply
 from pipeline.live.hosted import class_of, route53_apply
 from pipeline.live.providers import POWERDNS, ROUTE53
 from pipeline.plan.build import explain
 from pipeline.plan.items import Plan, PlanItem, ZoneResult
 
 Clock = Callable[[], datetime]
+Key = tuple[str, str, str]  # zone, name, type
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,12 @@ def _verify(
         ]
 
 
-def _send(zone: ZoneResult) -> None:
+def _send(zone: ZoneResult, connections: Connections) -> None:
     """The provider call: the one step that changes DNS."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         if isinstance(zone.octodns_target, Rfc2136Provider):
-            guarded_apply(zone.octodns_target, zone.octodns_plan)
+            guarded_apply(zone.octodns_target, zone.octodns_plan, connections)
         elif class_of(zone.octodns_target) == ROUTE53:
             route53_apply(zone.octodns_target, zone.octodns_plan)
         else:
@@ -184,6 +186,32 @@ def _finish(sent: _Sent, journal: Journal | None) -> ZoneApplication:
     )
 
 
+def _intent(
+    zone: ZoneResult, items: Sequence[PlanItem], record_of: dict[Key, str], clock: Clock
+) -> dict[str, Any]:
+    return {
+        "zone": zone.zone,
+        "at": clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "items": [_item_json(i, record_of) for i in items],
+    }
+
+
+def _write_ahead(
+    journal: Journal, syncer: ThreadPoolExecutor, intent: dict[str, Any]
+) -> Future[None]:
+    """The next zone's `intent`, written now and fsynced in `syncer` while the zone before it is
+    on the wire: its fsync no longer waits in line between two updates. The zone is not sent
+    before the future says the line is durable. A write that fails here is raised when that zone
+    comes up, not before the zone already due is sent (as when intents were written in turn)."""
+    try:
+        journal.append("intent", intent, durable=False)
+    except JournalWriteError as exc:
+        failed: Future[None] = Future()
+        failed.set_exception(exc)
+        return failed
+    return syncer.submit(journal.sync)
+
+
 def apply_plan(
     plan: Plan,
     *,
@@ -202,10 +230,17 @@ def apply_plan(
     line is durable; each zone's verification then runs in a pool of `concurrency` threads
     (policy/settings.yaml) while the next zone is sent, so waiting for a server to serve an update
     no longer holds up the others. `done` lines are written from this thread as checks come back;
-    the results are in plan order."""
+    the results are in plan order.
+
+    The `intent` of the next zone is written, and fsynced in a thread, while the zone before it
+    is sent (`_write_ahead`). So at most one zone that was not sent has an intent and no `done`
+    (the next one), beside the zones sent whose checks have not come back; after a crash
+    recovery checks them all against live DNS. A zone whose intent was written ahead and that
+    is then not sent (SIGTERM came first) gets a `done` line saying so."""
     outcome: dict[str, ZoneApplication] = {}
     order: list[str] = []
     in_flight: list[_Sent] = []
+    owners = record_of or {}
 
     def collect(wait: bool) -> None:
         for sent in list(in_flight):
@@ -216,20 +251,40 @@ def apply_plan(
     by_zone: dict[str, list[PlanItem]] = {}
     for item in plan.items:
         by_zone.setdefault(item.zone, []).append(item)
+    zones = [z for z in plan.zones if by_zone.get(z.zone)]
+    sendable = [z for z in zones if not z.failed and z.octodns_plan is not None]
+    following = {z.zone: n for n, z in zip(sendable[1:], sendable, strict=False)}
+    ahead: dict[str, Future[None]] = {}  # zone -> its intent's fsync, written ahead
+    # The RFC 2136 updates of every zone go to their server over one TCP connection.
+    connections = Connections()
+    syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="verify") as pool:
         try:
-            for zone in plan.zones:
-                items = tuple(by_zone.get(zone.zone, ()))
-                if not items:
-                    continue
+            for zone in zones:
+                items = tuple(by_zone[zone.zone])
                 order.append(zone.zone)
                 if progress is not None:
                     progress(zone.zone)
+                written = ahead.pop(zone.zone, None)
                 reason = stop() if stop is not None else ""
                 if reason:
                     outcome[zone.zone] = ZoneApplication(
                         zone.zone, "not-attempted", f"not sent: {reason}", items, ()
                     )
+                    if written is not None and journal is not None:
+                        # Its intent is in the journal: say that it was not sent after all.
+                        _wait_quietly(written)
+                        journal.append(
+                            "done",
+                            {
+                                "zone": zone.zone,
+                                "status": "not-attempted",
+                                "error": f"not sent: {reason}",
+                                "settled": True,
+                                "checks": [],
+                            },
+                            durable=False,
+                        )
                     continue
                 if zone.failed or zone.octodns_plan is None:
                     outcome[zone.zone] = ZoneApplication(
@@ -239,18 +294,21 @@ def apply_plan(
                 if journal is not None:
                     # Durable before the provider call; if it cannot be written the zone is not
                     # sent.
-                    journal.append(
-                        "intent",
-                        {
-                            "zone": zone.zone,
-                            "at": clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                            "items": [_item_json(i, record_of or {}) for i in items],
-                        },
-                    )
+                    if written is None:
+                        journal.append("intent", _intent(zone, items, owners, clock))
+                    else:
+                        written.result()
+                    upcoming = following.get(zone.zone)
+                    if upcoming is not None and not (stop is not None and stop()):
+                        ahead[upcoming.zone] = _write_ahead(
+                            journal,
+                            syncer,
+                            _intent(upcoming, by_zone[upcoming.zone], owners, clock),
+                        )
                 error = ""
                 nothing_sent = False
                 try:
-                    _send(zone)
+                    _send(zone, connections)
                 except Exception as exc:  # recorded exactly; the other zones go on
                     # Named by provider: in a mixed portfolio the record says which one failed,
                     # and how.
@@ -270,6 +328,8 @@ def apply_plan(
                 collect(wait=False)
             collect(wait=True)
         finally:
+            connections.close()
+            syncer.shutdown(wait=True)
             # Interrupted (a journal write failed, Ctrl-C): the checks still running are not
             # waited for; their zones have an intent and no done, so recovery checks them.
             for sent in in_flight:
@@ -277,3 +337,10 @@ def apply_plan(
         if journal is not None:
             journal.sync()
     return [outcome[z] for z in order]
+
+
+def _wait_quietly(written: Future[None]) -> None:
+    """An intent written ahead whose zone is not sent: its fsync is waited for (the `done` line
+    that follows must not race it), and a failure of it is the next line's to report."""
+    with suppress(JournalWriteError):
+        written.result()

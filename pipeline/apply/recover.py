@@ -210,7 +210,8 @@ def recover_journal(
                 served = sum(1 for c in observed if c.status == "verified")
                 status = ZoneStatus.APPLIED if served == len(mine) else ZoneStatus.FAILED
                 error = (
-                    f"interrupted after the update was sent ({cause}); checked at recovery: "
+                    f"interrupted after its intent was written, the update sent or about to be "
+                    f"({cause}); checked at recovery: "
                     f"{served} of {len(mine)} item(s) live"
                 )
                 found.append(f"{zone}: {served}/{len(mine)} live")
