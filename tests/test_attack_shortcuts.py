@@ -1,0 +1,137 @@
+"""Attacks on the speed shortcuts of issue 16, as the analyst they govern would make them.
+
+Three shortcuts skip work the full path does: `plan --changed-since` printing the empty plan
+without loading the portfolio (pipeline/commands/noop_plan.py), zone files passed without
+jsonschema (pipeline/load/zone_schema.py), and one TCP connection per server with the next
+zone's journal intent written ahead (pipeline/live/bind.py, pipeline/apply/execute.py). Each test
+here is an input an analyst could put in the repository, the environment or the command line,
+and checks that the shortcut answers what the full path answers. The ones that found a
+difference were written first and failed; the others pin what the attack tried.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from portfolio import copy_example, write
+from signing import reseal
+
+from pipeline import api
+from pipeline.cli import main
+
+AT = "2026-11-28T09:00:00"
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test Analyst",
+    "GIT_AUTHOR_EMAIL": "analyst@msp.example",
+    "GIT_COMMITTER_NAME": "Test Analyst",
+    "GIT_COMMITTER_EMAIL": "analyst@msp.example",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+        check=True,
+    ).stdout
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The example portfolio as a git repository: `main` with one commit, then branch `change`."""
+    root = copy_example(tmp_path / "repo")
+    git(root, "init", "-q", "-b", "main")
+    commit(root, "example portfolio")
+    git(root, "checkout", "-q", "-b", "change")
+    return root
+
+
+def plan(repo: Path, *args: str) -> Result:
+    """`dmarcops plan --changed-since main`: the shortcut when it judges nothing is to plan."""
+    return CliRunner().invoke(
+        main, ["--repo", str(repo), "plan", "--at", AT, "--changed-since", "main", *args]
+    )
+
+
+def full_plan(repo: Path) -> str:
+    """What the full path prints: pipeline.api, which never takes the shortcut."""
+    report = api.plan(repo, at=datetime.fromisoformat(AT), changed_since="main")
+    return api.render(report, "json")
+
+
+def docs_change(repo: Path) -> None:
+    """What makes a branch a no-op for the plan: a change outside every plan input."""
+    write(repo / "README.md", "How we work.\n")
+
+
+# --- 1. `plan --changed-since` with nothing to plan (pipeline/commands/noop_plan.py) ----------
+
+
+def test_a_replayed_genesis_seal_does_not_make_a_pending_policy_edit_disappear(
+    repo: Path,
+) -> None:
+    # On main: a lead sealed an edit of gate.yaml (line 2). Then a merged change copied the
+    # genesis line (genuinely signed by a lead) to the end of the ledger and put gate.yaml back
+    # as the genesis sealed it. The full path takes no policy line with the genesis's seq after
+    # it (pipeline/records/index_ledger.py, policy_entries): the lead's seal of line 2 is still
+    # the policy of record, and the revert is a pending policy edit, in every plan.
+    git(repo, "checkout", "-q", "main")
+    gate = repo / "policy" / "gate.yaml"
+    sealed_first = gate.read_text(encoding="utf-8")
+    gate.write_text(sealed_first + "# sealed by a lead\n", encoding="utf-8")
+    reseal(repo)
+    ledger = repo / "changes" / "ledger.jsonl"
+    genesis_line = ledger.read_bytes().split(b"\n")[0]
+    with ledger.open("ab") as f:
+        f.write(genesis_line + b"\n")
+    gate.write_text(sealed_first, encoding="utf-8")
+    commit(repo, "ledger: the genesis again; gate.yaml as it was")
+    git(repo, "checkout", "-q", "-B", "change")
+    docs_change(repo)
+
+    result = plan(repo, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    changes = json.loads(result.stdout)["changes"]
+    assert [(c["zone"], c["name"]) for c in changes] == [("policy", "policy/gate.yaml")]
+    assert result.stdout == full_plan(repo)
+
+
+def test_a_seal_and_policy_edit_git_is_told_not_to_see_take_the_full_path(repo: Path) -> None:
+    # `git update-index --assume-unchanged` (or --skip-worktree) makes `git diff` skip a file:
+    # the edit of gate.yaml and a line appended to the ledger then change no path git reports.
+    # The appended line claims to seal the edited policy; it is signed by no one, so the full
+    # path refuses it (exit 2). The shortcut must not take it at its word.
+    git(repo, "update-index", "--assume-unchanged", "policy/gate.yaml", "changes/ledger.jsonl")
+    gate = repo / "policy" / "gate.yaml"
+    gate.write_text(gate.read_text(encoding="utf-8") + "# not sealed\n", encoding="utf-8")
+    from pipeline.records.policy_seal import current_snapshot
+
+    ledger = repo / "changes" / "ledger.jsonl"
+    seal = json.loads(ledger.read_bytes().split(b"\n")[0])
+    seal.update(seq=2, prev=seal["entry_sha256"])
+    seal["payload"] = {"policy_sha256": current_snapshot(repo).sha256}
+    with ledger.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(seal, separators=(",", ":")) + "\n")
+    docs_change(repo)
+    assert git(repo, "diff", "--name-only", "HEAD") == ""  # git indeed reports nothing
+
+    result = plan(repo)
+
+    assert result.exit_code == 2, result.output
+    assert "ledger line 2" in result.stderr and "Traceback" not in result.output
