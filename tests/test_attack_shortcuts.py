@@ -135,3 +135,113 @@ def test_a_seal_and_policy_edit_git_is_told_not_to_see_take_the_full_path(repo: 
 
     assert result.exit_code == 2, result.output
     assert "ledger line 2" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_seal_line_out_of_place_is_no_seal_for_the_shortcut(tmp_path: Path) -> None:
+    # The ledger writes line N with seq N; any other seq (a copied or moved line) leaves the
+    # choice of the policy of record to the full path, which orders seals by seq.
+    from pipeline.commands import noop_plan
+
+    changes = tmp_path / "changes"
+    seal = {"event": "policy", "seq": 1, "payload": {"policy_sha256": "a" * 64}}
+    write(changes / "ledger.jsonl", json.dumps(seal) + "\n")
+    assert noop_plan.last_policy_seal(changes) == "a" * 64
+    for seq in (1, 3, True, "2", None):
+        moved = {**seal, "seq": seq}
+        write(changes / "ledger.jsonl", json.dumps(seal) + "\n" + json.dumps(moved) + "\n")
+        assert noop_plan.last_policy_seal(changes) is None, seq
+
+
+def test_a_policy_file_linked_to_a_file_outside_policy_is_refused_on_both_paths(
+    repo: Path,
+) -> None:
+    # Committed on main as a link to docs/gate.yaml: an edit of docs/ changes no policy/ path,
+    # but the hash is of what policy/ holds, read as the full path reads it (links refused).
+    git(repo, "checkout", "-q", "main")
+    gate = repo / "policy" / "gate.yaml"
+    write(repo / "docs" / "gate.yaml", gate.read_text(encoding="utf-8"))
+    gate.unlink()
+    gate.symlink_to(Path("..") / "docs" / "gate.yaml")
+    commit(repo, "gate.yaml kept in docs/")
+    git(repo, "checkout", "-q", "-B", "change")
+    with (repo / "docs" / "gate.yaml").open("a", encoding="utf-8") as f:
+        f.write("# edited where git sees no policy file\n")
+
+    result = plan(repo)
+
+    assert result.exit_code == 1
+    assert "policy/gate.yaml: refused: the file is a symbolic link" in result.stderr
+    with pytest.raises(Exception, match="symbolic link"):
+        full_plan(repo)
+
+
+def test_an_ignored_file_added_under_policy_is_a_pending_edit_on_both_paths(repo: Path) -> None:
+    # git never reports an ignored file, but the policy hash covers every file under policy/.
+    write(repo / ".gitignore", "*.local.yaml\n")
+    write(repo / "policy" / "notes.local.yaml", "# a lead's notes\n")
+    assert git(repo, "status", "--short", "--", "policy") == ""
+
+    result = plan(repo, "--format", "json")
+
+    names = [c["name"] for c in json.loads(result.stdout)["changes"]]
+    assert names == ["policy/notes.local.yaml"], result.output
+    assert result.stdout == full_plan(repo)
+
+
+# --- 2. zone files passed without jsonschema (pipeline/load/zone_schema.py) -------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Anchors and merge keys: the record jsonschema sees is the merged mapping.
+        "base: &r {type: TXT, value: x}\n_dmarc: {<<: *r, ttl: 60}\n",
+        "_dmarc: &r {type: TXT, value: x}\nx: *r\n",
+        "_dmarc: {<<: {type: TXT}, values: [a]}\n",
+        # Tags that make a string something else, or a number something else.
+        "_dmarc: {type: TXT, value: !!binary aGk=}\n",
+        "_dmarc: {type: TXT, value: 2026-01-01}\n",
+        "_dmarc: {type: TXT, value: !!str 2026-01-01}\n",
+        "_dmarc: {type: TXT, values: !!set {a, b}}\n",
+        "_dmarc: !!omap [{type: TXT}, {value: x}]\n",
+        "_dmarc: {type: TXT, value: x, ttl: 1e3}\n",
+        "_dmarc: {type: TXT, value: x, ttl: 0x10}\n",
+        "_dmarc: {type: TXT, value: x, ttl: 1_000}\n",
+        "_dmarc: {type: TXT, value: x, ttl: !!int '5'}\n",
+        "_dmarc: {type: TXT, value: x, ttl: 2147483648}\n",
+        "_dmarc: {type: TXT, value: x, ttl: -1}\n",
+        "_dmarc: {type: TXT, value: x, ttl: yes}\n",
+        "_dmarc: {type: !!str TXT, value: x}\n",
+        "_dmarc: {type: txt, value: x}\n",
+        # Keys that are not names: bools, nulls, numbers, a name ending in a newline.
+        "yes: {type: TXT, value: x}\n",
+        "~: {type: TXT, value: x}\n",
+        "1: {type: TXT, value: x}\n",
+        '"_dmarc\\n": {type: TXT, value: x}\n',
+        '"_dmarc\\n\\n": {type: TXT, value: x}\n',
+        "_dmarc: {type: TXT, value: x, octodns: ~}\n",
+        "_dmarc: {type: TXT, value: x, octodns: []}\n",
+        "_dmarc: []\n",
+        "_dmarc: [[{type: TXT, value: x}]]\n",
+        "_dmarc: {type: TXT, value: x, values: [x]}\n",
+        "[]\n",
+        "x\n",
+        "",
+    ],
+)
+def test_what_plainly_valid_passes_jsonschema_passes_too(tmp_path: Path, text: str) -> None:
+    import jsonschema
+
+    from pipeline.load.yamlfile import load_yaml
+    from pipeline.load.zone_schema import plainly_valid
+
+    schema_path = Path(__file__).resolve().parent.parent / "policy" / "schemas" / "zone.schema.json"
+    validator = jsonschema.Draft202012Validator(json.loads(schema_path.read_text("utf-8")))
+    path = write(tmp_path / "zone.yaml", text)
+    try:
+        data = load_yaml(path, root=tmp_path).data
+    except Exception as exc:  # the loader refuses it: no schema check happens on either path
+        assert "Traceback" not in str(exc)
+        return
+    errors = list(validator.iter_errors(data))
+    assert not (plainly_valid(data, schema_path) and errors), [e.message for e in errors]
