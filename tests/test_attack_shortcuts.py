@@ -19,8 +19,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from dns_server import NamedServer
 from portfolio import copy_example, write
 from signing import reseal
+from test_apply_faults import (
+    Apply,
+    audit_ok,
+    cli,
+    no_apply_left_running,  # noqa: F401 (autouse: no apply left behind)
+    records,
+    unaccounted,
+)
+from test_plan_named import make_repo
 
 from pipeline import api
 from pipeline.cli import main
@@ -245,3 +255,74 @@ def test_what_plainly_valid_passes_jsonschema_passes_too(tmp_path: Path, text: s
         return
     errors = list(validator.iter_errors(data))
     assert not (plainly_valid(data, schema_path) and errors), [e.message for e in errors]
+
+
+# --- 3. one TCP connection per server, intents written ahead (pipeline/live/bind.py, ----------
+# pipeline/apply/execute.py)
+
+
+@pytest.fixture
+def applying(tmp_path: Path, client_dns: NamedServer, sender_dns: NamedServer) -> Path:
+    """The repository of tests/test_apply_faults.py: client alpha's plan (alpha.example, then
+    beta.example, both on `client_dns`) in plan.json, ready for an emergency apply."""
+    root = make_repo(tmp_path / "repo")
+    providers = root / "policy/providers.yaml"
+    providers.write_text(
+        providers.read_text().replace(
+            "    key_algorithm: hmac-sha256\n  bind-down:",
+            "    key_algorithm: hmac-sha256\n    timeout: 2\n  bind-down:",
+        )
+    )
+    reseal(root)
+    out = root / "plan.json"
+    result = cli(
+        root,
+        *("plan", "--client", "alpha", "--format", "json", "--out", str(out)),
+        *("--nameserver", f"127.0.0.1:{sender_dns.port}"),
+    )
+    assert result.exit_code == 0, result.output
+    return root
+
+
+@pytest.mark.parametrize("point", ["sent:alpha.example", "intent:beta.example"])
+def test_named_restarted_between_two_zones_gets_the_next_update_on_a_new_connection(
+    applying: Path, client_dns: NamedServer, sender_dns: NamedServer, point: str
+) -> None:
+    # alpha's update went over the apply's one connection to the server; named is then killed
+    # and started again on the same port before beta's update. The connection kept open is
+    # dead: beta must go over a new one, and both zones be applied and recorded as live.
+    run = Apply(applying, applying / "plan.json", point, sender_dns)
+    client_dns.kill()
+    client_dns.start()
+
+    code, output = run.go()
+
+    assert code == 0, output
+    results = [z for r in records(applying) for z in r["zone_results"]]
+    assert [(z["zone"], z["status"], z["applied"]) for z in results] == [
+        ("alpha.example", "applied", 2),
+        ("beta.example", "applied", 1),
+    ]
+    assert unaccounted(applying, client_dns) == []
+    audit_ok(applying)
+
+
+def test_named_killed_between_two_zones_records_the_next_as_not_sent(
+    applying: Path, client_dns: NamedServer, sender_dns: NamedServer
+) -> None:
+    # The connection kept open is closed by the kernel when named dies; the next update's new
+    # connection is refused, which proves beta was never sent: recorded failed, no doubt left.
+    run = Apply(applying, applying / "plan.json", "sent:alpha.example", sender_dns)
+    client_dns.kill()
+
+    code, output = run.go()
+    client_dns.start()
+
+    assert code == 1, output
+    results = [z for r in records(applying) for z in r["zone_results"]]
+    assert [(z["zone"], z["status"]) for z in results] == [
+        ("alpha.example", "applied"),
+        ("beta.example", "failed"),
+    ]
+    assert "ConnectionRefusedError" in results[1]["error"]
+    assert unaccounted(applying, client_dns) == []

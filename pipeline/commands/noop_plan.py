@@ -58,6 +58,7 @@ PLAN_INPUTS = frozenset({"policy", "zones", "changes", "sandbox"})
 # tests/test_startup.py checks they agree.
 LEDGER_NAME = "ledger.jsonl"
 GENESIS_PIN = "DMARCOPS_GENESIS"
+LEDGER_PATH = f"changes/{LEDGER_NAME}"
 # As pipeline.plan.changes.GIT_TIMEOUT: git answering slowly is no reason to take the full path.
 GIT_TIMEOUT = 60.0
 
@@ -129,7 +130,7 @@ def nothing_to_plan(root: Path, paths: Iterable[str], changed: ChangedZones) -> 
     sealed = _last_seal(ledger)
     if sealed is None or _policy_sha256(policy) != sealed:
         return False
-    return _as_at_head(root, {**policy, f"changes/{LEDGER_NAME}": ledger})
+    return _as_at_head(root, {**policy, LEDGER_PATH: ledger})
 
 
 def working_policy_sha256(root: Path) -> str | None:
@@ -172,7 +173,7 @@ def _as_at_head(root: Path, files: dict[str, bytes]) -> bool:
     anything git cannot answer, is False (the full path then judges)."""
     try:
         done = subprocess.run(
-            ["git", "-C", str(root), "ls-tree", "-r", "-z", "HEAD", "--", POLICY_DIR, *files],
+            ["git", "-C", str(root), "ls-tree", "-r", "-z", "HEAD", "--", POLICY_DIR, LEDGER_PATH],
             capture_output=True,
             timeout=GIT_TIMEOUT,
             check=False,
