@@ -15,8 +15,10 @@ path, which judges and prints as before:
   sandbox/. So the portfolio, the roster, the requests and the ledger are the ones REF has, which
   the plan of REF judged (a broken file there was refused then, and `validate` and `audit verify`
   still check them all);
-- policy/ in the working tree is the policy the ledger's last `policy` line seals: otherwise its
-  edits would be plan items (pipeline/plan/build.py, policy_items) of an otherwise empty plan;
+- policy/ in the working tree is the policy the ledger's last `policy` line seals, that line in
+  its place (its `seq` its line number; a copied seal is not the full path's policy of record):
+  otherwise policy/'s edits would be plan items (pipeline/plan/build.py, policy_items) of an
+  otherwise empty plan;
 - no genesis is pinned (DMARCOPS_GENESIS): the pin is checked against the whole ledger's first
   entry by the full path only;
 - the ledger and every file under policy/ are, byte for byte, the blobs HEAD has (one
@@ -26,7 +28,9 @@ path, which judges and prints as before:
 
 What the shortcut does not repeat is what those inputs being unchanged makes the same as at REF:
 the seals' signatures, the schemas of unchanged files, the requests' signatures. With no item in
-the plan, no gate decision is taken on either path.
+the plan, no gate decision is taken on either path. So REF is trusted as a revision whose plan
+was judged (the base branch, in CI): a seal nobody signed, committed on the branch that is then
+named as REF, is refused by the full path (exit 2) and not seen here.
 
 One difference is deliberate: a file git ignores is no change to `--changed-since` (as before),
 so an ignored file under changes/requests/ (which can never reach a pull request) is not read
