@@ -202,9 +202,12 @@ def _as_at_head(root: Path, files: dict[str, bytes]) -> bool:
 
 def _object_id(raw: bytes, length: int) -> str:
     """git's id of a blob holding `raw`, in the repository's hash (SHA-1, or SHA-256)."""
-    # SHA-1 as git names objects, not as a check of anything secret.
-    digest = hashlib.sha1 if length == 40 else hashlib.sha256
-    return digest(b"blob %d\0" % len(raw) + raw).hexdigest()
+    # SHA-1 because git names objects so; finding bytes with the id of HEAD's ledger is a
+    # second preimage, which SHA-1 still resists.
+    digest = hashlib.sha1() if length == 40 else hashlib.sha256()  # noqa: S324
+    digest.update(b"blob %d\0" % len(raw))
+    digest.update(raw)  # not concatenated: a ledger of 50 MB is not copied to be hashed
+    return digest.hexdigest()
 
 
 def render_empty(fmt: str, at: datetime | None, *, color: bool) -> str:
