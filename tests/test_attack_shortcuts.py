@@ -198,6 +198,49 @@ def test_an_ignored_file_added_under_policy_is_a_pending_edit_on_both_paths(repo
     assert result.stdout == full_plan(repo)
 
 
+def test_a_portfolio_in_a_subdirectory_of_the_clone_still_takes_the_shortcut(
+    tmp_path: Path,
+) -> None:
+    # git's paths are then relative to the portfolio (`--relative`, and ls-tree run in it): the
+    # blob check must name the same files, or every no-op plan there would take the full path.
+    from pipeline.commands import noop_plan
+    from pipeline.plan.changes import changed_paths, zones_for_paths
+
+    clone = tmp_path / "clone"
+    root = copy_example(clone / "dns" / "portfolio")
+    git(clone, "init", "-q", "-b", "main")
+    commit(clone, "example portfolio, one level down")
+    git(clone, "checkout", "-q", "-b", "change")
+    docs_change(clone)
+
+    paths = changed_paths(root, "main")
+    assert noop_plan.nothing_to_plan(root, paths, zones_for_paths(root, paths))
+    # And the same file changed behind git's back is seen there too.
+    git(clone, "update-index", "--assume-unchanged", "dns/portfolio/policy/gate.yaml")
+    with (root / "policy" / "gate.yaml").open("a", encoding="utf-8") as f:
+        f.write("# hidden\n")
+    assert not noop_plan.nothing_to_plan(root, paths, zones_for_paths(root, paths))
+
+
+def test_ignored_junk_under_changes_and_zones_gives_the_full_paths_answer(repo: Path) -> None:
+    # What the project's .gitignore hides (lock files, record temp files, build/ directories):
+    # the full path does not read them either, so both print the empty plan.
+    git(repo, "checkout", "-q", "main")
+    write(repo / ".gitignore", "changes/.lock\nchanges/.locks/\nchanges/records/.*.tmp-*\nbuild/\n")
+    commit(repo, "gitignore")
+    git(repo, "checkout", "-q", "-B", "change")
+    write(repo / "changes" / "records" / ".2026-0001.json.tmp-1", "{half a record")
+    write(repo / "changes" / ".locks" / "x", "")
+    write(repo / "zones" / "build" / "evil.example.yaml", "_dmarc: {type: TXT, value: x}\n")
+    assert git(repo, "status", "--short") == ""
+
+    result = plan(repo, "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["changes"] == []
+    assert result.stdout == full_plan(repo)
+
+
 # --- 2. zone files passed without jsonschema (pipeline/load/zone_schema.py) -------------------
 
 
