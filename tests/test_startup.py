@@ -226,20 +226,23 @@ def test_the_policy_hash_and_seal_are_the_full_paths(repo: Path) -> None:
     assert noop_plan.last_policy_seal(repo / "changes") == record.sha256 != ""
 
 
-def policy_line(digest: str, **extra: object) -> str:
-    return json.dumps({"event": "policy", "payload": {"policy_sha256": digest}, **extra})
+def policy_line(digest: str, seq: int, **extra: object) -> str:
+    # `seq`: the line's number, as the ledger writes it (a seal out of place takes the full path).
+    return json.dumps(
+        {"event": "policy", "seq": seq, "payload": {"policy_sha256": digest}, **extra}
+    )
 
 
 def test_the_last_seal_is_the_last_policy_line(tmp_path: Path) -> None:
     changes = tmp_path / "changes"
     lines = [
-        policy_line("a" * 64),
+        policy_line("a" * 64, 1),
         json.dumps({"event": "created", "payload": {"note": "DMARC policy to quarantine"}}),
-        policy_line("b" * 64),
+        policy_line("b" * 64, 3),
         # A record event whose payload holds what a seal looks like is not a seal.
         json.dumps({"event": "created", "payload": {"event": "policy", "policy_sha256": "c"}}),
         # An escaped event name is the same name to the ledger's reader.
-        '{"event": "\\u0070olicy", "payload": {"policy_sha256": "' + "d" * 64 + '"}}',
+        '{"event": "\\u0070olicy", "seq": 5, "payload": {"policy_sha256": "' + "d" * 64 + '"}}',
         json.dumps({"event": "sealed", "payload": {}}),
     ]
     write(tmp_path / "policy" / "settings.yaml", "{}\n")
@@ -251,7 +254,7 @@ def test_the_last_seal_is_the_last_policy_line(tmp_path: Path) -> None:
 def test_a_damaged_line_that_could_be_a_seal_gives_no_seal(tmp_path: Path) -> None:
     changes = tmp_path / "changes"
     write(tmp_path / "policy" / "settings.yaml", "{}\n")
-    write(changes / "ledger.jsonl", policy_line("a" * 64) + '\n{"event": "policy", \n')
+    write(changes / "ledger.jsonl", policy_line("a" * 64, 1) + '\n{"event": "policy", \n')
 
     assert noop_plan.last_policy_seal(changes) is None
 

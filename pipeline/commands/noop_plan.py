@@ -15,14 +15,22 @@ path, which judges and prints as before:
   sandbox/. So the portfolio, the roster, the requests and the ledger are the ones REF has, which
   the plan of REF judged (a broken file there was refused then, and `validate` and `audit verify`
   still check them all);
-- policy/ in the working tree is the policy the ledger's last `policy` line seals: otherwise its
-  edits would be plan items (pipeline/plan/build.py, policy_items) of an otherwise empty plan;
+- policy/ in the working tree is the policy the ledger's last `policy` line seals, that line in
+  its place (its `seq` its line number; a copied seal is not the full path's policy of record):
+  otherwise policy/'s edits would be plan items (pipeline/plan/build.py, policy_items) of an
+  otherwise empty plan;
 - no genesis is pinned (DMARCOPS_GENESIS): the pin is checked against the whole ledger's first
-  entry by the full path only.
+  entry by the full path only;
+- the ledger and every file under policy/ are, byte for byte, the blobs HEAD has (one
+  `git ls-tree`): the seal is trusted, not verified, only because git vouches that it is what was
+  judged, and git's diff can be told not to look (`update-index --assume-unchanged`,
+  `--skip-worktree`), which would let a line appended by hand seal an edit of policy/.
 
 What the shortcut does not repeat is what those inputs being unchanged makes the same as at REF:
 the seals' signatures, the schemas of unchanged files, the requests' signatures. With no item in
-the plan, no gate decision is taken on either path.
+the plan, no gate decision is taken on either path. So REF is trusted as a revision whose plan
+was judged (the base branch, in CI): a seal nobody signed, committed on the branch that is then
+named as REF, is refused by the full path (exit 2) and not seen here.
 
 One difference is deliberate: a file git ignores is no change to `--changed-since` (as before),
 so an ignored file under changes/requests/ (which can never reach a pull request) is not read
@@ -32,8 +40,10 @@ file in it, ignored or not, is part of the hash compared with the seal.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -52,26 +62,45 @@ PLAN_INPUTS = frozenset({"policy", "zones", "changes", "sandbox"})
 # tests/test_startup.py checks they agree.
 LEDGER_NAME = "ledger.jsonl"
 GENESIS_PIN = "DMARCOPS_GENESIS"
+LEDGER_PATH = f"changes/{LEDGER_NAME}"
+# As pipeline.plan.changes.GIT_TIMEOUT: git answering slowly is no reason to take the full path.
+GIT_TIMEOUT = 60.0
 
 
 def last_policy_seal(changes_dir: Path) -> str | None:
     """The `policy_sha256` of the ledger's last `policy` line; None when there is none, or when a
-    line that could be one cannot be read (the full path then says what is wrong).
+    line that could be one cannot be read (the full path then says what is wrong)."""
+    raw = _ledger_bytes(changes_dir)
+    return None if raw is None else _last_seal(raw)
 
-    Only lines that could decode to a `policy` event are parsed: a JSON line holding neither the
-    word "policy" nor a backslash (no escape) cannot. A ledger of 100,000 record events is then
-    searched, not parsed, which is what keeps this cheap at any size.
-    """
+
+def _ledger_bytes(changes_dir: Path) -> bytes | None:
     path = changes_dir / LEDGER_NAME
     if not exists(path):
         return None
     try:
         # Under the default limit: the configured one is in policy/settings.yaml, and parsing
         # YAML is a tenth of the time this path has. A larger ledger takes the full path.
-        raw = read_bytes(path, root=changes_dir.parent, limit=DEFAULT_LIMITS.max_log_bytes)
+        return read_bytes(path, root=changes_dir.parent, limit=DEFAULT_LIMITS.max_log_bytes)
     except InputError:
         return None
-    for line in reversed(raw.split(b"\n")):
+
+
+def _last_seal(raw: bytes) -> str | None:
+    """The seal of the ledger's last `policy` line, when the full path would take that line.
+
+    Only lines that could decode to a `policy` event are parsed: a JSON line holding neither the
+    word "policy" nor a backslash (no escape) cannot. A ledger of 100,000 record events is then
+    searched, not parsed, which is what keeps this cheap at any size.
+
+    The line's `seq` must be its line number, as every line the ledger writes has. The full path
+    orders the policy lines by `seq` and skips one with the genesis's `seq` after the genesis
+    (pipeline/records/index_ledger.py, policy_entries): a genuine seal copied to the end (a
+    replay) is not its policy of record, and must not be this one's either.
+    """
+    lines = raw.split(b"\n")
+    for number in range(len(lines), 0, -1):
+        line = lines[number - 1]
         if b"policy" not in line and b"\\" not in line:
             continue
         try:
@@ -80,6 +109,9 @@ def last_policy_seal(changes_dir: Path) -> str | None:
             return None  # a damaged line: the full path names it
         if not isinstance(entry, dict) or entry.get("event") != "policy":
             continue
+        seq = entry.get("seq")
+        if type(seq) is not int or seq != number:
+            return None  # out of place: the full path judges which seal holds
         payload = entry.get("payload")
         digest = payload.get("policy_sha256") if isinstance(payload, dict) else None
         return digest if isinstance(digest, str) else None
@@ -95,8 +127,14 @@ def nothing_to_plan(root: Path, paths: Iterable[str], changed: ChangedZones) -> 
         return False
     if os.environ.get(GENESIS_PIN, "").strip():
         return False
-    sealed = last_policy_seal(root / "changes")
-    return sealed is not None and working_policy_sha256(root) == sealed
+    ledger = _ledger_bytes(root / "changes")
+    policy = _policy_files(root)
+    if ledger is None or policy is None:
+        return False
+    sealed = _last_seal(ledger)
+    if sealed is None or _policy_sha256(policy) != sealed:
+        return False
+    return _as_at_head(root, {**policy, LEDGER_PATH: ledger})
 
 
 def working_policy_sha256(root: Path) -> str | None:
@@ -105,17 +143,71 @@ def working_policy_sha256(root: Path) -> str | None:
     one, which would cost parsing policy/settings.yaml. The same hash as a seal's means the same
     bytes, which the sealing run read under that settings.yaml's limits; a file the default
     refuses, or any file that cannot be read, gives None (the full path then judges)."""
+    policy = _policy_files(root)
+    return None if policy is None else _policy_sha256(policy)
+
+
+def _policy_files(root: Path) -> dict[str, bytes] | None:
+    """Every file under policy/ (path relative to `root`: its bytes); None when one cannot be
+    read as the full path reads it."""
     policy = root / POLICY_DIR
     if not is_real_dir(policy):
         return None
-    files: dict[str, str] = {}
+    files: dict[str, bytes] = {}
     try:
         for path in _walk(policy, root):
             raw = read_bytes(path, root=root, limit=DEFAULT_LIMITS.max_file_bytes)
-            files[path.relative_to(root).as_posix()] = raw.decode("utf-8")
-    except (InputError, OSError, UnicodeDecodeError):
+            files[path.relative_to(root).as_posix()] = raw
+    except (InputError, OSError):
         return None
-    return PolicySnapshot(files).sha256
+    return files
+
+
+def _policy_sha256(files: dict[str, bytes]) -> str | None:
+    try:
+        return PolicySnapshot({name: raw.decode("utf-8") for name, raw in files.items()}).sha256
+    except UnicodeDecodeError:
+        return None
+
+
+def _as_at_head(root: Path, files: dict[str, bytes]) -> bool:
+    """Whether `files` (path relative to `root`: bytes) are exactly what HEAD has under the same
+    paths, and HEAD has no other file under policy/: git's object ids of the bytes read here
+    against `git ls-tree` of HEAD. What git's diff was told to skip, or a filter changed, or
+    anything git cannot answer, is False (the full path then judges)."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "ls-tree", "-r", "-z", "HEAD", "--", POLICY_DIR, LEDGER_PATH],
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    if done.returncode != 0:
+        return False
+    at_head: dict[str, str] = {}
+    for row in done.stdout.split(b"\0"):
+        meta, tab, name = row.partition(b"\t")
+        if not tab:
+            continue
+        mode, kind, oid = meta.decode("ascii", "replace").split(" ")
+        if kind != "blob" or mode not in ("100644", "100755"):
+            return False  # a link or a submodule under policy/: the full path judges
+        at_head[os.fsdecode(name)] = oid
+    if set(at_head) != set(files):
+        return False
+    return all(_object_id(files[name], len(oid)) == oid for name, oid in at_head.items())
+
+
+def _object_id(raw: bytes, length: int) -> str:
+    """git's id of a blob holding `raw`, in the repository's hash (SHA-1, or SHA-256)."""
+    # SHA-1 because git names objects so; finding bytes with the id of HEAD's ledger is a
+    # second preimage, which SHA-1 still resists.
+    digest = hashlib.sha1() if length == 40 else hashlib.sha256()  # noqa: S324
+    digest.update(b"blob %d\0" % len(raw))
+    digest.update(raw)  # not concatenated: a ledger of 50 MB is not copied to be hashed
+    return digest.hexdigest()
 
 
 def render_empty(fmt: str, at: datetime | None, *, color: bool) -> str:
