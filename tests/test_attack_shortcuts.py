@@ -369,3 +369,29 @@ def test_named_killed_between_two_zones_records_the_next_as_not_sent(
     ]
     assert "ConnectionRefusedError" in results[1]["error"]
     assert unaccounted(applying, client_dns) == []
+
+
+# --- the full path: a genuine seal replayed after a later one ---------------------------------
+
+
+def test_a_replayed_earlier_seal_does_not_roll_the_policy_of_record_back(repo: Path) -> None:
+    # A lead seals B, then C. A change appends a byte-for-byte copy of B's line (genuinely
+    # signed by a lead) and puts policy/ back as B sealed it: were the last policy line taken
+    # as it stands, the policy of record would be B again, and the rollback no pending edit.
+    gate = repo / "policy" / "gate.yaml"
+    original = gate.read_text(encoding="utf-8")
+    gate.write_text(original + "# B\n", encoding="utf-8")
+    reseal(repo)
+    ledger = repo / "changes" / "ledger.jsonl"
+    b_line = ledger.read_bytes().rstrip(b"\n").split(b"\n")[-1]
+    gate.write_text(original + "# B\n# C\n", encoding="utf-8")
+    reseal(repo)
+    with ledger.open("ab") as f:
+        f.write(b_line + b"\n")
+    gate.write_text(original + "# B\n", encoding="utf-8")
+
+    for args in ((), ("--changed-since", "main")):
+        result = CliRunner().invoke(main, ["--repo", str(repo), "plan", "--at", AT, *args])
+        assert result.exit_code != 0, result.output
+        assert "a policy seal numbered 2 stands after the seal numbered 3" in result.output
+        assert "ledger.jsonl" in result.output and "Traceback" not in result.output

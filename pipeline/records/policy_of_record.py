@@ -135,10 +135,25 @@ def sealed_policy(
             "nothing is judged by a policy of record that is not the pinned one.",
         )
     found: tuple[PolicySnapshot, Roster] | None = None
+    previous = -1
     for index, entry in enumerate(entries):
         if entry.event is not LedgerEvent.POLICY:
             continue
+        # The ledger numbers its lines in order: a seal numbered at or below one before it is a
+        # genuine earlier seal copied to the end, which would make an older policy (a looser
+        # gate, a revoked lead) the policy of record again without any lead sealing it.
+        if entry.seq <= previous:
+            raise PolicyNotOfRecord(
+                f"a policy seal numbered {entry.seq} stands after the seal numbered {previous}: "
+                "a copy of an earlier seal, which cannot make that policy the policy of record "
+                "again",
+                file=changes_dir / LEDGER_NAME,
+                hint="Run `dmarcops audit verify` (it names the line) and restore "
+                "changes/ledger.jsonl from the repository's history; a lead seals the policy to "
+                "go back to with `dmarcops policy seal`.",
+            )
         problem = seal_problem(changes_dir, entries, index, found[1] if found else None)
+        previous = entry.seq
         if problem is not None:
             raise PolicyNotOfRecord(
                 problem,
