@@ -395,3 +395,26 @@ def test_a_replayed_earlier_seal_does_not_roll_the_policy_of_record_back(repo: P
         assert result.exit_code != 0, result.output
         assert "a policy seal numbered 2 stands after the seal numbered 3" in result.output
         assert "ledger.jsonl" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("linked", ["zones", "zones/fabrikam-labs"])
+def test_zone_files_reached_through_a_link_are_refused_on_both_paths(
+    repo: Path, linked: str
+) -> None:
+    # zones/ (or a client's directory) moved to zones-real/ and linked back: a later edit of
+    # zones-real/... is a changed path outside zones/, which no incremental plan would map to a
+    # zone. Both paths refuse the link instead of planning (or not planning) through it.
+    target = repo / linked
+    real = target.with_name(target.name + "-real")
+    target.rename(real)
+    target.symlink_to(real.name)
+    commit(repo, "zone files through a link")
+    git(repo, "checkout", "-q", "-B", "main")
+    git(repo, "checkout", "-q", "-B", "change")
+    dmarc = next(real.rglob("*.yaml"))
+    dmarc.write_text(dmarc.read_text(encoding="utf-8") + "# edited through the link\n")
+    for args in (("--changed-since", "main"), ("--client", "fabrikam-labs")):
+        result = CliRunner().invoke(main, ["--repo", str(repo), "plan", "--at", AT, *args])
+        assert result.exit_code == 1, result.output
+        assert "is a symbolic link, not a directory of the repository" in result.output
+        assert "Traceback" not in result.output

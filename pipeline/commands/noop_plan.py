@@ -127,6 +127,8 @@ def nothing_to_plan(root: Path, paths: Iterable[str], changed: ChangedZones) -> 
         return False
     if os.environ.get(GENESIS_PIN, "").strip():
         return False
+    if _zones_linked(root / "zones"):
+        return False  # the full path refuses it (pipeline/load/portfolio.py)
     ledger = _ledger_bytes(root / "changes")
     policy = _policy_files(root)
     if ledger is None or policy is None:
@@ -135,6 +137,18 @@ def nothing_to_plan(root: Path, paths: Iterable[str], changed: ChangedZones) -> 
     if sealed is None or _policy_sha256(policy) != sealed:
         return False
     return _as_at_head(root, {**policy, LEDGER_PATH: ledger})
+
+
+def _zones_linked(zones: Path) -> bool:
+    """zones/ or one of its client directories is a symbolic link: edits made through it are
+    paths git reports outside zones/, so no changed path says a zone changed."""
+    if os.path.islink(zones):
+        return True
+    try:
+        with os.scandir(zones) as entries:
+            return any(entry.is_symlink() for entry in entries)
+    except OSError:
+        return False
 
 
 def working_policy_sha256(root: Path) -> str | None:

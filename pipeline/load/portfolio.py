@@ -187,14 +187,34 @@ def _zone_domain(name: str) -> str:
     return name.removesuffix(".yaml").removesuffix(".yml")
 
 
+def _refuse_linked_directory(path: Path) -> None:
+    """zones/ and each zones/<client>/ must be directories of the repository itself, not links:
+    `plan --changed-since` and the gate map git's changed paths under zones/ to zones, so an edit
+    made through a link (to zones-real/, say) would change what is applied while every
+    incremental plan saw nothing."""
+    if os.path.islink(path):
+        raise InputError(
+            f"{path.name}/ is a symbolic link, not a directory of the repository",
+            file=path,
+            hint="Keep the zone files in zones/<client>/ itself (git mv the target there and "
+            "remove the link): changes made through a link are invisible to `plan "
+            "--changed-since`.",
+        )
+
+
 def _zone_paths(root: Path, only: Collection[str] | None = None) -> Iterator[tuple[str, Path]]:
     """(client directory, path) of each zone file, or of those of the domains in `only`."""
     zones = root / "zones"
     if not zones.is_dir():
         return
+    _refuse_linked_directory(zones)
     # scandir's is_dir (following links, as Path.is_dir) reads the entry's type: no stat for
     # each of 1,000 directories.
-    for client in sorted(entry.name for entry in os.scandir(zones) if entry.is_dir()):
+    entries = list(os.scandir(zones))
+    for entry in entries:
+        if entry.is_symlink() and entry.is_dir():
+            _refuse_linked_directory(zones / entry.name)
+    for client in sorted(entry.name for entry in entries if entry.is_dir()):
         client_dir = zones / client
         # Names first, a Path only for the files wanted: 10,000 zone files in 1,000 directories.
         for name in sorted(os.listdir(client_dir)):
