@@ -418,3 +418,40 @@ def test_zone_files_reached_through_a_link_are_refused_on_both_paths(
         assert result.exit_code == 1, result.output
         assert "is a symbolic link, not a directory of the repository" in result.output
         assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("where", ["docs", "zones/fabrikam-labs"])
+def test_an_untracked_file_whose_name_is_not_utf8_is_no_crash(repo: Path, where: str) -> None:
+    # git prints the name's bytes; read as UTF-8 text they crashed the command (exit 70).
+    directory = os.fsencode(repo / where)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, b"notes-\xff.yaml"), "wb") as f:
+        f.write(b"# not a zone\n")
+    result = plan(repo)
+    assert result.exit_code in (0, 1, 2), result.output
+    assert "Traceback" not in result.output and "crash" not in result.output.lower()
+    if where == "docs":
+        assert result.exit_code == 0, result.output  # nothing a plan reads changed
+
+
+def test_a_policy_directory_nested_past_the_recursion_limit_is_no_crash(repo: Path) -> None:
+    # One os.mkdir a level: os.makedirs and pathlib's mkdir(parents=True) recurse themselves
+    # (and so does shutil.rmtree: the tree is taken down level by level at the end).
+    levels = [os.path.join(repo, "policy")]
+    for _ in range(1100):
+        levels.append(os.path.join(levels[-1], "d"))
+        os.mkdir(levels[-1])
+    leaf = os.path.join(levels[-1], "x.yaml")
+    with open(leaf, "w", encoding="utf-8") as f:
+        f.write("a: 1\n")
+    try:
+        for args in (("--changed-since", "main"), ()):
+            result = CliRunner().invoke(main, ["--repo", str(repo), "plan", "--at", AT, *args])
+            assert "Traceback" not in result.output, result.output[-2000:]
+            assert result.exit_code == 0, result.output[-2000:]
+            # A pending policy edit like any other file added to policy/.
+            assert "/d/d/d/x.yaml, which judges changes" in result.output, result.output[-2000:]
+    finally:
+        os.remove(leaf)
+        for level in reversed(levels[1:]):
+            os.rmdir(level)

@@ -61,7 +61,10 @@ def _git(root: Path, *args: str) -> str:
         done = subprocess.run(
             ["git", "-C", str(root), *args],
             capture_output=True,
-            text=True,
+            # A path git prints is bytes: one that is not UTF-8 (an untracked `docs-\xff.md`)
+            # keeps its bytes as surrogates, which every printer of a path escapes (text/safe.py).
+            encoding="utf-8",
+            errors="surrogateescape",
             timeout=GIT_TIMEOUT,
             check=False,
         )

@@ -57,16 +57,23 @@ class PolicySnapshot:
 
 
 def _walk(directory: Path, root: Path) -> list[Path]:
-    """Regular files under `directory`, links and special files refused by the safe reader."""
+    """Regular files under `directory`, links and special files refused by the safe reader.
+
+    Depth first, each directory's entries by name, as a recursive walk would list them; kept
+    with a stack of its own, so a policy/ nested deeper than Python's recursion limit is listed
+    (and its files judged) instead of crashing the command."""
     found: list[Path] = []
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-        path = Path(entry.path)
-        if entry.is_dir(follow_symlinks=False):
-            found += _walk(path, root)
+    stack = [iter(sorted(os.scandir(directory), key=lambda e: e.name))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif entry.is_dir(follow_symlinks=False):
+            stack.append(iter(sorted(os.scandir(entry.path), key=lambda e: e.name)))
         else:
             # Every file, dot-files too: the loaders' globs match `.shadow.yaml`, so the seal
             # must see it. read_bytes refuses a link, FIFO or device by name.
-            found.append(path)
+            found.append(Path(entry.path))
     return found
 
 
