@@ -165,7 +165,7 @@ def test_a_seal_line_out_of_place_is_no_seal_for_the_shortcut(tmp_path: Path) ->
 def test_a_policy_file_linked_to_a_file_outside_policy_is_refused_on_both_paths(
     repo: Path,
 ) -> None:
-    # Committed on main as a link to docs/gate.yaml: an edit of docs/ changes no policy/ path,
+    # Committed on main as a link to a copy of gate.yaml under docs/: an edit of docs/ changes no policy/ path,
     # but the hash is of what policy/ holds, read as the full path reads it (links refused).
     git(repo, "checkout", "-q", "main")
     gate = repo / "policy" / "gate.yaml"
