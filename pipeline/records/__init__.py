@@ -7,6 +7,10 @@ The names below are imported when first asked for (module `__getattr__`): import
 of this package runs this file first, and a `plan --changed-since` that only reads the ledger's
 last policy seal must not pay for the record store, the audit and their imports (about 0.15 s;
 benchmarks/README.md, tests/test_startup.py).
+
+`pipeline.records.audit` is the module `audit verify` runs (its function is
+`pipeline.records.store.audit`): with the names imported on first use, a package-level `audit`
+function would be the function or the module depending on what had been imported before.
 """
 
 from __future__ import annotations
@@ -45,7 +49,6 @@ if TYPE_CHECKING:
         RecordStore,
         SealedRecordError,
         UnknownRecordError,
-        audit,
         verify,
     )
 
@@ -85,7 +88,6 @@ _HOME = {
             "RecordStore",
             "SealedRecordError",
             "UnknownRecordError",
-            "audit",
             "verify",
         ),
         "store",
@@ -131,7 +133,6 @@ __all__ = [
     "VerificationStatus",
     "ZoneOutcome",
     "ZoneStatus",
-    "audit",
     "format_utc",
     "parse_time",
     "verify",
