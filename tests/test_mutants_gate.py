@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+import test_reports_gate as reports_gate
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -76,7 +77,7 @@ from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import ClientProfile, Portfolio, load_portfolio
 from pipeline.load.request_files import Selector
 from pipeline.model import Fact, RecordKind, RiskLevel, fact
-from pipeline.reports.evidence import Evidence, SourceCount
+from pipeline.reports.evidence import Evidence, SourceCount, write_evidence
 
 NWH = "northwind-health"
 ZONE = "northwind-health.example"
@@ -684,6 +685,147 @@ def test_a_major_source_a_fraction_below_its_pass_rate_fails() -> None:
         "major sources below 95%: 192.0.2.1 (94.9% of 2000)"
     ]
     assert sources_short(SourceCount("192.0.2.1", 2000, 1900)) == []
+
+
+# --- which changes need report evidence, and each refusal in full (conditions.report_evidence_problems,
+# tightened_policy, _dmarc_p) ----------------------------------------------------------------------
+
+FABRIKAM = "fabrikam-labs"
+FABRIKAM_ZONE = "fabrikam.example"
+EVIDENCE_AT = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def dmarc_change(before: tuple[str, ...], after: tuple[str, ...], name: str = "_dmarc") -> Item:
+    return Item(
+        RiskLevel.MEDIUM,
+        client=FABRIKAM,
+        zone=FABRIKAM_ZONE,
+        name=name,
+        before=before,
+        after=after,
+    )
+
+
+NONE_TO_QUARANTINE = dmarc_change(("v=DMARC1; p=none",), ("v=DMARC1; p=quarantine",))
+
+
+def evidence_refusals(repo: Path, items: list[Item], digest: str = "") -> list[tuple[str, str]]:
+    """The refusals (rule, text) of fabrikam-labs' signed request for `items` at plan time,
+    carrying `digest` as its report evidence."""
+    request = replace(
+        reports_gate.request(repo, digest),
+        covers=tuple(Selector(i.zone, i.name, i.type) for i in items),
+    )
+    ctx = decide.context(
+        load_portfolio(repo), FABRIKAM, decide.Stage.PLAN, EVIDENCE_AT, PLAN, load_roster(repo)
+    )
+    decision = decide.decide(request, items, (), ctx)
+    return [(p.rule, p.reason) for p in decide.refused(decision)]
+
+
+def write_report_evidence(repo: Path, domain: str, messages: int, passing: int, days: int) -> str:
+    """An evidence file as `dmarcops reports evidence` writes it (pipeline/reports/evidence.py),
+    with one source sending all the mail; its hash."""
+    document = {
+        "format_version": 1,
+        "kind": "dmarcops-report-evidence",
+        "client": FABRIKAM,
+        "domain": domain,
+        "since": f"{EVIDENCE_AT - timedelta(days=days):%Y-%m-%dT%H:%M:%SZ}",
+        "until": f"{EVIDENCE_AT:%Y-%m-%dT%H:%M:%SZ}",
+        "reports": days,
+        "messages": messages,
+        "dmarc_pass": passing,
+        "sources": [{"source_ip": "192.0.2.1", "messages": messages, "dmarc_pass": passing}],
+    }
+    digest, _ = write_evidence(repo, document)
+    return digest
+
+
+@pytest.fixture
+def fabrikam(tmp_path: Path) -> Path:
+    return copy_example(tmp_path / "repo")
+
+
+def test_each_domain_whose_dmarc_policy_tightens_needs_its_own_evidence(fabrikam: Path) -> None:
+    # Of four changes, a pct step and a DMARC-looking TXT that is not at _dmarc need none; the
+    # apex and a subdomain that move p= up are each refused, in order.
+    pct = dmarc_change(("v=DMARC1; p=quarantine; pct=50",), ("v=DMARC1; p=quarantine",))
+    elsewhere = dmarc_change((), ("v=DMARC1; p=reject",), name="_dmarc-old")
+    subdomain = dmarc_change((), ("v=DMARC1; p=reject",), name="_dmarc.mail")
+    refusals = evidence_refusals(fabrikam, [pct, elsewhere, NONE_TO_QUARANTINE, subdomain])
+    assert refusals == [
+        (
+            "report-evidence",
+            "fabrikam.example moves to p=quarantine, and CR-0009-fabrikam-labs carries no report "
+            "evidence: run `dmarcops reports evidence --client fabrikam-labs --domain "
+            "fabrikam.example --days 14` and put its hash in details.report_evidence",
+        ),
+        (
+            "report-evidence",
+            "mail.fabrikam.example moves to p=reject, and CR-0009-fabrikam-labs carries no "
+            "report evidence: run `dmarcops reports evidence --client fabrikam-labs --domain "
+            "mail.fabrikam.example --days 30` and put its hash in details.report_evidence",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "target"),
+    [
+        # A new record, or one without p= or with a p= receivers ignore, enforces nothing yet.
+        ((), ("v=DMARC1; p=quarantine",), "quarantine"),
+        (("v=DMARC1; rua=mailto:d@fabrikam.example",), ("v=DMARC1; p=reject",), "reject"),
+        (("v=DMARC1; p=bogus",), ("v=DMARC1; p=quarantine",), "quarantine"),
+        # As zone files hold them: escaped semicolons, tags in any case, a stray leading space.
+        (("v=DMARC1\\; p=none",), ("v=DMARC1\\; p=reject",), "reject"),
+        (("V=DMARC1; P=NONE",), ("v=dmarc1; p=QUARANTINE",), "quarantine"),
+        ((" v=DMARC1; p=none",), (" v=DMARC1; p=quarantine",), "quarantine"),
+    ],
+    ids=["new", "no-p", "unknown-p", "escaped", "upper-case", "leading-space"],
+)
+def test_the_policy_a_record_moves_to_is_read_as_receivers_read_it(
+    fabrikam: Path, before: tuple[str, ...], after: tuple[str, ...], target: str
+) -> None:
+    ((rule, text),) = evidence_refusals(fabrikam, [dmarc_change(before, after)])
+    assert rule == "report-evidence"
+    assert text.startswith(f"fabrikam.example moves to p={target}, and CR-0009-fabrikam-labs")
+
+
+def test_a_record_already_enforcing_needs_no_evidence_to_stay(fabrikam: Path) -> None:
+    # p= stays quarantine behind an escaped semicolon: nothing tightens.
+    same = dmarc_change(("v=DMARC1\\; p=quarantine",), ("v=DMARC1\\; p=quarantine\\; pct=100",))
+    assert evidence_refusals(fabrikam, [same]) == []
+
+
+def test_evidence_that_cannot_be_read_is_refused_for_each_domain(fabrikam: Path) -> None:
+    subdomain = dmarc_change((), ("v=DMARC1; p=quarantine",), name="_dmarc.mail")
+    refusals = evidence_refusals(fabrikam, [NONE_TO_QUARANTINE, subdomain], digest="ab" * 32)
+    assert [rule for rule, _ in refusals] == ["report-evidence", "report-evidence"]
+    apex, sub = (text for _, text in refusals)
+    assert apex.startswith("report evidence for fabrikam.example: ")
+    assert sub.startswith("report evidence for mail.fabrikam.example: ")
+    assert "cannot read the file" in apex and "cannot read the file" in sub
+
+
+def test_evidence_for_another_domain_and_short_evidence_are_each_refused(fabrikam: Path) -> None:
+    # Ten days of 2000 messages, 95 % passing, for the apex: it says each shortfall, with the
+    # evidence's hash and period; the subdomain's change cannot use the apex's evidence.
+    digest = write_report_evidence(fabrikam, FABRIKAM_ZONE, messages=2000, passing=1900, days=10)
+    subdomain = dmarc_change((), ("v=DMARC1; p=quarantine",), name="_dmarc.mail")
+    assert evidence_refusals(fabrikam, [subdomain, NONE_TO_QUARANTINE], digest) == [
+        (
+            "report-evidence",
+            "the report evidence is for fabrikam-labs / fabrikam.example, not "
+            "fabrikam-labs / mail.fabrikam.example",
+        ),
+        (
+            "report-evidence",
+            f"fabrikam.example may not move to p=quarantine on this evidence ({digest[:16]}, "
+            "2026-11-20..2026-11-30): it covers 10.0 days, fewer than 14; pass rate 95.00%, "
+            "below 98%",
+        ),
+    ]
 
 
 # --- the clock at apply (windows.check_apply_time through the gate) ------------------------------
@@ -1636,6 +1778,55 @@ def test_an_approval_is_stored_once_and_read_back_for_its_plan_and_request(
     # Whoever opened the pull request never approves it.
     excluding = ExcludingAnalysts(files, frozenset({"mhara"}))
     assert [a.analyst for a in excluding.approvals_for(PLAN, "CR-0001-nwh")] == ["sokafor"]
+
+
+def test_approvals_read_ahead_are_handed_out_once_then_read_again(tmp_path: Path) -> None:
+    # `dmarcops apply` reads the approvals while it plans again (pipeline/apply/gating.py): the
+    # gate gets that answer once; asked again, the files answer as they are now.
+    now = TIMES["in window"]
+    write_approval(tmp_path, approval("sokafor", now))
+    files = SignedApprovalFiles(tmp_path)
+    files.read_ahead(PLAN, ["CR-0001-nwh", "CR-0002-nwh"])
+    write_approval(tmp_path, approval("mhara", now))
+    assert [a.analyst for a in files.approvals_for(PLAN, "CR-0001-nwh")] == ["sokafor"]
+    assert [a.analyst for a in files.approvals_for(PLAN, "CR-0001-nwh")] == ["mhara", "sokafor"]
+    assert files.approvals_for(PLAN, "CR-0002-nwh") == []
+    # Read ahead for another plan, or before the folder existed, answers nothing for this one.
+    other = SignedApprovalFiles(tmp_path)
+    other.read_ahead("f0" * 32, ["CR-0001-nwh"])
+    assert [a.analyst for a in other.approvals_for(PLAN, "CR-0001-nwh")] == ["mhara", "sokafor"]
+
+
+def test_an_approval_unreadable_when_read_ahead_is_refused_when_asked_for(tmp_path: Path) -> None:
+    now = TIMES["in window"]
+    broken = write_approval(tmp_path, approval("sokafor", now))
+    broken.write_text("{", encoding="utf-8")
+    write_approval(tmp_path, replace(approval("sokafor", now), request_id="CR-0002-nwh"))
+    files = SignedApprovalFiles(tmp_path)
+    # The first request's file cannot be read; the second request is still read ahead.
+    files.read_ahead(PLAN, ["CR-0001-nwh", "CR-0002-nwh"])
+    (tmp_path / f"changes/approvals/{PLAN}/CR-0002-nwh--sokafor.json").unlink()
+    assert [a.request_id for a in files.approvals_for(PLAN, "CR-0002-nwh")] == ["CR-0002-nwh"]
+    with pytest.raises(InputError) as caught:
+        files.approvals_for(PLAN, "CR-0001-nwh")
+    assert caught.value.message.startswith("not an approval file")
+    assert caught.value.file == broken
+
+
+def test_each_link_present_is_shown_with_who_when_and_its_reference(world: World) -> None:
+    # `dmarcops requests check` prints each link as "present: <link>".
+    now = TIMES["in window"]
+    decision = gate(world, decide.Stage.REVIEW, [FactItem()], approvals=(approval("sokafor", now),))
+    request = decision.request
+    assert request.signature is not None
+    signed_at = request.signature.signed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert [str(link) for link in decision.evidence] == [
+        f"author: jchen at {signed_at} (CR-0001-nwh.yaml)",
+        "peer review: sokafor at 2026-12-01T15:00:00Z (signed)",
+    ]
+    # A link without a time shows none.
+    undated = replace(decision.evidence[0], at=None)
+    assert str(undated) == "author: jchen (CR-0001-nwh.yaml)"
 
 
 @pytest.mark.parametrize(
