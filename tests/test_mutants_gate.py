@@ -9,18 +9,24 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import struct
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import dkim
 import pytest
 import test_reports_gate as reports_gate
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from dns_server import NamedServer
 from portfolio import REPO, copy_example
 from signing import KEYS
 from test_approvals import _Item as Item
@@ -42,7 +48,7 @@ from pipeline.gate.approvals import (
 )
 from pipeline.gate.authoring import new_request, next_request_id, sign_request
 from pipeline.gate.coverage import Coverage, check_requested_risk, cover
-from pipeline.gate.evidence import store_eml
+from pipeline.gate.evidence import dns_txt, parse_mail, store_eml, verify_dkim
 from pipeline.gate.identity import (
     generate_key,
     load_private_key,
@@ -72,6 +78,7 @@ from pipeline.gate.roster import Role as AnalystRole
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.gate.templates import load_templates
 from pipeline.gate.windows import next_window
+from pipeline.live.dns import Nameservers
 from pipeline.load.calendar_model import OnCall
 from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import ClientProfile, Portfolio, load_portfolio
@@ -1416,6 +1423,145 @@ def test_a_mail_that_says_something_else_is_named_for_each_difference(
     assert client_missing(by_mail(world, eml)) == [f"{eml} has no readable Date header"]
 
 
+# --- the client's mail signed with DKIM, its key served by a real named on loopback
+# (evidence.verify_dkim, dns_txt, _aligned; the gate records the verdict) ---------------------
+
+
+@dataclass(frozen=True)
+class Signer:
+    """One RSA key, published at sel1._domainkey of several domains by a real named."""
+
+    private: bytes
+    nameservers: Nameservers
+
+    def sign(self, raw: bytes, domain: str, selector: str = "sel1") -> bytes:
+        return dkim.sign(raw, selector.encode(), domain.encode(), self.private) + raw
+
+
+@pytest.fixture(scope="module")
+def signer() -> Iterator[Signer]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    # 2048 bits: the key is two TXT strings, joined back by the reader (RFC 6376 3.6.2.2).
+    record = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+    published = [("sel1._domainkey", "TXT", record), ("nokey._domainkey", "A", "192.0.2.1")]
+    server = NamedServer(
+        {
+            domain: published
+            for domain in ("northwind-health.example", "msp.example", "health.example", "example")
+        }
+    )
+    server.start()
+    yield Signer(private, Nameservers((server.host,), port=server.port, timeout=2.0))
+    server.stop()
+
+
+def dkim_verdict(signer: Signer, raw: bytes) -> str:
+    """verify_dkim's answer for `raw`, asking the signer's named."""
+    mail = parse_mail(raw, Path("changes/evidence/x.eml"))
+    status, why = verify_dkim(mail, dns_txt(signer.nameservers))
+    return status if why is None else f"{status}: {why}"
+
+
+def test_a_dkim_signed_approval_is_recorded_as_verified_by_the_gate(
+    world: World, tmp_path: Path, signer: Signer
+) -> None:
+    raw = signer.sign(MAIL.encode(), "northwind-health.example")
+    eml = stored(world, tmp_path, raw.decode())
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = replace(
+        request_of(RequestType.OTHER, "none", now),
+        client_approval=ClientApproval(
+            APPROVER, GIVEN_AT, "<a81f2@mail.northwind-health.example>", eml=eml
+        ),
+        file=portfolio.root / "changes/requests/CR-0001-nwh.yaml",
+    )
+    ctx = decide.context(
+        portfolio,
+        NWH,
+        decide.Stage.REVIEW,
+        now,
+        PLAN,
+        roster,
+        dnsfunc=dns_txt(signer.nameservers),
+    )
+    decision = decide.decide(request, [Item(RiskLevel.HIGH)], [approval("sokafor", now)], ctx)
+    assert decision.allowed, decision.problems
+    assert decision.evidence[-1].reference == (
+        f"<a81f2@mail.northwind-health.example>, {eml} (DKIM: verified d=northwind-health.example)"
+    )
+    # The same mail altered after signing is missing its client approval, saying why.
+    altered = placed(world, raw.decode().replace("Subject: Re: CR-0001-nwh", "Subject: Re: CR-2"))
+    ctx_request = replace(request, client_approval=replace(request.client_approval, eml=altered))
+    refused = decide.decide(ctx_request, [Item(RiskLevel.HIGH)], [approval("sokafor", now)], ctx)
+    assert client_missing(refused) == [
+        f"{altered}: DKIM: signature 1 (d=northwind-health.example) does not verify: the mail "
+        "was altered after it was signed, or the key in DNS is not the signer's"
+    ]
+
+
+def test_only_a_signature_by_the_from_domain_or_a_parent_of_it_counts(signer: Signer) -> None:
+    raw = MAIL.encode()
+    assert dkim_verdict(signer, signer.sign(raw, "northwind-health.example")) == (
+        "verified d=northwind-health.example"
+    )
+    # A parent of the From domain aligns (relaxed); a top-level label or a domain that merely
+    # ends the same way does not.
+    sub = raw.replace(b"@northwind-health.example>", b"@mail.northwind-health.example>", 1)
+    assert dkim_verdict(signer, signer.sign(sub, "northwind-health.example")) == (
+        "verified d=northwind-health.example"
+    )
+    for domain in ("msp.example", "example", "health.example"):
+        assert dkim_verdict(signer, signer.sign(raw, domain)) == (
+            f"failed: DKIM: signature 1 is by d={domain}, not the From domain "
+            "northwind-health.example"
+        )
+
+
+def test_every_signature_is_tried_until_one_by_the_from_domain_holds(signer: Signer) -> None:
+    raw = MAIL.encode()
+    # The platform's own signature on top, the client's below it: the second counts.
+    both = signer.sign(signer.sign(raw, "northwind-health.example"), "msp.example")
+    assert dkim_verdict(signer, both) == "verified d=northwind-health.example"
+    # The client's altered after signing, then signed again by the platform: each is named.
+    altered = signer.sign(raw, "northwind-health.example").replace(b"Approved.", b"Rejected.")
+    assert dkim_verdict(signer, signer.sign(altered, "msp.example")) == (
+        "failed: DKIM: signature 1 is by d=msp.example, not the From domain "
+        "northwind-health.example; signature 2: body hash mismatch (got "
+        + dkim_body_hash(altered)
+        + ", expected "
+        + dkim_body_hash(raw)
+        + ")"
+    )
+
+
+def dkim_body_hash(raw: bytes) -> str:
+    """The b64 body hash dkimpy names in a mismatch, of the body of `raw`."""
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    return "b'" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
+
+
+def test_a_key_not_in_dns_or_dns_that_does_not_answer_fails_the_mail(signer: Signer) -> None:
+    raw = MAIL.encode()
+    # No such name, and a name without TXT: dkimpy finds no key, so the signature does not
+    # verify.
+    for selector in ("gone", "nokey"):
+        assert dkim_verdict(signer, signer.sign(raw, "northwind-health.example", selector)) == (
+            "failed: DKIM: signature 1 (d=northwind-health.example) does not verify: the mail "
+            "was altered after it was signed, or the key in DNS is not the signer's"
+        )
+    # An unsigned mail proves no more than the typed fields, and says so.
+    assert dkim_verdict(signer, raw) == "unsigned"
+
+
 def test_a_stored_mail_must_still_be_the_mail_that_was_stored(world: World, tmp_path: Path) -> None:
     eml = stored(world, tmp_path, MAIL)
     path = world[0].root / eml
@@ -2240,6 +2386,60 @@ def test_a_dkim_switch_is_judged_with_the_live_answers_of_its_plan(world: World)
         "dkim-switch-unverified",
         "dkim-switch-unverified",
     ]
+
+
+def closed_resolver() -> Nameservers:
+    """A resolver on loopback that answers nothing: the port was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return Nameservers(("127.0.0.1",), port=port, timeout=0.2)
+
+
+def test_a_dkim_switch_plan_reads_each_new_selector_through_the_provider(tmp_path: Path) -> None:
+    # The sandbox provider serves sandbox/live/: northwind-health.example publishes the key at
+    # s2099, nwh-patients.example points s2099 by CNAME at a vendor that the resolver given
+    # cannot reach. (The settings name no resolver, so only the one given can follow it.)
+    repo = copy_example(tmp_path)
+    key_value = re.search(
+        r"s2026\._domainkey:\n  type: TXT\n  value: (.*)\n",
+        (repo / "zones/fabrikam-labs/fabrikam.example.yaml").read_text(encoding="utf-8"),
+    )
+    assert key_value is not None
+    live = repo / "sandbox/live/northwind-health.example.yaml"
+    live.write_text(
+        live.read_text(encoding="utf-8").replace(
+            "selector1._domainkey:",
+            f"s2099._domainkey:\n  type: TXT\n  value: {key_value.group(1)}\nselector1._domainkey:",
+        ),
+        encoding="utf-8",
+    )
+    patients = repo / "sandbox/live/nwh-patients.example.yaml"
+    patients.write_text(
+        patients.read_text(encoding="utf-8")
+        + "s2099._domainkey:\n  type: CNAME\n  value: s2099.dkim.vendor.example.\n",
+        encoding="utf-8",
+    )
+    details = (("current_selector", "selector1"), ("new_selector", " s2099 "))
+    request = manual_request(RequestType.DKIM_SWITCH, details)
+    plan = manual_plan(load_portfolio(repo), request, TIMES["in window"], closed_resolver())
+    assert [item.zone for item in plan.items] == list(DOMAINS)
+    assert plan.plan_hash == manual_plan_hash(request, plan.items)
+    assert list(plan.checks) == [(domain, "s2099") for domain in DOMAINS]
+    assert plan.checks[(DOMAINS[0], "s2099")] == (
+        True,
+        "s2099._domainkey.northwind-health.example TXT holds a valid key (read through the "
+        "provider)",
+    )
+    valid, detail = plan.checks[(DOMAINS[1], "s2099")]
+    assert not valid
+    assert detail.startswith(
+        "s2099._domainkey.nwh-patients.example points to s2099.dkim.vendor.example., which has "
+        "no key: "
+    )
+    # Any other manual change has nothing to look up.
+    platform = manual_request(RequestType.PLATFORM, PLATFORM_DETAILS)
+    assert manual_plan(load_portfolio(repo), platform, TIMES["in window"], None).checks == {}
 
 
 def test_each_approval_of_a_manual_change_adds_to_those_before_it(tmp_path: Path) -> None:
