@@ -1551,13 +1551,20 @@ def dkim_body_hash(raw: bytes) -> str:
 
 def test_a_key_not_in_dns_or_dns_that_does_not_answer_fails_the_mail(signer: Signer) -> None:
     raw = MAIL.encode()
-    # No such name, and a name without TXT: dkimpy finds no key, so the signature does not
-    # verify.
+    # No such name, and a name without TXT: no key to check the signature with. (dkimpy says
+    # "does not verify" for both, as for an altered mail.)
     for selector in ("gone", "nokey"):
         assert dkim_verdict(signer, signer.sign(raw, "northwind-health.example", selector)) == (
-            "failed: DKIM: signature 1 (d=northwind-health.example) does not verify: the mail "
-            "was altered after it was signed, or the key in DNS is not the signer's"
+            "failed: DKIM: signature 1 (d=northwind-health.example) cannot be checked: no key "
+            f"is published at {selector}._domainkey.northwind-health.example (TXT)"
         )
+    # A name server that refuses to answer (this one does not serve .test).
+    verdict = dkim_verdict(signer, signer.sign(raw, "contoso.test"))
+    assert verdict.startswith(
+        "failed: DKIM: signature 1 (d=contoso.test) cannot be checked: DNS did not answer for "
+        "its key (b'sel1._domainkey.contoso.test.': "
+    )
+    assert verdict.endswith(" answered REFUSED); check again when it does")
     # An unsigned mail proves no more than the typed fields, and says so.
     assert dkim_verdict(signer, raw) == "unsigned"
 
