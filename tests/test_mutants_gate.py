@@ -1618,6 +1618,22 @@ def test_only_one_approving_mail_with_a_sender_is_stored(world: World, tmp_path:
     assert store_eml(world[0].root, dump).parent == Path("changes") / "evidence"
 
 
+def test_a_link_planted_at_a_mails_stored_name_is_never_written_through(tmp_path: Path) -> None:
+    # Someone with write access to the repository plants changes/evidence/<hash>.eml as a link
+    # to a file elsewhere: storing that mail must not write into the file the link names.
+    repo = copy_example(tmp_path / "repo")
+    victim = tmp_path / "outside.txt"
+    victim.write_text("untouched", encoding="utf-8")
+    relative = f"changes/evidence/{hashlib.sha256(MAIL.encode()).hexdigest()}.eml"
+    (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+    (repo / relative).symlink_to(victim)
+    source = tmp_path / "approval.eml"
+    source.write_bytes(MAIL.encode())
+    assert store_eml(repo, source).as_posix() == relative
+    assert victim.read_text(encoding="utf-8") == "untouched"
+    assert (repo / relative).is_symlink()
+
+
 # --- the analyst roster (roster.load_roster and its look-ups) -----------------------------------
 
 JCHEN_KEY = "Wmwwz4+5WfUL7tw45MxbWZJ4kqVwLf++6nmc66s5myg="
