@@ -1524,6 +1524,11 @@ def test_only_a_signature_by_the_from_domain_or_a_parent_of_it_counts(signer: Si
             f"failed: DKIM: signature 1 is by d={domain}, not the From domain "
             "northwind-health.example"
         )
+    # The domain is what follows the last @ (a quoted local part may hold one).
+    quoted = raw.replace(b"<Dana.Whitfield@", b'<"dana@msp.example"@', 1)
+    assert dkim_verdict(signer, signer.sign(quoted, "northwind-health.example")) == (
+        "verified d=northwind-health.example"
+    )
 
 
 def test_every_signature_is_tried_until_one_by_the_from_domain_holds(signer: Signer) -> None:
@@ -1531,6 +1536,12 @@ def test_every_signature_is_tried_until_one_by_the_from_domain_holds(signer: Sig
     # The platform's own signature on top, the client's below it: the second counts.
     both = signer.sign(signer.sign(raw, "northwind-health.example"), "msp.example")
     assert dkim_verdict(signer, both) == "verified d=northwind-health.example"
+    # A signature dkimpy cannot even read is named, and the next one is still tried.
+    broken = b"DKIM-Signature: v=1; a=rsa-sha256; d=msp.example\r\n"
+    assert dkim_verdict(signer, broken + signer.sign(raw, "northwind-health.example")) == (
+        "verified d=northwind-health.example"
+    )
+    assert dkim_verdict(signer, broken + raw).startswith("failed: DKIM: signature 1: ")
     # The client's altered after signing, then signed again by the platform: each is named.
     altered = signer.sign(raw, "northwind-health.example").replace(b"Approved.", b"Rejected.")
     assert dkim_verdict(signer, signer.sign(altered, "msp.example")) == (
