@@ -44,6 +44,7 @@ from pipeline.gate.approvals import (
     hash_of_changes,
     load_plan_file,
     sign,
+    verify,
     write_approval,
 )
 from pipeline.gate.authoring import new_request, next_request_id, sign_request
@@ -1140,6 +1141,41 @@ def test_an_approval_counts_only_when_signed_for_this_request_and_its_content(
         "approval by sokafor: it approves other content of CR-0001-nwh (no content hash: "
         "format 1, now c3c3c3c3c3c3c3c3)"
     )
+
+
+def test_an_approval_signed_earlier_keeps_counting(world: World) -> None:
+    # What an approval signs is fixed: approvals already stored, and those copied into change
+    # records for `audit verify`, must keep verifying. These signatures were made by sokafor's
+    # key over the canonical JSON of the approval, a real one and a rehearsal's.
+    at = TIMES["in window"]
+    stored = Approval(
+        PLAN,
+        "CR-0001-nwh",
+        "sokafor",
+        at,
+        signature="42T5DVKNmVKVtJeXgcfcDSB4Rb72aZuAT2rxZjolfrRir/7CrUckUlih13TzGmfk1dJQLG2jmlirtjmB1KVHBg==",
+        request_sha256=REQ_SHA,
+    )
+    assert stored.payload() == (
+        b'{"analyst":"sokafor","approved_at":"2026-12-01T15:00:00Z","plan_hash":"'
+        + PLAN.encode()
+        + b'","request_id":"CR-0001-nwh","request_sha256":"'
+        + REQ_SHA.encode()
+        + b'"}'
+    )
+    decision = gate(world, decide.Stage.REVIEW, [Item(RiskLevel.MEDIUM)], approvals=(stored,))
+    assert decision.allowed and decision.ignored == ()
+    rehearsed = replace(
+        stored,
+        simulated=True,
+        signature="jnnBachcnLL1bDN2O1aIRKwHamUL9/gWuS9ETxvvTQesOZECP/OXT8JniErg0Vq8aTd3kJONSWy6FgEOCDQ+DQ==",
+    )
+    assert rehearsed.payload().endswith(b'","simulated":true}')
+    assert ignored(world, replace(rehearsed, simulated=False))[0].endswith(
+        "it does not verify with sokafor's key in the roster (altered after signing, or signed "
+        "with another key)"
+    )
+    assert verify(rehearsed, world[1])
 
 
 def test_the_automations_key_approves_nothing(world: World) -> None:
