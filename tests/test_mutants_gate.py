@@ -1178,6 +1178,23 @@ def test_an_approval_signed_earlier_keeps_counting(world: World) -> None:
     assert verify(rehearsed, world[1])
 
 
+def test_the_peer_link_carries_the_signature_audit_verify_checks_again(world: World) -> None:
+    # The change record copies each approval's signature and its rehearsal flag (part of what
+    # was signed), so `audit verify` can check the approval again from the record alone.
+    now = TIMES["in window"]
+    for simulated in (False, True):
+        given = sign(
+            key("sokafor"), PLAN, "CR-0001-nwh", "sokafor", now, REQ_SHA, simulated=simulated
+        )
+        decision = gate(world, decide.Stage.REVIEW, [FactItem()], approvals=(given,))
+        (peer,) = [link for link in decision.evidence if link.role == "peer review"]
+        assert (peer.who, peer.signature, peer.simulated) == (
+            "sokafor",
+            given.signature,
+            simulated,
+        )
+
+
 def test_the_automations_key_approves_nothing(world: World) -> None:
     now = TIMES["in window"]
     bot = sign(key("dmarcops-bot"), PLAN, "CR-0001-nwh", "dmarcops-bot", now, REQ_SHA)
