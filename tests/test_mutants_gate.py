@@ -1195,6 +1195,42 @@ def test_the_peer_link_carries_the_signature_audit_verify_checks_again(world: Wo
         )
 
 
+def test_shadowing_ends_on_the_thirtieth_day_and_needs_a_start_date(world: World) -> None:
+    # policy/gate.yaml: 30 days of shadowing from the start date. On the 30th day after it,
+    # sokafor's review of a medium change counts; the day before, it does not; an analyst
+    # whose start date the roster does not give is not shadowing.
+    portfolio, roster = world
+    now = TIMES["in window"]
+
+    def review_counts(started: date | None) -> bool:
+        analysts = tuple(
+            replace(a, start_date=started) if a.id == "sokafor" else a for a in roster.analysts
+        )
+        decision = gate(
+            (portfolio, replace(roster, analysts=analysts)),
+            decide.Stage.REVIEW,
+            [Item(RiskLevel.MEDIUM)],
+            approvals=(approval("sokafor", now),),
+        )
+        return decision.allowed
+
+    assert review_counts(now.date() - timedelta(days=30))
+    assert not review_counts(now.date() - timedelta(days=29))
+    assert review_counts(None)
+
+
+def test_a_signature_with_a_character_outside_base64_does_not_count(world: World) -> None:
+    given = approval("sokafor", TIMES["in window"])
+    middle = len(given.signature) // 2
+    for junk in ("*", " ", "\n"):
+        mangled = given.signature[:middle] + junk + given.signature[middle:]
+        (why,) = ignored(world, replace(given, signature=mangled))
+        assert why.endswith(
+            "it does not verify with sokafor's key in the roster (altered after "
+            "signing, or signed with another key)"
+        ), junk
+
+
 def test_the_automations_key_approves_nothing(world: World) -> None:
     now = TIMES["in window"]
     bot = sign(key("dmarcops-bot"), PLAN, "CR-0001-nwh", "dmarcops-bot", now, REQ_SHA)
