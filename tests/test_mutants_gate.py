@@ -717,21 +717,24 @@ def dmarc_change(before: tuple[str, ...], after: tuple[str, ...], name: str = "_
 NONE_TO_QUARANTINE = dmarc_change(("v=DMARC1; p=none",), ("v=DMARC1; p=quarantine",))
 
 
-def evidence_refusals(repo: Path, items: list[Item], digest: str = "") -> list[tuple[str, str]]:
+def evidence_refusals(
+    fabrikam: FabrikamWorld, items: list[Item], digest: str = ""
+) -> list[tuple[str, str]]:
     """The refusals (rule, text) of fabrikam-labs' signed request for `items` at plan time,
     carrying `digest` as its report evidence."""
+    repo, portfolio, roster = fabrikam
     request = replace(
         reports_gate.request(repo, digest),
         covers=tuple(Selector(i.zone, i.name, i.type) for i in items),
     )
-    ctx = decide.context(
-        load_portfolio(repo), FABRIKAM, decide.Stage.PLAN, EVIDENCE_AT, PLAN, load_roster(repo)
-    )
+    ctx = decide.context(portfolio, FABRIKAM, decide.Stage.PLAN, EVIDENCE_AT, PLAN, roster)
     decision = decide.decide(request, items, (), ctx)
     return [(p.rule, p.reason) for p in decide.refused(decision)]
 
 
-def write_report_evidence(repo: Path, domain: str, messages: int, passing: int, days: int) -> str:
+def write_report_evidence(
+    fabrikam: FabrikamWorld, domain: str, messages: int, passing: int, days: int
+) -> str:
     """An evidence file as `dmarcops reports evidence` writes it (pipeline/reports/evidence.py),
     with one source sending all the mail; its hash."""
     document = {
@@ -746,16 +749,23 @@ def write_report_evidence(repo: Path, domain: str, messages: int, passing: int, 
         "dmarc_pass": passing,
         "sources": [{"source_ip": "192.0.2.1", "messages": messages, "dmarc_pass": passing}],
     }
-    digest, _ = write_evidence(repo, document)
+    digest, _ = write_evidence(fabrikam[0], document)
     return digest
 
 
-@pytest.fixture
-def fabrikam(tmp_path: Path) -> Path:
-    return copy_example(tmp_path / "repo")
+FabrikamWorld = tuple[Path, Portfolio, Roster]
 
 
-def test_each_domain_whose_dmarc_policy_tightens_needs_its_own_evidence(fabrikam: Path) -> None:
+@pytest.fixture(scope="module")
+def fabrikam(tmp_path_factory: pytest.TempPathFactory) -> FabrikamWorld:
+    # Loaded once: the evidence files the tests write are named by their hash, so they never
+    # meet, and the gate's own work is what each test spends its time on (mutmut runs the
+    # fastest tests first).
+    repo = copy_example(tmp_path_factory.mktemp("fabrikam"))
+    return repo, load_portfolio(repo), load_roster(repo)
+
+
+def test_each_domain_whose_dmarc_p_tightens_needs_its_own_evidence(fabrikam: FabrikamWorld) -> None:
     # Of four changes, a pct step and a DMARC-looking TXT that is not at _dmarc need none; the
     # apex and a subdomain that move p= up are each refused, in order.
     pct = dmarc_change(("v=DMARC1; p=quarantine; pct=50",), ("v=DMARC1; p=quarantine",))
@@ -792,21 +802,21 @@ def test_each_domain_whose_dmarc_policy_tightens_needs_its_own_evidence(fabrikam
     ],
     ids=["new", "no-p", "unknown-p", "escaped", "upper-case", "leading-space"],
 )
-def test_the_policy_a_record_moves_to_is_read_as_receivers_read_it(
-    fabrikam: Path, before: tuple[str, ...], after: tuple[str, ...], target: str
+def test_the_p_a_record_moves_to_is_read_as_receivers_read_it(
+    fabrikam: FabrikamWorld, before: tuple[str, ...], after: tuple[str, ...], target: str
 ) -> None:
     ((rule, text),) = evidence_refusals(fabrikam, [dmarc_change(before, after)])
     assert rule == "report-evidence"
     assert text.startswith(f"fabrikam.example moves to p={target}, and CR-0009-fabrikam-labs")
 
 
-def test_a_record_already_enforcing_needs_no_evidence_to_stay(fabrikam: Path) -> None:
+def test_a_record_enforcing_already_needs_no_evidence_to_stay(fabrikam: FabrikamWorld) -> None:
     # p= stays quarantine behind an escaped semicolon: nothing tightens.
     same = dmarc_change(("v=DMARC1\\; p=quarantine",), ("v=DMARC1\\; p=quarantine\\; pct=100",))
     assert evidence_refusals(fabrikam, [same]) == []
 
 
-def test_evidence_that_cannot_be_read_is_refused_for_each_domain(fabrikam: Path) -> None:
+def test_unreadable_evidence_is_refused_for_each_domain(fabrikam: FabrikamWorld) -> None:
     subdomain = dmarc_change((), ("v=DMARC1; p=quarantine",), name="_dmarc.mail")
     refusals = evidence_refusals(fabrikam, [NONE_TO_QUARANTINE, subdomain], digest="ab" * 32)
     assert [rule for rule, _ in refusals] == ["report-evidence", "report-evidence"]
@@ -816,7 +826,7 @@ def test_evidence_that_cannot_be_read_is_refused_for_each_domain(fabrikam: Path)
     assert "cannot read the file" in apex and "cannot read the file" in sub
 
 
-def test_evidence_for_another_domain_and_short_evidence_are_each_refused(fabrikam: Path) -> None:
+def test_evidence_for_another_domain_or_short_of_it_is_refused(fabrikam: FabrikamWorld) -> None:
     # Ten days of 2000 messages, 95 % passing, for the apex: it says each shortfall, with the
     # evidence's hash and period; the subdomain's change cannot use the apex's evidence.
     digest = write_report_evidence(fabrikam, FABRIKAM_ZONE, messages=2000, passing=1900, days=10)
