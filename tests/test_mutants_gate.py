@@ -1241,6 +1241,26 @@ def test_a_signature_with_a_character_outside_base64_does_not_count(world: World
         ), junk
 
 
+def test_a_request_signed_earlier_keeps_its_author(world: World) -> None:
+    # What the author signs is fixed: a request signed before (this signature was made by
+    # jchen's key over the request's id, content hash, time and signer) keeps counting.
+    signed = RequestSignature(
+        "CR-0001-nwh",
+        REQ_SHA,
+        "jchen",
+        datetime(2026, 11, 23, 16, 0, tzinfo=UTC),
+        "TtUadLO9xLJz19vqW8Q9OEsu36AEug5Nk0HsvdHA3HnZAeE+QbsqiLnBU22BWHLv2CXMiw4hkp5LlI0xHTfiBg==",
+        Path("CR-0001-nwh.sig.json"),
+    )
+    assert signed.payload() == (
+        b'{"purpose":"change-request","request_id":"CR-0001-nwh","request_sha256":"'
+        + REQ_SHA.encode()
+        + b'","signed_at":"2026-11-23T16:00:00Z","signer":"jchen"}'
+    )
+    decision = gate(world, decide.Stage.REVIEW, [Item(RiskLevel.LOW)], signature=signed)
+    assert decision.allowed, decision.problems
+
+
 def test_the_automations_key_approves_nothing(world: World) -> None:
     now = TIMES["in window"]
     bot = sign(key("dmarcops-bot"), PLAN, "CR-0001-nwh", "dmarcops-bot", now, REQ_SHA)
@@ -2025,6 +2045,42 @@ def test_a_key_file_that_is_not_an_ed25519_pem_is_refused(tmp_path: Path) -> Non
     with pytest.raises(InputError) as caught:
         load_private_key(ecdsa)
     assert caught.value.message == "not an Ed25519 key"
+
+
+def test_a_key_file_refusal_names_the_file_and_what_to_do(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pem"
+    text.write_text("hello\n")
+    with pytest.raises(InputError) as caught:
+        load_private_key(text)
+    assert (caught.value.file, caught.value.hint) == (
+        text,
+        "Use the file `dmarcops keygen --out FILE` wrote.",
+    )
+    ecdsa = tmp_path / "ecdsa.pem"
+    ecdsa.write_bytes(
+        generate_private_key(SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(InputError) as caught:
+        load_private_key(ecdsa)
+    assert (caught.value.file, caught.value.hint) == (
+        ecdsa,
+        "Create one with `dmarcops keygen --out FILE`.",
+    )
+    # A key file is at most 64 KiB: anything larger (a FIFO, /dev/zero, a wrong file) is
+    # refused by its size before it is parsed.
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"x" * 64 * 1024)
+    with pytest.raises(InputError) as caught:
+        load_private_key(junk)
+    assert caught.value.message == "not an unencrypted PEM private key"
+    junk.write_bytes(b"x" * (64 * 1024 + 1))
+    with pytest.raises(InputError) as caught:
+        load_private_key(junk)
+    assert caught.value.message == "refused: the file is 65537 bytes, over the limit of 65536 bytes"
 
 
 # --- approvals on disk (approvals.write_approval, SignedApprovalFiles, load_plan_file) ----------
