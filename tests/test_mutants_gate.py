@@ -973,6 +973,41 @@ def test_staffed_hours_are_checked_when_the_change_starts_and_when_its_window_en
     ]
 
 
+def test_a_change_starting_before_the_desk_opens_is_covered_by_that_days_on_call_owner(
+    world: World,
+) -> None:
+    # 06:30 in Chicago, before the 07:00 desk: the on-call owner covers it, and the rota is
+    # read on the day the 4 h rollback window ends (Tuesday).
+    (standing,) = world[0].clients[NWH].calendar.windows
+    early = replace(standing, start=standing.start.replace(hour=6))  # 06:00-11:00
+    rota = (OnCall("mhara", until=date(2026, 12, 1)), OnCall("sokafor", start=date(2026, 12, 2)))
+    dawn = with_calendar(world, windows=(early,), on_call=rota)
+    at = utc("2026-12-01T12:30")
+    approvals = (approval("sokafor", at - timedelta(hours=1)),)
+    covered = gate(
+        dawn,
+        decide.Stage.APPLY,
+        [FactItem(rollback_hours=4)],
+        when=at,
+        approvals=approvals,
+        on_call="mhara",
+    )
+    assert covered.allowed and covered.on_call == "mhara"
+    refused = gate(
+        dawn,
+        decide.Stage.APPLY,
+        [FactItem(rollback_hours=4)],
+        when=at,
+        approvals=approvals,
+        on_call="sokafor",
+    )
+    assert rules(refused)[1] == (
+        "on-call",
+        "sokafor is not northwind-health's on-call owner on 2026-12-01, when the rollback window "
+        "ends (the calendar names mhara that day)",
+    )
+
+
 def test_a_covered_weekend_is_staffed_but_a_closed_day_is_not(world: World) -> None:
     # Weekend cover makes Saturday and Sunday watched whatever the staffed hours say; Christmas
     # Day (policy/staffing.yaml `closed`) is a weekday nobody watches.
