@@ -9,17 +9,24 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import struct
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import dkim
 import pytest
+import test_reports_gate as reports_gate
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from dns_server import NamedServer
 from portfolio import REPO, copy_example
 from signing import KEYS
 from test_approvals import _Item as Item
@@ -37,11 +44,12 @@ from pipeline.gate.approvals import (
     hash_of_changes,
     load_plan_file,
     sign,
+    verify,
     write_approval,
 )
 from pipeline.gate.authoring import new_request, next_request_id, sign_request
 from pipeline.gate.coverage import Coverage, check_requested_risk, cover
-from pipeline.gate.evidence import store_eml
+from pipeline.gate.evidence import dns_txt, parse_mail, store_eml, verify_dkim
 from pipeline.gate.identity import (
     generate_key,
     load_private_key,
@@ -71,12 +79,13 @@ from pipeline.gate.roster import Role as AnalystRole
 from pipeline.gate.roster import Roster, load_roster
 from pipeline.gate.templates import load_templates
 from pipeline.gate.windows import next_window
+from pipeline.live.dns import Nameservers
 from pipeline.load.calendar_model import OnCall
 from pipeline.load.gate_policy import PassRateThreshold
 from pipeline.load.portfolio import ClientProfile, Portfolio, load_portfolio
 from pipeline.load.request_files import Selector
 from pipeline.model import Fact, RecordKind, RiskLevel, fact
-from pipeline.reports.evidence import Evidence, SourceCount
+from pipeline.reports.evidence import Evidence, SourceCount, write_evidence
 
 NWH = "northwind-health"
 ZONE = "northwind-health.example"
@@ -686,6 +695,157 @@ def test_a_major_source_a_fraction_below_its_pass_rate_fails() -> None:
     assert sources_short(SourceCount("192.0.2.1", 2000, 1900)) == []
 
 
+# --- which changes need report evidence, and each refusal in full (conditions.report_evidence_problems,
+# tightened_policy, _dmarc_p) ----------------------------------------------------------------------
+
+FABRIKAM = "fabrikam-labs"
+FABRIKAM_ZONE = "fabrikam.example"
+EVIDENCE_AT = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def dmarc_change(before: tuple[str, ...], after: tuple[str, ...], name: str = "_dmarc") -> Item:
+    return Item(
+        RiskLevel.MEDIUM,
+        client=FABRIKAM,
+        zone=FABRIKAM_ZONE,
+        name=name,
+        before=before,
+        after=after,
+    )
+
+
+NONE_TO_QUARANTINE = dmarc_change(("v=DMARC1; p=none",), ("v=DMARC1; p=quarantine",))
+
+
+def evidence_refusals(
+    fabrikam: FabrikamWorld, items: list[Item], digest: str = ""
+) -> list[tuple[str, str]]:
+    """The refusals (rule, text) of fabrikam-labs' signed request for `items` at plan time,
+    carrying `digest` as its report evidence."""
+    repo, portfolio, roster = fabrikam
+    request = replace(
+        reports_gate.request(repo, digest),
+        covers=tuple(Selector(i.zone, i.name, i.type) for i in items),
+    )
+    ctx = decide.context(portfolio, FABRIKAM, decide.Stage.PLAN, EVIDENCE_AT, PLAN, roster)
+    decision = decide.decide(request, items, (), ctx)
+    return [(p.rule, p.reason) for p in decide.refused(decision)]
+
+
+def write_report_evidence(
+    fabrikam: FabrikamWorld, domain: str, messages: int, passing: int, days: int
+) -> str:
+    """An evidence file as `dmarcops reports evidence` writes it (pipeline/reports/evidence.py),
+    with one source sending all the mail; its hash."""
+    document = {
+        "format_version": 1,
+        "kind": "dmarcops-report-evidence",
+        "client": FABRIKAM,
+        "domain": domain,
+        "since": f"{EVIDENCE_AT - timedelta(days=days):%Y-%m-%dT%H:%M:%SZ}",
+        "until": f"{EVIDENCE_AT:%Y-%m-%dT%H:%M:%SZ}",
+        "reports": days,
+        "messages": messages,
+        "dmarc_pass": passing,
+        "sources": [{"source_ip": "192.0.2.1", "messages": messages, "dmarc_pass": passing}],
+    }
+    digest, _ = write_evidence(fabrikam[0], document)
+    return digest
+
+
+FabrikamWorld = tuple[Path, Portfolio, Roster]
+
+
+@pytest.fixture(scope="module")
+def fabrikam(tmp_path_factory: pytest.TempPathFactory) -> FabrikamWorld:
+    # Loaded once: the evidence files the tests write are named by their hash, so they never
+    # meet, and the gate's own work is what each test spends its time on (mutmut runs the
+    # fastest tests first).
+    repo = copy_example(tmp_path_factory.mktemp("fabrikam"))
+    return repo, load_portfolio(repo), load_roster(repo)
+
+
+def test_each_domain_whose_dmarc_p_tightens_needs_its_own_evidence(fabrikam: FabrikamWorld) -> None:
+    # Of four changes, a pct step and a DMARC-looking TXT that is not at _dmarc need none; the
+    # apex and a subdomain that move p= up are each refused, in order.
+    pct = dmarc_change(("v=DMARC1; p=quarantine; pct=50",), ("v=DMARC1; p=quarantine",))
+    elsewhere = dmarc_change((), ("v=DMARC1; p=reject",), name="_dmarc-old")
+    subdomain = dmarc_change((), ("v=DMARC1; p=reject",), name="_dmarc.mail")
+    refusals = evidence_refusals(fabrikam, [pct, elsewhere, NONE_TO_QUARANTINE, subdomain])
+    assert refusals == [
+        (
+            "report-evidence",
+            "fabrikam.example moves to p=quarantine, and CR-0009-fabrikam-labs carries no report "
+            "evidence: run `dmarcops reports evidence --client fabrikam-labs --domain "
+            "fabrikam.example --days 14` and put its hash in details.report_evidence",
+        ),
+        (
+            "report-evidence",
+            "mail.fabrikam.example moves to p=reject, and CR-0009-fabrikam-labs carries no "
+            "report evidence: run `dmarcops reports evidence --client fabrikam-labs --domain "
+            "mail.fabrikam.example --days 30` and put its hash in details.report_evidence",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "target"),
+    [
+        # A new record, or one without p= or with a p= receivers ignore, enforces nothing yet.
+        ((), ("v=DMARC1; p=quarantine",), "quarantine"),
+        (("v=DMARC1; rua=mailto:d@fabrikam.example",), ("v=DMARC1; p=reject",), "reject"),
+        (("v=DMARC1; p=bogus",), ("v=DMARC1; p=quarantine",), "quarantine"),
+        # As zone files hold them: escaped semicolons, tags in any case, a stray leading space.
+        (("v=DMARC1\\; p=none",), ("v=DMARC1\\; p=reject",), "reject"),
+        (("V=DMARC1; P=NONE",), ("v=dmarc1; p=QUARANTINE",), "quarantine"),
+        ((" v=DMARC1; p=none",), (" v=DMARC1; p=quarantine",), "quarantine"),
+    ],
+    ids=["new", "no-p", "unknown-p", "escaped", "upper-case", "leading-space"],
+)
+def test_the_p_a_record_moves_to_is_read_as_receivers_read_it(
+    fabrikam: FabrikamWorld, before: tuple[str, ...], after: tuple[str, ...], target: str
+) -> None:
+    ((rule, text),) = evidence_refusals(fabrikam, [dmarc_change(before, after)])
+    assert rule == "report-evidence"
+    assert text.startswith(f"fabrikam.example moves to p={target}, and CR-0009-fabrikam-labs")
+
+
+def test_a_record_enforcing_already_needs_no_evidence_to_stay(fabrikam: FabrikamWorld) -> None:
+    # p= stays quarantine behind an escaped semicolon: nothing tightens.
+    same = dmarc_change(("v=DMARC1\\; p=quarantine",), ("v=DMARC1\\; p=quarantine\\; pct=100",))
+    assert evidence_refusals(fabrikam, [same]) == []
+
+
+def test_unreadable_evidence_is_refused_for_each_domain(fabrikam: FabrikamWorld) -> None:
+    subdomain = dmarc_change((), ("v=DMARC1; p=quarantine",), name="_dmarc.mail")
+    refusals = evidence_refusals(fabrikam, [NONE_TO_QUARANTINE, subdomain], digest="ab" * 32)
+    assert [rule for rule, _ in refusals] == ["report-evidence", "report-evidence"]
+    apex, sub = (text for _, text in refusals)
+    assert apex.startswith("report evidence for fabrikam.example: ")
+    assert sub.startswith("report evidence for mail.fabrikam.example: ")
+    assert "cannot read the file" in apex and "cannot read the file" in sub
+
+
+def test_evidence_for_another_domain_or_short_of_it_is_refused(fabrikam: FabrikamWorld) -> None:
+    # Ten days of 2000 messages, 95 % passing, for the apex: it says each shortfall, with the
+    # evidence's hash and period; the subdomain's change cannot use the apex's evidence.
+    digest = write_report_evidence(fabrikam, FABRIKAM_ZONE, messages=2000, passing=1900, days=10)
+    subdomain = dmarc_change((), ("v=DMARC1; p=quarantine",), name="_dmarc.mail")
+    assert evidence_refusals(fabrikam, [subdomain, NONE_TO_QUARANTINE], digest) == [
+        (
+            "report-evidence",
+            "the report evidence is for fabrikam-labs / fabrikam.example, not "
+            "fabrikam-labs / mail.fabrikam.example",
+        ),
+        (
+            "report-evidence",
+            f"fabrikam.example may not move to p=quarantine on this evidence ({digest[:16]}, "
+            "2026-11-20..2026-11-30): it covers 10.0 days, fewer than 14; pass rate 95.00%, "
+            "below 98%",
+        ),
+    ]
+
+
 # --- the clock at apply (windows.check_apply_time through the gate) ------------------------------
 
 
@@ -811,6 +971,41 @@ def test_staffed_hours_are_checked_when_the_change_starts_and_when_its_window_en
             "staffed that day: 07:00-20:00): nobody would be watching when it closes" + UNLESS,
         )
     ]
+
+
+def test_a_change_starting_before_the_desk_opens_is_covered_by_that_days_on_call_owner(
+    world: World,
+) -> None:
+    # 06:30 in Chicago, before the 07:00 desk: the on-call owner covers it, and the rota is
+    # read on the day the 4 h rollback window ends (Tuesday).
+    (standing,) = world[0].clients[NWH].calendar.windows
+    early = replace(standing, start=standing.start.replace(hour=6))  # 06:00-11:00
+    rota = (OnCall("mhara", until=date(2026, 12, 1)), OnCall("sokafor", start=date(2026, 12, 2)))
+    dawn = with_calendar(world, windows=(early,), on_call=rota)
+    at = utc("2026-12-01T12:30")
+    approvals = (approval("sokafor", at - timedelta(hours=1)),)
+    covered = gate(
+        dawn,
+        decide.Stage.APPLY,
+        [FactItem(rollback_hours=4)],
+        when=at,
+        approvals=approvals,
+        on_call="mhara",
+    )
+    assert covered.allowed and covered.on_call == "mhara"
+    refused = gate(
+        dawn,
+        decide.Stage.APPLY,
+        [FactItem(rollback_hours=4)],
+        when=at,
+        approvals=approvals,
+        on_call="sokafor",
+    )
+    assert rules(refused)[1] == (
+        "on-call",
+        "sokafor is not northwind-health's on-call owner on 2026-12-01, when the rollback window "
+        "ends (the calendar names mhara that day)",
+    )
 
 
 def test_a_covered_weekend_is_staffed_but_a_closed_day_is_not(world: World) -> None:
@@ -991,6 +1186,114 @@ def test_an_approval_counts_only_when_signed_for_this_request_and_its_content(
         "approval by sokafor: it approves other content of CR-0001-nwh (no content hash: "
         "format 1, now c3c3c3c3c3c3c3c3)"
     )
+
+
+def test_an_approval_signed_earlier_keeps_counting(world: World) -> None:
+    # What an approval signs is fixed: approvals already stored, and those copied into change
+    # records for `audit verify`, must keep verifying. These signatures were made by sokafor's
+    # key over the canonical JSON of the approval, a real one and a rehearsal's.
+    at = TIMES["in window"]
+    stored = Approval(
+        PLAN,
+        "CR-0001-nwh",
+        "sokafor",
+        at,
+        signature="42T5DVKNmVKVtJeXgcfcDSB4Rb72aZuAT2rxZjolfrRir/7CrUckUlih13TzGmfk1dJQLG2jmlirtjmB1KVHBg==",
+        request_sha256=REQ_SHA,
+    )
+    assert stored.payload() == (
+        b'{"analyst":"sokafor","approved_at":"2026-12-01T15:00:00Z","plan_hash":"'
+        + PLAN.encode()
+        + b'","request_id":"CR-0001-nwh","request_sha256":"'
+        + REQ_SHA.encode()
+        + b'"}'
+    )
+    decision = gate(world, decide.Stage.REVIEW, [Item(RiskLevel.MEDIUM)], approvals=(stored,))
+    assert decision.allowed and decision.ignored == ()
+    rehearsed = replace(
+        stored,
+        simulated=True,
+        signature="jnnBachcnLL1bDN2O1aIRKwHamUL9/gWuS9ETxvvTQesOZECP/OXT8JniErg0Vq8aTd3kJONSWy6FgEOCDQ+DQ==",
+    )
+    assert rehearsed.payload().endswith(b'","simulated":true}')
+    assert ignored(world, replace(rehearsed, simulated=False))[0].endswith(
+        "it does not verify with sokafor's key in the roster (altered after signing, or signed "
+        "with another key)"
+    )
+    assert verify(rehearsed, world[1])
+
+
+def test_the_peer_link_carries_the_signature_audit_verify_checks_again(world: World) -> None:
+    # The change record copies each approval's signature and its rehearsal flag (part of what
+    # was signed), so `audit verify` can check the approval again from the record alone.
+    now = TIMES["in window"]
+    for simulated in (False, True):
+        given = sign(
+            key("sokafor"), PLAN, "CR-0001-nwh", "sokafor", now, REQ_SHA, simulated=simulated
+        )
+        decision = gate(world, decide.Stage.REVIEW, [FactItem()], approvals=(given,))
+        (peer,) = [link for link in decision.evidence if link.role == "peer review"]
+        assert (peer.who, peer.signature, peer.simulated) == (
+            "sokafor",
+            given.signature,
+            simulated,
+        )
+
+
+def test_shadowing_ends_on_the_thirtieth_day_and_needs_a_start_date(world: World) -> None:
+    # policy/gate.yaml: 30 days of shadowing from the start date. On the 30th day after it,
+    # sokafor's review of a medium change counts; the day before, it does not; an analyst
+    # whose start date the roster does not give is not shadowing.
+    portfolio, roster = world
+    now = TIMES["in window"]
+
+    def review_counts(started: date | None) -> bool:
+        analysts = tuple(
+            replace(a, start_date=started) if a.id == "sokafor" else a for a in roster.analysts
+        )
+        decision = gate(
+            (portfolio, replace(roster, analysts=analysts)),
+            decide.Stage.REVIEW,
+            [Item(RiskLevel.MEDIUM)],
+            approvals=(approval("sokafor", now),),
+        )
+        return decision.allowed
+
+    assert review_counts(now.date() - timedelta(days=30))
+    assert not review_counts(now.date() - timedelta(days=29))
+    assert review_counts(None)
+
+
+def test_a_signature_with_a_character_outside_base64_does_not_count(world: World) -> None:
+    given = approval("sokafor", TIMES["in window"])
+    middle = len(given.signature) // 2
+    for junk in ("*", " ", "\n"):
+        mangled = given.signature[:middle] + junk + given.signature[middle:]
+        (why,) = ignored(world, replace(given, signature=mangled))
+        assert why.endswith(
+            "it does not verify with sokafor's key in the roster (altered after "
+            "signing, or signed with another key)"
+        ), junk
+
+
+def test_a_request_signed_earlier_keeps_its_author(world: World) -> None:
+    # What the author signs is fixed: a request signed before (this signature was made by
+    # jchen's key over the request's id, content hash, time and signer) keeps counting.
+    signed = RequestSignature(
+        "CR-0001-nwh",
+        REQ_SHA,
+        "jchen",
+        datetime(2026, 11, 23, 16, 0, tzinfo=UTC),
+        "TtUadLO9xLJz19vqW8Q9OEsu36AEug5Nk0HsvdHA3HnZAeE+QbsqiLnBU22BWHLv2CXMiw4hkp5LlI0xHTfiBg==",
+        Path("CR-0001-nwh.sig.json"),
+    )
+    assert signed.payload() == (
+        b'{"purpose":"change-request","request_id":"CR-0001-nwh","request_sha256":"'
+        + REQ_SHA.encode()
+        + b'","signed_at":"2026-11-23T16:00:00Z","signer":"jchen"}'
+    )
+    decision = gate(world, decide.Stage.REVIEW, [Item(RiskLevel.LOW)], signature=signed)
+    assert decision.allowed, decision.problems
 
 
 def test_the_automations_key_approves_nothing(world: World) -> None:
@@ -1274,6 +1577,163 @@ def test_a_mail_that_says_something_else_is_named_for_each_difference(
     assert client_missing(by_mail(world, eml)) == [f"{eml} has no readable Date header"]
 
 
+# --- the client's mail signed with DKIM, its key served by a real named on loopback
+# (evidence.verify_dkim, dns_txt, _aligned; the gate records the verdict) ---------------------
+
+
+@dataclass(frozen=True)
+class Signer:
+    """One RSA key, published at sel1._domainkey of several domains by a real named."""
+
+    private: bytes
+    nameservers: Nameservers
+
+    def sign(self, raw: bytes, domain: str, selector: str = "sel1") -> bytes:
+        return dkim.sign(raw, selector.encode(), domain.encode(), self.private) + raw
+
+
+@pytest.fixture(scope="module")
+def signer() -> Iterator[Signer]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    # 2048 bits: the key is two TXT strings, joined back by the reader (RFC 6376 3.6.2.2).
+    record = "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+    published = [("sel1._domainkey", "TXT", record), ("nokey._domainkey", "A", "192.0.2.1")]
+    server = NamedServer(
+        {
+            domain: published
+            for domain in ("northwind-health.example", "msp.example", "health.example", "example")
+        }
+    )
+    server.start()
+    yield Signer(private, Nameservers((server.host,), port=server.port, timeout=2.0))
+    server.stop()
+
+
+def dkim_verdict(signer: Signer, raw: bytes) -> str:
+    """verify_dkim's answer for `raw`, asking the signer's named."""
+    mail = parse_mail(raw, Path("changes/evidence/x.eml"))
+    status, why = verify_dkim(mail, dns_txt(signer.nameservers))
+    return status if why is None else f"{status}: {why}"
+
+
+def test_a_dkim_signed_approval_is_recorded_as_verified_by_the_gate(
+    world: World, tmp_path: Path, signer: Signer
+) -> None:
+    raw = signer.sign(MAIL.encode(), "northwind-health.example")
+    eml = stored(world, tmp_path, raw.decode())
+    portfolio, roster = world
+    now = TIMES["in window"]
+    request = replace(
+        request_of(RequestType.OTHER, "none", now),
+        client_approval=ClientApproval(
+            APPROVER, GIVEN_AT, "<a81f2@mail.northwind-health.example>", eml=eml
+        ),
+        file=portfolio.root / "changes/requests/CR-0001-nwh.yaml",
+    )
+    ctx = decide.context(
+        portfolio,
+        NWH,
+        decide.Stage.REVIEW,
+        now,
+        PLAN,
+        roster,
+        dnsfunc=dns_txt(signer.nameservers),
+    )
+    decision = decide.decide(request, [Item(RiskLevel.HIGH)], [approval("sokafor", now)], ctx)
+    assert decision.allowed, decision.problems
+    assert decision.evidence[-1].reference == (
+        f"<a81f2@mail.northwind-health.example>, {eml} (DKIM: verified d=northwind-health.example)"
+    )
+    # The same mail altered after signing is missing its client approval, saying why.
+    altered = placed(world, raw.decode().replace("Subject: Re: CR-0001-nwh", "Subject: Re: CR-2"))
+    ctx_request = replace(request, client_approval=replace(request.client_approval, eml=altered))
+    refused = decide.decide(ctx_request, [Item(RiskLevel.HIGH)], [approval("sokafor", now)], ctx)
+    assert client_missing(refused) == [
+        f"{altered}: DKIM: signature 1 (d=northwind-health.example) does not verify: the mail "
+        "was altered after it was signed, or the key in DNS is not the signer's"
+    ]
+
+
+def test_only_a_signature_by_the_from_domain_or_a_parent_of_it_counts(signer: Signer) -> None:
+    raw = MAIL.encode()
+    assert dkim_verdict(signer, signer.sign(raw, "northwind-health.example")) == (
+        "verified d=northwind-health.example"
+    )
+    # A parent of the From domain aligns (relaxed); a top-level label or a domain that merely
+    # ends the same way does not.
+    sub = raw.replace(b"@northwind-health.example>", b"@mail.northwind-health.example>", 1)
+    assert dkim_verdict(signer, signer.sign(sub, "northwind-health.example")) == (
+        "verified d=northwind-health.example"
+    )
+    for domain in ("msp.example", "example", "health.example"):
+        assert dkim_verdict(signer, signer.sign(raw, domain)) == (
+            f"failed: DKIM: signature 1 is by d={domain}, not the From domain "
+            "northwind-health.example"
+        )
+    # The domain is what follows the last @ (a quoted local part may hold one).
+    quoted = raw.replace(b"<Dana.Whitfield@", b'<"dana@msp.example"@', 1)
+    assert dkim_verdict(signer, signer.sign(quoted, "northwind-health.example")) == (
+        "verified d=northwind-health.example"
+    )
+
+
+def test_every_signature_is_tried_until_one_by_the_from_domain_holds(signer: Signer) -> None:
+    raw = MAIL.encode()
+    # The platform's own signature on top, the client's below it: the second counts.
+    both = signer.sign(signer.sign(raw, "northwind-health.example"), "msp.example")
+    assert dkim_verdict(signer, both) == "verified d=northwind-health.example"
+    # A signature dkimpy cannot even read is named, and the next one is still tried.
+    broken = b"DKIM-Signature: v=1; a=rsa-sha256; d=msp.example\r\n"
+    assert dkim_verdict(signer, broken + signer.sign(raw, "northwind-health.example")) == (
+        "verified d=northwind-health.example"
+    )
+    assert dkim_verdict(signer, broken + raw).startswith("failed: DKIM: signature 1: ")
+    # The client's altered after signing, then signed again by the platform: each is named.
+    altered = signer.sign(raw, "northwind-health.example").replace(b"Approved.", b"Rejected.")
+    assert dkim_verdict(signer, signer.sign(altered, "msp.example")) == (
+        "failed: DKIM: signature 1 is by d=msp.example, not the From domain "
+        "northwind-health.example; signature 2: body hash mismatch (got "
+        + dkim_body_hash(altered)
+        + ", expected "
+        + dkim_body_hash(raw)
+        + ")"
+    )
+
+
+def dkim_body_hash(raw: bytes) -> str:
+    """The b64 body hash dkimpy names in a mismatch, of the body of `raw`."""
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    return "b'" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
+
+
+def test_a_key_not_in_dns_or_dns_that_does_not_answer_fails_the_mail(signer: Signer) -> None:
+    raw = MAIL.encode()
+    # No such name, and a name without TXT: no key to check the signature with. (dkimpy says
+    # "does not verify" for both, as for an altered mail.)
+    for selector in ("gone", "nokey"):
+        assert dkim_verdict(signer, signer.sign(raw, "northwind-health.example", selector)) == (
+            "failed: DKIM: signature 1 (d=northwind-health.example) cannot be checked: no key "
+            f"is published at {selector}._domainkey.northwind-health.example (TXT)"
+        )
+    # A name server that refuses to answer (this one does not serve .test).
+    verdict = dkim_verdict(signer, signer.sign(raw, "contoso.test"))
+    assert verdict.startswith(
+        "failed: DKIM: signature 1 (d=contoso.test) cannot be checked: DNS did not answer for "
+        "its key (b'sel1._domainkey.contoso.test.': "
+    )
+    assert verdict.endswith(" answered REFUSED); check again when it does")
+    # An unsigned mail proves no more than the typed fields, and says so.
+    assert dkim_verdict(signer, raw) == "unsigned"
+
+
 def test_a_stored_mail_must_still_be_the_mail_that_was_stored(world: World, tmp_path: Path) -> None:
     eml = stored(world, tmp_path, MAIL)
     path = world[0].root / eml
@@ -1321,6 +1781,22 @@ def test_only_one_approving_mail_with_a_sender_is_stored(world: World, tmp_path:
         )
     dump.write_bytes(MAIL.encode().ljust(limit, b"x"))  # at the limit: a mail like any other
     assert store_eml(world[0].root, dump).parent == Path("changes") / "evidence"
+
+
+def test_a_link_planted_at_a_mails_stored_name_is_never_written_through(tmp_path: Path) -> None:
+    # Someone with write access to the repository plants changes/evidence/<hash>.eml as a link
+    # to a file elsewhere: storing that mail must not write into the file the link names.
+    repo = copy_example(tmp_path / "repo")
+    victim = tmp_path / "outside.txt"
+    victim.write_text("untouched", encoding="utf-8")
+    relative = f"changes/evidence/{hashlib.sha256(MAIL.encode()).hexdigest()}.eml"
+    (repo / relative).parent.mkdir(parents=True, exist_ok=True)
+    (repo / relative).symlink_to(victim)
+    source = tmp_path / "approval.eml"
+    source.write_bytes(MAIL.encode())
+    assert store_eml(repo, source).as_posix() == relative
+    assert victim.read_text(encoding="utf-8") == "untouched"
+    assert (repo / relative).is_symlink()
 
 
 # --- the analyst roster (roster.load_roster and its look-ups) -----------------------------------
@@ -1606,6 +2082,42 @@ def test_a_key_file_that_is_not_an_ed25519_pem_is_refused(tmp_path: Path) -> Non
     assert caught.value.message == "not an Ed25519 key"
 
 
+def test_a_key_file_refusal_names_the_file_and_what_to_do(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pem"
+    text.write_text("hello\n")
+    with pytest.raises(InputError) as caught:
+        load_private_key(text)
+    assert (caught.value.file, caught.value.hint) == (
+        text,
+        "Use the file `dmarcops keygen --out FILE` wrote.",
+    )
+    ecdsa = tmp_path / "ecdsa.pem"
+    ecdsa.write_bytes(
+        generate_private_key(SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with pytest.raises(InputError) as caught:
+        load_private_key(ecdsa)
+    assert (caught.value.file, caught.value.hint) == (
+        ecdsa,
+        "Create one with `dmarcops keygen --out FILE`.",
+    )
+    # A key file is at most 64 KiB: anything larger (a FIFO, /dev/zero, a wrong file) is
+    # refused by its size before it is parsed.
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"x" * 64 * 1024)
+    with pytest.raises(InputError) as caught:
+        load_private_key(junk)
+    assert caught.value.message == "not an unencrypted PEM private key"
+    junk.write_bytes(b"x" * (64 * 1024 + 1))
+    with pytest.raises(InputError) as caught:
+        load_private_key(junk)
+    assert caught.value.message == "refused: the file is 65537 bytes, over the limit of 65536 bytes"
+
+
 # --- approvals on disk (approvals.write_approval, SignedApprovalFiles, load_plan_file) ----------
 
 
@@ -1636,6 +2148,55 @@ def test_an_approval_is_stored_once_and_read_back_for_its_plan_and_request(
     # Whoever opened the pull request never approves it.
     excluding = ExcludingAnalysts(files, frozenset({"mhara"}))
     assert [a.analyst for a in excluding.approvals_for(PLAN, "CR-0001-nwh")] == ["sokafor"]
+
+
+def test_approvals_read_ahead_are_handed_out_once_then_read_again(tmp_path: Path) -> None:
+    # `dmarcops apply` reads the approvals while it plans again (pipeline/apply/gating.py): the
+    # gate gets that answer once; asked again, the files answer as they are now.
+    now = TIMES["in window"]
+    write_approval(tmp_path, approval("sokafor", now))
+    files = SignedApprovalFiles(tmp_path)
+    files.read_ahead(PLAN, ["CR-0001-nwh", "CR-0002-nwh"])
+    write_approval(tmp_path, approval("mhara", now))
+    assert [a.analyst for a in files.approvals_for(PLAN, "CR-0001-nwh")] == ["sokafor"]
+    assert [a.analyst for a in files.approvals_for(PLAN, "CR-0001-nwh")] == ["mhara", "sokafor"]
+    assert files.approvals_for(PLAN, "CR-0002-nwh") == []
+    # Read ahead for another plan, or before the folder existed, answers nothing for this one.
+    other = SignedApprovalFiles(tmp_path)
+    other.read_ahead("f0" * 32, ["CR-0001-nwh"])
+    assert [a.analyst for a in other.approvals_for(PLAN, "CR-0001-nwh")] == ["mhara", "sokafor"]
+
+
+def test_an_approval_unreadable_when_read_ahead_is_refused_when_asked_for(tmp_path: Path) -> None:
+    now = TIMES["in window"]
+    broken = write_approval(tmp_path, approval("sokafor", now))
+    broken.write_text("{", encoding="utf-8")
+    write_approval(tmp_path, replace(approval("sokafor", now), request_id="CR-0002-nwh"))
+    files = SignedApprovalFiles(tmp_path)
+    # The first request's file cannot be read; the second request is still read ahead.
+    files.read_ahead(PLAN, ["CR-0001-nwh", "CR-0002-nwh"])
+    (tmp_path / f"changes/approvals/{PLAN}/CR-0002-nwh--sokafor.json").unlink()
+    assert [a.request_id for a in files.approvals_for(PLAN, "CR-0002-nwh")] == ["CR-0002-nwh"]
+    with pytest.raises(InputError) as caught:
+        files.approvals_for(PLAN, "CR-0001-nwh")
+    assert caught.value.message.startswith("not an approval file")
+    assert caught.value.file == broken
+
+
+def test_each_link_present_is_shown_with_who_when_and_its_reference(world: World) -> None:
+    # `dmarcops requests check` prints each link as "present: <link>".
+    now = TIMES["in window"]
+    decision = gate(world, decide.Stage.REVIEW, [FactItem()], approvals=(approval("sokafor", now),))
+    request = decision.request
+    assert request.signature is not None
+    signed_at = request.signature.signed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert [str(link) for link in decision.evidence] == [
+        f"author: jchen at {signed_at} (CR-0001-nwh.yaml)",
+        "peer review: sokafor at 2026-12-01T15:00:00Z (signed)",
+    ]
+    # A link without a time shows none.
+    undated = replace(decision.evidence[0], at=None)
+    assert str(undated) == "author: jchen (CR-0001-nwh.yaml)"
 
 
 @pytest.mark.parametrize(
@@ -2049,6 +2610,60 @@ def test_a_dkim_switch_is_judged_with_the_live_answers_of_its_plan(world: World)
         "dkim-switch-unverified",
         "dkim-switch-unverified",
     ]
+
+
+def closed_resolver() -> Nameservers:
+    """A resolver on loopback that answers nothing: the port was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return Nameservers(("127.0.0.1",), port=port, timeout=0.2)
+
+
+def test_a_dkim_switch_plan_reads_each_new_selector_through_the_provider(tmp_path: Path) -> None:
+    # The sandbox provider serves sandbox/live/: northwind-health.example publishes the key at
+    # s2099, nwh-patients.example points s2099 by CNAME at a vendor that the resolver given
+    # cannot reach. (The settings name no resolver, so only the one given can follow it.)
+    repo = copy_example(tmp_path)
+    key_value = re.search(
+        r"s2026\._domainkey:\n  type: TXT\n  value: (.*)\n",
+        (repo / "zones/fabrikam-labs/fabrikam.example.yaml").read_text(encoding="utf-8"),
+    )
+    assert key_value is not None
+    live = repo / "sandbox/live/northwind-health.example.yaml"
+    live.write_text(
+        live.read_text(encoding="utf-8").replace(
+            "selector1._domainkey:",
+            f"s2099._domainkey:\n  type: TXT\n  value: {key_value.group(1)}\nselector1._domainkey:",
+        ),
+        encoding="utf-8",
+    )
+    patients = repo / "sandbox/live/nwh-patients.example.yaml"
+    patients.write_text(
+        patients.read_text(encoding="utf-8")
+        + "s2099._domainkey:\n  type: CNAME\n  value: s2099.dkim.vendor.example.\n",
+        encoding="utf-8",
+    )
+    details = (("current_selector", "selector1"), ("new_selector", " s2099 "))
+    request = manual_request(RequestType.DKIM_SWITCH, details)
+    plan = manual_plan(load_portfolio(repo), request, TIMES["in window"], closed_resolver())
+    assert [item.zone for item in plan.items] == list(DOMAINS)
+    assert plan.plan_hash == manual_plan_hash(request, plan.items)
+    assert list(plan.checks) == [(domain, "s2099") for domain in DOMAINS]
+    assert plan.checks[(DOMAINS[0], "s2099")] == (
+        True,
+        "s2099._domainkey.northwind-health.example TXT holds a valid key (read through the "
+        "provider)",
+    )
+    valid, detail = plan.checks[(DOMAINS[1], "s2099")]
+    assert not valid
+    assert detail.startswith(
+        "s2099._domainkey.nwh-patients.example points to s2099.dkim.vendor.example., which has "
+        "no key: "
+    )
+    # Any other manual change has nothing to look up.
+    platform = manual_request(RequestType.PLATFORM, PLATFORM_DETAILS)
+    assert manual_plan(load_portfolio(repo), platform, TIMES["in window"], None).checks == {}
 
 
 def test_each_approval_of_a_manual_change_adds_to_those_before_it(tmp_path: Path) -> None:

@@ -213,10 +213,26 @@ def verify_dkim(mail: Mail, dnsfunc: DnsFunc) -> tuple[str, str | None]:
 
     from_domain = (mail.from_address or "").rpartition("@")[2]
     reasons: list[str] = []
+    # dkimpy logs a key it cannot find or a DNS failure and answers "does not verify", as for
+    # an altered mail; the lookup notes which it was, so the reason says what to do.
+    unfound: list[str] = []
+
+    def lookup(name: bytes, timeout: float = 5) -> bytes | None:
+        try:
+            key = dnsfunc(name, timeout=timeout)
+        except dkim.DnsTimeoutError as exc:
+            unfound.append(f"DNS did not answer for its key ({exc}); check again when it does")
+            raise
+        if key is None:
+            shown = name.decode("ascii", "replace").rstrip(".")
+            unfound.append(f"no key is published at {shown} (TXT)")
+        return key
+
     for idx in range(count):
         verifier = dkim.DKIM(mail.raw)
+        unfound.clear()
         try:
-            ok = bool(verifier.verify(idx=idx, dnsfunc=dnsfunc))
+            ok = bool(verifier.verify(idx=idx, dnsfunc=lookup))
         except dkim.DKIMException as exc:
             reasons.append(f"signature {idx + 1}: {exc}")
             continue
@@ -225,7 +241,9 @@ def verify_dkim(mail: Mail, dnsfunc: DnsFunc) -> tuple[str, str | None]:
             if verifier.domain
             else ""
         )
-        if not ok:
+        if not ok and unfound:
+            reasons.append(f"signature {idx + 1} (d={domain}) cannot be checked: {unfound[0]}")
+        elif not ok:
             reasons.append(
                 f"signature {idx + 1} (d={domain}) does not verify: the mail was altered after "
                 "it was signed, or the key in DNS is not the signer's"
