@@ -81,11 +81,6 @@ class RequestType(str):
     def manual(self) -> bool:
         return self in MANUAL_TYPES
 
-    @classmethod
-    def parse(cls, text: str) -> RequestType:
-        # `dmarcops new sender` is accepted as the short form of new-sender.
-        return cls("new-sender" if text == "sender" else text)
-
 
 RequestType.NEW_SENDER = RequestType("new-sender")
 RequestType.POLICY_PROGRESSION = RequestType("policy-progression")

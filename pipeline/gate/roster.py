@@ -86,9 +86,6 @@ class Analyst:
     start_date: date | None = None
     other_keys: tuple[str, ...] = ()  # further keys, canonical base64
 
-    def key(self) -> Ed25519PublicKey:
-        return Ed25519PublicKey.from_public_bytes(base64.b64decode(self.public_key))
-
     def public_keys(self) -> tuple[Ed25519PublicKey, ...]:
         """Every key this analyst may sign with (pipeline.gate.identity verifies against all)."""
         return _decoded(self.key_texts())

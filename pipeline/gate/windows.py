@@ -73,12 +73,6 @@ def windows_on(client: ClientProfile, day: date) -> list[Window]:
     return sorted(found, key=lambda w: w.start)
 
 
-def window_on(client: ClientProfile, day: date) -> Window | None:
-    """The first standing window on a local calendar day, or None when that day has none."""
-    found = windows_on(client, day)
-    return found[0] if found else None
-
-
 def freeze_during(client: ClientProfile, span: Window) -> Freeze | None:
     """A freeze any local day of which overlaps `span`."""
     first = _local(client, span.start).date()
