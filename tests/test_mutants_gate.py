@@ -2829,3 +2829,37 @@ def world_roster() -> Roster:
 def test_a_public_key_reads_the_same_from_either_half(tmp_path: Path) -> None:
     private = load_private_key(KEYS / "jchen.pem")
     assert public_key_text(private) == public_key_text(private.public_key()) == JCHEN_KEY
+
+
+def test_evidence_add_says_what_to_do_for_a_key_it_cannot_read_and_for_a_broken_mail(
+    world: World, tmp_path: Path, signer: Signer
+) -> None:
+    # `dmarcops evidence add`: a key DNS does not give is a resolver's or a publisher's matter,
+    # not the client's; a mail that does not verify is one to send again.
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    server = f"{signer.nameservers.addresses[0]}:{signer.nameservers.port}"
+    raw = MAIL.encode()
+    unread = tmp_path / "unread.eml"
+    unread.write_bytes(signer.sign(raw, "northwind-health.example", "gone"))
+    broken = tmp_path / "broken.eml"
+    broken.write_bytes(
+        signer.sign(raw, "northwind-health.example").replace(b"Approved.", b"Rejected.")
+    )
+    root = str(world[0].root)
+    said = CliRunner().invoke(
+        main, ["--repo", root, "evidence", "add", str(unread), "--nameserver", server]
+    )
+    assert said.exit_code == 2, said.output
+    assert "cannot be checked: no key is published at gone._domainkey" in said.output
+    assert (
+        "key could not be read from DNS" in said.output and "send the approval" not in said.output
+    )
+    said = CliRunner().invoke(
+        main, ["--repo", root, "evidence", "add", str(broken), "--nameserver", server]
+    )
+    assert said.exit_code == 2, said.output
+    assert "body hash mismatch" in said.output
+    assert "Ask the client to send the approval again" in said.output

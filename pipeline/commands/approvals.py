@@ -301,11 +301,19 @@ def evidence_add(repo: Path, eml: Path, nameservers: tuple[str, ...]) -> None:
     mail = parse_mail((repo / relative).read_bytes(), relative)
     status, why = verify_dkim(mail, dns_txt(nameservers_from(nameservers, 5.0)))
     if why is not None:
+        # A key that could not be read is no sign of a bad mail: resending would not help.
+        unread = "cannot be checked" in why and "does not verify" not in why
         raise GateRefused(
             f"stored {relative}, but its signature does not hold: {why}",
             file=eml,
-            hint="Ask the client to send the approval again from their own mail system, and "
-            "store that mail as received (a forwarded copy breaks the signature).",
+            hint=(
+                "Its signing domain's key could not be read from DNS: check the resolver "
+                "(--nameserver, or policy/settings.yaml) and that the domain publishes the key "
+                "of the selector its signature names, then run this again."
+                if unread
+                else "Ask the client to send the approval again from their own mail system, "
+                "and store that mail as received (a forwarded copy breaks the signature)."
+            ),
         )
     click.echo(f"stored {relative} (DKIM: {status})")
     at = (
