@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from dns_server import NamedServer
+from gitrepo import commit, example_repo, git
 from portfolio import copy_example, write
 from signing import reseal
 from test_apply_faults import (
@@ -36,39 +36,12 @@ from pipeline import api
 from pipeline.cli import main
 
 AT = "2026-11-28T09:00:00"
-GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test Analyst",
-    "GIT_AUTHOR_EMAIL": "analyst@msp.example",
-    "GIT_COMMITTER_NAME": "Test Analyst",
-    "GIT_COMMITTER_EMAIL": "analyst@msp.example",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-        check=True,
-    ).stdout
-
-
-def commit(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """The example portfolio as a git repository: `main` with one commit, then branch `change`."""
-    root = copy_example(tmp_path / "repo")
-    git(root, "init", "-q", "-b", "main")
-    commit(root, "example portfolio")
-    git(root, "checkout", "-q", "-b", "change")
-    return root
+    return example_repo(tmp_path / "repo")
 
 
 def plan(repo: Path, *args: str) -> Result:

@@ -6,12 +6,11 @@ when portfolio-wide policy changed, and a bad REF or a directory outside git is 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from gitrepo import commit, example_repo, git
 from portfolio import copy_example, write
 
 from pipeline.cli import main
@@ -27,28 +26,6 @@ ALL_ZONES = [
 AT = "2026-11-28"  # the README's quick-start time: every example change is covered and plannable
 
 
-def git(repo: Path, *args: str) -> str:
-    # A fixed identity and no user or system config, so the test runs the same on any machine.
-    env = {
-        **os.environ,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "Test Analyst",
-        "GIT_AUTHOR_EMAIL": "analyst@msp.example",
-        "GIT_COMMITTER_NAME": "Test Analyst",
-        "GIT_COMMITTER_EMAIL": "analyst@msp.example",
-    }
-    done = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=env, check=True
-    )
-    return done.stdout
-
-
-def commit(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-
-
 def append(path: Path, text: str) -> None:
     with path.open("a", encoding="utf-8") as f:
         f.write(text)
@@ -57,11 +34,7 @@ def append(path: Path, text: str) -> None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """The example portfolio as a git repository: `main` with one commit, then branch `change`."""
-    root = copy_example(tmp_path / "repo")
-    git(root, "init", "-q", "-b", "main")
-    commit(root, "example portfolio")
-    git(root, "checkout", "-q", "-b", "change")
-    return root
+    return example_repo(tmp_path / "repo")
 
 
 def plan(repo: Path, *args: str) -> Result:

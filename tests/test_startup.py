@@ -14,7 +14,6 @@ times.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from datetime import datetime
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from portfolio import copy_example, write
+from gitrepo import commit, example_repo, git
+from portfolio import write
 
 from pipeline import api
 from pipeline.cli import main
@@ -33,14 +33,6 @@ from pipeline.records.policy_seal import current_snapshot
 Format = api.Format
 
 AT = "2026-11-28T09:00:00"
-GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test Analyst",
-    "GIT_AUTHOR_EMAIL": "analyst@msp.example",
-    "GIT_COMMITTER_NAME": "Test Analyst",
-    "GIT_COMMITTER_EMAIL": "analyst@msp.example",
-}
 # Imported by the full plan path, never by a no-op plan: the libraries, and ours that load and
 # judge the portfolio (a module of this list in a no-op plan undoes the shortcut).
 HEAVY_LIBRARIES = ("octodns", "dns", "jsonschema", "cryptography", "yaml", "boto3", "logging")
@@ -58,29 +50,10 @@ PLAN_MACHINERY = (
 )
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-        check=True,
-    ).stdout
-
-
-def commit(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """The example portfolio as a git repository: `main` with one commit, then branch `change`."""
-    root = copy_example(tmp_path / "repo")
-    git(root, "init", "-q", "-b", "main")
-    commit(root, "example portfolio")
-    git(root, "checkout", "-q", "-b", "change")
-    return root
+    return example_repo(tmp_path / "repo")
 
 
 def plan(repo: Path, *args: str, env: dict[str, str] | None = None) -> Result:
