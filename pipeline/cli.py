@@ -316,14 +316,9 @@ def _report_changed(changed: ChangedZones, ref: str, at_most: int = 20) -> None:
 
 
 def _write_plan(out: Path, text: str) -> None:
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"cannot write the plan: {exc.strerror or exc}",
-            file=out,
-            hint="Give --out a file in a directory that exists and that you may write.",
-        ) from None
+    from pipeline.load.files import write_output
+
+    write_output(out, text, what="plan")
 
 
 @main.command()

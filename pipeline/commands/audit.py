@@ -18,6 +18,7 @@ from pipeline.commands.record_common import (
     _store,
 )
 from pipeline.errors import EXIT_GATE, InputError
+from pipeline.load.files import write_output
 from pipeline.records.policy_of_record import GENESIS_PIN
 from pipeline.records.record import (
     plain,
@@ -145,7 +146,7 @@ def anchor_command(out: Path) -> None:
       dmarcops audit anchor --out ~/dmarcops-anchors/2026-12-01.json
     """
     anchor = make_anchor(_store().changes_dir)
-    out.write_text(json.dumps(anchor, indent=1) + "\n", encoding="utf-8")
+    write_output(out, json.dumps(anchor, indent=1) + "\n", what="anchor")
     click.echo(f"anchored: ledger line {anchor['seq']}, head {anchor['head']} -> {out}")
 
 

@@ -16,7 +16,7 @@ from pipeline.clock import read_only_time
 from pipeline.commands.common import AT_FORMATS, echo_warning, reports_errors
 from pipeline.errors import InputError
 from pipeline.gate.request_loader import collect_requests
-from pipeline.load.files import replace_text
+from pipeline.load.files import write_output
 from pipeline.records.policy_of_record import portfolio_of_record, roster_of_record
 from pipeline.records.store import RecordStore
 from pipeline.render.calendar import render_json, render_markdown, render_text
@@ -133,14 +133,7 @@ def calendar(
 
 
 def _write(path: Path, text: str) -> None:
-    try:
-        replace_text(path, text, root=path.resolve().parent)
-    except OSError as exc:
-        raise InputError(
-            f"cannot write the calendar: {clean(exc.strerror or str(exc))}",
-            file=path,
-            hint="Give --out a file in a directory that exists and that you may write.",
-        ) from None
+    write_output(path, text, what="calendar")
     click.echo(f"wrote {clean(str(path))}", err=True)
 
 

@@ -28,6 +28,7 @@ from pipeline.drift import recommend
 from pipeline.drift import render as drift_render
 from pipeline.drift.detect import detect as detect_drift
 from pipeline.errors import EXIT_INPUT, InputError
+from pipeline.load.files import write_output
 from pipeline.load.portfolio import Portfolio
 from pipeline.load.request_files import Selector
 from pipeline.plan.build import PlanOptions
@@ -73,14 +74,7 @@ def _options(
 def _write(out: Path | None, text: str, repo: Path) -> None:
     if out is None:
         return
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"cannot write the report: {exc.strerror or exc}",
-            file=out,
-            hint="Give --out a file in a directory that exists and that you may write.",
-        ) from None
+    write_output(out, text, what="report")
 
 
 _SCOPE = [

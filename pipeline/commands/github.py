@@ -37,7 +37,7 @@ from pipeline.github.payloads import PullRequest
 from pipeline.github.pr import PullRequestGateOptions, run_pull_request_gate
 from pipeline.github.setup import GITHUB_ACTIONS_APP_ID
 from pipeline.github.verdict import CHECK_NAME, STATUS_CONTEXT
-from pipeline.load.files import exists, read_text
+from pipeline.load.files import exists, read_text, write_output
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.text.safe import clean, shown
 
@@ -192,7 +192,7 @@ def merge_command(nameservers: tuple[str, ...], at: datetime | None, out: Path |
     report(api, result)
     saved = repo / "changes" / "plans" / f"{result.plan_hash}.json"
     if out is not None and exists(saved):
-        out.write_text(read_text(saved, root=repo, log=True), encoding="utf-8")
+        write_output(out, read_text(saved, root=repo, log=True), what="plan")
     click.echo(f"plan {result.plan_hash[:16]}: {clean(result.message)}")
     for record in result.records:
         click.echo(

@@ -20,6 +20,7 @@ from pipeline.clock import read_only_time
 from pipeline.commands.common import AT_FORMATS, echo_error, echo_warning, reports_errors
 from pipeline.errors import EXIT_INPUT, InputError
 from pipeline.gate import decide
+from pipeline.load.files import write_output
 from pipeline.load.portfolio import load_portfolio
 from pipeline.records.policy_of_record import portfolio_of_record
 from pipeline.reports.asn import load_asn_table
@@ -223,16 +224,7 @@ def summary_command(
     summary = summarise(rows, client_id, chosen, start, until, asn=asn)
     unknown = unknown_senders(rows, portfolio.senders)
     if chart is not None:
-        try:
-            if chart.is_symlink():
-                raise OSError(0, "it is a symbolic link; not written through")
-            chart.write_text(svg_chart(summary), encoding="utf-8")
-        except OSError as exc:
-            raise InputError(
-                f"cannot write the chart: {exc.strerror or exc}",
-                file=chart,
-                hint="Give --chart a file in a directory that exists and that you may write.",
-            ) from None
+        write_output(chart, svg_chart(summary), what="chart", option="--chart")
     if fmt == "json":
         click.echo(render_json(summary, unknown), nl=False)
     elif fmt == "csv":

@@ -38,6 +38,7 @@ from pipeline.github.verdict import (
     gate_pull_request,
     pr_author_ids,
 )
+from pipeline.load.files import write_output
 from pipeline.load.portfolio import Portfolio
 from pipeline.load.yamlfile import load_yaml
 from pipeline.model import Severity
@@ -310,7 +311,7 @@ def run_pull_request_gate(
         gated = replace(gated, verdict_name=options.check_name)
 
     if options.out is not None:
-        options.out.write_text(render_json(plan, request_refs(gated.coverage)), encoding="utf-8")
+        write_output(options.out, render_json(plan, request_refs(gated.coverage)), what="plan")
     for line in finding_annotations(gated, portfolio, options.workspace or repo):
         echo(line)
     body = render_comment(gated, portfolio, roster, details_url=options.target_url)

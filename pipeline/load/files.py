@@ -369,11 +369,29 @@ def replace_text(path: Path, text: str, *, root: Path | None = None) -> Path:
     return replace_bytes(path, text.encode("utf-8"), root=root)
 
 
-def replace_bytes(path: Path, data: bytes, *, root: Path | None = None) -> Path:
-    """As `replace_text`, for bytes (a pull request's files laid over the default branch)."""
+def write_output(path: Path, text: str, *, what: str, option: str = "--out") -> None:
+    """A file a command's user named (`--out`, `--chart`), written as `replace_text` writes:
+    beside the name, then renamed over it. So a symbolic link at that name (one a pull request
+    committed where a workflow writes `--out plan.json`) is replaced, never written through to
+    the file it points at. The directory must exist; a failure is an InputError naming the file."""
+    try:
+        replace_bytes(path, text.encode("utf-8"), make_parents=False)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the {what}: {exc.strerror or exc}",
+            file=path,
+            hint=f"Give {option} a file in a directory that exists and that you may write.",
+        ) from None
+
+
+def replace_bytes(
+    path: Path, data: bytes, *, root: Path | None = None, make_parents: bool = True
+) -> Path:
+    """As `replace_text`, for bytes (a pull request's files laid over the default branch).
+    `make_parents=False`: the directory must exist (a file the user named)."""
     import tempfile  # only writers need it; every command reads through this module
 
-    directory = make_dir(path.parent, root=root)
+    directory = make_dir(path.parent, root=root) if make_parents else path.parent
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as out:
