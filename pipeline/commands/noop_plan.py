@@ -51,7 +51,7 @@ from pathlib import Path, PurePosixPath
 from pipeline.errors import InputError
 from pipeline.load.files import exists, is_real_dir, read_bytes
 from pipeline.load.limits import DEFAULT_LIMITS
-from pipeline.plan.changes import ChangedZones
+from pipeline.plan.changes import GIT_TIMEOUT, ChangedZones
 from pipeline.records.policy_seal import POLICY_DIR, PolicySnapshot, _walk
 
 # The top directories the plan reads (portfolio, zone files, requests, ledger and records, the
@@ -63,8 +63,6 @@ PLAN_INPUTS = frozenset({"policy", "zones", "changes", "sandbox"})
 LEDGER_NAME = "ledger.jsonl"
 GENESIS_PIN = "DMARCOPS_GENESIS"
 LEDGER_PATH = f"changes/{LEDGER_NAME}"
-# As pipeline.plan.changes.GIT_TIMEOUT: git answering slowly is no reason to take the full path.
-GIT_TIMEOUT = 60.0
 
 
 def last_policy_seal(changes_dir: Path) -> str | None:
