@@ -2063,44 +2063,33 @@ def test_a_signature_verifies_only_with_a_persons_roster_key(world: World) -> No
     assert not verify_signature(roster, "dmarcops-bot", payload, bot)
 
 
-def test_a_key_file_that_is_not_an_ed25519_pem_is_refused(tmp_path: Path) -> None:
+def ecdsa_pem(path: Path) -> Path:
+    path.write_bytes(
+        generate_private_key(SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def test_a_key_file_that_is_not_an_ed25519_pem_is_refused_naming_it_and_what_to_do(
+    tmp_path: Path,
+) -> None:
     text = tmp_path / "notes.pem"
     text.write_text("hello\n")
     with pytest.raises(InputError) as caught:
         load_private_key(text)
     assert caught.value.message == "not an unencrypted PEM private key"
-    ecdsa = tmp_path / "ecdsa.pem"
-    ecdsa.write_bytes(
-        generate_private_key(SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    with pytest.raises(InputError) as caught:
-        load_private_key(ecdsa)
-    assert caught.value.message == "not an Ed25519 key"
-
-
-def test_a_key_file_refusal_names_the_file_and_what_to_do(tmp_path: Path) -> None:
-    text = tmp_path / "notes.pem"
-    text.write_text("hello\n")
-    with pytest.raises(InputError) as caught:
-        load_private_key(text)
     assert (caught.value.file, caught.value.hint) == (
         text,
         "Use the file `dmarcops keygen --out FILE` wrote.",
     )
-    ecdsa = tmp_path / "ecdsa.pem"
-    ecdsa.write_bytes(
-        generate_private_key(SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    ecdsa = ecdsa_pem(tmp_path / "ecdsa.pem")
     with pytest.raises(InputError) as caught:
         load_private_key(ecdsa)
+    assert caught.value.message == "not an Ed25519 key"
     assert (caught.value.file, caught.value.hint) == (
         ecdsa,
         "Create one with `dmarcops keygen --out FILE`.",
